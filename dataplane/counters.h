@@ -1,0 +1,73 @@
+// Per-worker counters. Each counter has exactly one writer (its worker lcore); readers on other
+// threads (the main lcore's stats dump, later the control socket) load it relaxed. The increment is
+// a load and a store, not an atomic read-modify-write: no lock prefix on the packet path.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace weir::dataplane {
+
+class Counter {
+ public:
+  void add(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Why a packet was dropped. Names are the `reason` label values of the metrics (docs/metrics.md).
+enum class DropReason : uint8_t {
+  bad_checksum,       // IPv4 header or ICMP/TCP checksum wrong
+  truncated,          // frame shorter than the headers it announces
+  malformed,          // a header field out of its allowed values (IPv4 version, IHL < 5, ARP lengths)
+  fragment,           // IPv4 fragment: no reassembly (docs/architecture.md)
+  ttl_expired,        // TTL 0 on arrival
+  not_ours,           // addressed to another host or an unowned address
+  unsupported,        // a protocol or ICMP type the dataplane does not serve
+  no_neighbour,       // next hop unresolved after the ARP retries, or its wait queue full
+  tx_ring_full,       // the device refused the burst; the unsent mbufs were freed
+  mbuf_exhausted,     // no mbuf to build a reply
+  count_,
+};
+
+constexpr std::array<std::string_view, static_cast<size_t>(DropReason::count_)> kDropReasonNames = {
+    "bad_checksum", "truncated",   "malformed",    "fragment",     "ttl_expired",
+    "not_ours",     "unsupported", "no_neighbour", "tx_ring_full", "mbuf_exhausted",
+};
+
+struct PortCounters {
+  Counter rx_packets;
+  Counter rx_bytes;
+  Counter tx_packets;
+  Counter tx_bytes;
+  std::array<Counter, static_cast<size_t>(DropReason::count_)> drops;
+
+  void drop(DropReason reason, uint64_t n = 1) { drops[static_cast<size_t>(reason)].add(n); }
+  uint64_t dropped(DropReason reason) const { return drops[static_cast<size_t>(reason)].get(); }
+};
+
+// Layer 2/3 events that are not drops: what the ARP and ICMP code did.
+struct L3Counters {
+  Counter arp_requests_answered;
+  Counter arp_requests_sent;
+  Counter arp_replies_learned;
+  Counter gratuitous_arp_sent;
+  Counter neighbour_resolution_failures;
+  Counter icmp_echo_replies;
+  Counter icmp_errors_to_tcp;  // ICMP errors concerning TCP flows, handed to the TCP layer
+};
+
+struct WorkerLoopCounters {
+  Counter polls;
+  Counter busy_polls;   // polls that found work
+  Counter busy_cycles;  // TSC cycles spent in polls that found work
+  Counter total_cycles; // TSC cycles since the loop started (updated each poll)
+  Counter sleeps;
+};
+
+}  // namespace weir::dataplane

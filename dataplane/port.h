@@ -1,0 +1,69 @@
+// DPDK ethdev setup: one RX and one TX queue per worker per port, RSS with a known Toeplitz key,
+// checksum offloads where the device offers them. The only file that configures ethdev.
+#pragma once
+
+#include <rte_mempool.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/packet_io.h"
+#include "dataplane/tx_buffers.h"
+
+namespace weir::dataplane {
+
+// The Toeplitz key programmed into every RSS-capable port: the key of Microsoft's RSS
+// specification, whose published test vectors let tests check the software hash (rss.h) that
+// predicts which worker a 4-tuple lands on.
+inline constexpr std::array<uint8_t, 40> kRssToeplitzKey = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
+
+struct PortRequest {
+  std::string name;    // the config's port name, for messages
+  std::string device;  // a vdev name (net_af_packet0) or a PCI address
+  uint16_t mtu = 1500;
+};
+
+struct PortCapabilities {
+  bool rss = false;                // RSS configured with kRssToeplitzKey across the workers' queues
+  bool rx_ipv4_checksum = false;   // the device validates IPv4 header checksums (ol_flags)
+  bool rx_l4_checksum = false;     // the device validates TCP checksums
+  bool tx_ipv4_checksum = false;   // the device can compute IPv4 header checksums
+  bool tx_tcp_checksum = false;    // the device can compute TCP checksums
+};
+
+struct OpenPort {
+  PortRequest request;
+  uint16_t dpdk_port_id = 0;
+  std::array<uint8_t, 6> mac{};
+  PortCapabilities capabilities;
+  std::string driver;
+};
+
+// Opens and starts every port with `queues` RX/TX queue pairs fed from `pool`.
+// Returns false and fills `error` with a message naming the port and the cause.
+bool open_ports(const std::vector<PortRequest>& requests, uint16_t queues, rte_mempool* pool,
+                std::vector<OpenPort>& ports, std::string& error);
+
+void close_ports(std::vector<OpenPort>& ports);
+
+// A worker's view of the ports: its own queue on each.
+class EthdevQueueIo final : public PacketIo {
+ public:
+  EthdevQueueIo(const std::vector<OpenPort>& ports, uint16_t queue);
+  PortIndex port_count() const override { return port_count_; }
+  uint16_t receive(PortIndex port, rte_mbuf** packets, uint16_t max) override;
+  uint16_t transmit(PortIndex port, rte_mbuf** packets, uint16_t count) override;
+
+ private:
+  std::array<uint16_t, kMaxPorts> dpdk_port_ids_{};
+  PortIndex port_count_ = 0;
+  uint16_t queue_;
+};
+
+}  // namespace weir::dataplane

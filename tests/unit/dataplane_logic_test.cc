@@ -1,0 +1,90 @@
+// Pure dataplane logic that needs no mbufs: idle backoff policy and the RSS Toeplitz hash.
+#include <gtest/gtest.h>
+#include <rte_thash.h>
+
+#include <random>
+
+#include "dataplane/idle_backoff.h"
+#include "dataplane/port.h"
+#include "dataplane/rss.h"
+
+namespace weir::dataplane {
+namespace {
+
+TEST(IdleBackoff, SpinsThenSleepsProgressivelyUpToTheCap) {
+  IdleBackoff backoff(IdleMode::backoff, 200);
+  for (uint32_t i = 0; i < IdleBackoff::kSpinPolls; ++i) ASSERT_EQ(backoff.after_poll(false), 0u) << i;
+  const std::vector<uint32_t> expected = {1, 2, 4, 8, 16, 32, 64, 128, 200, 200, 200};
+  for (uint32_t want : expected) EXPECT_EQ(backoff.after_poll(false), want);
+}
+
+TEST(IdleBackoff, TrafficReturnsToFullSpeedAtOnce) {
+  IdleBackoff backoff(IdleMode::backoff, 200);
+  for (int i = 0; i < 1000; ++i) backoff.after_poll(false);
+  ASSERT_EQ(backoff.after_poll(false), 200u);
+  EXPECT_EQ(backoff.after_poll(true), 0u);
+  // After traffic the worker spins again before the first short sleep.
+  for (uint32_t i = 0; i < IdleBackoff::kSpinPolls; ++i) ASSERT_EQ(backoff.after_poll(false), 0u);
+  EXPECT_EQ(backoff.after_poll(false), 1u);
+}
+
+TEST(IdleBackoff, BusyPollNeverSleeps) {
+  IdleBackoff backoff(IdleMode::busy_poll, 200);
+  for (int i = 0; i < 10000; ++i) ASSERT_EQ(backoff.after_poll(false), 0u);
+}
+
+TEST(IdleBackoff, CapSmallerThanFirstSleepIsHonoured) {
+  IdleBackoff backoff(IdleMode::backoff, 1);
+  for (uint32_t i = 0; i < IdleBackoff::kSpinPolls; ++i) backoff.after_poll(false);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(backoff.after_poll(false), 1u);
+}
+
+uint32_t ip(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+  return uint32_t{a} << 24 | uint32_t{b} << 16 | uint32_t{c} << 8 | d;
+}
+
+// Verification vectors of Microsoft's RSS specification ("Verifying the RSS hash calculation"),
+// computed with the key in kRssToeplitzKey.
+TEST(Rss, MatchesTheSpecificationsVerificationVectors) {
+  struct Vector {
+    uint32_t destination;
+    uint16_t destination_port;
+    uint32_t source;
+    uint16_t source_port;
+    uint32_t ipv4_hash;
+    uint32_t ipv4_tcp_hash;
+  };
+  const Vector vectors[] = {
+      {ip(161, 142, 100, 80), 1766, ip(66, 9, 149, 187), 2794, 0x323e8fc2, 0x51ccc178},
+      {ip(65, 69, 140, 83), 4739, ip(199, 92, 111, 2), 14230, 0xd718262a, 0xc626b0ea},
+      {ip(12, 22, 207, 184), 38024, ip(24, 19, 198, 95), 12898, 0xd2d0a5de, 0x5c2b394a},
+      {ip(209, 142, 163, 6), 2217, ip(38, 27, 205, 30), 48228, 0x82989176, 0xafc7327f},
+      {ip(202, 188, 127, 2), 1303, ip(153, 39, 163, 191), 44251, 0x5d1809c5, 0x10e828a2},
+  };
+  for (const Vector& v : vectors) {
+    const auto tcp = rss_ipv4_tcp_input(v.source, v.destination, v.source_port, v.destination_port);
+    EXPECT_EQ(toeplitz_hash(kRssToeplitzKey, tcp), v.ipv4_tcp_hash);
+    EXPECT_EQ(toeplitz_hash(kRssToeplitzKey, std::span<const uint8_t>(tcp.data(), 8)), v.ipv4_hash);
+  }
+}
+
+// DPDK's own software RSS (rte_softrss) is an independent implementation of the same function.
+TEST(Rss, AgreesWithDpdkSoftRssOnRandomTuples) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    const uint32_t source = rng(), destination = rng();
+    const uint16_t sport = static_cast<uint16_t>(rng()), dport = static_cast<uint16_t>(rng());
+    rte_ipv4_tuple tuple{};
+    tuple.src_addr = source;
+    tuple.dst_addr = destination;
+    tuple.sport = sport;
+    tuple.dport = dport;
+    const uint32_t dpdk = rte_softrss(reinterpret_cast<uint32_t*>(&tuple), RTE_THASH_V4_L4_LEN,
+                                      kRssToeplitzKey.data());
+    const auto input = rss_ipv4_tcp_input(source, destination, sport, dport);
+    ASSERT_EQ(toeplitz_hash(kRssToeplitzKey, input), dpdk) << i;
+  }
+}
+
+}  // namespace
+}  // namespace weir::dataplane
