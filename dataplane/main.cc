@@ -1,1 +1,43 @@
-int main() { return 0; }
+// weir-dataplane: argument parsing only; the process itself is dataplane/process.cc.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "config/config.h"
+#include "dataplane/process.h"
+
+namespace {
+
+void print_usage(FILE* out) {
+  std::fprintf(out,
+               "usage: weir-dataplane --config FILE\n"
+               "       weir-dataplane --check-config FILE\n"
+               "\n"
+               "  --config FILE        run the dataplane described by FILE\n"
+               "  --check-config FILE  validate FILE, print every error as FILE:LINE:COLUMN: path: "
+               "message, exit 0 if valid, 1 if not\n");
+}
+
+int load_and(const std::string& path, bool run) {
+  const weir::config::LoadResult result = weir::config::load_file(path);
+  for (const auto& error : result.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+  if (!result.ok()) return 1;
+  if (!run) {
+    std::printf("%s: configuration is valid\n", path.c_str());
+    return 0;
+  }
+  return weir::dataplane::run(result.config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 3 && std::strcmp(argv[1], "--check-config") == 0) return load_and(argv[2], false);
+  if (argc == 3 && std::strcmp(argv[1], "--config") == 0) return load_and(argv[2], true);
+  if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    print_usage(stdout);
+    return 0;
+  }
+  print_usage(stderr);
+  return 2;
+}

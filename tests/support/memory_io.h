@@ -1,0 +1,79 @@
+// An in-memory PacketIo: tests push frames into a port's RX queue and read what the code under
+// test transmitted, with no DPDK port. Bounded like a real ring: transmit takes at most
+// `tx_capacity` packets per port until the test drains them.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+#include "dataplane/packet_io.h"
+
+namespace weir::test {
+
+class MemoryIo final : public dataplane::PacketIo {
+ public:
+  MemoryIo(dataplane::PortIndex ports, rte_mempool* pool, size_t tx_capacity = 4096)
+      : pool_(pool), rx_(ports), tx_(ports), tx_capacity_(tx_capacity) {}
+  ~MemoryIo() override {
+    for (auto& queue : rx_)
+      for (rte_mbuf* m : queue) rte_pktmbuf_free(m);
+    for (auto& queue : tx_)
+      for (rte_mbuf* m : queue) rte_pktmbuf_free(m);
+  }
+
+  dataplane::PortIndex port_count() const override {
+    return static_cast<dataplane::PortIndex>(rx_.size());
+  }
+
+  uint16_t receive(dataplane::PortIndex port, rte_mbuf** packets, uint16_t max) override {
+    uint16_t n = 0;
+    while (n < max && !rx_[port].empty()) {
+      packets[n++] = rx_[port].front();
+      rx_[port].pop_front();
+    }
+    return n;
+  }
+
+  uint16_t transmit(dataplane::PortIndex port, rte_mbuf** packets, uint16_t count) override {
+    uint16_t taken = 0;
+    while (taken < count && tx_[port].size() < tx_capacity_) tx_[port].push_back(packets[taken++]);
+    return taken;
+  }
+
+  // Copies `frame` into a fresh mbuf and queues it for reception on `port`.
+  void inject(dataplane::PortIndex port, const std::vector<uint8_t>& frame) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    if (m == nullptr) throw std::runtime_error("MemoryIo: mbuf pool exhausted");
+    char* data = rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size()));
+    if (data == nullptr) throw std::runtime_error("MemoryIo: frame larger than an mbuf");
+    std::memcpy(data, frame.data(), frame.size());
+    rx_[port].push_back(m);
+  }
+
+  // Removes and returns the frames transmitted on `port`, as bytes.
+  std::vector<std::vector<uint8_t>> drain(dataplane::PortIndex port) {
+    std::vector<std::vector<uint8_t>> frames;
+    for (rte_mbuf* m : tx_[port]) {
+      std::vector<uint8_t> bytes(rte_pktmbuf_pkt_len(m));
+      const void* p = rte_pktmbuf_read(m, 0, static_cast<uint32_t>(bytes.size()), bytes.data());
+      if (p != bytes.data()) std::memcpy(bytes.data(), p, bytes.size());
+      frames.push_back(std::move(bytes));
+      rte_pktmbuf_free(m);
+    }
+    tx_[port].clear();
+    return frames;
+  }
+
+ private:
+  rte_mempool* pool_;
+  std::vector<std::deque<rte_mbuf*>> rx_;
+  std::vector<std::deque<rte_mbuf*>> tx_;
+  size_t tx_capacity_;
+};
+
+}  // namespace weir::test
