@@ -1,0 +1,105 @@
+// The per-worker layer 2/3 stack: Ethernet dispatch, ARP (answering and resolving), IPv4
+// validation, ICMP echo. It owns the worker's neighbour table and hands TCP segments and ICMP
+// errors that concern TCP to a TransportHandler (the TCP stack, in its own issue).
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "dataplane/counters.h"
+#include "dataplane/net/ether.h"
+#include "dataplane/net/ipv4.h"
+#include "dataplane/net/neighbour_table.h"
+#include "dataplane/packet_io.h"
+#include "dataplane/tx_buffers.h"
+
+namespace weir::net {
+
+using dataplane::DropReason;
+using dataplane::L3Counters;
+using dataplane::PortCounters;
+using dataplane::PortIndex;
+using dataplane::TxBuffers;
+using dataplane::kMaxPorts;
+
+struct StackPort {
+  MacAddress mac{};
+  Ipv4Address address{};
+  uint8_t prefix_length = 24;
+  std::optional<Ipv4Address> gateway;
+  uint16_t mtu = 1500;
+  bool rx_ipv4_checksum_offload = false;  // trust RTE_MBUF_F_RX_IP_CKSUM_GOOD/BAD flags
+  bool rx_l4_checksum_offload = false;    // trust RTE_MBUF_F_RX_L4_CKSUM_GOOD/BAD flags
+};
+
+struct StackConfig {
+  std::vector<StackPort> ports;                 // indexed by PortIndex
+  std::vector<Ipv4Address> listener_addresses;  // answered by ARP and ICMP on every port
+  NeighbourTimers neighbour_timers{};
+  uint32_t neighbour_capacity = 1024;           // power of two
+  uint8_t ttl = 64;
+};
+
+// Receives what the stack does not handle itself. Owns each mbuf it is given.
+class TransportHandler {
+ public:
+  virtual ~TransportHandler() = default;
+  // A TCP segment for an owned address with verified IPv4 and TCP checksums. The mbuf's data
+  // starts at the IPv4 header.
+  virtual void tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) = 0;
+  // An ICMP error (RFC 792, RFC 5927) quoting a TCP header we sent. `quoted` points into the mbuf.
+  virtual void tcp_icmp_error(PortIndex port, uint8_t type, uint8_t code, rte_mbuf* packet,
+                              uint64_t now_us) = 0;
+};
+
+class Stack final : private NeighbourTable::Sink {
+ public:
+  Stack(const StackConfig& config, rte_mempool* pool, TxBuffers& tx,
+        std::array<PortCounters, kMaxPorts>& port_counters, L3Counters& l3_counters);
+
+  // Without a handler, TCP segments are dropped as `unsupported`.
+  void set_transport(TransportHandler* handler) { transport_ = handler; }
+
+  // Consumes one received frame.
+  void receive(PortIndex port, rte_mbuf* frame, uint64_t now_us);
+  // Sends gratuitous ARP for every owned address on every port.
+  void start(uint64_t now_us);
+  // Neighbour retries and expiry.
+  void tick(uint64_t now_us);
+
+  // Sends an IPv4 packet whose data starts at the IPv4 header (checksum already set) toward its
+  // destination: on-link directly, otherwise through the port's gateway. Owns `packet`.
+  void send_ipv4(PortIndex port, rte_mbuf* packet, uint64_t now_us);
+
+  bool owns(Ipv4Address address) const;
+  const NeighbourTable& neighbours() const { return neighbours_; }
+
+ private:
+  void receive_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us);
+  void receive_ipv4(PortIndex port, rte_mbuf* frame, uint64_t now_us);
+  void receive_icmp(PortIndex port, rte_mbuf* frame, uint32_t ip_header_length, uint64_t now_us);
+  void send_arp(PortIndex port, uint16_t operation, Ipv4Address sender, const MacAddress& target_mac,
+                Ipv4Address target, const MacAddress& ether_destination);
+  void drop(PortIndex port, rte_mbuf* frame, DropReason reason);
+
+  // NeighbourTable::Sink
+  void probe(PortIndex port, uint32_t address, const MacAddress* unicast) override;
+  void give_up(PortIndex port, rte_mbuf* packet) override;
+  void release(PortIndex port, const MacAddress& mac, rte_mbuf* packet) override;
+
+  StackConfig config_;
+  rte_mempool* pool_;
+  TxBuffers& tx_;
+  std::array<PortCounters, kMaxPorts>& port_counters_;
+  L3Counters& l3_counters_;
+  NeighbourTable neighbours_;
+  TransportHandler* transport_ = nullptr;
+  uint64_t next_expiry_us_ = 0;
+};
+
+}  // namespace weir::net

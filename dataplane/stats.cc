@@ -1,0 +1,72 @@
+#include "dataplane/stats.h"
+
+#include <string>
+
+namespace weir::dataplane {
+namespace {
+
+void append_counter(std::string& out, const char* name, uint64_t value, bool& first) {
+  if (!first) out += ',';
+  first = false;
+  out += '"';
+  out += name;
+  out += "\":";
+  out += std::to_string(value);
+}
+
+void append_port(std::string& out, const PortCounters& c) {
+  bool first = true;
+  out += '{';
+  append_counter(out, "rx_packets", c.rx_packets.get(), first);
+  append_counter(out, "rx_bytes", c.rx_bytes.get(), first);
+  append_counter(out, "tx_packets", c.tx_packets.get(), first);
+  append_counter(out, "tx_bytes", c.tx_bytes.get(), first);
+  out += ",\"drops\":{";
+  bool first_drop = true;
+  for (size_t r = 0; r < kDropReasonNames.size(); ++r) {
+    append_counter(out, std::string(kDropReasonNames[r]).c_str(), c.drops[r].get(), first_drop);
+  }
+  out += "}}";
+}
+
+}  // namespace
+
+void print_stats(FILE* out, const config::Config& config,
+                 const std::vector<std::unique_ptr<Worker>>& workers) {
+  std::string json = "{\"workers\":[";
+  for (size_t w = 0; w < workers.size(); ++w) {
+    const Worker& worker = *workers[w];
+    if (w != 0) json += ',';
+    json += "{\"id\":" + std::to_string(worker.id()) + ",\"loop\":{";
+    const WorkerLoopCounters& loop = worker.loop_counters();
+    bool first = true;
+    append_counter(json, "polls", loop.polls.get(), first);
+    append_counter(json, "busy_polls", loop.busy_polls.get(), first);
+    append_counter(json, "busy_cycles", loop.busy_cycles.get(), first);
+    append_counter(json, "total_cycles", loop.total_cycles.get(), first);
+    append_counter(json, "sleeps", loop.sleeps.get(), first);
+    json += "},\"l3\":{";
+    const L3Counters& l3 = worker.l3_counters();
+    first = true;
+    append_counter(json, "arp_requests_answered", l3.arp_requests_answered.get(), first);
+    append_counter(json, "arp_requests_sent", l3.arp_requests_sent.get(), first);
+    append_counter(json, "arp_replies_learned", l3.arp_replies_learned.get(), first);
+    append_counter(json, "gratuitous_arp_sent", l3.gratuitous_arp_sent.get(), first);
+    append_counter(json, "neighbour_resolution_failures", l3.neighbour_resolution_failures.get(),
+                   first);
+    append_counter(json, "icmp_echo_replies", l3.icmp_echo_replies.get(), first);
+    append_counter(json, "icmp_errors_to_tcp", l3.icmp_errors_to_tcp.get(), first);
+    json += "},\"ports\":{";
+    for (size_t p = 0; p < config.dataplane.ports.size(); ++p) {
+      if (p != 0) json += ',';
+      json += '"' + config.dataplane.ports[p].name + "\":";
+      append_port(json, worker.port_counters()[p]);
+    }
+    json += "}}";
+  }
+  json += "]}\n";
+  std::fputs(json.c_str(), out);
+  std::fflush(out);
+}
+
+}  // namespace weir::dataplane

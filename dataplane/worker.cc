@@ -1,0 +1,76 @@
+#include "dataplane/worker.h"
+
+#include <rte_cycles.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+namespace weir::dataplane {
+namespace {
+
+uint64_t monotonic_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+void sleep_us(uint32_t us) {
+  timespec ts{.tv_sec = 0, .tv_nsec = static_cast<long>(us) * 1000};
+  nanosleep(&ts, nullptr);
+}
+
+}  // namespace
+
+Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
+               const net::StackConfig& stack_config, rte_mempool* pool)
+    : settings_(settings),
+      io_(std::move(io)),
+      tx_(*io_, port_counters_),
+      stack_(stack_config, pool, tx_, port_counters_, l3_counters_),
+      backoff_(settings.idle_mode, settings.max_sleep_us) {}
+
+bool Worker::poll_once(uint64_t now_us) {
+  std::array<rte_mbuf*, kBurstSize> burst{};
+  bool found_work = false;
+  for (PortIndex port = 0; port < io_->port_count(); ++port) {
+    const uint16_t received = io_->receive(port, burst.data(), kBurstSize);
+    if (received == 0) continue;
+    found_work = true;
+    PortCounters& counters = port_counters_[port];
+    counters.rx_packets.add(received);
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < received; ++i) bytes += rte_pktmbuf_pkt_len(burst[i]);
+    counters.rx_bytes.add(bytes);
+    for (uint16_t i = 0; i < received; ++i) stack_.receive(port, burst[i], now_us);
+  }
+  stack_.tick(now_us);
+  tx_.flush_all();
+  return found_work;
+}
+
+void Worker::run(const std::atomic<bool>& stop) {
+  // The kernel's default 50 us timer slack would stretch every short backoff sleep; the backoff
+  // policy already decides how long to sleep.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+  uint64_t last_tsc = rte_rdtsc();
+  while (!stop.load(std::memory_order_relaxed)) {
+    const bool found_work = poll_once(monotonic_us());
+    const uint64_t now_tsc = rte_rdtsc();
+    const uint64_t elapsed = now_tsc - last_tsc;
+    last_tsc = now_tsc;
+    loop_counters_.polls.add();
+    loop_counters_.total_cycles.add(elapsed);
+    if (found_work) {
+      loop_counters_.busy_polls.add();
+      loop_counters_.busy_cycles.add(elapsed);
+    }
+    if (const uint32_t sleep = backoff_.after_poll(found_work); sleep != 0) {
+      loop_counters_.sleeps.add();
+      sleep_us(sleep);
+      const uint64_t after_sleep = rte_rdtsc();
+      loop_counters_.total_cycles.add(after_sleep - last_tsc);
+      last_tsc = after_sleep;
+    }
+  }
+}
+
+}  // namespace weir::dataplane

@@ -1,0 +1,58 @@
+// A worker lcore's state and poll loop. Shared-nothing: the Worker object owns everything the
+// packet path touches (its queues' I/O, TX buffers, protocol state, counters), is cache-aligned,
+// and is reached from other threads only through its counters (single writer, relaxed reads).
+#pragma once
+
+#include <rte_mempool.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "dataplane/counters.h"
+#include "dataplane/idle_backoff.h"
+#include "dataplane/net/stack.h"
+#include "dataplane/packet_io.h"
+#include "dataplane/tx_buffers.h"
+
+namespace weir::dataplane {
+
+struct WorkerSettings {
+  uint16_t id = 0;
+  IdleMode idle_mode = IdleMode::backoff;
+  uint32_t max_sleep_us = 200;
+};
+
+class alignas(64) Worker {
+ public:
+  Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
+         const ::weir::net::StackConfig& stack_config, rte_mempool* pool);
+
+  // Polls until `stop` becomes true. Runs on the worker's lcore.
+  void run(const std::atomic<bool>& stop);
+
+  // One iteration: receive a burst from every port, process it, run due timers, flush TX.
+  // Returns whether any packet was received. Exposed for tests that drive a worker step by step.
+  bool poll_once(uint64_t now_us);
+
+  // Work done once before the first poll (gratuitous ARP for owned addresses).
+  void start(uint64_t now_us) { stack_.start(now_us); tx_.flush_all(); }
+
+  uint16_t id() const { return settings_.id; }
+  const std::array<PortCounters, kMaxPorts>& port_counters() const { return port_counters_; }
+  const L3Counters& l3_counters() const { return l3_counters_; }
+  const WorkerLoopCounters& loop_counters() const { return loop_counters_; }
+
+ private:
+  WorkerSettings settings_;
+  std::unique_ptr<PacketIo> io_;
+  std::array<PortCounters, kMaxPorts> port_counters_{};
+  L3Counters l3_counters_{};
+  WorkerLoopCounters loop_counters_{};
+  TxBuffers tx_;
+  ::weir::net::Stack stack_;
+  IdleBackoff backoff_;
+};
+
+}  // namespace weir::dataplane
