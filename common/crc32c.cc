@@ -5,87 +5,138 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
+#include <cstring>
+
+#if defined(__SSE4_2__)
+#include <immintrin.h>
+#endif
 
 namespace weir {
 namespace {
 
-constexpr uint32_t kPolynomial = 0x82F63B78u;  // reflected Castagnoli polynomial
+// Representation used throughout: a polynomial of degree < 32 in a uint32_t, reflected as the CRC
+// register holds it, so bit 31 is the coefficient of x^0 and bit 0 that of x^31.
+constexpr uint32_t kPolynomial = 0x82F63B78u;  // P(x) without its x^32 term, reflected
+constexpr uint32_t kOne = 1u << 31;            // x^0
 
-// Product of two polynomials modulo P in the reflected representation (bit 31 is x^0).
-constexpr uint32_t multiply_mod_p(uint32_t a, uint32_t b) {
+// a * b mod P, one bit of a at a time. Used at compile time for the power table; at run time too
+// on targets without carry-less multiply.
+constexpr uint32_t multiply_bitwise(uint32_t a, uint32_t b) {
   uint32_t product = 0;
-  for (uint32_t bit = 1u << 31; bit != 0; bit >>= 1) {
+  for (uint32_t bit = kOne; bit != 0; bit >>= 1) {
     if (a & bit) product ^= b;
     b = (b & 1) ? (b >> 1) ^ kPolynomial : b >> 1;  // b *= x
   }
   return product;
 }
 
-// kPowers[k] = x^(2^k) mod P, computed at compile time by repeated squaring. A shift by d bytes
-// is x^(8d): bit j of d selects kPowers[j + 3], so a 64-bit d needs k up to 66.
+#if defined(__PCLMUL__) && defined(__SSE4_2__)
+// a * b mod P with PCLMULQDQ and the CRC32 instruction. The 64-bit carry-less product of two
+// reflected 32-bit values holds x^(62-i) at bit i; shifted left once it is a reflected 64-bit
+// polynomial (bit i = x^(63-i)) whose low half is the coefficients of x^63..x^32 and whose high
+// half those of x^31..x^0. The CRC32 instruction on a zero register maps a reflected 32-bit V to
+// V * x^32 mod P (Intel SDM, CRC32), which reduces the low half; the high half is already reduced.
+uint32_t multiply(uint32_t a, uint32_t b) {
+  const __m128i product = _mm_clmulepi64_si128(_mm_cvtsi32_si128(static_cast<int>(a)),
+                                               _mm_cvtsi32_si128(static_cast<int>(b)), 0x00);
+  const uint64_t reflected = static_cast<uint64_t>(_mm_cvtsi128_si64(product)) << 1;
+  return _mm_crc32_u32(0, static_cast<uint32_t>(reflected)) ^
+         static_cast<uint32_t>(reflected >> 32);
+}
+#else
+uint32_t multiply(uint32_t a, uint32_t b) {
+  return multiply_bitwise(a, b);
+}
+#endif
+
+// kPowers[j] = x^(2^j) mod P, by repeated squaring at compile time. A shift by d bytes multiplies
+// by x^(8d); bit i of d selects x^(2^(i+3)) = kPowers[i + 3], so a 64-bit d needs j up to 66.
 constexpr std::array<uint32_t, 67> make_powers() {
   std::array<uint32_t, 67> powers{};
-  powers[0] = 1u << 30;  // x^1
-  for (size_t k = 1; k < powers.size(); ++k)
-    powers[k] = multiply_mod_p(powers[k - 1], powers[k - 1]);
+  powers[0] = kOne >> 1;  // x^1
+  for (size_t j = 1; j < powers.size(); ++j)
+    powers[j] = multiply_bitwise(powers[j - 1], powers[j - 1]);
   return powers;
 }
 
 constexpr std::array<uint32_t, 67> kPowers = make_powers();
 
+// x^32 mod P is P without its leading term: a cheap check that the table and the reflected
+// representation agree.
+static_assert(kPowers[5] == kPolynomial);
+
+#if defined(__SSE4_2__)
+// Below this many bytes the CRC32 instruction in a plain loop beats ISA-L, which costs ~18 ns
+// before the first byte and switches to its fast folding only at 256 bytes (measured on the CI
+// machine: 64 B 7 ns vs 21 ns, 192 B 21 ns vs 43 ns, 256 B 28 ns vs 22 ns). The hop stamp hashes
+// 4 + 4 bytes, so this is most of its cost.
+constexpr size_t kSmallInput = 256;
+
+uint32_t extend_register_small(uint32_t reg, const unsigned char* p, size_t n) {
+  uint64_t reg64 = reg;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);  // little-endian: the first byte is the first fed, as CRC32 wants
+    reg64 = _mm_crc32_u64(reg64, word);
+  }
+  reg = static_cast<uint32_t>(reg64);
+  if (n >= 4) {
+    uint32_t word;
+    std::memcpy(&word, p, 4);
+    reg = _mm_crc32_u32(reg, word);
+    p += 4;
+    n -= 4;
+  }
+  for (; n > 0; ++p, --n) reg = _mm_crc32_u8(reg, *p);
+  return reg;
+}
+#endif
+
+// Continues a raw register over n bytes. crc32_iscsi takes an int length: large buffers go in
+// pieces.
+uint32_t extend_register(uint32_t reg, const void* data, size_t n) {
+  // ISA-L takes a non-const pointer but only reads through it.
+  auto* p = static_cast<unsigned char*>(const_cast<void*>(data));
+#if defined(__SSE4_2__)
+  if (n < kSmallInput) return extend_register_small(reg, p, n);
+#endif
+  constexpr size_t kMaxPiece = size_t{1} << 30;
+  while (n > 0) {
+    const size_t piece = std::min(n, kMaxPiece);
+    reg = crc32_iscsi(p, static_cast<int>(piece), reg);
+    p += piece;
+    n -= piece;
+  }
+  return reg;
+}
+
 }  // namespace
 
 uint32_t crc32c(const void* data, size_t n) {
-  return ~crc32_iscsi(static_cast<unsigned char*>(const_cast<void*>(data)), static_cast<int>(n),
-                      0xFFFFFFFFu);
+  return crc32c_extend(0, data, n);
 }
 
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t n) {
-  uint32_t reg = ~crc;
-  const auto* p = static_cast<const unsigned char*>(data);
-  // crc32_iscsi takes an int length; feed very large buffers in pieces.
-  while (n > 0) {
-    const size_t chunk = std::min<size_t>(n, 1u << 30);
-    reg = crc32_iscsi(const_cast<unsigned char*>(p), static_cast<int>(chunk), reg);
-    p += chunk;
-    n -= chunk;
-  }
-  return ~reg;
-}
-
-void Crc32cStream::update(const void* data, size_t n) {
-  reg_ = ~crc32c_extend(~reg_, data, n);
+  // A finished CRC is the register complemented; complementing again resumes it.
+  return ~extend_register(~crc, data, n);
 }
 
 uint32_t crc32c_shift(uint32_t reg, uint64_t zero_bytes) {
-  // x^(8d) = product of x^(2^k) over the set bits k of 8d, i.e. bits of d shifted by 3.
-  size_t k = 3;
-  while (zero_bytes != 0) {
-    if (zero_bytes & 1) reg = multiply_mod_p(kPowers[k], reg);
-    zero_bytes >>= 1;
-    ++k;
+  for (size_t j = 3; zero_bytes != 0; zero_bytes >>= 1, ++j) {
+    if (zero_bytes & 1) reg = multiply(kPowers[j], reg);
   }
   return reg;
 }
 
 uint32_t crc32c_update(uint32_t message_crc, uint64_t message_length, uint64_t offset,
                        const void* old_bytes, const void* new_bytes, size_t k) {
-  assert(offset + k <= message_length);
-  const auto* old_p = static_cast<const uint8_t*>(old_bytes);
-  const auto* new_p = static_cast<const uint8_t*>(new_bytes);
-  // The CRC register is linear in the message once the initial value and final XOR cancel, which
-  // they do between two messages of one length: CRC(M') ^ CRC(M) = lin(M' ^ M). The difference is
-  // zero outside [offset, offset + k); leading zeros do not move a zero register, trailing ones
-  // multiply by x^8 each.
-  uint32_t delta_reg = 0;
-  std::array<uint8_t, 64> delta{};
-  for (size_t done = 0; done < k;) {
-    const size_t chunk = std::min(delta.size(), k - done);
-    for (size_t i = 0; i < chunk; ++i) delta[i] = old_p[done + i] ^ new_p[done + i];
-    delta_reg = crc32_iscsi(delta.data(), static_cast<int>(chunk), delta_reg);
-    done += chunk;
-  }
-  return message_crc ^ crc32c_shift(delta_reg, message_length - offset - k);
+  assert(k <= message_length && offset <= message_length - k);
+  // Between two messages of one length the initial value and the final XOR cancel, leaving the
+  // linear part: CRC(M) ^ CRC(M') = reg(M ^ M'), reg with a zero initial register. M ^ M' is zero
+  // outside [offset, offset + k): leading zeros leave a zero register at zero, the trailing ones
+  // are the shift. And reg(old ^ new) = reg(old) ^ reg(new), so no buffer for the XOR is needed.
+  const uint32_t delta = extend_register(0, old_bytes, k) ^ extend_register(0, new_bytes, k);
+  return message_crc ^ crc32c_shift(delta, message_length - offset - k);
 }
 
 }  // namespace weir

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
@@ -50,7 +52,13 @@ TEST(Crc32c, EmptyInput) {
 TEST(Crc32c, RandomLengthsAtEveryAlignmentMatchTheBitwiseReference) {
   std::mt19937 rng(1);
   std::vector<uint8_t> buffer = random_bytes(rng, 65536 + 16);
-  std::vector<size_t> lengths = {0, 1, 2, 3, 7, 8, 15, 16, 31, 63, 64, 255, 256, 1023, 4096, 65536};
+  // Every length up to 300 covers both code paths (a CRC32-instruction loop below 256 bytes, ISA-L
+  // above) and every tail length of each; then sizes up to 64 KiB.
+  std::vector<size_t> lengths;
+  for (size_t length = 0; length <= 300; ++length) lengths.push_back(length);
+  for (size_t length : {511, 512, 1023, 1024, 4095, 4096, 4097, 65535, 65536}) {
+    lengths.push_back(length);
+  }
   for (int i = 0; i < 24; ++i) lengths.push_back(rng() % 65537);
   for (size_t length : lengths) {
     for (size_t alignment = 0; alignment < 16; ++alignment) {
@@ -65,34 +73,59 @@ TEST(Crc32c, RandomChunkSplitsEqualOneShot) {
   std::mt19937 rng(2);
   for (int trial = 0; trial < 200; ++trial) {
     const auto data = random_bytes(rng, rng() % 20000);
-    const uint32_t one_shot = crc32c(data.data(), data.size());
+    const uint32_t expected = bitwise_crc32c(data.data(), data.size());
     Crc32cStream stream;
     size_t done = 0;
     while (done < data.size()) {
-      const size_t chunk = std::min<size_t>(data.size() - done, rng() % 300);
+      // Mostly small pieces, some past the 256-byte switch to ISA-L, some empty.
+      const size_t chunk = std::min<size_t>(data.size() - done, rng() % (trial % 2 ? 40 : 700));
       stream.update(data.data() + done, chunk);
       done += chunk;
     }
-    ASSERT_EQ(stream.value(), one_shot) << trial;
+    ASSERT_EQ(stream.value(), expected) << trial;
     // extend is the same continuation for finished CRCs.
     const size_t cut = data.empty() ? 0 : rng() % data.size();
     ASSERT_EQ(crc32c_extend(crc32c(data.data(), cut), data.data() + cut, data.size() - cut),
-              one_shot);
+              expected);
   }
+}
+
+TEST(Crc32c, StreamStartsEmptyAndResets) {
+  Crc32cStream stream;
+  EXPECT_EQ(stream.value(), 0u);  // the CRC of no bytes: 0xFFFFFFFF ^ 0xFFFFFFFF
+  stream.update("junk", 4);
+  stream.reset();
+  stream.update("123456789", 9);
+  EXPECT_EQ(stream.value(), 0xE3069283u);
+}
+
+// The raw register stepped over zero bytes with no init/xorout: the definition of the shift.
+uint32_t bitwise_shift(uint32_t reg, uint64_t zero_bytes) {
+  for (uint64_t i = 0; i < zero_bytes * 8; ++i)
+    reg = (reg & 1) ? (reg >> 1) ^ 0x82F63B78u : reg >> 1;
+  return reg;
 }
 
 TEST(Crc32c, ShiftEqualsAppendingZeros) {
   std::mt19937 rng(3);
-  for (uint64_t zeros : {0ull, 1ull, 2ull, 3ull, 17ull, 100ull, 4096ull, 65535ull, 1000003ull}) {
-    const uint32_t reg = rng();
-    std::vector<uint8_t> zero_bytes(zeros, 0);
-    // A raw register continued over zero bytes with no init/xorout is the definition of the shift.
-    uint32_t expected = reg;
-    for (uint64_t i = 0; i < zeros; ++i) {
-      for (int bit = 0; bit < 8; ++bit)
-        expected = (expected & 1) ? (expected >> 1) ^ 0x82F63B78u : expected >> 1;
+  std::vector<uint64_t> counts = {0, 1, 2, 3, 4, 5, 7, 8, 17, 100, 4096, 65535, 1000003};
+  for (int i = 0; i < 200; ++i) counts.push_back(rng() % 3000);
+  for (uint64_t zeros : counts) {
+    for (uint32_t reg : {0u, 1u, 0x80000000u, 0xFFFFFFFFu, static_cast<uint32_t>(rng())}) {
+      ASSERT_EQ(crc32c_shift(reg, zeros), bitwise_shift(reg, zeros))
+          << "reg " << reg << " zeros " << zeros;
     }
-    EXPECT_EQ(crc32c_shift(reg, zeros), expected) << zeros;
+  }
+}
+
+// Past what a bitwise loop can check: shifts compose, x^(8a) * x^(8b) = x^(8(a+b)), up to 2^62.
+TEST(Crc32c, ShiftsComposeForHugeCounts) {
+  std::mt19937_64 rng(6);
+  for (int trial = 0; trial < 1000; ++trial) {
+    const uint64_t a = rng() >> (2 + rng() % 60);
+    const uint64_t b = rng() >> (2 + rng() % 60);
+    const uint32_t reg = static_cast<uint32_t>(rng());
+    ASSERT_EQ(crc32c_shift(crc32c_shift(reg, a), b), crc32c_shift(reg, a + b)) << a << " " << b;
   }
 }
 
@@ -100,30 +133,39 @@ TEST(Crc32c, IncrementalUpdateEqualsRecomputation) {
   std::mt19937 rng(4);
   for (int trial = 0; trial < 2000; ++trial) {
     auto message = random_bytes(rng, 1 + rng() % 5000);
-    const size_t k = 1 + rng() % std::min<size_t>(message.size(), 80);
+    size_t k = 1 + rng() % std::min<size_t>(message.size(), trial % 3 ? 16 : 600);
+    if (trial % 50 == 2) k = message.size();  // the whole message changes
     size_t offset = rng() % (message.size() - k + 1);
     if (trial % 10 == 0) offset = 0;                   // at the very start
     if (trial % 10 == 1) offset = message.size() - k;  // at the very end
-    const uint32_t before = crc32c(message.data(), message.size());
+    const uint32_t before = bitwise_crc32c(message.data(), message.size());
     std::vector<uint8_t> old_bytes(message.begin() + offset, message.begin() + offset + k);
     const auto new_bytes = random_bytes(rng, k);
     std::memcpy(message.data() + offset, new_bytes.data(), k);
     const uint32_t updated =
         crc32c_update(before, message.size(), offset, old_bytes.data(), new_bytes.data(), k);
-    ASSERT_EQ(updated, crc32c(message.data(), message.size())) << trial;
+    ASSERT_EQ(updated, bitwise_crc32c(message.data(), message.size()))
+        << "trial " << trial << " length " << message.size() << " offset " << offset << " k " << k;
   }
 }
 
+// The update adjusts a CRC for one change and for nothing else: a CRC that was wrong for its
+// message stays wrong by exactly as much (the syndrome received ^ actual is preserved).
 TEST(Crc32c, IncrementalUpdateNeverRepairsEarlierCorruption) {
   std::mt19937 rng(5);
-  auto message = random_bytes(rng, 1000);
-  const uint32_t good_crc = crc32c(message.data(), message.size());
-  message[500] ^= 0x10;  // corrupted after the CRC was computed
-  const uint8_t old_hop[4] = {message[12], message[13], message[14], message[15]};
-  const uint8_t new_hop[4] = {0, 0, 0, 7};
-  std::memcpy(message.data() + 12, new_hop, 4);
-  const uint32_t stamped = crc32c_update(good_crc, message.size(), 12, old_hop, new_hop, 4);
-  EXPECT_NE(stamped, crc32c(message.data(), message.size()));
+  for (int trial = 0; trial < 500; ++trial) {
+    auto message = random_bytes(rng, 16 + rng() % 3000);
+    const uint32_t good_crc = bitwise_crc32c(message.data(), message.size());
+    message[rng() % message.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));  // damage
+    const uint32_t syndrome = good_crc ^ bitwise_crc32c(message.data(), message.size());
+    ASSERT_NE(syndrome, 0u);  // CRC-32C detects every single-bit error
+    const uint8_t old_hop[4] = {message[12], message[13], message[14], message[15]};
+    const auto new_hop = random_bytes(rng, 4);
+    std::memcpy(message.data() + 12, new_hop.data(), 4);
+    const uint32_t stamped =
+        crc32c_update(good_crc, message.size(), 12, old_hop, new_hop.data(), 4);
+    ASSERT_EQ(stamped ^ bitwise_crc32c(message.data(), message.size()), syndrome) << trial;
+  }
 }
 
 }  // namespace
