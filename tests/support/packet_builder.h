@@ -6,9 +6,9 @@
 // bits, truncation) for the dataplane's drop-path tests.
 //
 // The builder writes every byte itself at its own offsets and computes checksums with its own
-// plain reference_checksum, sharing nothing with the header views and checksum code of
-// dataplane/net/ that the tests check; tests/integration/test_packet_builders.py checks the
-// builder itself against scapy byte for byte.
+// plain reference_checksum: of dataplane/net/ it shares only the address and TCP flag types, not
+// the header views or checksum code that the tests check. tests/integration/
+// test_packet_builders.py checks the builder itself against scapy byte for byte.
 //
 // A layer's knobs follow the layer (Eth().IPv4().ttl(1), not Eth().ttl(1).IPv4()); misuse throws
 // std::logic_error naming the mistake, since this is test code and a wrong test must fail loudly.
