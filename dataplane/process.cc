@@ -64,16 +64,16 @@ net::StackConfig stack_config_for(const config::Config& config, const std::vecto
     const config::Port& port = config.dataplane.ports[i];
     net::StackPort sp;
     sp.mac = net::MacAddress(ports[i].mac);
-    sp.address = net::Ipv4Address(port.address.value);
+    sp.address = port.address;
     sp.prefix_length = port.prefix_length;
-    if (port.gateway) sp.gateway = net::Ipv4Address(port.gateway->value);
+    if (port.gateway) sp.gateway = *port.gateway;
     sp.mtu = port.mtu;
     sp.rx_ipv4_checksum_offload = ports[i].capabilities.rx_ipv4_checksum;
     sp.rx_l4_checksum_offload = ports[i].capabilities.rx_l4_checksum;
     stack.ports.push_back(sp);
   }
   for (const config::Listener& listener : config.listeners) {
-    const net::Ipv4Address address(listener.address.value);
+    const net::Ipv4Address address = listener.address;
     if (std::find(stack.listener_addresses.begin(), stack.listener_addresses.end(), address) ==
         stack.listener_addresses.end()) {
       stack.listener_addresses.push_back(address);

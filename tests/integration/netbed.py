@@ -73,6 +73,8 @@ ADDRESSES = {
     "gateway": "10.77.0.254",  # on br0 in the bridge namespace
 }
 BACKEND_ROLES = ("b1", "b2", "b3")
+# A listener address (a VIP): the dataplane answers ARP and ping for it as for its port address.
+LISTENER_ADDRESS = "10.77.0.100"
 
 
 def _mac_for(address: str) -> str:
@@ -815,6 +817,9 @@ class Testbed:
                     }
                 ],
             },
+            "listeners": [
+                {"name": "echo", "address": LISTENER_ADDRESS, "port": 7, "protocol": "echo"},
+            ],
         }
 
 

@@ -1,0 +1,183 @@
+// The configuration every Weir process reads: one YAML file, parsed into these immutable structs
+// and validated before anything starts (docs/configuration.md documents every key).
+//
+// A Config is a snapshot: it is built once, off the packet path, shared as
+// std::shared_ptr<const Config>, and never mutated. A reload builds a new one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/diagnostic.h"
+#include "dataplane/net/address.h"
+
+namespace weir::config {
+
+using net::Ipv4Address;
+
+// Defaults and limits, named once so that the loader, the docs and the tests agree.
+inline constexpr uint32_t kDefaultMaxSleepUs = 200;
+inline constexpr uint32_t kMaxMaxSleepUs = 100'000;
+inline constexpr uint16_t kDefaultMtu = 1500;
+inline constexpr uint16_t kMinMtu = 576;   // RFC 791: every host must accept 576-byte datagrams
+inline constexpr uint16_t kMaxMtu = 9000;  // jumbo frames; one mbuf segment holds a whole frame
+inline constexpr uint32_t kDefaultConnections = 262'144;
+inline constexpr uint32_t kMaxConnections = 16'777'216;
+inline constexpr uint32_t kDefaultMinRtoMs = 200;  // Linux's TCP_RTO_MIN (RFC 6298 2.4 says 1 s)
+inline constexpr uint32_t kDefaultMaxRtoMs = 120'000;
+inline constexpr uint32_t kDefaultTimeWaitMs = 2'000;
+inline constexpr uint16_t kDefaultMinMss = 48;  // Linux's net.ipv4.tcp_min_snd_mss
+inline constexpr uint32_t kDefaultMaxFrame = 1'048'576;
+inline constexpr uint32_t kHardMaxFrame = 16'777'216;  // the frame format's hard limit
+inline constexpr uint32_t kDefaultIdleTimeoutMs = 300'000;
+inline constexpr uint32_t kDefaultRetries = 2;
+inline constexpr uint32_t kDefaultDrainTimeoutMs = 30'000;
+inline constexpr uint32_t kDefaultTableSize = 65'537;
+inline constexpr uint32_t kMinTableSlotsPerBackend = 100;  // Maglev: M > 100 N for ~1% shares
+inline constexpr uint32_t kMaxWeight = 65'535;
+
+enum class IdleMode { backoff, busy_poll };
+enum class Congestion { cubic, newreno };
+enum class Protocol { tcp, framed, echo, discard };
+enum class OnCorrupt { reset, count };
+enum class ProxyProtocol { none, v2 };
+enum class HashKey { five_tuple, source_ip };
+enum class HealthType { tcp, http, framed_ping };
+
+// The spelling used in the YAML file, for messages and exported labels.
+std::string_view name_of(IdleMode);
+std::string_view name_of(Congestion);
+std::string_view name_of(Protocol);
+std::string_view name_of(OnCorrupt);
+std::string_view name_of(ProxyProtocol);
+std::string_view name_of(HashKey);
+std::string_view name_of(HealthType);
+
+struct Idle {
+  IdleMode mode = IdleMode::backoff;
+  uint32_t max_sleep_us = kDefaultMaxSleepUs;
+};
+
+struct Port {
+  std::string name;
+  std::string device;  // a DPDK vdev name created by a --vdev EAL argument, or a PCI address
+  Ipv4Address address;
+  uint8_t prefix_length = 0;
+  std::optional<Ipv4Address> gateway;
+  uint16_t mtu = kDefaultMtu;
+};
+
+struct Limits {
+  uint32_t connections = kDefaultConnections;
+};
+
+struct Dataplane {
+  std::vector<std::string> eal;
+  std::string control_socket;
+  Idle idle;
+  std::vector<Port> ports;
+  Limits limits;
+};
+
+struct Tcp {
+  uint32_t min_rto_ms = kDefaultMinRtoMs;
+  uint32_t max_rto_ms = kDefaultMaxRtoMs;
+  uint32_t time_wait_ms = kDefaultTimeWaitMs;
+  Congestion congestion = Congestion::cubic;
+  uint16_t min_mss = kDefaultMinMss;
+};
+
+struct Framed {
+  uint32_t max_frame = kDefaultMaxFrame;
+  OnCorrupt on_corrupt = OnCorrupt::reset;
+  bool stamp_hop = false;
+};
+
+struct Listener {
+  std::string name;
+  Ipv4Address address;
+  uint16_t port = 0;
+  Protocol protocol = Protocol::tcp;
+  std::optional<size_t> pool;    // index into Config::pools; set for tcp and framed
+  std::optional<Framed> framed;  // set for framed (defaults when the map is absent)
+  ProxyProtocol proxy_protocol = ProxyProtocol::none;
+  uint32_t idle_timeout_ms = kDefaultIdleTimeoutMs;
+  uint32_t max_connections = 0;  // 0 in the file is refused; the default is limits.connections
+};
+
+struct HttpCheck {
+  std::string request;  // the request line, e.g. "GET /healthz HTTP/1.1"
+  uint16_t status_min = 200;
+  uint16_t status_max = 399;
+};
+
+struct Health {
+  HealthType type = HealthType::tcp;
+  uint32_t interval_ms = 1000;
+  uint32_t timeout_ms = 500;
+  uint32_t rise = 2;
+  uint32_t fall = 3;
+  std::optional<HttpCheck> http;  // set for type http
+};
+
+struct Backend {
+  std::string name;
+  Ipv4Address address;
+  uint16_t port = 0;
+  uint32_t weight = 1;
+};
+
+struct Hash {
+  HashKey key = HashKey::five_tuple;
+  uint32_t table_size = kDefaultTableSize;
+};
+
+struct Pool {
+  std::string name;
+  Hash hash;
+  std::vector<Backend> backends;
+  std::optional<Health> health;  // absent: backends are taken as up until an operator says not
+  uint32_t retries = kDefaultRetries;
+  uint32_t drain_timeout_ms = kDefaultDrainTimeoutMs;
+};
+
+struct Endpoint {
+  Ipv4Address address;
+  uint16_t port = 0;
+};
+
+struct Metrics {
+  Endpoint listen{Ipv4Address::from_octets(127, 0, 0, 1), 9464};
+};
+
+struct Control {
+  std::string socket = "/run/weir/control.sock";
+  Metrics metrics;
+};
+
+struct Config {
+  std::string source;  // the file it was read from, for messages
+  uint32_t node_id = 0;
+  Dataplane dataplane;
+  Tcp tcp;
+  std::vector<Listener> listeners;
+  std::vector<Pool> pools;
+  Control control;
+};
+
+struct LoadResult {
+  std::shared_ptr<const Config> config;  // null unless every check passed
+  std::vector<Diagnostic> errors;        // in file order
+  bool ok() const { return config != nullptr; }
+};
+
+// Reads and validates. Never throws; every problem found is in `errors`.
+LoadResult load_file(const std::string& path);
+// The same from text in memory; `file_name` is what the diagnostics call it.
+LoadResult load_string(std::string_view text, const std::string& file_name);
+
+}  // namespace weir::config

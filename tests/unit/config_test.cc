@@ -1,0 +1,348 @@
+// The configuration loader (config/). Table-driven: each case is a YAML text and the exact list of
+// diagnostics it must produce, positions included, so a message or a position that drifts fails.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace weir::config {
+namespace {
+
+// Lines 1-4 of most cases: a valid dataplane section. Cases append from line 5.
+constexpr const char* kDataplane =
+    "dataplane:\n"
+    "  eal: [\"--no-pci\", \"--vdev=net_tap0,iface=x\"]\n"
+    "  ports:\n"
+    "    - { name: p0, device: net_tap0, address: 10.0.0.2/24 }\n";
+
+constexpr const char* kEchoListener =
+    "listeners:\n"
+    "  - { name: e, address: 10.0.0.100, port: 7, protocol: echo }\n";
+
+std::vector<std::string> errors_of(const std::string& text) {
+  const LoadResult result = load_string(text, "t.yaml");
+  std::vector<std::string> lines;
+  for (const Diagnostic& d : result.errors) lines.push_back(d.to_string());
+  EXPECT_EQ(result.ok(), lines.empty()) << "a config is returned exactly when there is no error";
+  return lines;
+}
+
+std::string source_root() {
+  return WEIR_SOURCE_ROOT;
+}
+
+struct Case {
+  const char* name;
+  std::string text;
+  std::vector<std::string> expected;
+};
+
+class ConfigErrors : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ConfigErrors, ReportsEveryErrorWithItsPosition) {
+  EXPECT_EQ(errors_of(GetParam().text), GetParam().expected);
+}
+
+const std::string D = kDataplane;
+const std::string E = kEchoListener;
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigErrors,
+    ::testing::Values(
+        Case{"valid_minimum", D + E, {}},
+        Case{"unknown_top_level_key",
+             D + E + "colour: blue\n",
+             {"t.yaml:7:1: colour: unknown key; allowed here: node_id, dataplane, tcp, listeners, "
+              "pools, control"}},
+        Case{"duplicate_top_level_key",
+             D + E + "node_id: 1\nnode_id: 2\n",
+             {"t.yaml:8:1: node_id: duplicate key (first given at line 7); each key may appear "
+              "once"}},
+        Case{"duplicate_key_in_flow_map",
+             D + "listeners:\n  - { name: e, address: 10.0.0.100, port: 7, port: 8, protocol: "
+                 "echo }\n",
+             {"t.yaml:6:46: listeners[0].port: duplicate key (first given at line 6); each key "
+              "may appear once"}},
+        Case{"missing_key_reports_parent_map",
+             D + "listeners:\n  - name: e\n    port: 7\n    protocol: echo\n",
+             {"t.yaml:6:5: listeners[0].address: missing required key; expected an IPv4 "
+              "address"}},
+        Case{"missing_dataplane",
+             E,
+             {"t.yaml:1:1: dataplane: missing required key; expected a map (eal, ports, ...)"}},
+        Case{"wrong_types",
+             D + "listeners:\n  - { name: [a], address: 10.0.0.100, port: \"7\", protocol: echo, "
+                 "idle_timeout_ms: 1.5 }\n",
+             {"t.yaml:6:13: listeners[0].name: expected a non-empty string, got a list",
+              "t.yaml:6:45: listeners[0].port: expected an integer in [1, 65535], got the string "
+              "\"7\"",
+              "t.yaml:6:83: listeners[0].idle_timeout_ms: expected an integer in [1, 86400000], "
+              "got \"1.5\""}},
+        Case{"out_of_range",
+             D + "listeners:\n  - { name: e, address: 10.0.0.100, port: 70000, protocol: echo }\n",
+             {"t.yaml:6:43: listeners[0].port: 70000 is out of range; allowed: [1, 65535]"}},
+        Case{"negative_number",
+             D + "listeners:\n  - { name: e, address: 10.0.0.100, port: -7, protocol: echo }\n",
+             {"t.yaml:6:43: listeners[0].port: expected an integer in [1, 65535], got \"-7\""}},
+        Case{"bad_addresses",
+             "dataplane:\n"
+             "  eal: [\"--vdev=net_tap0\"]\n"
+             "  ports:\n"
+             "    - { name: p0, device: net_tap0, address: 10.0.0.2/33, gateway: 10.0.0.01 }\n" +
+                 std::string("listeners:\n  - { name: e, address: 10.0.0, port: 7, protocol: "
+                             "echo }\n"),
+             {"t.yaml:4:46: dataplane.ports[0].address: expected ADDRESS/PREFIX with a dotted-quad "
+              "IPv4 address and a prefix length 1-32 (e.g. 10.0.0.2/24), got \"10.0.0.2/33\"",
+              "t.yaml:4:68: dataplane.ports[0].gateway: expected an IPv4 address in dotted-quad "
+              "form (e.g. 10.0.0.1, no leading zeros), got \"10.0.0.01\"",
+              "t.yaml:6:25: listeners[0].address: expected an IPv4 address in dotted-quad form "
+              "(e.g. 10.0.0.1, no leading zeros), got \"10.0.0\""}},
+        Case{"unusable_addresses",
+             "dataplane:\n"
+             "  eal: [\"--vdev=net_tap0\"]\n"
+             "  ports:\n"
+             "    - { name: p0, device: net_tap0, address: 10.0.0.255/24, gateway: 10.1.0.1 }\n" +
+                 std::string("listeners:\n  - { name: e, address: 224.0.0.1, port: 7, protocol: "
+                             "echo }\n"),
+             {"t.yaml:4:46: dataplane.ports[0].address: 10.0.0.255/24 is the subnet's broadcast "
+              "address; use a host address",
+              "t.yaml:4:70: dataplane.ports[0].gateway: 10.1.0.1 is not on the port's subnet "
+              "10.0.0.0/24; a gateway must be on-link",
+              "t.yaml:6:25: listeners[0].address: 224.0.0.1 is a multicast address (224.0.0.0/4); "
+              "use a unicast host address"}},
+        Case{"device_not_created_by_eal",
+             "dataplane:\n  eal: [\"--no-pci\"]\n  ports:\n"
+             "    - { name: p0, device: net_tap0, address: 10.0.0.2/24 }\n" +
+                 E,
+             {"t.yaml:4:27: dataplane.ports[0].device: \"net_tap0\" is neither a PCI address "
+              "(DDDD:BB:DD.F) nor a vdev created by a --vdev argument in dataplane.eal"}},
+        Case{"pci_device_and_separate_vdev_argument",
+             "dataplane:\n  eal: [\"--vdev\", \"net_ring0\"]\n  ports:\n"
+             "    - { name: p0, device: 0000:3b:00.0, address: 10.0.0.2/24 }\n"
+             "    - { name: p1, device: net_ring0, address: 10.0.1.2/24 }\n" +
+                 E,
+             {}},
+        Case{"duplicate_ports",
+             "dataplane:\n  eal: [\"--vdev=net_tap0\"]\n  ports:\n"
+             "    - { name: p0, device: net_tap0, address: 10.0.0.2/24 }\n"
+             "    - { name: p0, device: net_tap0, address: 10.0.0.2/24 }\n" +
+                 E,
+             {"t.yaml:5:7: dataplane.ports[1].name: duplicate port name \"p0\" (also "
+              "dataplane.ports[0]); names must be unique",
+              "t.yaml:5:27: dataplane.ports[1].device: device net_tap0 is already used by "
+              "dataplane.ports[0]; each device is one port",
+              "t.yaml:5:46: dataplane.ports[1].address: 10.0.0.2 is already the address of "
+              "dataplane.ports[0]"}},
+        Case{"dangling_pool_and_duplicate_listener",
+             D + "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: tcp, pool: web }\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: discard }\n",
+             {"t.yaml:6:68: listeners[0].pool: no pool named \"web\"; defined pools: none",
+              "t.yaml:7:5: listeners[1].name: duplicate listener name \"a\" (also listeners[0]); "
+              "names must be unique",
+              "t.yaml:7:43: listeners[1].port: 10.0.0.100:80 is already taken by listeners[0]; "
+              "one listener per address and port"}},
+        Case{"protocol_specific_keys_on_wrong_protocol",
+             D + "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: tcp, pool: p,\n"
+                 "      framed: { max_frame: 10 } }\n"
+                 "  - { name: b, address: 10.0.0.100, port: 81, protocol: framed, pool: p,\n"
+                 "      proxy_protocol: v2 }\n"
+                 "  - { name: c, address: 10.0.0.100, port: 82, protocol: echo, pool: p }\n"
+                 "pools:\n"
+                 "  - name: p\n"
+                 "    backends: [{ name: b1, address: 10.0.0.11, port: 80 }]\n"
+                 "    health: { type: tcp, http: { request: GET / HTTP/1.1 } }\n",
+             {"t.yaml:7:7: listeners[0].framed: framed settings apply only to protocol framed "
+              "(this listener is tcp)",
+              "t.yaml:9:7: listeners[1].proxy_protocol: a PROXY protocol header applies only to "
+              "protocol tcp (this listener is framed)",
+              "t.yaml:10:63: listeners[2].pool: protocol echo is served by the dataplane itself "
+              "and takes no pool; pool is for protocol tcp or framed",
+              "t.yaml:14:26: pools[0].health.http: http settings apply only to type http (this "
+              "check is tcp)"}},
+        Case{"maglev_table_size",
+             D + "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: tcp, pool: p }\n"
+                 "pools:\n"
+                 "  - name: p\n"
+                 "    hash: { table_size: 65536 }\n"
+                 "    backends: [{ name: b1, address: 10.0.0.11, port: 80 }]\n"
+                 "  - name: q\n"
+                 "    hash: { table_size: 101 }\n"
+                 "    backends: [{ name: b1, address: 10.0.0.11, port: 80 },\n"
+                 "               { name: b2, address: 10.0.0.12, port: 80 }]\n",
+             {"t.yaml:9:25: pools[0].hash.table_size: 65536 is not prime; a Maglev table size "
+              "must be prime (the next prime is 65537)",
+              "t.yaml:12:25: pools[1].hash.table_size: table size 101 is below 100 x 2 backends "
+              "= 200; shares drift beyond 1% below that; use a prime >= 200"}},
+        Case{"backends",
+             D + "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: tcp, pool: p }\n"
+                 "pools:\n"
+                 "  - name: p\n"
+                 "    backends:\n"
+                 "      - { name: b1, address: 10.0.0.11, port: 80, weight: 0 }\n"
+                 "      - { name: b1, address: 10.0.0.11, port: 80 }\n"
+                 "  - name: p\n"
+                 "    backends: []\n",
+             {"t.yaml:10:59: pools[0].backends[0].weight: 0 is out of range; allowed: [1, 65535]",
+              "t.yaml:11:9: pools[0].backends[1]: 10.0.0.11:80 is listed twice in this pool; "
+              "give each backend once and use weight",
+              "t.yaml:11:17: pools[0].backends[1].name: duplicate backend name \"b1\" in pool; "
+              "names must be unique within a pool",
+              "t.yaml:12:5: pools[1].name: duplicate pool name \"p\" (also pools[0]); names must "
+              "be unique",
+              "t.yaml:13:15: pools[1].backends: the list is empty; at least one entry is needed"}},
+        Case{"enums_and_booleans",
+             "node_id: 3\n" + D +
+                 "  idle: { mode: spin }\n"
+                 "tcp: { congestion: bbr }\n"
+                 "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: framed, pool: p,\n"
+                 "      framed: { on_corrupt: drop, stamp_hop: yes } }\n"
+                 "  - { name: b, address: 10.0.0.100, port: 443, protocol: tls }\n"
+                 "pools:\n"
+                 "  - { name: p, hash: { key: dest-ip }, backends: [{ name: b1, address: "
+                 "10.0.0.11, port: 80 }] }\n",
+             {"t.yaml:6:17: dataplane.idle.mode: unknown value \"spin\"; allowed: backoff, "
+              "busy-poll",
+              "t.yaml:7:20: tcp.congestion: unknown value \"bbr\"; allowed: cubic, newreno",
+              "t.yaml:10:29: listeners[0].framed.on_corrupt: unknown value \"drop\"; allowed: "
+              "reset, count",
+              "t.yaml:10:46: listeners[0].framed.stamp_hop: expected true or false, got \"yes\"",
+              "t.yaml:11:58: listeners[1].protocol: tls is not supported yet (it arrives with the "
+              "TLS offload workers); allowed: tcp, framed, echo, discard",
+              "t.yaml:13:29: pools[0].hash.key: unknown value \"dest-ip\"; allowed: five-tuple, "
+              "source-ip"}},
+        Case{"stamp_hop_needs_node_id",
+             D + "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: framed, pool: p,\n"
+                 "      framed: { stamp_hop: true } }\n"
+                 "pools:\n"
+                 "  - { name: p, backends: [{ name: b1, address: 10.0.0.11, port: 80 }] }\n",
+             {"t.yaml:7:28: listeners[0].framed.stamp_hop: stamping writes node_id into each "
+              "frame's hop field, and node_id is 0 (the value clients send); set node_id to "
+              "1-4294967295"}},
+        Case{"health_checks",
+             D + "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: tcp, pool: p }\n"
+                 "pools:\n"
+                 "  - name: p\n"
+                 "    backends: [{ name: b1, address: 10.0.0.11, port: 80 }]\n"
+                 "    health: { type: http, interval_ms: 100, timeout_ms: 200,\n"
+                 "              http: { request: \"GET /\", status: 200-700 } }\n",
+             {"t.yaml:10:45: pools[0].health.timeout_ms: 200 exceeds interval_ms (100); a check "
+              "must finish before the next one starts",
+              "t.yaml:11:32: pools[0].health.http.request: \"GET /\" is not a request line; "
+              "expected METHOD TARGET HTTP/1.x, e.g. \"GET /healthz HTTP/1.1\"",
+              "t.yaml:11:49: pools[0].health.http.status: expected a status or a range of "
+              "statuses within 100-599, e.g. 200 or 200-399"}},
+        Case{"http_check_needs_request",
+             D + "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: tcp, pool: p }\n"
+                 "pools:\n"
+                 "  - name: p\n"
+                 "    backends: [{ name: b1, address: 10.0.0.11, port: 80 }]\n"
+                 "    health: { type: http }\n",
+             {"t.yaml:10:13: pools[0].health.http: missing required key; expected a map with "
+              "request and status"}},
+        Case{"limits_and_max_connections",
+             D + "  limits: { connections: 100 }\n" +
+                 "listeners:\n"
+                 "  - { name: e, address: 10.0.0.100, port: 7, protocol: echo, max_connections: "
+                 "101 }\n",
+             {"t.yaml:7:79: listeners[0].max_connections: 101 exceeds "
+              "dataplane.limits.connections (100); allowed: [1, 100]"}},
+        Case{"control_section",
+             D + E +
+                 "control:\n  socket: run/control.sock\n  metrics: { listen: \"127.0.0.1:0\" }\n",
+             {"t.yaml:8:11: control.socket: \"run/control.sock\" must be an absolute path",
+              "t.yaml:9:22: control.metrics.listen: expected ADDRESS:PORT with a dotted-quad "
+              "IPv4 address and a port 1-65535 (e.g. 127.0.0.1:9464), got the string "
+              "\"127.0.0.1:0\""}},
+        Case{"wrong_container_types",
+             "dataplane:\n  eal: \"-l 0-1\"\n  ports: {}\n" + std::string("listeners: 5\n"),
+             {"t.yaml:2:8: dataplane.eal: expected a non-empty list of EAL arguments as strings",
+              "t.yaml:3:10: dataplane.ports: expected a list",
+              "t.yaml:4:12: listeners: expected a list"}},
+        Case{"empty_listener_list",
+             D + "listeners: []\n",
+             {"t.yaml:5:12: listeners: the list is empty; at least one entry is needed"}},
+        Case{"syntax_error",
+             D + "listeners: [\n",
+             {"t.yaml:6:1: YAML syntax error: end of sequence flow not found"}},
+        Case{"two_documents",
+             D + E + "---\nnode_id: 1\n",
+             {"t.yaml:8:1: a second YAML document; the configuration is one document"}},
+        Case{"empty_file",
+             "",
+             {"t.yaml: the file is empty; expected a map with dataplane and listeners"}},
+        Case{"top_level_not_a_map", "- a\n", {"t.yaml:1:1: expected a map, got a list"}}),
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+
+TEST(ConfigExamples, EveryExampleValidates) {
+  const std::filesystem::path dir = source_root() + "/config/examples";
+  size_t examples = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++examples;
+    const LoadResult result = load_file(entry.path().string());
+    std::string errors;
+    for (const Diagnostic& d : result.errors) errors += d.to_string() + "\n";
+    EXPECT_TRUE(result.ok()) << errors;
+  }
+  EXPECT_GE(examples, 2u);
+}
+
+TEST(ConfigExamples, ContractValuesAreRead) {
+  const LoadResult result = load_file(source_root() + "/config/examples/contract.yaml");
+  ASSERT_TRUE(result.ok());
+  const Config& c = *result.config;
+  EXPECT_EQ(c.node_id, 7u);
+  EXPECT_EQ(c.dataplane.eal.size(), 10u);
+  EXPECT_EQ(c.dataplane.eal.back(), "--vdev=net_af_packet0,iface=weir-dp0");
+  EXPECT_EQ(c.dataplane.control_socket, "/run/weir/dataplane.sock");
+  EXPECT_EQ(c.dataplane.idle.mode, IdleMode::backoff);
+  EXPECT_EQ(c.dataplane.idle.max_sleep_us, 200u);
+  ASSERT_EQ(c.dataplane.ports.size(), 1u);
+  EXPECT_EQ(c.dataplane.ports[0].address, Ipv4Address::from_octets(10, 77, 0, 2));
+  EXPECT_EQ(c.dataplane.ports[0].prefix_length, 24);
+  EXPECT_EQ(c.dataplane.ports[0].gateway, Ipv4Address::from_octets(10, 77, 0, 254));
+  EXPECT_EQ(c.dataplane.ports[0].mtu, kDefaultMtu);
+  EXPECT_EQ(c.dataplane.limits.connections, 262144u);
+  EXPECT_EQ(c.tcp.congestion, Congestion::cubic);
+  ASSERT_EQ(c.listeners.size(), 3u);
+  EXPECT_EQ(c.listeners[0].protocol, Protocol::framed);
+  ASSERT_TRUE(c.listeners[0].framed);
+  EXPECT_TRUE(c.listeners[0].framed->stamp_hop);
+  EXPECT_EQ(c.listeners[0].framed->on_corrupt, OnCorrupt::reset);
+  EXPECT_EQ(c.listeners[0].pool, 0u);
+  EXPECT_EQ(c.listeners[1].pool, 1u);
+  EXPECT_FALSE(c.listeners[1].framed);
+  EXPECT_EQ(c.listeners[1].max_connections, 262144u) << "defaults to limits.connections";
+  EXPECT_FALSE(c.listeners[2].pool);
+  EXPECT_EQ(c.listeners[2].port, 7);
+  ASSERT_EQ(c.pools.size(), 2u);
+  EXPECT_EQ(c.pools[0].backends[2].weight, 2u);
+  EXPECT_EQ(c.pools[1].backends[2].weight, 1u) << "weight defaults to 1";
+  EXPECT_EQ(c.pools[1].hash.table_size, kDefaultTableSize);
+  EXPECT_EQ(c.pools[1].retries, kDefaultRetries);
+  ASSERT_TRUE(c.pools[0].health);
+  EXPECT_EQ(c.pools[0].health->type, HealthType::framed_ping);
+  EXPECT_EQ(c.control.metrics.listen.port, 9464);
+}
+
+TEST(ConfigFiles, MissingFileIsAnError) {
+  const LoadResult result = load_file("/nonexistent/weir.yaml");
+  ASSERT_FALSE(result.ok());
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].to_string(),
+            "/nonexistent/weir.yaml: cannot open the file: No such file or directory");
+}
+
+}  // namespace
+}  // namespace weir::config
