@@ -13,7 +13,9 @@ namespace weir::dataplane {
 
 class Counter {
  public:
-  void add(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t get() const { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -22,21 +24,22 @@ class Counter {
 
 // Why a packet was dropped. Names are the `reason` label values of the metrics (docs/metrics.md).
 enum class DropReason : uint8_t {
-  bad_checksum,       // IPv4 header or ICMP/TCP checksum wrong
-  truncated,          // frame shorter than the headers it announces
-  malformed,          // a header field out of its allowed values (IPv4 version, IHL < 5, ARP lengths)
-  fragment,           // IPv4 fragment: no reassembly (docs/architecture.md)
-  ttl_expired,        // TTL 0 on arrival
-  not_ours,           // addressed to another host or an unowned address
-  unsupported,        // a protocol or ICMP type the dataplane does not serve
-  no_neighbour,       // next hop unresolved after the ARP retries, or its wait queue full
-  tx_ring_full,       // the device refused the burst; the unsent mbufs were freed
-  mbuf_exhausted,     // no mbuf to build a reply
+  bad_checksum,    // IPv4 header or ICMP/TCP checksum wrong
+  truncated,       // frame shorter than the headers it announces
+  malformed,       // a header field out of its allowed values (IPv4 version, IHL < 5, ARP lengths)
+  fragment,        // IPv4 fragment: no reassembly (docs/architecture.md)
+  ip_options,      // IPv4 header with options: not accepted (docs/architecture.md)
+  ttl_expired,     // TTL 0 on arrival
+  not_ours,        // addressed to another host or an unowned address
+  unsupported,     // a protocol or ICMP type the dataplane does not serve
+  no_neighbour,    // next hop unresolved after the ARP retries, or its wait queue full
+  tx_ring_full,    // the device refused the burst; the unsent mbufs were freed
+  mbuf_exhausted,  // no mbuf to build a reply
   count_,
 };
 
 constexpr std::array<std::string_view, static_cast<size_t>(DropReason::count_)> kDropReasonNames = {
-    "bad_checksum", "truncated",   "malformed",    "fragment",     "ttl_expired",
+    "bad_checksum", "truncated",   "malformed",    "fragment",     "ip_options",     "ttl_expired",
     "not_ours",     "unsupported", "no_neighbour", "tx_ring_full", "mbuf_exhausted",
 };
 
@@ -64,9 +67,9 @@ struct L3Counters {
 
 struct WorkerLoopCounters {
   Counter polls;
-  Counter busy_polls;   // polls that found work
-  Counter busy_cycles;  // TSC cycles spent in polls that found work
-  Counter total_cycles; // TSC cycles since the loop started (updated each poll)
+  Counter busy_polls;    // polls that found work
+  Counter busy_cycles;   // TSC cycles spent in polls that found work
+  Counter total_cycles;  // TSC cycles since the loop started (updated each poll)
   Counter sleeps;
 };
 

@@ -178,6 +178,13 @@ void Stack::receive_ipv4(PortIndex port, rte_mbuf* frame, uint64_t now_us) {
     drop(port, frame, DropReason::fragment);
     return;
   }
+  // The rule for options: a packet that carries any is dropped and counted. Nothing a load
+  // balancer's clients send needs them, and source routes (RFC 791 3.1, RFC 7126 4.3, 4.4) and
+  // record-route are the classic misuses; Katran and GLB drop them the same way.
+  if (ip->header_length() > Ipv4View::kMinSize) {
+    drop(port, frame, DropReason::ip_options);
+    return;
+  }
   // Ethernet pads short frames to 60 bytes; the IPv4 total length is the truth.
   rte_pktmbuf_trim(frame, static_cast<uint16_t>(l3.size() - total_length));
 
@@ -277,7 +284,8 @@ void Stack::receive_icmp(PortIndex port, rte_mbuf* frame, uint32_t ip_header_len
 
 void Stack::send_ipv4(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
   const StackPort& port_config = config_.ports[port];
-  const auto ip = Ipv4View::parse({rte_pktmbuf_mtod(packet, uint8_t*), rte_pktmbuf_data_len(packet)});
+  const auto ip =
+      Ipv4View::parse({rte_pktmbuf_mtod(packet, uint8_t*), rte_pktmbuf_data_len(packet)});
   Ipv4Address next_hop = ip->destination();
   if (!in_subnet(next_hop, port_config.address, port_config.prefix_length)) {
     if (!port_config.gateway) {

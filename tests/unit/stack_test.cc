@@ -1,0 +1,497 @@
+// The layer 2/3 stack (dataplane/net/stack.h) driven through the in-memory PacketIo: frames from
+// the packet builders in, frames and counters out, no DPDK port. Expected frames are built
+// independently with the same builders, so a reply is checked byte for byte.
+#include "dataplane/net/stack.h"
+
+#include <gtest/gtest.h>
+#include <rte_mempool.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/support/eal_environment.h"
+#include "tests/support/memory_io.h"
+#include "tests/support/packet_builder.h"
+
+namespace weir::net {
+namespace {
+
+using dataplane::DropReason;
+using dataplane::kDropReasonNames;
+using test::Eth;
+using Frame = std::vector<uint8_t>;
+
+constexpr MacAddress kPortMac({0x02, 0x77, 0x00, 0x00, 0x00, 0x02});
+constexpr MacAddress kClientMac({0x02, 0x77, 0x00, 0x00, 0x00, 0x01});
+constexpr MacAddress kGatewayMac({0x02, 0x77, 0x00, 0x00, 0x00, 0xfe});
+constexpr Ipv4Address kPortIp = Ipv4Address::from_octets(10, 77, 0, 2);
+constexpr Ipv4Address kListenerIp = Ipv4Address::from_octets(10, 77, 0, 100);
+constexpr Ipv4Address kClientIp = Ipv4Address::from_octets(10, 77, 0, 1);
+constexpr Ipv4Address kGatewayIp = Ipv4Address::from_octets(10, 77, 0, 254);
+constexpr Ipv4Address kRemoteIp = Ipv4Address::from_octets(198, 51, 100, 7);
+constexpr Ipv4Address kOtherIp = Ipv4Address::from_octets(10, 77, 0, 99);
+constexpr uint16_t kArpRequest = 1;
+
+const std::vector<uint8_t> kPingData = {'w', 'e', 'i', 'r', 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+
+struct RecordingTransport final : TransportHandler {
+  struct Call {
+    bool icmp_error;
+    uint8_t type;
+    uint8_t code;
+    Frame bytes;  // from the IPv4 header (segment) or the ICMP payload's quoted header (error)
+  };
+  std::vector<Call> calls;
+
+  static Frame bytes_of(rte_mbuf* m) {
+    Frame bytes(rte_pktmbuf_pkt_len(m));
+    const void* p = rte_pktmbuf_read(m, 0, static_cast<uint32_t>(bytes.size()), bytes.data());
+    if (p != bytes.data()) std::memcpy(bytes.data(), p, bytes.size());
+    return bytes;
+  }
+  void tcp_segment(PortIndex, rte_mbuf* packet, uint64_t) override {
+    calls.push_back({false, 0, 0, bytes_of(packet)});
+    rte_pktmbuf_free(packet);
+  }
+  void tcp_icmp_error(PortIndex, uint8_t type, uint8_t code, rte_mbuf* packet, uint64_t) override {
+    calls.push_back({true, type, code, bytes_of(packet)});
+    rte_pktmbuf_free(packet);
+  }
+};
+
+class StackTest : public ::testing::Test {
+ public:
+  static StackConfig make_config() {
+    StackConfig config;
+    StackPort port;
+    port.mac = kPortMac;
+    port.address = kPortIp;
+    port.prefix_length = 24;
+    port.gateway = kGatewayIp;
+    config.ports.push_back(port);
+    config.listener_addresses.push_back(kListenerIp);
+    config.neighbour_timers.retry_us = 1'000'000;
+    config.neighbour_timers.max_probes = 3;
+    config.neighbour_capacity = 16;
+    return config;
+  }
+
+  static Frame arp_request(Ipv4Address target, MacAddress destination = MacAddress::broadcast()) {
+    return Eth(kClientMac, destination)
+        .ARPRequest(kClientMac, kClientIp, target)
+        .pad_to(60)
+        .build();
+  }
+  static Frame arp_reply_from(MacAddress mac, Ipv4Address ip) {
+    return Eth(mac, kPortMac).ARPReply(mac, ip, kPortMac, kPortIp).pad_to(60).build();
+  }
+  static Frame ping(Ipv4Address destination, uint16_t sequence = 1) {
+    return Eth(kClientMac, kPortMac)
+        .IPv4(kClientIp, destination)
+        .id(0x1234)
+        .ICMPEchoRequest(0x77, sequence)
+        .payload(kPingData)
+        .build();
+  }
+  static Frame expected_pong(Ipv4Address from, uint16_t sequence = 1) {
+    return Eth(kPortMac, kClientMac)
+        .IPv4(from, kClientIp)
+        .id(0x1234)
+        .ICMPEchoReply(0x77, sequence)
+        .payload(kPingData)
+        .build();
+  }
+  static Frame tcp_to(Ipv4Address destination) {
+    return Eth(kClientMac, kPortMac)
+        .IPv4(kClientIp, destination)
+        .TCP(40000, 7, TcpFlag::syn, 1000, 0, test::TcpOptions().mss(1460))
+        .build();
+  }
+
+ protected:
+  StackTest() : pool_(test::test_mbuf_pool()), free_at_start_(rte_mempool_avail_count(pool_)) {}
+
+  ~StackTest() override {
+    // Every mbuf the stack was given is freed or transmitted (and drained): nothing leaks.
+    stack_.reset();
+    io_.drain(0);
+    EXPECT_EQ(rte_mempool_avail_count(pool_), free_at_start_) << "mbufs leaked";
+  }
+
+  // Delivers one frame and returns what the stack transmitted in response.
+  std::vector<Frame> deliver(const Frame& frame, uint64_t now_us = 0) {
+    io_.inject(0, frame);
+    rte_mbuf* m = nullptr;
+    EXPECT_EQ(io_.receive(0, &m, 1), 1);
+    stack_->receive(0, m, now_us);
+    tx_.flush_all();
+    return io_.drain(0);
+  }
+
+  // Sends an IPv4 packet (the builder's frame without its Ethernet header) through send_ipv4.
+  std::vector<Frame> send_ipv4(const Frame& frame, uint64_t now_us) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    const size_t length = frame.size() - 14;
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(length)), frame.data() + 14, length);
+    stack_->send_ipv4(0, m, now_us);
+    tx_.flush_all();
+    return io_.drain(0);
+  }
+
+  std::vector<Frame> tick(uint64_t now_us) {
+    stack_->tick(now_us);
+    tx_.flush_all();
+    return io_.drain(0);
+  }
+
+  uint64_t drops(DropReason reason) const { return port_counters_[0].dropped(reason); }
+  uint64_t total_drops() const {
+    uint64_t total = 0;
+    for (size_t r = 0; r < kDropReasonNames.size(); ++r) total += port_counters_[0].drops[r].get();
+    return total;
+  }
+
+  rte_mempool* pool_;
+  unsigned free_at_start_;
+  test::MemoryIo io_{1, pool_};
+  std::array<dataplane::PortCounters, dataplane::kMaxPorts> port_counters_{};
+  dataplane::L3Counters l3_{};
+  dataplane::TxBuffers tx_{io_, port_counters_};
+  std::unique_ptr<Stack> stack_ =
+      std::make_unique<Stack>(make_config(), pool_, tx_, port_counters_, l3_);
+};
+
+TEST_F(StackTest, AnswersArpForThePortAndListenerAddresses) {
+  for (const Ipv4Address target : {kPortIp, kListenerIp}) {
+    const std::vector<Frame> out = deliver(arp_request(target));
+    ASSERT_EQ(out.size(), 1u) << target.to_string();
+    // RFC 826: the reply swaps sender and target and names our MAC; the request's padding stays.
+    EXPECT_EQ(out[0], Eth(kPortMac, kClientMac)
+                          .ARPReply(kPortMac, target, kClientMac, kClientIp)
+                          .pad_to(60)
+                          .build());
+  }
+  EXPECT_EQ(l3_.arp_requests_answered.get(), 2u);
+  EXPECT_EQ(port_counters_[0].tx_packets.get(), 2u);
+  EXPECT_EQ(total_drops(), 0u);
+  // A request that targets us also teaches us the sender (RFC 826 merge, "am I the target?").
+  ASSERT_NE(stack_->neighbours().find(kClientIp.value()), nullptr);
+  EXPECT_EQ(stack_->neighbours().find(kClientIp.value())->mac, kClientMac);
+}
+
+TEST_F(StackTest, AnswersPingForThePortAndListenerAddresses) {
+  for (const Ipv4Address target : {kPortIp, kListenerIp}) {
+    const std::vector<Frame> out = deliver(ping(target, 9));
+    ASSERT_EQ(out.size(), 1u) << target.to_string();
+    EXPECT_EQ(out[0], expected_pong(target, 9));
+  }
+  EXPECT_EQ(l3_.icmp_echo_replies.get(), 2u);
+  EXPECT_EQ(total_drops(), 0u);
+}
+
+TEST_F(StackTest, EthernetPaddingIsNotEchoed) {
+  // A short echo request arrives padded to the 60-byte minimum; the reply carries only the IPv4
+  // total length's worth (the padding is not ICMP data).
+  const Frame request =
+      Eth(kClientMac, kPortMac).IPv4(kClientIp, kPortIp).ICMPEchoRequest(1, 2).pad_to(60).build();
+  const std::vector<Frame> out = deliver(request);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], Eth(kPortMac, kClientMac).IPv4(kPortIp, kClientIp).ICMPEchoReply(1, 2).build());
+}
+
+TEST_F(StackTest, GratuitousArpAnnouncesEveryOwnedAddressAtStart) {
+  stack_->start(0);
+  tx_.flush_all();
+  const std::vector<Frame> out = io_.drain(0);
+  // RFC 5227 2.4 announcement: a broadcast request with sender and target both the address.
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0], Eth(kPortMac, MacAddress::broadcast())
+                        .ARP(kArpRequest, kPortMac, kPortIp, MacAddress(), kPortIp)
+                        .build());
+  EXPECT_EQ(out[1], Eth(kPortMac, MacAddress::broadcast())
+                        .ARP(kArpRequest, kPortMac, kListenerIp, MacAddress(), kListenerIp)
+                        .build());
+  EXPECT_EQ(l3_.gratuitous_arp_sent.get(), 2u);
+}
+
+// Every malformed or foreign frame is dropped, counted under exactly one reason, and answered by
+// nothing.
+struct DropCase {
+  const char* name;
+  Frame frame;
+  DropReason reason;
+};
+
+class StackDrops : public StackTest, public ::testing::WithParamInterface<DropCase> {};
+
+TEST_P(StackDrops, DropsAndCountsUnderOneReason) {
+  EXPECT_TRUE(deliver(GetParam().frame).empty());
+  EXPECT_EQ(drops(GetParam().reason), 1u)
+      << kDropReasonNames[static_cast<size_t>(GetParam().reason)];
+  EXPECT_EQ(total_drops(), 1u);
+  EXPECT_EQ(l3_.icmp_echo_replies.get() + l3_.arp_requests_answered.get(), 0u);
+}
+
+const Frame kGoodPing = StackTest::ping(kPortIp);
+Frame cut(Frame frame, size_t length) {
+  frame.resize(length);
+  return frame;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, StackDrops,
+    ::testing::Values(
+        DropCase{"runt_ethernet", Frame(10, 0xff), DropReason::truncated},
+        DropCase{
+            "other_mac",
+            Eth(kClientMac, kGatewayMac).IPv4(kClientIp, kPortIp).ICMPEchoRequest(1, 1).build(),
+            DropReason::not_ours},
+        DropCase{"ipv6_ethertype",
+                 Eth(kClientMac, kPortMac).ether_type(0x86dd).payload("0123456789").build(),
+                 DropReason::unsupported},
+        DropCase{"bad_ipv4_checksum",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .corrupt_ip_checksum()
+                     .ICMPEchoRequest(1, 1)
+                     .build(),
+                 DropReason::bad_checksum},
+        DropCase{"ipv4_header_cut", cut(kGoodPing, 14 + 12), DropReason::truncated},
+        DropCase{
+            "ihl_below_5",
+            Eth(kClientMac, kPortMac).IPv4(kClientIp, kPortIp).ihl(4).ICMPEchoRequest(1, 1).build(),
+            DropReason::malformed},
+        DropCase{"ip_version_6",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .ip_version(6)
+                     .ICMPEchoRequest(1, 1)
+                     .build(),
+                 DropReason::malformed},
+        DropCase{"total_length_past_frame",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .ip_total_length(1400)
+                     .ICMPEchoRequest(1, 1)
+                     .build(),
+                 DropReason::truncated},
+        DropCase{"total_length_below_header",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .ip_total_length(12)
+                     .ICMPEchoRequest(1, 1)
+                     .build(),
+                 DropReason::malformed},
+        DropCase{"frame_cut_inside_payload", cut(kGoodPing, kGoodPing.size() - 4),
+                 DropReason::truncated},
+        DropCase{"first_fragment",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .dont_fragment(false)
+                     .more_fragments(true)
+                     .ICMPEchoRequest(1, 1)
+                     .build(),
+                 DropReason::fragment},
+        DropCase{"later_fragment",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .dont_fragment(false)
+                     .fragment_offset(100)
+                     .ICMPEchoRequest(1, 1)
+                     .build(),
+                 DropReason::fragment},
+        DropCase{"ip_options",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .ip_options(std::vector<uint8_t>{1, 1, 1, 0})
+                     .ICMPEchoRequest(1, 1)
+                     .build(),
+                 DropReason::ip_options},
+        DropCase{
+            "ttl_zero",
+            Eth(kClientMac, kPortMac).IPv4(kClientIp, kPortIp).ttl(0).ICMPEchoRequest(1, 1).build(),
+            DropReason::ttl_expired},
+        DropCase{"not_our_address", StackTest::ping(kOtherIp), DropReason::not_ours},
+        DropCase{"bad_icmp_checksum",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .ICMPEchoRequest(1, 1)
+                     .corrupt_icmp_checksum()
+                     .build(),
+                 DropReason::bad_checksum},
+        DropCase{"icmp_cut_short",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .ICMPEchoRequest(1, 1)
+                     .truncate(14 + 20 + 3)
+                     .build(),
+                 DropReason::truncated},
+        DropCase{"icmp_timestamp_request",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .ICMP(13, 0, 0)
+                     .payload(Frame(12, 0))
+                     .build(),
+                 DropReason::unsupported},
+        DropCase{"udp",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .ip_protocol(17)
+                     .payload(Frame(8, 0))
+                     .build(),
+                 DropReason::unsupported},
+        DropCase{"bad_tcp_checksum",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kListenerIp)
+                     .TCP(40000, 7, TcpFlag::syn, 1, 0)
+                     .corrupt_tcp_checksum()
+                     .build(),
+                 DropReason::bad_checksum},
+        DropCase{"tcp_header_cut",
+                 Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kListenerIp)
+                     .ip_protocol(6)
+                     .payload(Frame(12, 0))
+                     .build(),
+                 DropReason::truncated},
+        DropCase{"tcp_without_a_transport", StackTest::tcp_to(kListenerIp),
+                 DropReason::unsupported},
+        DropCase{"arp_bad_lengths",
+                 Eth(kClientMac, MacAddress::broadcast())
+                     .ARPRequest(kClientMac, kClientIp, kPortIp)
+                     .arp_lengths(8, 4)
+                     .pad_to(60)
+                     .build(),
+                 DropReason::malformed},
+        DropCase{"arp_not_ipv4",
+                 Eth(kClientMac, MacAddress::broadcast())
+                     .ARPRequest(kClientMac, kClientIp, kPortIp)
+                     .arp_types(1, 0x86dd)
+                     .pad_to(60)
+                     .build(),
+                 DropReason::malformed},
+        DropCase{"arp_cut", cut(StackTest::arp_request(kPortIp), 14 + 20), DropReason::truncated},
+        DropCase{"arp_for_someone_else", StackTest::arp_request(kOtherIp), DropReason::not_ours}),
+    [](const ::testing::TestParamInfo<DropCase>& info) { return std::string(info.param.name); });
+
+TEST_F(StackTest, StillAnswersAfterAStormOfMalformedFrames) {
+  Frame garbage = kGoodPing;
+  for (int i = 0; i < 2000; ++i) {
+    Frame frame = garbage;
+    frame[14 + (i % 40)] ^= static_cast<uint8_t>(1 + i % 255);  // damage one header byte
+    frame.resize(14 + static_cast<size_t>(i) % (garbage.size() - 14));
+    EXPECT_TRUE(deliver(frame).empty());
+  }
+  EXPECT_EQ(total_drops(), 2000u);
+  const std::vector<Frame> out = deliver(ping(kPortIp));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], expected_pong(kPortIp));
+}
+
+TEST_F(StackTest, TcpSegmentsAndIcmpErrorsAboutTcpReachTheTransport) {
+  RecordingTransport transport;
+  stack_->set_transport(&transport);
+  const Frame syn = tcp_to(kListenerIp);
+  EXPECT_TRUE(deliver(syn).empty());
+
+  // A port unreachable that quotes a TCP segment we sent (RFC 792: the IPv4 header and 8 bytes).
+  const Frame sent = Eth(kPortMac, kClientMac)
+                         .IPv4(kListenerIp, kClientIp)
+                         .TCP(7, 40000, TcpFlag::ack, 5, 6)
+                         .build();
+  const Frame quoted(sent.begin() + 14, sent.begin() + 14 + 28);
+  const Frame error =
+      Eth(kClientMac, kPortMac).IPv4(kClientIp, kListenerIp).ICMP(3, 3, 0).payload(quoted).build();
+  EXPECT_TRUE(deliver(error).empty());
+
+  ASSERT_EQ(transport.calls.size(), 2u);
+  EXPECT_FALSE(transport.calls[0].icmp_error);
+  EXPECT_EQ(transport.calls[0].bytes, Frame(syn.begin() + 14, syn.end())) << "from the IPv4 header";
+  EXPECT_TRUE(transport.calls[1].icmp_error);
+  EXPECT_EQ(transport.calls[1].type, 3);
+  EXPECT_EQ(transport.calls[1].code, 3);
+  EXPECT_EQ(transport.calls[1].bytes, Frame(error.begin() + 14 + 20, error.end())) << "from ICMP";
+  EXPECT_EQ(l3_.icmp_errors_to_tcp.get(), 1u);
+  EXPECT_EQ(total_drops(), 0u);
+}
+
+TEST_F(StackTest, ResolvesANeighbourThenSendsWhatWaited) {
+  const Frame packet = Eth(kPortMac, kClientMac)
+                           .IPv4(kListenerIp, kClientIp)
+                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
+                           .build();
+  // First packet: held, and one broadcast ARP request from the port address.
+  std::vector<Frame> out = send_ipv4(packet, 0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], Eth(kPortMac, MacAddress::broadcast())
+                        .ARP(kArpRequest, kPortMac, kPortIp, MacAddress(), kClientIp)
+                        .build());
+  // A second packet waits too, without a second request.
+  EXPECT_TRUE(send_ipv4(packet, 10).empty());
+  // The reply releases both, addressed to the learned MAC.
+  out = deliver(arp_reply_from(kClientMac, kClientIp), 20);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0], packet);
+  EXPECT_EQ(out[1], packet);
+  EXPECT_EQ(l3_.arp_replies_learned.get(), 1u);
+  // Resolved: the next packet leaves at once.
+  out = send_ipv4(packet, 30);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], packet);
+}
+
+TEST_F(StackTest, OffLinkDestinationsGoThroughTheGateway) {
+  const Frame packet = Eth(kPortMac, kGatewayMac)
+                           .IPv4(kListenerIp, kRemoteIp)
+                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
+                           .build();
+  std::vector<Frame> out = send_ipv4(packet, 0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], Eth(kPortMac, MacAddress::broadcast())
+                        .ARP(kArpRequest, kPortMac, kPortIp, MacAddress(), kGatewayIp)
+                        .build());
+  out = deliver(arp_reply_from(kGatewayMac, kGatewayIp), 5);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], packet);
+}
+
+TEST_F(StackTest, RetriesThenGivesUpAndDropsWhatWaited) {
+  const Frame packet = Eth(kPortMac, kClientMac)
+                           .IPv4(kListenerIp, kClientIp)
+                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
+                           .build();
+  ASSERT_EQ(send_ipv4(packet, 0).size(), 1u);  // probe 1
+  EXPECT_TRUE(tick(500'000).empty()) << "before the retry interval";
+  EXPECT_EQ(tick(1'000'000).size(), 1u) << "probe 2";
+  EXPECT_EQ(tick(2'000'000).size(), 1u) << "probe 3";
+  EXPECT_EQ(drops(DropReason::no_neighbour), 0u);
+  EXPECT_TRUE(tick(3'000'000).empty()) << "no fourth probe";
+  EXPECT_EQ(drops(DropReason::no_neighbour), 1u);
+  EXPECT_EQ(l3_.neighbour_resolution_failures.get(), 1u);
+  EXPECT_EQ(l3_.arp_requests_sent.get(), 3u);
+}
+
+TEST_F(StackTest, TheQueueForAnUnresolvedNeighbourIsBounded) {
+  const Frame packet = Eth(kPortMac, kClientMac)
+                           .IPv4(kListenerIp, kClientIp)
+                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
+                           .build();
+  const size_t bound = NeighbourTable::kQueuePerNeighbour;
+  for (size_t i = 0; i < bound + 5; ++i) send_ipv4(packet, i);
+  EXPECT_EQ(drops(DropReason::no_neighbour), 5u);
+  EXPECT_EQ(deliver(arp_reply_from(kClientMac, kClientIp), 100).size(), bound);
+}
+
+TEST_F(StackTest, AnArpReplyWeDidNotAskForCreatesNoEntry) {
+  // RFC 826 merge rule: a reply for someone else updates nothing that does not exist already.
+  const Frame unsolicited = Eth(kGatewayMac, MacAddress::broadcast())
+                                .ARPReply(kGatewayMac, kGatewayIp, kClientMac, kClientIp)
+                                .pad_to(60)
+                                .build();
+  EXPECT_TRUE(deliver(unsolicited).empty());
+  EXPECT_EQ(stack_->neighbours().find(kGatewayIp.value()), nullptr);
+  EXPECT_EQ(drops(DropReason::not_ours), 1u);
+}
+
+}  // namespace
+}  // namespace weir::net
