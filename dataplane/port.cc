@@ -33,6 +33,14 @@ bool open_port(const PortRequest& request, uint16_t queues, rte_mempool* pool, O
                std::string& error) {
   port.request = request;
   uint16_t port_id = 0;
+  if (rte_eth_dev_get_port_by_name(request.device.c_str(), &port_id) != 0 &&
+      !request.vdev_argument.empty()) {
+    error = "port '" + request.name + "': device '" + request.device +
+            "' was not created: its driver refused \"--vdev=" + request.vdev_argument +
+            "\" (the driver's message is above; for net_af_packet, check that the interface "
+            "exists in this network namespace)";
+    return false;
+  }
   if (rte_eth_dev_get_port_by_name(request.device.c_str(), &port_id) != 0) {
     error = "port '" + request.name + "': device '" + request.device +
             "' not found; DPDK sees: " + available_devices() +

@@ -27,14 +27,15 @@ struct PortRequest {
   std::string name;    // the config's port name, for messages
   std::string device;  // a vdev name (net_af_packet0) or a PCI address
   uint16_t mtu = 1500;
+  std::string vdev_argument;  // the --vdev argument that should create `device`, if any
 };
 
 struct PortCapabilities {
-  bool rss = false;                // RSS configured with kRssToeplitzKey across the workers' queues
-  bool rx_ipv4_checksum = false;   // the device validates IPv4 header checksums (ol_flags)
-  bool rx_l4_checksum = false;     // the device validates TCP checksums
-  bool tx_ipv4_checksum = false;   // the device can compute IPv4 header checksums
-  bool tx_tcp_checksum = false;    // the device can compute TCP checksums
+  bool rss = false;               // RSS configured with kRssToeplitzKey across the workers' queues
+  bool rx_ipv4_checksum = false;  // the device validates IPv4 header checksums (ol_flags)
+  bool rx_l4_checksum = false;    // the device validates TCP checksums
+  bool tx_ipv4_checksum = false;  // the device can compute IPv4 header checksums
+  bool tx_tcp_checksum = false;   // the device can compute TCP checksums
 };
 
 struct OpenPort {

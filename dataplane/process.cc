@@ -58,7 +58,22 @@ int worker_main(void* arg) {
   return 0;
 }
 
-net::StackConfig stack_config_for(const config::Config& config, const std::vector<OpenPort>& ports) {
+// The argument of the --vdev option that creates `device` ("net_tap0,iface=x"), or "".
+std::string vdev_argument(const std::vector<std::string>& eal, const std::string& device) {
+  for (size_t i = 0; i < eal.size(); ++i) {
+    std::string spec;
+    if (eal[i].rfind("--vdev=", 0) == 0) {
+      spec = eal[i].substr(7);
+    } else if (eal[i] == "--vdev" && i + 1 < eal.size()) {
+      spec = eal[i + 1];
+    }
+    if (spec.substr(0, spec.find(',')) == device) return spec;
+  }
+  return "";
+}
+
+net::StackConfig stack_config_for(const config::Config& config,
+                                  const std::vector<OpenPort>& ports) {
   net::StackConfig stack;
   for (size_t i = 0; i < ports.size(); ++i) {
     const config::Port& port = config.dataplane.ports[i];
@@ -95,10 +110,11 @@ int run(std::shared_ptr<const config::Config> config) {
 
   const std::vector<std::string>& eal = config->dataplane.eal;
   if (!has_argument(eal, "--no-huge") && reserved_hugepages() == 0) {
-    std::fprintf(stderr,
-                 "weir-dataplane: no hugepages are reserved (HugePages_Total is 0 in /proc/meminfo)."
-                 " Reserve some (echo 512 > /proc/sys/vm/nr_hugepages) or add \"--no-huge\", "
-                 "\"-m\", \"512\" to dataplane.eal\n");
+    std::fprintf(
+        stderr,
+        "weir-dataplane: no hugepages are reserved (HugePages_Total is 0 in /proc/meminfo)."
+        " Reserve some (echo 512 > /proc/sys/vm/nr_hugepages) or add \"--no-huge\", "
+        "\"-m\", \"512\" to dataplane.eal\n");
     return 1;
   }
   std::vector<std::string> arguments{"weir-dataplane"};
@@ -131,19 +147,22 @@ int run(std::shared_ptr<const config::Config> config) {
     }
     const size_t port_count = config->dataplane.ports.size();
     // Every RX and TX descriptor may hold an mbuf, plus per-lcore caches and bursts in flight.
-    const unsigned mbufs = static_cast<unsigned>(port_count * worker_count * 2 * 1024 +
-                                                 (worker_count + 1) * (kMbufCache + 4 * kBurstSize) + 4096);
+    const unsigned mbufs =
+        static_cast<unsigned>(port_count * worker_count * 2 * 1024 +
+                              (worker_count + 1) * (kMbufCache + 4 * kBurstSize) + 4096);
     pool = rte_pktmbuf_pool_create("weir_mbufs", mbufs, kMbufCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                    static_cast<int>(rte_socket_id()));
     if (pool == nullptr) {
-      std::fprintf(stderr, "weir-dataplane: cannot allocate %u mbufs: %s (raise -m in dataplane.eal)\n",
+      std::fprintf(stderr,
+                   "weir-dataplane: cannot allocate %u mbufs: %s (raise -m in dataplane.eal)\n",
                    mbufs, rte_strerror(rte_errno));
       exit_code = 1;
       break;
     }
     std::vector<PortRequest> requests;
     for (const config::Port& port : config->dataplane.ports) {
-      requests.push_back(PortRequest{port.name, port.device, port.mtu});
+      requests.push_back(
+          PortRequest{port.name, port.device, port.mtu, vdev_argument(eal, port.device)});
     }
     std::string error;
     if (!open_ports(requests, static_cast<uint16_t>(worker_count), pool, ports, error)) {
