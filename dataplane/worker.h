@@ -36,8 +36,12 @@ class alignas(64) Worker {
   // Returns whether any packet was received. Exposed for tests that drive a worker step by step.
   bool poll_once(uint64_t now_us);
 
-  // Work done once before the first poll (gratuitous ARP for owned addresses).
-  void start(uint64_t now_us) { stack_.start(now_us); tx_.flush_all(); }
+  // Work done once before the first poll. Worker 0 announces the owned addresses (gratuitous ARP);
+  // one announcement per address is enough whatever the number of workers.
+  void start(uint64_t now_us) {
+    stack_.start(now_us, settings_.id == 0);
+    tx_.flush_all();
+  }
 
   uint16_t id() const { return settings_.id; }
   const std::array<PortCounters, kMaxPorts>& port_counters() const { return port_counters_; }

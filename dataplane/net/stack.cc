@@ -360,8 +360,9 @@ void Stack::send_arp(PortIndex port, uint16_t operation, Ipv4Address sender,
   tx_.send(port, frame);
 }
 
-void Stack::start(uint64_t now_us) {
+void Stack::start(uint64_t now_us, bool announce) {
   next_expiry_us_ = now_us;
+  if (!announce) return;
   // Gratuitous ARP (RFC 5227 2.4 announcement form: a request with sender == target) for every
   // owned address, so switches and neighbours learn where the VIPs live.
   for (PortIndex port = 0; port < config_.ports.size(); ++port) {

@@ -67,8 +67,9 @@ class Stack final : private NeighbourTable::Sink {
 
   // Consumes one received frame.
   void receive(PortIndex port, rte_mbuf* frame, uint64_t now_us);
-  // Sends gratuitous ARP for every owned address on every port.
-  void start(uint64_t now_us);
+  // Starts the timers and, when `announce`, sends gratuitous ARP for every owned address on every
+  // port.
+  void start(uint64_t now_us, bool announce);
   // Neighbour retries and expiry.
   void tick(uint64_t now_us);
 

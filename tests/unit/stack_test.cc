@@ -200,7 +200,7 @@ TEST_F(StackTest, EthernetPaddingIsNotEchoed) {
 }
 
 TEST_F(StackTest, GratuitousArpAnnouncesEveryOwnedAddressAtStart) {
-  stack_->start(0);
+  stack_->start(0, true);
   tx_.flush_all();
   const std::vector<Frame> out = io_.drain(0);
   // RFC 5227 2.4 announcement: a broadcast request with sender and target both the address.
@@ -212,6 +212,13 @@ TEST_F(StackTest, GratuitousArpAnnouncesEveryOwnedAddressAtStart) {
                         .ARP(kArpRequest, kPortMac, kListenerIp, MacAddress(), kListenerIp)
                         .build());
   EXPECT_EQ(l3_.gratuitous_arp_sent.get(), 2u);
+}
+
+TEST_F(StackTest, OnlyTheAnnouncingWorkerSendsGratuitousArp) {
+  stack_->start(0, false);
+  tx_.flush_all();
+  EXPECT_TRUE(io_.drain(0).empty());
+  EXPECT_EQ(l3_.gratuitous_arp_sent.get(), 0u);
 }
 
 // Every malformed or foreign frame is dropped, counted under exactly one reason, and answered by

@@ -1,0 +1,156 @@
+// Cost per packet of the worker's path RX -> classify -> reply for ICMP echo, with no NIC: an
+// in-memory PacketIo hands the worker bursts of echo requests and frees what it transmits. Side
+// by side, the same loop with the protocol work removed (the requests are freed unread), so the
+// difference is Weir's own cost. Results and commands: docs/benchmarks.md.
+#include <benchmark/benchmark.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_mbuf.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane/worker.h"
+
+namespace {
+
+using weir::dataplane::PacketIo;
+using weir::dataplane::PortIndex;
+
+rte_mempool* g_pool = nullptr;  // created in main before any benchmark runs
+
+// A 98-byte echo request (56 bytes of data, as ping sends) from 10.77.0.1 to 10.77.0.2.
+std::vector<uint8_t> echo_request(const std::array<uint8_t, 6>& destination_mac) {
+  std::vector<uint8_t> f(14 + 20 + 8 + 56, 0);
+  const uint8_t source_mac[6] = {0x02, 0x77, 0, 0, 0, 0x01};
+  std::memcpy(f.data(), destination_mac.data(), 6);
+  std::memcpy(f.data() + 6, source_mac, 6);
+  f[12] = 0x08;
+  uint8_t* ip = f.data() + 14;
+  ip[0] = 0x45;
+  ip[2] = 0;
+  ip[3] = 84;
+  ip[6] = 0x40;
+  ip[8] = 64;
+  ip[9] = 1;
+  const uint8_t addresses[8] = {10, 77, 0, 1, 10, 77, 0, 2};
+  std::memcpy(ip + 12, addresses, 8);
+  auto checksum = [](const uint8_t* p, size_t n) {
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < n; i += 2) sum += uint32_t{p[i]} << 8 | p[i + 1];
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+  };
+  const uint16_t ip_sum = checksum(ip, 20);
+  ip[10] = static_cast<uint8_t>(ip_sum >> 8);
+  ip[11] = static_cast<uint8_t>(ip_sum);
+  uint8_t* icmp = ip + 20;
+  icmp[0] = 8;
+  icmp[5] = 0x77;
+  icmp[7] = 1;
+  for (size_t i = 0; i < 56; ++i) icmp[8 + i] = static_cast<uint8_t>(i);
+  const uint16_t icmp_sum = checksum(icmp, 64);
+  icmp[2] = static_cast<uint8_t>(icmp_sum >> 8);
+  icmp[3] = static_cast<uint8_t>(icmp_sum);
+  return f;
+}
+
+// Every receive returns a full burst of fresh copies of the request, as a driver fills mbufs from
+// its ring; every transmit frees what it is given, as a driver does once the NIC has sent it.
+class LoopbackIo final : public PacketIo {
+ public:
+  explicit LoopbackIo(std::vector<uint8_t> frame) : frame_(std::move(frame)) {}
+  PortIndex port_count() const override { return 1; }
+  uint16_t receive(PortIndex, rte_mbuf** packets, uint16_t max) override {
+    if (rte_pktmbuf_alloc_bulk(g_pool, packets, max) != 0) return 0;
+    for (uint16_t i = 0; i < max; ++i) {
+      char* data = rte_pktmbuf_append(packets[i], static_cast<uint16_t>(frame_.size()));
+      std::memcpy(data, frame_.data(), frame_.size());
+    }
+    received += max;
+    return max;
+  }
+  uint16_t transmit(PortIndex, rte_mbuf** packets, uint16_t count) override {
+    rte_pktmbuf_free_bulk(packets, count);
+    transmitted += count;
+    return count;
+  }
+  uint64_t received = 0;
+  uint64_t transmitted = 0;
+
+ private:
+  std::vector<uint8_t> frame_;
+};
+
+constexpr std::array<uint8_t, 6> kPortMac = {0x02, 0x77, 0, 0, 0, 0x02};
+
+weir::net::StackConfig stack_config() {
+  weir::net::StackConfig config;
+  weir::net::StackPort port;
+  port.mac = weir::net::MacAddress(kPortMac);
+  port.address = weir::net::Ipv4Address::from_octets(10, 77, 0, 2);
+  port.prefix_length = 24;
+  config.ports.push_back(port);
+  return config;
+}
+
+// The worker's whole poll: RX burst, Ethernet/IPv4/ICMP validation (checksums in software, as on
+// af_packet and tap), the in-place reply, the TX burst.
+void BM_IcmpEchoThroughWorker(benchmark::State& state) {
+  auto io = std::make_unique<LoopbackIo>(echo_request(kPortMac));
+  LoopbackIo* counters = io.get();
+  weir::dataplane::Worker worker({}, std::move(io), stack_config(), g_pool);
+  uint64_t now_us = 0;
+  for (auto _ : state) worker.poll_once(++now_us);
+  if (counters->transmitted != counters->received) state.SkipWithError("not every request was answered");
+  state.SetItemsProcessed(static_cast<int64_t>(counters->received));
+  state.counters["ns_per_packet"] = benchmark::Counter(
+      static_cast<double>(counters->received), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_IcmpEchoThroughWorker);
+
+// The peer: the same I/O (allocation, copy, free) with no protocol work in between.
+void BM_IoOnly(benchmark::State& state) {
+  LoopbackIo io(echo_request(kPortMac));
+  std::array<rte_mbuf*, weir::dataplane::kBurstSize> burst{};
+  for (auto _ : state) {
+    const uint16_t n = io.receive(0, burst.data(), weir::dataplane::kBurstSize);
+    io.transmit(0, burst.data(), n);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(io.received));
+  state.counters["ns_per_packet"] = benchmark::Counter(
+      static_cast<double>(io.received), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_IoOnly);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string prefix = "weir-bench-" + std::to_string(getpid());
+  std::vector<std::string> args = {"icmp_echo_bench", "-l", "0", "--no-huge", "-m", "128", "--no-pci",
+                                   "--no-shconf", "--file-prefix", prefix, "--log-level",
+                                   "lib.eal:error", "--no-telemetry"};
+  std::vector<char*> eal_argv;
+  for (auto& a : args) eal_argv.push_back(a.data());
+  if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {
+    std::fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
+    return 1;
+  }
+  g_pool = rte_pktmbuf_pool_create("bench", 4095, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  if (g_pool == nullptr) {
+    std::fprintf(stderr, "mbuf pool: %s\n", rte_strerror(rte_errno));
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  rte_mempool_free(g_pool);
+  rte_eal_cleanup();
+  return 0;
+}
