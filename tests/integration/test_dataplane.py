@@ -285,3 +285,35 @@ def test_start_up_errors_are_clear(testbed_factory):
     finally:
         NR_HUGEPAGES.write_text(previous)
     assert "no hugepages are reserved" in stderr and "--no-huge" in stderr
+
+
+def two_worker_config(tb, qpairs: int) -> dict:
+    """Two workers on this 2-core machine: lcore 0 (main) on CPU 0, lcores 1 and 2 share CPU 1."""
+    config = tb.dataplane_config()
+    eal = config["dataplane"]["eal"]
+    at = eal.index("-l")
+    eal[at : at + 2] = ["--lcores", "0@0,1@1,2@1"]
+    config["dataplane"]["eal"] = [
+        f"{a},qpairs={qpairs}" if a.startswith("--vdev") else a for a in eal
+    ]
+    return config
+
+
+def test_two_workers_each_poll_their_own_queue_and_answer(testbed_factory):
+    tb = testbed_factory()
+    with DataplaneProcess(tb, two_worker_config(tb, qpairs=2)) as dataplane:
+        dataplane.wait_ready(timeout_s=30.0)
+        answers_everything(tb)
+        stats = dataplane.stats()
+        assert [w["id"] for w in stats["workers"]] == [0, 1]
+        assert DataplaneProcess.total(stats, "l3", "icmp_echo_replies") == 6
+        # One announcement per owned address, from worker 0 only.
+        assert [w["l3"]["gratuitous_arp_sent"] for w in stats["workers"]] == [2, 0]
+        assert all(w["loop"]["polls"] > 0 for w in stats["workers"])
+        assert dataplane.stop() == 0, dataplane.output()
+
+
+def test_a_device_with_fewer_queues_than_workers_is_refused(testbed_factory):
+    tb = testbed_factory()
+    stderr = run_expecting_failure(tb, two_worker_config(tb, qpairs=1), "too-few-queues")
+    assert "2 workers need 2 RX/TX queue pairs" in stderr and "qpairs=N" in stderr
