@@ -1,0 +1,247 @@
+// The TCP stack's self-contained parts: sequence-number arithmetic (RFC 9293 3.4), the per-worker
+// timer wheel (checked against a model over random operations), RFC 6528 initial sequence numbers
+// and RFC 4987 SYN cookies.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "dataplane/tcp/seq.h"
+#include "dataplane/tcp/syn_cookie.h"
+#include "dataplane/tcp/timer_wheel.h"
+
+namespace weir::tcp {
+namespace {
+
+// ---- sequence numbers --------------------------------------------------------------------------
+
+TEST(Seq, ComparesAcrossTheWrap) {
+  const Seq before_wrap(0xFFFFFFF0u);
+  const Seq after_wrap(0x10u);
+  EXPECT_LT(before_wrap, after_wrap);
+  EXPECT_GT(after_wrap, before_wrap);
+  EXPECT_EQ(after_wrap - before_wrap, 0x20);
+  EXPECT_EQ(before_wrap - after_wrap, -0x20);
+  EXPECT_EQ(before_wrap + 0x20u, after_wrap);
+  EXPECT_EQ(after_wrap - 0x20u, before_wrap);
+  EXPECT_EQ(seq_max(before_wrap, after_wrap), after_wrap);
+  EXPECT_EQ(seq_min(before_wrap, after_wrap), before_wrap);
+  // Plain unsigned comparison would say the opposite: the reason for the type.
+  EXPECT_GT(before_wrap.raw(), after_wrap.raw());
+}
+
+TEST(Seq, OrderHoldsForEveryDistanceBelowHalfTheSpace) {
+  std::mt19937 rng(6528);
+  for (int i = 0; i < 100000; ++i) {
+    const Seq a(static_cast<uint32_t>(rng()));
+    const uint32_t d = 1 + static_cast<uint32_t>(rng()) % 0x7FFFFFFFu;
+    const Seq b = a + d;
+    ASSERT_LT(a, b) << a.raw() << " + " << d;
+    ASSERT_LE(a, b);
+    ASSERT_GT(b, a);
+    ASSERT_GE(b, a);
+    ASSERT_FALSE(a == b);
+    ASSERT_EQ(static_cast<uint32_t>(b - a), d);
+  }
+}
+
+TEST(Seq, WindowIsHalfOpenAndWraps) {
+  const Seq left(0xFFFFFF00u);
+  EXPECT_TRUE(in_window(left, left, 0x200));
+  EXPECT_TRUE(in_window(left + 0x1FFu, left, 0x200));
+  EXPECT_FALSE(in_window(left + 0x200u, left, 0x200));
+  EXPECT_FALSE(in_window(left - 1u, left, 0x200));
+  EXPECT_FALSE(in_window(left, left, 0)) << "a zero window holds nothing";
+}
+
+// ---- the timer wheel ---------------------------------------------------------------------------
+
+constexpr uint64_t kTick = 1000;  // 1 ms
+
+TEST(TimerWheel, NeverEarlyAndAtMostOneTickLate) {
+  TimerWheel wheel(64, kTick, 0);
+  Timer timer;
+  wheel.arm(timer, 2500);  // due in tick 3 (the first tick at or after 2.5 ms)
+  int fired = 0;
+  auto count = [&](Timer&) { ++fired; };
+  EXPECT_EQ(wheel.advance(2999, count), 0u);
+  EXPECT_TRUE(timer.armed());
+  EXPECT_EQ(wheel.advance(3000, count), 1u);
+  EXPECT_EQ(fired, 1);
+  EXPECT_FALSE(timer.armed());
+  EXPECT_EQ(wheel.armed_count(), 0u);
+}
+
+TEST(TimerWheel, CancelAndRearm) {
+  TimerWheel wheel(64, kTick, 0);
+  Timer a, b;
+  wheel.arm(a, 5000);
+  wheel.arm(b, 5000);
+  wheel.cancel(a);
+  wheel.cancel(a);     // cancelling twice is harmless
+  wheel.arm(b, 9000);  // re-arming moves it
+  std::vector<Timer*> fired;
+  wheel.advance(8000, [&](Timer& t) { fired.push_back(&t); });
+  EXPECT_TRUE(fired.empty());
+  wheel.advance(9000, [&](Timer& t) { fired.push_back(&t); });
+  EXPECT_EQ(fired, std::vector<Timer*>{&b});
+}
+
+TEST(TimerWheel, PastDeadlinesFireAtTheNextAdvanceNotSynchronously) {
+  TimerWheel wheel(64, kTick, 10'000);
+  Timer timer;
+  wheel.arm(timer, 0);
+  EXPECT_TRUE(timer.armed());
+  EXPECT_EQ(wheel.advance(11'000, [](Timer&) {}), 1u);
+}
+
+TEST(TimerWheel, TimersBeyondOneTurnWaitForTheirTurn) {
+  TimerWheel wheel(8, kTick, 0);  // one turn = 8 ms
+  Timer timer;
+  wheel.arm(timer, 20'000);  // two and a half turns away
+  size_t fired = 0;
+  for (uint64_t now = kTick; now < 20'000; now += kTick) {
+    fired += wheel.advance(now, [](Timer&) {});
+    ASSERT_EQ(fired, 0u) << now;
+  }
+  EXPECT_EQ(wheel.advance(20'000, [](Timer&) {}), 1u);
+}
+
+TEST(TimerWheel, ACallbackMayRearmItsTimer) {
+  TimerWheel wheel(16, kTick, 0);
+  Timer periodic;
+  std::vector<uint64_t> fired_at;
+  uint64_t now = 0;
+  auto on_expire = [&](Timer& t) {
+    fired_at.push_back(now);
+    if (fired_at.size() < 5) wheel.arm(t, now + 3 * kTick);
+  };
+  wheel.arm(periodic, 3 * kTick);
+  for (now = kTick; now <= 30 * kTick; now += kTick) wheel.advance(now, on_expire);
+  EXPECT_EQ(fired_at, (std::vector<uint64_t>{3000, 6000, 9000, 12000, 15000}));
+  EXPECT_FALSE(periodic.armed());
+}
+
+TEST(TimerWheel, MatchesAModelOverRandomOperations) {
+  // Model: a timer armed at current tick c with deadline D must fire in the first advance whose
+  // tick reaches max(ceil(D / tick), c + 1), and never before.
+  std::mt19937_64 rng(1987);
+  constexpr size_t kTimers = 200;
+  // Timers first: the wheel is destroyed before them and disarms whatever a failed ASSERT left.
+  std::vector<std::unique_ptr<Timer>> timers;
+  for (size_t i = 0; i < kTimers; ++i) timers.push_back(std::make_unique<Timer>());
+  TimerWheel wheel(32, kTick, 0);
+  std::map<const Timer*, uint64_t> due_tick;  // armed timers and the tick they must fire at
+  uint64_t now = 0;
+  size_t fired_total = 0;
+  for (int step = 0; step < 20000; ++step) {
+    const unsigned op = rng() % 10;
+    Timer& timer = *timers[rng() % kTimers];
+    if (op < 5) {
+      const uint64_t deadline = now + rng() % (100 * kTick);  // up to ~3 turns away
+      wheel.arm(timer, deadline);
+      due_tick[&timer] = std::max((deadline + kTick - 1) / kTick, now / kTick + 1);
+    } else if (op < 7) {
+      wheel.cancel(timer);
+      due_tick.erase(&timer);
+    } else {
+      // Mostly small steps, sometimes an absence longer than a turn.
+      now += (rng() % 20 == 0) ? (40 + rng() % 100) * kTick : rng() % (3 * kTick);
+      const uint64_t now_tick = now / kTick;
+      wheel.advance(now, [&](Timer& t) {
+        const auto it = due_tick.find(&t);
+        ASSERT_NE(it, due_tick.end()) << "a cancelled or unarmed timer fired";
+        ASSERT_LE(it->second, now_tick) << "fired early";
+        due_tick.erase(it);
+        ++fired_total;
+      });
+      for (const auto& [t, tick] : due_tick) {
+        ASSERT_GT(tick, now_tick) << "a due timer did not fire";
+        ASSERT_TRUE(t->armed());
+      }
+    }
+    ASSERT_EQ(wheel.armed_count(), due_tick.size());
+  }
+  EXPECT_GT(fired_total, 1000u);
+}
+
+// ---- ISN and SYN cookies -----------------------------------------------------------------------
+
+constexpr Secret kSecret = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+constexpr Secret kOtherSecret = {16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1};
+constexpr FourTuple kTuple{0x0a4d0064, 0x0a4d0001, 7, 40000};
+
+TEST(InitialSequence, KeyedPerTupleAndAdvancingWithTheClock) {
+  const Seq isn = initial_sequence(kSecret, kTuple, 1'000'000);
+  // RFC 6528: M advances every 4 us.
+  EXPECT_EQ(initial_sequence(kSecret, kTuple, 1'000'400) - isn, 100);
+  FourTuple other_port = kTuple;
+  other_port.remote_port = 40001;
+  EXPECT_NE(initial_sequence(kSecret, other_port, 1'000'000), isn);
+  EXPECT_NE(initial_sequence(kOtherSecret, kTuple, 1'000'000), isn);
+}
+
+TEST(SynCookie, RoundTripKeepsTheLargestMssNotAboveTheClients) {
+  const Seq client_isn(123456789);
+  const uint64_t now = 5'000'000'000;
+  const std::vector<std::pair<uint16_t, uint16_t>> cases = {
+      {48, 64}, {536, 536}, {1000, 536}, {1459, 1440}, {1460, 1460}, {9000, 1460}, {1300, 1300}};
+  for (const auto& [offered, kept] : cases) {
+    const Seq cookie = make_cookie(kSecret, kTuple, client_isn, offered, now);
+    EXPECT_EQ(check_cookie(kSecret, kTuple, client_isn, cookie + 1u, now), kept) << offered;
+  }
+}
+
+TEST(SynCookie, ValidForTwoPeriodsAndNoLonger) {
+  const Seq client_isn(42);
+  const uint64_t made = 10 * kCookiePeriodUs + 5;
+  const Seq ack = make_cookie(kSecret, kTuple, client_isn, 1460, made) + 1u;
+  EXPECT_TRUE(check_cookie(kSecret, kTuple, client_isn, ack, made));
+  EXPECT_TRUE(check_cookie(kSecret, kTuple, client_isn, ack, 11 * kCookiePeriodUs + 7));
+  EXPECT_FALSE(check_cookie(kSecret, kTuple, client_isn, ack, 12 * kCookiePeriodUs));
+  EXPECT_FALSE(
+      check_cookie(kSecret, kTuple, client_isn, ack, 10 * kCookiePeriodUs + 32 * kCookiePeriodUs))
+      << "the 5-bit period counter wrapped, the hash still differs";
+}
+
+TEST(SynCookie, EveryAlteredBitAndEveryOtherConnectionIsRefused) {
+  const Seq client_isn(0xCAFEF00D);
+  const uint64_t now = 77 * kCookiePeriodUs;
+  const Seq cookie = make_cookie(kSecret, kTuple, client_isn, 1460, now);
+  for (int bit = 0; bit < 32; ++bit) {
+    const Seq altered(cookie.raw() ^ (1u << bit));
+    EXPECT_FALSE(check_cookie(kSecret, kTuple, client_isn, altered + 1u, now)) << "bit " << bit;
+  }
+  FourTuple other = kTuple;
+  other.remote_address ^= 1;
+  EXPECT_FALSE(check_cookie(kSecret, other, client_isn, cookie + 1u, now));
+  EXPECT_FALSE(check_cookie(kSecret, kTuple, client_isn + 1u, cookie + 1u, now));
+  EXPECT_FALSE(check_cookie(kOtherSecret, kTuple, client_isn, cookie + 1u, now));
+}
+
+TEST(SynCookie, TimestampCarriesWindowScaleAndSack) {
+  for (const uint32_t clock : {0u, 5u, 63u, 64u, 1000u, 0xFFFFFFFFu}) {
+    for (int scale = -1; scale <= 14; ++scale) {
+      for (const bool sack : {false, true}) {
+        const std::optional<uint8_t> window_scale =
+            scale < 0 ? std::nullopt : std::optional<uint8_t>(static_cast<uint8_t>(scale));
+        const uint32_t tsval = encode_cookie_timestamp(clock, window_scale, sack);
+        // Never ahead of the clock in timestamp (serial) arithmetic, and at most 64 behind.
+        const int32_t behind = static_cast<int32_t>(clock - tsval);
+        ASSERT_GE(behind, 0) << clock;
+        ASSERT_LT(behind, 64) << clock;
+        const auto decoded = decode_cookie_timestamp(tsval, 1440);
+        ASSERT_TRUE(decoded);
+        EXPECT_EQ(*decoded, (CookieOptions{1440, window_scale, sack}));
+      }
+    }
+  }
+  EXPECT_FALSE(decode_cookie_timestamp(0x12345600u, 1440)) << "no marker bit: not a cookie";
+}
+
+}  // namespace
+}  // namespace weir::tcp
