@@ -8,8 +8,10 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <unordered_map>
 #include <vector>
 
+#include "dataplane/tcp/connection_table.h"
 #include "dataplane/tcp/seq.h"
 #include "dataplane/tcp/syn_cookie.h"
 #include "dataplane/tcp/timer_wheel.h"
@@ -241,6 +243,74 @@ TEST(SynCookie, TimestampCarriesWindowScaleAndSack) {
     }
   }
   EXPECT_FALSE(decode_cookie_timestamp(0x12345600u, 1440)) << "no marker bit: not a cookie";
+}
+
+// ---- the connection table ----------------------------------------------------------------------
+
+struct TupleHash {
+  size_t operator()(const FourTuple& t) const {
+    return std::hash<uint64_t>()(uint64_t{t.local_address} << 32 | t.remote_address) ^
+           (size_t{t.local_port} << 16 | t.remote_port);
+  }
+};
+
+TEST(ConnectionTable, MatchesAModelUnderChurn) {
+  std::mt19937 rng(4987);
+  constexpr uint32_t kMax = 1000;
+  ConnectionTable table(kMax, kSecret);
+  std::unordered_map<FourTuple, uint32_t, TupleHash> model;
+  // A small address space so that inserts collide with existing keys and erases hit often.
+  auto random_tuple = [&] {
+    return FourTuple{0x0a4d0064, static_cast<uint32_t>(0x0a4d0000u + rng() % 4), 7,
+                     static_cast<uint16_t>(rng() % 600)};
+  };
+  size_t refusals = 0;
+  for (int step = 0; step < 200000; ++step) {
+    const FourTuple tuple = random_tuple();
+    switch (rng() % 3) {
+      case 0: {
+        const uint32_t slot = rng() % 100000;
+        const bool inserted = table.insert(tuple, slot);
+        const bool expected = !model.contains(tuple) && model.size() < kMax;
+        ASSERT_EQ(inserted, expected);
+        if (inserted) model[tuple] = slot;
+        if (!inserted && !model.contains(tuple)) ++refusals;
+        break;
+      }
+      case 1:
+        ASSERT_EQ(table.erase(tuple), model.erase(tuple) == 1);
+        break;
+      default: {
+        const auto found = table.find(tuple);
+        const auto it = model.find(tuple);
+        ASSERT_EQ(found.has_value(), it != model.end());
+        if (found) {
+          ASSERT_EQ(*found, it->second);
+        }
+      }
+    }
+    ASSERT_EQ(table.size(), model.size());
+  }
+  for (const auto& [tuple, slot] : model) ASSERT_EQ(table.find(tuple), slot);
+  EXPECT_GT(refusals, 0u) << "the test never filled the table";
+}
+
+TEST(ConnectionTable, FullTableRefusesUntilAnEntryLeaves) {
+  ConnectionTable table(3, kSecret);
+  FourTuple t = kTuple;
+  for (uint16_t port = 1; port <= 3; ++port) {
+    t.remote_port = port;
+    ASSERT_TRUE(table.insert(t, port));
+  }
+  t.remote_port = 4;
+  EXPECT_FALSE(table.insert(t, 4));
+  FourTuple first = kTuple;
+  first.remote_port = 1;
+  ASSERT_TRUE(table.erase(first));
+  EXPECT_TRUE(table.insert(t, 4));
+  EXPECT_EQ(table.find(t), 4u);
+  EXPECT_FALSE(table.find(first));
+  EXPECT_LE(table.bytes_per_connection(), 64u);
 }
 
 }  // namespace
