@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dataplane/tcp/connection_table.h"
+#include "dataplane/tcp/rto.h"
 #include "dataplane/tcp/seq.h"
 #include "dataplane/tcp/syn_cookie.h"
 #include "dataplane/tcp/timer_wheel.h"
@@ -311,6 +312,43 @@ TEST(ConnectionTable, FullTableRefusesUntilAnEntryLeaves) {
   EXPECT_EQ(table.find(t), 4u);
   EXPECT_FALSE(table.find(first));
   EXPECT_LE(table.bytes_per_connection(), 64u);
+}
+
+// ---- RFC 6298 retransmission timeout -----------------------------------------------------------
+
+TEST(RtoEstimator, FollowsRfc6298StepByStep) {
+  RtoEstimator rto(200'000, 120'000'000);
+  EXPECT_EQ(rto.rto_us(), 1'000'000u) << "2.1: 1 s before any sample";
+  rto.sample(100'000);  // 2.2: SRTT = R, RTTVAR = R/2, RTO = SRTT + 4 RTTVAR
+  EXPECT_EQ(rto.srtt_us(), 100'000u);
+  EXPECT_EQ(rto.rttvar_us(), 50'000u);
+  EXPECT_EQ(rto.rto_us(), 300'000u);
+  rto.sample(60'000);  // 2.3: RTTVAR = 3/4 * 50000 + 1/4 * |100000 - 60000| = 47500
+  EXPECT_EQ(rto.rttvar_us(), 47'500u);
+  EXPECT_EQ(rto.srtt_us(), 95'000u);  // 7/8 * 100000 + 1/8 * 60000
+  EXPECT_EQ(rto.rto_us(), 95'000u + 4 * 47'500u);
+}
+
+TEST(RtoEstimator, ClampsToMinimumAndMaximumAndBacksOff) {
+  RtoEstimator rto(200'000, 1'000'000);
+  for (int i = 0; i < 50; ++i) rto.sample(1'000);  // a LAN: SRTT 1 ms, RTTVAR -> 0
+  EXPECT_EQ(rto.rto_us(), 200'000u) << "2.4: never below min_rto";
+  rto.back_off();
+  EXPECT_EQ(rto.rto_us(), 400'000u) << "5.5: doubles";
+  rto.back_off();
+  rto.back_off();
+  EXPECT_EQ(rto.rto_us(), 1'000'000u) << "2.5: capped at max_rto";
+  EXPECT_EQ(rto.backoffs(), 3u);
+  rto.sample(1'000);  // 5.7: a new sample ends the backoff
+  EXPECT_EQ(rto.rto_us(), 200'000u);
+  EXPECT_EQ(rto.backoffs(), 0u);
+}
+
+TEST(RtoEstimator, GranularityBoundsTheVarianceTerm) {
+  RtoEstimator rto(1, 120'000'000);
+  for (int i = 0; i < 100; ++i) rto.sample(50'000);  // a perfectly steady path: RTTVAR -> 0
+  EXPECT_EQ(rto.rttvar_us(), 0u);
+  EXPECT_EQ(rto.rto_us(), 50'000u + RtoEstimator::kGranularityUs) << "SRTT + max(G, 4 RTTVAR)";
 }
 
 }  // namespace

@@ -1,0 +1,67 @@
+// The retransmission timeout of RFC 6298, per connection, in microseconds.
+//
+//   (2.1) before any measurement RTO = 1 s
+//   (2.2) first measurement R:  SRTT = R, RTTVAR = R/2
+//   (2.3) later measurements:   RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|, then SRTT = 7/8 SRTT + 1/8 R
+//         and RTO = SRTT + max(G, 4 RTTVAR), G the clock granularity
+//   (2.4) RTO is at least `min_rto` (the RFC says 1 s; Weir's default is Linux's 200 ms,
+//         `tcp.min_rto_ms`), (2.5) and at most `max_rto` (`tcp.max_rto_ms`)
+//   (3)   Karn's algorithm: samples from retransmitted segments are not taken (the caller does
+//         not call sample() for them; with timestamps, RFC 7323 4.1 makes every ACK a sample)
+//   (5.5) on expiry the timer backs off: RTO = min(2 RTO, max_rto)
+//   (5.7) a new sample after backoff recomputes RTO from SRTT and RTTVAR, ending the backoff
+// Integer arithmetic only, in the fixed-point style of the RFC's reference (Jacobson 1988).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace weir::tcp {
+
+class RtoEstimator {
+ public:
+  static constexpr uint64_t kInitialRtoUs = 1'000'000;  // RFC 6298 2.1
+  static constexpr uint64_t kGranularityUs = 1'000;     // the worker's timer tick
+
+  RtoEstimator(uint64_t min_rto_us, uint64_t max_rto_us)
+      : min_rto_us_(min_rto_us), max_rto_us_(max_rto_us), rto_us_(clamp(kInitialRtoUs)) {}
+
+  void sample(uint64_t rtt_us) {
+    if (!has_sample_) {
+      srtt_us_ = rtt_us;
+      rttvar_us_ = rtt_us / 2;
+      has_sample_ = true;
+    } else {
+      const uint64_t error = srtt_us_ > rtt_us ? srtt_us_ - rtt_us : rtt_us - srtt_us_;
+      rttvar_us_ = (3 * rttvar_us_ + error) / 4;
+      srtt_us_ = (7 * srtt_us_ + rtt_us) / 8;
+    }
+    rto_us_ = clamp(srtt_us_ + std::max(kGranularityUs, 4 * rttvar_us_));
+    backoffs_ = 0;
+  }
+
+  // The retransmission timer expired: RFC 6298 5.5.
+  void back_off() {
+    rto_us_ = std::min(rto_us_ * 2, max_rto_us_);
+    ++backoffs_;
+  }
+
+  uint64_t rto_us() const { return rto_us_; }
+  uint64_t srtt_us() const { return srtt_us_; }
+  uint64_t rttvar_us() const { return rttvar_us_; }
+  bool has_sample() const { return has_sample_; }
+  uint32_t backoffs() const { return backoffs_; }
+
+ private:
+  uint64_t clamp(uint64_t rto) const { return std::clamp(rto, min_rto_us_, max_rto_us_); }
+
+  uint64_t min_rto_us_;
+  uint64_t max_rto_us_;
+  uint64_t rto_us_;
+  uint64_t srtt_us_ = 0;
+  uint64_t rttvar_us_ = 0;
+  bool has_sample_ = false;
+  uint32_t backoffs_ = 0;
+};
+
+}  // namespace weir::tcp
