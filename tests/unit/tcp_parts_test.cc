@@ -3,6 +3,7 @@
 // and RFC 4987 SYN cookies.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "dataplane/tcp/congestion.h"
 #include "dataplane/tcp/connection_table.h"
 #include "dataplane/tcp/rto.h"
 #include "dataplane/tcp/seq.h"
@@ -349,6 +351,111 @@ TEST(RtoEstimator, GranularityBoundsTheVarianceTerm) {
   for (int i = 0; i < 100; ++i) rto.sample(50'000);  // a perfectly steady path: RTTVAR -> 0
   EXPECT_EQ(rto.rttvar_us(), 0u);
   EXPECT_EQ(rto.rto_us(), 50'000u + RtoEstimator::kGranularityUs) << "SRTT + max(G, 4 RTTVAR)";
+}
+
+// ---- congestion control ------------------------------------------------------------------------
+
+constexpr uint32_t kMss = 1460;
+
+// One round trip of an ACK clock: a window of data acknowledged one segment at a time.
+void one_rtt(CongestionControl& cc, uint64_t& now_us, uint64_t rtt_us) {
+  const uint32_t window = cc.cwnd();
+  for (uint32_t acked = 0; acked + kMss <= window; acked += kMss) cc.on_ack(kMss, now_us, rtt_us);
+  now_us += rtt_us;
+}
+
+TEST(Congestion, InitialWindowFollowsRfc6928) {
+  EXPECT_EQ(initial_window(1460), 14600u);
+  EXPECT_EQ(initial_window(536), 5360u);
+  EXPECT_EQ(initial_window(9000), 18000u);
+}
+
+TEST(NewReno, SlowStartDoublesThenAvoidanceAddsOneSegmentPerRtt) {
+  NewReno cc(kMss);
+  uint64_t now = 0;
+  one_rtt(cc, now, 100'000);
+  EXPECT_EQ(cc.cwnd(), 2 * 14600u);
+  cc.on_loss(100 * kMss, now);
+  EXPECT_EQ(cc.ssthresh(), 50 * kMss) << "max(FlightSize / 2, 2 SMSS)";
+  EXPECT_EQ(cc.cwnd(), 50 * kMss);
+  for (int rtt = 1; rtt <= 10; ++rtt) {
+    one_rtt(cc, now, 100'000);
+    EXPECT_EQ(cc.cwnd(), (50u + rtt) * kMss);
+  }
+  cc.on_timeout(10 * kMss, now);
+  EXPECT_EQ(cc.cwnd(), kMss) << "RFC 5681 3.1: the loss window";
+  EXPECT_EQ(cc.ssthresh(), 5 * kMss);
+  cc.on_timeout(kMss, now);
+  EXPECT_EQ(cc.ssthresh(), 2 * kMss) << "never below two segments";
+}
+
+TEST(Cubic, ReturnsToWmaxAfterKSecondsThenProbesBeyond) {
+  Cubic cc(kMss);
+  uint64_t now = 0;
+  // Grow to 100 segments in slow start, then lose.
+  while (cc.cwnd() < 100 * kMss) cc.on_ack(kMss, now, 100'000);
+  cc.on_loss(cc.cwnd(), now);
+  const double w_max = cc.w_max_segments();
+  EXPECT_NEAR(cc.cwnd(), 0.7 * w_max * kMss, kMss);
+  EXPECT_NEAR(cc.k_seconds(), std::cbrt(w_max * 0.3 / 0.4), 0.05) << "RFC 9438 eq. 2";
+  const uint64_t start = now;
+  double previous = cc.cwnd();
+  bool concave_growth_slowed = false;
+  double last_growth = 1e9;
+  while (now - start < static_cast<uint64_t>(cc.k_seconds() * 1e6) - 200'000) {
+    one_rtt(cc, now, 100'000);
+    const double growth = cc.cwnd() - previous;
+    ASSERT_LE(cc.cwnd(), 1.5 * previous + kMss) << "at most 1.5 cwnd per RTT";
+    if (growth < last_growth) concave_growth_slowed = true;
+    last_growth = growth;
+    previous = cc.cwnd();
+  }
+  EXPECT_TRUE(concave_growth_slowed);
+  EXPECT_LT(cc.cwnd(), w_max * kMss) << "still below W_max before K";
+  while (now - start < static_cast<uint64_t>(cc.k_seconds() * 1e6) + 100'000)
+    one_rtt(cc, now, 100'000);
+  EXPECT_NEAR(cc.cwnd() / double(kMss), w_max, 0.05 * w_max) << "back at W_max around K";
+  const uint64_t after_k = now;
+  while (now - after_k < 3'000'000) one_rtt(cc, now, 100'000);
+  const double t = (now - start) / 1e6;
+  const double expected = Cubic::kC * std::pow(t - cc.k_seconds(), 3.0) + w_max;  // eq. 1
+  EXPECT_NEAR(cc.cwnd() / double(kMss), expected, 0.03 * expected) << "on the cubic curve";
+  EXPECT_GT(cc.cwnd() / double(kMss), w_max * 1.05) << "convex probing beyond W_max";
+}
+
+TEST(Cubic, RenoFriendlyOnShortRoundTrips) {
+  Cubic cc(kMss);
+  uint64_t now = 0;
+  while (cc.cwnd() < 100 * kMss) cc.on_ack(kMss, now, 1'000);
+  cc.on_loss(cc.cwnd(), now);
+  const double start_segments = cc.cwnd() / double(kMss);
+  constexpr int kRtts = 200;  // 200 ms at 1 ms RTT: W_cubic has barely moved
+  for (int i = 0; i < kRtts; ++i) one_rtt(cc, now, 1'000);
+  const double alpha = 3 * (1 - Cubic::kBeta) / (1 + Cubic::kBeta);
+  const double reno = start_segments + alpha * kRtts;
+  EXPECT_NEAR(cc.cwnd() / double(kMss), reno, 0.1 * reno) << "RFC 9438 4.3, eq. 4";
+}
+
+TEST(Cubic, FastConvergenceLowersWmaxWhenTheWindowShrinks) {
+  Cubic cc(kMss);
+  uint64_t now = 0;
+  while (cc.cwnd() < 100 * kMss) cc.on_ack(kMss, now, 100'000);
+  cc.on_loss(cc.cwnd(), now);
+  const double first = cc.w_max_segments();
+  const double at_second_loss = cc.cwnd() / double(kMss);  // below the first W_max
+  cc.on_loss(cc.cwnd(), now);
+  EXPECT_NEAR(cc.w_max_segments(), at_second_loss * (1 + Cubic::kBeta) / 2, 0.01);
+  EXPECT_LT(cc.w_max_segments(), first);
+  cc.on_timeout(cc.cwnd(), now);
+  EXPECT_EQ(cc.cwnd(), kMss);
+}
+
+TEST(Congestion, FactoryFollowsTheConfiguration) {
+  EXPECT_NE(dynamic_cast<Cubic*>(make_congestion_control(config::Congestion::cubic, kMss).get()),
+            nullptr);
+  EXPECT_NE(
+      dynamic_cast<NewReno*>(make_congestion_control(config::Congestion::newreno, kMss).get()),
+      nullptr);
 }
 
 }  // namespace
