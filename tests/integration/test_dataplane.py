@@ -190,6 +190,7 @@ def test_idle_backoff_keeps_cpu_under_10_percent_of_a_core(testbed_factory):
         cpu = dataplane.cpu_seconds() - cpu_start
         wall = time.monotonic() - wall_start
         sleeps = DataplaneProcess.total(dataplane.stats(), "loop", "sleeps") - sleeps_start
+        print(f"idle backoff: {cpu:.3f} s of CPU in {wall:.1f} s ({100 * cpu / wall:.1f}% of a core)")
         assert cpu / wall < 0.10, f"{cpu:.2f} s of CPU in {wall:.1f} s idle"
         # The worker was polling all along (it slept and woke, rather than blocking for good).
         assert sleeps > wall * 1000, f"only {sleeps} sleeps in {wall:.1f} s"
@@ -208,6 +209,7 @@ def test_busy_poll_takes_a_core(testbed_factory):
                    what="2 s of busy polling")
         cpu = dataplane.cpu_seconds() - cpu_start
         wall = time.monotonic() - wall_start
+        print(f"busy-poll: {cpu:.3f} s of CPU in {wall:.1f} s ({100 * cpu / wall:.1f}% of a core)")
         assert cpu / wall > 0.5, f"{cpu:.2f} s of CPU in {wall:.1f} s"
         assert DataplaneProcess.total(dataplane.stats(), "loop", "sleeps") == 0
         assert dataplane.stop() == 0, dataplane.output()
@@ -236,6 +238,7 @@ def test_first_packet_after_idleness_is_answered_within_max_sleep(testbed_factor
         assert sleeps > 8 * 0.3 * 1000 / max_sleep_ms / 2, "the worker was not sleeping between pings"
         # A sleep ends at most max_sleep after the packet arrived; the rest is the kernel's veth
         # path and scheduling on a shared machine, generously bounded.
+        print(f"ping RTTs after idleness (max_sleep {max_sleep_ms} ms): {rtts}")
         assert statistics.median(rtts) <= max_sleep_ms + 2.0, rtts
         assert max(rtts) <= max_sleep_ms + 20.0, rtts
         assert dataplane.stop() == 0, dataplane.output()
