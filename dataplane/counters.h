@@ -65,6 +65,31 @@ struct L3Counters {
   Counter icmp_errors_to_tcp;  // ICMP errors concerning TCP flows, handed to the TCP layer
 };
 
+// The worker's TCP (docs/metrics.md).
+struct TcpCounters {
+  Counter active_opens;
+  Counter passive_opens;
+  Counter established;
+  Counter segments_in;
+  Counter segments_out;
+  Counter retransmitted_segments;
+  Counter rto_expirations;
+  Counter fast_retransmits;
+  Counter syn_cookies_sent;
+  Counter syn_cookies_accepted;
+  Counter syn_cookies_rejected;
+  Counter challenge_acks;
+  Counter out_of_order_drops;
+  Counter resets_sent;
+  Counter resets_received;
+  Counter table_full;
+  Counter paws_drops;
+  Counter acks_for_unsent_data;
+  Counter bad_options;
+  Counter icmp_errors;
+  Counter timeouts;
+};
+
 struct WorkerLoopCounters {
   Counter polls;
   Counter busy_polls;    // polls that found work

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,22 @@ std::string vdev_argument(const std::vector<std::string>& eal, const std::string
     if (spec.substr(0, spec.find(',')) == device) return spec;
   }
   return "";
+}
+
+// About 75 MB of 2 KB mbufs: room for some 100 connections with full buffers in both
+// directions. (Sizing it from dataplane.limits and the buffers comes with the proxy.)
+constexpr unsigned kMbufsForConnections = 32'768;
+
+tcp::TcpSettings tcp_settings_for(const config::Config& config, unsigned workers) {
+  tcp::TcpSettings tcp;
+  tcp.min_rto_us = uint64_t{config.tcp.min_rto_ms} * 1000;
+  tcp.max_rto_us = uint64_t{config.tcp.max_rto_ms} * 1000;
+  tcp.time_wait_us = uint64_t{config.tcp.time_wait_ms} * 1000;
+  tcp.congestion = config.tcp.congestion;
+  tcp.min_mss = config.tcp.min_mss;
+  // The connection limit is the process's; each worker gets its share (at least one).
+  tcp.max_connections = std::max<uint32_t>(config.dataplane.limits.connections / workers, 1);
+  return tcp;
 }
 
 net::StackConfig stack_config_for(const config::Config& config,
@@ -147,9 +164,11 @@ int run(std::shared_ptr<const config::Config> config) {
     }
     const size_t port_count = config->dataplane.ports.size();
     // Every RX and TX descriptor may hold an mbuf, plus per-lcore caches and bursts in flight.
-    const unsigned mbufs =
-        static_cast<unsigned>(port_count * worker_count * 2 * 1024 +
-                              (worker_count + 1) * (kMbufCache + 4 * kBurstSize) + 4096);
+    // Every RX and TX descriptor may hold an mbuf, plus per-lcore caches and bursts in flight,
+    // plus what TCP connections hold (send queues and unread data, bounded per connection).
+    const unsigned mbufs = static_cast<unsigned>(
+        port_count * worker_count * 2 * 1024 + (worker_count + 1) * (kMbufCache + 4 * kBurstSize) +
+        kMbufsForConnections);
     pool = rte_pktmbuf_pool_create("weir_mbufs", mbufs, kMbufCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                    static_cast<int>(rte_socket_id()));
     if (pool == nullptr) {
@@ -176,6 +195,18 @@ int run(std::shared_ptr<const config::Config> config) {
                              ? IdleMode::busy_poll
                              : IdleMode::backoff;
     settings.max_sleep_us = config->dataplane.idle.max_sleep_us;
+    settings.tcp = tcp_settings_for(*config, worker_count);
+    std::random_device entropy;
+    for (uint8_t& byte : settings.secret) byte = static_cast<uint8_t>(entropy());
+    for (const config::Listener& listener : config->listeners) {
+      if (listener.protocol != config::Protocol::echo &&
+          listener.protocol != config::Protocol::discard) {
+        continue;  // tcp and framed listeners arrive with the proxy
+      }
+      settings.services.push_back(ServiceListener{
+          listener.address, listener.port, listener.protocol == config::Protocol::echo,
+          std::min<uint32_t>(listener.max_connections, 1024)});
+    }
     uint16_t queue = 0;
     unsigned lcore = 0;
     RTE_LCORE_FOREACH_WORKER(lcore) {

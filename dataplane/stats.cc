@@ -1,6 +1,7 @@
 #include "dataplane/stats.h"
 
 #include <string>
+#include <utility>
 
 namespace weir::dataplane {
 namespace {
@@ -56,6 +57,34 @@ void print_stats(FILE* out, const config::Config& config,
                    first);
     append_counter(json, "icmp_echo_replies", l3.icmp_echo_replies.get(), first);
     append_counter(json, "icmp_errors_to_tcp", l3.icmp_errors_to_tcp.get(), first);
+    json += "},\"tcp\":{";
+    const TcpCounters& tcp = worker.tcp_counters();
+    first = true;
+    const std::pair<const char*, const Counter*> tcp_counters[] = {
+        {"active_opens", &tcp.active_opens},
+        {"passive_opens", &tcp.passive_opens},
+        {"established", &tcp.established},
+        {"segments_in", &tcp.segments_in},
+        {"segments_out", &tcp.segments_out},
+        {"retransmitted_segments", &tcp.retransmitted_segments},
+        {"rto_expirations", &tcp.rto_expirations},
+        {"fast_retransmits", &tcp.fast_retransmits},
+        {"syn_cookies_sent", &tcp.syn_cookies_sent},
+        {"syn_cookies_accepted", &tcp.syn_cookies_accepted},
+        {"syn_cookies_rejected", &tcp.syn_cookies_rejected},
+        {"challenge_acks", &tcp.challenge_acks},
+        {"out_of_order_drops", &tcp.out_of_order_drops},
+        {"resets_sent", &tcp.resets_sent},
+        {"resets_received", &tcp.resets_received},
+        {"table_full", &tcp.table_full},
+        {"paws_drops", &tcp.paws_drops},
+        {"acks_for_unsent_data", &tcp.acks_for_unsent_data},
+        {"bad_options", &tcp.bad_options},
+        {"icmp_errors", &tcp.icmp_errors},
+        {"timeouts", &tcp.timeouts},
+    };
+    for (const auto& [name, counter] : tcp_counters)
+      append_counter(json, name, counter->get(), first);
     json += "},\"ports\":{";
     for (size_t p = 0; p < config.dataplane.ports.size(); ++p) {
       if (p != 0) json += ',';

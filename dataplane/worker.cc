@@ -26,7 +26,15 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
       io_(std::move(io)),
       tx_(*io_, port_counters_),
       stack_(stack_config, pool, tx_, port_counters_, l3_counters_),
-      backoff_(settings.idle_mode, settings.max_sleep_us) {}
+      tcp_(settings.tcp, stack_, pool, tcp_counters_, settings.secret, monotonic_us()),
+      backoff_(settings.idle_mode, settings.max_sleep_us) {
+  stack_.set_transport(&tcp_);
+  for (const ServiceListener& service : settings.services) {
+    tcp::ListenerHandler* handler = service.echo ? static_cast<tcp::ListenerHandler*>(&echo_)
+                                                 : static_cast<tcp::ListenerHandler*>(&discard_);
+    tcp_.listen(service.address, service.port, handler, service.backlog);
+  }
+}
 
 bool Worker::poll_once(uint64_t now_us) {
   std::array<rte_mbuf*, kBurstSize> burst{};
@@ -43,6 +51,7 @@ bool Worker::poll_once(uint64_t now_us) {
     for (uint16_t i = 0; i < received; ++i) stack_.receive(port, burst[i], now_us);
   }
   stack_.tick(now_us);
+  tcp_.tick(now_us);
   tx_.flush_all();
   return found_work;
 }

@@ -14,14 +14,27 @@
 #include "dataplane/idle_backoff.h"
 #include "dataplane/net/stack.h"
 #include "dataplane/packet_io.h"
+#include "dataplane/tcp/services.h"
+#include "dataplane/tcp/tcp_stack.h"
 #include "dataplane/tx_buffers.h"
 
 namespace weir::dataplane {
+
+// A listener the dataplane serves itself (protocol echo or discard).
+struct ServiceListener {
+  net::Ipv4Address address;
+  uint16_t port = 0;
+  bool echo = true;  // false: discard
+  uint32_t backlog = 128;
+};
 
 struct WorkerSettings {
   uint16_t id = 0;
   IdleMode idle_mode = IdleMode::backoff;
   uint32_t max_sleep_us = 200;
+  tcp::TcpSettings tcp;
+  tcp::Secret secret{};  // ISNs, SYN cookies, the connection table's hash: one per process
+  std::vector<ServiceListener> services;
 };
 
 class alignas(64) Worker {
@@ -47,6 +60,7 @@ class alignas(64) Worker {
   const std::array<PortCounters, kMaxPorts>& port_counters() const { return port_counters_; }
   const L3Counters& l3_counters() const { return l3_counters_; }
   const WorkerLoopCounters& loop_counters() const { return loop_counters_; }
+  const TcpCounters& tcp_counters() const { return tcp_counters_; }
 
  private:
   WorkerSettings settings_;
@@ -54,8 +68,12 @@ class alignas(64) Worker {
   std::array<PortCounters, kMaxPorts> port_counters_{};
   L3Counters l3_counters_{};
   WorkerLoopCounters loop_counters_{};
+  TcpCounters tcp_counters_{};
   TxBuffers tx_;
   ::weir::net::Stack stack_;
+  tcp::TcpStack tcp_;
+  tcp::EchoService echo_{tcp_};
+  tcp::DiscardService discard_{tcp_};
   IdleBackoff backoff_;
 };
 

@@ -78,6 +78,7 @@ class Stack final : private NeighbourTable::Sink {
   void send_ipv4(PortIndex port, rte_mbuf* packet, uint64_t now_us);
 
   bool owns(Ipv4Address address) const;
+  uint16_t port_mtu(PortIndex port) const { return config_.ports[port].mtu; }
   const NeighbourTable& neighbours() const { return neighbours_; }
 
  private:

@@ -74,9 +74,9 @@ def hugepages(tmp_path):
     mount_point.mkdir()
     mounted = False
     try:
-        if int(previous) < 256:
-            NR_HUGEPAGES.write_text("256")
-        if meminfo("HugePages_Free") < 128:
+        if int(previous) < 320:
+            NR_HUGEPAGES.write_text("320")
+        if meminfo("HugePages_Free") < 160:
             pytest.skip(f"could not reserve hugepages (HugePages_Free {meminfo('HugePages_Free')})")
         subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", str(mount_point)],
                        check=True, capture_output=True)
@@ -94,7 +94,7 @@ def test_hugepages_answers_arp_and_ping(testbed_factory, hugepages):
     eal = config["dataplane"]["eal"]
     eal.remove("--no-huge")
     eal += ["--huge-dir", str(hugepages), "--huge-unlink"]  # no files left behind
-    eal[eal.index("-m") + 1] = "128"
+    eal[eal.index("-m") + 1] = "256"
     free_before = meminfo("HugePages_Free")
     with DataplaneProcess(tb, config) as dataplane:
         dataplane.wait_ready(timeout_s=30.0)

@@ -1,0 +1,1028 @@
+#include "dataplane/tcp/tcp_stack.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/wire/byte_order.h"
+#include "dataplane/net/ipv4.h"
+#include "dataplane/net/tcp.h"
+
+namespace weir::tcp {
+
+namespace {
+
+constexpr uint8_t kFin = 0x01;
+constexpr uint8_t kSyn = 0x02;
+constexpr uint8_t kRst = 0x04;
+constexpr uint8_t kPsh = 0x08;
+constexpr uint8_t kAck = 0x10;
+constexpr uint8_t kMaxWindowScale = 14;  // RFC 7323 2.3
+constexpr uint32_t kIpTcpHeaders = 40;
+constexpr uint16_t kDefaultPeerMss = 536;  // RFC 9293 3.7.1, when the SYN carries no MSS
+
+bool synchronized(State s) {
+  return s != State::closed && s != State::syn_received;
+}
+
+}  // namespace
+
+const char* name_of(State state) {
+  switch (state) {
+    case State::closed:
+      return "CLOSED";
+    case State::syn_received:
+      return "SYN-RECEIVED";
+    case State::established:
+      return "ESTABLISHED";
+    case State::fin_wait_1:
+      return "FIN-WAIT-1";
+    case State::fin_wait_2:
+      return "FIN-WAIT-2";
+    case State::close_wait:
+      return "CLOSE-WAIT";
+    case State::closing:
+      return "CLOSING";
+    case State::last_ack:
+      return "LAST-ACK";
+    case State::time_wait:
+      return "TIME-WAIT";
+  }
+  return "?";
+}
+
+const char* name_of(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::fin:
+      return "fin";
+    case CloseReason::rst:
+      return "rst";
+    case CloseReason::timeout:
+      return "timeout";
+    case CloseReason::refused:
+      return "refused";
+    case CloseReason::aborted:
+      return "aborted";
+  }
+  return "?";
+}
+
+// ---- MbufQueue ---------------------------------------------------------------------------------
+
+void MbufQueue::push(rte_mbuf* chain) {
+  if (chain == nullptr) return;
+  if (tail_ == nullptr) {
+    head_ = chain;
+  } else {
+    tail_->next = chain;
+  }
+  for (rte_mbuf* seg = chain; seg != nullptr; seg = seg->next) {
+    bytes_ += seg->data_len;
+    tail_ = seg;
+  }
+}
+
+rte_mbuf* MbufQueue::pop() {
+  rte_mbuf* seg = head_;
+  if (seg == nullptr) return nullptr;
+  head_ = seg->next;
+  if (head_ == nullptr) tail_ = nullptr;
+  seg->next = nullptr;
+  seg->nb_segs = 1;
+  seg->pkt_len = seg->data_len;
+  bytes_ -= seg->data_len;
+  return seg;
+}
+
+void MbufQueue::push_front(rte_mbuf* segment) {
+  segment->next = head_;
+  head_ = segment;
+  if (tail_ == nullptr) tail_ = segment;
+  bytes_ += segment->data_len;
+}
+
+void MbufQueue::clear() {
+  while (rte_mbuf* seg = pop()) rte_pktmbuf_free_seg(seg);
+}
+
+void MbufQueue::drop_front(uint32_t n) {
+  while (n > 0 && head_ != nullptr) {
+    if (head_->data_len <= n) {
+      n -= head_->data_len;
+      rte_pktmbuf_free_seg(pop());
+    } else {
+      head_->data_off = static_cast<uint16_t>(head_->data_off + n);
+      head_->data_len = static_cast<uint16_t>(head_->data_len - n);
+      bytes_ -= n;
+      n = 0;
+    }
+  }
+}
+
+void MbufQueue::copy(uint32_t offset, uint32_t length, uint8_t* out) const {
+  for (const rte_mbuf* seg = head_; seg != nullptr && length > 0; seg = seg->next) {
+    if (offset >= seg->data_len) {
+      offset -= seg->data_len;
+      continue;
+    }
+    const uint32_t n = std::min<uint32_t>(seg->data_len - offset, length);
+    std::memcpy(out, rte_pktmbuf_mtod_offset(seg, const uint8_t*, offset), n);
+    out += n;
+    length -= n;
+    offset = 0;
+  }
+}
+
+// ---- parsing -----------------------------------------------------------------------------------
+
+struct TcpStack::Segment {
+  FourTuple tuple;  // local = the destination
+  Seq seq, ack;
+  uint8_t flags = 0;
+  uint16_t window = 0;
+  uint32_t payload_offset = 0;  // from the IPv4 header
+  uint32_t length = 0;          // payload bytes
+  std::optional<uint16_t> mss;
+  std::optional<uint8_t> window_scale;
+  bool sack_permitted = false;
+  std::optional<net::TcpTimestamps> timestamps;
+
+  bool has(uint8_t flag) const { return (flags & flag) != 0; }
+  // SEG.LEN of RFC 9293: the payload plus one for SYN and one for FIN.
+  uint32_t seg_len() const { return length + (has(kSyn) ? 1 : 0) + (has(kFin) ? 1 : 0); }
+};
+
+TcpStack::TcpStack(const TcpSettings& settings, net::Stack& ip, rte_mempool* pool,
+                   TcpCounters& counters, const Secret& secret, uint64_t now_us)
+    : settings_(settings),
+      ip_(ip),
+      pool_(pool),
+      counters_(counters),
+      secret_(secret),
+      table_(settings.max_connections, secret),
+      wheel_(4096, 1000, now_us),
+      slots_(settings.max_connections),
+      last_now_us_(now_us) {
+  free_slots_.reserve(settings.max_connections);
+  for (uint32_t i = settings.max_connections; i > 0; --i) free_slots_.push_back(i - 1);
+  closing_.reserve(64);
+}
+
+TcpStack::~TcpStack() {
+  for (auto& slot : slots_) {
+    if (!slot) continue;
+    wheel_.cancel(slot->retransmit_timer_);
+    wheel_.cancel(slot->delayed_ack_timer_);
+    wheel_.cancel(slot->wait_timer_);
+  }
+}
+
+bool TcpStack::listen(net::Ipv4Address address, uint16_t port, ListenerHandler* handler,
+                      uint32_t backlog) {
+  if (find_listener(address.value(), port) != nullptr) return false;
+  listeners_.push_back(Listener{address, port, handler, std::max<uint32_t>(backlog, 1)});
+  return true;
+}
+
+TcpStack::Listener* TcpStack::find_listener(uint32_t address, uint16_t port) {
+  for (Listener& l : listeners_) {
+    if (l.address.value() == address && l.port == port) return &l;
+  }
+  return nullptr;
+}
+
+// ---- input -------------------------------------------------------------------------------------
+
+// The net::Stack has checked the IPv4 header (no options, lengths, checksum) and the TCP
+// checksum; what is left is the TCP header's own consistency and its options.
+void TcpStack::tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
+  last_now_us_ = now_us;
+  counters_.segments_in.add();
+  Segment s;
+  const uint8_t* ip = rte_pktmbuf_mtod(packet, const uint8_t*);
+  const auto ip_view = net::ConstIpv4View::parse({ip, rte_pktmbuf_data_len(packet)});
+  const uint32_t ip_header = static_cast<uint32_t>(ip_view->header_length());
+  const std::span<const uint8_t> segment(ip + ip_header, ip_view->total_length() - ip_header);
+  const auto tcp = net::ConstTcpView::parse(segment);
+  if (!tcp || !tcp->header_fits()) {
+    counters_.bad_options.add();
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  s.tuple = FourTuple{ip_view->destination().value(), ip_view->source().value(),
+                      tcp->destination_port(), tcp->source_port()};
+  s.seq = Seq(tcp->sequence_number());
+  s.ack = Seq(tcp->acknowledgment_number());
+  s.flags = tcp->flags().bits();
+  s.window = tcp->window();
+  s.payload_offset = ip_header + static_cast<uint32_t>(tcp->header_length());
+  s.length = static_cast<uint32_t>(segment.size() - tcp->header_length());
+  net::TcpOptionReader options(*tcp->options());
+  while (auto option = options.next()) {
+    switch (option->kind()) {
+      case net::TcpOptionKind::mss:
+        s.mss = option->mss();
+        break;
+      case net::TcpOptionKind::window_scale:
+        s.window_scale = option->window_scale();
+        break;
+      case net::TcpOptionKind::sack_permitted:
+        s.sack_permitted = true;
+        break;
+      case net::TcpOptionKind::timestamps:
+        s.timestamps = option->timestamps();
+        break;
+      default:
+        break;
+    }
+  }
+  if (options.error() != net::TcpOptionError::none) {
+    // RFC 9293 3.1: a malformed option list; the segment is dropped, not guessed at.
+    counters_.bad_options.add();
+    rte_pktmbuf_free(packet);
+    return;
+  }
+
+  if (const auto slot = table_.find(s.tuple)) {
+    on_segment(*slots_[*slot], s, packet, now_us);
+    return;
+  }
+  if (Listener* listener = find_listener(s.tuple.local_address, s.tuple.local_port)) {
+    on_listen(*listener, port, s, packet, now_us);
+    return;
+  }
+  // RFC 9293 3.10.7.1, CLOSED: answer anything but a RST with a RST.
+  if (!s.has(kRst)) {
+    if (s.has(kAck)) {
+      send_reset(port, s.tuple, s.ack, Seq(0), false, now_us);
+    } else {
+      send_reset(port, s.tuple, Seq(0), s.seq + s.seg_len(), true, now_us);
+    }
+  }
+  rte_pktmbuf_free(packet);
+}
+
+void TcpStack::tcp_icmp_error(PortIndex, uint8_t, uint8_t, rte_mbuf* packet, uint64_t) {
+  // RFC 5927: soft errors change nothing here yet; they are counted.
+  counters_.icmp_errors.add();
+  rte_pktmbuf_free(packet);
+}
+
+Connection* TcpStack::allocate(const FourTuple& tuple, PortIndex port, uint64_t) {
+  if (free_slots_.empty()) return nullptr;
+  const uint32_t slot = free_slots_.back();
+  if (!table_.insert(tuple, slot)) return nullptr;
+  free_slots_.pop_back();
+  slots_[slot] = std::make_unique<Connection>();
+  Connection& c = *slots_[slot];
+  c.tuple_ = tuple;
+  c.port_ = port;
+  c.slot_ = slot;
+  c.in_table_ = true;
+  c.rto_ = RtoEstimator(settings_.min_rto_us, settings_.max_rto_us);
+  for (auto* timer : {&c.retransmit_timer_, &c.delayed_ack_timer_, &c.wait_timer_})
+    timer->owner = &c;
+  c.retransmit_timer_.kind = Connection::kRetransmit;
+  c.delayed_ack_timer_.kind = Connection::kDelayedAck;
+  c.wait_timer_.kind = Connection::kWait;
+  return &c;
+}
+
+void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, rte_mbuf* packet,
+                         uint64_t now_us) {
+  // RFC 9293 3.10.7.2, LISTEN.
+  if (s.has(kRst)) {
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  const uint16_t port_mss = static_cast<uint16_t>(ip_.port_mtu(port) - kIpTcpHeaders);
+  if (s.has(kAck)) {
+    if (!s.has(kSyn)) {
+      // The third segment of a handshake answered with a SYN cookie (RFC 4987 3.6)?
+      const Seq client_isn = s.seq - 1u;
+      if (const auto mss = check_cookie(secret_, s.tuple, client_isn, s.ack, now_us)) {
+        Connection* c = allocate(s.tuple, port, now_us);
+        if (c == nullptr) {
+          counters_.table_full.add();
+          rte_pktmbuf_free(packet);
+          return;
+        }
+        counters_.syn_cookies_accepted.add();
+        counters_.passive_opens.add();
+        c->listener_ = listener.handler;
+        c->irs_ = client_isn;
+        c->rcv_nxt_ = s.seq;
+        c->iss_ = s.ack - 1u;
+        c->snd_una_ = c->snd_nxt_ = c->snd_max_ = c->recover_ = s.ack;
+        c->mss_ = std::min<uint16_t>(*mss, port_mss);
+        if (s.timestamps) {
+          if (const auto options = decode_cookie_timestamp(s.timestamps->echo_reply, c->mss_)) {
+            c->ts_ok_ = true;
+            c->ts_recent_ = s.timestamps->value;
+            if (options->window_scale) {
+              c->snd_wscale_ = std::min(*options->window_scale, kMaxWindowScale);
+              c->rcv_wscale_ = receive_window_scale();
+            }
+          }
+        }
+        c->snd_wnd_ = uint32_t{s.window} << c->snd_wscale_;
+        c->snd_wl1_ = s.seq;
+        c->snd_wl2_ = s.ack;
+        c->cc_ = make_congestion_control(settings_.congestion, c->mss_);
+        established(*c, now_us);
+        if (c->state_ == State::closed) {
+          rte_pktmbuf_free(packet);
+          return;
+        }
+        on_segment(*c, s, packet, now_us);
+        return;
+      }
+      if (listener.syn_received >= listener.backlog) counters_.syn_cookies_rejected.add();
+    }
+    send_reset(port, s.tuple, s.ack, Seq(0), false, now_us);
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  if (!s.has(kSyn)) {
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  const uint16_t peer_mss = std::max(s.mss.value_or(kDefaultPeerMss), settings_.min_mss);
+  if (listener.syn_received >= listener.backlog) {
+    // The SYN queue is full: answer statelessly (RFC 4987 3.6).
+    counters_.syn_cookies_sent.add();
+    const Seq cookie = make_cookie(secret_, s.tuple, s.seq, peer_mss, now_us);
+    send_syn_ack_for(port, s, cookie, std::min(peer_mss, port_mss), now_us, true);
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  Connection* c = allocate(s.tuple, port, now_us);
+  if (c == nullptr) {
+    counters_.table_full.add();
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  counters_.passive_opens.add();
+  ++listener.syn_received;
+  c->listener_ = listener.handler;
+  c->state_ = State::syn_received;
+  c->irs_ = s.seq;
+  c->rcv_nxt_ = s.seq + 1u;
+  c->iss_ = initial_sequence(secret_, s.tuple, now_us);
+  c->snd_una_ = c->recover_ = c->iss_;
+  c->snd_nxt_ = c->snd_max_ = c->iss_ + 1u;
+  c->mss_ = std::min(peer_mss, port_mss);
+  if (s.window_scale) {
+    // RFC 7323 2.2: scaling only when both SYNs carry the option; the SYN's window is unscaled.
+    c->snd_wscale_ = std::min(*s.window_scale, kMaxWindowScale);
+    c->rcv_wscale_ = receive_window_scale();
+  }
+  if (s.timestamps) {
+    c->ts_ok_ = true;
+    c->ts_recent_ = s.timestamps->value;
+  }
+  c->snd_wnd_ = s.window;
+  c->snd_wl1_ = s.seq;
+  c->snd_wl2_ = c->iss_;
+  c->cc_ = make_congestion_control(settings_.congestion, c->mss_);
+  send_syn_ack_for(port, s, c->iss_, c->mss_, now_us, false, c);
+  arm_retransmit(*c, now_us);
+  wheel_.arm(c->wait_timer_, now_us + settings_.syn_received_timeout_us);
+  rte_pktmbuf_free(packet);
+}
+
+void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
+  // RFC 7323 5.3 PAWS: a timestamp older than the last one in sequence is a stale duplicate.
+  if (c.ts_ok_ && s.timestamps && !s.has(kRst) &&
+      static_cast<int32_t>(s.timestamps->value - c.ts_recent_) < 0) {
+    counters_.paws_drops.add();
+    send_ack(c, now_us);
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  // RFC 9293 3.10.7.4, first: the acceptability test.
+  const uint32_t window = receive_window(c);
+  const uint32_t len = s.seg_len();
+  bool acceptable;
+  if (len == 0) {
+    acceptable = window == 0 ? s.seq == c.rcv_nxt_ : in_window(s.seq, c.rcv_nxt_, window);
+  } else {
+    acceptable = window != 0 && (in_window(s.seq, c.rcv_nxt_, window) ||
+                                 in_window(s.seq + (len - 1), c.rcv_nxt_, window));
+    // A zero window still takes the ACK of a segment at RCV.NXT (its data is dropped).
+    if (window == 0 && s.seq == c.rcv_nxt_) acceptable = true;
+  }
+  if (!acceptable) {
+    if (!s.has(kRst)) send_ack(c, now_us);
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  // Second: RST (RFC 5961 3.2: only an exact match resets; in-window, a challenge ACK).
+  if (s.has(kRst)) {
+    if (s.seq == c.rcv_nxt_) {
+      counters_.resets_received.add();
+      close(c, CloseReason::rst);
+    } else {
+      send_challenge_ack(c, now_us);
+    }
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK. A retransmitted SYN in
+  // SYN-RECEIVED gets the SYN-ACK again.
+  if (s.has(kSyn)) {
+    if (c.state_ == State::syn_received && s.seq == c.irs_) {
+      send_syn_ack_for(c.port_, s, c.iss_, c.mss_, now_us, false, &c);
+    } else {
+      send_challenge_ack(c, now_us);
+    }
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  // Fifth: ACK.
+  if (!s.has(kAck)) {
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  if (s.timestamps && !s.has(kRst) && s.seq <= c.rcv_nxt_) {
+    c.ts_recent_ = s.timestamps->value;  // RFC 7323 4.3
+  }
+  if (c.state_ == State::syn_received) {
+    if (!(c.snd_una_ < s.ack && s.ack <= c.snd_nxt_)) {
+      send_reset(c.port_, c.tuple_, s.ack, Seq(0), false, now_us);
+      rte_pktmbuf_free(packet);
+      return;
+    }
+    c.snd_una_ = c.iss_ + 1u;
+    c.snd_wnd_ = uint32_t{s.window} << c.snd_wscale_;
+    c.snd_wl1_ = s.seq;
+    c.snd_wl2_ = s.ack;
+    if (c.ts_ok_ && s.timestamps && s.timestamps->echo_reply != 0) {
+      c.rto_.sample((timestamp_now(now_us) - s.timestamps->echo_reply) * uint64_t{1000});
+    }
+    wheel_.cancel(c.retransmit_timer_);
+    c.retransmissions_ = 0;
+    established(c, now_us);
+    if (c.state_ == State::closed) {
+      rte_pktmbuf_free(packet);
+      return;
+    }
+  }
+  if (!process_ack(c, s, now_us) || c.state_ == State::closed) {
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  // Seventh and eighth: data and FIN.
+  process_data(c, s, packet, now_us);
+  if (c.state_ != State::closed) output(c, now_us);
+}
+
+bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
+  if (s.ack > c.snd_max_) {
+    // RFC 9293 3.10.7.4 and RFC 5961 5.2: an ACK for data never sent is dropped and answered.
+    counters_.acks_for_unsent_data.add();
+    send_ack(c, now_us);
+    return false;
+  }
+  const uint32_t scaled_window = uint32_t{s.window} << c.snd_wscale_;
+  bool window_changed = false;
+  if (c.snd_wl1_ < s.seq || (c.snd_wl1_ == s.seq && c.snd_wl2_ <= s.ack)) {
+    window_changed = scaled_window != c.snd_wnd_;
+    c.snd_wnd_ = scaled_window;
+    c.snd_wl1_ = s.seq;
+    c.snd_wl2_ = s.ack;
+  }
+  if (s.ack > c.snd_una_) {
+    uint32_t acked = static_cast<uint32_t>(s.ack - c.snd_una_);
+    const bool fin_acked = c.fin_sent_ && s.ack == c.snd_max_;
+    const uint32_t data_acked = std::min(acked - (fin_acked ? 1 : 0), c.send_queue_.bytes());
+    c.send_queue_.drop_front(data_acked);
+    // RTT: from the echoed timestamp (RFC 7323 4.1, every ACK), or from the one timed segment
+    // when it was not retransmitted (Karn).
+    if (c.ts_ok_ && s.timestamps && s.timestamps->echo_reply != 0) {
+      const uint32_t rtt_ms = timestamp_now(now_us) - s.timestamps->echo_reply;
+      c.rto_.sample(std::max<uint64_t>(uint64_t{rtt_ms} * 1000, 1));
+    } else if (c.timing_rtt_ && s.ack > c.rtt_seq_) {
+      c.rto_.sample(now_us - c.rtt_start_us_);
+      c.timing_rtt_ = false;
+    }
+    c.snd_una_ = s.ack;
+    if (c.snd_nxt_ < c.snd_una_) c.snd_nxt_ = c.snd_una_;
+    c.retransmissions_ = 0;
+    c.dupacks_ = 0;
+    if (c.in_recovery_) {
+      if (s.ack >= c.recover_) {
+        c.in_recovery_ = false;  // RFC 6582 3.2 (3): a full acknowledgment ends recovery
+      } else {
+        // RFC 6582 3.2 (4): a partial ACK; the next hole is retransmitted at once.
+        send_segment(c, c.snd_una_, kAck,
+                     std::min<uint32_t>(c.segment_payload(), c.send_queue_.bytes()), now_us);
+      }
+    } else {
+      c.cc_->on_ack(data_acked, now_us, c.rto_.srtt_us());
+    }
+    if (c.snd_una_ == c.snd_max_) {
+      wheel_.cancel(c.retransmit_timer_);
+    } else {
+      arm_retransmit(c, now_us);  // RFC 6298 5.3
+    }
+    if (fin_acked) {
+      switch (c.state_) {
+        case State::fin_wait_1:
+          c.state_ = State::fin_wait_2;
+          break;
+        case State::closing:
+          enter_time_wait(c, now_us);
+          break;
+        case State::last_ack:
+          close(c, CloseReason::fin);
+          return false;
+        default:
+          break;
+      }
+    }
+    if (c.blocked_ && send_space(c) > 0 && c.handler_ != nullptr) {
+      c.blocked_ = false;
+      c.handler_->on_writable(c);
+    }
+  } else if (s.ack == c.snd_una_ && s.length == 0 && !s.has(kFin) && !window_changed &&
+             c.snd_max_ > c.snd_una_) {
+    // RFC 5681 3.2: the third duplicate ACK triggers fast retransmit.
+    if (++c.dupacks_ == 3 && !c.in_recovery_) {
+      counters_.fast_retransmits.add();
+      c.in_recovery_ = true;
+      c.recover_ = c.snd_max_;
+      c.cc_->on_loss(static_cast<uint32_t>(c.snd_max_ - c.snd_una_), now_us);
+      c.timing_rtt_ = false;
+      send_segment(c, c.snd_una_, kAck,
+                   std::min<uint32_t>(c.segment_payload(), c.send_queue_.bytes()), now_us);
+    }
+  }
+  return true;
+}
+
+void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
+  const bool receiving = c.state_ == State::established || c.state_ == State::fin_wait_1 ||
+                         c.state_ == State::fin_wait_2;
+  bool in_order = true;
+  if (s.length > 0 && receiving) {
+    if (s.seq > c.rcv_nxt_) {
+      // No out-of-order queue yet: drop, and ACK at once so the sender's dupacks count.
+      counters_.out_of_order_drops.add();
+      send_ack(c, now_us);
+      rte_pktmbuf_free(packet);
+      return;
+    }
+    const uint32_t skip = static_cast<uint32_t>(c.rcv_nxt_ - s.seq);
+    const uint32_t usable = std::min(s.length > skip ? s.length - skip : 0, receive_window(c));
+    in_order = usable == s.length - std::min(skip, s.length);
+    if (usable > 0) {
+      rte_pktmbuf_adj(packet, static_cast<uint16_t>(s.payload_offset + skip));
+      rte_pktmbuf_trim(packet, static_cast<uint16_t>(rte_pktmbuf_pkt_len(packet) - usable));
+      c.rcv_nxt_ += usable;
+      c.unread_ += usable;
+      // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
+      if (++c.unacked_segments_ >= 2 || s.has(kFin)) {
+        send_ack(c, now_us);
+      } else if (!c.delayed_ack_timer_.armed()) {
+        wheel_.arm(c.delayed_ack_timer_, now_us + settings_.delayed_ack_us);
+      }
+      ConnectionHandler* handler = c.handler_;
+      if (handler != nullptr) {
+        handler->on_data(c, packet);
+      } else {
+        rte_pktmbuf_free(packet);
+      }
+      packet = nullptr;
+      if (c.state_ == State::closed) return;
+    } else {
+      send_ack(c, now_us);  // a duplicate: tell the sender where we are
+    }
+  }
+  if (packet != nullptr) rte_pktmbuf_free(packet);
+  if (!s.has(kFin) || !in_order || s.seq + s.length != c.rcv_nxt_) return;
+  // Eighth: FIN (RFC 9293 3.10.7.4).
+  if (c.state_ == State::time_wait) {
+    send_ack(c, now_us);
+    wheel_.arm(c.wait_timer_, now_us + settings_.time_wait_us);
+    return;
+  }
+  if (c.fin_received_) return;
+  c.fin_received_ = true;
+  c.rcv_nxt_ += 1u;
+  send_ack(c, now_us);
+  switch (c.state_) {
+    case State::established:
+      c.state_ = State::close_wait;
+      break;
+    case State::fin_wait_1:
+      if (c.fin_sent_ && c.snd_una_ == c.snd_max_) {
+        enter_time_wait(c, now_us);
+      } else {
+        c.state_ = State::closing;
+      }
+      break;
+    case State::fin_wait_2:
+      enter_time_wait(c, now_us);
+      break;
+    default:
+      break;
+  }
+  if (c.handler_ != nullptr && c.state_ != State::closed) c.handler_->on_peer_fin(c);
+}
+
+void TcpStack::established(Connection& c, uint64_t now_us) {
+  if (c.state_ == State::syn_received) {
+    for (Listener& l : listeners_) {
+      if (l.handler == c.listener_ && l.address.value() == c.tuple_.local_address &&
+          l.port == c.tuple_.local_port && l.syn_received > 0) {
+        --l.syn_received;
+      }
+    }
+  }
+  c.state_ = State::established;
+  wheel_.cancel(c.wait_timer_);
+  counters_.established.add();
+  c.handler_ = c.listener_ != nullptr ? c.listener_->accept(c) : nullptr;
+  if (c.handler_ != nullptr) c.handler_->on_established(c);
+  (void)now_us;
+}
+
+// ---- the application's side --------------------------------------------------------------------
+
+uint32_t TcpStack::send_space(const Connection& c) const {
+  const uint32_t queued = c.send_queue_.bytes();
+  return queued >= settings_.send_buffer ? 0 : settings_.send_buffer - queued;
+}
+
+bool TcpStack::send(Connection& c, rte_mbuf* data, uint64_t now_us) {
+  if ((c.state_ != State::established && c.state_ != State::close_wait) || c.fin_queued_) {
+    return false;
+  }
+  if (rte_pktmbuf_pkt_len(data) > send_space(c)) {
+    c.blocked_ = true;
+    return false;
+  }
+  c.send_queue_.push(data);
+  output(c, now_us);
+  return true;
+}
+
+void TcpStack::consumed(Connection& c, uint32_t bytes, uint64_t now_us) {
+  c.unread_ -= std::min(bytes, c.unread_);
+  if (c.state_ == State::closed) return;
+  // Send a window update when the window has opened by two segments or from below one segment
+  // (receiver-side silly window avoidance, RFC 9293 3.8.6.2.2).
+  const uint32_t window = receive_window(c);
+  if (window >= c.rcv_adv_ + 2u * c.mss_ || (c.rcv_adv_ < c.mss_ && window >= c.mss_)) {
+    send_ack(c, now_us);
+  }
+}
+
+void TcpStack::shutdown_write(Connection& c, uint64_t now_us) {
+  if (c.fin_queued_ || c.state_ == State::closed) return;
+  c.fin_queued_ = true;
+  output(c, now_us);
+}
+
+void TcpStack::abort(Connection& c, uint64_t now_us) {
+  if (c.state_ == State::closed) return;
+  if (synchronized(c.state_)) {
+    send_reset(c.port_, c.tuple_, c.snd_nxt_, Seq(0), false, now_us);
+  }
+  close(c, CloseReason::aborted);
+}
+
+// ---- output ------------------------------------------------------------------------------------
+
+void TcpStack::output(Connection& c, uint64_t now_us) {
+  if (c.state_ != State::established && c.state_ != State::close_wait &&
+      c.state_ != State::fin_wait_1 && c.state_ != State::closing && c.state_ != State::last_ack) {
+    return;
+  }
+  for (;;) {
+    const uint32_t window = std::min(c.cc_->cwnd(), c.snd_wnd_);
+    const uint32_t in_flight = static_cast<uint32_t>(c.snd_nxt_ - c.snd_una_);
+    const uint32_t queued = c.send_queue_.bytes();
+    const uint32_t unsent = queued > in_flight ? queued - in_flight : 0;
+    const bool fin_pending = c.fin_queued_ && (!c.fin_sent_ || c.snd_nxt_ < c.snd_max_);
+    if (unsent == 0 && !fin_pending) break;
+    uint32_t length = 0;
+    if (unsent > 0) {
+      const uint32_t allowed = window > in_flight ? window - in_flight : 0;
+      if (allowed == 0) {
+        // Zero window (or a full cwnd): the retransmission timer doubles as the persist timer.
+        if (!c.retransmit_timer_.armed()) arm_retransmit(c, now_us);
+        break;
+      }
+      const uint32_t full = c.segment_payload();
+      length = std::min({full, unsent, allowed});
+      // Sender-side silly window avoidance (RFC 9293 3.8.6.2.1), Nagle off: a short segment
+      // goes only when it carries everything queued or nothing is outstanding.
+      if (length < full && length < unsent && in_flight > 0) break;
+    }
+    const bool with_fin = fin_pending && length == unsent;
+    uint8_t flags = kAck;
+    if (length > 0 && length == unsent) flags |= kPsh;
+    if (with_fin) flags |= kFin;
+    const bool new_data = c.snd_nxt_ == c.snd_max_;
+    send_segment(c, c.snd_nxt_, flags, length, now_us);
+    if (new_data && !c.timing_rtt_ && !c.ts_ok_ && length > 0) {
+      c.timing_rtt_ = true;
+      c.rtt_seq_ = c.snd_nxt_;
+      c.rtt_start_us_ = now_us;
+    }
+    c.snd_nxt_ += length + (with_fin ? 1u : 0u);
+    if (c.snd_max_ < c.snd_nxt_) c.snd_max_ = c.snd_nxt_;
+    if (with_fin && !c.fin_sent_) {
+      c.fin_sent_ = true;
+      c.state_ = c.state_ == State::close_wait ? State::last_ack : State::fin_wait_1;
+    }
+    if (!c.retransmit_timer_.armed()) arm_retransmit(c, now_us);
+    if (with_fin) break;
+  }
+}
+
+void TcpStack::arm_retransmit(Connection& c, uint64_t now_us) {
+  wheel_.arm(c.retransmit_timer_, now_us + c.rto_.rto_us());
+}
+
+uint8_t TcpStack::receive_window_scale() const {
+  uint8_t shift = 0;
+  while (shift < kMaxWindowScale && (settings_.receive_buffer >> shift) > 0xffff) ++shift;
+  return shift;
+}
+
+uint32_t TcpStack::receive_window(const Connection& c) const {
+  uint32_t free = settings_.receive_buffer > c.unread_ ? settings_.receive_buffer - c.unread_ : 0;
+  free = std::min(free, uint32_t{0xffff} << c.rcv_wscale_);
+  // Only multiples of the scale can be advertised; round down so that we never promise more.
+  return free & ~((uint32_t{1} << c.rcv_wscale_) - 1);
+}
+
+void TcpStack::send_ack(Connection& c, uint64_t now_us) {
+  send_segment(c, c.snd_nxt_, kAck, 0, now_us);
+}
+
+void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
+  // RFC 5961 7 asks for a rate limit; one per segment received is bounded by the peer's rate and
+  // never amplifies (one ACK per segment).
+  counters_.challenge_acks.add();
+  send_ack(c, now_us);
+}
+
+// Builds IPv4 + TCP in a fresh mbuf (data starting at the IPv4 header, room for Ethernet before
+// it) and hands it to the IP layer. `payload` copies the data in.
+template <typename FillPayload>
+static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTuple& tuple, Seq seq,
+                               Seq ack, uint8_t flags, uint16_t window,
+                               std::span<const uint8_t> options, uint32_t payload_length,
+                               FillPayload&& fill_payload) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  if (m == nullptr) return nullptr;
+  const uint32_t tcp_length = 20 + static_cast<uint32_t>(options.size()) + payload_length;
+  const uint32_t total = 20 + tcp_length;
+  auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
+  if (data == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memset(data, 0, 40);
+  auto ip = net::Ipv4View::parse({data, total});
+  ip->set_version(4);
+  ip->set_ihl(5);
+  ip->set_total_length(static_cast<uint16_t>(total));
+  ip->set_identification(ip_id++);
+  ip->set_dont_fragment(true);
+  ip->set_ttl(64);
+  ip->set_protocol(net::kIpProtocolTcp);
+  ip->set_source(net::Ipv4Address(tuple.local_address));
+  ip->set_destination(net::Ipv4Address(tuple.remote_address));
+  ip->update_checksum();
+  uint8_t* tcp_bytes = data + 20;
+  auto tcp = net::TcpView::parse({tcp_bytes, tcp_length});
+  tcp->set_source_port(tuple.local_port);
+  tcp->set_destination_port(tuple.remote_port);
+  tcp->set_sequence_number(seq.raw());
+  tcp->set_acknowledgment_number(ack.raw());
+  tcp->set_data_offset(static_cast<uint8_t>((20 + options.size()) / 4));
+  tcp->set_flags(net::TcpFlags::from_bits(flags));
+  tcp->set_window(window);
+  std::memcpy(tcp_bytes + 20, options.data(), options.size());
+  fill_payload(tcp_bytes + 20 + options.size());
+  tcp->update_checksum(net::Ipv4Address(tuple.local_address),
+                       net::Ipv4Address(tuple.remote_address));
+  return m;
+}
+
+namespace {
+
+// NOP, NOP, timestamps (RFC 7323 appendix A's recommended layout).
+size_t put_timestamps(uint8_t* p, uint32_t value, uint32_t echo) {
+  p[0] = 1;
+  p[1] = 1;
+  p[2] = 8;
+  p[3] = 10;
+  wire::store_be32(p + 4, value);
+  wire::store_be32(p + 8, echo);
+  return 12;
+}
+
+}  // namespace
+
+void TcpStack::send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload,
+                            uint64_t now_us) {
+  std::array<uint8_t, 12> options{};
+  size_t options_length = 0;
+  if (c.ts_ok_)
+    options_length = put_timestamps(options.data(), timestamp_now(now_us), c.ts_recent_);
+  const uint32_t window = receive_window(c);
+  const uint32_t offset = static_cast<uint32_t>(seq - c.snd_una_);
+  rte_mbuf* m =
+      build_segment(pool_, ip_id_, c.tuple_, seq, c.rcv_nxt_, flags,
+                    static_cast<uint16_t>(std::min<uint32_t>(window >> c.rcv_wscale_, 0xffff)),
+                    std::span<const uint8_t>(options.data(), options_length), payload,
+                    [&](uint8_t* out) { c.send_queue_.copy(offset, payload, out); });
+  if (m == nullptr) return;  // counted by the IP layer's mbuf_exhausted on its own sends
+  c.rcv_adv_ = window;
+  if ((flags & kAck) != 0) {
+    wheel_.cancel(c.delayed_ack_timer_);
+    c.unacked_segments_ = 0;
+  }
+  if (seq < c.snd_max_ && (payload > 0 || (flags & kFin) != 0))
+    counters_.retransmitted_segments.add();
+  counters_.segments_out.add();
+  ip_.send_ipv4(c.port_, m, now_us);
+}
+
+void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint16_t mss,
+                                uint64_t now_us, bool cookie, Connection* c) {
+  std::array<uint8_t, 20> options{};
+  size_t n = 0;
+  options[n++] = 2;  // MSS (RFC 9293 3.2)
+  options[n++] = 4;
+  wire::store_be16(options.data() + n, mss);
+  n += 2;
+  const uint8_t shift = receive_window_scale();
+  if (s.window_scale) {
+    options[n++] = 1;  // NOP, window scale (RFC 7323 2.2)
+    options[n++] = 3;
+    options[n++] = 3;
+    options[n++] = shift;
+  }
+  if (s.timestamps) {
+    uint32_t value = timestamp_now(now_us);
+    if (cookie) value = encode_cookie_timestamp(value, s.window_scale, s.sack_permitted);
+    n += put_timestamps(options.data() + n, value, s.timestamps->value);
+  }
+  // The SYN-ACK's window is never scaled (RFC 7323 2.2).
+  const uint16_t window =
+      static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
+  rte_mbuf* m = build_segment(pool_, ip_id_, s.tuple, iss, s.seq + 1u, kSyn | kAck, window,
+                              std::span<const uint8_t>(options.data(), n), 0, [](uint8_t*) {});
+  if (m == nullptr) return;
+  if (c != nullptr) c->rcv_adv_ = window;
+  counters_.segments_out.add();
+  ip_.send_ipv4(port, m, now_us);
+}
+
+void TcpStack::send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
+                          uint64_t now_us) {
+  const uint8_t flags = with_ack ? (kRst | kAck) : kRst;
+  rte_mbuf* m = build_segment(pool_, ip_id_, tuple, seq, with_ack ? ack : Seq(0), flags, 0, {}, 0,
+                              [](uint8_t*) {});
+  if (m == nullptr) return;
+  counters_.resets_sent.add();
+  counters_.segments_out.add();
+  ip_.send_ipv4(port, m, now_us);
+}
+
+// ---- timers and closing ------------------------------------------------------------------------
+
+void TcpStack::tick(uint64_t now_us) {
+  last_now_us_ = now_us;
+  wheel_.advance(now_us, [&](Timer& timer) { on_timer(timer, now_us); });
+  for (Connection* c : closing_) {
+    const uint32_t slot = c->slot_;
+    wheel_.cancel(c->retransmit_timer_);
+    wheel_.cancel(c->delayed_ack_timer_);
+    wheel_.cancel(c->wait_timer_);
+    slots_[slot].reset();  // frees its queued mbufs
+    free_slots_.push_back(slot);
+  }
+  closing_.clear();
+}
+
+void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
+  auto& t = static_cast<Connection::ConnTimer&>(timer);
+  Connection& c = *t.owner;
+  if (c.state_ == State::closed) return;
+  switch (t.kind) {
+    case Connection::kDelayedAck:
+      send_ack(c, now_us);
+      return;
+    case Connection::kWait:
+      if (c.state_ == State::time_wait) {
+        close(c, CloseReason::fin);
+      } else {
+        counters_.timeouts.add();  // bounded time in SYN-RECEIVED
+        close(c, CloseReason::timeout);
+      }
+      return;
+    case Connection::kRetransmit:
+      break;
+  }
+  if (c.state_ == State::syn_received) {
+    if (c.retransmissions_ >= settings_.syn_ack_retries) {
+      counters_.timeouts.add();
+      close(c, CloseReason::timeout);
+      return;
+    }
+    ++c.retransmissions_;
+    c.rto_.back_off();
+    Segment syn;
+    syn.tuple = c.tuple_;
+    syn.seq = c.irs_;
+    if (c.rcv_wscale_ != 0 || c.snd_wscale_ != 0) syn.window_scale = c.snd_wscale_;
+    if (c.ts_ok_) syn.timestamps = net::TcpTimestamps{c.ts_recent_, 0};
+    send_syn_ack_for(c.port_, syn, c.iss_, c.mss_, now_us, false, &c);
+    arm_retransmit(c, now_us);
+    return;
+  }
+  const bool outstanding = c.snd_max_ > c.snd_una_;
+  if (!outstanding) {
+    // Persist (RFC 9293 3.8.6.1): probe a zero window with one byte.
+    if (c.send_queue_.bytes() > 0 && c.snd_wnd_ == 0) {
+      send_segment(c, c.snd_nxt_, kAck, 1, now_us);
+      c.snd_nxt_ += 1u;
+      c.snd_max_ = c.snd_nxt_;
+      c.rto_.back_off();
+      arm_retransmit(c, now_us);
+    }
+    return;
+  }
+  counters_.rto_expirations.add();
+  if (++c.retransmissions_ > settings_.max_retransmissions) {
+    counters_.timeouts.add();
+    send_reset(c.port_, c.tuple_, c.snd_nxt_, Seq(0), false, now_us);
+    close(c, CloseReason::timeout);
+    return;
+  }
+  // RFC 6298 5.4-5.6 and RFC 5681 3.1: back off, collapse the window, go back to SND.UNA.
+  c.rto_.back_off();
+  c.cc_->on_timeout(static_cast<uint32_t>(c.snd_max_ - c.snd_una_), now_us);
+  c.timing_rtt_ = false;
+  c.in_recovery_ = false;
+  c.dupacks_ = 0;
+  c.snd_nxt_ = c.snd_una_;
+  const uint32_t first = std::min<uint32_t>(c.segment_payload(), c.send_queue_.bytes());
+  const bool fin_only = first == 0 && c.fin_sent_;
+  send_segment(c, c.snd_una_, kAck | (fin_only ? kFin : 0), first, now_us);
+  c.snd_nxt_ += first + (fin_only ? 1u : 0u);
+  arm_retransmit(c, now_us);
+}
+
+void TcpStack::enter_time_wait(Connection& c, uint64_t now_us) {
+  c.state_ = State::time_wait;
+  wheel_.cancel(c.retransmit_timer_);
+  wheel_.cancel(c.delayed_ack_timer_);
+  if (c.handler_ != nullptr && !c.close_notified_) {
+    c.close_notified_ = true;
+    ConnectionHandler* handler = c.handler_;
+    c.handler_ = nullptr;
+    handler->on_closed(c, CloseReason::fin);
+  }
+  if (settings_.time_wait_us == 0) {
+    close(c, CloseReason::fin);
+    return;
+  }
+  wheel_.arm(c.wait_timer_, now_us + settings_.time_wait_us);
+}
+
+void TcpStack::close(Connection& c, CloseReason reason) {
+  if (c.state_ == State::closed) return;
+  if (c.state_ == State::syn_received) {
+    for (Listener& l : listeners_) {
+      if (l.handler == c.listener_ && l.address.value() == c.tuple_.local_address &&
+          l.port == c.tuple_.local_port && l.syn_received > 0) {
+        --l.syn_received;
+      }
+    }
+  }
+  c.state_ = State::closed;
+  wheel_.cancel(c.retransmit_timer_);
+  wheel_.cancel(c.delayed_ack_timer_);
+  wheel_.cancel(c.wait_timer_);
+  if (c.in_table_) {
+    table_.erase(c.tuple_);
+    c.in_table_ = false;
+  }
+  closing_.push_back(&c);
+  if (c.handler_ != nullptr && !c.close_notified_) {
+    c.close_notified_ = true;
+    ConnectionHandler* handler = c.handler_;
+    c.handler_ = nullptr;
+    handler->on_closed(c, reason);
+  }
+}
+
+}  // namespace weir::tcp

@@ -1,0 +1,269 @@
+// A worker's TCP (RFC 9293). One TcpStack per worker, shared-nothing: its connection table, its
+// timer wheel, its counters. It receives segments from the worker's net::Stack (as its
+// TransportHandler) and sends through it. The layer above (the built-in echo and discard
+// services today, the proxy later) sees connections through ConnectionHandler callbacks and the
+// send/consumed/shutdown_write/abort calls.
+//
+// Implemented (first stage): passive open with MSS, window scale and timestamps; SYN cookies when a
+// listener's SYN queue is full; in-order data in both directions with delayed ACKs; RTO
+// retransmission (RFC 6298, Karn) with go-back-N; fast retransmit on three duplicate ACKs with
+// NewReno or CUBIC windows; zero-window probing; every close path and TIME_WAIT; RFC 5961 RST and
+// SYN handling with challenge ACKs; PAWS. Not yet: SACK (not offered), an out-of-order queue
+// (out-of-order segments are dropped and re-ACKed), active open, ICMP errors (counted only).
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "dataplane/counters.h"
+#include "dataplane/net/stack.h"
+#include "dataplane/tcp/congestion.h"
+#include "dataplane/tcp/connection_table.h"
+#include "dataplane/tcp/rto.h"
+#include "dataplane/tcp/seq.h"
+#include "dataplane/tcp/syn_cookie.h"
+#include "dataplane/tcp/timer_wheel.h"
+
+namespace weir::tcp {
+
+using dataplane::PortIndex;
+using dataplane::TcpCounters;
+
+enum class State : uint8_t {
+  closed,
+  syn_received,
+  established,
+  fin_wait_1,
+  fin_wait_2,
+  close_wait,
+  closing,
+  last_ack,
+  time_wait,
+};
+const char* name_of(State state);
+
+enum class CloseReason : uint8_t { fin, rst, timeout, refused, aborted };
+const char* name_of(CloseReason reason);
+
+// A FIFO of bytes held in mbuf segments, linked through the segments' own `next` pointers: no
+// allocation, whatever the number of segments. Segments are taken and freed one at a time, so the
+// chain-level fields of a queued first segment (pkt_len, nb_segs) are not kept up to date.
+class MbufQueue {
+ public:
+  MbufQueue() = default;
+  MbufQueue(const MbufQueue&) = delete;
+  MbufQueue& operator=(const MbufQueue&) = delete;
+  ~MbufQueue() { clear(); }
+
+  void push(rte_mbuf* chain);
+  // Removes the first segment and returns it as a one-segment packet (or nullptr).
+  rte_mbuf* pop();
+  // Puts one segment back at the front (the inverse of pop).
+  void push_front(rte_mbuf* segment);
+  bool empty() const { return head_ == nullptr; }
+  uint32_t bytes() const { return bytes_; }
+  void clear();
+  // Frees `n` bytes from the front (whole segments, then a prefix of the next).
+  void drop_front(uint32_t n);
+  // Copies `length` bytes starting `offset` bytes from the front into `out`.
+  void copy(uint32_t offset, uint32_t length, uint8_t* out) const;
+
+ private:
+  rte_mbuf* head_ = nullptr;
+  rte_mbuf* tail_ = nullptr;
+  uint32_t bytes_ = 0;
+};
+
+class Connection;
+
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  virtual void on_established(Connection&) {}
+  // In-order data; the handler owns `data` (its data starts at the payload). The bytes count
+  // against the receive window until the handler calls TcpStack::consumed.
+  virtual void on_data(Connection&, rte_mbuf* data) = 0;
+  // Send budget became available after being exhausted.
+  virtual void on_writable(Connection&) {}
+  virtual void on_peer_fin(Connection&) {}
+  // The last callback: the connection is gone once it returns.
+  virtual void on_closed(Connection&, CloseReason) {}
+};
+
+class ListenerHandler {
+ public:
+  virtual ~ListenerHandler() = default;
+  // A new connection (after the handshake completes). Returns its handler.
+  virtual ConnectionHandler* accept(Connection&) = 0;
+};
+
+struct TcpSettings {
+  uint64_t min_rto_us = 200'000;
+  uint64_t max_rto_us = 120'000'000;
+  uint64_t time_wait_us = 2'000'000;
+  config::Congestion congestion = config::Congestion::cubic;
+  uint16_t min_mss = 48;
+  uint32_t max_connections = 4096;
+  uint32_t receive_buffer = 128 * 1024;  // per connection: the most we advertise
+  uint32_t send_buffer = 128 * 1024;     // per connection: the send budget
+  uint64_t delayed_ack_us = 40'000;
+  uint32_t max_retransmissions = 12;  // then the connection is abandoned (reason timeout)
+  uint32_t syn_ack_retries = 5;
+  uint64_t syn_received_timeout_us = 30'000'000;  // bounded time in SYN_RECEIVED
+};
+
+class Connection {
+ public:
+  const FourTuple& tuple() const { return tuple_; }
+  bool peer_closed() const { return fin_received_; }
+  State state() const { return state_; }
+  PortIndex port() const { return port_; }
+  uint16_t mss() const { return mss_; }
+  // The payload of a full segment: the MSS less the options every segment carries (RFC 9293
+  // 3.7.1: the MSS counts no TCP options; timestamps take 12 bytes of it).
+  uint16_t segment_payload() const { return static_cast<uint16_t>(mss_ - (ts_ok_ ? 12 : 0)); }
+  uint32_t send_queued() const { return send_queue_.bytes(); }
+  uint32_t unread() const { return unread_; }
+  // Data the application could not hand to send() yet, kept on its behalf and freed with the
+  // connection (the echo service parks here; so will the proxy).
+  MbufQueue& parked() { return parked_; }
+
+ private:
+  friend class TcpStack;
+  struct ConnTimer : Timer {
+    Connection* owner = nullptr;
+    uint8_t kind = 0;
+  };
+  enum TimerKind : uint8_t { kRetransmit, kDelayedAck, kWait };
+
+  FourTuple tuple_;
+  PortIndex port_ = 0;
+  State state_ = State::closed;
+  bool in_table_ = false;
+  bool close_notified_ = false;
+  bool fin_queued_ = false;  // shutdown_write: a FIN follows the queued data
+  bool fin_sent_ = false;
+  bool fin_received_ = false;
+  bool ts_ok_ = false;
+  bool timing_rtt_ = false;
+  bool blocked_ = false;      // send() refused: on_writable owed
+  bool in_recovery_ = false;  // fast recovery (RFC 6582) until SND.UNA passes recover_
+  uint8_t snd_wscale_ = 0;    // the peer's shift (applied to windows it advertises)
+  uint8_t rcv_wscale_ = 0;    // our shift
+  uint8_t dupacks_ = 0;
+  uint8_t unacked_segments_ = 0;
+  uint16_t mss_ = 536;
+  uint32_t retransmissions_ = 0;
+  Seq iss_, snd_una_, snd_nxt_, snd_max_, snd_wl1_, snd_wl2_, recover_;
+  uint32_t snd_wnd_ = 0;
+  Seq irs_, rcv_nxt_;
+  uint32_t rcv_adv_ = 0;  // the window last advertised (bytes)
+  uint32_t unread_ = 0;
+  uint32_t ts_recent_ = 0;
+  Seq rtt_seq_;
+  uint64_t rtt_start_us_ = 0;
+  uint32_t slot_ = 0;
+  RtoEstimator rto_{200'000, 120'000'000};
+  std::unique_ptr<CongestionControl> cc_;
+  MbufQueue send_queue_;  // from snd_una: sent-unacknowledged, then unsent
+  MbufQueue parked_;
+  ConnTimer retransmit_timer_, delayed_ack_timer_, wait_timer_;
+  ConnectionHandler* handler_ = nullptr;
+  ListenerHandler* listener_ = nullptr;
+};
+
+class TcpStack final : public net::TransportHandler {
+ public:
+  TcpStack(const TcpSettings& settings, net::Stack& ip, rte_mempool* pool, TcpCounters& counters,
+           const Secret& secret, uint64_t now_us);
+  ~TcpStack() override;
+
+  // Passive open on address:port (RFC 9293 3.10.1). `backlog` bounds connections in SYN_RECEIVED;
+  // beyond it SYN cookies answer.
+  bool listen(net::Ipv4Address address, uint16_t port, ListenerHandler* handler, uint32_t backlog);
+
+  // Queues `data` (a chain whose data is payload) if the whole of it fits in the send budget, and
+  // returns true; otherwise returns false and the caller keeps it (on_writable follows).
+  bool send(Connection& c, rte_mbuf* data, uint64_t now_us);
+  uint32_t send_space(const Connection& c) const;
+  // The application is done with `bytes` of delivered data: the receive window reopens.
+  void consumed(Connection& c, uint32_t bytes, uint64_t now_us);
+  // Half-close (RFC 9293 3.10.4): a FIN follows the queued data.
+  void shutdown_write(Connection& c, uint64_t now_us);
+  // RST and forget (RFC 9293 3.10.5).
+  void abort(Connection& c, uint64_t now_us);
+
+  // Runs due timers and frees closed connections. Call every poll.
+  void tick(uint64_t now_us);
+
+  size_t connections() const { return table_.size(); }
+  // The time of the last segment or tick, for callbacks that send.
+  uint64_t now_us() const { return last_now_us_; }
+  static constexpr size_t connection_record_bytes() { return sizeof(Connection); }
+
+  // net::TransportHandler
+  void tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) override;
+  void tcp_icmp_error(PortIndex port, uint8_t type, uint8_t code, rte_mbuf* packet,
+                      uint64_t now_us) override;
+
+ public:
+  struct Segment;
+
+ private:
+  struct Listener {
+    net::Ipv4Address address;
+    uint16_t port;
+    ListenerHandler* handler;
+    uint32_t backlog;
+    uint32_t syn_received = 0;
+  };
+
+  Listener* find_listener(uint32_t address, uint16_t port);
+  Connection* allocate(const FourTuple& tuple, PortIndex port, uint64_t now_us);
+  void release(Connection& c);
+  void close(Connection& c, CloseReason reason);
+  void enter_time_wait(Connection& c, uint64_t now_us);
+
+  void on_listen(Listener& listener, PortIndex port, const Segment& s, rte_mbuf* packet,
+                 uint64_t now_us);
+  void on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
+  bool process_ack(Connection& c, const Segment& s, uint64_t now_us);
+  void process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
+  void established(Connection& c, uint64_t now_us);
+
+  void output(Connection& c, uint64_t now_us);
+  void send_ack(Connection& c, uint64_t now_us);
+  // A SYN-ACK answering `s`; `cookie` puts window scale and SACK-permitted into the timestamp.
+  void send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint16_t mss, uint64_t now_us,
+                        bool cookie, Connection* c = nullptr);
+  uint8_t receive_window_scale() const;
+  void send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload, uint64_t now_us);
+  void send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
+                  uint64_t now_us);
+  void send_challenge_ack(Connection& c, uint64_t now_us);
+  uint32_t receive_window(const Connection& c) const;
+  void arm_retransmit(Connection& c, uint64_t now_us);
+  void on_timer(Timer& timer, uint64_t now_us);
+  uint32_t timestamp_now(uint64_t now_us) const { return static_cast<uint32_t>(now_us / 1000); }
+
+  TcpSettings settings_;
+  net::Stack& ip_;
+  rte_mempool* pool_;
+  TcpCounters& counters_;
+  Secret secret_;
+  ConnectionTable table_;
+  TimerWheel wheel_;
+  std::vector<std::unique_ptr<Connection>> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<Connection*> closing_;  // closed during processing; freed in tick()
+  std::vector<Listener> listeners_;
+  uint16_t ip_id_ = 0;
+  uint64_t last_now_us_ = 0;
+};
+
+}  // namespace weir::tcp
