@@ -404,7 +404,10 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
   const uint32_t len = s.seg_len();
   bool acceptable;
   if (len == 0) {
-    acceptable = window == 0 ? s.seq == c.rcv_nxt_ : in_window(s.seq, c.rcv_nxt_, window);
+    // The right edge itself is accepted too (as Linux's tcp_sequence does): a peer that filled
+    // the window sends its ACKs with SEQ = RCV.NXT + RCV.WND, and refusing them would refuse the
+    // acknowledgments the connection needs to make progress.
+    acceptable = window == 0 ? s.seq == c.rcv_nxt_ : in_window(s.seq, c.rcv_nxt_, window + 1);
   } else {
     acceptable = window != 0 && (in_window(s.seq, c.rcv_nxt_, window) ||
                                  in_window(s.seq + (len - 1), c.rcv_nxt_, window));
@@ -760,7 +763,10 @@ uint32_t TcpStack::receive_window(const Connection& c) const {
 }
 
 void TcpStack::send_ack(Connection& c, uint64_t now_us) {
-  send_segment(c, c.snd_nxt_, kAck, 0, now_us);
+  // A segment without data carries SND.MAX, not SND.NXT (as BSD does): after a retransmission
+  // timeout has rewound SND.NXT, the peer may already hold data beyond it, and would find an
+  // older SEQ outside its window and ignore the acknowledgment this segment carries.
+  send_segment(c, c.snd_max_, kAck, 0, now_us);
 }
 
 void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
