@@ -351,7 +351,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
     // The SYN queue is full: answer statelessly (RFC 4987 3.6).
     counters_.syn_cookies_sent.add();
     const Seq cookie = make_cookie(secret_, s.tuple, s.seq, peer_mss, now_us);
-    send_syn_ack_for(port, s, cookie, std::min(peer_mss, port_mss), now_us, true);
+    send_syn_ack_for(port, s, cookie, port_mss, now_us, true);
     rte_pktmbuf_free(packet);
     return;
   }
@@ -384,7 +384,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
   c->snd_wl1_ = s.seq;
   c->snd_wl2_ = c->iss_;
   c->cc_ = make_congestion_control(settings_.congestion, c->mss_);
-  send_syn_ack_for(port, s, c->iss_, c->mss_, now_us, false, c);
+  send_syn_ack_for(port, s, c->iss_, port_mss, now_us, false, c);
   arm_retransmit(*c, now_us);
   wheel_.arm(c->wait_timer_, now_us + settings_.syn_received_timeout_us);
   rte_pktmbuf_free(packet);
@@ -434,7 +434,9 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
   // SYN-RECEIVED gets the SYN-ACK again.
   if (s.has(kSyn)) {
     if (c.state_ == State::syn_received && s.seq == c.irs_) {
-      send_syn_ack_for(c.port_, s, c.iss_, c.mss_, now_us, false, &c);
+      send_syn_ack_for(c.port_, s, c.iss_,
+                       static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders), now_us, false,
+                       &c);
     } else {
       send_challenge_ack(c, now_us);
     }
@@ -644,6 +646,9 @@ void TcpStack::established(Connection& c, uint64_t now_us) {
   }
   c.state_ = State::established;
   wheel_.cancel(c.wait_timer_);
+  // The SYN-ACK could only offer an unscaled 65535; the larger scaled window goes out with the
+  // next segment anyway, so it does not call for an ACK of its own.
+  c.rcv_adv_ = receive_window(c);
   counters_.established.add();
   c.handler_ = c.listener_ != nullptr ? c.listener_->accept(c) : nullptr;
   if (c.handler_ != nullptr) c.handler_->on_established(c);
@@ -950,7 +955,9 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     syn.seq = c.irs_;
     if (c.rcv_wscale_ != 0 || c.snd_wscale_ != 0) syn.window_scale = c.snd_wscale_;
     if (c.ts_ok_) syn.timestamps = net::TcpTimestamps{c.ts_recent_, 0};
-    send_syn_ack_for(c.port_, syn, c.iss_, c.mss_, now_us, false, &c);
+    send_syn_ack_for(c.port_, syn, c.iss_,
+                     static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders), now_us, false,
+                     &c);
     arm_retransmit(c, now_us);
     return;
   }

@@ -1,0 +1,478 @@
+// Scripted conformance tests for the worker's TCP, in the manner of packetdrill: inject this
+// segment at time t, expect exactly that segment out, on a fake clock. The stack runs behind the
+// real layer 2/3 stack over the in-memory PacketIo; segments in are built with the packet
+// builders, segments out are decoded field by field.
+#include "dataplane/tcp/tcp_stack.h"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataplane/net/tcp.h"
+#include "dataplane/tcp/services.h"
+#include "tests/support/eal_environment.h"
+#include "tests/support/memory_io.h"
+#include "tests/support/packet_builder.h"
+
+namespace weir::tcp {
+namespace {
+
+using net::Ipv4Address;
+using net::MacAddress;
+using net::TcpFlag;
+using test::Eth;
+using test::TcpOptions;
+using Frame = std::vector<uint8_t>;
+
+constexpr MacAddress kPortMac({0x02, 0x77, 0, 0, 0, 0x02});
+constexpr MacAddress kClientMac({0x02, 0x77, 0, 0, 0, 0x01});
+constexpr Ipv4Address kPortIp = Ipv4Address::from_octets(10, 77, 0, 2);
+constexpr Ipv4Address kVip = Ipv4Address::from_octets(10, 77, 0, 100);
+constexpr Ipv4Address kClientIp = Ipv4Address::from_octets(10, 77, 0, 1);
+constexpr uint16_t kEcho = 7;
+constexpr uint16_t kDiscard = 9;
+constexpr uint16_t kCloser = 13;
+constexpr uint16_t kClientPort = 40000;
+constexpr uint32_t kClientIsn = 1'000'000;
+constexpr uint64_t kStart = 10'000'000;  // the fake clock starts at 10 s
+
+constexpr uint8_t F = 0x01, S = 0x02, R = 0x04, P = 0x08, A = 0x10;
+
+// A segment as it left the stack.
+struct Out {
+  uint8_t flags = 0;
+  uint32_t seq = 0, ack = 0;
+  uint16_t window = 0;
+  uint16_t dst_port = 0;
+  std::vector<uint8_t> payload;
+  std::optional<uint16_t> mss;
+  std::optional<uint8_t> window_scale;
+  bool sack_permitted = false;
+  std::optional<net::TcpTimestamps> timestamps;
+};
+
+Out decode(const Frame& frame) {
+  Out out;
+  const std::span<const uint8_t> bytes(frame);
+  EXPECT_EQ(bytes[12], 0x08);
+  const auto ip = net::ConstIpv4View::parse(bytes.subspan(14));
+  EXPECT_TRUE(ip && ip->checksum_valid());
+  const auto segment =
+      bytes.subspan(14 + ip->header_length(), ip->total_length() - ip->header_length());
+  EXPECT_TRUE(net::tcp_checksum_valid(ip->source(), ip->destination(), segment)) << "TCP checksum";
+  const auto tcp = net::ConstTcpView::parse(segment);
+  out.flags = tcp->flags().bits();
+  out.seq = tcp->sequence_number();
+  out.ack = tcp->acknowledgment_number();
+  out.window = tcp->window();
+  out.dst_port = tcp->destination_port();
+  const auto payload = *tcp->payload();
+  out.payload.assign(payload.begin(), payload.end());
+  net::TcpOptionReader options(*tcp->options());
+  while (auto option = options.next()) {
+    if (auto v = option->mss()) out.mss = v;
+    if (auto v = option->window_scale()) out.window_scale = v;
+    if (option->kind() == net::TcpOptionKind::sack_permitted) out.sack_permitted = true;
+    if (auto v = option->timestamps()) out.timestamps = v;
+  }
+  return out;
+}
+
+// Closes its side as soon as a connection is established, to drive the active-close paths.
+class CloserService final : public ListenerHandler, public ConnectionHandler {
+ public:
+  explicit CloserService(TcpStack& tcp) : tcp_(tcp) {}
+  ConnectionHandler* accept(Connection&) override { return this; }
+  void on_established(Connection& c) override { tcp_.shutdown_write(c, tcp_.now_us()); }
+  void on_data(Connection& c, rte_mbuf* data) override {
+    tcp_.consumed(c, rte_pktmbuf_pkt_len(data), tcp_.now_us());
+    rte_pktmbuf_free(data);
+  }
+  void on_closed(Connection&, CloseReason reason) override { closed.push_back(reason); }
+  std::vector<CloseReason> closed;
+
+ private:
+  TcpStack& tcp_;
+};
+
+class TcpScript : public ::testing::Test {
+ protected:
+  static net::StackConfig ip_config() {
+    net::StackConfig config;
+    net::StackPort port;
+    port.mac = kPortMac;
+    port.address = kPortIp;
+    port.prefix_length = 24;
+    config.ports.push_back(port);
+    config.listener_addresses.push_back(kVip);
+    return config;
+  }
+  static TcpSettings settings() {
+    TcpSettings s;
+    s.max_connections = 64;
+    s.time_wait_us = 2'000'000;
+    return s;
+  }
+
+  TcpScript() : pool_(test::test_mbuf_pool()), free_at_start_(rte_mempool_avail_count(pool_)) {
+    tcp_->listen(kVip, kEcho, &echo_, 8);
+    tcp_->listen(kVip, kDiscard, &discard_, 1);
+    tcp_->listen(kVip, kCloser, &closer_, 8);
+    // The client's MAC, learned the way the stack learns it: from its ARP request for the VIP.
+    inject(Eth(kClientMac, MacAddress::broadcast())
+               .ARPRequest(kClientMac, kClientIp, kVip)
+               .pad_to(60)
+               .build());
+    io_.drain(0);
+  }
+  ~TcpScript() override {
+    tcp_.reset();
+    ip_.reset();
+    io_.drain(0);
+    EXPECT_EQ(rte_mempool_avail_count(pool_), free_at_start_) << "mbufs leaked";
+  }
+
+  void inject(const Frame& frame) {
+    io_.inject(0, frame);
+    rte_mbuf* m = nullptr;
+    ASSERT_EQ(io_.receive(0, &m, 1), 1);
+    ip_->receive(0, m, now_);
+    tx_.flush_all();
+  }
+  // Injects a client segment and returns what the stack sent in response.
+  std::vector<Out> send(uint16_t dst_port, uint8_t flags, uint32_t seq, uint32_t ack,
+                        const std::string& data = "", const TcpOptions& options = {},
+                        uint16_t window = 65535, uint16_t src_port = kClientPort) {
+    inject(Eth(kClientMac, kPortMac)
+               .IPv4(kClientIp, kVip)
+               .TCP(src_port, dst_port, net::TcpFlags::from_bits(flags), seq, ack, options)
+               .window(window)
+               .payload(data)
+               .build());
+    return collect();
+  }
+  std::vector<Out> collect() {
+    tx_.flush_all();
+    std::vector<Out> out;
+    for (const Frame& f : io_.drain(0)) out.push_back(decode(f));
+    return out;
+  }
+  // Moves the fake clock and runs the timers.
+  std::vector<Out> advance_to(uint64_t t_us) {
+    now_ = t_us;
+    tcp_->tick(now_);
+    return collect();
+  }
+
+  // The three-way handshake with timestamps and window scale; returns our ISN.
+  uint32_t handshake(uint16_t port, uint16_t src_port = kClientPort) {
+    const auto synack =
+        send(port, S, kClientIsn, 0, "",
+             TcpOptions().mss(1460).sack_permitted().timestamps(100, 0).nop().window_scale(7),
+             65535, src_port);
+    EXPECT_EQ(synack.size(), 1u);
+    if (synack.empty()) return 0;
+    const uint32_t iss = synack[0].seq;
+    our_tsval_ = synack[0].timestamps->value;
+    const auto after = send(port, A, kClientIsn + 1, iss + 1, "",
+                            TcpOptions().nop().nop().timestamps(101, our_tsval_), 65535, src_port);
+    EXPECT_TRUE(after.size() <= 1u);  // the closer sends its FIN at once; the others nothing
+    last_ = after;
+    return iss;
+  }
+  TcpOptions ts(uint32_t value) { return TcpOptions().nop().nop().timestamps(value, our_tsval_); }
+
+  rte_mempool* pool_;
+  unsigned free_at_start_;
+  uint64_t now_ = kStart;
+  uint32_t our_tsval_ = 0;
+  std::vector<Out> last_;
+  test::MemoryIo io_{1, pool_};
+  std::array<dataplane::PortCounters, dataplane::kMaxPorts> ports_{};
+  dataplane::L3Counters l3_{};
+  dataplane::TcpCounters counters_{};
+  dataplane::TxBuffers tx_{io_, ports_};
+  std::unique_ptr<net::Stack> ip_ =
+      std::make_unique<net::Stack>(ip_config(), pool_, tx_, ports_, l3_);
+  std::unique_ptr<TcpStack> tcp_ = [&] {
+    auto tcp = std::make_unique<TcpStack>(settings(), *ip_, pool_, counters_, Secret{7}, kStart);
+    ip_->set_transport(tcp.get());
+    return tcp;
+  }();
+  EchoService echo_{*tcp_};
+  DiscardService discard_{*tcp_};
+  CloserService closer_{*tcp_};
+};
+
+TEST_F(TcpScript, HandshakeNegotiatesMssWindowScaleAndTimestampsButNotSack) {
+  const auto out =
+      send(kEcho, S, kClientIsn, 0, "",
+           TcpOptions().mss(1460).sack_permitted().timestamps(100, 0).nop().window_scale(7));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].flags, S | A);
+  EXPECT_EQ(out[0].ack, kClientIsn + 1);
+  EXPECT_EQ(out[0].mss, 1460) << "port MTU 1500 - 40";
+  EXPECT_EQ(out[0].window_scale, 2) << "128 KiB of receive buffer needs a shift of 2";
+  EXPECT_FALSE(out[0].sack_permitted) << "SACK is not offered until it is implemented";
+  ASSERT_TRUE(out[0].timestamps);
+  EXPECT_EQ(out[0].timestamps->echo_reply, 100u);
+  EXPECT_EQ(out[0].window, 65535) << "a SYN-ACK's window is never scaled (RFC 7323 2.2)";
+  EXPECT_EQ(counters_.passive_opens.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 1u);
+  const uint32_t iss = out[0].seq;
+  EXPECT_TRUE(send(kEcho, A, kClientIsn + 1, iss + 1, "",
+                   TcpOptions().nop().nop().timestamps(101, out[0].timestamps->value))
+                  .empty());
+  EXPECT_EQ(counters_.established.get(), 1u);
+}
+
+TEST_F(TcpScript, HandshakeWithoutOptionsUsesTheDefaults) {
+  const auto out = send(kEcho, S, kClientIsn, 0);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].mss, 1460);
+  EXPECT_FALSE(out[0].window_scale) << "no window scale unless the client offered it";
+  EXPECT_FALSE(out[0].timestamps);
+  const uint32_t iss = out[0].seq;
+  ASSERT_TRUE(send(kEcho, A, kClientIsn + 1, iss + 1).empty());
+  // Data echoed back in one segment, without options; 536 would apply had the SYN no MSS at all.
+  const auto echoed = send(kEcho, P | A, kClientIsn + 1, iss + 1, "hello");
+  ASSERT_EQ(echoed.size(), 1u);
+  EXPECT_EQ(echoed[0].flags, P | A);
+  EXPECT_EQ(echoed[0].seq, iss + 1);
+  EXPECT_EQ(echoed[0].ack, kClientIsn + 1 + 5);
+  EXPECT_EQ(std::string(echoed[0].payload.begin(), echoed[0].payload.end()), "hello");
+  EXPECT_FALSE(echoed[0].timestamps);
+}
+
+TEST_F(TcpScript, EchoCarriesDataAndTheAckTogether) {
+  const uint32_t iss = handshake(kEcho);
+  const auto out = send(kEcho, P | A, kClientIsn + 1, iss + 1, "ping", ts(102));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].flags, P | A);
+  EXPECT_EQ(out[0].seq, iss + 1);
+  EXPECT_EQ(out[0].ack, kClientIsn + 5);
+  EXPECT_EQ(out[0].payload, std::vector<uint8_t>({'p', 'i', 'n', 'g'}));
+  EXPECT_EQ(out[0].timestamps->echo_reply, 102u);
+  // The echo leaves while the 4 bytes still count against the receive window (they are consumed
+  // once queued), scaled by the shift of 2.
+  EXPECT_EQ(out[0].window, (128 * 1024 - 4) >> 2);
+}
+
+TEST_F(TcpScript, DelayedAckAfterOneSegmentImmediateAfterTwo) {
+  const uint32_t iss = handshake(kDiscard);
+  const std::string full(1448, 'x');
+  EXPECT_TRUE(send(kDiscard, A, kClientIsn + 1, iss + 1, full, ts(102)).empty())
+      << "one segment: delayed";
+  EXPECT_TRUE(advance_to(kStart + 39'000).empty());
+  const auto delayed = advance_to(kStart + 40'000);
+  ASSERT_EQ(delayed.size(), 1u) << "RFC 9293 3.8.6.3: the delayed ACK timer (40 ms)";
+  EXPECT_EQ(delayed[0].ack, kClientIsn + 1 + 1448);
+  EXPECT_TRUE(send(kDiscard, A, kClientIsn + 1 + 1448, iss + 1, full, ts(103)).empty());
+  const auto second = send(kDiscard, A, kClientIsn + 1 + 2 * 1448, iss + 1, full, ts(104));
+  ASSERT_EQ(second.size(), 1u) << "every second full segment is acknowledged at once";
+  EXPECT_EQ(second[0].ack, kClientIsn + 1 + 3 * 1448);
+}
+
+TEST_F(TcpScript, RetransmissionTimeoutBacksOff) {
+  const uint32_t iss = handshake(kEcho);
+  ASSERT_EQ(send(kEcho, P | A, kClientIsn + 1, iss + 1, "data", ts(102)).size(), 1u);
+  // The handshake's timestamp echo measured an RTT of 0 ms: RTO = min_rto (200 ms).
+  EXPECT_TRUE(advance_to(kStart + 199'000).empty());
+  auto out = advance_to(kStart + 200'000);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].seq, iss + 1);
+  EXPECT_EQ(out[0].payload.size(), 4u);
+  EXPECT_TRUE(advance_to(kStart + 599'000).empty()) << "backed off to 400 ms";
+  out = advance_to(kStart + 600'000);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].seq, iss + 1);
+  EXPECT_EQ(counters_.rto_expirations.get(), 2u);
+  EXPECT_EQ(counters_.retransmitted_segments.get(), 2u);
+  // The ACK ends it: no more retransmissions.
+  EXPECT_TRUE(send(kEcho, A, kClientIsn + 5, iss + 5, "", ts(103)).empty());
+  EXPECT_TRUE(advance_to(kStart + 5'000'000).empty());
+}
+
+TEST_F(TcpScript, OnlyAnExactRstResetsAnInWindowOneGetsAChallengeAck) {
+  const uint32_t iss = handshake(kEcho);
+  const auto challenge = send(kEcho, R, kClientIsn + 1 + 100, 0);
+  ASSERT_EQ(challenge.size(), 1u) << "RFC 5961 3.2";
+  EXPECT_EQ(challenge[0].flags, A);
+  EXPECT_EQ(challenge[0].ack, kClientIsn + 1);
+  EXPECT_EQ(counters_.challenge_acks.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 1u);
+  EXPECT_TRUE(send(kEcho, R, kClientIsn + 1 + 10'000'000, 0).empty())
+      << "outside the window: ignored";
+  EXPECT_TRUE(send(kEcho, R, kClientIsn + 1, 0).empty());
+  EXPECT_EQ(counters_.resets_received.get(), 1u);
+  advance_to(kStart + 1000);
+  EXPECT_EQ(tcp_->connections(), 0u);
+  (void)iss;
+}
+
+TEST_F(TcpScript, SynOnAnEstablishedConnectionGetsAChallengeAck) {
+  const uint32_t iss = handshake(kEcho);
+  const auto out = send(kEcho, S, kClientIsn + 5000, 0);
+  ASSERT_EQ(out.size(), 1u) << "RFC 5961 4.2";
+  EXPECT_EQ(out[0].flags, A);
+  EXPECT_EQ(out[0].seq, iss + 1);
+  EXPECT_EQ(out[0].ack, kClientIsn + 1);
+  EXPECT_EQ(tcp_->connections(), 1u);
+}
+
+TEST_F(TcpScript, ClosedPortsAnswerWithReset) {
+  auto out = send(4444, S, kClientIsn, 0);
+  ASSERT_EQ(out.size(), 1u) << "RFC 9293 3.10.7.1";
+  EXPECT_EQ(out[0].flags, R | A);
+  EXPECT_EQ(out[0].seq, 0u);
+  EXPECT_EQ(out[0].ack, kClientIsn + 1);
+  out = send(4444, A, kClientIsn, 777);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].flags, R);
+  EXPECT_EQ(out[0].seq, 777u);
+  EXPECT_TRUE(send(4444, R, kClientIsn, 0).empty()) << "never a RST for a RST";
+}
+
+TEST_F(TcpScript, AnAckForDataNeverSentIsDroppedAndAnswered) {
+  const uint32_t iss = handshake(kDiscard);
+  const auto out = send(kDiscard, A, kClientIsn + 1, iss + 100'000, "", ts(102));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].flags, A);
+  EXPECT_EQ(counters_.acks_for_unsent_data.get(), 1u);
+}
+
+TEST_F(TcpScript, PassiveCloseThroughLastAck) {
+  const uint32_t iss = handshake(kEcho);
+  // The client's FIN: ACKed, and the echo closes its side too.
+  const auto out = send(kEcho, F | A, kClientIsn + 1, iss + 1, "", ts(102));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].flags, A);
+  EXPECT_EQ(out[0].ack, kClientIsn + 2);
+  EXPECT_EQ(out[1].flags, F | A);
+  EXPECT_EQ(out[1].seq, iss + 1);
+  EXPECT_TRUE(send(kEcho, A, kClientIsn + 2, iss + 2, "", ts(103)).empty());
+  advance_to(kStart + 1000);
+  EXPECT_EQ(tcp_->connections(), 0u) << "LAST-ACK -> CLOSED, no TIME-WAIT on the passive side";
+}
+
+TEST_F(TcpScript, HalfCloseDataKeepsFlowingAfterThePeersFin) {
+  const uint32_t iss = handshake(kEcho);
+  // Data and FIN together: the echo sends the data back, then its own FIN.
+  const auto out = send(kEcho, F | P | A, kClientIsn + 1, iss + 1, "bye", ts(102));
+  ASSERT_GE(out.size(), 1u);
+  const Out& last = out.back();
+  EXPECT_EQ(last.flags & F, F);
+  EXPECT_EQ(last.seq + last.payload.size(), iss + 1 + 3);
+  EXPECT_EQ(last.ack, kClientIsn + 1 + 3 + 1);
+}
+
+TEST_F(TcpScript, ActiveCloseThroughTimeWait) {
+  const uint32_t iss = handshake(kCloser);
+  ASSERT_EQ(last_.size(), 1u);
+  EXPECT_EQ(last_[0].flags, F | A) << "the closer's FIN";
+  EXPECT_EQ(last_[0].seq, iss + 1);
+  // Data still flows toward us after our FIN (half-close, RFC 9293 3.10.4).
+  EXPECT_TRUE(send(kCloser, A, kClientIsn + 1, iss + 2, "more", ts(102)).empty());
+  const auto fin = send(kCloser, F | A, kClientIsn + 5, iss + 2, "", ts(103));
+  ASSERT_EQ(fin.size(), 1u);
+  EXPECT_EQ(fin[0].flags, A);
+  EXPECT_EQ(fin[0].ack, kClientIsn + 6);
+  ASSERT_EQ(closer_.closed.size(), 1u);
+  EXPECT_EQ(closer_.closed[0], CloseReason::fin);
+  // TIME-WAIT: a retransmitted FIN is ACKed again; the connection lingers for time_wait_ms.
+  const auto again = send(kCloser, F | A, kClientIsn + 5, iss + 2, "", ts(104));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].ack, kClientIsn + 6);
+  advance_to(kStart + 1'900'000);
+  EXPECT_EQ(tcp_->connections(), 1u);
+  advance_to(kStart + 2'100'000);
+  EXPECT_EQ(tcp_->connections(), 0u);
+}
+
+TEST_F(TcpScript, SynCookiesWhenTheBacklogIsFull) {
+  // The discard listener has a backlog of 1: the first SYN takes it, the second gets a cookie.
+  ASSERT_EQ(send(kDiscard, S, kClientIsn, 0, "", TcpOptions().mss(1460)).size(), 1u);
+  const auto cookie =
+      send(kDiscard, S, 5'000, 0, "",
+           TcpOptions().mss(1400).timestamps(50, 0).nop().window_scale(6), 65535, 40001);
+  ASSERT_EQ(cookie.size(), 1u);
+  EXPECT_EQ(counters_.syn_cookies_sent.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 1u) << "no state for the cookie's SYN";
+  EXPECT_EQ(cookie[0].mss, 1460)
+      << "a SYN-ACK offers our own MSS; the cookie keeps the client's (1300)";
+  const uint32_t tsval = cookie[0].timestamps->value;
+  // The third segment brings the cookie back: a connection, with window scale from the echo.
+  EXPECT_TRUE(send(kDiscard, A, 5'001, cookie[0].seq + 1, "",
+                   TcpOptions().nop().nop().timestamps(51, tsval), 65535, 40001)
+                  .empty());
+  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 2u);
+  // A forged cookie is refused with a RST.
+  const auto forged = send(kDiscard, A, 9'001, cookie[0].seq + 1, "", {}, 65535, 40002);
+  ASSERT_EQ(forged.size(), 1u);
+  EXPECT_EQ(forged[0].flags, R);
+}
+
+TEST_F(TcpScript, PawsDropsSegmentsWithOldTimestamps) {
+  const uint32_t iss = handshake(kDiscard);
+  EXPECT_TRUE(send(kDiscard, A, kClientIsn + 1, iss + 1, "new", ts(200)).empty());
+  const auto out = send(kDiscard, A, kClientIsn + 4, iss + 1, "old", ts(150));
+  ASSERT_EQ(out.size(), 1u) << "RFC 7323 5.3";
+  EXPECT_EQ(out[0].ack, kClientIsn + 4) << "the stale segment's data is not taken";
+  EXPECT_EQ(counters_.paws_drops.get(), 1u);
+}
+
+TEST_F(TcpScript, OutOfOrderSegmentsAreDroppedWithAnImmediateAck) {
+  const uint32_t iss = handshake(kDiscard);
+  const auto out =
+      send(kDiscard, A, kClientIsn + 1 + 1448, iss + 1, std::string(100, 'y'), ts(102));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].ack, kClientIsn + 1);
+  EXPECT_EQ(counters_.out_of_order_drops.get(), 1u);
+}
+
+TEST_F(TcpScript, ZeroWindowIsProbed) {
+  const uint32_t iss = handshake(kEcho);
+  // The client's window closes; its data still arrives and must wait to be echoed.
+  EXPECT_TRUE(send(kEcho, P | A, kClientIsn + 1, iss + 1, "wait", ts(102), 0).empty());
+  const auto ack = advance_to(kStart + 40'000);
+  ASSERT_EQ(ack.size(), 1u) << "the delayed ACK for the client's data";
+  EXPECT_TRUE(ack[0].payload.empty());
+  EXPECT_EQ(ack[0].ack, kClientIsn + 5);
+  EXPECT_TRUE(advance_to(kStart + 199'000).empty()) << "nothing may be sent into a zero window";
+  const auto probe = advance_to(kStart + 200'000);
+  ASSERT_EQ(probe.size(), 1u) << "the persist timer (RFC 9293 3.8.6.1)";
+  EXPECT_EQ(probe[0].payload.size(), 1u);
+  EXPECT_EQ(probe[0].seq, iss + 1);
+  // The window opens: the rest follows.
+  const auto rest = send(kEcho, A, kClientIsn + 5, iss + 2, "", ts(103), 1000);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].seq, iss + 2);
+  EXPECT_EQ(std::string(rest[0].payload.begin(), rest[0].payload.end()), "ait");
+}
+
+TEST_F(TcpScript, ThreeDuplicateAcksTriggerFastRetransmit) {
+  const uint32_t iss = handshake(kEcho);
+  // Four segments of data to echo: the client's window lets all of them go.
+  uint32_t seq = kClientIsn + 1;
+  size_t sent = 0;
+  for (int i = 0; i < 4; ++i) {
+    sent += send(kEcho, A, seq, iss + 1, std::string(1448, char('a' + i)), ts(102)).size();
+    seq += 1448;
+  }
+  ASSERT_GE(sent, 4u);
+  // Three duplicate ACKs for the first byte (the first segment was lost).
+  EXPECT_TRUE(send(kEcho, A, seq, iss + 1, "", ts(103)).empty());
+  EXPECT_TRUE(send(kEcho, A, seq, iss + 1, "", ts(104)).empty());
+  EXPECT_EQ(counters_.fast_retransmits.get(), 0u);
+  const auto out = send(kEcho, A, seq, iss + 1, "", ts(105));
+  EXPECT_EQ(counters_.fast_retransmits.get(), 1u);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].seq, iss + 1);
+  EXPECT_EQ(out[0].payload, std::vector<uint8_t>(1448, 'a'));
+}
+
+}  // namespace
+}  // namespace weir::tcp
