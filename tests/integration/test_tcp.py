@@ -197,3 +197,75 @@ def test_echo_through_3_percent_loss_each_way(testbed_factory):
         assert all(d > 0 for d in dropped), dropped
         assert DataplaneProcess.total(stats, "tcp", "retransmitted_segments") > 0
         assert dp.stop() == 0, dp.output()
+
+
+# Raw SYNs from random sources in 198.18.0.0/15 (RFC 2544's benchmarking range, routed through
+# the test bed's gateway, which drops them): ARGS["count"] of them, as fast as Python sends.
+SYN_FLOOD = r"""
+import os, random, socket, struct, time
+def checksum(data):
+    if len(data) % 2: data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+dst = socket.inet_aton(ARGS["address"])
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+rng = random.Random(4987)
+sent = 0
+deadline = time.monotonic() + ARGS["seconds"]
+while sent < ARGS["count"] and time.monotonic() < deadline:
+    src = struct.pack("!I", (198 << 24 | 18 << 16) + rng.randrange(1, 1 << 17))
+    sport = rng.randrange(1024, 65535)
+    tcp = struct.pack("!HHIIBBHHH", sport, ARGS["port"], rng.getrandbits(32), 0, 5 << 4, 0x02, 65535, 0, 0)
+    pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, src, dst)
+    sock.sendto(ip + tcp, (ARGS["address"], 0))
+    sent += 1
+emit({"sent": sent})
+"""
+
+MANY_CONNECTIONS = r"""
+import socket
+ok = 0
+for i in range(ARGS["count"]):
+    s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=10)
+    s.sendall(b"%d" % i)
+    if s.recv(16) == b"%d" % i:
+        ok += 1
+    s.close()
+emit({"ok": ok})
+"""
+
+
+def test_syn_flood_is_answered_with_cookies_while_real_clients_connect(dataplane):
+    import threading
+
+    tb, dp = dataplane
+    flood_result = {}
+    flood = threading.Thread(
+        target=lambda: flood_result.update(
+            tb.python(
+                "client",
+                SYN_FLOOD,
+                {"address": LISTENER_ADDRESS, "port": ECHO_PORT, "count": 30000, "seconds": 60},
+                timeout=120,
+            )
+        )
+    )
+    flood.start()
+    # Connect once the flood has filled the listener's SYN queue (its backlog), so that the
+    # clients' own SYNs are the ones answered with cookies.
+    poll_until(lambda: tcp_total(dp, "syn_cookies_sent") > 0, 60.0, what="the SYN queue to fill")
+    result = tb.python(
+        "client", MANY_CONNECTIONS, {"address": LISTENER_ADDRESS, "port": ECHO_PORT, "count": 1000},
+        timeout=300,
+    )
+    flood.join(130)
+    assert result["ok"] == 1000
+    stats = dp.stats()
+    cookies_sent = DataplaneProcess.total(stats, "tcp", "syn_cookies_sent")
+    accepted = DataplaneProcess.total(stats, "tcp", "syn_cookies_accepted")
+    print(f"flood: {flood_result.get('sent')} SYNs; cookies sent {cookies_sent}, accepted {accepted}")
+    assert accepted > 0, "the clients' connections completed through cookies"
+    assert cookies_sent >= accepted
