@@ -20,6 +20,14 @@ class TxBuffers {
  public:
   TxBuffers(PacketIo& io, std::array<PortCounters, kMaxPorts>& counters)
       : io_(io), counters_(counters) {}
+  // Whatever was queued after the last flush is freed, not leaked.
+  ~TxBuffers() {
+    for (Pending& pending : pending_) {
+      for (uint16_t i = 0; i < pending.count; ++i) rte_pktmbuf_free(pending.packets[i]);
+    }
+  }
+  TxBuffers(const TxBuffers&) = delete;
+  TxBuffers& operator=(const TxBuffers&) = delete;
 
   void send(PortIndex port, rte_mbuf* packet) {
     Pending& pending = pending_[port];

@@ -26,10 +26,71 @@ bool synchronized(State s) {
 
 }  // namespace
 
+// Builds IPv4 + TCP in a fresh mbuf (data starting at the IPv4 header, room for Ethernet before
+// it) and hands it to the IP layer. `payload` copies the data in.
+template <typename FillPayload>
+static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTuple& tuple, Seq seq,
+                               Seq ack, uint8_t flags, uint16_t window,
+                               std::span<const uint8_t> options, uint32_t payload_length,
+                               FillPayload&& fill_payload) {
+  rte_mbuf* m = rte_pktmbuf_alloc(pool);
+  if (m == nullptr) return nullptr;
+  const uint32_t tcp_length = 20 + static_cast<uint32_t>(options.size()) + payload_length;
+  const uint32_t total = 20 + tcp_length;
+  auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
+  if (data == nullptr) {
+    rte_pktmbuf_free(m);
+    return nullptr;
+  }
+  std::memset(data, 0, 40);
+  auto ip = net::Ipv4View::parse({data, total});
+  ip->set_version(4);
+  ip->set_ihl(5);
+  ip->set_total_length(static_cast<uint16_t>(total));
+  ip->set_identification(ip_id++);
+  ip->set_dont_fragment(true);
+  ip->set_ttl(64);
+  ip->set_protocol(net::kIpProtocolTcp);
+  ip->set_source(net::Ipv4Address(tuple.local_address));
+  ip->set_destination(net::Ipv4Address(tuple.remote_address));
+  ip->update_checksum();
+  uint8_t* tcp_bytes = data + 20;
+  auto tcp = net::TcpView::parse({tcp_bytes, tcp_length});
+  tcp->set_source_port(tuple.local_port);
+  tcp->set_destination_port(tuple.remote_port);
+  tcp->set_sequence_number(seq.raw());
+  tcp->set_acknowledgment_number(ack.raw());
+  tcp->set_data_offset(static_cast<uint8_t>((20 + options.size()) / 4));
+  tcp->set_flags(net::TcpFlags::from_bits(flags));
+  tcp->set_window(window);
+  std::memcpy(tcp_bytes + 20, options.data(), options.size());
+  fill_payload(tcp_bytes + 20 + options.size());
+  tcp->update_checksum(net::Ipv4Address(tuple.local_address),
+                       net::Ipv4Address(tuple.remote_address));
+  return m;
+}
+
+namespace {
+
+// NOP, NOP, timestamps (RFC 7323 appendix A's recommended layout).
+size_t put_timestamps(uint8_t* p, uint32_t value, uint32_t echo) {
+  p[0] = 1;
+  p[1] = 1;
+  p[2] = 8;
+  p[3] = 10;
+  wire::store_be32(p + 4, value);
+  wire::store_be32(p + 8, echo);
+  return 12;
+}
+
+}  // namespace
+
 const char* name_of(State state) {
   switch (state) {
     case State::closed:
       return "CLOSED";
+    case State::syn_sent:
+      return "SYN-SENT";
     case State::syn_received:
       return "SYN-RECEIVED";
     case State::established:
@@ -391,6 +452,10 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
 }
 
 void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
+  if (c.state_ == State::syn_sent) {
+    on_syn_sent(c, s, packet, now_us);
+    return;
+  }
   // RFC 7323 5.3 PAWS: a timestamp older than the last one in sequence is a stale duplicate.
   if (c.ts_ok_ && s.timestamps && !s.has(kRst) &&
       static_cast<int32_t>(s.timestamps->value - c.ts_recent_) < 0) {
@@ -481,6 +546,14 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
   if (c.state_ != State::closed) output(c, now_us);
 }
 
+// The first segment to send again from SND.UNA: never beyond what was sent before (SND.MAX), so
+// that a retransmission cannot carry new data past the sequence space the peer has been told of.
+uint32_t TcpStack::retransmit_length(const Connection& c) const {
+  uint32_t outstanding = static_cast<uint32_t>(c.snd_max_ - c.snd_una_);
+  if (c.fin_sent_ && outstanding > 0) --outstanding;
+  return std::min({uint32_t{c.segment_payload()}, outstanding, c.send_queue_.bytes()});
+}
+
 bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
   if (s.ack > c.snd_max_) {
     // RFC 9293 3.10.7.4 and RFC 5961 5.2: an ACK for data never sent is dropped and answered.
@@ -519,8 +592,7 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
         c.in_recovery_ = false;  // RFC 6582 3.2 (3): a full acknowledgment ends recovery
       } else {
         // RFC 6582 3.2 (4): a partial ACK; the next hole is retransmitted at once.
-        send_segment(c, c.snd_una_, kAck,
-                     std::min<uint32_t>(c.segment_payload(), c.send_queue_.bytes()), now_us);
+        send_segment(c, c.snd_una_, kAck, retransmit_length(c), now_us);
       }
     } else {
       c.cc_->on_ack(data_acked, now_us, c.rto_.srtt_us());
@@ -558,8 +630,7 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
       c.recover_ = c.snd_max_;
       c.cc_->on_loss(static_cast<uint32_t>(c.snd_max_ - c.snd_una_), now_us);
       c.timing_rtt_ = false;
-      send_segment(c, c.snd_una_, kAck,
-                   std::min<uint32_t>(c.segment_payload(), c.send_queue_.bytes()), now_us);
+      send_segment(c, c.snd_una_, kAck, retransmit_length(c), now_us);
     }
   }
   return true;
@@ -650,9 +721,116 @@ void TcpStack::established(Connection& c, uint64_t now_us) {
   // next segment anyway, so it does not call for an ACK of its own.
   c.rcv_adv_ = receive_window(c);
   counters_.established.add();
-  c.handler_ = c.listener_ != nullptr ? c.listener_->accept(c) : nullptr;
+  if (c.listener_ != nullptr) c.handler_ = c.listener_->accept(c);
   if (c.handler_ != nullptr) c.handler_->on_established(c);
   (void)now_us;
+}
+
+// ---- active open -------------------------------------------------------------------------------
+
+Connection* TcpStack::connect(PortIndex port, const FourTuple& tuple, ConnectionHandler* handler,
+                              uint64_t now_us) {
+  last_now_us_ = now_us;
+  Connection* c = allocate(tuple, port, now_us);
+  if (c == nullptr) {
+    if (!table_.find(tuple)) counters_.table_full.add();
+    return nullptr;
+  }
+  counters_.active_opens.add();
+  c->handler_ = handler;
+  c->state_ = State::syn_sent;
+  c->iss_ = initial_sequence(secret_, tuple, now_us);
+  c->snd_una_ = c->recover_ = c->iss_;
+  c->snd_nxt_ = c->snd_max_ = c->iss_ + 1u;
+  c->mss_ = static_cast<uint16_t>(ip_.port_mtu(port) - kIpTcpHeaders);
+  send_syn(*c, now_us);
+  arm_retransmit(*c, now_us);
+  return c;
+}
+
+void TcpStack::send_syn(Connection& c, uint64_t now_us) {
+  // MSS, window scale and timestamps offered; SACK-permitted only once SACK is implemented.
+  std::array<uint8_t, 20> options{};
+  size_t n = 0;
+  options[n++] = 2;
+  options[n++] = 4;
+  wire::store_be16(options.data() + n,
+                   static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders));
+  n += 2;
+  options[n++] = 1;
+  options[n++] = 3;
+  options[n++] = 3;
+  options[n++] = receive_window_scale();
+  n += put_timestamps(options.data() + n, timestamp_now(now_us), 0);
+  const uint16_t window =
+      static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
+  rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.iss_, Seq(0), kSyn, window,
+                              std::span<const uint8_t>(options.data(), n), 0, [](uint8_t*) {});
+  if (m == nullptr) return;
+  if (c.retransmissions_ > 0) counters_.retransmitted_segments.add();
+  counters_.segments_out.add();
+  ip_.send_ipv4(c.port_, m, now_us);
+}
+
+void TcpStack::negotiate(Connection& c, const Segment& s, uint16_t port_mss) {
+  const uint16_t peer_mss = std::max(s.mss.value_or(kDefaultPeerMss), settings_.min_mss);
+  c.mss_ = std::min(peer_mss, port_mss);
+  if (s.window_scale) {
+    c.snd_wscale_ = std::min(*s.window_scale, kMaxWindowScale);
+    c.rcv_wscale_ = receive_window_scale();
+  } else {
+    c.snd_wscale_ = c.rcv_wscale_ = 0;
+  }
+  if (s.timestamps) {
+    c.ts_ok_ = true;
+    c.ts_recent_ = s.timestamps->value;
+  }
+  c.cc_ = make_congestion_control(settings_.congestion, c.mss_);
+}
+
+void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
+  // RFC 9293 3.10.7.3, SYN-SENT.
+  rte_pktmbuf_free(packet);
+  const bool ack_acceptable = s.has(kAck) && c.iss_ < s.ack && s.ack <= c.snd_max_;
+  if (s.has(kAck) && !ack_acceptable) {
+    if (!s.has(kRst)) send_reset(c.port_, s.tuple, s.ack, Seq(0), false, now_us);
+    return;
+  }
+  if (s.has(kRst)) {
+    if (ack_acceptable) {
+      counters_.resets_received.add();
+      close(c, CloseReason::refused);
+    }
+    return;
+  }
+  if (!s.has(kSyn)) return;
+  c.irs_ = s.seq;
+  c.rcv_nxt_ = s.seq + 1u;
+  negotiate(c, s, static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders));
+  c.snd_wnd_ = s.window;  // a SYN's window is never scaled
+  c.snd_wl1_ = s.seq;
+  if (!ack_acceptable) {
+    // Simultaneous open: our SYN crossed theirs; answer with SYN-ACK from SYN-RECEIVED.
+    c.state_ = State::syn_received;
+    c.snd_wl2_ = c.iss_;
+    Segment syn = s;
+    send_syn_ack_for(c.port_, syn, c.iss_,
+                     static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders), now_us, false,
+                     &c);
+    return;
+  }
+  c.snd_una_ = s.ack;
+  c.snd_wl2_ = s.ack;
+  if (c.ts_ok_ && s.timestamps->echo_reply != 0) {
+    c.rto_.sample(
+        std::max<uint64_t>(uint64_t{timestamp_now(now_us) - s.timestamps->echo_reply} * 1000, 1));
+  }
+  wheel_.cancel(c.retransmit_timer_);
+  c.retransmissions_ = 0;
+  established(c, now_us);
+  if (c.state_ == State::closed) return;
+  send_ack(c, now_us);
+  output(c, now_us);
 }
 
 // ---- the application's side --------------------------------------------------------------------
@@ -781,65 +959,6 @@ void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
   send_ack(c, now_us);
 }
 
-// Builds IPv4 + TCP in a fresh mbuf (data starting at the IPv4 header, room for Ethernet before
-// it) and hands it to the IP layer. `payload` copies the data in.
-template <typename FillPayload>
-static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTuple& tuple, Seq seq,
-                               Seq ack, uint8_t flags, uint16_t window,
-                               std::span<const uint8_t> options, uint32_t payload_length,
-                               FillPayload&& fill_payload) {
-  rte_mbuf* m = rte_pktmbuf_alloc(pool);
-  if (m == nullptr) return nullptr;
-  const uint32_t tcp_length = 20 + static_cast<uint32_t>(options.size()) + payload_length;
-  const uint32_t total = 20 + tcp_length;
-  auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
-  if (data == nullptr) {
-    rte_pktmbuf_free(m);
-    return nullptr;
-  }
-  std::memset(data, 0, 40);
-  auto ip = net::Ipv4View::parse({data, total});
-  ip->set_version(4);
-  ip->set_ihl(5);
-  ip->set_total_length(static_cast<uint16_t>(total));
-  ip->set_identification(ip_id++);
-  ip->set_dont_fragment(true);
-  ip->set_ttl(64);
-  ip->set_protocol(net::kIpProtocolTcp);
-  ip->set_source(net::Ipv4Address(tuple.local_address));
-  ip->set_destination(net::Ipv4Address(tuple.remote_address));
-  ip->update_checksum();
-  uint8_t* tcp_bytes = data + 20;
-  auto tcp = net::TcpView::parse({tcp_bytes, tcp_length});
-  tcp->set_source_port(tuple.local_port);
-  tcp->set_destination_port(tuple.remote_port);
-  tcp->set_sequence_number(seq.raw());
-  tcp->set_acknowledgment_number(ack.raw());
-  tcp->set_data_offset(static_cast<uint8_t>((20 + options.size()) / 4));
-  tcp->set_flags(net::TcpFlags::from_bits(flags));
-  tcp->set_window(window);
-  std::memcpy(tcp_bytes + 20, options.data(), options.size());
-  fill_payload(tcp_bytes + 20 + options.size());
-  tcp->update_checksum(net::Ipv4Address(tuple.local_address),
-                       net::Ipv4Address(tuple.remote_address));
-  return m;
-}
-
-namespace {
-
-// NOP, NOP, timestamps (RFC 7323 appendix A's recommended layout).
-size_t put_timestamps(uint8_t* p, uint32_t value, uint32_t echo) {
-  p[0] = 1;
-  p[1] = 1;
-  p[2] = 8;
-  p[3] = 10;
-  wire::store_be32(p + 4, value);
-  wire::store_be32(p + 8, echo);
-  return 12;
-}
-
-}  // namespace
-
 void TcpStack::send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload,
                             uint64_t now_us) {
   std::array<uint8_t, 12> options{};
@@ -942,6 +1061,18 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     case Connection::kRetransmit:
       break;
   }
+  if (c.state_ == State::syn_sent) {
+    if (c.retransmissions_ >= settings_.syn_ack_retries) {
+      counters_.timeouts.add();
+      close(c, CloseReason::timeout);
+      return;
+    }
+    ++c.retransmissions_;
+    c.rto_.back_off();
+    send_syn(c, now_us);
+    arm_retransmit(c, now_us);
+    return;
+  }
   if (c.state_ == State::syn_received) {
     if (c.retransmissions_ >= settings_.syn_ack_retries) {
       counters_.timeouts.add();
@@ -987,7 +1118,7 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
   c.in_recovery_ = false;
   c.dupacks_ = 0;
   c.snd_nxt_ = c.snd_una_;
-  const uint32_t first = std::min<uint32_t>(c.segment_payload(), c.send_queue_.bytes());
+  const uint32_t first = retransmit_length(c);
   const bool fin_only = first == 0 && c.fin_sent_;
   send_segment(c, c.snd_una_, kAck | (fin_only ? kFin : 0), first, now_us);
   c.snd_nxt_ += first + (fin_only ? 1u : 0u);

@@ -36,6 +36,7 @@ using dataplane::TcpCounters;
 
 enum class State : uint8_t {
   closed,
+  syn_sent,
   syn_received,
   established,
   fin_wait_1,
@@ -187,6 +188,12 @@ class TcpStack final : public net::TransportHandler {
   // beyond it SYN cookies answer.
   bool listen(net::Ipv4Address address, uint16_t port, ListenerHandler* handler, uint32_t backlog);
 
+  // Active open (RFC 9293 3.10.1) from tuple.local to tuple.remote through `port`. Returns null
+  // when the 4-tuple is in use or the table is full (counted). The handler hears on_established,
+  // or on_closed with `refused` (a RST) or `timeout` (no answer after the SYN retries).
+  Connection* connect(PortIndex port, const FourTuple& tuple, ConnectionHandler* handler,
+                      uint64_t now_us);
+
   // Queues `data` (a chain whose data is payload) if the whole of it fits in the send budget, and
   // returns true; otherwise returns false and the caller keeps it (on_writable follows).
   bool send(Connection& c, rte_mbuf* data, uint64_t now_us);
@@ -232,7 +239,11 @@ class TcpStack final : public net::TransportHandler {
   void on_listen(Listener& listener, PortIndex port, const Segment& s, rte_mbuf* packet,
                  uint64_t now_us);
   void on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
+  void on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
+  void send_syn(Connection& c, uint64_t now_us);
+  void negotiate(Connection& c, const Segment& s, uint16_t port_mss);
   bool process_ack(Connection& c, const Segment& s, uint64_t now_us);
+  uint32_t retransmit_length(const Connection& c) const;
   void process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
   void established(Connection& c, uint64_t now_us);
 
