@@ -107,10 +107,12 @@ void BM_IcmpEchoThroughWorker(benchmark::State& state) {
   weir::dataplane::Worker worker({}, std::move(io), stack_config(), g_pool);
   uint64_t now_us = 0;
   for (auto _ : state) worker.poll_once(++now_us);
-  if (counters->transmitted != counters->received) state.SkipWithError("not every request was answered");
+  if (counters->transmitted != counters->received)
+    state.SkipWithError("not every request was answered");
   state.SetItemsProcessed(static_cast<int64_t>(counters->received));
-  state.counters["ns_per_packet"] = benchmark::Counter(
-      static_cast<double>(counters->received), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_packet"] =
+      benchmark::Counter(static_cast<double>(counters->received),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_IcmpEchoThroughWorker);
 
@@ -132,9 +134,19 @@ BENCHMARK(BM_IoOnly);
 
 int main(int argc, char** argv) {
   const std::string prefix = "weir-bench-" + std::to_string(getpid());
-  std::vector<std::string> args = {"icmp_echo_bench", "-l", "0", "--no-huge", "-m", "128", "--no-pci",
-                                   "--no-shconf", "--file-prefix", prefix, "--log-level",
-                                   "lib.eal:error", "--no-telemetry"};
+  std::vector<std::string> args = {"icmp_echo_bench",
+                                   "-l",
+                                   "0",
+                                   "--no-huge",
+                                   "-m",
+                                   "128",
+                                   "--no-pci",
+                                   "--no-shconf",
+                                   "--file-prefix",
+                                   prefix,
+                                   "--log-level",
+                                   "lib.eal:error",
+                                   "--no-telemetry"};
   std::vector<char*> eal_argv;
   for (auto& a : args) eal_argv.push_back(a.data());
   if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {

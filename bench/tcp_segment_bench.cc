@@ -76,24 +76,37 @@ void BM_InOrderSegmentReceivedAndAcked(benchmark::State& state) {
 
   auto deliver = [&](const std::vector<uint8_t>& frame) {
     rte_mbuf* m = rte_pktmbuf_alloc(g_pool);
-    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(), frame.size());
+    std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(frame.size())), frame.data(),
+                frame.size());
     if (checksum_offload) m->ol_flags |= RTE_MBUF_F_RX_L4_CKSUM_GOOD | RTE_MBUF_F_RX_IP_CKSUM_GOOD;
     ip.receive(0, m, now);
     tx.flush_all();
   };
   // Handshake (learn the client's MAC from its ARP request first).
-  deliver(Eth(kClientMac, MacAddress::broadcast()).ARPRequest(kClientMac, kClient, kVip).pad_to(60).build());
+  deliver(Eth(kClientMac, MacAddress::broadcast())
+              .ARPRequest(kClientMac, kClient, kVip)
+              .pad_to(60)
+              .build());
   std::vector<std::vector<uint8_t>> sent;
   io.capture = &sent;
-  deliver(Eth(kClientMac, kPortMac).IPv4(kClient, kVip).TCP(40000, 9, weir::net::TcpFlag::syn, 1000, 0).build());
+  deliver(Eth(kClientMac, kPortMac)
+              .IPv4(kClient, kVip)
+              .TCP(40000, 9, weir::net::TcpFlag::syn, 1000, 0)
+              .build());
   io.capture = nullptr;
   const uint32_t iss = (uint32_t{sent.back()[38]} << 24) | (uint32_t{sent.back()[39]} << 16) |
                        (uint32_t{sent.back()[40]} << 8) | sent.back()[41];
-  deliver(Eth(kClientMac, kPortMac).IPv4(kClient, kVip).TCP(40000, 9, weir::net::TcpFlag::ack, 1001, iss + 1).build());
+  deliver(Eth(kClientMac, kPortMac)
+              .IPv4(kClient, kVip)
+              .TCP(40000, 9, weir::net::TcpFlag::ack, 1001, iss + 1)
+              .build());
 
   const std::string payload(1448, 'w');
-  std::vector<uint8_t> frame =
-      Eth(kClientMac, kPortMac).IPv4(kClient, kVip).TCP(40000, 9, weir::net::TcpFlag::ack, 1001, iss + 1).payload(payload).build();
+  std::vector<uint8_t> frame = Eth(kClientMac, kPortMac)
+                                   .IPv4(kClient, kVip)
+                                   .TCP(40000, 9, weir::net::TcpFlag::ack, 1001, iss + 1)
+                                   .payload(payload)
+                                   .build();
   uint32_t seq = 1001;
   for (auto _ : state) {
     deliver(frame);
@@ -124,9 +137,19 @@ BENCHMARK(BM_InOrderSegmentReceivedAndAcked)->Arg(0)->Arg(1)->ArgName("rx_checks
 
 int main(int argc, char** argv) {
   const std::string prefix = "weir-bench-" + std::to_string(getpid());
-  std::vector<std::string> args = {"tcp_segment_bench", "-l", "0", "--no-huge", "-m", "128",
-                                   "--no-pci", "--no-shconf", "--file-prefix", prefix,
-                                   "--log-level", "lib.eal:error", "--no-telemetry"};
+  std::vector<std::string> args = {"tcp_segment_bench",
+                                   "-l",
+                                   "0",
+                                   "--no-huge",
+                                   "-m",
+                                   "128",
+                                   "--no-pci",
+                                   "--no-shconf",
+                                   "--file-prefix",
+                                   prefix,
+                                   "--log-level",
+                                   "lib.eal:error",
+                                   "--no-telemetry"};
   std::vector<char*> eal_argv;
   for (auto& a : args) eal_argv.push_back(a.data());
   if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {

@@ -223,6 +223,9 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& ip, rte_mempool* poo
       wheel_(4096, 1000, now_us),
       slots_(settings.max_connections),
       last_now_us_(now_us) {
+  ooo_blocks_.resize(settings.out_of_order_blocks);
+  for (uint16_t i = settings.out_of_order_blocks; i > 0; --i)
+    ooo_free_.push_back(static_cast<uint16_t>(i - 1));
   free_slots_.reserve(settings.max_connections);
   for (uint32_t i = settings.max_connections; i > 0; --i) free_slots_.push_back(i - 1);
   closing_.reserve(64);
@@ -231,6 +234,7 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& ip, rte_mempool* poo
 TcpStack::~TcpStack() {
   for (auto& slot : slots_) {
     if (!slot) continue;
+    free_out_of_order(*slot);
     wheel_.cancel(slot->retransmit_timer_);
     wheel_.cancel(slot->delayed_ack_timer_);
     wheel_.cancel(slot->wait_timer_);
@@ -642,10 +646,22 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
   bool in_order = true;
   if (s.length > 0 && receiving) {
     if (s.seq > c.rcv_nxt_) {
-      // No out-of-order queue yet: drop, and ACK at once so the sender's dupacks count.
-      counters_.out_of_order_drops.add();
+      // Kept for later if there is room (the FIN, if any, is not: the peer sends it again); an
+      // immediate duplicate ACK either way, so that the sender's dupacks count (RFC 5681 4.2).
+      const uint32_t window = receive_window(c);
+      const uint32_t offset = static_cast<uint32_t>(s.seq - c.rcv_nxt_);
+      const uint32_t keep = offset < window ? std::min(s.length, window - offset) : 0;
+      bool kept = false;
+      if (keep > 0) {
+        rte_pktmbuf_adj(packet, static_cast<uint16_t>(s.payload_offset));
+        rte_pktmbuf_trim(packet, static_cast<uint16_t>(rte_pktmbuf_pkt_len(packet) - keep));
+        kept = stash_out_of_order(c, s.seq, packet);
+      }
+      if (!kept) {
+        counters_.out_of_order_drops.add();
+        rte_pktmbuf_free(packet);
+      }
       send_ack(c, now_us);
-      rte_pktmbuf_free(packet);
       return;
     }
     const uint32_t skip = static_cast<uint32_t>(c.rcv_nxt_ - s.seq);
@@ -670,6 +686,13 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
       }
       packet = nullptr;
       if (c.state_ == State::closed) return;
+      if (c.ooo_block_ != UINT16_MAX) {
+        // The segment may have filled a hole: what waited behind it follows, and the ACK that
+        // tells the sender goes at once.
+        deliver_out_of_order(c);
+        if (c.state_ == State::closed) return;
+        send_ack(c, now_us);
+      }
     } else {
       send_ack(c, now_us);  // a duplicate: tell the sender where we are
     }
@@ -704,6 +727,73 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
       break;
   }
   if (c.handler_ != nullptr && c.state_ != State::closed) c.handler_->on_peer_fin(c);
+}
+
+bool TcpStack::stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload) {
+  if (c.ooo_block_ == UINT16_MAX) {
+    if (ooo_free_.empty()) return false;  // the worker's bound
+    c.ooo_block_ = ooo_free_.back();
+    ooo_free_.pop_back();
+  }
+  OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
+  if (block.count == kOutOfOrderPerConnection) return false;  // the connection's bound
+  // Sorted by sequence number; a segment starting where one already does is a duplicate.
+  size_t at = 0;
+  while (at < block.count && block.seq[at] < seq) ++at;
+  if (at < block.count && block.seq[at] == seq) return false;
+  for (size_t i = block.count; i > at; --i) {
+    block.segments[i] = block.segments[i - 1];
+    block.seq[i] = block.seq[i - 1];
+  }
+  block.segments[at] = payload;
+  block.seq[at] = seq;
+  ++block.count;
+  return true;
+}
+
+void TcpStack::deliver_out_of_order(Connection& c) {
+  OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
+  size_t taken = 0;
+  while (taken < block.count && block.seq[taken] <= c.rcv_nxt_) {
+    rte_mbuf* m = block.segments[taken];
+    const Seq seq = block.seq[taken];
+    ++taken;
+    const uint32_t length = rte_pktmbuf_pkt_len(m);
+    const uint32_t already = static_cast<uint32_t>(c.rcv_nxt_ - seq);
+    if (already >= length) {
+      rte_pktmbuf_free(m);  // wholly covered by data delivered since
+      continue;
+    }
+    rte_pktmbuf_adj(m, static_cast<uint16_t>(already));
+    const uint32_t fresh = length - already;
+    c.rcv_nxt_ += fresh;
+    c.unread_ += fresh;
+    if (c.handler_ != nullptr) {
+      c.handler_->on_data(c, m);
+    } else {
+      rte_pktmbuf_free(m);
+    }
+    if (c.state_ == State::closed) break;  // free_out_of_order takes the rest
+  }
+  if (c.ooo_block_ == UINT16_MAX) return;
+  for (size_t i = taken; i < block.count; ++i) {
+    block.segments[i - taken] = block.segments[i];
+    block.seq[i - taken] = block.seq[i];
+  }
+  block.count = static_cast<uint8_t>(block.count - taken);
+  if (block.count == 0) {
+    ooo_free_.push_back(c.ooo_block_);
+    c.ooo_block_ = UINT16_MAX;
+  }
+}
+
+void TcpStack::free_out_of_order(Connection& c) {
+  if (c.ooo_block_ == UINT16_MAX) return;
+  OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
+  for (size_t i = 0; i < block.count; ++i) rte_pktmbuf_free(block.segments[i]);
+  block.count = 0;
+  ooo_free_.push_back(c.ooo_block_);
+  c.ooo_block_ = UINT16_MAX;
 }
 
 void TcpStack::established(Connection& c, uint64_t now_us) {
@@ -1033,6 +1123,7 @@ void TcpStack::tick(uint64_t now_us) {
   wheel_.advance(now_us, [&](Timer& timer) { on_timer(timer, now_us); });
   for (Connection* c : closing_) {
     const uint32_t slot = c->slot_;
+    free_out_of_order(*c);
     wheel_.cancel(c->retransmit_timer_);
     wheel_.cancel(c->delayed_ack_timer_);
     wheel_.cancel(c->wait_timer_);

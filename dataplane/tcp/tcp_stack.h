@@ -116,6 +116,9 @@ struct TcpSettings {
   uint32_t max_retransmissions = 12;  // then the connection is abandoned (reason timeout)
   uint32_t syn_ack_retries = 5;
   uint64_t syn_received_timeout_us = 30'000'000;  // bounded time in SYN_RECEIVED
+  // Out-of-order segments are kept in blocks of kOutOfOrderPerConnection taken from a per-worker
+  // pool: a bound per connection and one per worker (the SegmentSmack class of attack).
+  uint16_t out_of_order_blocks = 64;
 };
 
 class Connection {
@@ -169,6 +172,7 @@ class Connection {
   Seq rtt_seq_;
   uint64_t rtt_start_us_ = 0;
   uint32_t slot_ = 0;
+  uint16_t ooo_block_ = UINT16_MAX;  // the out-of-order block in use, if any
   RtoEstimator rto_{200'000, 120'000'000};
   std::unique_ptr<CongestionControl> cc_;
   MbufQueue send_queue_;  // from snd_una: sent-unacknowledged, then unsent
@@ -272,6 +276,18 @@ class TcpStack final : public net::TransportHandler {
   std::vector<std::unique_ptr<Connection>> slots_;
   std::vector<uint32_t> free_slots_;
   std::vector<Connection*> closing_;  // closed during processing; freed in tick()
+
+  static constexpr size_t kOutOfOrderPerConnection = 64;
+  struct OutOfOrderBlock {
+    std::array<rte_mbuf*, kOutOfOrderPerConnection> segments{};  // data starting at the payload
+    std::array<Seq, kOutOfOrderPerConnection> seq{};
+    uint8_t count = 0;
+  };
+  std::vector<OutOfOrderBlock> ooo_blocks_;
+  std::vector<uint16_t> ooo_free_;
+  bool stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload);
+  void deliver_out_of_order(Connection& c);
+  void free_out_of_order(Connection& c);
   std::vector<Listener> listeners_;
   uint16_t ip_id_ = 0;
   uint64_t last_now_us_ = 0;

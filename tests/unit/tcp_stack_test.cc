@@ -424,13 +424,29 @@ TEST_F(TcpScript, PawsDropsSegmentsWithOldTimestamps) {
   EXPECT_EQ(counters_.paws_drops.get(), 1u);
 }
 
-TEST_F(TcpScript, OutOfOrderSegmentsAreDroppedWithAnImmediateAck) {
+TEST_F(TcpScript, OutOfOrderSegmentsWaitForTheHoleThenFollowIt) {
   const uint32_t iss = handshake(kDiscard);
-  const auto out =
+  const auto dup =
       send(kDiscard, A, kClientIsn + 1 + 1448, iss + 1, std::string(100, 'y'), ts(102));
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0].ack, kClientIsn + 1);
+  ASSERT_EQ(dup.size(), 1u) << "an immediate duplicate ACK (RFC 5681 4.2)";
+  EXPECT_EQ(dup[0].ack, kClientIsn + 1);
+  EXPECT_EQ(counters_.out_of_order_drops.get(), 0u) << "kept, not dropped";
+  const auto filled = send(kDiscard, A, kClientIsn + 1, iss + 1, std::string(1448, 'x'), ts(103));
+  ASSERT_EQ(filled.size(), 1u) << "the hole is filled: an immediate ACK for everything";
+  EXPECT_EQ(filled[0].ack, kClientIsn + 1 + 1448 + 100);
+}
+
+TEST_F(TcpScript, TheOutOfOrderQueueIsBoundedPerConnection) {
+  const uint32_t iss = handshake(kDiscard);
+  // Sixty-five segments beyond a hole: sixty-four are kept, the last is dropped and counted.
+  for (uint32_t i = 0; i < 65; ++i) {
+    send(kDiscard, A, kClientIsn + 1 + 100 * (i + 1), iss + 1, std::string(10, 'z'), ts(102));
+  }
   EXPECT_EQ(counters_.out_of_order_drops.get(), 1u);
+  const auto filled = send(kDiscard, A, kClientIsn + 1, iss + 1, std::string(100, 'x'), ts(103));
+  ASSERT_EQ(filled.size(), 1u);
+  EXPECT_EQ(filled[0].ack, kClientIsn + 1 + 100 + 10)
+      << "only the segment right after the hole joins";
 }
 
 TEST_F(TcpScript, ZeroWindowIsProbed) {
