@@ -79,6 +79,7 @@ struct TcpCounters {
   Counter syn_cookies_accepted;
   Counter syn_cookies_rejected;
   Counter challenge_acks;
+  Counter challenge_acks_suppressed;
   Counter out_of_order_drops;
   Counter resets_sent;
   Counter resets_received;

@@ -1043,8 +1043,18 @@ void TcpStack::send_ack(Connection& c, uint64_t now_us) {
 }
 
 void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
-  // RFC 5961 7 asks for a rate limit; one per segment received is bounded by the peer's rate and
-  // never amplifies (one ACK per segment).
+  // RFC 5961 7: challenge ACKs are rate-limited, here per connection, so that a blind attacker
+  // cannot turn in-window guesses into a stream of ACKs (nor probe the limit's state across
+  // connections, the side channel of CVE-2016-5696 that a global limit opened).
+  if (now_us - c.challenge_window_start_us_ >= kChallengeWindowUs) {
+    c.challenge_window_start_us_ = now_us;
+    c.challenges_in_window_ = 0;
+  }
+  if (c.challenges_in_window_ >= kChallengesPerWindow) {
+    counters_.challenge_acks_suppressed.add();
+    return;
+  }
+  ++c.challenges_in_window_;
   counters_.challenge_acks.add();
   send_ack(c, now_us);
 }

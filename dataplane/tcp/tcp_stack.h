@@ -173,6 +173,8 @@ class Connection {
   uint64_t rtt_start_us_ = 0;
   uint32_t slot_ = 0;
   uint16_t ooo_block_ = UINT16_MAX;  // the out-of-order block in use, if any
+  uint8_t challenges_in_window_ = 0;
+  uint64_t challenge_window_start_us_ = 0;
   RtoEstimator rto_{200'000, 120'000'000};
   std::unique_ptr<CongestionControl> cc_;
   MbufQueue send_queue_;  // from snd_una: sent-unacknowledged, then unsent
@@ -278,6 +280,8 @@ class TcpStack final : public net::TransportHandler {
   std::vector<Connection*> closing_;  // closed during processing; freed in tick()
 
   static constexpr size_t kOutOfOrderPerConnection = 64;
+  static constexpr uint64_t kChallengeWindowUs = 1'000'000;
+  static constexpr uint8_t kChallengesPerWindow = 10;
   struct OutOfOrderBlock {
     std::array<rte_mbuf*, kOutOfOrderPerConnection> segments{};  // data starting at the payload
     std::array<Seq, kOutOfOrderPerConnection> seq{};

@@ -312,6 +312,17 @@ TEST_F(TcpScript, OnlyAnExactRstResetsAnInWindowOneGetsAChallengeAck) {
   (void)iss;
 }
 
+TEST_F(TcpScript, ChallengeAcksAreRateLimitedPerConnection) {
+  handshake(kEcho);
+  size_t acks = 0;
+  for (int i = 0; i < 12; ++i) acks += send(kEcho, R, kClientIsn + 1 + 100 + i, 0).size();
+  EXPECT_EQ(acks, 10u) << "RFC 5961 7: at most 10 a second";
+  EXPECT_EQ(counters_.challenge_acks_suppressed.get(), 2u);
+  advance_to(kStart + 1'000'000);
+  EXPECT_EQ(send(kEcho, R, kClientIsn + 1 + 200, 0).size(), 1u) << "a new second, a new allowance";
+  EXPECT_EQ(tcp_->connections(), 1u) << "none of them reset the connection";
+}
+
 TEST_F(TcpScript, SynOnAnEstablishedConnectionGetsAChallengeAck) {
   const uint32_t iss = handshake(kEcho);
   const auto out = send(kEcho, S, kClientIsn + 5000, 0);
