@@ -383,6 +383,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
           if (const auto options = decode_cookie_timestamp(s.timestamps->echo_reply, c->mss_)) {
             c->ts_ok_ = true;
             c->ts_recent_ = s.timestamps->value;
+            c->sack_ok_ = options->sack_permitted;
             if (options->window_scale) {
               c->snd_wscale_ = std::min(*options->window_scale, kMaxWindowScale);
               c->rcv_wscale_ = receive_window_scale();
@@ -445,6 +446,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
     c->ts_ok_ = true;
     c->ts_recent_ = s.timestamps->value;
   }
+  c->sack_ok_ = s.sack_permitted;
   c->snd_wnd_ = s.window;
   c->snd_wl1_ = s.seq;
   c->snd_wl2_ = c->iss_;
@@ -748,6 +750,7 @@ bool TcpStack::stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload) {
   block.segments[at] = payload;
   block.seq[at] = seq;
   ++block.count;
+  c.last_out_of_order_ = seq;
   return true;
 }
 
@@ -796,6 +799,42 @@ void TcpStack::free_out_of_order(Connection& c) {
   c.ooo_block_ = UINT16_MAX;
 }
 
+size_t TcpStack::sack_option(const Connection& c, uint8_t* out, size_t max_blocks) const {
+  if (!c.sack_ok_ || c.ooo_block_ == UINT16_MAX) return 0;
+  const OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
+  // The queue's contiguous ranges, in sequence order.
+  std::array<std::pair<Seq, Seq>, kOutOfOrderPerConnection> ranges;
+  size_t count = 0;
+  for (size_t i = 0; i < block.count; ++i) {
+    const Seq left = block.seq[i];
+    const Seq right = left + rte_pktmbuf_pkt_len(block.segments[i]);
+    if (count > 0 && left <= ranges[count - 1].second) {
+      ranges[count - 1].second = seq_max(ranges[count - 1].second, right);
+    } else {
+      ranges[count++] = {left, right};
+    }
+  }
+  // RFC 2018 4: the first block holds the most recently received segment; the others follow.
+  size_t first = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (ranges[i].first <= c.last_out_of_order_ && c.last_out_of_order_ < ranges[i].second)
+      first = i;
+  }
+  const size_t blocks = std::min(count, max_blocks);
+  size_t n = 0;
+  out[n++] = 1;  // NOP, NOP, SACK
+  out[n++] = 1;
+  out[n++] = 5;
+  out[n++] = static_cast<uint8_t>(2 + 8 * blocks);
+  for (size_t k = 0; k < blocks; ++k) {
+    const size_t i = k == 0 ? first : (k <= first ? k - 1 : k);
+    wire::store_be32(out + n, ranges[i].first.raw());
+    wire::store_be32(out + n + 4, ranges[i].second.raw());
+    n += 8;
+  }
+  return n;
+}
+
 void TcpStack::established(Connection& c, uint64_t now_us) {
   if (c.state_ == State::syn_received) {
     for (Listener& l : listeners_) {
@@ -839,7 +878,7 @@ Connection* TcpStack::connect(PortIndex port, const FourTuple& tuple, Connection
 }
 
 void TcpStack::send_syn(Connection& c, uint64_t now_us) {
-  // MSS, window scale and timestamps offered; SACK-permitted only once SACK is implemented.
+  // MSS, window scale, SACK-permitted and timestamps offered.
   std::array<uint8_t, 20> options{};
   size_t n = 0;
   options[n++] = 2;
@@ -852,6 +891,8 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
   options[n++] = 3;
   options[n++] = receive_window_scale();
   n += put_timestamps(options.data() + n, timestamp_now(now_us), 0);
+  options[n - 12] = 4;  // SACK-permitted in place of the timestamps' NOPs (RFC 2018 2)
+  options[n - 11] = 2;
   const uint16_t window =
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
   rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.iss_, Seq(0), kSyn, window,
@@ -875,6 +916,7 @@ void TcpStack::negotiate(Connection& c, const Segment& s, uint16_t port_mss) {
     c.ts_ok_ = true;
     c.ts_recent_ = s.timestamps->value;
   }
+  c.sack_ok_ = s.sack_permitted;
   c.cc_ = make_congestion_control(settings_.congestion, c.mss_);
 }
 
@@ -1061,10 +1103,15 @@ void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
 
 void TcpStack::send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload,
                             uint64_t now_us) {
-  std::array<uint8_t, 12> options{};
+  std::array<uint8_t, 40> options{};
   size_t options_length = 0;
   if (c.ts_ok_)
     options_length = put_timestamps(options.data(), timestamp_now(now_us), c.ts_recent_);
+  // SACK blocks go on segments without data only, so that a full segment keeps its payload
+  // (RFC 2018 asks for them on every ACK; the ACKs that matter, the duplicate ones, carry them).
+  if (payload == 0 && (flags & (kSyn | kRst)) == 0) {
+    options_length += sack_option(c, options.data() + options_length, c.ts_ok_ ? 3 : 4);
+  }
   const uint32_t window = receive_window(c);
   const uint32_t offset = static_cast<uint32_t>(seq - c.snd_una_);
   rte_mbuf* m =
@@ -1103,6 +1150,16 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
     uint32_t value = timestamp_now(now_us);
     if (cookie) value = encode_cookie_timestamp(value, s.window_scale, s.sack_permitted);
     n += put_timestamps(options.data() + n, value, s.timestamps->value);
+    if (s.sack_permitted) {
+      // SACK-permitted takes the place of the two NOPs before the timestamps, as Linux lays it.
+      options[n - 12] = 4;
+      options[n - 11] = 2;
+    }
+  } else if (s.sack_permitted) {
+    options[n++] = 1;  // NOP, NOP, SACK-permitted (RFC 2018 2)
+    options[n++] = 1;
+    options[n++] = 4;
+    options[n++] = 2;
   }
   // The SYN-ACK's window is never scaled (RFC 7323 2.2).
   const uint16_t window =

@@ -154,6 +154,7 @@ class Connection {
   bool fin_sent_ = false;
   bool fin_received_ = false;
   bool ts_ok_ = false;
+  bool sack_ok_ = false;  // both SYNs carried SACK-permitted: our ACKs report out-of-order data
   bool timing_rtt_ = false;
   bool blocked_ = false;      // send() refused: on_writable owed
   bool in_recovery_ = false;  // fast recovery (RFC 6582) until SND.UNA passes recover_
@@ -173,6 +174,7 @@ class Connection {
   uint64_t rtt_start_us_ = 0;
   uint32_t slot_ = 0;
   uint16_t ooo_block_ = UINT16_MAX;  // the out-of-order block in use, if any
+  Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
   uint8_t challenges_in_window_ = 0;
   uint64_t challenge_window_start_us_ = 0;
   RtoEstimator rto_{200'000, 120'000'000};
@@ -292,6 +294,9 @@ class TcpStack final : public net::TransportHandler {
   bool stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload);
   void deliver_out_of_order(Connection& c);
   void free_out_of_order(Connection& c);
+  // SACK option bytes (RFC 2018 3) describing the out-of-order queue, into `out`; returns the
+  // length (0 when there is nothing to report). At most `max_blocks` blocks.
+  size_t sack_option(const Connection& c, uint8_t* out, size_t max_blocks) const;
   std::vector<Listener> listeners_;
   uint16_t ip_id_ = 0;
   uint64_t last_now_us_ = 0;

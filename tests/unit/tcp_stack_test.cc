@@ -51,6 +51,7 @@ struct Out {
   std::optional<uint8_t> window_scale;
   bool sack_permitted = false;
   std::optional<net::TcpTimestamps> timestamps;
+  std::vector<net::SackBlock> sack;
 };
 
 Out decode(const Frame& frame) {
@@ -76,6 +77,8 @@ Out decode(const Frame& frame) {
     if (auto v = option->window_scale()) out.window_scale = v;
     if (option->kind() == net::TcpOptionKind::sack_permitted) out.sack_permitted = true;
     if (auto v = option->timestamps()) out.timestamps = v;
+    for (size_t i = 0; i < option->sack_block_count(); ++i)
+      out.sack.push_back(*option->sack_block(i));
   }
   return out;
 }
@@ -206,7 +209,7 @@ class TcpScript : public ::testing::Test {
   CloserService closer_{*tcp_};
 };
 
-TEST_F(TcpScript, HandshakeNegotiatesMssWindowScaleAndTimestampsButNotSack) {
+TEST_F(TcpScript, HandshakeNegotiatesMssWindowScaleSackAndTimestamps) {
   const auto out =
       send(kEcho, S, kClientIsn, 0, "",
            TcpOptions().mss(1460).sack_permitted().timestamps(100, 0).nop().window_scale(7));
@@ -215,7 +218,7 @@ TEST_F(TcpScript, HandshakeNegotiatesMssWindowScaleAndTimestampsButNotSack) {
   EXPECT_EQ(out[0].ack, kClientIsn + 1);
   EXPECT_EQ(out[0].mss, 1460) << "port MTU 1500 - 40";
   EXPECT_EQ(out[0].window_scale, 2) << "128 KiB of receive buffer needs a shift of 2";
-  EXPECT_FALSE(out[0].sack_permitted) << "SACK is not offered until it is implemented";
+  EXPECT_TRUE(out[0].sack_permitted) << "RFC 2018 2: offered because the client offered it";
   ASSERT_TRUE(out[0].timestamps);
   EXPECT_EQ(out[0].timestamps->echo_reply, 100u);
   EXPECT_EQ(out[0].window, 65535) << "a SYN-ACK's window is never scaled (RFC 7323 2.2)";
@@ -445,6 +448,32 @@ TEST_F(TcpScript, OutOfOrderSegmentsWaitForTheHoleThenFollowIt) {
   const auto filled = send(kDiscard, A, kClientIsn + 1, iss + 1, std::string(1448, 'x'), ts(103));
   ASSERT_EQ(filled.size(), 1u) << "the hole is filled: an immediate ACK for everything";
   EXPECT_EQ(filled[0].ack, kClientIsn + 1 + 1448 + 100);
+}
+
+TEST_F(TcpScript, DuplicateAcksReportTheOutOfOrderDataAsSackBlocks) {
+  const uint32_t iss = handshake(kDiscard);
+  const uint32_t base = kClientIsn + 1;
+  auto out = send(kDiscard, A, base + 1448, iss + 1, std::string(100, 'y'), ts(102));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].sack.size(), 1u) << "RFC 2018 3";
+  EXPECT_EQ(out[0].sack[0], (net::SackBlock{base + 1448, base + 1548}));
+  out = send(kDiscard, A, base + 3000, iss + 1, std::string(50, 'z'), ts(103));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].sack.size(), 2u);
+  EXPECT_EQ(out[0].sack[0], (net::SackBlock{base + 3000, base + 3050}))
+      << "the newest block first (RFC 2018 4)";
+  EXPECT_EQ(out[0].sack[1], (net::SackBlock{base + 1448, base + 1548}));
+  // Adjacent data joins its block.
+  out = send(kDiscard, A, base + 1548, iss + 1, std::string(52, 'w'), ts(104));
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].sack.size(), 2u);
+  EXPECT_EQ(out[0].sack[0], (net::SackBlock{base + 1448, base + 1600}));
+  // The hole fills: everything is acknowledged and nothing is left to report.
+  out = send(kDiscard, A, base, iss + 1, std::string(1448, 'x'), ts(105));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].ack, base + 1600);
+  ASSERT_EQ(out[0].sack.size(), 1u) << "the block beyond the next hole remains";
+  EXPECT_EQ(out[0].sack[0], (net::SackBlock{base + 3000, base + 3050}));
 }
 
 TEST_F(TcpScript, TheOutOfOrderQueueIsBoundedPerConnection) {
