@@ -338,6 +338,9 @@ class Schema {
     read_choice_field(map, "congestion", tcp.congestion,
                       {{"cubic", Congestion::cubic}, {"newreno", Congestion::newreno}});
     read_uint_field(map, "min_mss", tcp.min_mss, 48, 1460);
+    read_uint_field(map, "keepalive_idle_ms", tcp.keepalive_idle_ms, 0, 86'400'000);
+    read_uint_field(map, "keepalive_interval_ms", tcp.keepalive_interval_ms, 100, 3'600'000);
+    read_uint_field(map, "keepalive_probes", tcp.keepalive_probes, 1, 100);
     if (tcp.max_rto_ms < tcp.min_rto_ms) {
       d_.error(map.key_mark("max_rto_ms"), map.path_of("max_rto_ms"),
                std::to_string(tcp.max_rto_ms) + " is below min_rto_ms (" +

@@ -89,6 +89,9 @@ struct Tcp {
   uint32_t time_wait_ms = kDefaultTimeWaitMs;
   Congestion congestion = Congestion::cubic;
   uint16_t min_mss = kDefaultMinMss;
+  uint32_t keepalive_idle_ms = 0;  // 0: no keepalive probes
+  uint32_t keepalive_interval_ms = 75'000;
+  uint32_t keepalive_probes = 9;
 };
 
 struct Framed {

@@ -89,6 +89,7 @@ struct TcpCounters {
   Counter bad_options;
   Counter icmp_errors;
   Counter timeouts;
+  Counter keepalive_probes;
 };
 
 struct WorkerLoopCounters {

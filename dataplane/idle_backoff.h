@@ -1,7 +1,8 @@
 // Idle backoff for a poll-mode worker. On a VM a worker that polls an empty queue without pause
 // takes a core that co-located processes need; this policy spins briefly after traffic (to keep
 // latency low during bursts), then sleeps progressively longer, capped at `max_sleep_us`, and
-// returns to full speed on the first poll that finds work. Pure logic: the worker does the sleeping.
+// returns to full speed on the first poll that finds work. Pure logic: the worker does the
+// sleeping.
 #pragma once
 
 #include <algorithm>

@@ -84,6 +84,9 @@ tcp::TcpSettings tcp_settings_for(const config::Config& config, unsigned workers
   tcp.time_wait_us = uint64_t{config.tcp.time_wait_ms} * 1000;
   tcp.congestion = config.tcp.congestion;
   tcp.min_mss = config.tcp.min_mss;
+  tcp.keepalive_idle_us = uint64_t{config.tcp.keepalive_idle_ms} * 1000;
+  tcp.keepalive_interval_us = uint64_t{config.tcp.keepalive_interval_ms} * 1000;
+  tcp.keepalive_probes = config.tcp.keepalive_probes;
   // The connection limit is the process's; each worker gets its share (at least one).
   tcp.max_connections = std::max<uint32_t>(config.dataplane.limits.connections / workers, 1);
   return tcp;

@@ -30,14 +30,15 @@ inline uint32_t toeplitz_hash(std::span<const uint8_t, 40> key, std::span<const 
 }
 
 // The RSS input for TCP over IPv4: source address, destination address, source port, destination
-// port, all in network byte order (RSS specification, "TCP/IPv4" hash type). Arguments in host order.
+// port, all in network byte order (RSS specification, "TCP/IPv4" hash type). Arguments in host
+// order.
 inline std::array<uint8_t, 12> rss_ipv4_tcp_input(uint32_t source, uint32_t destination,
                                                   uint16_t source_port, uint16_t destination_port) {
-  return {static_cast<uint8_t>(source >> 24),      static_cast<uint8_t>(source >> 16),
-          static_cast<uint8_t>(source >> 8),       static_cast<uint8_t>(source),
-          static_cast<uint8_t>(destination >> 24), static_cast<uint8_t>(destination >> 16),
-          static_cast<uint8_t>(destination >> 8),  static_cast<uint8_t>(destination),
-          static_cast<uint8_t>(source_port >> 8),  static_cast<uint8_t>(source_port),
+  return {static_cast<uint8_t>(source >> 24),          static_cast<uint8_t>(source >> 16),
+          static_cast<uint8_t>(source >> 8),           static_cast<uint8_t>(source),
+          static_cast<uint8_t>(destination >> 24),     static_cast<uint8_t>(destination >> 16),
+          static_cast<uint8_t>(destination >> 8),      static_cast<uint8_t>(destination),
+          static_cast<uint8_t>(source_port >> 8),      static_cast<uint8_t>(source_port),
           static_cast<uint8_t>(destination_port >> 8), static_cast<uint8_t>(destination_port)};
 }
 

@@ -83,6 +83,7 @@ void print_stats(FILE* out, const config::Config& config,
         {"bad_options", &tcp.bad_options},
         {"icmp_errors", &tcp.icmp_errors},
         {"timeouts", &tcp.timeouts},
+        {"keepalive_probes", &tcp.keepalive_probes},
     };
     for (const auto& [name, counter] : tcp_counters)
       append_counter(json, name, counter->get(), first);

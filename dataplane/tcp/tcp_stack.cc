@@ -458,6 +458,8 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
 }
 
 void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
+  c.last_received_us_ = now_us;
+  c.keepalive_probes_sent_ = 0;
   if (c.state_ == State::syn_sent) {
     on_syn_sent(c, s, packet, now_us);
     return;
@@ -846,6 +848,9 @@ void TcpStack::established(Connection& c, uint64_t now_us) {
   }
   c.state_ = State::established;
   wheel_.cancel(c.wait_timer_);
+  c.last_received_us_ = now_us;
+  if (settings_.keepalive_idle_us != 0)
+    wheel_.arm(c.wait_timer_, now_us + settings_.keepalive_idle_us);
   // The SYN-ACK could only offer an unscaled 65535; the larger scaled window goes out with the
   // next segment anyway, so it does not call for an ACK of its own.
   c.rcv_adv_ = receive_window(c);
@@ -1211,6 +1216,8 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     case Connection::kWait:
       if (c.state_ == State::time_wait) {
         close(c, CloseReason::fin);
+      } else if (c.state_ != State::syn_received && c.state_ != State::syn_sent) {
+        keepalive(c, now_us);
       } else {
         counters_.timeouts.add();  // bounded time in SYN-RECEIVED
         close(c, CloseReason::timeout);
@@ -1281,6 +1288,26 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
   send_segment(c, c.snd_una_, kAck | (fin_only ? kFin : 0), first, now_us);
   c.snd_nxt_ += first + (fin_only ? 1u : 0u);
   arm_retransmit(c, now_us);
+}
+
+void TcpStack::keepalive(Connection& c, uint64_t now_us) {
+  // Lazy: the timer is not moved on every segment; on expiry, the time since the last one decides.
+  const uint64_t quiet_until = c.last_received_us_ + settings_.keepalive_idle_us;
+  if (c.keepalive_probes_sent_ == 0 && now_us < quiet_until) {
+    wheel_.arm(c.wait_timer_, quiet_until);
+    return;
+  }
+  if (c.keepalive_probes_sent_ >= settings_.keepalive_probes) {
+    counters_.timeouts.add();
+    send_reset(c.port_, c.tuple_, c.snd_max_, Seq(0), false, now_us);
+    close(c, CloseReason::timeout);
+    return;
+  }
+  // RFC 1122 4.2.3.6: a segment with SEQ = SND.UNA - 1 and no data, which the peer must ACK.
+  ++c.keepalive_probes_sent_;
+  counters_.keepalive_probes.add();
+  send_segment(c, c.snd_una_ - 1u, kAck, 0, now_us);
+  wheel_.arm(c.wait_timer_, now_us + settings_.keepalive_interval_us);
 }
 
 void TcpStack::enter_time_wait(Connection& c, uint64_t now_us) {

@@ -116,6 +116,11 @@ struct TcpSettings {
   uint32_t max_retransmissions = 12;  // then the connection is abandoned (reason timeout)
   uint32_t syn_ack_retries = 5;
   uint64_t syn_received_timeout_us = 30'000'000;  // bounded time in SYN_RECEIVED
+  // Keepalive (RFC 9293 3.8.4; RFC 1122 4.2.3.6): after this long without a segment from the
+  // peer, probe every interval; after `probes` unanswered probes the connection is abandoned.
+  uint64_t keepalive_idle_us = 0;  // 0: off
+  uint64_t keepalive_interval_us = 75'000'000;
+  uint32_t keepalive_probes = 9;
   // Out-of-order segments are kept in blocks of kOutOfOrderPerConnection taken from a per-worker
   // pool: a bound per connection and one per worker (the SegmentSmack class of attack).
   uint16_t out_of_order_blocks = 64;
@@ -164,6 +169,8 @@ class Connection {
   uint8_t unacked_segments_ = 0;
   uint16_t mss_ = 536;
   uint32_t retransmissions_ = 0;
+  uint8_t keepalive_probes_sent_ = 0;
+  uint64_t last_received_us_ = 0;
   Seq iss_, snd_una_, snd_nxt_, snd_max_, snd_wl1_, snd_wl2_, recover_;
   uint32_t snd_wnd_ = 0;
   Seq irs_, rcv_nxt_;
@@ -243,6 +250,7 @@ class TcpStack final : public net::TransportHandler {
   void release(Connection& c);
   void close(Connection& c, CloseReason reason);
   void enter_time_wait(Connection& c, uint64_t now_us);
+  void keepalive(Connection& c, uint64_t now_us);
 
   void on_listen(Listener& listener, PortIndex port, const Segment& s, rte_mbuf* packet,
                  uint64_t now_us);

@@ -84,6 +84,12 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"out_of_range",
              D + "listeners:\n  - { name: e, address: 10.0.0.100, port: 70000, protocol: echo }\n",
              {"t.yaml:6:43: listeners[0].port: 70000 is out of range; allowed: [1, 65535]"}},
+        Case{"keepalive_ranges",
+             D + E +
+                 "tcp: { keepalive_idle_ms: 1000, keepalive_interval_ms: 50, keepalive_probes: 0 "
+                 "}\n",
+             {"t.yaml:7:56: tcp.keepalive_interval_ms: 50 is out of range; allowed: [100, 3600000]",
+              "t.yaml:7:78: tcp.keepalive_probes: 0 is out of range; allowed: [1, 100]"}},
         Case{"negative_number",
              D + "listeners:\n  - { name: e, address: 10.0.0.100, port: -7, protocol: echo }\n",
              {"t.yaml:6:43: listeners[0].port: expected an integer in [1, 65535], got \"-7\""}},

@@ -100,7 +100,8 @@ class CloserService final : public ListenerHandler, public ConnectionHandler {
   TcpStack& tcp_;
 };
 
-class TcpScript : public ::testing::Test {
+template <uint64_t KeepaliveIdleUs>
+class TcpScriptWith : public ::testing::Test {
  protected:
   static net::StackConfig ip_config() {
     net::StackConfig config;
@@ -116,10 +117,13 @@ class TcpScript : public ::testing::Test {
     TcpSettings s;
     s.max_connections = 64;
     s.time_wait_us = 2'000'000;
+    s.keepalive_idle_us = KeepaliveIdleUs;
+    s.keepalive_interval_us = 100'000;
+    s.keepalive_probes = 3;
     return s;
   }
 
-  TcpScript() : pool_(test::test_mbuf_pool()), free_at_start_(rte_mempool_avail_count(pool_)) {
+  TcpScriptWith() : pool_(test::test_mbuf_pool()), free_at_start_(rte_mempool_avail_count(pool_)) {
     tcp_->listen(kVip, kEcho, &echo_, 8);
     tcp_->listen(kVip, kDiscard, &discard_, 1);
     tcp_->listen(kVip, kCloser, &closer_, 8);
@@ -130,7 +134,7 @@ class TcpScript : public ::testing::Test {
                .build());
     io_.drain(0);
   }
-  ~TcpScript() override {
+  ~TcpScriptWith() override {
     tcp_.reset();
     ip_.reset();
     io_.drain(0);
@@ -208,6 +212,31 @@ class TcpScript : public ::testing::Test {
   DiscardService discard_{*tcp_};
   CloserService closer_{*tcp_};
 };
+
+using TcpScript = TcpScriptWith<0>;
+using TcpKeepaliveScript = TcpScriptWith<1'000'000>;
+
+TEST_F(TcpKeepaliveScript, ProbesAnIdlePeerAndGivesUpAfterTheLastProbe) {
+  const uint32_t iss = handshake(kEcho);
+  EXPECT_TRUE(advance_to(kStart + 999'000).empty());
+  auto probe = advance_to(kStart + 1'000'000);
+  ASSERT_EQ(probe.size(), 1u) << "RFC 1122 4.2.3.6, after the idle time";
+  EXPECT_EQ(probe[0].seq, iss) << "SEQ = SND.UNA - 1";
+  EXPECT_TRUE(probe[0].payload.empty());
+  // The peer answers: the connection lives on, and the next probe waits a whole idle time.
+  EXPECT_TRUE(send(kEcho, A, kClientIsn + 1, iss + 1, "", ts(102)).empty());
+  EXPECT_TRUE(advance_to(kStart + 1'900'000).empty());
+  ASSERT_EQ(advance_to(kStart + 2'000'000).size(), 1u);
+  // Silence now: probes every 100 ms, then a RST and the connection is gone.
+  EXPECT_EQ(advance_to(kStart + 2'100'000).size(), 1u);
+  EXPECT_EQ(advance_to(kStart + 2'200'000).size(), 1u);
+  const auto last = advance_to(kStart + 2'300'000);
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].flags, R);
+  EXPECT_EQ(this->counters_.keepalive_probes.get(), 4u);
+  advance_to(kStart + 2'301'000);
+  EXPECT_EQ(this->tcp_->connections(), 0u);
+}
 
 TEST_F(TcpScript, HandshakeNegotiatesMssWindowScaleSackAndTimestamps) {
   const auto out =
