@@ -179,20 +179,6 @@ void MbufQueue::drop_front(uint32_t n) {
   }
 }
 
-void MbufQueue::copy(uint32_t offset, uint32_t length, uint8_t* out) const {
-  for (const rte_mbuf* seg = head_; seg != nullptr && length > 0; seg = seg->next) {
-    if (offset >= seg->data_len) {
-      offset -= seg->data_len;
-      continue;
-    }
-    const uint32_t n = std::min<uint32_t>(seg->data_len - offset, length);
-    std::memcpy(out, rte_pktmbuf_mtod_offset(seg, const uint8_t*, offset), n);
-    out += n;
-    length -= n;
-    offset = 0;
-  }
-}
-
 // ---- parsing -----------------------------------------------------------------------------------
 
 struct TcpStack::Segment {
@@ -1106,6 +1092,44 @@ void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
   send_ack(c, now_us);
 }
 
+namespace {
+
+// Appends `payload` bytes of `queue` from `offset` to `m` without copying them: each piece is an
+// indirect mbuf attached to the queued segment's buffer (its reference count keeps the data until
+// both the ACK and the device are done with it). Returns the payload's ones'-complement sum,
+// pieces that start at an odd position byte-swapped (RFC 1071 2(B)); nullopt when out of mbufs.
+std::optional<uint16_t> chain_payload(rte_mbuf* m, rte_mempool* pool, const MbufQueue& queue,
+                                      uint32_t offset, uint32_t payload) {
+  uint16_t sum = 0;
+  uint32_t position = 0;
+  rte_mbuf* last = m;
+  bool ok = true;
+  queue.for_each_piece(offset, payload, [&](rte_mbuf* seg, uint16_t at, uint16_t n) {
+    if (!ok) return;
+    rte_mbuf* piece = rte_pktmbuf_alloc(pool);
+    if (piece == nullptr) {
+      ok = false;
+      return;
+    }
+    rte_pktmbuf_attach(piece, seg);
+    piece->data_off = static_cast<uint16_t>(piece->data_off + at);
+    piece->data_len = n;
+    piece->pkt_len = n;
+    last->next = piece;
+    last = piece;
+    m->nb_segs = static_cast<uint16_t>(m->nb_segs + 1);
+    m->pkt_len += n;
+    uint16_t part = net::ones_complement_sum({rte_pktmbuf_mtod(piece, const uint8_t*), n});
+    if (position % 2 == 1) part = static_cast<uint16_t>(part << 8 | part >> 8);
+    sum = net::ones_complement_add(sum, part);
+    position += n;
+  });
+  if (!ok) return std::nullopt;
+  return sum;
+}
+
+}  // namespace
+
 void TcpStack::send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload,
                             uint64_t now_us) {
   std::array<uint8_t, 40> options{};
@@ -1119,12 +1143,32 @@ void TcpStack::send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payl
   }
   const uint32_t window = receive_window(c);
   const uint32_t offset = static_cast<uint32_t>(seq - c.snd_una_);
+  // Headers only; the payload follows as indirect mbufs over the send queue (zero copy).
   rte_mbuf* m =
       build_segment(pool_, ip_id_, c.tuple_, seq, c.rcv_nxt_, flags,
                     static_cast<uint16_t>(std::min<uint32_t>(window >> c.rcv_wscale_, 0xffff)),
-                    std::span<const uint8_t>(options.data(), options_length), payload,
-                    [&](uint8_t* out) { c.send_queue_.copy(offset, payload, out); });
-  if (m == nullptr) return;  // counted by the IP layer's mbuf_exhausted on its own sends
+                    std::span<const uint8_t>(options.data(), options_length), 0, [](uint8_t*) {});
+  if (m == nullptr) return;
+  if (payload > 0) {
+    const auto payload_sum = chain_payload(m, pool_, c.send_queue_, offset, payload);
+    if (!payload_sum) {
+      rte_pktmbuf_free(m);
+      return;
+    }
+    // The headers were checksummed for a segment without data: lengths and checksums are
+    // brought up to date, the TCP checksum by adding the payload's sum and the length change.
+    uint8_t* ip = rte_pktmbuf_mtod(m, uint8_t*);
+    auto ip_view = net::Ipv4View::parse({ip, 20});
+    const uint16_t header_total = ip_view->total_length();
+    ip_view->set_total_length(static_cast<uint16_t>(header_total + payload));
+    ip_view->update_checksum();
+    const uint16_t tcp_header = static_cast<uint16_t>(header_total - 20);
+    auto tcp = net::TcpView::parse({ip + 20, tcp_header});
+    uint16_t sum = static_cast<uint16_t>(~tcp->checksum());               // pseudo-header + header
+    sum = net::ones_complement_add(sum, static_cast<uint16_t>(payload));  // the length grows
+    sum = net::ones_complement_add(sum, *payload_sum);
+    tcp->set_checksum(static_cast<uint16_t>(~sum));
+  }
   c.rcv_adv_ = window;
   if ((flags & kAck) != 0) {
     wheel_.cancel(c.delayed_ack_timer_);

@@ -71,8 +71,21 @@ class MbufQueue {
   void clear();
   // Frees `n` bytes from the front (whole segments, then a prefix of the next).
   void drop_front(uint32_t n);
-  // Copies `length` bytes starting `offset` bytes from the front into `out`.
-  void copy(uint32_t offset, uint32_t length, uint8_t* out) const;
+  // Calls piece(segment, offset_in_segment, bytes) for the segments holding `length` bytes
+  // starting `offset` bytes from the front, in order.
+  template <typename Piece>
+  void for_each_piece(uint32_t offset, uint32_t length, Piece&& piece) const {
+    for (rte_mbuf* seg = head_; seg != nullptr && length > 0; seg = seg->next) {
+      if (offset >= seg->data_len) {
+        offset -= seg->data_len;
+        continue;
+      }
+      const uint32_t n = seg->data_len - offset < length ? seg->data_len - offset : length;
+      piece(seg, static_cast<uint16_t>(offset), static_cast<uint16_t>(n));
+      length -= n;
+      offset = 0;
+    }
+  }
 
  private:
   rte_mbuf* head_ = nullptr;
