@@ -138,6 +138,7 @@ void MbufQueue::push(rte_mbuf* chain) {
   }
   for (rte_mbuf* seg = chain; seg != nullptr; seg = seg->next) {
     bytes_ += seg->data_len;
+    ++segments_;
     tail_ = seg;
   }
 }
@@ -151,6 +152,7 @@ rte_mbuf* MbufQueue::pop() {
   seg->nb_segs = 1;
   seg->pkt_len = seg->data_len;
   bytes_ -= seg->data_len;
+  --segments_;
   return seg;
 }
 
@@ -159,6 +161,7 @@ void MbufQueue::push_front(rte_mbuf* segment) {
   head_ = segment;
   if (tail_ == nullptr) tail_ = segment;
   bytes_ += segment->data_len;
+  ++segments_;
 }
 
 void MbufQueue::clear() {
@@ -959,6 +962,7 @@ void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, ui
 // ---- the application's side --------------------------------------------------------------------
 
 uint32_t TcpStack::send_space(const Connection& c) const {
+  if (c.send_queue_.segments() >= settings_.max_send_segments) return 0;
   const uint32_t queued = c.send_queue_.bytes();
   return queued >= settings_.send_buffer ? 0 : settings_.send_buffer - queued;
 }
@@ -967,7 +971,8 @@ bool TcpStack::send(Connection& c, rte_mbuf* data, uint64_t now_us) {
   if ((c.state_ != State::established && c.state_ != State::close_wait) || c.fin_queued_) {
     return false;
   }
-  if (rte_pktmbuf_pkt_len(data) > send_space(c)) {
+  if (rte_pktmbuf_pkt_len(data) > send_space(c) ||
+      c.send_queue_.segments() + data->nb_segs > settings_.max_send_segments) {
     c.blocked_ = true;
     return false;
   }

@@ -68,6 +68,7 @@ class MbufQueue {
   void push_front(rte_mbuf* segment);
   bool empty() const { return head_ == nullptr; }
   uint32_t bytes() const { return bytes_; }
+  uint32_t segments() const { return segments_; }
   void clear();
   // Frees `n` bytes from the front (whole segments, then a prefix of the next).
   void drop_front(uint32_t n);
@@ -91,6 +92,7 @@ class MbufQueue {
   rte_mbuf* head_ = nullptr;
   rte_mbuf* tail_ = nullptr;
   uint32_t bytes_ = 0;
+  uint32_t segments_ = 0;
 };
 
 class Connection;
@@ -124,7 +126,9 @@ struct TcpSettings {
   uint16_t min_mss = 48;
   uint32_t max_connections = 4096;
   uint32_t receive_buffer = 128 * 1024;  // per connection: the most we advertise
-  uint32_t send_buffer = 128 * 1024;     // per connection: the send budget
+  uint32_t send_buffer = 128 * 1024;     // per connection: the send budget, in bytes
+  // ... and in mbufs: a producer of tiny mbufs must not hold the worker's pool with a few bytes.
+  uint32_t max_send_segments = 512;
   uint64_t delayed_ack_us = 40'000;
   uint32_t max_retransmissions = 12;  // then the connection is abandoned (reason timeout)
   uint32_t syn_ack_retries = 5;

@@ -74,8 +74,10 @@ struct Endpoint {
 // the echo returns.
 class Client final : public ConnectionHandler {
  public:
-  Client(TcpStack& tcp, rte_mempool* pool, std::vector<uint8_t> data)
-      : tcp_(tcp), pool_(pool), data_(std::move(data)) {}
+  // Data goes to send() in `chunk`-byte mbufs: odd sizes put payload pieces at odd offsets of the
+  // segments built from them, which the zero-copy checksum must get right.
+  Client(TcpStack& tcp, rte_mempool* pool, std::vector<uint8_t> data, size_t chunk)
+      : tcp_(tcp), pool_(pool), data_(std::move(data)), chunk_(chunk) {}
   void on_established(Connection& c) override { pump(c); }
   void on_writable(Connection& c) override { pump(c); }
   void on_data(Connection& c, rte_mbuf* m) override {
@@ -100,7 +102,7 @@ class Client final : public ConnectionHandler {
  private:
   void pump(Connection& c) {
     while (offset_ < data_.size()) {
-      const size_t n = std::min<size_t>(1000, data_.size() - offset_);
+      const size_t n = std::min<size_t>(chunk_, data_.size() - offset_);
       rte_mbuf* m = rte_pktmbuf_alloc(pool_);
       ASSERT_NE(m, nullptr);
       std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(n)), data_.data() + offset_, n);
@@ -118,6 +120,7 @@ class Client final : public ConnectionHandler {
   TcpStack& tcp_;
   rte_mempool* pool_;
   std::vector<uint8_t> data_;
+  size_t chunk_;
   size_t offset_ = 0;
   bool shut_ = false;
 };
@@ -154,7 +157,7 @@ std::string run_once(uint64_t seed) {
     Endpoint b(mac_b, ip_b, pool, 2, step * kStepUs);
     EchoService echo(b.tcp);
     b.tcp.listen(ip_b, 7, &echo, 4);
-    Client client(a.tcp, pool, data);
+    Client client(a.tcp, pool, data, 1 + rng() % 1499);
     const FourTuple tuple{ip_a.value(), ip_b.value(), static_cast<uint16_t>(40000 + seed % 20000),
                           7};
     if (a.tcp.connect(0, tuple, &client, step * kStepUs) == nullptr) return "connect refused";
@@ -211,7 +214,10 @@ std::string run_once(uint64_t seed) {
       failure = "a side did not reach CLOSED";
     }
     if (!failure.empty()) {
-      failure += " (loss " + std::to_string(link.loss) + ", dup " + std::to_string(link.duplicate) +
+      failure += " (bad checksums dropped " +
+                 std::to_string(a.ports[0].dropped(dataplane::DropReason::bad_checksum) +
+                                b.ports[0].dropped(dataplane::DropReason::bad_checksum)) +
+                 ", loss " + std::to_string(link.loss) + ", dup " + std::to_string(link.duplicate) +
                  ", reorder " + std::to_string(link.reorder) + ", " + std::to_string(data.size()) +
                  " bytes, step " + std::to_string(step) + ")";
     }
