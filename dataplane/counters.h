@@ -88,6 +88,7 @@ struct TcpCounters {
   Counter acks_for_unsent_data;
   Counter bad_options;
   Counter icmp_errors;
+  Counter pmtu_reductions;
   Counter timeouts;
   Counter keepalive_probes;
 };

@@ -82,6 +82,7 @@ void print_stats(FILE* out, const config::Config& config,
         {"acks_for_unsent_data", &tcp.acks_for_unsent_data},
         {"bad_options", &tcp.bad_options},
         {"icmp_errors", &tcp.icmp_errors},
+        {"pmtu_reductions", &tcp.pmtu_reductions},
         {"timeouts", &tcp.timeouts},
         {"keepalive_probes", &tcp.keepalive_probes},
     };

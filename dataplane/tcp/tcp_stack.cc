@@ -315,10 +315,46 @@ void TcpStack::tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
   rte_pktmbuf_free(packet);
 }
 
-void TcpStack::tcp_icmp_error(PortIndex, uint8_t, uint8_t, rte_mbuf* packet, uint64_t) {
-  // RFC 5927: soft errors change nothing here yet; they are counted.
+void TcpStack::tcp_icmp_error(PortIndex, uint8_t type, uint8_t code, rte_mbuf* packet,
+                              uint64_t now_us) {
   counters_.icmp_errors.add();
+  // The message (RFC 792): 8 bytes of ICMP header, then the quoted IPv4 header and at least the
+  // first 8 bytes of the TCP header we sent (the net::Stack checked that much is there).
+  const uint8_t* p = rte_pktmbuf_mtod(packet, const uint8_t*);
+  const uint32_t quoted_ip = static_cast<uint32_t>(p[8] & 0x0f) * 4;
+  const uint8_t* quoted_tcp = p + 8 + quoted_ip;
+  const FourTuple tuple{wire::load_be32(p + 8 + 12), wire::load_be32(p + 8 + 16),
+                        wire::load_be16(quoted_tcp), wire::load_be16(quoted_tcp + 2)};
+  const Seq quoted_seq(wire::load_be32(quoted_tcp + 4));
+  const uint16_t next_hop_mtu = wire::load_be16(p + 6);
   rte_pktmbuf_free(packet);
+  const auto slot = table_.find(tuple);
+  if (!slot) return;
+  Connection& c = *slots_[*slot];
+  // RFC 5927 4.1: only a message quoting a sequence number in flight (SND.UNA <= SEQ < SND.MAX)
+  // can be about this connection; anything else is stale or forged.
+  if (!(c.snd_una_ <= quoted_seq && quoted_seq < c.snd_max_)) return;
+  constexpr uint8_t kUnreachable = 3;
+  if (type == kUnreachable && code == 4) {
+    // RFC 1191: fragmentation needed and DF set. The segments above the path MTU are lost:
+    // shrink the MSS and send again from SND.UNA.
+    const uint32_t mss = next_hop_mtu > kIpTcpHeaders ? next_hop_mtu - kIpTcpHeaders : 0;
+    if (mss >= settings_.min_mss && mss < c.mss_) {
+      c.mss_ = static_cast<uint16_t>(mss);
+      counters_.pmtu_reductions.add();
+      if (synchronized(c.state_)) {
+        c.snd_nxt_ = c.snd_una_;
+        output(c, now_us);
+      }
+    }
+    return;
+  }
+  if (c.state_ == State::syn_sent && type == kUnreachable && (code == 2 || code == 3)) {
+    // RFC 1122 4.2.3.9: a hard error (protocol or port unreachable) may abort a connection
+    // that is still opening.
+    close(c, CloseReason::refused);
+  }
+  // Other errors are soft (RFC 5927 4.1, RFC 1122 4.2.3.9): TCP's own timers decide.
 }
 
 Connection* TcpStack::allocate(const FourTuple& tuple, PortIndex port, uint64_t) {

@@ -458,6 +458,41 @@ TEST_F(TcpScript, SynCookiesWhenTheBacklogIsFull) {
   EXPECT_EQ(forged[0].flags, R);
 }
 
+TEST_F(TcpScript, FragmentationNeededShrinksTheMssAndResends) {
+  const uint32_t iss = handshake(kEcho);
+  const auto echoed = send(kEcho, P | A, kClientIsn + 1, iss + 1, std::string(1400, 'q'), ts(102));
+  ASSERT_EQ(echoed.size(), 1u);
+  ASSERT_EQ(echoed[0].payload.size(), 1400u);
+  // A router on the way back has a 1000-byte MTU (RFC 1191): ICMP quoting our segment.
+  const Frame ours = Eth(kPortMac, kClientMac)
+                         .IPv4(kVip, kClientIp)
+                         .TCP(kEcho, kClientPort, TcpFlag::ack, iss + 1, 0)
+                         .build();
+  const Frame quote(ours.begin() + 14, ours.begin() + 14 + 28);
+  const Ipv4Address router = Ipv4Address::from_octets(10, 77, 0, 254);
+  const auto resent = [&] {
+    inject(Eth(kClientMac, kPortMac).IPv4(router, kVip).ICMP(3, 4, 1000).payload(quote).build());
+    return collect();
+  }();
+  EXPECT_EQ(counters_.pmtu_reductions.get(), 1u);
+  ASSERT_GE(resent.size(), 2u) << "the lost data goes again at once, in smaller segments";
+  EXPECT_EQ(resent[0].seq, iss + 1);
+  EXPECT_EQ(resent[0].payload.size(), 1000u - 40 - 12);
+  EXPECT_EQ(resent[1].payload.size(), 1400u - (1000 - 40 - 12));
+  // A message quoting a sequence number not in flight is ignored (RFC 5927 4.1).
+  const Frame stale = Eth(kPortMac, kClientMac)
+                          .IPv4(kVip, kClientIp)
+                          .TCP(kEcho, kClientPort, TcpFlag::ack, iss + 100'000, 0)
+                          .build();
+  inject(Eth(kClientMac, kPortMac)
+             .IPv4(router, kVip)
+             .ICMP(3, 4, 600)
+             .payload(Frame(stale.begin() + 14, stale.begin() + 42))
+             .build());
+  EXPECT_TRUE(collect().empty());
+  EXPECT_EQ(counters_.pmtu_reductions.get(), 1u);
+}
+
 TEST_F(TcpScript, PawsDropsSegmentsWithOldTimestamps) {
   const uint32_t iss = handshake(kDiscard);
   EXPECT_TRUE(send(kDiscard, A, kClientIsn + 1, iss + 1, "new", ts(200)).empty());
