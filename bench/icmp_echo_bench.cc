@@ -3,10 +3,7 @@
 // by side, the same loop with the protocol work removed (the requests are freed unread), so the
 // difference is Weir's own cost. Results and commands: docs/benchmarks.md.
 #include <benchmark/benchmark.h>
-#include <rte_eal.h>
-#include <rte_errno.h>
 #include <rte_mbuf.h>
-#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -16,6 +13,7 @@
 #include <vector>
 
 #include "dataplane/worker.h"
+#include "tests/support/eal_environment.h"
 
 namespace {
 
@@ -133,36 +131,12 @@ BENCHMARK(BM_IoOnly);
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string prefix = "weir-bench-" + std::to_string(getpid());
-  std::vector<std::string> args = {"icmp_echo_bench",
-                                   "-l",
-                                   "0",
-                                   "--no-huge",
-                                   "-m",
-                                   "128",
-                                   "--no-pci",
-                                   "--no-shconf",
-                                   "--file-prefix",
-                                   prefix,
-                                   "--log-level",
-                                   "lib.eal:error",
-                                   "--no-telemetry"};
-  std::vector<char*> eal_argv;
-  for (auto& a : args) eal_argv.push_back(a.data());
-  if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {
-    std::fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
-    return 1;
-  }
-  g_pool = rte_pktmbuf_pool_create("bench", 4095, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-  if (g_pool == nullptr) {
-    std::fprintf(stderr, "mbuf pool: %s\n", rte_strerror(rte_errno));
-    return 1;
-  }
+  g_pool = weir::test::start_eal("icmp_echo_bench", 4095);
+  if (g_pool == nullptr) return 1;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  rte_mempool_free(g_pool);
-  rte_eal_cleanup();
+  weir::test::stop_eal(g_pool);
   return 0;
 }

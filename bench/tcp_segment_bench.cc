@@ -4,10 +4,7 @@
 // the ACKs' cost is shared). With and without the device's L4 checksum verdict, since NICs give
 // one and af_packet does not. Results and commands: docs/benchmarks.md.
 #include <benchmark/benchmark.h>
-#include <rte_eal.h>
-#include <rte_errno.h>
 #include <rte_mbuf.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -18,6 +15,7 @@
 #include "dataplane/net/stack.h"
 #include "dataplane/tcp/services.h"
 #include "dataplane/tcp/tcp_stack.h"
+#include "tests/support/eal_environment.h"
 #include "tests/support/packet_builder.h"
 
 namespace {
@@ -136,33 +134,12 @@ BENCHMARK(BM_InOrderSegmentReceivedAndAcked)->Arg(0)->Arg(1)->ArgName("rx_checks
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string prefix = "weir-bench-" + std::to_string(getpid());
-  std::vector<std::string> args = {"tcp_segment_bench",
-                                   "-l",
-                                   "0",
-                                   "--no-huge",
-                                   "-m",
-                                   "128",
-                                   "--no-pci",
-                                   "--no-shconf",
-                                   "--file-prefix",
-                                   prefix,
-                                   "--log-level",
-                                   "lib.eal:error",
-                                   "--no-telemetry"};
-  std::vector<char*> eal_argv;
-  for (auto& a : args) eal_argv.push_back(a.data());
-  if (rte_eal_init(static_cast<int>(eal_argv.size()), eal_argv.data()) < 0) {
-    std::fprintf(stderr, "EAL init failed: %s\n", rte_strerror(rte_errno));
-    return 1;
-  }
-  g_pool = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  g_pool = weir::test::start_eal("tcp_segment_bench", 8191);
   if (g_pool == nullptr) return 1;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  rte_mempool_free(g_pool);
-  rte_eal_cleanup();
+  weir::test::stop_eal(g_pool);
   return 0;
 }

@@ -155,23 +155,6 @@ bool is_pci_address(std::string_view text) {
   return matches("hhhh:hh:hh.h") || matches("hh:hh.h");
 }
 
-// The device names that --vdev arguments create ("--vdev=net_tap0,iface=x" or "--vdev" "net_tap0").
-std::set<std::string> vdev_names(const std::vector<std::string>& eal) {
-  std::set<std::string> names;
-  for (size_t i = 0; i < eal.size(); ++i) {
-    std::string spec;
-    if (eal[i].rfind("--vdev=", 0) == 0) {
-      spec = eal[i].substr(7);
-    } else if (eal[i] == "--vdev" && i + 1 < eal.size()) {
-      spec = eal[i + 1];
-    } else {
-      continue;
-    }
-    names.insert(spec.substr(0, spec.find(',')));
-  }
-  return names;
-}
-
 // ---- the schema --------------------------------------------------------------------------------
 
 // Positions kept while walking, for checks that need the whole document.
@@ -634,7 +617,7 @@ class Schema {
   // Checks across entries, after the walk.
   void cross_checks() {
     const auto& ports = config_.dataplane.ports;
-    const std::set<std::string> vdevs = vdev_names(config_.dataplane.eal);
+    const std::map<std::string, std::string> vdevs = vdev_arguments(config_.dataplane.eal);
     std::map<std::string, size_t> port_names, devices;
     std::map<Ipv4Address, size_t> port_addresses;
     for (size_t i = 0; i < ports.size(); ++i) {
@@ -742,6 +725,22 @@ LoadResult load_document(const YAML::Node& root, Diagnostics& diagnostics) {
 }
 
 }  // namespace
+
+std::map<std::string, std::string> vdev_arguments(const std::vector<std::string>& eal) {
+  std::map<std::string, std::string> devices;
+  for (size_t i = 0; i < eal.size(); ++i) {
+    std::string spec;
+    if (eal[i].rfind("--vdev=", 0) == 0) {
+      spec = eal[i].substr(7);
+    } else if (eal[i] == "--vdev" && i + 1 < eal.size()) {
+      spec = eal[i + 1];
+    } else {
+      continue;
+    }
+    devices.emplace(spec.substr(0, spec.find(',')), spec);
+  }
+  return devices;
+}
 
 LoadResult load_string(std::string_view text, const std::string& file_name) {
   Diagnostics diagnostics(file_name);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -177,6 +178,10 @@ struct LoadResult {
   std::vector<Diagnostic> errors;        // in file order
   bool ok() const { return config != nullptr; }
 };
+
+// The vdevs that EAL arguments create: device name -> the --vdev argument ("net_tap0,iface=x"),
+// from both "--vdev=ARG" and "--vdev" "ARG".
+std::map<std::string, std::string> vdev_arguments(const std::vector<std::string>& eal);
 
 // Reads and validates. Never throws; every problem found is in `errors`.
 LoadResult load_file(const std::string& path);

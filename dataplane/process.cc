@@ -59,20 +59,6 @@ int worker_main(void* arg) {
   return 0;
 }
 
-// The argument of the --vdev option that creates `device` ("net_tap0,iface=x"), or "".
-std::string vdev_argument(const std::vector<std::string>& eal, const std::string& device) {
-  for (size_t i = 0; i < eal.size(); ++i) {
-    std::string spec;
-    if (eal[i].rfind("--vdev=", 0) == 0) {
-      spec = eal[i].substr(7);
-    } else if (eal[i] == "--vdev" && i + 1 < eal.size()) {
-      spec = eal[i + 1];
-    }
-    if (spec.substr(0, spec.find(',')) == device) return spec;
-  }
-  return "";
-}
-
 // About 75 MB of 2 KB mbufs: room for some 100 connections with full buffers in both
 // directions. (Sizing it from dataplane.limits and the buffers comes with the proxy.)
 constexpr unsigned kMbufsForConnections = 32'768;
@@ -182,9 +168,11 @@ int run(std::shared_ptr<const config::Config> config) {
       break;
     }
     std::vector<PortRequest> requests;
+    const std::map<std::string, std::string> vdevs = config::vdev_arguments(eal);
     for (const config::Port& port : config->dataplane.ports) {
       requests.push_back(
-          PortRequest{port.name, port.device, port.mtu, vdev_argument(eal, port.device)});
+          PortRequest{port.name, port.device, port.mtu,
+                      vdevs.contains(port.device) ? vdevs.at(port.device) : std::string()});
     }
     std::string error;
     if (!open_ports(requests, static_cast<uint16_t>(worker_count), pool, ports, error)) {

@@ -28,14 +28,12 @@ bool synchronized(State s) {
 
 // Builds IPv4 + TCP in a fresh mbuf (data starting at the IPv4 header, room for Ethernet before
 // it) and hands it to the IP layer. `payload` copies the data in.
-template <typename FillPayload>
 static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTuple& tuple, Seq seq,
                                Seq ack, uint8_t flags, uint16_t window,
-                               std::span<const uint8_t> options, uint32_t payload_length,
-                               FillPayload&& fill_payload) {
+                               std::span<const uint8_t> options) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) return nullptr;
-  const uint32_t tcp_length = 20 + static_cast<uint32_t>(options.size()) + payload_length;
+  const uint32_t tcp_length = 20 + static_cast<uint32_t>(options.size());
   const uint32_t total = 20 + tcp_length;
   auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
   if (data == nullptr) {
@@ -64,7 +62,6 @@ static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTup
   tcp->set_flags(net::TcpFlags::from_bits(flags));
   tcp->set_window(window);
   std::memcpy(tcp_bytes + 20, options.data(), options.size());
-  fill_payload(tcp_bytes + 20 + options.size());
   tcp->update_checksum(net::Ipv4Address(tuple.local_address),
                        net::Ipv4Address(tuple.remote_address));
   return m;
@@ -384,7 +381,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
     rte_pktmbuf_free(packet);
     return;
   }
-  const uint16_t port_mss = static_cast<uint16_t>(ip_.port_mtu(port) - kIpTcpHeaders);
+  const uint16_t our_mss = port_mss(port);
   if (s.has(kAck)) {
     if (!s.has(kSyn)) {
       // The third segment of a handshake answered with a SYN cookie (RFC 4987 3.6)?
@@ -403,7 +400,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
         c->rcv_nxt_ = s.seq;
         c->iss_ = s.ack - 1u;
         c->snd_una_ = c->snd_nxt_ = c->snd_max_ = c->recover_ = s.ack;
-        c->mss_ = std::min<uint16_t>(*mss, port_mss);
+        c->mss_ = std::min<uint16_t>(*mss, our_mss);
         if (s.timestamps) {
           if (const auto options = decode_cookie_timestamp(s.timestamps->echo_reply, c->mss_)) {
             c->ts_ok_ = true;
@@ -442,7 +439,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
     // The SYN queue is full: answer statelessly (RFC 4987 3.6).
     counters_.syn_cookies_sent.add();
     const Seq cookie = make_cookie(secret_, s.tuple, s.seq, peer_mss, now_us);
-    send_syn_ack_for(port, s, cookie, port_mss, now_us, true);
+    send_syn_ack_for(port, s, cookie, our_mss, now_us, true);
     rte_pktmbuf_free(packet);
     return;
   }
@@ -461,22 +458,11 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
   c->iss_ = initial_sequence(secret_, s.tuple, now_us);
   c->snd_una_ = c->recover_ = c->iss_;
   c->snd_nxt_ = c->snd_max_ = c->iss_ + 1u;
-  c->mss_ = std::min(peer_mss, port_mss);
-  if (s.window_scale) {
-    // RFC 7323 2.2: scaling only when both SYNs carry the option; the SYN's window is unscaled.
-    c->snd_wscale_ = std::min(*s.window_scale, kMaxWindowScale);
-    c->rcv_wscale_ = receive_window_scale();
-  }
-  if (s.timestamps) {
-    c->ts_ok_ = true;
-    c->ts_recent_ = s.timestamps->value;
-  }
-  c->sack_ok_ = s.sack_permitted;
-  c->snd_wnd_ = s.window;
+  negotiate(*c, s);
+  c->snd_wnd_ = s.window;  // a SYN's window is never scaled (RFC 7323 2.2)
   c->snd_wl1_ = s.seq;
   c->snd_wl2_ = c->iss_;
-  c->cc_ = make_congestion_control(settings_.congestion, c->mss_);
-  send_syn_ack_for(port, s, c->iss_, port_mss, now_us, false, c);
+  send_syn_ack_for(port, s, c->iss_, our_mss, now_us, false, c);
   arm_retransmit(*c, now_us);
   wheel_.arm(c->wait_timer_, now_us + settings_.syn_received_timeout_us);
   rte_pktmbuf_free(packet);
@@ -532,9 +518,7 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
   // SYN-RECEIVED gets the SYN-ACK again.
   if (s.has(kSyn)) {
     if (c.state_ == State::syn_received && s.seq == c.irs_) {
-      send_syn_ack_for(c.port_, s, c.iss_,
-                       static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders), now_us, false,
-                       &c);
+      send_syn_ack_for(c.port_, s, c.iss_, port_mss(c.port_), now_us, false, &c);
     } else {
       send_challenge_ack(c, now_us);
     }
@@ -862,15 +846,18 @@ size_t TcpStack::sack_option(const Connection& c, uint8_t* out, size_t max_block
   return n;
 }
 
-void TcpStack::established(Connection& c, uint64_t now_us) {
-  if (c.state_ == State::syn_received) {
-    for (Listener& l : listeners_) {
-      if (l.handler == c.listener_ && l.address.value() == c.tuple_.local_address &&
-          l.port == c.tuple_.local_port && l.syn_received > 0) {
-        --l.syn_received;
-      }
-    }
+uint16_t TcpStack::port_mss(PortIndex port) const {
+  return static_cast<uint16_t>(ip_.port_mtu(port) - kIpTcpHeaders);
+}
+
+void TcpStack::leave_syn_queue(const Connection& c) {
+  if (Listener* l = find_listener(c.tuple_.local_address, c.tuple_.local_port)) {
+    if (l->syn_received > 0) --l->syn_received;
   }
+}
+
+void TcpStack::established(Connection& c, uint64_t now_us) {
+  if (c.state_ == State::syn_received) leave_syn_queue(c);
   c.state_ = State::established;
   wheel_.cancel(c.wait_timer_);
   c.last_received_us_ = now_us;
@@ -901,7 +888,7 @@ Connection* TcpStack::connect(PortIndex port, const FourTuple& tuple, Connection
   c->iss_ = initial_sequence(secret_, tuple, now_us);
   c->snd_una_ = c->recover_ = c->iss_;
   c->snd_nxt_ = c->snd_max_ = c->iss_ + 1u;
-  c->mss_ = static_cast<uint16_t>(ip_.port_mtu(port) - kIpTcpHeaders);
+  c->mss_ = port_mss(port);
   send_syn(*c, now_us);
   arm_retransmit(*c, now_us);
   return c;
@@ -913,8 +900,7 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
   size_t n = 0;
   options[n++] = 2;
   options[n++] = 4;
-  wire::store_be16(options.data() + n,
-                   static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders));
+  wire::store_be16(options.data() + n, port_mss(c.port_));
   n += 2;
   options[n++] = 1;
   options[n++] = 3;
@@ -926,16 +912,18 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
   const uint16_t window =
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
   rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.iss_, Seq(0), kSyn, window,
-                              std::span<const uint8_t>(options.data(), n), 0, [](uint8_t*) {});
+                              std::span<const uint8_t>(options.data(), n));
   if (m == nullptr) return;
   if (c.retransmissions_ > 0) counters_.retransmitted_segments.add();
   counters_.segments_out.add();
   ip_.send_ipv4(c.port_, m, now_us);
 }
 
-void TcpStack::negotiate(Connection& c, const Segment& s, uint16_t port_mss) {
+// The options of the peer's SYN (we offer all of them): MSS, window scale (RFC 7323 2.2: scaling
+// only when both SYNs carry it), timestamps, SACK-permitted; and the congestion window for the MSS.
+void TcpStack::negotiate(Connection& c, const Segment& s) {
   const uint16_t peer_mss = std::max(s.mss.value_or(kDefaultPeerMss), settings_.min_mss);
-  c.mss_ = std::min(peer_mss, port_mss);
+  c.mss_ = std::min(peer_mss, port_mss(c.port_));
   if (s.window_scale) {
     c.snd_wscale_ = std::min(*s.window_scale, kMaxWindowScale);
     c.rcv_wscale_ = receive_window_scale();
@@ -968,7 +956,7 @@ void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, ui
   if (!s.has(kSyn)) return;
   c.irs_ = s.seq;
   c.rcv_nxt_ = s.seq + 1u;
-  negotiate(c, s, static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders));
+  negotiate(c, s);
   c.snd_wnd_ = s.window;  // a SYN's window is never scaled
   c.snd_wl1_ = s.seq;
   if (!ack_acceptable) {
@@ -976,9 +964,7 @@ void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, ui
     c.state_ = State::syn_received;
     c.snd_wl2_ = c.iss_;
     Segment syn = s;
-    send_syn_ack_for(c.port_, syn, c.iss_,
-                     static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders), now_us, false,
-                     &c);
+    send_syn_ack_for(c.port_, syn, c.iss_, port_mss(c.port_), now_us, false, &c);
     return;
   }
   c.snd_una_ = s.ack;
@@ -1188,7 +1174,7 @@ void TcpStack::send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payl
   rte_mbuf* m =
       build_segment(pool_, ip_id_, c.tuple_, seq, c.rcv_nxt_, flags,
                     static_cast<uint16_t>(std::min<uint32_t>(window >> c.rcv_wscale_, 0xffff)),
-                    std::span<const uint8_t>(options.data(), options_length), 0, [](uint8_t*) {});
+                    std::span<const uint8_t>(options.data(), options_length));
   if (m == nullptr) return;
   if (payload > 0) {
     const auto payload_sum = chain_payload(m, pool_, c.send_queue_, offset, payload);
@@ -1255,7 +1241,7 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
   const uint16_t window =
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
   rte_mbuf* m = build_segment(pool_, ip_id_, s.tuple, iss, s.seq + 1u, kSyn | kAck, window,
-                              std::span<const uint8_t>(options.data(), n), 0, [](uint8_t*) {});
+                              std::span<const uint8_t>(options.data(), n));
   if (m == nullptr) return;
   if (c != nullptr) c->rcv_adv_ = window;
   counters_.segments_out.add();
@@ -1265,8 +1251,7 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
 void TcpStack::send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
                           uint64_t now_us) {
   const uint8_t flags = with_ack ? (kRst | kAck) : kRst;
-  rte_mbuf* m = build_segment(pool_, ip_id_, tuple, seq, with_ack ? ack : Seq(0), flags, 0, {}, 0,
-                              [](uint8_t*) {});
+  rte_mbuf* m = build_segment(pool_, ip_id_, tuple, seq, with_ack ? ack : Seq(0), flags, 0, {});
   if (m == nullptr) return;
   counters_.resets_sent.add();
   counters_.segments_out.add();
@@ -1336,9 +1321,7 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     syn.seq = c.irs_;
     if (c.rcv_wscale_ != 0 || c.snd_wscale_ != 0) syn.window_scale = c.snd_wscale_;
     if (c.ts_ok_) syn.timestamps = net::TcpTimestamps{c.ts_recent_, 0};
-    send_syn_ack_for(c.port_, syn, c.iss_,
-                     static_cast<uint16_t>(ip_.port_mtu(c.port_) - kIpTcpHeaders), now_us, false,
-                     &c);
+    send_syn_ack_for(c.port_, syn, c.iss_, port_mss(c.port_), now_us, false, &c);
     arm_retransmit(c, now_us);
     return;
   }
@@ -1414,14 +1397,7 @@ void TcpStack::enter_time_wait(Connection& c, uint64_t now_us) {
 
 void TcpStack::close(Connection& c, CloseReason reason) {
   if (c.state_ == State::closed) return;
-  if (c.state_ == State::syn_received) {
-    for (Listener& l : listeners_) {
-      if (l.handler == c.listener_ && l.address.value() == c.tuple_.local_address &&
-          l.port == c.tuple_.local_port && l.syn_received > 0) {
-        --l.syn_received;
-      }
-    }
-  }
+  if (c.state_ == State::syn_received) leave_syn_queue(c);
   c.state_ = State::closed;
   wheel_.cancel(c.retransmit_timer_);
   wheel_.cancel(c.delayed_ack_timer_);

@@ -274,7 +274,7 @@ class TcpStack final : public net::TransportHandler {
   void on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
   void on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
   void send_syn(Connection& c, uint64_t now_us);
-  void negotiate(Connection& c, const Segment& s, uint16_t port_mss);
+  void negotiate(Connection& c, const Segment& s);
   bool process_ack(Connection& c, const Segment& s, uint64_t now_us);
   uint32_t retransmit_length(const Connection& c) const;
   void process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
@@ -286,6 +286,10 @@ class TcpStack final : public net::TransportHandler {
   void send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint16_t mss, uint64_t now_us,
                         bool cookie, Connection* c = nullptr);
   uint8_t receive_window_scale() const;
+  // The MSS a port can receive: its MTU less the IPv4 and TCP headers.
+  uint16_t port_mss(PortIndex port) const;
+  // A connection leaves SYN-RECEIVED: its listener's SYN queue has room for one more.
+  void leave_syn_queue(const Connection& c);
   void send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload, uint64_t now_us);
   void send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
                   uint64_t now_us);

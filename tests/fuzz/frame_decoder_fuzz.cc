@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/frame.h"
+#include "tests/support/crc32c_reference.h"
 
 namespace {
 
@@ -30,14 +31,7 @@ void check(bool condition) {
   if (!condition) std::abort();
 }
 
-uint32_t bitwise_crc32c(const uint8_t* p, size_t n) {
-  uint32_t crc = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) {
-    crc ^= p[i];
-    for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-  }
-  return ~crc;
-}
+using weir::test::bitwise_crc32c;
 
 void put32(std::vector<uint8_t>& out, uint32_t v) {
   uint8_t bytes[4];

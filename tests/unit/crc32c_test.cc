@@ -1,4 +1,5 @@
 #include "common/crc32c.h"
+#include "tests/support/crc32c_reference.h"
 
 #include <gtest/gtest.h>
 
@@ -12,15 +13,7 @@
 namespace weir {
 namespace {
 
-// The definition, bit by bit: an independent reference for the accelerated code.
-uint32_t bitwise_crc32c(const uint8_t* p, size_t n) {
-  uint32_t crc = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) {
-    crc ^= p[i];
-    for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-  }
-  return ~crc;
-}
+using test::bitwise_crc32c;
 
 std::vector<uint8_t> random_bytes(std::mt19937& rng, size_t n) {
   std::vector<uint8_t> bytes(n);

@@ -1,4 +1,5 @@
 #include "common/frame.h"
+#include "tests/support/crc32c_reference.h"
 
 #include <gtest/gtest.h>
 
@@ -13,15 +14,7 @@
 namespace weir::frame {
 namespace {
 
-// The definition of CRC-32C, bit by bit: an independent reference for the codec's CRCs.
-uint32_t bitwise_crc32c(const uint8_t* p, size_t n) {
-  uint32_t crc = 0xFFFFFFFFu;
-  for (size_t i = 0; i < n; ++i) {
-    crc ^= p[i];
-    for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-  }
-  return ~crc;
-}
+using test::bitwise_crc32c;
 
 // A frame laid out by hand from the format table, independently of encode().
 std::vector<uint8_t> reference_frame(uint8_t flags, uint32_t stream, uint32_t hop,

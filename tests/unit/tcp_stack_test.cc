@@ -268,7 +268,7 @@ TEST_F(TcpScript, HandshakeWithoutOptionsUsesTheDefaults) {
   EXPECT_FALSE(out[0].timestamps);
   const uint32_t iss = out[0].seq;
   ASSERT_TRUE(send(kEcho, A, kClientIsn + 1, iss + 1).empty());
-  // Data echoed back in one segment, without options; 536 would apply had the SYN no MSS at all.
+  // Data echoed back in one segment, without options.
   const auto echoed = send(kEcho, P | A, kClientIsn + 1, iss + 1, "hello");
   ASSERT_EQ(echoed.size(), 1u);
   EXPECT_EQ(echoed[0].flags, P | A);
@@ -276,6 +276,11 @@ TEST_F(TcpScript, HandshakeWithoutOptionsUsesTheDefaults) {
   EXPECT_EQ(echoed[0].ack, kClientIsn + 1 + 5);
   EXPECT_EQ(std::string(echoed[0].payload.begin(), echoed[0].payload.end()), "hello");
   EXPECT_FALSE(echoed[0].timestamps);
+  // The SYN carried no MSS option: we send at most 536 bytes a segment (RFC 9293 3.7.1).
+  const auto split = send(kEcho, P | A, kClientIsn + 6, iss + 6, std::string(600, 'm'));
+  ASSERT_EQ(split.size(), 2u);
+  EXPECT_EQ(split[0].payload.size(), 536u);
+  EXPECT_EQ(split[1].payload.size(), 64u);
 }
 
 TEST_F(TcpScript, EchoCarriesDataAndTheAckTogether) {
