@@ -1296,7 +1296,8 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     case Connection::kRetransmit:
       break;
   }
-  if (c.state_ == State::syn_sent) {
+  if (c.state_ == State::syn_sent || c.state_ == State::syn_received) {
+    // The handshake's own segment again, with backoff, a bounded number of times.
     if (c.retransmissions_ >= settings_.syn_ack_retries) {
       counters_.timeouts.add();
       close(c, CloseReason::timeout);
@@ -1304,24 +1305,18 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     }
     ++c.retransmissions_;
     c.rto_.back_off();
-    send_syn(c, now_us);
-    arm_retransmit(c, now_us);
-    return;
-  }
-  if (c.state_ == State::syn_received) {
-    if (c.retransmissions_ >= settings_.syn_ack_retries) {
-      counters_.timeouts.add();
-      close(c, CloseReason::timeout);
-      return;
+    if (c.state_ == State::syn_sent) {
+      send_syn(c, now_us);
+    } else {
+      // The SYN-ACK answers the options the peer's SYN offered, as the first one did.
+      Segment syn;
+      syn.tuple = c.tuple_;
+      syn.seq = c.irs_;
+      if (c.rcv_wscale_ != 0 || c.snd_wscale_ != 0) syn.window_scale = c.snd_wscale_;
+      if (c.ts_ok_) syn.timestamps = net::TcpTimestamps{c.ts_recent_, 0};
+      syn.sack_permitted = c.sack_ok_;
+      send_syn_ack_for(c.port_, syn, c.iss_, port_mss(c.port_), now_us, false, &c);
     }
-    ++c.retransmissions_;
-    c.rto_.back_off();
-    Segment syn;
-    syn.tuple = c.tuple_;
-    syn.seq = c.irs_;
-    if (c.rcv_wscale_ != 0 || c.snd_wscale_ != 0) syn.window_scale = c.snd_wscale_;
-    if (c.ts_ok_) syn.timestamps = net::TcpTimestamps{c.ts_recent_, 0};
-    send_syn_ack_for(c.port_, syn, c.iss_, port_mss(c.port_), now_us, false, &c);
     arm_retransmit(c, now_us);
     return;
   }

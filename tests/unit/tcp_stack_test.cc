@@ -260,6 +260,24 @@ TEST_F(TcpScript, HandshakeNegotiatesMssWindowScaleSackAndTimestamps) {
   EXPECT_EQ(counters_.established.get(), 1u);
 }
 
+TEST_F(TcpScript, ALostSynAckIsSentAgainWithTheSameOptions) {
+  const auto first =
+      send(kEcho, S, kClientIsn, 0, "",
+           TcpOptions().mss(1460).sack_permitted().timestamps(100, 0).nop().window_scale(7));
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(advance_to(kStart + 999'000).empty());
+  const auto again = advance_to(kStart + 1'000'000);
+  ASSERT_EQ(again.size(), 1u) << "RFC 6298 2.1: the initial RTO, 1 s";
+  EXPECT_EQ(again[0].flags, S | A);
+  EXPECT_EQ(again[0].seq, first[0].seq);
+  EXPECT_EQ(again[0].mss, first[0].mss);
+  EXPECT_EQ(again[0].window_scale, first[0].window_scale);
+  EXPECT_EQ(again[0].sack_permitted, first[0].sack_permitted);
+  EXPECT_TRUE(again[0].timestamps);
+  EXPECT_EQ(counters_.retransmitted_segments.get(), 0u)
+      << "counted with the handshake, not as data";
+}
+
 TEST_F(TcpScript, HandshakeWithoutOptionsUsesTheDefaults) {
   const auto out = send(kEcho, S, kClientIsn, 0);
   ASSERT_EQ(out.size(), 1u);
