@@ -74,7 +74,9 @@ struct TcpCounters {
   Counter segments_out;
   Counter retransmitted_segments;
   Counter rto_expirations;
-  Counter fast_retransmits;
+  Counter fast_retransmits;  // loss recoveries entered (three duplicate ACKs or SACK loss)
+  Counter sack_retransmits;  // segments resent because the SACK scoreboard showed them lost
+  Counter sack_scoreboards_exhausted;  // SACK information ignored: no scoreboard free
   Counter syn_cookies_sent;
   Counter syn_cookies_accepted;
   Counter syn_cookies_rejected;

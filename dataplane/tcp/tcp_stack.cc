@@ -192,6 +192,8 @@ struct TcpStack::Segment {
   std::optional<uint8_t> window_scale;
   bool sack_permitted = false;
   std::optional<net::TcpTimestamps> timestamps;
+  std::array<net::SackBlock, net::kMaxSackBlocks> sack{};
+  uint8_t sack_blocks = 0;
 
   bool has(uint8_t flag) const { return (flags & flag) != 0; }
   // SEG.LEN of RFC 9293: the payload plus one for SYN and one for FIN.
@@ -212,6 +214,9 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& ip, rte_mempool* poo
   ooo_blocks_.resize(settings.out_of_order_blocks);
   for (uint16_t i = settings.out_of_order_blocks; i > 0; --i)
     ooo_free_.push_back(static_cast<uint16_t>(i - 1));
+  scoreboards_.resize(settings.sack_scoreboards);
+  for (uint16_t i = settings.sack_scoreboards; i > 0; --i)
+    scoreboard_free_.push_back(static_cast<uint16_t>(i - 1));
   free_slots_.reserve(settings.max_connections);
   for (uint32_t i = settings.max_connections; i > 0; --i) free_slots_.push_back(i - 1);
   closing_.reserve(64);
@@ -221,6 +226,7 @@ TcpStack::~TcpStack() {
   for (auto& slot : slots_) {
     if (!slot) continue;
     free_out_of_order(*slot);
+    release_scoreboard(*slot);
     wheel_.cancel(slot->retransmit_timer_);
     wheel_.cancel(slot->delayed_ack_timer_);
     wheel_.cancel(slot->wait_timer_);
@@ -281,6 +287,10 @@ void TcpStack::tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
         break;
       case net::TcpOptionKind::timestamps:
         s.timestamps = option->timestamps();
+        break;
+      case net::TcpOptionKind::sack:
+        s.sack_blocks = static_cast<uint8_t>(option->sack_block_count());
+        for (uint8_t i = 0; i < s.sack_blocks; ++i) s.sack[i] = *option->sack_block(i);
         break;
       default:
         break;
@@ -604,16 +614,22 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
     if (c.snd_nxt_ < c.snd_una_) c.snd_nxt_ = c.snd_una_;
     c.retransmissions_ = 0;
     c.dupacks_ = 0;
+    if (SackScoreboard* board = scoreboard(c)) board->advance(c.snd_una_);
+    update_scoreboard(c, s);
     if (c.in_recovery_) {
       if (s.ack >= c.recover_) {
-        c.in_recovery_ = false;  // RFC 6582 3.2 (3): a full acknowledgment ends recovery
-      } else {
-        // RFC 6582 3.2 (4): a partial ACK; the next hole is retransmitted at once.
+        // RFC 6582 3.2 (3) and RFC 6675 5 (A): a full acknowledgment ends recovery.
+        c.in_recovery_ = false;
+      } else if (scoreboard(c) == nullptr) {
+        // RFC 6582 3.2 (4): a partial ACK; the next hole is retransmitted at once. (With a
+        // scoreboard, output() sends what it says is lost.)
         send_segment(c, c.snd_una_, kAck, retransmit_length(c), now_us);
       }
     } else {
       c.cc_->on_ack(data_acked, now_us, c.rto_.srtt_us());
     }
+    if (!c.in_recovery_ && scoreboard(c) != nullptr && scoreboard(c)->empty())
+      release_scoreboard(c);
     if (c.snd_una_ == c.snd_max_) {
       wheel_.cancel(c.retransmit_timer_);
     } else {
@@ -638,19 +654,78 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
       c.blocked_ = false;
       c.handler_->on_writable(c);
     }
-  } else if (s.ack == c.snd_una_ && s.length == 0 && !s.has(kFin) && !window_changed &&
-             c.snd_max_ > c.snd_una_) {
-    // RFC 5681 3.2: the third duplicate ACK triggers fast retransmit.
-    if (++c.dupacks_ == 3 && !c.in_recovery_) {
-      counters_.fast_retransmits.add();
-      c.in_recovery_ = true;
-      c.recover_ = c.snd_max_;
-      c.cc_->on_loss(static_cast<uint32_t>(c.snd_max_ - c.snd_una_), now_us);
-      c.timing_rtt_ = false;
-      send_segment(c, c.snd_una_, kAck, retransmit_length(c), now_us);
-    }
+  } else if (s.ack == c.snd_una_ && c.snd_max_ > c.snd_una_) {
+    const uint32_t newly_sacked = update_scoreboard(c, s);
+    // A duplicate ACK: with a scoreboard, one that SACKs new data (RFC 6675 2); without, RFC 5681
+    // 2's ACK that carries nothing and changes nothing.
+    const SackScoreboard* board = scoreboard(c);
+    const bool duplicate =
+        board != nullptr ? newly_sacked > 0
+                         : s.length == 0 && !s.has(kFin) && !window_changed && s.sack_blocks == 0;
+    if (duplicate && c.dupacks_ < UINT8_MAX) ++c.dupacks_;
+    // RFC 5681 3.2 and RFC 6675 5 (4): the third duplicate ACK, or a scoreboard showing the first
+    // unacknowledged segment lost, starts loss recovery.
+    if (!c.in_recovery_ && (c.dupacks_ >= SackScoreboard::kDupThresh ||
+                            (board != nullptr && board->is_lost(c.snd_una_, c.segment_payload()))))
+      enter_recovery(c, now_us);
   }
   return true;
+}
+
+void TcpStack::enter_recovery(Connection& c, uint64_t now_us) {
+  counters_.fast_retransmits.add();
+  c.in_recovery_ = true;
+  c.recover_ = c.snd_max_;  // RFC 6675 5 (4.1) RecoveryPoint = HighData
+  c.cc_->on_loss(static_cast<uint32_t>(c.snd_max_ - c.snd_una_), now_us);
+  c.timing_rtt_ = false;  // Karn: nothing sent from here on times the path
+  // RFC 6675 5 (4.3) and RFC 6582 3.2 (2): the first unacknowledged segment goes again at once.
+  const uint32_t length = retransmit_length(c);
+  send_segment(c, c.snd_una_, kAck, length, now_us);
+  if (SackScoreboard* board = scoreboard(c)) board->retransmitted(c.snd_una_ + length);
+}
+
+uint32_t TcpStack::update_scoreboard(Connection& c, const Segment& s) {
+  if (!c.sack_ok_ || s.sack_blocks == 0) return 0;
+  SackScoreboard* board = scoreboard(c);
+  if (board == nullptr) {
+    if (scoreboard_free_.empty()) {
+      counters_.sack_scoreboards_exhausted.add();
+      return 0;
+    }
+    c.scoreboard_ = scoreboard_free_.back();
+    scoreboard_free_.pop_back();
+    board = &scoreboards_[c.scoreboard_];
+    board->clear();
+  }
+  // The data sent so far ends at SND.MAX, less the FIN's sequence number once one was sent.
+  const Seq data_end = c.snd_max_ - (c.fin_sent_ ? 1u : 0u);
+  uint32_t newly = 0;
+  for (uint8_t i = 0; i < s.sack_blocks; ++i)
+    newly += board->add(Seq(s.sack[i].left), Seq(s.sack[i].right), c.snd_una_, data_end);
+  if (board->empty() && !c.in_recovery_) release_scoreboard(c);
+  return newly;
+}
+
+void TcpStack::release_scoreboard(Connection& c) {
+  if (c.scoreboard_ == UINT16_MAX) return;
+  scoreboard_free_.push_back(c.scoreboard_);
+  c.scoreboard_ = UINT16_MAX;
+}
+
+void TcpStack::sack_retransmit(Connection& c, uint64_t now_us) {
+  SackScoreboard& board = *scoreboard(c);
+  const uint32_t smss = c.segment_payload();
+  for (;;) {
+    const uint32_t pipe = board.pipe(c.snd_una_, c.snd_max_, smss);
+    const uint32_t cwnd = c.cc_->cwnd();
+    if (cwnd <= pipe || cwnd - pipe < smss) return;
+    const auto hole = board.next_lost(c.snd_una_, smss);
+    if (!hole) return;
+    const uint32_t length = std::min(hole->length, smss);
+    send_segment(c, hole->start, kAck, length, now_us);
+    counters_.sack_retransmits.add();
+    board.retransmitted(hole->start + length);
+  }
 }
 
 void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
@@ -1035,8 +1110,11 @@ void TcpStack::output(Connection& c, uint64_t now_us) {
       c.state_ != State::fin_wait_1 && c.state_ != State::closing && c.state_ != State::last_ack) {
     return;
   }
+  // In SACK recovery the congestion window limits the pipe (RFC 6675 5 (C)): lost holes first
+  // (NextSeg rule 1), then new data (rule 2).
+  const bool sack_recovery = c.in_recovery_ && c.scoreboard_ != UINT16_MAX;
+  if (sack_recovery) sack_retransmit(c, now_us);
   for (;;) {
-    const uint32_t window = std::min(c.cc_->cwnd(), c.snd_wnd_);
     const uint32_t in_flight = static_cast<uint32_t>(c.snd_nxt_ - c.snd_una_);
     const uint32_t queued = c.send_queue_.bytes();
     const uint32_t unsent = queued > in_flight ? queued - in_flight : 0;
@@ -1044,7 +1122,12 @@ void TcpStack::output(Connection& c, uint64_t now_us) {
     if (unsent == 0 && !fin_pending) break;
     uint32_t length = 0;
     if (unsent > 0) {
-      const uint32_t allowed = window > in_flight ? window - in_flight : 0;
+      const uint32_t flight = sack_recovery ? scoreboards_[c.scoreboard_].pipe(
+                                                  c.snd_una_, c.snd_max_, c.segment_payload())
+                                            : in_flight;
+      const uint32_t cwnd = c.cc_->cwnd();
+      const uint32_t allowed = std::min(cwnd > flight ? cwnd - flight : 0,
+                                        c.snd_wnd_ > in_flight ? c.snd_wnd_ - in_flight : 0);
       if (allowed == 0) {
         // Zero window (or a full cwnd): the retransmission timer doubles as the persist timer.
         if (!c.retransmit_timer_.armed()) arm_retransmit(c, now_us);
@@ -1266,6 +1349,7 @@ void TcpStack::tick(uint64_t now_us) {
   for (Connection* c : closing_) {
     const uint32_t slot = c->slot_;
     free_out_of_order(*c);
+    release_scoreboard(*c);
     wheel_.cancel(c->retransmit_timer_);
     wheel_.cancel(c->delayed_ack_timer_);
     wheel_.cancel(c->wait_timer_);
@@ -1345,6 +1429,9 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
   c.timing_rtt_ = false;
   c.in_recovery_ = false;
   c.dupacks_ = 0;
+  // RFC 2018 8 and RFC 6675 5.1: after a timeout the receiver may have reneged; go back to
+  // SND.UNA without trusting what was SACKed.
+  release_scoreboard(c);
   c.snd_nxt_ = c.snd_una_;
   const uint32_t first = retransmit_length(c);
   const bool fin_only = first == 0 && c.fin_sent_;

@@ -4,12 +4,11 @@
 // services today, the proxy later) sees connections through ConnectionHandler callbacks and the
 // send/consumed/shutdown_write/abort calls.
 //
-// Implemented (first stage): passive open with MSS, window scale and timestamps; SYN cookies when a
-// listener's SYN queue is full; in-order data in both directions with delayed ACKs; RTO
-// retransmission (RFC 6298, Karn) with go-back-N; fast retransmit on three duplicate ACKs with
-// NewReno or CUBIC windows; zero-window probing; every close path and TIME_WAIT; RFC 5961 RST and
-// SYN handling with challenge ACKs; PAWS. Not yet: SACK (not offered), an out-of-order queue
-// (out-of-order segments are dropped and re-ACKed), active open, ICMP errors (counted only).
+// What it does, and where it departs from the RFCs, is in docs/architecture.md ("The worker's
+// TCP"): passive and active open with MSS, window scale, SACK and timestamps; SYN cookies; delayed
+// ACKs; a bounded out-of-order queue reported in SACK blocks; loss recovery from a SACK scoreboard
+// (RFC 6675) or by NewReno (RFC 6582) without SACK; RTO with backoff; NewReno or CUBIC windows;
+// zero-window probing; keepalive; every close path and TIME_WAIT; RFC 5961; PAWS; ICMP errors.
 #pragma once
 
 #include <rte_mbuf.h>
@@ -25,6 +24,7 @@
 #include "dataplane/tcp/congestion.h"
 #include "dataplane/tcp/connection_table.h"
 #include "dataplane/tcp/rto.h"
+#include "dataplane/tcp/sack_scoreboard.h"
 #include "dataplane/tcp/seq.h"
 #include "dataplane/tcp/syn_cookie.h"
 #include "dataplane/tcp/timer_wheel.h"
@@ -141,6 +141,9 @@ struct TcpSettings {
   // Out-of-order segments are kept in blocks of kOutOfOrderPerConnection taken from a per-worker
   // pool: a bound per connection and one per worker (the SegmentSmack class of attack).
   uint16_t out_of_order_blocks = 64;
+  // SACK scoreboards (RFC 6675), per worker: a connection holds one only while its peer reports
+  // holes. With none free, the connection recovers by NewReno (counted).
+  uint16_t sack_scoreboards = 1024;
 };
 
 class Connection {
@@ -197,7 +200,8 @@ class Connection {
   Seq rtt_seq_;
   uint64_t rtt_start_us_ = 0;
   uint32_t slot_ = 0;
-  uint16_t ooo_block_ = UINT16_MAX;  // the out-of-order block in use, if any
+  uint16_t ooo_block_ = UINT16_MAX;   // the out-of-order block in use, if any
+  uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
   uint8_t challenges_in_window_ = 0;
   uint64_t challenge_window_start_us_ = 0;
@@ -326,6 +330,18 @@ class TcpStack final : public net::TransportHandler {
   // SACK option bytes (RFC 2018 3) describing the out-of-order queue, into `out`; returns the
   // length (0 when there is nothing to report). At most `max_blocks` blocks.
   size_t sack_option(const Connection& c, uint8_t* out, size_t max_blocks) const;
+  std::vector<SackScoreboard> scoreboards_;
+  std::vector<uint16_t> scoreboard_free_;
+  SackScoreboard* scoreboard(Connection& c) {
+    return c.scoreboard_ == UINT16_MAX ? nullptr : &scoreboards_[c.scoreboard_];
+  }
+  // Records the SACK blocks of an ACK; returns the bytes newly SACKed.
+  uint32_t update_scoreboard(Connection& c, const Segment& s);
+  void release_scoreboard(Connection& c);
+  // RFC 6675 5 (4)-(5): enter loss recovery, and send what the scoreboard says is lost.
+  void enter_recovery(Connection& c, uint64_t now_us);
+  // RFC 6675 5 (C): while pipe leaves room in cwnd, retransmit lost holes (NextSeg rule 1).
+  void sack_retransmit(Connection& c, uint64_t now_us);
   std::vector<Listener> listeners_;
   uint16_t ip_id_ = 0;
   uint64_t last_now_us_ = 0;

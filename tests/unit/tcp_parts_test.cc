@@ -15,6 +15,7 @@
 #include "dataplane/tcp/congestion.h"
 #include "dataplane/tcp/connection_table.h"
 #include "dataplane/tcp/rto.h"
+#include "dataplane/tcp/sack_scoreboard.h"
 #include "dataplane/tcp/seq.h"
 #include "dataplane/tcp/syn_cookie.h"
 #include "dataplane/tcp/timer_wheel.h"
@@ -52,6 +53,86 @@ TEST(Seq, OrderHoldsForEveryDistanceBelowHalfTheSpace) {
     ASSERT_FALSE(a == b);
     ASSERT_EQ(static_cast<uint32_t>(b - a), d);
   }
+}
+
+// ---- SACK scoreboard (RFC 6675) -----------------------------------------------------------------
+
+constexpr uint32_t kSmss = 1000;
+// Segment n of a flight that starts near the wrap, so every comparison crosses it.
+Seq segment(uint32_t n) {
+  return Seq(0xffff'f000u) + n * kSmss;
+}
+
+TEST(SackScoreboard, MergesBlocksAndIgnoresWhatLiesOutsideTheSentData) {
+  SackScoreboard board;
+  const Seq una = segment(0), data_end = segment(10);
+  EXPECT_EQ(board.add(segment(2), segment(3), una, data_end), kSmss);
+  EXPECT_EQ(board.add(segment(4), segment(5), una, data_end), kSmss);
+  EXPECT_EQ(board.add(segment(2), segment(3), una, data_end), 0u) << "nothing new";
+  EXPECT_EQ(board.add(segment(3), segment(4), una, data_end), kSmss) << "fills the gap";
+  ASSERT_EQ(board.ranges(), 1u);
+  EXPECT_EQ(board.range(0).start, segment(2));
+  EXPECT_EQ(board.range(0).end, segment(5));
+  EXPECT_EQ(board.add(segment(0) - 500, segment(0), una, data_end), 0u) << "D-SACK below SND.UNA";
+  EXPECT_EQ(board.add(segment(9), segment(12), una, data_end), kSmss) << "clamped to what was sent";
+  EXPECT_EQ(board.sacked_bytes(), 4 * kSmss);
+  board.advance(segment(3));
+  EXPECT_EQ(board.sacked_bytes(), 3 * kSmss) << "cumulatively acknowledged bytes leave";
+  board.advance(segment(10));
+  EXPECT_TRUE(board.empty());
+}
+
+TEST(SackScoreboard, KeepsTheLowestRangesWhenFull) {
+  SackScoreboard board;
+  const Seq una = segment(0), data_end = segment(100);
+  for (uint32_t n = 0; n < SackScoreboard::kMaxRanges + 2; ++n)
+    board.add(segment(2 * n + 1), segment(2 * n + 2), una, data_end);
+  EXPECT_EQ(board.ranges(), SackScoreboard::kMaxRanges);
+  EXPECT_EQ(board.range(0).start, segment(1));
+  EXPECT_EQ(board.highest_sacked(), segment(2 * SackScoreboard::kMaxRanges));
+  board.add(segment(0), segment(1), una, data_end);  // a lower block still gets in
+  EXPECT_EQ(board.range(0).start, segment(0));
+}
+
+TEST(SackScoreboard, IsLostByBytesOrByDiscontiguousRanges) {
+  SackScoreboard board;
+  const Seq una = segment(0), data_end = segment(20);
+  board.add(segment(1), segment(3), una, data_end);  // 2 segments above the hole at 0
+  EXPECT_FALSE(board.is_lost(segment(0), kSmss)) << "(DupThresh - 1) * SMSS is not more than it";
+  board.add(segment(3), segment(3) + 1, una, data_end);
+  EXPECT_TRUE(board.is_lost(segment(0), kSmss)) << "one byte more is";
+  SackScoreboard ranges;
+  for (uint32_t n : {2u, 4u, 6u}) ranges.add(segment(n), segment(n) + 1, una, data_end);
+  EXPECT_TRUE(ranges.is_lost(segment(0), kSmss)) << "three discontiguous ranges, however small";
+  EXPECT_FALSE(ranges.is_lost(segment(3), kSmss)) << "only two above this one";
+}
+
+TEST(SackScoreboard, PipeAndNextSegmentFollowRfc6675) {
+  SackScoreboard board;
+  const Seq una = segment(0), high = segment(10);
+  // Holes at 0 and at 4; SACKed 1-3 and 5-6; 7-9 outstanding, not SACKed.
+  board.add(segment(1), segment(4), una, high);
+  board.add(segment(5), segment(7), una, high);
+  ASSERT_TRUE(board.is_lost(segment(0), kSmss));
+  ASSERT_FALSE(board.is_lost(segment(4), kSmss));
+  // Lost hole 0 counts nothing; hole 4 and the tail 7-9 count in full.
+  EXPECT_EQ(board.pipe(una, high, kSmss), 4 * kSmss);
+  auto next = board.next_lost(una, kSmss);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->start, segment(0));
+  EXPECT_EQ(next->length, kSmss);
+  board.retransmitted(segment(1));
+  EXPECT_EQ(board.pipe(una, high, kSmss), 5 * kSmss) << "a retransmitted byte is in the network";
+  EXPECT_FALSE(board.next_lost(una, kSmss).has_value()) << "hole 4 is not lost yet";
+  auto rule3 = board.next_unsacked(una, kSmss);
+  ASSERT_TRUE(rule3.has_value());
+  EXPECT_EQ(rule3->start, segment(4));
+  board.add(segment(7), segment(9), una, high);
+  next = board.next_lost(una, kSmss);
+  ASSERT_TRUE(next.has_value()) << "4 SACKed segments above it now";
+  EXPECT_EQ(next->start, segment(4));
+  // A pipe that counts: hole 0 retransmitted (1), hole 4 lost (0), the tail 9 (1).
+  EXPECT_EQ(board.pipe(una, high, kSmss), 2 * kSmss);
 }
 
 TEST(Seq, WindowIsHalfOpenAndWraps) {

@@ -617,5 +617,60 @@ TEST_F(TcpScript, ThreeDuplicateAcksTriggerFastRetransmit) {
   EXPECT_EQ(out[0].payload, std::vector<uint8_t>(1448, 'a'));
 }
 
+TEST_F(TcpScript, SackScoreboardRetransmitsEachLostHoleWithoutWaitingForPartialAcks) {
+  const uint32_t iss = handshake(kEcho);
+  // Eight full segments to echo; the initial window lets all of them go.
+  uint32_t seq = kClientIsn + 1;
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_FALSE(send(kEcho, A, seq, iss + 1, std::string(1448, char('a' + i)), ts(102)).empty());
+    seq += 1448;
+  }
+  auto at = [&](uint32_t n) { return iss + 1 + n * 1448; };
+  auto sack = [&](uint32_t value, std::vector<net::SackBlock> blocks) {
+    return ts(value).nop().nop().sack(blocks);
+  };
+  // Segments 1 and 4 were lost. The client acknowledges 0 and reports what it holds beyond.
+  EXPECT_TRUE(send(kEcho, A, seq, at(1), "", sack(103, {{at(2), at(3)}})).empty());
+  EXPECT_TRUE(send(kEcho, A, seq, at(1), "", sack(104, {{at(2), at(4)}})).empty())
+      << "two segments SACKed above the hole: not yet lost (RFC 6675 IsLost)";
+  auto out = send(kEcho, A, seq, at(1), "", sack(105, {{at(5), at(6)}, {at(2), at(4)}}));
+  ASSERT_EQ(out.size(), 1u) << "three SACKed segments above it: the hole is lost, at the "
+                               "second duplicate ACK";
+  EXPECT_EQ(out[0].seq, at(1));
+  EXPECT_EQ(out[0].payload, std::vector<uint8_t>(1448, 'b'));
+  EXPECT_EQ(counters_.fast_retransmits.get(), 1u);
+  EXPECT_TRUE(send(kEcho, A, seq, at(1), "", sack(106, {{at(5), at(7)}, {at(2), at(4)}})).empty())
+      << "hole 4 has two SACKed segments above it";
+  out = send(kEcho, A, seq, at(1), "", sack(107, {{at(5), at(8)}, {at(2), at(4)}}));
+  ASSERT_EQ(out.size(), 1u) << "the second hole goes before any partial ACK (NewReno would wait)";
+  EXPECT_EQ(out[0].seq, at(4));
+  EXPECT_EQ(out[0].payload, std::vector<uint8_t>(1448, 'e'));
+  // Both repairs arrive: everything is acknowledged and nothing else is sent again.
+  EXPECT_TRUE(send(kEcho, A, seq, at(8), "", ts(108)).empty());
+  EXPECT_TRUE(advance_to(kStart + 5'000'000).empty()) << "no retransmission timeout follows";
+  EXPECT_EQ(counters_.retransmitted_segments.get(), 2u);
+  EXPECT_EQ(counters_.sack_retransmits.get(), 1u) << "the second from the scoreboard";
+  EXPECT_EQ(counters_.rto_expirations.get(), 0u);
+}
+
+TEST_F(TcpScript, AfterATimeoutSackedDataIsSentAgain) {
+  const uint32_t iss = handshake(kEcho);
+  uint32_t seq = kClientIsn + 1;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_FALSE(send(kEcho, A, seq, iss + 1, std::string(1448, char('a' + i)), ts(102)).empty());
+    seq += 1448;
+  }
+  auto at = [&](uint32_t n) { return iss + 1 + n * 1448; };
+  EXPECT_TRUE(send(kEcho, A, seq, at(0), "", ts(103).nop().nop().sack({{at(1), at(3)}})).empty());
+  // RFC 2018 8: the receiver may renege, so after the timeout the sender trusts no SACK block
+  // and goes back to SND.UNA; the segment after the hole is sent again when the ACK for it comes.
+  const auto first = advance_to(kStart + 200'000);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].seq, at(0));
+  const auto next = send(kEcho, A, seq, at(1), "", ts(104));
+  ASSERT_FALSE(next.empty());
+  EXPECT_EQ(next[0].seq, at(1)) << "SACKed before the timeout, sent again after it";
+}
+
 }  // namespace
 }  // namespace weir::tcp
