@@ -1,0 +1,874 @@
+// weir-frame-load: a load generator and verifier for Weir frames (docs/protocol.md,
+// docs/tools.md) on plain kernel TCP sockets. N connections in one epoll loop send frames of
+// seeded random payload, closed loop (D frames outstanding per connection) or at a fixed total
+// rate, and compare every answer byte for byte with the one expected: the same frame from an
+// echo, a PONG for a PING. --corrupt-every N damages every Nth frame after its CRC, as a faulty
+// hop would; a verifying peer never answers those, so they are not waited for.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "common/frame.h"
+#include "common/wire/byte_order.h"
+
+namespace {
+
+namespace frame = weir::frame;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kProgram = "weir-frame-load";
+constexpr int kExitUsage = 2;
+// Unsent bytes queued on one connection before the generator waits for the socket to drain.
+constexpr size_t kOutputLimit = size_t{4} << 20;
+constexpr size_t kReadChunk = size_t{256} << 10;
+constexpr int kMaxEvents = 64;
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+// Owns one file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+struct Endpoint {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+};
+
+// "ADDR:PORT" with a numeric IPv4 address, or "[ADDR]:PORT" with an IPv6 one.
+bool parse_endpoint(std::string_view text, Endpoint& out) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string host(text.substr(0, colon));
+  const std::string_view port_text = text.substr(colon + 1);
+  unsigned port = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+      port == 0 || port > 65535) {
+    return false;
+  }
+  out = Endpoint{};
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.address);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    out.length = sizeof(sockaddr_in6);
+    return inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &v6->sin6_addr) == 1;
+  }
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.address);
+  v4->sin_family = AF_INET;
+  v4->sin_port = htons(static_cast<uint16_t>(port));
+  out.length = sizeof(sockaddr_in);
+  return inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1;
+}
+
+// ---- Options ------------------------------------------------------------------------------------
+
+struct SizeWeight {
+  uint32_t size = 0;  // payload bytes
+  double weight = 1;
+};
+
+struct Options {
+  Endpoint connect;
+  uint32_t connections = 1;
+  double rate = 0;  // frames per second over all connections; 0 = closed loop
+  uint32_t depth = 1;
+  std::vector<SizeWeight> sizes{{64, 1}};
+  double duration_s = 5;
+  uint64_t frames = 0;  // when set, the run is bounded by frames instead of duration
+  uint64_t corrupt_every = 0;
+  bool ping = false;
+  bool json = false;
+  uint64_t seed = 1;
+  double timeout_s = 5;
+};
+
+void print_usage(FILE* out) {
+  std::fprintf(
+      out,
+      "usage: %s --connect ADDR:PORT [--connections N] [--rate FRAMES_PER_S] [--depth D]\n"
+      "       [--sizes SPEC] [--duration SECONDS | --frames COUNT] [--corrupt-every N]\n"
+      "       [--ping] [--seed S] [--timeout SECONDS] [--json]\n"
+      "\n"
+      "Sends Weir frames to an echo (weir-frame-echo) and verifies every answer byte for byte.\n"
+      "\n"
+      "  --connect ADDR:PORT  where to connect (IPv6 as [ADDR]:PORT)\n"
+      "  --connections N      TCP connections (default 1); frame stream = connection index\n"
+      "  --rate R             frames per second over all connections, spread evenly;\n"
+      "                       0 = closed loop (default)\n"
+      "  --depth D            closed loop: frames outstanding per connection (default 1)\n"
+      "  --sizes SPEC         payload sizes: SIZE or SIZE:WEIGHT,... (default 64),\n"
+      "                       e.g. 64:0.5,1024:0.4,65536:0.1\n"
+      "  --duration SECONDS   stop sending after SECONDS (default 5)\n"
+      "  --frames COUNT       stop after COUNT frames instead\n"
+      "  --corrupt-every N    flip one bit of every Nth frame after its CRC is computed (in the\n"
+      "                       payload, or the hop field of an empty frame); no answer expected\n"
+      "  --ping               send PINGs and expect PONGs\n"
+      "  --seed S             seed of the payload generator (default 1)\n"
+      "  --timeout SECONDS    give up after SECONDS with nothing sent or received while\n"
+      "                       answers are due, and on connecting (default 5)\n"
+      "  --json               print the summary as one JSON object\n"
+      "  --help               this text\n"
+      "\n"
+      "Exit 0 if every expected answer arrived and matched with no connection error, 1 if not,\n"
+      "2 for bad arguments.\n",
+      kProgram);
+}
+
+template <class T>
+bool parse_number(std::string_view text, T& out) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && ec == std::errc() && end == text.data() + text.size();
+}
+
+template <class T>
+T whole_number(std::string_view name, std::string_view value, T minimum, T maximum) {
+  T out{};
+  if (!parse_number(value, out) || out < minimum || out > maximum) {
+    throw UsageError(std::string(name) + ": expected a whole number from " +
+                     std::to_string(minimum) + " to " + std::to_string(maximum) + ", got '" +
+                     std::string(value) + "'");
+  }
+  return out;
+}
+
+double seconds_or_rate(std::string_view name, std::string_view value, bool zero_allowed) {
+  double out = 0;
+  if (!parse_number(value, out) || !std::isfinite(out) || out < 0 || (!zero_allowed && out == 0)) {
+    throw UsageError(std::string(name) + ": expected a " + (zero_allowed ? "" : "positive ") +
+                     "number, got '" + std::string(value) + "'");
+  }
+  return out;
+}
+
+// "64" or "64:0.5,1024:0.4,65536:0.1".
+std::vector<SizeWeight> parse_sizes(std::string_view spec) {
+  std::vector<SizeWeight> sizes;
+  const auto bad = [&](std::string_view item, const std::string& why) {
+    return UsageError("--sizes: '" + std::string(item) + "': " + why + " (in '" +
+                      std::string(spec) + "')");
+  };
+  std::string_view rest = spec;
+  for (;;) {
+    const size_t comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    const size_t colon = item.find(':');
+    SizeWeight entry;
+    if (!parse_number(item.substr(0, colon), entry.size) || entry.size > frame::kHardMaxPayload) {
+      throw bad(item,
+                "expected a payload size from 0 to " + std::to_string(frame::kHardMaxPayload));
+    }
+    if (colon != std::string_view::npos && (!parse_number(item.substr(colon + 1), entry.weight) ||
+                                            !std::isfinite(entry.weight) || entry.weight <= 0)) {
+      throw bad(item, "expected a positive weight after ':'");
+    }
+    sizes.push_back(entry);
+    if (comma == std::string_view::npos) return sizes;
+    rest = rest.substr(comma + 1);
+  }
+}
+
+Options parse_options(int argc, char** argv) {
+  Options options;
+  bool have_connect = false, have_duration = false, have_frames = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string argument = argv[i];
+    std::string_view name = argv[i];
+    std::string_view value;
+    const bool is_flag = name == "--ping" || name == "--json";
+    if (const size_t eq = name.find('='); name.starts_with("--") && eq != std::string_view::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (!is_flag && name.starts_with("--")) {
+      if (i + 1 >= argc) throw UsageError(std::string(name) + ": missing value");
+      value = argv[++i];
+    }
+    if (name == "--connect") {
+      if (!parse_endpoint(value, options.connect)) {
+        throw UsageError(
+            "--connect: expected ADDR:PORT with a numeric address and a port from "
+            "1 to 65535, got '" +
+            std::string(value) + "'");
+      }
+      have_connect = true;
+    } else if (name == "--connections") {
+      options.connections = whole_number<uint32_t>(name, value, 1, 10000);
+    } else if (name == "--rate") {
+      options.rate = seconds_or_rate(name, value, true);
+    } else if (name == "--depth") {
+      options.depth = whole_number<uint32_t>(name, value, 1, 1u << 20);
+    } else if (name == "--sizes") {
+      options.sizes = parse_sizes(value);
+    } else if (name == "--duration") {
+      options.duration_s = seconds_or_rate(name, value, false);
+      have_duration = true;
+    } else if (name == "--frames") {
+      options.frames = whole_number<uint64_t>(name, value, 1, UINT64_MAX);
+      have_frames = true;
+    } else if (name == "--corrupt-every") {
+      options.corrupt_every = whole_number<uint64_t>(name, value, 1, UINT64_MAX);
+    } else if (name == "--seed") {
+      options.seed = whole_number<uint64_t>(name, value, 0, UINT64_MAX);
+    } else if (name == "--timeout") {
+      options.timeout_s = seconds_or_rate(name, value, false);
+    } else if (name == "--ping" && value.empty()) {
+      options.ping = true;
+    } else if (name == "--json" && value.empty()) {
+      options.json = true;
+    } else {
+      throw UsageError("unknown argument '" + argument + "'");
+    }
+  }
+  if (!have_connect) throw UsageError("--connect: required");
+  if (have_duration && have_frames) throw UsageError("--duration, --frames: give one, not both");
+  return options;
+}
+
+// ---- Latency histogram --------------------------------------------------------------------------
+
+// Log-linear buckets (as in HdrHistogram): exact below 128 ns, then 64 buckets per power of two,
+// so any reported value is within 1/64 of the true one. Fixed size, whatever the run length.
+class LatencyHistogram {
+ public:
+  void record(uint64_t ns) {
+    ++counts_[index(ns)];
+    ++total_;
+    max_ = std::max(max_, ns);
+  }
+
+  // The value at quantile q (0..1] in nanoseconds: the top of its bucket, at most the maximum.
+  uint64_t quantile(double q) const {
+    if (total_ == 0) return 0;
+    const auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
+    uint64_t seen = 0;
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      seen += counts_[i];
+      if (seen >= std::max<uint64_t>(rank, 1)) return std::min(bucket_top(i), max_);
+    }
+    return max_;
+  }
+
+ private:
+  static constexpr unsigned kSubBits = 7;
+  static constexpr uint64_t kHalf = uint64_t{1} << (kSubBits - 1);
+
+  static size_t index(uint64_t v) {
+    const uint64_t bits = static_cast<uint64_t>(std::bit_width(v));
+    const uint64_t shift = bits > kSubBits ? bits - kSubBits : 0;
+    return static_cast<size_t>(shift * kHalf + (v >> shift));
+  }
+  static uint64_t bucket_top(size_t i) {
+    if (i < 2 * kHalf) return i;
+    const uint64_t shift = i / kHalf - 1;
+    const uint64_t mantissa = i % kHalf + kHalf;
+    return ((mantissa + 1) << shift) - 1;
+  }
+
+  std::array<uint64_t, (64 - kSubBits + 2) * kHalf> counts_{};
+  uint64_t total_ = 0;
+  uint64_t max_ = 0;
+};
+
+// ---- The run ------------------------------------------------------------------------------------
+
+struct Summary {
+  uint32_t connections = 0;
+  uint64_t frames_sent = 0;
+  uint64_t corrupted_sent = 0;
+  uint64_t responses_ok = 0;
+  uint64_t responses_mismatched = 0;
+  uint64_t connection_errors = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  double duration_s = 0;
+  LatencyHistogram latency;
+
+  // Expected answers that never came (the run timed out, or their connection failed).
+  uint64_t responses_missing() const {
+    return frames_sent - corrupted_sent - responses_ok - responses_mismatched;
+  }
+  bool passed() const {
+    return responses_mismatched == 0 && connection_errors == 0 && responses_missing() == 0;
+  }
+  double per_second(uint64_t count) const {
+    return duration_s > 0 ? static_cast<double>(count) / duration_s : 0;
+  }
+};
+
+struct Expected {
+  std::vector<uint8_t> bytes;  // the answer, whole
+  Clock::time_point sent_at;
+};
+
+struct Connection {
+  uint32_t index = 0;
+  Fd fd;
+  bool connected = false;
+  bool open = true;
+  std::mt19937_64 random;
+  std::vector<uint8_t> out;  // out[sent, end) is not on the wire yet
+  size_t sent = 0;
+  std::deque<Expected> expected;  // answers due, oldest first: a TCP echo answers in order
+  frame::Decoder decoder{frame::kHardMaxPayload};
+  size_t answer_offset = 0;  // bytes of the current answer compared so far
+  bool answer_differs = false;
+  uint32_t events = 0;
+
+  size_t unsent() const { return out.size() - sent; }
+};
+
+// The decoder's visitor on the receiving side: compares each answer with the oldest expected one
+// as its pieces arrive, and settles it at the trailer.
+class AnswerChecker {
+ public:
+  AnswerChecker(Connection& connection, Summary& summary, Clock::time_point now)
+      : connection_(connection), summary_(summary), now_(now) {}
+
+  void on_header(const frame::Header&, std::span<const uint8_t, frame::kHeaderSize> raw) {
+    connection_.answer_offset = 0;
+    connection_.answer_differs = connection_.expected.empty();
+    compare(raw);
+  }
+  void on_payload(std::span<const uint8_t> bytes) { compare(bytes); }
+
+  void on_verdict(const frame::Header&, const frame::Verdict& verdict) {
+    uint8_t trailer[frame::kTrailerSize];
+    weir::wire::store_be32(trailer, verdict.received_crc);
+    compare(trailer);
+    if (connection_.expected.empty()) {  // an answer to nothing we are waiting for
+      ++summary_.responses_mismatched;
+      return;
+    }
+    const Expected& expected = connection_.expected.front();
+    if (connection_.answer_differs || connection_.answer_offset != expected.bytes.size()) {
+      ++summary_.responses_mismatched;
+    } else {
+      ++summary_.responses_ok;
+      summary_.latency.record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now_ - expected.sent_at).count()));
+    }
+    connection_.expected.pop_front();
+  }
+
+  void on_malformed(frame::Malformed reason) {
+    ++summary_.responses_mismatched;
+    std::fprintf(stderr, "%s: connection %u: malformed answer header: %s\n", kProgram,
+                 connection_.index, frame::to_string(reason));
+  }
+
+ private:
+  void compare(std::span<const uint8_t> bytes) {
+    if (!connection_.answer_differs) {
+      const std::vector<uint8_t>& want = connection_.expected.front().bytes;
+      connection_.answer_differs =
+          connection_.answer_offset + bytes.size() > want.size() ||
+          !std::equal(bytes.begin(), bytes.end(), want.begin() + connection_.answer_offset);
+    }
+    connection_.answer_offset += bytes.size();
+  }
+
+  Connection& connection_;
+  Summary& summary_;
+  Clock::time_point now_;
+};
+
+class LoadRun {
+ public:
+  explicit LoadRun(Options options)
+      : options_(std::move(options)),
+        chunk_(kReadChunk),
+        pick_size_(weights(options_.sizes)),
+        connections_(options_.connections) {
+    summary_.connections = options_.connections;
+    open_signals();
+    epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+    if (epoll_.get() < 0) throw_errno("epoll_create1");
+    add(signals_.get(), EPOLLIN);
+  }
+
+  Summary run() {
+    if (connect_all()) {
+      start_ = Clock::now();
+      last_progress_ = start_;
+      next_due_ = start_;
+      sending_ = true;
+      for (Connection& connection : connections_) fill(connection);
+      loop();
+      // Until the last answer settled the run, or until the run was given up (timeout, signal).
+      summary_.duration_s = std::chrono::duration<double>(Clock::now() - start_).count();
+    }
+    connections_.clear();
+    return std::move(summary_);
+  }
+
+ private:
+  static std::discrete_distribution<size_t> weights(const std::vector<SizeWeight>& sizes) {
+    std::vector<double> w;
+    for (const SizeWeight& entry : sizes) w.push_back(entry.weight);
+    return std::discrete_distribution<size_t>(w.begin(), w.end());
+  }
+
+  // SIGINT and SIGTERM end the run early, with a summary; through a signalfd in the loop.
+  void open_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) throw_errno("sigprocmask");
+    signals_ = Fd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (signals_.get() < 0) throw_errno("signalfd");
+  }
+
+  void add(int fd, uint32_t events, uint64_t tag = kSignalTag) {
+    epoll_event event{};
+    event.events = events;
+    event.data.u64 = tag;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) throw_errno("epoll_ctl add");
+  }
+
+  // Always reading (answers must never wait on us); writing only while bytes wait for room.
+  void update_interest(Connection& connection) {
+    if (!connection.open) return;
+    const uint32_t events = EPOLLIN | (connection.unsent() > 0 ? uint32_t{EPOLLOUT} : 0);
+    if (events == connection.events) return;
+    epoll_event event{};
+    event.events = events;
+    event.data.u64 = connection.index;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, connection.fd.get(), &event) != 0) {
+      throw_errno("epoll_ctl mod");
+    }
+    connection.events = events;
+  }
+
+  // Opens every connection at once and waits for them all. False if none could be opened.
+  bool connect_all() {
+    const sockaddr_storage& address = options_.connect.address;
+    for (uint32_t i = 0; i < connections_.size(); ++i) {
+      Connection& connection = connections_[i];
+      connection.index = i;
+      // seed_seq keeps 32-bit words: the 64-bit seed goes in as two.
+      std::seed_seq seed{static_cast<uint32_t>(options_.seed),
+                         static_cast<uint32_t>(options_.seed >> 32), i};
+      connection.random.seed(seed);
+      connection.fd =
+          Fd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      if (connection.fd.get() < 0) throw_errno("socket");
+      const int one = 1;
+      ::setsockopt(connection.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (::connect(connection.fd.get(), reinterpret_cast<const sockaddr*>(&address),
+                    options_.connect.length) != 0 &&
+          errno != EINPROGRESS) {
+        fail(connection, "connect", errno);
+        continue;
+      }
+      connection.events = EPOLLOUT;
+      add(connection.fd.get(), connection.events, i);
+    }
+    const Clock::time_point deadline = Clock::now() + seconds(options_.timeout_s);
+    while (pending_connects() > 0 && !stopped_) {
+      const Clock::time_point now = Clock::now();
+      if (now >= deadline) {
+        for (Connection& connection : connections_) {
+          if (connection.open && !connection.connected) fail(connection, "connect", ETIMEDOUT);
+        }
+        break;
+      }
+      wait(deadline - now);
+    }
+    return !stopped_ && std::any_of(connections_.begin(), connections_.end(),
+                                    [](const Connection& c) { return c.connected; });
+  }
+
+  size_t pending_connects() const {
+    return static_cast<size_t>(
+        std::count_if(connections_.begin(), connections_.end(),
+                      [](const Connection& c) { return c.open && !c.connected; }));
+  }
+
+  void loop() {
+    while (!stopped_) {
+      const Clock::time_point now = Clock::now();
+      if (sending_ && !may_send(now)) sending_ = false;
+      if (sending_ && options_.rate > 0) pace(now);
+      if (!sending_ && settled()) return;
+      if (stalled(now)) {
+        std::fprintf(stderr, "%s: nothing sent or received for %.3g s; giving up\n", kProgram,
+                     options_.timeout_s);
+        return;
+      }
+      wait(next_wakeup(now) - now);
+    }
+  }
+
+  // Handles the events that arrive within `timeout` (rounded up to whole milliseconds).
+  void wait(Clock::duration timeout) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(timeout).count();
+    epoll_event events[kMaxEvents];
+    const int n = ::epoll_wait(epoll_.get(), events, kMaxEvents,
+                               static_cast<int>(std::clamp<int64_t>(ms, 0, 60000)));
+    if (n < 0 && errno == EINTR) return;
+    if (n < 0) throw_errno("epoll_wait");
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == kSignalTag) {
+        stopped_ = true;
+        continue;
+      }
+      Connection& connection = connections_[events[i].data.u64];
+      if (connection.open) serve(connection, events[i].events);
+    }
+  }
+
+  Clock::time_point next_wakeup(Clock::time_point now) const {
+    Clock::time_point wakeup = last_progress_ + seconds(options_.timeout_s);
+    if (sending_ && options_.frames == 0) wakeup = std::min(wakeup, deadline());
+    if (sending_ && options_.rate > 0) wakeup = std::min(wakeup, next_due_);
+    return std::max(wakeup, now);
+  }
+
+  Clock::time_point deadline() const { return start_ + seconds(options_.duration_s); }
+
+  static Clock::duration seconds(double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  }
+
+  bool may_send(Clock::time_point now) const {
+    if (stopped_ || open_connections() == 0) return false;
+    if (options_.frames > 0) return summary_.frames_sent < options_.frames;
+    return now < deadline();
+  }
+
+  size_t open_connections() const {
+    return static_cast<size_t>(std::count_if(connections_.begin(), connections_.end(),
+                                             [](const Connection& c) { return c.open; }));
+  }
+
+  // Every frame is on the wire and every answer due has come.
+  bool settled() const {
+    return std::all_of(connections_.begin(), connections_.end(), [](const Connection& c) {
+      return !c.open || (c.unsent() == 0 && c.expected.empty());
+    });
+  }
+
+  // Bytes are waiting to go or answers are due, and nothing has moved for the timeout.
+  bool stalled(Clock::time_point now) const {
+    const bool waiting = std::any_of(connections_.begin(), connections_.end(), [](const auto& c) {
+      return c.open && (!c.expected.empty() || c.unsent() > 0);
+    });
+    return waiting && now - last_progress_ >= seconds(options_.timeout_s);
+  }
+
+  // Fixed rate: frame k is due at start + k / rate, on connection k mod N, so the rate is spread
+  // evenly and a late loop catches up rather than losing frames.
+  void pace(Clock::time_point now) {
+    while (sending_ && next_due_ <= now) {
+      Connection* connection = next_paced_connection();
+      if (connection == nullptr) return;
+      if (connection->unsent() >= kOutputLimit) return;  // wait for the socket to drain
+      send_frame(*connection);
+      ++paced_;
+      next_due_ = start_ + seconds(static_cast<double>(paced_) / options_.rate);
+      sending_ = may_send(now);
+    }
+  }
+
+  Connection* next_paced_connection() {
+    for (size_t tried = 0; tried < connections_.size(); ++tried) {
+      Connection& connection = connections_[(paced_ + tried) % connections_.size()];
+      if (connection.open) return &connection;
+    }
+    return nullptr;
+  }
+
+  // Closed loop: keep `depth` answers due on the connection. A corrupted frame is not answered,
+  // so it does not take a place: the next frame follows at once.
+  void fill(Connection& connection) {
+    if (options_.rate > 0) return;
+    while (connection.open && connection.connected && sending_ &&
+           connection.expected.size() < options_.depth && connection.unsent() < kOutputLimit) {
+      sending_ = may_send(Clock::now());
+      if (sending_) send_frame(connection);
+    }
+  }
+
+  void send_frame(Connection& connection) {
+    const uint64_t number = ++summary_.frames_sent;  // 1-based over all connections
+    const uint32_t size = options_.sizes[pick_size_(connection.random)].size;
+    payload_.resize(size);
+    fill_random(connection.random, payload_);
+    const uint32_t stream = connection.index;
+    std::vector<uint8_t> bytes =
+        frame::encode(options_.ping ? frame::kFlagPing : 0, stream, 0, payload_);
+    connection.out.insert(connection.out.end(), bytes.begin(), bytes.end());
+    const Clock::time_point now = Clock::now();
+    if (options_.corrupt_every > 0 && number % options_.corrupt_every == 0) {
+      corrupt(connection.random, std::span<uint8_t>(connection.out).last(bytes.size()), size);
+      ++summary_.corrupted_sent;
+    } else if (options_.ping) {
+      connection.expected.push_back({frame::encode(frame::kFlagPong, stream, 0, payload_), now});
+    } else {
+      connection.expected.push_back({std::move(bytes), now});
+    }
+    if (!transmit(connection)) {
+      fail(connection, "send", errno);
+      return;
+    }
+    // Sent from the pacing or the filling loop, not only from an event: a frame the socket took
+    // only part of must wake us when there is room, or it would wait for an answer that needs it.
+    update_interest(connection);
+  }
+
+  static void fill_random(std::mt19937_64& random, std::vector<uint8_t>& bytes) {
+    size_t i = 0;
+    for (; i + 8 <= bytes.size(); i += 8) store64(&bytes[i], random());
+    if (i < bytes.size()) {
+      uint8_t tail[8];
+      store64(tail, random());
+      std::copy_n(tail, bytes.size() - i, bytes.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  }
+
+  static void store64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, sizeof v); }
+
+  // One bit flipped after the CRC was computed: in the payload, or for an empty frame in the hop
+  // field, which keeps the header well formed so the peer sees a corrupt frame, not a malformed
+  // one.
+  static void corrupt(std::mt19937_64& random, std::span<uint8_t> frame_bytes, uint32_t size) {
+    const size_t at =
+        size > 0 ? frame::kHeaderSize + random() % size : frame::kHopOffset + random() % 4;
+    frame_bytes[at] ^= static_cast<uint8_t>(1u << (random() % 8));
+  }
+
+  void serve(Connection& connection, uint32_t events) {
+    if (!connection.connected) {
+      finish_connect(connection);
+      return;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+      if (!receive(connection)) return;
+    }
+    if (!transmit(connection)) {
+      fail(connection, "send", errno);
+      return;
+    }
+    fill(connection);
+    update_interest(connection);
+  }
+
+  void finish_connect(Connection& connection) {
+    int error = 0;
+    socklen_t length = sizeof error;
+    ::getsockopt(connection.fd.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0) {
+      fail(connection, "connect", error);
+      return;
+    }
+    connection.connected = true;
+    update_interest(connection);
+  }
+
+  // Reads what is there and checks it. False if the connection failed.
+  bool receive(Connection& connection) {
+    for (;;) {
+      const ssize_t n = ::recv(connection.fd.get(), chunk_.data(), chunk_.size(), 0);
+      if (n == 0) {
+        fail(connection, "peer closed the connection", 0);
+        return false;
+      }
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+        fail(connection, "recv", errno);
+        return false;
+      }
+      const Clock::time_point now = Clock::now();
+      summary_.bytes_received += static_cast<uint64_t>(n);
+      last_progress_ = now;
+      AnswerChecker checker(connection, summary_, now);
+      connection.decoder.feed(std::span<const uint8_t>(chunk_.data(), static_cast<size_t>(n)),
+                              checker);
+      if (connection.decoder.failed()) {
+        fail(connection, "malformed answer", 0);
+        return false;
+      }
+      if (static_cast<size_t>(n) < chunk_.size()) return true;
+    }
+  }
+
+  // Sends what the socket takes now. False (errno set) if the connection is broken.
+  bool transmit(Connection& connection) {
+    while (connection.unsent() > 0) {
+      const ssize_t n = ::send(connection.fd.get(), connection.out.data() + connection.sent,
+                               connection.unsent(), MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return false;
+      }
+      connection.sent += static_cast<size_t>(n);
+      summary_.bytes_sent += static_cast<uint64_t>(n);
+      last_progress_ = Clock::now();
+    }
+    if (connection.sent == connection.out.size()) {
+      connection.out.clear();
+      connection.sent = 0;
+    } else if (connection.sent > connection.out.size() / 2) {
+      connection.out.erase(connection.out.begin(),
+                           connection.out.begin() + static_cast<std::ptrdiff_t>(connection.sent));
+      connection.sent = 0;
+    }
+    return true;
+  }
+
+  // Counts a connection error and closes the connection; its due answers become missing.
+  void fail(Connection& connection, const char* what, int error) {
+    if (!connection.open) return;
+    ++summary_.connection_errors;
+    std::fprintf(stderr, "%s: connection %u: %s%s%s\n", kProgram, connection.index, what,
+                 error ? ": " : "", error ? std::strerror(error) : "");
+    connection.open = false;
+    connection.fd.reset();  // also leaves the epoll set
+    connection.expected.clear();
+    connection.out.clear();
+    connection.sent = 0;
+  }
+
+  static constexpr uint64_t kSignalTag = UINT64_MAX;
+
+  Options options_;
+  std::vector<uint8_t> chunk_;    // one read buffer for all connections
+  std::vector<uint8_t> payload_;  // the payload being built
+  std::discrete_distribution<size_t> pick_size_;
+  std::vector<Connection> connections_;
+  Fd signals_;
+  Fd epoll_;
+  Summary summary_;
+  bool sending_ = false;  // true from the start of the run until the frame or time bound
+  bool stopped_ = false;
+  uint64_t paced_ = 0;
+  Clock::time_point start_{};
+  Clock::time_point next_due_{};
+  // The last byte sent or received: the stall timeout counts from here.
+  Clock::time_point last_progress_{};
+};
+
+// ---- Output -------------------------------------------------------------------------------------
+
+double microseconds(uint64_t ns) {
+  return static_cast<double>(ns) / 1000.0;
+}
+
+void print_json(const Summary& s) {
+  std::printf(
+      "{\"connections\":%u,\"frames_sent\":%llu,\"corrupted_sent\":%llu,\"responses_ok\":%llu,"
+      "\"responses_mismatched\":%llu,\"responses_missing\":%llu,\"connection_errors\":%llu,"
+      "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"duration_s\":%.6f,\"frames_per_s\":%.1f,"
+      "\"throughput_bytes_per_s\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}}\n",
+      s.connections, static_cast<unsigned long long>(s.frames_sent),
+      static_cast<unsigned long long>(s.corrupted_sent),
+      static_cast<unsigned long long>(s.responses_ok),
+      static_cast<unsigned long long>(s.responses_mismatched),
+      static_cast<unsigned long long>(s.responses_missing()),
+      static_cast<unsigned long long>(s.connection_errors),
+      static_cast<unsigned long long>(s.bytes_sent),
+      static_cast<unsigned long long>(s.bytes_received), s.duration_s, s.per_second(s.frames_sent),
+      s.per_second(s.bytes_sent), microseconds(s.latency.quantile(0.50)),
+      microseconds(s.latency.quantile(0.99)), microseconds(s.latency.quantile(0.999)));
+}
+
+void print_text(const Summary& s) {
+  const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::printf("connections         %u (%llu errors)\n", s.connections, u(s.connection_errors));
+  std::printf("frames sent         %llu (%llu corrupted on purpose)\n", u(s.frames_sent),
+              u(s.corrupted_sent));
+  std::printf("responses           %llu ok, %llu mismatched, %llu missing\n", u(s.responses_ok),
+              u(s.responses_mismatched), u(s.responses_missing()));
+  std::printf("bytes               %llu sent, %llu received\n", u(s.bytes_sent),
+              u(s.bytes_received));
+  std::printf("duration            %.3f s\n", s.duration_s);
+  std::printf("rate                %.1f frames/s, %.1f MB/s sent\n", s.per_second(s.frames_sent),
+              s.per_second(s.bytes_sent) / 1e6);
+  std::printf("latency             p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
+              microseconds(s.latency.quantile(0.50)), microseconds(s.latency.quantile(0.99)),
+              microseconds(s.latency.quantile(0.999)));
+  std::printf("result              %s\n", s.passed() ? "PASS" : "FAIL");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      print_usage(stdout);
+      return 0;
+    }
+  }
+  Options options;
+  try {
+    options = parse_options(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s (see --help)\n", kProgram, e.what());
+    return kExitUsage;
+  }
+  try {
+    const bool json = options.json;
+    LoadRun run(std::move(options));
+    const Summary summary = run.run();
+    json ? print_json(summary) : print_text(summary);
+    return summary.passed() ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+    return 1;
+  }
+}
