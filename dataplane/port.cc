@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 namespace weir::dataplane {
 namespace {
@@ -127,6 +128,21 @@ bool open_port(const PortRequest& request, uint16_t queues, rte_mempool* pool, O
   if (int rc = rte_eth_dev_start(port_id); rc != 0) {
     error = port_error(request, "start failed", rc);
     return false;
+  }
+  if (port.capabilities.rss && info.reta_size > 0) {
+    // The proxy predicts which queue a backend's replies land on (proxy::Proxy::rss_queue), so
+    // the indirection table must be the one it assumes: entry i -> queue i mod queues.
+    std::vector<rte_eth_rss_reta_entry64> reta((info.reta_size + RTE_ETH_RETA_GROUP_SIZE - 1) /
+                                               RTE_ETH_RETA_GROUP_SIZE);
+    for (uint16_t i = 0; i < info.reta_size; ++i) {
+      reta[i / RTE_ETH_RETA_GROUP_SIZE].mask |= uint64_t{1} << (i % RTE_ETH_RETA_GROUP_SIZE);
+      reta[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = i % queues;
+    }
+    if (int rc = rte_eth_dev_rss_reta_update(port_id, reta.data(), info.reta_size); rc != 0) {
+      error = port_error(request, "cannot program the RSS indirection table", rc);
+      return false;
+    }
+    port.capabilities.reta_size = info.reta_size;
   }
   return true;
 }

@@ -32,6 +32,7 @@ struct PortRequest {
 
 struct PortCapabilities {
   bool rss = false;               // RSS configured with kRssToeplitzKey across the workers' queues
+  uint16_t reta_size = 0;         // RSS indirection entries, programmed i -> queue i mod queues
   bool rx_ipv4_checksum = false;  // the device validates IPv4 header checksums (ol_flags)
   bool rx_l4_checksum = false;    // the device validates TCP checksums
   bool tx_ipv4_checksum = false;  // the device can compute IPv4 header checksums

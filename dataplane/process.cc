@@ -192,16 +192,36 @@ int run(std::shared_ptr<const config::Config> config) {
     for (const config::Listener& listener : config->listeners) {
       if (listener.protocol != config::Protocol::echo &&
           listener.protocol != config::Protocol::discard) {
-        continue;  // tcp and framed listeners arrive with the proxy
+        continue;  // tcp and framed listeners: the proxy's
       }
       settings.services.push_back(ServiceListener{
           listener.address, listener.port, listener.protocol == config::Protocol::echo,
           std::min<uint32_t>(listener.max_connections, 1024)});
     }
+    settings.proxied = proxy::plan_listeners(*config, worker_count);
+    if (!settings.proxied.empty() && worker_count > 1) {
+      // Both halves of a proxied flow must reach the worker that owns them: the backend side's
+      // source port is chosen by RSS prediction, which needs RSS on every port.
+      bool all_rss = true;
+      for (const OpenPort& port : ports) all_rss = all_rss && port.capabilities.rss;
+      if (!all_rss) {
+        std::fprintf(stderr,
+                     "weir-dataplane: tcp and framed listeners with %u workers need RSS on every "
+                     "port, and a port's device has none (net_af_packet and net_tap do not); run "
+                     "one worker (dataplane.eal \"-l\", \"0-1\") on such devices\n",
+                     worker_count);
+        exit_code = 1;
+        break;
+      }
+      settings.steering.rss = true;
+      settings.steering.queues = static_cast<uint16_t>(worker_count);
+      settings.steering.reta_size = ports.front().capabilities.reta_size;
+    }
     uint16_t queue = 0;
     unsigned lcore = 0;
     RTE_LCORE_FOREACH_WORKER(lcore) {
       settings.id = queue;
+      settings.steering.queue = queue;
       workers.push_back(std::make_unique<Worker>(
           settings, std::make_unique<EthdevQueueIo>(ports, queue), stack, pool));
       ++queue;

@@ -98,7 +98,51 @@ void print_stats(FILE* out, const config::Config& config,
     }
     json += "}}";
   }
-  json += "]}\n";
+  json += "],\"listeners\":{";
+  // The proxied listeners, summed over the workers (the same plans, in the same order, on each).
+  const size_t listeners = workers.empty() ? 0 : workers.front()->proxy().listener_count();
+  for (size_t i = 0; i < listeners; ++i) {
+    if (i != 0) json += ',';
+    json += '"' + workers.front()->proxy().listener(i).name + "\":{";
+    auto sum = [&](auto field) {
+      uint64_t total = 0;
+      for (const auto& worker : workers) total += field(worker->proxy().counters(i)).get();
+      return total;
+    };
+    using C = proxy::ListenerCounters;
+    bool first = true;
+    const uint64_t connections = sum([](const C& c) -> const Counter& { return c.connections; });
+    const uint64_t closed = sum([](const C& c) -> const Counter& { return c.closed; });
+    append_counter(json, "connections", connections, first);
+    append_counter(json, "active", connections - closed, first);
+    append_counter(json, "refused_max_connections",
+                   sum([](const C& c) -> const Counter& { return c.refused_max_connections; }),
+                   first);
+    append_counter(json, "no_backend",
+                   sum([](const C& c) -> const Counter& { return c.no_backend; }), first);
+    append_counter(json, "backend_connect_failures",
+                   sum([](const C& c) -> const Counter& { return c.backend_connect_failures; }),
+                   first);
+    append_counter(json, "idle_timeouts",
+                   sum([](const C& c) -> const Counter& { return c.idle_timeouts; }), first);
+    for (int d = 0; d < 2; ++d) {
+      const std::string suffix = d == proxy::kToBackend ? "_to_backend" : "_to_client";
+      const std::pair<std::string, std::array<Counter, 2> C::*> by_direction[] = {
+          {"bytes", &C::bytes},
+          {"frames_verified", &C::frames_verified},
+          {"bytes_verified", &C::bytes_verified},
+          {"frames_corrupt", &C::frames_corrupt},
+          {"frames_malformed", &C::frames_malformed},
+          {"corrupt_resets", &C::corrupt_resets},
+      };
+      for (const auto& [name, member] : by_direction) {
+        append_counter(json, (name + suffix).c_str(),
+                       sum([&](const C& c) -> const Counter& { return (c.*member)[d]; }), first);
+      }
+    }
+    json += '}';
+  }
+  json += "}}\n";
   std::fputs(json.c_str(), out);
   std::fflush(out);
 }

@@ -27,6 +27,7 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
       tx_(*io_, port_counters_),
       stack_(stack_config, pool, tx_, port_counters_, l3_counters_),
       tcp_(settings.tcp, stack_, pool, tcp_counters_, settings.secret, monotonic_us()),
+      proxy_(tcp_, stack_, pool, settings.proxied, settings.steering),
       backoff_(settings.idle_mode, settings.max_sleep_us) {
   stack_.set_transport(&tcp_);
   for (const ServiceListener& service : settings.services) {
@@ -34,6 +35,7 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
                                                  : static_cast<tcp::ListenerHandler*>(&discard_);
     tcp_.listen(service.address, service.port, handler, service.backlog);
   }
+  proxy_.start();
 }
 
 bool Worker::poll_once(uint64_t now_us) {
@@ -52,6 +54,7 @@ bool Worker::poll_once(uint64_t now_us) {
   }
   stack_.tick(now_us);
   tcp_.tick(now_us);
+  proxy_.tick(now_us);
   tx_.flush_all();
   return found_work;
 }

@@ -14,6 +14,7 @@
 #include "dataplane/idle_backoff.h"
 #include "dataplane/net/stack.h"
 #include "dataplane/packet_io.h"
+#include "dataplane/proxy/proxy.h"
 #include "dataplane/tcp/services.h"
 #include "dataplane/tcp/tcp_stack.h"
 #include "dataplane/tx_buffers.h"
@@ -35,6 +36,8 @@ struct WorkerSettings {
   tcp::TcpSettings tcp;
   tcp::Secret secret{};  // ISNs, SYN cookies, the connection table's hash: one per process
   std::vector<ServiceListener> services;
+  std::vector<proxy::ListenerPlan> proxied;  // tcp and framed listeners
+  proxy::Steering steering;
 };
 
 class alignas(64) Worker {
@@ -61,6 +64,7 @@ class alignas(64) Worker {
   const L3Counters& l3_counters() const { return l3_counters_; }
   const WorkerLoopCounters& loop_counters() const { return loop_counters_; }
   const TcpCounters& tcp_counters() const { return tcp_counters_; }
+  const proxy::Proxy& proxy() const { return proxy_; }
 
  private:
   WorkerSettings settings_;
@@ -74,6 +78,7 @@ class alignas(64) Worker {
   tcp::TcpStack tcp_;
   tcp::EchoService echo_{tcp_};
   tcp::DiscardService discard_{tcp_};
+  proxy::Proxy proxy_;
   IdleBackoff backoff_;
 };
 

@@ -37,6 +37,17 @@ Stack::Stack(const StackConfig& config, rte_mempool* pool, TxBuffers& tx,
       l3_counters_(l3_counters),
       neighbours_(config.neighbour_capacity, config.neighbour_timers) {}
 
+std::optional<PortIndex> Stack::route(Ipv4Address destination) const {
+  for (PortIndex i = 0; i < config_.ports.size(); ++i) {
+    const StackPort& port = config_.ports[i];
+    if (in_subnet(destination, port.address, port.prefix_length)) return i;
+  }
+  for (PortIndex i = 0; i < config_.ports.size(); ++i) {
+    if (config_.ports[i].gateway) return i;
+  }
+  return std::nullopt;
+}
+
 bool Stack::owns(Ipv4Address address) const {
   for (const StackPort& port : config_.ports) {
     if (port.address == address) return true;

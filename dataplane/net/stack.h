@@ -21,11 +21,11 @@
 namespace weir::net {
 
 using dataplane::DropReason;
+using dataplane::kMaxPorts;
 using dataplane::L3Counters;
 using dataplane::PortCounters;
 using dataplane::PortIndex;
 using dataplane::TxBuffers;
-using dataplane::kMaxPorts;
 
 struct StackPort {
   MacAddress mac{};
@@ -41,7 +41,7 @@ struct StackConfig {
   std::vector<StackPort> ports;                 // indexed by PortIndex
   std::vector<Ipv4Address> listener_addresses;  // answered by ARP and ICMP on every port
   NeighbourTimers neighbour_timers{};
-  uint32_t neighbour_capacity = 1024;           // power of two
+  uint32_t neighbour_capacity = 1024;  // power of two
   uint8_t ttl = 64;
 };
 
@@ -78,6 +78,9 @@ class Stack final : private NeighbourTable::Sink {
   void send_ipv4(PortIndex port, rte_mbuf* packet, uint64_t now_us);
 
   bool owns(Ipv4Address address) const;
+  // The port that reaches `destination`: one whose subnet holds it, else the first with a gateway.
+  std::optional<PortIndex> route(Ipv4Address destination) const;
+  Ipv4Address port_address(PortIndex port) const { return config_.ports[port].address; }
   uint16_t port_mtu(PortIndex port) const { return config_.ports[port].mtu; }
   const NeighbourTable& neighbours() const { return neighbours_; }
 
@@ -85,8 +88,9 @@ class Stack final : private NeighbourTable::Sink {
   void receive_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us);
   void receive_ipv4(PortIndex port, rte_mbuf* frame, uint64_t now_us);
   void receive_icmp(PortIndex port, rte_mbuf* frame, uint32_t ip_header_length, uint64_t now_us);
-  void send_arp(PortIndex port, uint16_t operation, Ipv4Address sender, const MacAddress& target_mac,
-                Ipv4Address target, const MacAddress& ether_destination);
+  void send_arp(PortIndex port, uint16_t operation, Ipv4Address sender,
+                const MacAddress& target_mac, Ipv4Address target,
+                const MacAddress& ether_destination);
   void drop(PortIndex port, rte_mbuf* frame, DropReason reason);
 
   // NeighbourTable::Sink

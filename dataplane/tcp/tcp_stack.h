@@ -245,6 +245,7 @@ class TcpStack final : public net::TransportHandler {
   void tick(uint64_t now_us);
 
   size_t connections() const { return table_.size(); }
+  size_t capacity() const { return settings_.max_connections; }
   // The time of the last segment or tick, for callbacks that send.
   uint64_t now_us() const { return last_now_us_; }
   static constexpr size_t connection_record_bytes() { return sizeof(Connection); }

@@ -1,0 +1,524 @@
+#include "dataplane/proxy/proxy.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/port.h"
+#include "dataplane/rss.h"
+
+namespace weir::proxy {
+
+// ---- plans --------------------------------------------------------------------------------------
+
+std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers) {
+  std::vector<std::shared_ptr<const PoolPlan>> pools;
+  for (const config::Pool& pool : config.pools) {
+    std::vector<maglev::Backend> inputs;
+    auto plan = std::make_shared<PoolPlan>(PoolPlan{pool.name,
+                                                    {},
+                                                    maglev::Table::build({}, pool.hash.table_size),
+                                                    pool.hash.key == config::HashKey::source_ip
+                                                        ? maglev::FlowKey::source_ip
+                                                        : maglev::FlowKey::five_tuple,
+                                                    pool.retries});
+    for (const config::Backend& backend : pool.backends) {
+      plan->backends.push_back(
+          BackendPlan{backend.name, backend.address, backend.port, backend.weight});
+      // Every backend starts up; health checks and operators change that (weir-control).
+      inputs.push_back(maglev::Backend{backend.name, backend.address.value(), backend.port,
+                                       backend.weight, true});
+    }
+    plan->table = maglev::Table::build(inputs, pool.hash.table_size);
+    pools.push_back(std::move(plan));
+  }
+  std::vector<ListenerPlan> plans;
+  for (const config::Listener& listener : config.listeners) {
+    if (listener.protocol != config::Protocol::tcp && listener.protocol != config::Protocol::framed)
+      continue;
+    ListenerPlan plan;
+    plan.name = listener.name;
+    plan.address = listener.address;
+    plan.port = listener.port;
+    plan.framed = listener.protocol == config::Protocol::framed;
+    if (plan.framed) {
+      const config::Framed framed = listener.framed.value_or(config::Framed{});
+      plan.frames =
+          FrameRelaySettings{framed.max_frame, framed.on_corrupt == config::OnCorrupt::reset,
+                             framed.stamp_hop, config.node_id};
+    }
+    plan.proxy_protocol_v2 = listener.proxy_protocol == config::ProxyProtocol::v2;
+    plan.idle_timeout_us = uint64_t{listener.idle_timeout_ms} * 1000;
+    plan.max_connections =
+        std::max<uint32_t>(1, (listener.max_connections + workers - 1) / workers);
+    plan.pool = pools.at(*listener.pool);
+    plans.push_back(std::move(plan));
+  }
+  return plans;
+}
+
+// ---- sessions -----------------------------------------------------------------------------------
+
+struct Proxy::Side final : tcp::ConnectionHandler {
+  Proxy* proxy = nullptr;
+  Session* session = nullptr;
+  bool client = false;
+  void on_established(tcp::Connection&) override { proxy->on_established(*session, client); }
+  void on_data(tcp::Connection&, rte_mbuf* data) override {
+    proxy->on_data(*session, client, data);
+  }
+  void on_writable(tcp::Connection&) override { proxy->on_writable(*session, client); }
+  void on_peer_fin(tcp::Connection&) override { proxy->on_peer_fin(*session, client); }
+  void on_closed(tcp::Connection&, tcp::CloseReason reason) override {
+    proxy->on_closed(*session, client, reason);
+  }
+};
+
+struct Proxy::Session {
+  ListenerState* listener = nullptr;
+  Side client_side, backend_side;
+  tcp::Connection* client = nullptr;
+  tcp::Connection* backend = nullptr;  // null before the first connect and after it closed
+  bool backend_established = false;
+  bool fin_to[2] = {false, false};  // by Direction: shutdown_write done toward that side
+  bool eof[2] = {false, false};     // by Direction: the sending side's FIN has arrived
+  // By Direction: bytes received and not yet taken by the other side's send queue. Held by the
+  // session, not the connection, so that a side that has closed cleanly still delivers them.
+  tcp::MbufQueue pending[2];
+  bool live = false;  // between accept and release
+  bool idle_linked = false;
+  uint8_t attempts = 0;
+  uint64_t tried = 0;  // backends attempted (by index, the first 64)
+  uint64_t flow_hash = 0;
+  uint64_t last_activity_us = 0;
+  Session* idle_prev = nullptr;  // the listener's idle list: least recently active first
+  Session* idle_next = nullptr;
+  std::optional<FrameRelay> relay[2];  // by Direction, framed listeners only
+
+  void reset() {
+    listener = nullptr;
+    client = backend = nullptr;
+    backend_established = live = idle_linked = false;
+    for (int d = 0; d < 2; ++d) {
+      fin_to[d] = eof[d] = false;
+      pending[d].clear();
+      relay[d].reset();
+    }
+    attempts = 0;
+    tried = flow_hash = last_activity_us = 0;
+    idle_prev = idle_next = nullptr;
+  }
+
+  tcp::Connection* from(bool client_side) const { return client_side ? client : backend; }
+  tcp::Connection* to(bool client_side) const { return client_side ? backend : client; }
+};
+
+// Resets a connection it is given right after the handshake: the listener was at its limit.
+class Refuser final : public tcp::ConnectionHandler {
+ public:
+  explicit Refuser(tcp::TcpStack& tcp) : tcp_(tcp) {}
+  void on_established(tcp::Connection& c) override { tcp_.abort(c, tcp_.now_us()); }
+  void on_data(tcp::Connection& c, rte_mbuf* data) override {
+    rte_pktmbuf_free(data);
+    tcp_.abort(c, tcp_.now_us());
+  }
+
+ private:
+  tcp::TcpStack& tcp_;
+};
+
+struct Proxy::ListenerState final : tcp::ListenerHandler {
+  Proxy* proxy = nullptr;
+  ListenerPlan plan;
+  std::unique_ptr<ListenerCounters> counters = std::make_unique<ListenerCounters>();
+  std::unique_ptr<Refuser> refuser;
+  uint32_t active = 0;
+  Session* idle_head = nullptr;
+  Session* idle_tail = nullptr;
+
+  tcp::ConnectionHandler* accept(tcp::Connection& c) override {
+    counters->connections.add();
+    if (active >= plan.max_connections) {
+      counters->refused_max_connections.add();
+      counters->closed.add();
+      return refuser.get();
+    }
+    Session* s = proxy->new_session(*this);
+    s->client = &c;
+    const tcp::FourTuple& t = c.tuple();
+    s->flow_hash = maglev::flow_hash(
+        plan.pool->key,
+        maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port, t.local_port, 6});
+    return &s->client_side;
+  }
+};
+
+Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool,
+             std::vector<ListenerPlan> listeners, const Steering& steering)
+    : tcp_(tcp), ip_(ip), pool_(pool), steering_(steering), listeners_(listeners.size()) {
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    listeners_[i].proxy = this;
+    listeners_[i].plan = std::move(listeners[i]);
+    listeners_[i].refuser = std::make_unique<Refuser>(tcp_);
+  }
+  next_port_ = static_cast<uint16_t>(kFirstEphemeralPort + steering.queue * 977);
+}
+
+Proxy::~Proxy() = default;
+
+size_t Proxy::listener_count() const {
+  return listeners_.size();
+}
+const ListenerPlan& Proxy::listener(size_t i) const {
+  return listeners_[i].plan;
+}
+const ListenerCounters& Proxy::counters(size_t i) const {
+  return *listeners_[i].counters;
+}
+
+void Proxy::start() {
+  for (ListenerState& l : listeners_) {
+    tcp_.listen(l.plan.address, l.plan.port, &l, std::min<uint32_t>(l.plan.max_connections, 1024));
+  }
+}
+
+Proxy::Session* Proxy::new_session(ListenerState& listener) {
+  Session* s = nullptr;
+  if (!free_sessions_.empty()) {
+    s = free_sessions_.back();
+    free_sessions_.pop_back();
+    s->reset();
+  } else {
+    sessions_.push_back(std::make_unique<Session>());
+    s = sessions_.back().get();
+  }
+  s->listener = &listener;
+  s->client_side = Side{};
+  s->client_side.proxy = this;
+  s->client_side.session = s;
+  s->client_side.client = true;
+  s->backend_side.proxy = this;
+  s->backend_side.session = s;
+  s->backend_side.client = false;
+  s->live = true;
+  if (listener.plan.framed) {
+    s->relay[kToBackend].emplace(listener.plan.frames);
+    s->relay[kToClient].emplace(listener.plan.frames);
+  }
+  ++listener.active;
+  ++active_;
+  touch(*s);
+  return s;
+}
+
+uint16_t Proxy::rss_queue(const Steering& steering, uint32_t remote, uint32_t local,
+                          uint16_t remote_port, uint16_t local_port) {
+  const auto input = dataplane::rss_ipv4_tcp_input(remote, local, remote_port, local_port);
+  const uint32_t hash = dataplane::toeplitz_hash(dataplane::kRssToeplitzKey, input);
+  // A device that reports no indirection table size spreads by the hash alone.
+  const uint32_t entry = steering.reta_size != 0 ? hash % steering.reta_size : hash;
+  return static_cast<uint16_t>(entry % steering.queues);
+}
+
+// The next candidate for a failed attempt: the flow hash stirred (SplitMix64's finaliser), so a
+// retry lands on another slot of the table, the same one for every worker and every box.
+static uint64_t stir(uint64_t h) {
+  h += 0x9e3779b97f4a7c15ull;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+
+void Proxy::connect_backend(Session& s) {
+  ListenerState& l = *s.listener;
+  const PoolPlan& pool = *l.plan.pool;
+  const uint64_t now = tcp_.now_us();
+  while (s.client != nullptr) {
+    if (s.attempts > pool.retries) break;
+    uint64_t hash = s.flow_hash;
+    for (uint8_t i = 0; i < s.attempts; ++i) hash = stir(hash);
+    std::optional<uint32_t> index = pool.table.lookup(hash);
+    // A retry prefers a backend not tried yet (a few stirs; a pool of one has no other).
+    for (int spin = 0;
+         index && s.attempts > 0 && spin < 16 && *index < 64 && (s.tried >> *index) & 1; ++spin) {
+      hash = stir(hash);
+      index = pool.table.lookup(hash);
+    }
+    if (!index) break;
+    ++s.attempts;
+    if (*index < 64) s.tried |= uint64_t{1} << *index;
+    const BackendPlan& backend = pool.backends[*index];
+    const std::optional<dataplane::PortIndex> port = ip_.route(backend.address);
+    if (!port) {
+      l.counters->backend_connect_failures.add();
+      continue;
+    }
+    const uint32_t local = ip_.port_address(*port).value();
+    tcp::Connection* connection = nullptr;
+    // An ephemeral port whose replies this worker's queue receives, and a 4-tuple not in use.
+    for (uint32_t tries = 0; connection == nullptr && tries < kEphemeralPorts; ++tries) {
+      const uint16_t candidate = next_port_;
+      next_port_ = next_port_ == UINT16_MAX ? kFirstEphemeralPort : next_port_ + 1;
+      if (steering_.rss && steering_.queues > 1 &&
+          rss_queue(steering_, backend.address.value(), local, backend.port, candidate) !=
+              steering_.queue) {
+        continue;
+      }
+      connection = tcp_.connect(
+          *port, tcp::FourTuple{local, backend.address.value(), candidate, backend.port},
+          &s.backend_side, now);
+      if (connection == nullptr && tcp_.connections() >= tcp_.capacity()) break;
+    }
+    if (connection == nullptr) {
+      l.counters->backend_connect_failures.add();
+      continue;
+    }
+    s.backend = connection;
+    return;
+  }
+  // Nothing to connect to: the client is reset (the real cause is in the counters).
+  l.counters->no_backend.add();
+  if (s.client != nullptr) tcp_.abort(*s.client, now);
+}
+
+void Proxy::on_established(Session& s, bool client_side) {
+  if (client_side) {
+    connect_backend(s);
+    return;
+  }
+  s.backend_established = true;
+  if (s.listener->plan.proxy_protocol_v2 && !send_proxy_header(s)) {
+    reset_both(s);
+    return;
+  }
+  pump(s, true);
+  pump(s, false);
+}
+
+// PROXY protocol version 2 (haproxy's proxy-protocol.txt, section 2.2): the 12-byte signature,
+// version 2 and the PROXY command, AF_INET over STREAM, 12 address bytes: the client's address and
+// port as the source, the listener's as the destination.
+bool Proxy::send_proxy_header(Session& s) {
+  static constexpr uint8_t kSignature[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                             0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  if (m == nullptr) return false;
+  uint8_t* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 28));
+  const tcp::FourTuple& t = s.client->tuple();
+  std::memcpy(p, kSignature, sizeof kSignature);
+  p[12] = 0x21;  // version 2, PROXY
+  p[13] = 0x11;  // AF_INET, SOCK_STREAM
+  wire::store_be16(p + 14, 12);
+  wire::store_be32(p + 16, t.remote_address);
+  wire::store_be32(p + 20, t.local_address);
+  wire::store_be16(p + 24, t.remote_port);
+  wire::store_be16(p + 26, t.local_port);
+  if (!tcp_.send(*s.backend, m, tcp_.now_us())) {
+    rte_pktmbuf_free(m);
+    return false;
+  }
+  return true;
+}
+
+void Proxy::on_data(Session& s, bool client_side, rte_mbuf* data) {
+  touch(s);
+  const Direction direction = client_side ? kToBackend : kToClient;
+  if (s.relay[direction]) {
+    if (!inspect_frames(s, client_side, data)) return;
+  } else {
+    s.pending[direction].push(data);
+  }
+  pump(s, client_side);
+}
+
+// Runs each segment of `data` through the direction's frame relay and parks what may go: held
+// trailer bytes of an earlier segment first (in a small mbuf of their own; at most 3 bytes copied),
+// then the segment less any trailer bytes it ends with. A corrupt frame in reset mode, or a
+// malformed header, resets both connections before the trailer leaves.
+bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
+  const Direction direction = client_side ? kToBackend : kToClient;
+  FrameRelay& relay = *s.relay[direction];
+  ListenerCounters& counters = *s.listener->counters;
+  tcp::MbufQueue& pending = s.pending[direction];
+  const FrameCounts before = relay.counts();
+  bool ok = true;
+  rte_mbuf* segment = data;
+  while (segment != nullptr) {
+    rte_mbuf* next = segment->next;
+    segment->next = nullptr;
+    segment->nb_segs = 1;
+    segment->pkt_len = segment->data_len;
+    if (!ok) {
+      rte_pktmbuf_free(segment);
+      segment = next;
+      continue;
+    }
+    const FrameRelay::Result r =
+        relay.process({rte_pktmbuf_mtod(segment, uint8_t*), segment->data_len});
+    if (r.outcome != FrameRelay::Outcome::forward) {
+      ok = false;
+      rte_pktmbuf_free(segment);
+      segment = next;
+      continue;
+    }
+    if (r.released > 0) {
+      rte_mbuf* held = rte_pktmbuf_alloc(pool_);
+      if (held == nullptr) {
+        ok = false;  // cannot keep the stream whole: reset rather than forward a gap
+        rte_pktmbuf_free(segment);
+        segment = next;
+        continue;
+      }
+      const auto bytes = relay.released(r.released);
+      std::memcpy(rte_pktmbuf_append(held, static_cast<uint16_t>(bytes.size())), bytes.data(),
+                  bytes.size());
+      pending.push(held);
+    }
+    if (r.forward_bytes == 0) {
+      rte_pktmbuf_free(segment);
+    } else {
+      rte_pktmbuf_trim(segment, static_cast<uint16_t>(segment->data_len - r.forward_bytes));
+      pending.push(segment);
+    }
+    segment = next;
+  }
+  const FrameCounts& after = relay.counts();
+  counters.frames_verified[direction].add(after.frames_verified - before.frames_verified);
+  counters.bytes_verified[direction].add(after.bytes_verified - before.bytes_verified);
+  counters.frames_corrupt[direction].add(after.frames_corrupt - before.frames_corrupt);
+  counters.frames_malformed[direction].add(after.frames_malformed - before.frames_malformed);
+  if (!ok) {
+    counters.corrupt_resets[direction].add();
+    reset_both(s);
+  }
+  return ok;
+}
+
+void Proxy::pump(Session& s, bool from_client) {
+  tcp::Connection* source = s.from(from_client);
+  tcp::Connection* sink = s.to(from_client);
+  if (sink == nullptr || !s.backend_established) return;
+  const Direction direction = from_client ? kToBackend : kToClient;
+  tcp::MbufQueue& pending = s.pending[direction];
+  const uint64_t now = tcp_.now_us();
+  uint64_t moved = 0;
+  while (rte_mbuf* segment = pending.pop()) {
+    const uint32_t length = rte_pktmbuf_pkt_len(segment);
+    if (!tcp_.send(*sink, segment, now)) {
+      pending.push_front(segment);
+      break;  // the sink's on_writable resumes; meanwhile the source's window closes
+    }
+    moved += length;
+  }
+  if (moved > 0) {
+    s.listener->counters->bytes[direction].add(moved);
+    // The source's window reopens only for what the sink's send queue has taken: backpressure.
+    if (source != nullptr) tcp_.consumed(*source, static_cast<uint32_t>(moved), now);
+  }
+  // A FIN follows the data (half-close): the other direction keeps flowing.
+  if (pending.empty() && s.eof[direction] && !s.fin_to[direction]) {
+    s.fin_to[direction] = true;
+    tcp_.shutdown_write(*sink, now);
+  }
+}
+
+void Proxy::on_writable(Session& s, bool client_side) {
+  // This side can take more: pump toward it, from the other side.
+  pump(s, !client_side);
+}
+
+void Proxy::on_peer_fin(Session& s, bool client_side) {
+  touch(s);
+  s.eof[client_side ? kToBackend : kToClient] = true;
+  pump(s, client_side);
+}
+
+void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
+  ListenerState& l = *s.listener;
+  if (reason == tcp::CloseReason::fin) {
+    // A clean close: this side's FIN came (TIME-WAIT may have taken the connection before
+    // on_peer_fin could be heard); what it sent still goes on, then a FIN.
+    s.eof[client_side ? kToBackend : kToClient] = true;
+    (client_side ? s.client : s.backend) = nullptr;
+    pump(s, client_side);
+    finish_if_done(s);
+    return;
+  }
+  if (client_side) {
+    s.client = nullptr;
+    // A client gone by RST, timeout or abort takes the backend with it.
+    if (reason != tcp::CloseReason::fin && s.backend != nullptr)
+      tcp_.abort(*s.backend, tcp_.now_us());
+  } else {
+    s.backend = nullptr;
+    const bool was_established = s.backend_established;
+    s.backend_established = false;
+    if (!was_established && s.client != nullptr &&
+        (reason == tcp::CloseReason::refused || reason == tcp::CloseReason::timeout)) {
+      // The backend refused or never answered: the next candidate, within pool.retries.
+      l.counters->backend_connect_failures.add();
+      connect_backend(s);
+    } else if (reason != tcp::CloseReason::fin && s.client != nullptr) {
+      tcp_.abort(*s.client, tcp_.now_us());
+    }
+  }
+  finish_if_done(s);
+}
+
+void Proxy::reset_both(Session& s) {
+  const uint64_t now = tcp_.now_us();
+  if (s.client != nullptr) tcp_.abort(*s.client, now);
+  if (s.backend != nullptr) tcp_.abort(*s.backend, now);
+}
+
+void Proxy::touch(Session& s) {
+  ListenerState& l = *s.listener;
+  s.last_activity_us = tcp_.now_us();
+  if (s.idle_linked) {
+    if (l.idle_tail == &s) return;
+    // Unlink...
+    (s.idle_prev ? s.idle_prev->idle_next : l.idle_head) = s.idle_next;
+    (s.idle_next ? s.idle_next->idle_prev : l.idle_tail) = s.idle_prev;
+  }
+  // ...and append: the list stays ordered by last activity.
+  s.idle_prev = l.idle_tail;
+  s.idle_next = nullptr;
+  (l.idle_tail ? l.idle_tail->idle_next : l.idle_head) = &s;
+  l.idle_tail = &s;
+  s.idle_linked = true;
+}
+
+void Proxy::finish_if_done(Session& s) {
+  if (!s.live || s.client != nullptr || s.backend != nullptr) return;
+  ListenerState& l = *s.listener;
+  if (s.idle_linked) {
+    (s.idle_prev ? s.idle_prev->idle_next : l.idle_head) = s.idle_next;
+    (s.idle_next ? s.idle_next->idle_prev : l.idle_tail) = s.idle_prev;
+    s.idle_linked = false;
+  }
+  s.live = false;
+  for (tcp::MbufQueue& q : s.pending) q.clear();
+  --l.active;
+  --active_;
+  l.counters->closed.add();
+  // The TCP stack may still be inside a callback of this session: it is recycled, never freed
+  // here, and only handed out again by a later accept.
+  free_sessions_.push_back(&s);
+}
+
+void Proxy::tick(uint64_t now_us) {
+  for (ListenerState& l : listeners_) {
+    if (l.plan.idle_timeout_us == 0) continue;
+    while (l.idle_head != nullptr &&
+           l.idle_head->last_activity_us + l.plan.idle_timeout_us <= now_us) {
+      Session& s = *l.idle_head;
+      l.counters->idle_timeouts.add();
+      // Unlink first: the resets below end the session.
+      l.idle_head = s.idle_next;
+      (l.idle_head ? l.idle_head->idle_prev : l.idle_tail) = nullptr;
+      s.idle_linked = false;
+      reset_both(s);
+    }
+  }
+}
+
+}  // namespace weir::proxy

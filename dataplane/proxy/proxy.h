@@ -1,0 +1,156 @@
+// The load balancer on a worker: `tcp` and `framed` listeners. Each accepted client connection
+// becomes a Session: a backend chosen from the pool's Maglev table, a connection to it from the
+// port's address with an ephemeral port whose replies return to this worker, and a relay of both
+// directions through the TCP stack's zero-copy send queues, with backpressure (a side's received
+// bytes are consumed only once the other side's send queue has taken them, so a slow reader
+// closes the far side's window instead of growing Weir's memory).
+//
+// Shared-nothing: one Proxy per worker, its sessions and counters its own. The plans (listeners,
+// pools, Maglev tables) are immutable snapshots built off the packet path and shared read-only.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/maglev.h"
+#include "config/config.h"
+#include "dataplane/counters.h"
+#include "dataplane/net/stack.h"
+#include "dataplane/proxy/frame_relay.h"
+#include "dataplane/tcp/tcp_stack.h"
+
+namespace weir::proxy {
+
+using dataplane::Counter;
+
+// ---- plans: immutable, built from a Config off the packet path --------------------------------
+
+struct BackendPlan {
+  std::string name;
+  net::Ipv4Address address;
+  uint16_t port = 0;
+  uint32_t weight = 1;
+};
+
+struct PoolPlan {
+  std::string name;
+  std::vector<BackendPlan> backends;
+  maglev::Table table;
+  maglev::FlowKey key = maglev::FlowKey::five_tuple;
+  uint32_t retries = config::kDefaultRetries;
+};
+
+struct ListenerPlan {
+  std::string name;
+  net::Ipv4Address address;
+  uint16_t port = 0;
+  bool framed = false;
+  FrameRelaySettings frames;  // for framed listeners, per direction
+  bool proxy_protocol_v2 = false;
+  uint64_t idle_timeout_us = 0;
+  uint32_t max_connections = 0;  // per worker
+  std::shared_ptr<const PoolPlan> pool;
+};
+
+// The proxied listeners of `config` (protocol tcp and framed), with their pools' tables, each
+// listener's connection limit split across `workers`.
+std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers);
+
+// ---- counters ---------------------------------------------------------------------------------
+
+enum Direction : uint8_t { kToBackend = 0, kToClient = 1 };
+
+// Per listener, per worker; one writer (the worker). docs/metrics.md.
+struct ListenerCounters {
+  Counter connections;  // client connections accepted
+  Counter closed;       // sessions ended (active = connections - closed)
+  Counter refused_max_connections;
+  Counter no_backend;  // the client was reset: no backend eligible, or every attempt failed
+  Counter backend_connect_failures;
+  Counter idle_timeouts;
+  std::array<Counter, 2> bytes;  // by Direction
+  std::array<Counter, 2> frames_verified;
+  std::array<Counter, 2> bytes_verified;
+  std::array<Counter, 2> frames_corrupt;
+  std::array<Counter, 2> frames_malformed;
+  std::array<Counter, 2> corrupt_resets;  // sessions reset for a corrupt or malformed frame
+};
+
+// Which local port to connect from. With RSS, a port whose reply 4-tuple hashes to this worker's
+// queue; the RETA is programmed as entry i -> queue i mod queues (dataplane/port.cc).
+struct Steering {
+  bool rss = false;
+  uint16_t queues = 1;
+  uint16_t reta_size = 128;
+  uint16_t queue = 0;  // this worker's
+};
+
+// ---- the per-worker proxy ---------------------------------------------------------------------
+
+class Proxy {
+ public:
+  Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool, std::vector<ListenerPlan> listeners,
+        const Steering& steering);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Registers every listener with the TCP stack.
+  void start();
+  // Idle timeouts. Call every poll.
+  void tick(uint64_t now_us);
+
+  size_t sessions() const { return active_; }
+  size_t listener_count() const;
+  const ListenerPlan& listener(size_t i) const;
+  const ListenerCounters& counters(size_t i) const;
+
+  // The RSS queue a reply from `remote`:`remote_port` to `local`:`local_port` lands on.
+  static uint16_t rss_queue(const Steering& steering, uint32_t remote, uint32_t local,
+                            uint16_t remote_port, uint16_t local_port);
+
+  struct Session;
+
+ private:
+  struct Side;
+  struct ListenerState;
+
+  Session* new_session(ListenerState& listener);
+  void connect_backend(Session& s);
+  void on_established(Session& s, bool client_side);
+  void on_data(Session& s, bool client_side, rte_mbuf* data);
+  void on_writable(Session& s, bool client_side);
+  void on_peer_fin(Session& s, bool client_side);
+  void on_closed(Session& s, bool client_side, tcp::CloseReason reason);
+  // Moves what `from` has parked into the other side's send queue, as far as it takes.
+  void pump(Session& s, bool from_client);
+  bool inspect_frames(Session& s, bool from_client, rte_mbuf* data);
+  void reset_both(Session& s);
+  void touch(Session& s);
+  void finish_if_done(Session& s);
+  bool send_proxy_header(Session& s);
+
+  tcp::TcpStack& tcp_;
+  net::Stack& ip_;
+  rte_mempool* pool_;
+  Steering steering_;
+  std::vector<ListenerState> listeners_;
+  // Local ports for backend connections (the same range Linux uses by default is not assumed:
+  // the port addresses belong to Weir alone).
+  static constexpr uint16_t kFirstEphemeralPort = 1024;
+  static constexpr uint32_t kEphemeralPorts = 65536 - kFirstEphemeralPort;
+  std::vector<std::unique_ptr<Session>> sessions_;  // every session ever made, live or free
+  std::vector<Session*> free_sessions_;
+  size_t active_ = 0;
+  uint16_t next_port_ = 0;  // where the ephemeral port search resumes
+};
+
+}  // namespace weir::proxy

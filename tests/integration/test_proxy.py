@@ -1,0 +1,317 @@
+"""The load balancer from outside: a Linux client in the client namespace connects to a `tcp`
+listener on the dataplane, which places each connection on one of three Linux backends (b1-b3)
+by Maglev and relays both directions (issue 5)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netbed import (  # noqa: F401 (fixtures)
+    ADDRESSES,
+    LISTENER_ADDRESS,
+    DataplaneProcess,
+    _read_line,
+    poll_until,
+    testbed_factory,
+)
+
+BACKEND_SERVER = Path(__file__).with_name("backend_server.py")
+BACKEND_PORT = 8000
+VIP_PORT = 80
+
+
+class Backends:
+    """backend_server.py in b1-b3, one mode for all, each with a status file."""
+
+    def __init__(self, tb, mode: str, roles=("b1", "b2", "b3"), **extra):
+        self.tb = tb
+        self.status = {}
+        for role in roles:
+            status = tb.workdir / f"{role}-{mode}.jsonl"
+            status.unlink(missing_ok=True)
+            self.status[role] = status
+            argv = [sys.executable, str(BACKEND_SERVER), "--listen",
+                    f"{ADDRESSES[role]}:{BACKEND_PORT}", "--name", role, "--mode", mode,
+                    "--status", str(status)]
+            for key, value in extra.items():
+                argv += [f"--{key.replace('_', '-')}", str(value)]
+            proc = tb.popen(role, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            line = _read_line(proc, 10.0)
+            assert line == "ready", f"backend in {role}: {line}"
+
+    def records(self, role: str) -> list[dict]:
+        path = self.status[role]
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def proxy_config(tb, backends=("b1", "b2", "b3"), weights=None, listener_extra=None,
+                 pool_extra=None) -> dict:
+    config = tb.dataplane_config()
+    weights = weights or {}
+    pool = {
+        "name": "app",
+        "backends": [
+            {"name": role, "address": ADDRESSES[role], "port": BACKEND_PORT,
+             "weight": weights.get(role, 1)}
+            for role in backends
+        ],
+    }
+    pool.update(pool_extra or {})
+    listener = {"name": "web", "address": LISTENER_ADDRESS, "port": VIP_PORT, "protocol": "tcp",
+                "pool": "app"}
+    listener.update(listener_extra or {})
+    config["listeners"] = [listener]
+    config["pools"] = [pool]
+    return config
+
+
+def listener_stats(dp: DataplaneProcess, name: str = "web") -> dict:
+    return dp.stats()["listeners"][name]
+
+
+# Opens ARGS["connections"] connections at once through the VIP; each sends ARGS["size"]
+# pseudo-random bytes, half-closes, and reads the backend's answer (its SHA-256 of what arrived).
+SHA_CLIENT = r"""
+import hashlib, os, socket, threading, time
+size, count = ARGS["size"], ARGS["connections"]
+block = os.urandom(1 << 20)
+results = [None] * count
+def run(i):
+    try:
+        s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=120)
+        digest = hashlib.sha256()
+        left = size
+        while left:
+            piece = block[: min(left, len(block))]
+            s.sendall(piece)
+            digest.update(piece)
+            left -= len(piece)
+        s.shutdown(socket.SHUT_WR)
+        answer = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        s.close()
+        results[i] = {"sent": digest.hexdigest(), "answer": answer.decode()}
+    except Exception as error:
+        results[i] = {"error": repr(error)}
+start = time.monotonic()
+threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+for t in threads: t.start()
+for t in threads: t.join(600)
+emit({"results": results, "seconds": time.monotonic() - start})
+"""
+
+# ARGS["connections"] short connections, ARGS["parallel"] at a time: connect, read to EOF (the
+# backend's name), close. Reports the count per answer.
+NAME_CLIENT = r"""
+import collections, socket, threading
+counts = collections.Counter()
+lock = threading.Lock()
+def worker(n):
+    for _ in range(n):
+        try:
+            s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=30)
+            data = b""
+            while True:
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            key = data.decode() or "<empty>"
+        except Exception as error:
+            key = "error: " + type(error).__name__
+        with lock:
+            counts[key] += 1
+parallel = ARGS["parallel"]
+per = ARGS["connections"] // parallel
+threads = [threading.Thread(target=worker, args=(per,)) for _ in range(parallel)]
+for t in threads: t.start()
+for t in threads: t.join(600)
+emit(dict(counts))
+"""
+
+
+@pytest.fixture
+def bed(testbed_factory):
+    return testbed_factory()
+
+
+def test_50_connections_of_10_mb_arrive_intact_and_half_close_crosses(bed):
+    Backends(bed, "sha")
+    with DataplaneProcess(bed, proxy_config(bed)) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        size = 10 * 1000 * 1000
+        result = bed.python("client", SHA_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                                   "size": size, "connections": 50}, timeout=600)
+        for r in result["results"]:
+            assert r is not None and "error" not in r, r
+            digest, count = r["answer"].split()
+            # The answer came after the client's FIN: the backend saw EOF (half-close) and its
+            # reply still flowed back.
+            assert int(count) == size, r
+            assert digest == r["sent"], "the backend received different bytes"
+        print(f"50 x 10 MB through the proxy in {result['seconds']:.1f} s")
+        stats = listener_stats(dp)
+        assert stats["connections"] == 50
+        assert stats["bytes_to_backend"] == 50 * size
+        poll_until(lambda: listener_stats(dp)["active"] == 0, 10.0, what="sessions to end")
+        assert dp.stop() == 0, dp.output()
+
+
+def test_short_connections_spread_by_weight(bed):
+    Backends(bed, "name")
+    weights = {"b1": 1, "b2": 2, "b3": 1}
+    with DataplaneProcess(bed, proxy_config(bed, weights=weights)) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        total = 3000
+        counts = bed.python("client", NAME_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                                    "connections": total, "parallel": 8},
+                            timeout=600)
+        assert sum(counts.values()) == total
+        assert set(counts) == {"b1", "b2", "b3"}, counts
+        weight_sum = sum(weights.values())
+        for role, weight in weights.items():
+            expected = total * weight / weight_sum
+            assert abs(counts[role] - expected) <= 0.25 * expected, (role, counts)
+        assert listener_stats(dp)["connections"] == total
+        assert dp.stop() == 0, dp.output()
+
+
+def test_a_backend_that_refuses_is_skipped(bed):
+    Backends(bed, "name", roles=("b1", "b2"))  # b3 has nothing listening: it answers RST
+    with DataplaneProcess(bed, proxy_config(bed)) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        counts = bed.python("client", NAME_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                                    "connections": 300, "parallel": 4},
+                            timeout=300)
+        assert counts.get("b3", 0) == 0
+        assert counts.get("b1", 0) + counts.get("b2", 0) == 300, counts
+        stats = listener_stats(dp)
+        assert stats["backend_connect_failures"] > 0, "b3 was never tried: the test shows nothing"
+        assert stats["no_backend"] == 0
+        assert dp.stop() == 0, dp.output()
+
+
+RESET_CLIENT = r"""
+import socket
+s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=30)
+s.sendall(b"hello\n")
+try:
+    data = s.recv(100)
+    emit({"outcome": "eof" if data == b"" else "data"})
+except ConnectionResetError:
+    emit({"outcome": "reset"})
+"""
+
+
+def test_a_backend_reset_resets_the_client(bed):
+    Backends(bed, "rst")
+    with DataplaneProcess(bed, proxy_config(bed)) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        result = bed.python("client", RESET_CLIENT,
+                            {"address": LISTENER_ADDRESS, "port": VIP_PORT})
+        assert result["outcome"] == "reset"
+        assert dp.stop() == 0, dp.output()
+
+
+SLOW_READER = r"""
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.connect((ARGS["address"], ARGS["port"]))
+s.settimeout(30)
+emit({"connected": True})
+import sys; sys.stdout.flush()
+# Hold the connection without reading until told to read.
+open(ARGS["ready"], "w").close()
+while not __import__("os").path.exists(ARGS["go"]):
+    time.sleep(0.05)
+got = 0
+while got < ARGS["expect"]:
+    chunk = s.recv(1 << 16)
+    if not chunk:
+        break
+    got += len(chunk)
+open(ARGS["done"], "w").write(str(got))
+"""
+
+
+def test_a_slow_reader_does_not_grow_weirs_buffers(bed):
+    flood = 64 << 20
+    backends = Backends(bed, "flood", roles=("b1",), flood_bytes=flood)
+    with DataplaneProcess(bed, proxy_config(bed, backends=("b1",))) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        work = bed.workdir
+        ready, go, done = work / "slow.ready", work / "slow.go", work / "slow.done"
+        for path in (ready, go, done):
+            path.unlink(missing_ok=True)
+        source = SLOW_READER.replace('emit({"connected": True})\n', "")
+        proc = bed.popen("client", [sys.executable, "-c",
+                                    "import json,sys\nARGS=json.loads(sys.argv[1])\n" + source,
+                                    json.dumps({"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                                "ready": str(ready), "go": str(go),
+                                                "done": str(done), "expect": flood})])
+        poll_until(ready.exists, 20.0, what="the slow reader to connect")
+        progress = Path(str(backends.status["b1"]) + ".progress")
+
+        def sent() -> int:
+            return int(progress.read_text() or 0) if progress.exists() else 0
+
+        # The backend sends as fast as it can; the client reads nothing. The backend's progress
+        # must stop: only socket buffers and Weir's bounded queues stand between them.
+        poll_until(lambda: sent() > 0, 20.0, what="the backend to start sending")
+        last, stable_since = -1, time.monotonic()
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            now = sent()
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since > 1.5:
+                break
+            time.sleep(0.1)
+        stalled_at = sent()
+        # Bound: Weir's two connections' queues (128 KiB receive + 128 KiB send each way) and the
+        # kernels' buffers on both ends; far below the 64 MiB the backend wants to send.
+        assert stalled_at < 8 << 20, f"the backend got {stalled_at} bytes out to a reader asleep"
+        stats = listener_stats(dp)
+        in_weir = stats["bytes_to_client"]
+        print(f"stalled with {stalled_at} bytes sent by the backend, {in_weir} forwarded by Weir")
+        go.touch()
+        poll_until(done.exists, 120.0, what="the slow reader to read everything")
+        assert int(done.read_text()) == flood
+        proc.wait(30)
+        assert dp.stop() == 0, dp.output()
+
+
+def test_proxy_protocol_v2_tells_the_backend_the_client_address(bed):
+    backends = Backends(bed, "proxy", roles=("b1",))
+    config = proxy_config(bed, backends=("b1",), listener_extra={"proxy_protocol": "v2"})
+    with DataplaneProcess(bed, config) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        result = bed.python("client", r"""
+import socket
+s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=30)
+port = s.getsockname()[1]
+data = b""
+while True:
+    chunk = s.recv(100)
+    if not chunk:
+        break
+    data += chunk
+emit({"port": port, "answer": data.decode()})
+""", {"address": LISTENER_ADDRESS, "port": VIP_PORT})
+        assert result["answer"].split() == [ADDRESSES["client"], str(result["port"])]
+        record = poll_until(lambda: backends.records("b1"), 10.0, what="the backend's record")[0]
+        assert record["version_command"] == 0x21 and record["family"] == 0x11, record
+        assert (record["destination"], record["destination_port"]) == (LISTENER_ADDRESS, VIP_PORT)
+        assert dp.stop() == 0, dp.output()
