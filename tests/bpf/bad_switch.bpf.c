@@ -23,17 +23,18 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-// Layout shared with netbed.py (struct.pack("<HHI", ...)): little-endian host order.
+// Layout shared with netbed.py (struct.pack("<HBBI", ...)): little-endian host order.
 struct bad_switch_config {
-  __u16 dst_port;        // host order
-  __u16 patch_checksum;  // 1 = keep the TCP checksum valid (the bad switch); 0 = leave it stale,
-                         // so the receiver must drop the segment (the control experiment)
-  __u32 every_nth;       // flip one bit in every Nth matching segment; 0 = inert
+  __u16 port;           // host order; the destination port, or the source port with match_source
+  __u8 patch_checksum;  // 1 = keep the TCP checksum valid (the bad switch); 0 = leave it stale,
+                        // so the receiver must drop the segment (the control experiment)
+  __u8 match_source;    // 1 = match segments from `port` (a server's answers), 0 = to it
+  __u32 every_nth;      // flip one bit in every Nth matching segment; 0 = inert
 };
 
 // Counter slots (u64 each, read with bpftool map dump).
 enum bad_switch_counter {
-  BSW_MATCHED = 0,  // TCP segments with >= 2 payload bytes to dst_port
+  BSW_MATCHED = 0,  // TCP segments with >= 2 payload bytes to (or from) the port
   BSW_FLIPPED = 1,  // of those, the ones whose bit was flipped
   BSW_COUNTER_SLOTS = 2
 };
@@ -77,7 +78,8 @@ int weir_bad_switch(struct __sk_buff* skb) {
   struct tcphdr tcp;
   const __u32 tcp_offset = ETH_HLEN + ip_header_bytes;
   if (bpf_skb_load_bytes(skb, tcp_offset, &tcp, sizeof(tcp)) < 0) return TC_ACT_OK;
-  if (tcp.dest != bpf_htons(config->dst_port) || tcp.doff < 5) return TC_ACT_OK;
+  const __u16 matched_port = config->match_source ? tcp.source : tcp.dest;
+  if (matched_port != bpf_htons(config->port) || tcp.doff < 5) return TC_ACT_OK;
   const __u32 tcp_header_bytes = (__u32)tcp.doff * 4;
   const __u32 ip_total = bpf_ntohs(ip.tot_len);
   if (ip_total < ip_header_bytes + tcp_header_bytes + 2) return TC_ACT_OK;

@@ -312,11 +312,16 @@ def drop_config(drop_fraction: float, ethertype: int = 0) -> bytes:
     return struct.pack("<II", round(drop_fraction * 1_000_000), ethertype)
 
 
-def bad_switch_config(dst_port: int, every_nth: int, patch_checksum: bool = True) -> bytes:
-    """Value for bad_switch.bpf.c's bad_switch_cfg map."""
+def bad_switch_config(
+    dst_port: int, every_nth: int, patch_checksum: bool = True, match_source: bool = False
+) -> bytes:
+    """Value for bad_switch.bpf.c's bad_switch_cfg map: corrupt every Nth segment to dst_port,
+    or, with match_source, from it (a server's answers)."""
     if not 0 < dst_port < 65536 or every_nth < 1:
         raise ValueError(f"bad_switch_config: dst_port {dst_port}, every_nth {every_nth}")
-    return struct.pack("<HHI", dst_port, 1 if patch_checksum else 0, every_nth)
+    return struct.pack(
+        "<HBBI", dst_port, 1 if patch_checksum else 0, 1 if match_source else 0, every_nth
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -179,3 +179,29 @@ def test_count_mode_forwards_exactly_what_it_counted(bed):
         counters = echoes.counters()
         assert counters["frames_corrupt"] == totals["frames_corrupt_to_backend"], (counters, totals)
         assert dp.stop() == 0, dp.output()
+
+
+def test_corruption_on_the_backend_side_never_reaches_the_client(bed):
+    echoes = Echoes(bed)
+    # The bad switch on b1's link, corrupting b1's answers (segments from the backend port).
+    bed.set_offloads("b1", "eth0", enabled=False)
+    bed.set_offloads("br", Testbed.bridge_port("b1"), enabled=False)
+    program = bed.attach_tc_bpf("br", Testbed.bridge_port("b1"), bpf_object("bad_switch"),
+                                direction="ingress")
+    program.map_update("bad_switch_cfg", b"\0\0\0\0",
+                       bad_switch_config(BACKEND_PORT, 5, match_source=True))
+    with DataplaneProcess(bed, framed_config(bed, {"on_corrupt": "reset"})) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        summary = run_load(bed, "--connections", "12", "--duration", "3", "--sizes", "4000",
+                           "--seed", "8", "--timeout", "5")
+        flipped = program.read_u64_array("bad_switch_cnt")[1]
+        totals = framed_totals(dp)
+        caught = totals["frames_corrupt_to_client"] + totals["frames_malformed_to_client"]
+        print(f"switch flipped {flipped} of b1's segments; Weir caught {caught}")
+        assert flipped > 0, "b1 answered nothing through the switch: the test shows nothing"
+        assert caught > 0
+        assert totals["corrupt_resets_to_client"] == caught
+        # Every answer the client received matched what it sent, byte for byte.
+        assert summary["responses_mismatched"] == 0, summary
+        assert echoes.counters()["frames_corrupt"] == 0
+        assert dp.stop() == 0, dp.output()
