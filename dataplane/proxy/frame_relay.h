@@ -116,8 +116,12 @@ class FrameRelay {
             std::copy_n(stamped.begin(), held_count_, held_.begin());
             std::copy_n(stamped.begin() + held_count_, take, slice.begin());
           }
-          result.released = held_count_;
-          released_ = held_;
+          // Held bytes exist only before the first trailer a chunk completes: a later trailer in
+          // the same chunk must not overwrite what that one released.
+          if (held_count_ > 0) {
+            result.released = held_count_;
+            released_ = held_;
+          }
           held_count_ = 0;
           filled_ = 0;
           pos += take;
