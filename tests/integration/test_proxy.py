@@ -315,3 +315,60 @@ emit({"port": port, "answer": data.decode()})
         assert record["version_command"] == 0x21 and record["family"] == 0x11, record
         assert (record["destination"], record["destination_port"]) == (LISTENER_ADDRESS, VIP_PORT)
         assert dp.stop() == 0, dp.output()
+
+
+HOLD_CLIENT = r"""
+import socket, time
+socks = []
+outcomes = []
+for i in range(ARGS["connections"]):
+    try:
+        socks.append(socket.create_connection((ARGS["address"], ARGS["port"]),
+                                              timeout=ARGS["wait"]))
+    except ConnectionResetError:  # the RST may overtake the end of connect()
+        socks.append(None)
+for s in socks:
+    start = time.monotonic()
+    if s is None:
+        outcomes.append({"outcome": "reset", "after": 0})
+        continue
+    try:
+        data = s.recv(100)
+        outcomes.append({"outcome": "eof" if data == b"" else "data",
+                         "after": time.monotonic() - start})
+    except ConnectionResetError:
+        outcomes.append({"outcome": "reset", "after": time.monotonic() - start})
+    except socket.timeout:
+        outcomes.append({"outcome": "open", "after": time.monotonic() - start})
+emit(outcomes)
+"""
+
+
+def test_idle_sessions_are_reset_after_the_listeners_idle_timeout(bed):
+    Backends(bed, "sha", roles=("b1",))  # reads until EOF: the session stays silent
+    config = proxy_config(bed, backends=("b1",), listener_extra={"idle_timeout_ms": 300})
+    with DataplaneProcess(bed, config) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        outcomes = bed.python("client", HOLD_CLIENT, {"address": LISTENER_ADDRESS,
+                                                      "port": VIP_PORT, "connections": 2,
+                                                      "wait": 10})
+        assert [o["outcome"] for o in outcomes] == ["reset", "reset"], outcomes
+        stats = listener_stats(dp)
+        assert stats["idle_timeouts"] == 2
+        assert stats["active"] == 0
+        assert dp.stop() == 0, dp.output()
+
+
+def test_connections_beyond_the_listeners_limit_are_refused_and_counted(bed):
+    Backends(bed, "sha", roles=("b1",))
+    config = proxy_config(bed, backends=("b1",), listener_extra={"max_connections": 2})
+    with DataplaneProcess(bed, config) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        outcomes = bed.python("client", HOLD_CLIENT, {"address": LISTENER_ADDRESS,
+                                                      "port": VIP_PORT, "connections": 3,
+                                                      "wait": 2})
+        assert [o["outcome"] for o in outcomes] == ["open", "open", "reset"], outcomes
+        stats = listener_stats(dp)
+        assert stats["refused_max_connections"] == 1
+        assert stats["connections"] == 3
+        assert dp.stop() == 0, dp.output()
