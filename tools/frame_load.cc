@@ -4,7 +4,6 @@
 // rate, and compare every answer byte for byte with the one expected: the same frame from an
 // echo, a PONG for a PING. --corrupt-every N damages every Nth frame after its CRC, as a faulty
 // hop would; a verifying peer never answers those, so they are not waited for.
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -35,11 +34,17 @@
 
 #include "common/frame.h"
 #include "common/wire/byte_order.h"
+#include "tools/socket_util.h"
 
 namespace {
 
 namespace frame = weir::frame;
 using Clock = std::chrono::steady_clock;
+using weir::tools::Endpoint;
+using weir::tools::Fd;
+using weir::tools::parse_endpoint;
+using weir::tools::PortZero;
+using weir::tools::throw_errno;
 
 constexpr const char* kProgram = "weir-frame-load";
 constexpr int kExitUsage = 2;
@@ -47,71 +52,14 @@ constexpr int kExitUsage = 2;
 constexpr size_t kOutputLimit = size_t{4} << 20;
 constexpr size_t kReadChunk = size_t{256} << 10;
 constexpr int kMaxEvents = 64;
+// --reconnect: the pause between attempts to open a replacement connection.
+constexpr auto kReconnectBackoff = std::chrono::milliseconds(10);
+// --reconnect: resets logged on stderr; later ones are only counted.
+constexpr uint64_t kResetsLogged = 10;
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-[[noreturn]] void throw_errno(const std::string& what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
-
-// Owns one file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-struct Endpoint {
-  sockaddr_storage address{};
-  socklen_t length = 0;
-};
-
-// "ADDR:PORT" with a numeric IPv4 address, or "[ADDR]:PORT" with an IPv6 one.
-bool parse_endpoint(std::string_view text, Endpoint& out) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  std::string host(text.substr(0, colon));
-  const std::string_view port_text = text.substr(colon + 1);
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
-      port == 0 || port > 65535) {
-    return false;
-  }
-  out = Endpoint{};
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.address);
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    out.length = sizeof(sockaddr_in6);
-    return inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &v6->sin6_addr) == 1;
-  }
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.address);
-  v4->sin_family = AF_INET;
-  v4->sin_port = htons(static_cast<uint16_t>(port));
-  out.length = sizeof(sockaddr_in);
-  return inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1;
-}
 
 // ---- Options ------------------------------------------------------------------------------------
 
@@ -130,6 +78,7 @@ struct Options {
   uint64_t frames = 0;  // when set, the run is bounded by frames instead of duration
   uint64_t corrupt_every = 0;
   bool ping = false;
+  bool reconnect = false;
   bool json = false;
   uint64_t seed = 1;
   double timeout_s = 5;
@@ -140,7 +89,7 @@ void print_usage(FILE* out) {
       out,
       "usage: %s --connect ADDR:PORT [--connections N] [--rate FRAMES_PER_S] [--depth D]\n"
       "       [--sizes SPEC] [--duration SECONDS | --frames COUNT] [--corrupt-every N]\n"
-      "       [--ping] [--seed S] [--timeout SECONDS] [--json]\n"
+      "       [--ping] [--reconnect] [--seed S] [--timeout SECONDS] [--json]\n"
       "\n"
       "Sends Weir frames to an echo (weir-frame-echo) and verifies every answer byte for byte.\n"
       "\n"
@@ -156,14 +105,17 @@ void print_usage(FILE* out) {
       "  --corrupt-every N    flip one bit of every Nth frame after its CRC is computed (in the\n"
       "                       payload, or the hop field of an empty frame); no answer expected\n"
       "  --ping               send PINGs and expect PONGs\n"
+      "  --reconnect          replace a connection that fails during the run (reset, closed by\n"
+      "                       the peer...) at once, same stream; its unanswered frames are\n"
+      "                       counted as lost_to_reset, and resets do not fail the run\n"
       "  --seed S             seed of the payload generator (default 1)\n"
       "  --timeout SECONDS    give up after SECONDS with nothing sent or received while\n"
-      "                       answers are due, and on connecting (default 5)\n"
+      "                       answers are due, on connecting and on reconnecting (default 5)\n"
       "  --json               print the summary as one JSON object\n"
       "  --help               this text\n"
       "\n"
-      "Exit 0 if every expected answer arrived and matched with no connection error, 1 if not,\n"
-      "2 for bad arguments.\n",
+      "Exit 0 if every expected answer arrived (or, with --reconnect, was lost to a reset) and\n"
+      "matched with no connection error, 1 if not, 2 for bad arguments.\n",
       kProgram);
 }
 
@@ -227,7 +179,7 @@ Options parse_options(int argc, char** argv) {
     const std::string argument = argv[i];
     std::string_view name = argv[i];
     std::string_view value;
-    const bool is_flag = name == "--ping" || name == "--json";
+    const bool is_flag = name == "--ping" || name == "--json" || name == "--reconnect";
     if (const size_t eq = name.find('='); name.starts_with("--") && eq != std::string_view::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
@@ -236,7 +188,7 @@ Options parse_options(int argc, char** argv) {
       value = argv[++i];
     }
     if (name == "--connect") {
-      if (!parse_endpoint(value, options.connect)) {
+      if (!parse_endpoint(value, options.connect, PortZero::refused)) {
         throw UsageError(
             "--connect: expected ADDR:PORT with a numeric address and a port from "
             "1 to 65535, got '" +
@@ -267,6 +219,8 @@ Options parse_options(int argc, char** argv) {
       options.ping = true;
     } else if (name == "--json" && value.empty()) {
       options.json = true;
+    } else if (name == "--reconnect" && value.empty()) {
+      options.reconnect = true;
     } else {
       throw UsageError("unknown argument '" + argument + "'");
     }
@@ -330,14 +284,18 @@ struct Summary {
   uint64_t responses_ok = 0;
   uint64_t responses_mismatched = 0;
   uint64_t connection_errors = 0;
+  uint64_t connection_resets = 0;  // --reconnect: connections lost and replaced during the run
+  uint64_t lost_to_reset = 0;      // --reconnect: answers due on a connection when it was lost
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
   double duration_s = 0;
+  bool reconnect = false;
   LatencyHistogram latency;
 
-  // Expected answers that never came (the run timed out, or their connection failed).
+  // Expected answers that never came (the run timed out, their connection failed, or the peer
+  // skipped them), other than those lost to a reset with --reconnect.
   uint64_t responses_missing() const {
-    return frames_sent - corrupted_sent - responses_ok - responses_mismatched;
+    return frames_sent - corrupted_sent - responses_ok - responses_mismatched - lost_to_reset;
   }
   bool passed() const {
     return responses_mismatched == 0 && connection_errors == 0 && responses_missing() == 0;
@@ -364,13 +322,24 @@ struct Connection {
   frame::Decoder decoder{frame::kHardMaxPayload};
   size_t answer_offset = 0;  // bytes of the current answer compared so far
   bool answer_differs = false;
+  // Once the current answer differs from the oldest expected one while later ones are due, it is
+  // kept whole, to see whether it answers one of them (the peer skipped the frames before it).
+  bool answer_kept = false;
+  std::vector<uint8_t> answer;
   uint32_t events = 0;
+  // --reconnect, while a replacement is being opened (open, not connected): with no socket, the
+  // next attempt is at retry_at; the replacement is given up at give_up_at.
+  Clock::time_point retry_at{};
+  Clock::time_point give_up_at{};
 
   size_t unsent() const { return out.size() - sent; }
 };
 
 // The decoder's visitor on the receiving side: compares each answer with the oldest expected one
-// as its pieces arrive, and settles it at the trailer.
+// as its pieces arrive, and settles it at the trailer. An echo answers in order but never answers
+// a frame that reached it corrupt (a faulty hop on the way), so an answer that is not the oldest
+// expected one may be a later one: then the frames before it will never be answered, and are left
+// to count as missing, rather than shifting every later answer onto the wrong frame.
 class AnswerChecker {
  public:
   AnswerChecker(Connection& connection, Summary& summary, Clock::time_point now)
@@ -379,6 +348,8 @@ class AnswerChecker {
   void on_header(const frame::Header&, std::span<const uint8_t, frame::kHeaderSize> raw) {
     connection_.answer_offset = 0;
     connection_.answer_differs = connection_.expected.empty();
+    connection_.answer_kept = false;
+    connection_.answer.clear();
     compare(raw);
   }
   void on_payload(std::span<const uint8_t> bytes) { compare(bytes); }
@@ -391,15 +362,22 @@ class AnswerChecker {
       ++summary_.responses_mismatched;
       return;
     }
-    const Expected& expected = connection_.expected.front();
-    if (connection_.answer_differs || connection_.answer_offset != expected.bytes.size()) {
-      ++summary_.responses_mismatched;
-    } else {
-      ++summary_.responses_ok;
-      summary_.latency.record(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(now_ - expected.sent_at).count()));
+    std::deque<Expected>& due = connection_.expected;
+    if (!connection_.answer_differs && connection_.answer_offset == due.front().bytes.size()) {
+      settle_ok(1);
+      return;
     }
-    connection_.expected.pop_front();
+    if (connection_.answer_kept) {
+      const auto later = std::find_if(due.begin() + 1, due.end(), [&](const Expected& e) {
+        return e.bytes == connection_.answer;
+      });
+      if (later != due.end()) {
+        settle_ok(static_cast<size_t>(later - due.begin()) + 1);
+        return;
+      }
+    }
+    ++summary_.responses_mismatched;
+    due.pop_front();
   }
 
   void on_malformed(frame::Malformed reason) {
@@ -415,8 +393,30 @@ class AnswerChecker {
       connection_.answer_differs =
           connection_.answer_offset + bytes.size() > want.size() ||
           !std::equal(bytes.begin(), bytes.end(), want.begin() + connection_.answer_offset);
+      if (connection_.answer_differs && connection_.expected.size() > 1) {
+        // What came so far matched `want`: keep it, and the rest of the answer from here on.
+        connection_.answer_kept = true;
+        connection_.answer.assign(
+            want.begin(), want.begin() + static_cast<std::ptrdiff_t>(connection_.answer_offset));
+      }
+    }
+    if (connection_.answer_kept) {
+      connection_.answer.insert(connection_.answer.end(), bytes.begin(), bytes.end());
     }
     connection_.answer_offset += bytes.size();
+  }
+
+  // The answer is the `count`th expected one: it is verified, and the frames before it will never
+  // be answered (they stay uncounted, so they show up as missing).
+  void settle_ok(size_t count) {
+    std::deque<Expected>& due = connection_.expected;
+    const Expected& answered = due[count - 1];
+    ++summary_.responses_ok;
+    summary_.latency.record(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now_ - answered.sent_at).count()));
+    due.erase(due.begin(), due.begin() + static_cast<std::ptrdiff_t>(count));
+    connection_.answer_kept = false;
+    connection_.answer.clear();
   }
 
   Connection& connection_;
@@ -432,6 +432,7 @@ class LoadRun {
         pick_size_(weights(options_.sizes)),
         connections_(options_.connections) {
     summary_.connections = options_.connections;
+    summary_.reconnect = options_.reconnect;
     open_signals();
     epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
     if (epoll_.get() < 0) throw_errno("epoll_create1");
@@ -444,6 +445,7 @@ class LoadRun {
       last_progress_ = start_;
       next_due_ = start_;
       sending_ = true;
+      running_ = true;
       for (Connection& connection : connections_) fill(connection);
       loop();
       // Until the last answer settled the run, or until the run was given up (timeout, signal).
@@ -478,9 +480,10 @@ class LoadRun {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) throw_errno("epoll_ctl add");
   }
 
-  // Always reading (answers must never wait on us); writing only while bytes wait for room.
+  // Always reading (answers must never wait on us); writing only while bytes wait for room. A
+  // connection being opened waits for EPOLLOUT alone (start_connect).
   void update_interest(Connection& connection) {
-    if (!connection.open) return;
+    if (!connection.open || !connection.connected) return;
     const uint32_t events = EPOLLIN | (connection.unsent() > 0 ? uint32_t{EPOLLOUT} : 0);
     if (events == connection.events) return;
     epoll_event event{};
@@ -494,7 +497,6 @@ class LoadRun {
 
   // Opens every connection at once and waits for them all. False if none could be opened.
   bool connect_all() {
-    const sockaddr_storage& address = options_.connect.address;
     for (uint32_t i = 0; i < connections_.size(); ++i) {
       Connection& connection = connections_[i];
       connection.index = i;
@@ -502,19 +504,7 @@ class LoadRun {
       std::seed_seq seed{static_cast<uint32_t>(options_.seed),
                          static_cast<uint32_t>(options_.seed >> 32), i};
       connection.random.seed(seed);
-      connection.fd =
-          Fd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-      if (connection.fd.get() < 0) throw_errno("socket");
-      const int one = 1;
-      ::setsockopt(connection.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      if (::connect(connection.fd.get(), reinterpret_cast<const sockaddr*>(&address),
-                    options_.connect.length) != 0 &&
-          errno != EINPROGRESS) {
-        fail(connection, "connect", errno);
-        continue;
-      }
-      connection.events = EPOLLOUT;
-      add(connection.fd.get(), connection.events, i);
+      if (!start_connect(connection)) fail(connection, "connect", errno);
     }
     const Clock::time_point deadline = Clock::now() + seconds(options_.timeout_s);
     while (pending_connects() > 0 && !stopped_) {
@@ -531,6 +521,27 @@ class LoadRun {
                                     [](const Connection& c) { return c.connected; });
   }
 
+  // Opens the connection's socket and starts connecting; finish_connect completes it. False (errno
+  // set, no socket left) if connecting failed at once.
+  bool start_connect(Connection& connection) {
+    const Endpoint& to = options_.connect;
+    connection.fd =
+        Fd(::socket(to.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (connection.fd.get() < 0) throw_errno("socket");
+    const int one = 1;
+    ::setsockopt(connection.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const auto* address = reinterpret_cast<const sockaddr*>(&to.address);
+    if (::connect(connection.fd.get(), address, to.length) != 0 && errno != EINPROGRESS) {
+      const int error = errno;
+      connection.fd.reset();
+      errno = error;
+      return false;
+    }
+    connection.events = EPOLLOUT;
+    add(connection.fd.get(), connection.events, connection.index);
+    return true;
+  }
+
   size_t pending_connects() const {
     return static_cast<size_t>(
         std::count_if(connections_.begin(), connections_.end(),
@@ -540,16 +551,24 @@ class LoadRun {
   void loop() {
     while (!stopped_) {
       const Clock::time_point now = Clock::now();
+      if (options_.reconnect) reconnect_due(now);
       if (sending_ && !may_send(now)) sending_ = false;
       if (sending_ && options_.rate > 0) pace(now);
       if (!sending_ && settled()) return;
       if (stalled(now)) {
-        std::fprintf(stderr, "%s: nothing sent or received for %.3g s; giving up\n", kProgram,
-                     options_.timeout_s);
+        std::fprintf(stderr,
+                     "%s: nothing sent or received for %.3g s; giving up (%zu answers due)\n",
+                     kProgram, options_.timeout_s, answers_due());
         return;
       }
       wait(next_wakeup(now) - now);
     }
+  }
+
+  size_t answers_due() const {
+    size_t due = 0;
+    for (const Connection& connection : connections_) due += connection.expected.size();
+    return due;
   }
 
   // Handles the events that arrive within `timeout` (rounded up to whole milliseconds).
@@ -573,7 +592,14 @@ class LoadRun {
   Clock::time_point next_wakeup(Clock::time_point now) const {
     Clock::time_point wakeup = last_progress_ + seconds(options_.timeout_s);
     if (sending_ && options_.frames == 0) wakeup = std::min(wakeup, deadline());
-    if (sending_ && options_.rate > 0) wakeup = std::min(wakeup, next_due_);
+    if (sending_ && options_.rate > 0 && !pace_held_) wakeup = std::min(wakeup, next_due_);
+    if (options_.reconnect) {
+      for (const Connection& connection : connections_) {
+        if (!connection.open || connection.connected) continue;
+        wakeup =
+            std::min(wakeup, connection.fd.get() < 0 ? connection.retry_at : connection.give_up_at);
+      }
+    }
     return std::max(wakeup, now);
   }
 
@@ -601,21 +627,28 @@ class LoadRun {
     });
   }
 
-  // Bytes are waiting to go or answers are due, and nothing has moved for the timeout.
+  // Bytes are waiting to go or answers are due, and nothing has moved for the timeout. While a
+  // fixed-rate run is sending, answers due do not hold it: the schedule goes on, and an answer that
+  // never comes (a frame dropped on the way) is reported missing at the end.
   bool stalled(Clock::time_point now) const {
-    const bool waiting = std::any_of(connections_.begin(), connections_.end(), [](const auto& c) {
-      return c.open && (!c.expected.empty() || c.unsent() > 0);
-    });
+    const bool answers_hold = !(sending_ && options_.rate > 0);
+    const bool waiting =
+        std::any_of(connections_.begin(), connections_.end(), [&](const Connection& c) {
+          return c.open && ((answers_hold && !c.expected.empty()) || c.unsent() > 0);
+        });
     return waiting && now - last_progress_ >= seconds(options_.timeout_s);
   }
 
   // Fixed rate: frame k is due at start + k / rate, on connection k mod N, so the rate is spread
   // evenly and a late loop catches up rather than losing frames.
   void pace(Clock::time_point now) {
+    pace_held_ = false;
     while (sending_ && next_due_ <= now) {
       Connection* connection = next_paced_connection();
-      if (connection == nullptr) return;
-      if (connection->unsent() >= kOutputLimit) return;  // wait for the socket to drain
+      // No connection to take the frame (all being replaced), or the socket must drain first: an
+      // event (connected, room to write) or a reconnection timer wakes the loop, not next_due_.
+      pace_held_ = connection == nullptr || connection->unsent() >= kOutputLimit;
+      if (pace_held_) return;
       send_frame(*connection);
       ++paced_;
       next_due_ = start_ + seconds(static_cast<double>(paced_) / options_.rate);
@@ -623,10 +656,12 @@ class LoadRun {
     }
   }
 
+  // The connection for frame paced_, or the next one up that is connected (one being replaced
+  // with --reconnect is passed over; if none is, the schedule waits and then catches up).
   Connection* next_paced_connection() {
     for (size_t tried = 0; tried < connections_.size(); ++tried) {
       Connection& connection = connections_[(paced_ + tried) % connections_.size()];
-      if (connection.open) return &connection;
+      if (connection.open && connection.connected) return &connection;
     }
     return nullptr;
   }
@@ -692,7 +727,10 @@ class LoadRun {
 
   void serve(Connection& connection, uint32_t events) {
     if (!connection.connected) {
-      finish_connect(connection);
+      if (finish_connect(connection)) {
+        fill(connection);  // a replacement (--reconnect) during the run takes up the loop
+        update_interest(connection);
+      }
       return;
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
@@ -706,16 +744,19 @@ class LoadRun {
     update_interest(connection);
   }
 
-  void finish_connect(Connection& connection) {
+  // False if connecting failed.
+  bool finish_connect(Connection& connection) {
     int error = 0;
     socklen_t length = sizeof error;
     ::getsockopt(connection.fd.get(), SOL_SOCKET, SO_ERROR, &error, &length);
     if (error != 0) {
       fail(connection, "connect", error);
-      return;
+      return false;
     }
     connection.connected = true;
+    connection.give_up_at = {};
     update_interest(connection);
+    return true;
   }
 
   // Reads what is there and checks it. False if the connection failed.
@@ -771,9 +812,15 @@ class LoadRun {
     return true;
   }
 
-  // Counts a connection error and closes the connection; its due answers become missing.
+  // Counts a connection error and closes the connection; its due answers become missing. With
+  // --reconnect, once the run has started, the connection is replaced instead (lose), and a failed
+  // attempt at a replacement is tried again (retry_later).
   void fail(Connection& connection, const char* what, int error) {
     if (!connection.open) return;
+    if (options_.reconnect && running_) {
+      connection.connected ? lose(connection, what, error) : retry_later(connection, what, error);
+      return;
+    }
     ++summary_.connection_errors;
     std::fprintf(stderr, "%s: connection %u: %s%s%s\n", kProgram, connection.index, what,
                  error ? ": " : "", error ? std::strerror(error) : "");
@@ -782,6 +829,70 @@ class LoadRun {
     connection.expected.clear();
     connection.out.clear();
     connection.sent = 0;
+  }
+
+  // --reconnect: the connection failed during the run. Counted as a reset; its due answers are
+  // lost to it. While frames remain to be sent, a replacement is opened at once, same index and
+  // stream, and given --timeout to connect.
+  void lose(Connection& connection, const char* what, int error) {
+    ++summary_.connection_resets;
+    summary_.lost_to_reset += connection.expected.size();
+    const bool replace = sending_ && !stopped_;
+    if (summary_.connection_resets <= kResetsLogged) {
+      std::fprintf(stderr, "%s: connection %u: %s%s%s; %zu answers lost%s%s\n", kProgram,
+                   connection.index, what, error ? ": " : "", error ? std::strerror(error) : "",
+                   connection.expected.size(), replace ? "; reconnecting" : "",
+                   summary_.connection_resets == kResetsLogged ? " (later resets not logged)" : "");
+    }
+    connection.fd.reset();  // also leaves the epoll set
+    connection.connected = false;
+    connection.expected.clear();
+    connection.out.clear();
+    connection.sent = 0;
+    connection.decoder = frame::Decoder{frame::kHardMaxPayload};
+    connection.answer_offset = 0;
+    connection.answer_differs = false;
+    connection.answer_kept = false;
+    connection.answer.clear();
+    if (!replace) {
+      connection.open = false;  // nothing left to send on it: done, not failed
+      return;
+    }
+    const Clock::time_point now = Clock::now();
+    connection.give_up_at = now + seconds(options_.timeout_s);
+    connection.retry_at = now;
+    if (!start_connect(connection)) retry_later(connection, "connect", errno);
+  }
+
+  // --reconnect: an attempt at a replacement failed. Tried again after a pause, or given up (a
+  // connection error) once --timeout has passed since the connection was lost.
+  void retry_later(Connection& connection, const char* what, int error) {
+    connection.fd.reset();
+    const Clock::time_point now = Clock::now();
+    if (now < connection.give_up_at) {
+      connection.retry_at = now + kReconnectBackoff;
+      return;
+    }
+    ++summary_.connection_errors;
+    std::fprintf(stderr, "%s: connection %u: %s%s%s; no replacement after %.3g s, giving up\n",
+                 kProgram, connection.index, what, error ? ": " : "",
+                 error ? std::strerror(error) : "", options_.timeout_s);
+    connection.open = false;
+  }
+
+  // --reconnect: makes the attempts that are due, and gives up those that took too long.
+  void reconnect_due(Clock::time_point now) {
+    for (Connection& connection : connections_) {
+      if (!connection.open || connection.connected) continue;
+      if (!sending_ || stopped_) {
+        connection.fd.reset();  // nothing left to send: no replacement needed
+        connection.open = false;
+      } else if (connection.fd.get() >= 0) {
+        if (now >= connection.give_up_at) retry_later(connection, "connect", ETIMEDOUT);
+      } else if (now >= connection.retry_at && !start_connect(connection)) {
+        retry_later(connection, "connect", errno);
+      }
+    }
   }
 
   static constexpr uint64_t kSignalTag = UINT64_MAX;
@@ -796,7 +907,9 @@ class LoadRun {
   Summary summary_;
   bool sending_ = false;  // true from the start of the run until the frame or time bound
   bool stopped_ = false;
+  bool running_ = false;  // connect_all is over: failures from here on are replaced (--reconnect)
   uint64_t paced_ = 0;
+  bool pace_held_ = false;  // the schedule is behind, waiting for a connection or for room
   Clock::time_point start_{};
   Clock::time_point next_due_{};
   // The last byte sent or received: the stall timeout counts from here.
@@ -813,7 +926,8 @@ void print_json(const Summary& s) {
   std::printf(
       "{\"connections\":%u,\"frames_sent\":%llu,\"corrupted_sent\":%llu,\"responses_ok\":%llu,"
       "\"responses_mismatched\":%llu,\"responses_missing\":%llu,\"connection_errors\":%llu,"
-      "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"duration_s\":%.6f,\"frames_per_s\":%.1f,"
+      "\"connection_resets\":%llu,\"lost_to_reset\":%llu,\"bytes_sent\":%llu,"
+      "\"bytes_received\":%llu,\"duration_s\":%.6f,\"frames_per_s\":%.1f,"
       "\"throughput_bytes_per_s\":%.1f,\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}}\n",
       s.connections, static_cast<unsigned long long>(s.frames_sent),
       static_cast<unsigned long long>(s.corrupted_sent),
@@ -821,6 +935,8 @@ void print_json(const Summary& s) {
       static_cast<unsigned long long>(s.responses_mismatched),
       static_cast<unsigned long long>(s.responses_missing()),
       static_cast<unsigned long long>(s.connection_errors),
+      static_cast<unsigned long long>(s.connection_resets),
+      static_cast<unsigned long long>(s.lost_to_reset),
       static_cast<unsigned long long>(s.bytes_sent),
       static_cast<unsigned long long>(s.bytes_received), s.duration_s, s.per_second(s.frames_sent),
       s.per_second(s.bytes_sent), microseconds(s.latency.quantile(0.50)),
@@ -829,7 +945,12 @@ void print_json(const Summary& s) {
 
 void print_text(const Summary& s) {
   const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
-  std::printf("connections         %u (%llu errors)\n", s.connections, u(s.connection_errors));
+  if (s.reconnect) {
+    std::printf("connections         %u (%llu errors, %llu resets with %llu answers lost)\n",
+                s.connections, u(s.connection_errors), u(s.connection_resets), u(s.lost_to_reset));
+  } else {
+    std::printf("connections         %u (%llu errors)\n", s.connections, u(s.connection_errors));
+  }
   std::printf("frames sent         %llu (%llu corrupted on purpose)\n", u(s.frames_sent),
               u(s.corrupted_sent));
   std::printf("responses           %llu ok, %llu mismatched, %llu missing\n", u(s.responses_ok),

@@ -167,6 +167,7 @@ def assert_all_answered(summary: dict, frames: int, corrupted: int = 0):
     assert summary["responses_mismatched"] == 0
     assert summary["responses_missing"] == 0
     assert summary["connection_errors"] == 0
+    assert summary["connection_resets"] == summary["lost_to_reset"] == 0
     latency = summary["latency_us"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["p999"]
 
@@ -228,6 +229,13 @@ def test_duration_bounds_a_closed_loop_run(echo):
     assert 0.5 <= summary["duration_s"] < 2, summary
     assert summary["frames_sent"] > 0
     assert_all_answered(summary, summary["frames_sent"])
+
+
+def test_reconnect_changes_nothing_when_no_connection_fails(echo):
+    summary = load(echo.port, "--frames", "2000", "--connections", "4", "--depth", "4",
+                   "--reconnect")
+    assert_all_answered(summary, 2000)
+    assert echo.stats()["connections"] == 4
 
 
 def test_human_readable_summary(echo):
@@ -345,6 +353,18 @@ def test_a_client_that_does_not_read_is_not_read_from(echo):
 # ---- the load generator against wrong peers --------------------------------------------------------
 
 
+def split_frames(buffer: bytes):
+    """The whole frames at the start of buffer, and the rest of it."""
+    frames = []
+    while len(buffer) >= 16:
+        size = 16 + struct.unpack(">I", buffer[4:8])[0] + 4
+        if len(buffer) < size:
+            break
+        frames.append(buffer[:size])
+        buffer = buffer[size:]
+    return frames, buffer
+
+
 def serve_once(answer):
     """A one-connection server on a thread: answer(frame bytes) -> bytes to send back."""
     listener = socket.create_server(("127.0.0.1", 0))
@@ -354,13 +374,9 @@ def serve_once(answer):
         with conn:
             buffer = b""
             while chunk := conn.recv(65536):
-                buffer += chunk
-                while len(buffer) >= 16:
-                    size = 16 + struct.unpack(">I", buffer[4:8])[0] + 4
-                    if len(buffer) < size:
-                        break
-                    conn.sendall(answer(buffer[:size]))
-                    buffer = buffer[size:]
+                frames, buffer = split_frames(buffer + chunk)
+                for one in frames:
+                    conn.sendall(answer(one))
         listener.close()
 
     threading.Thread(target=run, daemon=True).start()
@@ -386,6 +402,162 @@ def test_a_silent_peer_times_out_with_missing_answers():
     port = serve_once(lambda data: b"")
     summary = load(port, "--frames", "5", "--timeout", "0.5", expect_rc=1)
     assert summary["frames_sent"] == 1 and summary["responses_missing"] == 1
+
+
+def dropping(dropped):
+    """An answer function for serve_once: echoes every frame but those whose number (from 1)
+    `dropped` accepts, as a corrupting hop in front of a verifying echo would (the echo never
+    answers a corrupt frame)."""
+    count = 0
+
+    def answer(data):
+        nonlocal count
+        count += 1
+        return b"" if dropped(count) else data
+
+    return answer
+
+
+@pytest.mark.parametrize("pacing", [["--rate", "200"], ["--depth", "4"]], ids=["rate", "depth_4"])
+def test_frames_never_answered_are_missing_not_mismatches(pacing):
+    # Every 5th frame is dropped: the answers after it are recognised as later ones (not compared
+    # with the dropped frame), and the run waits at most --timeout at the end for the last one.
+    port = serve_once(dropping(lambda number: number % 5 == 0))
+    started = time.monotonic()
+    summary = load(port, "--frames", "40", "--timeout", "0.5", *pacing, expect_rc=1)
+    assert time.monotonic() - started < 5, summary
+    assert summary["frames_sent"] == 40
+    assert summary["responses_ok"] == 32
+    assert summary["responses_missing"] == 8
+    assert summary["responses_mismatched"] == 0
+    assert summary["connection_errors"] == 0
+
+
+def test_a_slow_fixed_rate_is_not_given_up_for_an_answer_never_coming():
+    # 3 frames at 2 per second with a 0.3 s timeout: the first is never answered, and the gaps in
+    # the schedule are longer than the timeout, which must not end the run early.
+    port = serve_once(dropping(lambda number: number == 1))
+    summary = load(port, "--rate", "2", "--frames", "3", "--timeout", "0.3", expect_rc=1)
+    assert summary["frames_sent"] == 3
+    assert summary["responses_ok"] == 2 and summary["responses_missing"] == 1
+
+
+class ResettingServer:
+    """Echoes frames byte for byte, and on each connection resets it (RST, by SO_LINGER 0) when the
+    frame after the first `answered` ones has arrived, without answering that one; as a verifying
+    proxy in reset mode does. With stop_listening, the listener is closed at the first reset, so
+    a reconnection is refused."""
+
+    def __init__(self, answered: int, stop_listening: bool = False):
+        self.answered = answered
+        self.stop_listening = stop_listening
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.resets = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            with self.lock:
+                self.accepted += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket):
+        with conn:
+            buffer, answered = b"", 0
+            try:
+                while chunk := conn.recv(65536):
+                    frames, buffer = split_frames(buffer + chunk)
+                    for one in frames:
+                        if answered == self.answered:
+                            self._reset(conn)
+                            return
+                        conn.sendall(one)
+                        answered += 1
+            except OSError:
+                pass  # the client went away
+
+    def _reset(self, conn: socket.socket):
+        with self.lock:
+            self.resets += 1
+        if self.stop_listening:
+            self.close()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept; stops listening
+        except OSError:
+            pass
+        self.listener.close()
+
+
+@pytest.fixture
+def resetting_server():
+    servers = []
+
+    def make(answered: int, stop_listening: bool = False) -> ResettingServer:
+        servers.append(ResettingServer(answered, stop_listening))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_reconnect_replaces_reset_connections_exactly(resetting_server):
+    # One connection, one frame at a time: every connection answers 3 frames and loses the 4th.
+    server = resetting_server(3)
+    summary = load(server.port, "--frames", "50", "--reconnect")
+    assert summary["frames_sent"] == 50
+    assert summary["connection_resets"] == 12 == server.resets
+    assert summary["lost_to_reset"] == 12
+    assert summary["responses_ok"] == 38
+    assert summary["responses_missing"] == summary["responses_mismatched"] == 0
+    assert summary["connection_errors"] == 0
+    assert server.accepted == 13
+
+
+@pytest.mark.parametrize("pacing", [["--connections", "4", "--depth", "4"],
+                                    ["--connections", "2", "--rate", "1000"]],
+                         ids=["closed_depth_4", "rate"])
+def test_reconnect_keeps_sending_through_resets(resetting_server, pacing):
+    server = resetting_server(3)
+    summary = load(server.port, "--frames", "400", "--timeout", "3", "--reconnect", *pacing)
+    assert summary["frames_sent"] == 400
+    resets, lost = summary["connection_resets"], summary["lost_to_reset"]
+    assert resets >= 400 // (3 + 4), summary  # at most 3 answered and 4 lost per connection
+    assert resets <= lost, summary  # each reset loses at least the frame it was reset for
+    assert summary["responses_ok"] + lost == 400, summary
+    assert summary["responses_missing"] == summary["responses_mismatched"] == 0
+    assert summary["connection_errors"] == 0
+
+
+def test_without_reconnect_a_reset_fails_the_run(resetting_server):
+    server = resetting_server(3)
+    summary = load(server.port, "--frames", "50", expect_rc=1)
+    assert summary["frames_sent"] == 4 and summary["responses_ok"] == 3
+    assert summary["responses_missing"] == 1
+    assert summary["connection_errors"] == 1
+    assert summary["connection_resets"] == summary["lost_to_reset"] == 0
+
+
+def test_reconnecting_is_given_up_after_the_timeout(resetting_server):
+    server = resetting_server(3, stop_listening=True)
+    started = time.monotonic()
+    summary = load(server.port, "--frames", "50", "--reconnect", "--timeout", "0.5", expect_rc=1)
+    assert time.monotonic() - started < 5, summary
+    assert summary["duration_s"] >= 0.5, summary
+    assert summary["frames_sent"] == 4 and summary["responses_ok"] == 3
+    assert summary["connection_resets"] == summary["lost_to_reset"] == 1
+    assert summary["connection_errors"] == 1  # the replacement that never connected
+    assert summary["responses_missing"] == 0
 
 
 def test_a_refused_connection_is_a_connection_error():
@@ -418,6 +590,7 @@ def test_help(exe):
         (LOAD, ["--connect", "127.0.0.1:9", "--rate", "-1"], "--rate"),
         (LOAD, ["--connect", "127.0.0.1:9", "--frames", "5", "--duration", "1"], "--duration"),
         (LOAD, ["--connect", "127.0.0.1:9", "--corrupt-every", "0"], "--corrupt-every"),
+        (LOAD, ["--connect", "127.0.0.1:9", "--reconnect=yes"], "--reconnect"),
     ],
 )
 def test_bad_arguments_are_named_and_exit_2(exe, args, named):
