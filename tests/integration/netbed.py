@@ -818,7 +818,9 @@ class Testbed:
                 "eal": [
                     *("-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--no-shconf"),
                     *("--file-prefix", self.dpdk_file_prefix),
-                    f"--vdev=net_af_packet0,iface={DATAPLANE_IFACE}",
+                    # 4096 ring frames a queue: the default 512 overflows under bursts of
+                    # 64 KiB writes, and every overflow costs a retransmission timeout.
+                    f"--vdev=net_af_packet0,iface={DATAPLANE_IFACE},framecnt=4096",
                 ],
                 "ports": [
                     {
