@@ -1,0 +1,167 @@
+// The proxy on one worker, driven with frames through the in-memory PacketIo: a client's
+// handshake in, the backend connection's SYN out, and what the proxy chose for it.
+#include "dataplane/proxy/proxy.h"
+
+#include <gtest/gtest.h>
+
+#include <rte_thash.h>
+
+#include <map>
+#include <vector>
+
+#include "dataplane/net/tcp.h"
+#include "dataplane/port.h"
+#include "tests/support/eal_environment.h"
+#include "tests/support/memory_io.h"
+#include "tests/support/packet_builder.h"
+
+namespace weir::proxy {
+namespace {
+
+using net::Ipv4Address;
+using net::MacAddress;
+using test::Eth;
+using test::TcpOptions;
+using Frame = std::vector<uint8_t>;
+
+constexpr MacAddress kPortMac({0x02, 0x77, 0, 0, 0, 0x02});
+constexpr MacAddress kClientMac({0x02, 0x77, 0, 0, 0, 0x01});
+constexpr MacAddress kBackendMac({0x02, 0x77, 0, 0, 0, 0x0b});
+constexpr Ipv4Address kPortIp = Ipv4Address::from_octets(10, 77, 0, 2);
+constexpr Ipv4Address kVip = Ipv4Address::from_octets(10, 77, 0, 100);
+constexpr Ipv4Address kClientIp = Ipv4Address::from_octets(10, 77, 0, 1);
+constexpr Ipv4Address kBackendIp = Ipv4Address::from_octets(10, 77, 0, 11);
+constexpr uint16_t kBackendPort = 8000;
+constexpr uint64_t kNow = 10'000'000;
+
+class ProxyHarness {
+ public:
+  explicit ProxyHarness(const Steering& steering) {
+    net::StackConfig stack;
+    net::StackPort port;
+    port.mac = kPortMac;
+    port.address = kPortIp;
+    port.prefix_length = 24;
+    stack.ports.push_back(port);
+    stack.listener_addresses.push_back(kVip);
+    ip_ = std::make_unique<net::Stack>(stack, pool_, tx_, ports_, l3_);
+    tcp::TcpSettings settings;
+    settings.max_connections = 256;
+    tcp_ = std::make_unique<tcp::TcpStack>(settings, *ip_, pool_, counters_, tcp::Secret{3}, kNow);
+    ip_->set_transport(tcp_.get());
+    auto pool = std::make_shared<PoolPlan>(PoolPlan{
+        "app",
+        {BackendPlan{"b1", kBackendIp, kBackendPort, 1}},
+        maglev::Table::build(
+            std::vector<maglev::Backend>{{"b1", kBackendIp.value(), kBackendPort, 1, true}}, 101),
+        maglev::FlowKey::five_tuple,
+        2});
+    ListenerPlan listener;
+    listener.name = "web";
+    listener.address = kVip;
+    listener.port = 80;
+    listener.max_connections = 100;
+    listener.pool = pool;
+    proxy_ =
+        std::make_unique<Proxy>(*tcp_, *ip_, pool_, std::vector<ListenerPlan>{listener}, steering);
+    proxy_->start();
+    // Both peers' MACs, learned from their ARP requests as the stack learns them.
+    for (auto [mac, ip] : {std::pair{kClientMac, kClientIp}, std::pair{kBackendMac, kBackendIp}}) {
+      inject(Eth(mac, MacAddress::broadcast()).ARPRequest(mac, ip, kPortIp).pad_to(60).build());
+    }
+    io_.drain(0);
+  }
+  ~ProxyHarness() {
+    proxy_.reset();
+    tcp_.reset();
+    ip_.reset();
+    io_.drain(0);
+  }
+
+  void inject(const Frame& frame) {
+    io_.inject(0, frame);
+    rte_mbuf* m = nullptr;
+    ASSERT_EQ(io_.receive(0, &m, 1), 1);
+    ip_->receive(0, m, kNow);
+    tx_.flush_all();
+  }
+  std::vector<Frame> drain() {
+    tx_.flush_all();
+    return io_.drain(0);
+  }
+
+  // A client completes the handshake from `client_port`; returns the SYN the proxy sends the
+  // backend (as the TCP view's source port), or 0.
+  uint16_t backend_syn_port(uint16_t client_port) {
+    inject(
+        Eth(kClientMac, kPortMac)
+            .IPv4(kClientIp, kVip)
+            .TCP(client_port, 80, net::TcpFlags::from_bits(0x02), 1000, 0, TcpOptions().mss(1460))
+            .build());
+    const auto synack = drain();
+    EXPECT_EQ(synack.size(), 1u);
+    if (synack.empty()) return 0;
+    const auto tcp = net::ConstTcpView::parse(std::span<const uint8_t>(synack[0]).subspan(34));
+    inject(
+        Eth(kClientMac, kPortMac)
+            .IPv4(kClientIp, kVip)
+            .TCP(client_port, 80, net::TcpFlags::from_bits(0x10), 1001, tcp->sequence_number() + 1)
+            .build());
+    for (const Frame& f : drain()) {
+      const auto view = net::ConstTcpView::parse(std::span<const uint8_t>(f).subspan(34));
+      if (view && view->destination_port() == kBackendPort && view->flags().bits() == 0x02)
+        return view->source_port();
+    }
+    return 0;
+  }
+
+ private:
+  rte_mempool* pool_ = test::test_mbuf_pool();
+  test::MemoryIo io_{1, pool_};
+  std::array<dataplane::PortCounters, dataplane::kMaxPorts> ports_{};
+  dataplane::L3Counters l3_{};
+  dataplane::TcpCounters counters_{};
+  dataplane::TxBuffers tx_{io_, ports_};
+  std::unique_ptr<net::Stack> ip_;
+  std::unique_ptr<tcp::TcpStack> tcp_;
+  std::unique_ptr<Proxy> proxy_;
+};
+
+// The queue the NIC picks for a backend's reply, computed the way the hardware does it, with
+// DPDK's own software Toeplitz (rte_softrss) over the RETA Weir programs.
+uint16_t nic_queue(uint16_t local_port, uint16_t queues, uint16_t reta_size) {
+  rte_ipv4_tuple tuple{};
+  tuple.src_addr = kBackendIp.value();
+  tuple.dst_addr = kPortIp.value();
+  tuple.sport = kBackendPort;
+  tuple.dport = local_port;
+  const uint32_t hash = rte_softrss(reinterpret_cast<uint32_t*>(&tuple), RTE_THASH_V4_L4_LEN,
+                                    dataplane::kRssToeplitzKey.data());
+  return static_cast<uint16_t>((hash % reta_size) % queues);
+}
+
+TEST(ProxySteering, BackendSourcePortsSteerRepliesToThisWorkersQueue) {
+  for (uint16_t queue : {0, 1, 3}) {
+    const Steering steering{true, 4, 128, queue};
+    ProxyHarness h(steering);
+    std::map<uint16_t, int> queues_seen;
+    for (uint16_t client = 40000; client < 40020; ++client) {
+      const uint16_t port = h.backend_syn_port(client);
+      ASSERT_NE(port, 0) << "no SYN to the backend for client port " << client;
+      EXPECT_EQ(nic_queue(port, 4, 128), queue) << "source port " << port;
+      ++queues_seen[port];
+    }
+    EXPECT_EQ(queues_seen.size(), 20u) << "each connection its own source port";
+  }
+}
+
+TEST(ProxySteering, WithoutRssAnyPortWillDo) {
+  ProxyHarness h(Steering{});
+  std::map<uint16_t, int> queues;
+  for (uint16_t client = 40000; client < 40040; ++client)
+    ++queues[nic_queue(h.backend_syn_port(client), 4, 128)];
+  EXPECT_GT(queues.size(), 1u) << "consecutive ports spread over queues when nothing steers";
+}
+
+}  // namespace
+}  // namespace weir::proxy
