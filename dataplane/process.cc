@@ -6,7 +6,9 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/control/control_server.h"
+#include "dataplane/control/pool_state.h"
 #include "dataplane/port.h"
 #include "dataplane/stats.h"
 #include "dataplane/worker.h"
@@ -103,11 +107,113 @@ net::StackConfig stack_config_for(const config::Config& config,
   return stack;
 }
 
+// The control protocol's view of this process: counters and states read from the main lcore,
+// changes built here and posted to every worker's inbox.
+class DataplaneControl final : public ControlTarget {
+ public:
+  DataplaneControl(const config::Config& config, PoolStates& states,
+                   const std::vector<std::unique_ptr<Worker>>& workers)
+      : config_(config), states_(states), workers_(workers) {}
+
+  nlohmann::json hello() override {
+    return {{"versions", {kControlProtocolVersion}},
+            {"node_id", config_.node_id},
+            {"workers", workers_.size()},
+            {"config", config_.source},
+            {"pid", getpid()}};
+  }
+  nlohmann::json counters() override {
+    return nlohmann::json::parse(stats_json(config_, workers_));
+  }
+  nlohmann::json listeners() override {
+    nlohmann::json out = nlohmann::json::array();
+    const auto stats = counters()["listeners"];
+    for (const config::Listener& l : config_.listeners) {
+      nlohmann::json entry{{"name", l.name},
+                           {"address", l.address.to_string()},
+                           {"port", l.port},
+                           {"protocol", config::name_of(l.protocol)}};
+      if (l.pool) entry["pool"] = config_.pools[*l.pool].name;
+      if (stats.contains(l.name)) {
+        entry["connections"] = stats[l.name]["connections"];
+        entry["active"] = stats[l.name]["active"];
+      }
+      out.push_back(entry);
+    }
+    return out;
+  }
+  nlohmann::json pools() override {
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t p = 0; p < states_.pool_count(); ++p) {
+      const config::Pool& pool = states_.pool(p);
+      nlohmann::json backends = nlohmann::json::array();
+      for (size_t b = 0; b < pool.backends.size(); ++b) {
+        uint64_t opened = 0, closed = 0, failures = 0, drain_resets = 0;
+        for (const auto& worker : workers_) {
+          const proxy::BackendCounters& c = worker->proxy().backend_counters(p, b);
+          opened += c.connections.get();
+          closed += c.closed.get();
+          failures += c.connect_failures.get();
+          drain_resets += c.drain_resets.get();
+        }
+        backends.push_back({{"name", pool.backends[b].name},
+                            {"address", pool.backends[b].address.to_string()},
+                            {"port", pool.backends[b].port},
+                            {"state", name_of(states_.state(p, b))},
+                            {"weight", states_.weight(p, b)},
+                            {"connections", opened},
+                            {"active", opened - closed},
+                            {"connect_failures", failures},
+                            {"drain_resets", drain_resets}});
+      }
+      out.push_back({{"name", pool.name}, {"backends", backends}});
+    }
+    return out;
+  }
+  std::string set_backend(const std::string& pool, const std::string& backend,
+                          const std::optional<std::string>& state,
+                          const std::optional<uint32_t>& weight) override {
+    const auto p = states_.find_pool(pool);
+    if (!p) return "no pool named \"" + pool + "\"";
+    const auto b = states_.find_backend(*p, backend);
+    if (!b) return "pool \"" + pool + "\" has no backend named \"" + backend + "\"";
+    std::optional<BackendState> new_state;
+    if (state) {
+      new_state = backend_state_from(*state);
+      if (!new_state) return "state \"" + *state + "\" is not one of up, down, draining";
+    }
+    if (std::string failure = states_.set(*p, *b, new_state, weight); !failure.empty())
+      return failure;
+    // The plan is built once, here, and shared read-only by every worker.
+    const std::shared_ptr<const proxy::PoolPlan> plan = states_.plan(*p);
+    collect_done();
+    for (const auto& worker : workers_) {
+      auto* message = new WorkerMessage{*p, plan, {}};
+      if (!worker->post(message)) {
+        delete message;
+        return "worker " + std::to_string(worker->id()) + "'s inbox is full; try again";
+      }
+    }
+    return "";
+  }
+  // Frees what the workers have handed back.
+  void collect_done() {
+    for (const auto& worker : workers_) {
+      while (WorkerMessage* m = worker->take_done()) delete m;
+    }
+  }
+
+ private:
+  const config::Config& config_;
+  PoolStates& states_;
+  const std::vector<std::unique_ptr<Worker>>& workers_;
+};
+
 }  // namespace
 
 int run(std::shared_ptr<const config::Config> config) {
   // Block the process signals before EAL creates its threads, so that they inherit the mask and
-  // only the main lcore receives them, synchronously, through sigtimedwait.
+  // only the main lcore receives them, synchronously, through a signalfd.
   sigset_t signals;
   sigemptyset(&signals);
   for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGHUP}) sigaddset(&signals, s);
@@ -198,7 +304,10 @@ int run(std::shared_ptr<const config::Config> config) {
           listener.address, listener.port, listener.protocol == config::Protocol::echo,
           std::min<uint32_t>(listener.max_connections, 1024)});
     }
-    settings.proxied = proxy::plan_listeners(*config, worker_count);
+    PoolStates pool_states(*config);
+    for (size_t p = 0; p < pool_states.pool_count(); ++p)
+      settings.pools.push_back(pool_states.plan(p));
+    settings.proxied = proxy::plan_listeners(*config, worker_count, settings.pools);
     if (!settings.proxied.empty() && worker_count > 1) {
       // Both halves of a proxied flow must reach the worker that owns them: the backend side's
       // source port is chosen by RSS prediction, which needs RSS on every port.
@@ -244,12 +353,34 @@ int run(std::shared_ptr<const config::Config> config) {
     std::printf("weir-dataplane: running with %u worker(s)\n", worker_count);
     std::fflush(stdout);
 
-    const timespec housekeeping_period{.tv_sec = 0, .tv_nsec = 100'000'000};
-    for (;;) {
-      const int signal_number = sigtimedwait(&signals, nullptr, &housekeeping_period);
-      if (signal_number == SIGTERM || signal_number == SIGINT) break;
-      if (signal_number == SIGUSR1) print_stats(stdout, *config, workers);
+    DataplaneControl control(*config, pool_states, workers);
+    ControlProtocol protocol(control);
+    ControlServer server(protocol);
+    if (std::string error = server.open(config->dataplane.control_socket); !error.empty()) {
+      std::fprintf(stderr, "weir-dataplane: %s\n", error.c_str());
+      exit_code = 1;
+      stop.store(true, std::memory_order_relaxed);
+      rte_eal_mp_wait_lcore();
+      break;
     }
+    std::printf("weir-dataplane: control socket %s\n", config->dataplane.control_socket.c_str());
+    std::fflush(stdout);
+    // Housekeeping: signals (through a signalfd) and the control socket, polled together.
+    const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    for (bool running = true; running;) {
+      std::vector<pollfd> fds{pollfd{signal_fd, POLLIN, 0}};
+      server.add_poll_fds(fds);
+      if (poll(fds.data(), fds.size(), 100) > 0) {
+        signalfd_siginfo info{};
+        while (read(signal_fd, &info, sizeof info) == sizeof info) {
+          if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) running = false;
+          if (info.ssi_signo == SIGUSR1) print_stats(stdout, *config, workers);
+        }
+        server.serve(fds);
+      }
+      control.collect_done();
+    }
+    close(signal_fd);
     stop.store(true, std::memory_order_relaxed);
     rte_eal_mp_wait_lcore();
     print_stats(stdout, *config, workers);

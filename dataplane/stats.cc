@@ -34,6 +34,13 @@ void append_port(std::string& out, const PortCounters& c) {
 
 void print_stats(FILE* out, const config::Config& config,
                  const std::vector<std::unique_ptr<Worker>>& workers) {
+  const std::string json = stats_json(config, workers) + "\n";
+  std::fputs(json.c_str(), out);
+  std::fflush(out);
+}
+
+std::string stats_json(const config::Config& config,
+                       const std::vector<std::unique_ptr<Worker>>& workers) {
   std::string json = "{\"workers\":[";
   for (size_t w = 0; w < workers.size(); ++w) {
     const Worker& worker = *workers[w];
@@ -142,9 +149,8 @@ void print_stats(FILE* out, const config::Config& config,
     }
     json += '}';
   }
-  json += "}}\n";
-  std::fputs(json.c_str(), out);
-  std::fflush(out);
+  json += "}}";
+  return json;
 }
 
 }  // namespace weir::dataplane

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -13,5 +14,8 @@ namespace weir::dataplane {
 
 void print_stats(FILE* out, const config::Config& config,
                  const std::vector<std::unique_ptr<Worker>>& workers);
+// The same object as a string (the control protocol's "counters").
+std::string stats_json(const config::Config& config,
+                       const std::vector<std::unique_ptr<Worker>>& workers);
 
 }  // namespace weir::dataplane

@@ -4,6 +4,9 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include <stdexcept>
+#include <string>
+
 namespace weir::dataplane {
 namespace {
 
@@ -27,7 +30,7 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
       tx_(*io_, port_counters_),
       stack_(stack_config, pool, tx_, port_counters_, l3_counters_),
       tcp_(settings.tcp, stack_, pool, tcp_counters_, settings.secret, monotonic_us()),
-      proxy_(tcp_, stack_, pool, settings.proxied, settings.steering),
+      proxy_(tcp_, stack_, pool, settings.pools, settings.proxied, settings.steering),
       backoff_(settings.idle_mode, settings.max_sleep_us) {
   stack_.set_transport(&tcp_);
   for (const ServiceListener& service : settings.services) {
@@ -36,6 +39,41 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
     tcp_.listen(service.address, service.port, handler, service.backlog);
   }
   proxy_.start();
+  const std::string in = "weir_in_" + std::to_string(settings.id);
+  const std::string done = "weir_done_" + std::to_string(settings.id);
+  inbox_ = rte_ring_create(in.c_str(), kInboxSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  done_ = rte_ring_create(done.c_str(), kInboxSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+  if (inbox_ == nullptr || done_ == nullptr)
+    throw std::runtime_error("cannot create worker " + std::to_string(settings.id) + "'s rings");
+}
+
+Worker::~Worker() {
+  for (WorkerMessage* m = take_done(); m != nullptr; m = take_done()) delete m;
+  void* pending = nullptr;
+  while (inbox_ != nullptr && rte_ring_sc_dequeue(inbox_, &pending) == 0)
+    delete static_cast<WorkerMessage*>(pending);
+  rte_ring_free(inbox_);
+  rte_ring_free(done_);
+}
+
+bool Worker::post(WorkerMessage* message) {
+  return rte_ring_sp_enqueue(inbox_, message) == 0;
+}
+
+WorkerMessage* Worker::take_done() {
+  void* m = nullptr;
+  if (done_ == nullptr || rte_ring_sc_dequeue(done_, &m) != 0) return nullptr;
+  return static_cast<WorkerMessage*>(m);
+}
+
+void Worker::apply_messages() {
+  void* m = nullptr;
+  while (rte_ring_sc_dequeue(inbox_, &m) == 0) {
+    auto* message = static_cast<WorkerMessage*>(m);
+    proxy_.update_pool(message->pool, message->plan, message->retired);
+    // The done ring is as large as the inbox, and main drains it before posting more.
+    rte_ring_sp_enqueue(done_, message);
+  }
 }
 
 bool Worker::poll_once(uint64_t now_us) {
@@ -52,6 +90,7 @@ bool Worker::poll_once(uint64_t now_us) {
     counters.rx_bytes.add(bytes);
     for (uint16_t i = 0; i < received; ++i) stack_.receive(port, burst[i], now_us);
   }
+  apply_messages();
   stack_.tick(now_us);
   tcp_.tick(now_us);
   proxy_.tick(now_us);

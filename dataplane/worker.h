@@ -4,6 +4,7 @@
 #pragma once
 
 #include <rte_mempool.h>
+#include <rte_ring.h>
 
 #include <array>
 #include <atomic>
@@ -29,6 +30,15 @@ struct ServiceListener {
   uint32_t backlog = 128;
 };
 
+// A change for a worker, made on the main lcore and applied by the worker between bursts. The
+// worker hands every message back (with what it replaced) so that memory is freed off the
+// packet path.
+struct WorkerMessage {
+  size_t pool = 0;
+  std::shared_ptr<const proxy::PoolPlan> plan;                  // the pool's new plan
+  std::vector<std::shared_ptr<const proxy::PoolPlan>> retired;  // filled by the worker
+};
+
 struct WorkerSettings {
   uint16_t id = 0;
   IdleMode idle_mode = IdleMode::backoff;
@@ -36,7 +46,8 @@ struct WorkerSettings {
   tcp::TcpSettings tcp;
   tcp::Secret secret{};  // ISNs, SYN cookies, the connection table's hash: one per process
   std::vector<ServiceListener> services;
-  std::vector<proxy::ListenerPlan> proxied;  // tcp and framed listeners
+  std::vector<std::shared_ptr<const proxy::PoolPlan>> pools;  // one per Config::pools entry
+  std::vector<proxy::ListenerPlan> proxied;                   // tcp and framed listeners
   proxy::Steering steering;
 };
 
@@ -44,6 +55,12 @@ class alignas(64) Worker {
  public:
   Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
          const ::weir::net::StackConfig& stack_config, rte_mempool* pool);
+  ~Worker();
+
+  // Main lcore: queues a message for the worker (false when its inbox is full; try later).
+  bool post(WorkerMessage* message);
+  // Main lcore: messages the worker has applied, handed back to be freed.
+  WorkerMessage* take_done();
 
   // Polls until `stop` becomes true. Runs on the worker's lcore.
   void run(const std::atomic<bool>& stop);
@@ -54,12 +71,14 @@ class alignas(64) Worker {
 
   // Work done once before the first poll. Worker 0 announces the owned addresses (gratuitous ARP);
   // one announcement per address is enough whatever the number of workers.
+  void apply_messages();
   void start(uint64_t now_us) {
     stack_.start(now_us, settings_.id == 0);
     tx_.flush_all();
   }
 
   uint16_t id() const { return settings_.id; }
+  static constexpr unsigned kInboxSize = 64;
   const std::array<PortCounters, kMaxPorts>& port_counters() const { return port_counters_; }
   const L3Counters& l3_counters() const { return l3_counters_; }
   const WorkerLoopCounters& loop_counters() const { return loop_counters_; }
@@ -80,6 +99,8 @@ class alignas(64) Worker {
   tcp::DiscardService discard_{tcp_};
   proxy::Proxy proxy_;
   IdleBackoff backoff_;
+  rte_ring* inbox_ = nullptr;  // main -> worker, single producer, single consumer
+  rte_ring* done_ = nullptr;   // worker -> main
 };
 
 }  // namespace weir::dataplane

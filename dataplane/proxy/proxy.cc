@@ -10,27 +10,20 @@ namespace weir::proxy {
 
 // ---- plans --------------------------------------------------------------------------------------
 
-std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers) {
-  std::vector<std::shared_ptr<const PoolPlan>> pools;
-  for (const config::Pool& pool : config.pools) {
-    std::vector<maglev::Backend> inputs;
-    auto plan = std::make_shared<PoolPlan>(PoolPlan{pool.name,
-                                                    {},
-                                                    maglev::Table::build({}, pool.hash.table_size),
-                                                    pool.hash.key == config::HashKey::source_ip
-                                                        ? maglev::FlowKey::source_ip
-                                                        : maglev::FlowKey::five_tuple,
-                                                    pool.retries});
-    for (const config::Backend& backend : pool.backends) {
-      plan->backends.push_back(
-          BackendPlan{backend.name, backend.address, backend.port, backend.weight});
-      // Every backend starts up; health checks and operators change that (weir-control).
-      inputs.push_back(maglev::Backend{backend.name, backend.address.value(), backend.port,
-                                       backend.weight, true});
-    }
-    plan->table = maglev::Table::build(inputs, pool.hash.table_size);
-    pools.push_back(std::move(plan));
-  }
+std::shared_ptr<PoolPlan> plan_pool(const config::Pool& pool, std::vector<BackendPlan> backends) {
+  std::vector<maglev::Backend> inputs;
+  for (const BackendPlan& b : backends)
+    inputs.push_back(maglev::Backend{b.name, b.address.value(), b.port, b.weight, b.accepts_new});
+  return std::make_shared<PoolPlan>(
+      PoolPlan{pool.name, std::move(backends), maglev::Table::build(inputs, pool.hash.table_size),
+               pool.hash.key == config::HashKey::source_ip ? maglev::FlowKey::source_ip
+                                                           : maglev::FlowKey::five_tuple,
+               pool.retries, uint64_t{pool.drain_timeout_ms} * 1000});
+}
+
+std::vector<ListenerPlan> plan_listeners(
+    const config::Config& config, unsigned workers,
+    const std::vector<std::shared_ptr<const PoolPlan>>& pools) {
   std::vector<ListenerPlan> plans;
   for (const config::Listener& listener : config.listeners) {
     if (listener.protocol != config::Protocol::tcp && listener.protocol != config::Protocol::framed)
@@ -50,7 +43,8 @@ std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned 
     plan.idle_timeout_us = uint64_t{listener.idle_timeout_ms} * 1000;
     plan.max_connections =
         std::max<uint32_t>(1, (listener.max_connections + workers - 1) / workers);
-    plan.pool = pools.at(*listener.pool);
+    plan.pool_index = *listener.pool;
+    plan.pool = pools.at(plan.pool_index);
     plans.push_back(std::move(plan));
   }
   return plans;
@@ -87,7 +81,9 @@ struct Proxy::Session {
   bool live = false;  // between accept and release
   bool idle_linked = false;
   uint8_t attempts = 0;
-  uint64_t tried = 0;  // backends attempted (by index, the first 64)
+  uint64_t tried = 0;                   // backends attempted (by index, the first 64)
+  uint32_t backend_index = UINT32_MAX;  // into the pool's backends, once chosen
+  bool backend_counted = false;         // in that backend's connections counter
   uint64_t flow_hash = 0;
   uint64_t last_activity_us = 0;
   Session* idle_prev = nullptr;  // the listener's idle list: least recently active first
@@ -105,6 +101,8 @@ struct Proxy::Session {
     }
     attempts = 0;
     tried = flow_hash = last_activity_us = 0;
+    backend_index = UINT32_MAX;
+    backend_counted = false;
     idle_prev = idle_next = nullptr;
   }
 
@@ -146,15 +144,27 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
     s->client = &c;
     const tcp::FourTuple& t = c.tuple();
     s->flow_hash = maglev::flow_hash(
-        plan.pool->key,
+        proxy->pools_[plan.pool_index].plan->key,
         maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port, t.local_port, 6});
     return &s->client_side;
   }
 };
 
 Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool,
+             std::vector<std::shared_ptr<const PoolPlan>> pools,
              std::vector<ListenerPlan> listeners, const Steering& steering)
-    : tcp_(tcp), ip_(ip), pool_(pool), steering_(steering), listeners_(listeners.size()) {
+    : tcp_(tcp),
+      ip_(ip),
+      pool_(pool),
+      steering_(steering),
+      pools_(pools.size()),
+      listeners_(listeners.size()) {
+  for (size_t i = 0; i < pools.size(); ++i) {
+    const size_t backends = pools[i]->backends.size();
+    pools_[i].plan = std::move(pools[i]);
+    pools_[i].counters = std::make_unique<BackendCounters[]>(backends);
+    pools_[i].drain_deadline_us.assign(backends, 0);
+  }
   for (size_t i = 0; i < listeners.size(); ++i) {
     listeners_[i].proxy = this;
     listeners_[i].plan = std::move(listeners[i]);
@@ -230,7 +240,8 @@ static uint64_t stir(uint64_t h) {
 
 void Proxy::connect_backend(Session& s) {
   ListenerState& l = *s.listener;
-  const PoolPlan& pool = *l.plan.pool;
+  PoolRuntime& runtime = pools_[l.plan.pool_index];
+  const PoolPlan& pool = *runtime.plan;
   const uint64_t now = tcp_.now_us();
   while (s.client != nullptr) {
     if (s.attempts > pool.retries) break;
@@ -250,6 +261,7 @@ void Proxy::connect_backend(Session& s) {
     const std::optional<dataplane::PortIndex> port = ip_.route(backend.address);
     if (!port) {
       l.counters->backend_connect_failures.add();
+      runtime.counters[*index].connect_failures.add();
       continue;
     }
     const uint32_t local = ip_.port_address(*port).value();
@@ -270,9 +282,11 @@ void Proxy::connect_backend(Session& s) {
     }
     if (connection == nullptr) {
       l.counters->backend_connect_failures.add();
+      runtime.counters[*index].connect_failures.add();
       continue;
     }
     s.backend = connection;
+    s.backend_index = *index;
     return;
   }
   // Nothing to connect to: the client is reset (the real cause is in the counters).
@@ -286,6 +300,8 @@ void Proxy::on_established(Session& s, bool client_side) {
     return;
   }
   s.backend_established = true;
+  pools_[s.listener->plan.pool_index].counters[s.backend_index].connections.add();
+  s.backend_counted = true;
   if (s.listener->plan.proxy_protocol_v2 && !send_proxy_header(s)) {
     reset_both(s);
     return;
@@ -434,6 +450,10 @@ void Proxy::on_peer_fin(Session& s, bool client_side) {
 
 void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
   ListenerState& l = *s.listener;
+  if (!client_side && s.backend_counted) {
+    pools_[l.plan.pool_index].counters[s.backend_index].closed.add();
+    s.backend_counted = false;
+  }
   if (reason == tcp::CloseReason::fin) {
     // A clean close: this side's FIN came (TIME-WAIT may have taken the connection before
     // on_peer_fin could be heard); what it sent still goes on, then a FIN.
@@ -456,6 +476,7 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
         (reason == tcp::CloseReason::refused || reason == tcp::CloseReason::timeout)) {
       // The backend refused or never answered: the next candidate, within pool.retries.
       l.counters->backend_connect_failures.add();
+      pools_[l.plan.pool_index].counters[s.backend_index].connect_failures.add();
       connect_backend(s);
     } else if (reason != tcp::CloseReason::fin && s.client != nullptr) {
       tcp_.abort(*s.client, tcp_.now_us());
@@ -505,7 +526,52 @@ void Proxy::finish_if_done(Session& s) {
   free_sessions_.push_back(&s);
 }
 
+void Proxy::update_pool(size_t index, std::shared_ptr<const PoolPlan>& plan,
+                        std::vector<std::shared_ptr<const PoolPlan>>& retired) {
+  PoolRuntime& runtime = pools_[index];
+  const uint64_t now = tcp_.now_us();
+  for (size_t b = 0; b < plan->backends.size() && b < runtime.drain_deadline_us.size(); ++b) {
+    const bool was_draining = runtime.plan->backends[b].draining;
+    if (!plan->backends[b].draining) {
+      runtime.drain_deadline_us[b] = 0;
+    } else if (!was_draining) {
+      // Draining starts now: established sessions have drain_timeout_ms to finish (+1 so that
+      // a zero timeout still reads as a deadline).
+      runtime.drain_deadline_us[b] = now + plan->drain_timeout_us + 1;
+      next_drain_us_ = std::min(next_drain_us_, runtime.drain_deadline_us[b]);
+    }
+  }
+  retired.push_back(std::move(runtime.plan));
+  runtime.plan = std::move(plan);
+}
+
+void Proxy::expire_drains(uint64_t now_us) {
+  if (now_us < next_drain_us_) return;
+  next_drain_us_ = UINT64_MAX;
+  for (size_t p = 0; p < pools_.size(); ++p) {
+    PoolRuntime& runtime = pools_[p];
+    for (size_t b = 0; b < runtime.drain_deadline_us.size(); ++b) {
+      const uint64_t deadline = runtime.drain_deadline_us[b];
+      if (deadline == 0) continue;
+      if (now_us < deadline) {
+        next_drain_us_ = std::min(next_drain_us_, deadline);
+        continue;
+      }
+      runtime.drain_deadline_us[b] = 0;
+      for (const auto& session : sessions_) {
+        Session& s = *session;
+        if (!s.live || s.listener->plan.pool_index != p || s.backend_index != b ||
+            s.backend == nullptr)
+          continue;
+        runtime.counters[b].drain_resets.add();
+        reset_both(s);
+      }
+    }
+  }
+}
+
 void Proxy::tick(uint64_t now_us) {
+  expire_drains(now_us);
   for (ListenerState& l : listeners_) {
     if (l.plan.idle_timeout_us == 0) continue;
     while (l.idle_head != nullptr &&

@@ -38,6 +38,8 @@ struct BackendPlan {
   net::Ipv4Address address;
   uint16_t port = 0;
   uint32_t weight = 1;
+  bool accepts_new = true;  // up; false while down or draining (left out of the table)
+  bool draining = false;    // existing sessions are reset after the pool's drain timeout
 };
 
 struct PoolPlan {
@@ -46,7 +48,11 @@ struct PoolPlan {
   maglev::Table table;
   maglev::FlowKey key = maglev::FlowKey::five_tuple;
   uint32_t retries = config::kDefaultRetries;
+  uint64_t drain_timeout_us = 0;
 };
+
+// A pool's plan: its configuration's hash and retry settings over `backends` as they stand.
+std::shared_ptr<PoolPlan> plan_pool(const config::Pool& pool, std::vector<BackendPlan> backends);
 
 struct ListenerPlan {
   std::string name;
@@ -57,16 +63,26 @@ struct ListenerPlan {
   bool proxy_protocol_v2 = false;
   uint64_t idle_timeout_us = 0;
   uint32_t max_connections = 0;  // per worker
+  size_t pool_index = 0;         // into Config::pools, and the Proxy's pools
   std::shared_ptr<const PoolPlan> pool;
 };
 
 // The proxied listeners of `config` (protocol tcp and framed), with their pools' tables, each
 // listener's connection limit split across `workers`.
-std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers);
+std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers,
+                                         const std::vector<std::shared_ptr<const PoolPlan>>& pools);
 
 // ---- counters ---------------------------------------------------------------------------------
 
 enum Direction : uint8_t { kToBackend = 0, kToClient = 1 };
+
+// Per backend, per worker; one writer (the worker).
+struct BackendCounters {
+  Counter connections;  // backend connections established for sessions
+  Counter closed;       // of those, ended (active = connections - closed)
+  Counter connect_failures;
+  Counter drain_resets;  // sessions reset when the backend's drain timeout expired
+};
 
 // Per listener, per worker; one writer (the worker). docs/metrics.md.
 struct ListenerCounters {
@@ -97,7 +113,8 @@ struct Steering {
 
 class Proxy {
  public:
-  Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool, std::vector<ListenerPlan> listeners,
+  Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool,
+        std::vector<std::shared_ptr<const PoolPlan>> pools, std::vector<ListenerPlan> listeners,
         const Steering& steering);
   ~Proxy();
   Proxy(const Proxy&) = delete;
@@ -105,8 +122,19 @@ class Proxy {
 
   // Registers every listener with the TCP stack.
   void start();
-  // Idle timeouts. Call every poll.
+  // Idle timeouts and drain deadlines. Call every poll.
   void tick(uint64_t now_us);
+
+  // A new plan for pool `index` (a control message, applied between bursts). The listeners on
+  // that pool place new sessions with it; established sessions keep their backend. The plan it
+  // replaces is moved into `retired`, to be freed off the worker.
+  void update_pool(size_t index, std::shared_ptr<const PoolPlan>& plan,
+                   std::vector<std::shared_ptr<const PoolPlan>>& retired);
+  size_t pool_count() const { return pools_.size(); }
+  const PoolPlan& pool_plan(size_t pool) const { return *pools_[pool].plan; }
+  const BackendCounters& backend_counters(size_t pool, size_t backend) const {
+    return pools_[pool].counters[backend];
+  }
 
   size_t sessions() const { return active_; }
   size_t listener_count() const;
@@ -138,10 +166,18 @@ class Proxy {
   void finish_if_done(Session& s);
   bool send_proxy_header(Session& s);
 
+  struct PoolRuntime {
+    std::shared_ptr<const PoolPlan> plan;
+    std::unique_ptr<BackendCounters[]> counters;
+    std::vector<uint64_t> drain_deadline_us;  // per backend; 0: none
+  };
+  void expire_drains(uint64_t now_us);
+
   tcp::TcpStack& tcp_;
   net::Stack& ip_;
   rte_mempool* pool_;
   Steering steering_;
+  std::vector<PoolRuntime> pools_;
   std::vector<ListenerState> listeners_;
   // Local ports for backend connections (the same range Linux uses by default is not assumed:
   // the port addresses belong to Weir alone).
@@ -150,7 +186,8 @@ class Proxy {
   std::vector<std::unique_ptr<Session>> sessions_;  // every session ever made, live or free
   std::vector<Session*> free_sessions_;
   size_t active_ = 0;
-  uint16_t next_port_ = 0;  // where the ephemeral port search resumes
+  uint16_t next_port_ = 0;               // where the ephemeral port search resumes
+  uint64_t next_drain_us_ = UINT64_MAX;  // the earliest drain deadline, if any
 };
 
 }  // namespace weir::proxy

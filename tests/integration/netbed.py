@@ -815,6 +815,8 @@ class Testbed:
         listeners and backends to a copy."""
         return {
             "dataplane": {
+                # In the test bed's work directory: test beds run side by side.
+                "control_socket": str(self.workdir / "dataplane.sock"),
                 "eal": [
                     *("-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--no-shconf"),
                     *("--file-prefix", self.dpdk_file_prefix),
@@ -986,6 +988,24 @@ class DataplaneProcess:
     def total(stats: dict, section: str, name: str) -> int:
         """A worker counter (section "loop" or "l3") summed over workers."""
         return sum(worker[section][name] for worker in stats["workers"])
+
+    def control(self, request: dict, timeout_s: float = 10.0) -> dict:
+        """One request on the dataplane's control socket (docs/protocol.md, "The control
+        channel"); the reply. `v` and `id` are filled in when absent."""
+        import socket as socket_module
+
+        message = {"v": 1, "id": 1, **request}
+        with socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM) as s:
+            s.settimeout(timeout_s)
+            s.connect(self.config["dataplane"]["control_socket"])
+            s.sendall(json.dumps(message).encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                reply += chunk
+        return json.loads(reply)
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the process has used (/proc/PID/stat), in seconds."""

@@ -62,8 +62,9 @@ class ProxyHarness {
     listener.port = 80;
     listener.max_connections = 100;
     listener.pool = pool;
-    proxy_ =
-        std::make_unique<Proxy>(*tcp_, *ip_, pool_, std::vector<ListenerPlan>{listener}, steering);
+    proxy_ = std::make_unique<Proxy>(*tcp_, *ip_, pool_,
+                                     std::vector<std::shared_ptr<const PoolPlan>>{pool},
+                                     std::vector<ListenerPlan>{listener}, steering);
     proxy_->start();
     // Both peers' MACs, learned from their ARP requests as the stack learns them.
     for (auto [mac, ip] : {std::pair{kClientMac, kClientIp}, std::pair{kBackendMac, kBackendIp}}) {

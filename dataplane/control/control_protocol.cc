@@ -1,0 +1,64 @@
+#include "dataplane/control/control_protocol.h"
+
+namespace weir::dataplane {
+
+using nlohmann::json;
+
+std::string ControlProtocol::error(const json& id, const std::string& message) {
+  ++errors_;
+  return json{{"v", kControlProtocolVersion}, {"id", id}, {"ok", false}, {"error", message}}.dump();
+}
+
+std::string ControlProtocol::handle(std::string_view line) {
+  ++requests_;
+  const json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded()) return error(nullptr, "the request is not valid JSON");
+  if (!request.is_object()) return error(nullptr, "the request must be a JSON object");
+  const json id = request.contains("id") ? request["id"] : json(nullptr);
+  if (!request.contains("v") || !request["v"].is_number_integer())
+    return error(id, "field \"v\" (the protocol version, an integer) is missing");
+  if (request["v"].get<int64_t>() != kControlProtocolVersion) {
+    return error(id, "protocol version " + request["v"].dump() + " is not supported (this " +
+                         "dataplane speaks " + std::to_string(kControlProtocolVersion) + ")");
+  }
+  if (!request.contains("op") || !request["op"].is_string())
+    return error(id, "field \"op\" (the operation, a string) is missing");
+  const std::string op = request["op"].get<std::string>();
+  json reply{{"v", kControlProtocolVersion}, {"id", id}, {"ok", true}};
+  if (op == "hello") {
+    reply.update(target_.hello());
+  } else if (op == "counters") {
+    reply.update(target_.counters());
+  } else if (op == "listeners") {
+    reply["listeners"] = target_.listeners();
+  } else if (op == "pools") {
+    reply["pools"] = target_.pools();
+  } else if (op == "set_backend") {
+    for (const char* field : {"pool", "backend"}) {
+      if (!request.contains(field) || !request[field].is_string())
+        return error(id, std::string("set_backend needs \"") + field + "\" (a string)");
+    }
+    std::optional<std::string> state;
+    std::optional<uint32_t> weight;
+    if (request.contains("state")) {
+      if (!request["state"].is_string())
+        return error(id, "\"state\" must be one of \"up\", \"down\", \"draining\"");
+      state = request["state"].get<std::string>();
+    }
+    if (request.contains("weight")) {
+      if (!request["weight"].is_number_unsigned() || request["weight"].get<uint64_t>() > UINT32_MAX)
+        return error(id, "\"weight\" must be a positive integer");
+      weight = request["weight"].get<uint32_t>();
+    }
+    if (!state && !weight) return error(id, "set_backend needs \"state\" or \"weight\"");
+    const std::string failure = target_.set_backend(
+        request["pool"].get<std::string>(), request["backend"].get<std::string>(), state, weight);
+    if (!failure.empty()) return error(id, failure);
+  } else {
+    return error(id, "unknown operation \"" + op +
+                         "\" (known: hello, counters, listeners, pools, set_backend)");
+  }
+  return reply.dump();
+}
+
+}  // namespace weir::dataplane

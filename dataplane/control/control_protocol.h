@@ -1,0 +1,54 @@
+// The dataplane's control protocol, version 1 (docs/protocol.md, "The control channel"): one JSON
+// object per line each way over a Unix stream socket. A request names its version, an id the
+// reply echoes, and an operation:
+//   {"v": 1, "id": 7, "op": "set_backend", "pool": "app", "backend": "b1", "state": "draining"}
+//   {"v": 1, "id": 7, "ok": true}
+// Anything malformed gets {"v": 1, "id": ..., "ok": false, "error": "..."} and is counted; it never
+// reaches the workers. No DPDK here: the handler talks to the dataplane through ControlTarget.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace weir::dataplane {
+
+inline constexpr int kControlProtocolVersion = 1;
+inline constexpr size_t kMaxControlLine = 1 << 20;
+
+// What the control protocol can ask of a dataplane.
+class ControlTarget {
+ public:
+  virtual ~ControlTarget() = default;
+  virtual nlohmann::json hello() = 0;
+  virtual nlohmann::json counters() = 0;
+  virtual nlohmann::json listeners() = 0;
+  virtual nlohmann::json pools() = 0;
+  // Returns an error message, or "" when the change was handed to the workers.
+  virtual std::string set_backend(const std::string& pool, const std::string& backend,
+                                  const std::optional<std::string>& state,
+                                  const std::optional<uint32_t>& weight) = 0;
+};
+
+class ControlProtocol {
+ public:
+  explicit ControlProtocol(ControlTarget& target) : target_(target) {}
+
+  // One request line in, one reply line out (without the newline).
+  std::string handle(std::string_view line);
+
+  uint64_t requests() const { return requests_; }
+  uint64_t errors() const { return errors_; }
+
+ private:
+  std::string error(const nlohmann::json& id, const std::string& message);
+
+  ControlTarget& target_;
+  uint64_t requests_ = 0;
+  uint64_t errors_ = 0;
+};
+
+}  // namespace weir::dataplane

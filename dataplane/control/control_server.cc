@@ -1,0 +1,138 @@
+#include "dataplane/control/control_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace weir::dataplane {
+
+ControlServer::~ControlServer() {
+  for (Client& c : clients_) close(c.fd);
+  if (listen_fd_ >= 0) {
+    close(listen_fd_);
+    unlink(path_.c_str());
+  }
+}
+
+std::string ControlServer::open(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path))
+    return "control socket path " + path + " is longer than a Unix socket path may be";
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return std::string("cannot create the control socket: ") + strerror(errno);
+  // A socket file left by a dataplane that did not exit cleanly would make bind fail.
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
+  if (bind(listen_fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+      listen(listen_fd_, 16) != 0) {
+    const std::string why = strerror(errno);
+    close(listen_fd_);
+    listen_fd_ = -1;
+    return "cannot listen on control socket " + path + ": " + why +
+           " (dataplane.control_socket; does its directory exist?)";
+  }
+  // Only the owner (root, in production) may steer the dataplane.
+  chmod(path.c_str(), 0600);
+  path_ = path;
+  return "";
+}
+
+void ControlServer::add_poll_fds(std::vector<pollfd>& fds) const {
+  if (listen_fd_ >= 0) fds.push_back(pollfd{listen_fd_, POLLIN, 0});
+  for (const Client& c : clients_) {
+    short events = c.closing ? 0 : POLLIN;
+    if (!c.output.empty()) events |= POLLOUT;
+    fds.push_back(pollfd{c.fd, events, 0});
+  }
+}
+
+void ControlServer::serve(const std::vector<pollfd>& fds) {
+  for (const pollfd& p : fds) {
+    if (p.revents == 0) continue;
+    if (p.fd == listen_fd_) {
+      accept_clients();
+      continue;
+    }
+    auto it = std::find_if(clients_.begin(), clients_.end(),
+                           [&](const Client& c) { return c.fd == p.fd; });
+    if (it == clients_.end()) continue;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) read_client(*it);
+    if (it->fd >= 0 && (p.revents & POLLOUT)) write_client(*it);
+  }
+  std::erase_if(clients_, [](const Client& c) { return c.fd < 0; });
+}
+
+void ControlServer::accept_clients() {
+  for (;;) {
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    if (clients_.size() >= kMaxClients) {
+      static constexpr char kBusy[] =
+          "{\"v\":1,\"id\":null,\"ok\":false,\"error\":\"too many control clients\"}\n";
+      [[maybe_unused]] const ssize_t ignored = write(fd, kBusy, sizeof kBusy - 1);
+      close(fd);
+      continue;
+    }
+    clients_.push_back(Client{fd, {}, {}, false});
+  }
+}
+
+void ControlServer::read_client(Client& c) {
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = read(c.fd, buffer, sizeof buffer);
+    if (n == 0) {
+      c.closing = true;  // the client has sent everything: answer it, then close
+      break;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      close(c.fd);
+      c.fd = -1;
+      return;
+    }
+    if (n < 0) break;
+    c.input.append(buffer, static_cast<size_t>(n));
+    size_t newline;
+    while ((newline = c.input.find('\n')) != std::string::npos) {
+      c.output += protocol_.handle(std::string_view(c.input).substr(0, newline));
+      c.output += '\n';
+      c.input.erase(0, newline + 1);
+    }
+    if (c.input.size() > kMaxControlLine || c.output.size() > kMaxOutput) {
+      c.output +=
+          "{\"v\":1,\"id\":null,\"ok\":false,\"error\":\"request longer than 1 MiB, or "
+          "replies not read\"}\n";
+      c.input.clear();
+      c.closing = true;
+      break;
+    }
+  }
+  write_client(c);
+}
+
+void ControlServer::write_client(Client& c) {
+  while (!c.output.empty()) {
+    const ssize_t n = send(c.fd, c.output.data(), c.output.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) return;
+      close(c.fd);
+      c.fd = -1;
+      return;
+    }
+    c.output.erase(0, static_cast<size_t>(n));
+  }
+  if (c.closing) {
+    close(c.fd);
+    c.fd = -1;
+  }
+}
+
+}  // namespace weir::dataplane

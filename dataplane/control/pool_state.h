@@ -1,0 +1,57 @@
+// The operator-visible state of every pool's backends (up, down, draining; weight), kept on the
+// main lcore, and the immutable PoolPlans built from it for the workers. A change builds a new
+// plan (a new Maglev table over the backends that take new connections) off the packet path;
+// the workers receive it by message (dataplane/control/worker_inbox.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "dataplane/proxy/proxy.h"
+
+namespace weir::dataplane {
+
+enum class BackendState : uint8_t { up, down, draining };
+std::string_view name_of(BackendState state);
+std::optional<BackendState> backend_state_from(std::string_view name);
+
+class PoolStates {
+ public:
+  explicit PoolStates(const config::Config& config);
+
+  size_t pool_count() const { return pools_.size(); }
+  const config::Pool& pool(size_t i) const { return pools_[i].config; }
+  BackendState state(size_t pool, size_t backend) const {
+    return pools_[pool].backends[backend].state;
+  }
+  uint32_t weight(size_t pool, size_t backend) const {
+    return pools_[pool].backends[backend].weight;
+  }
+  std::optional<size_t> find_pool(std::string_view name) const;
+  std::optional<size_t> find_backend(size_t pool, std::string_view name) const;
+
+  // Changes a backend; returns an error message (naming the rule) or "" when applied.
+  std::string set(size_t pool, size_t backend, std::optional<BackendState> state,
+                  std::optional<uint32_t> weight);
+
+  // The plan for `pool` as it stands.
+  std::shared_ptr<proxy::PoolPlan> plan(size_t pool) const;
+
+ private:
+  struct Backend {
+    BackendState state = BackendState::up;
+    uint32_t weight = 1;
+  };
+  struct Pool {
+    config::Pool config;
+    std::vector<Backend> backends;
+  };
+  std::vector<Pool> pools_;
+};
+
+}  // namespace weir::dataplane

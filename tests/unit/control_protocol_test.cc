@@ -1,0 +1,83 @@
+// The control protocol's request handling against a fake dataplane: every malformed request gets
+// an error naming the problem and never reaches the target.
+#include "dataplane/control/control_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace weir::dataplane {
+namespace {
+
+using nlohmann::json;
+
+class FakeTarget final : public ControlTarget {
+ public:
+  json hello() override { return {{"versions", {1}}}; }
+  json counters() override { return {{"workers", json::array()}}; }
+  json listeners() override { return json::array({json{{"name", "web"}}}); }
+  json pools() override { return json::array({json{{"name", "app"}}}); }
+  std::string set_backend(const std::string& pool, const std::string& backend,
+                          const std::optional<std::string>& state,
+                          const std::optional<uint32_t>& weight) override {
+    calls.push_back({pool, backend, state.value_or("-"), weight ? std::to_string(*weight) : "-"});
+    return backend == "missing" ? "no such backend" : "";
+  }
+  std::vector<std::vector<std::string>> calls;
+};
+
+json ask(ControlProtocol& protocol, const std::string& line) {
+  return json::parse(protocol.handle(line));
+}
+
+TEST(ControlProtocol, AnswersEachOperationWithTheRequestsId) {
+  FakeTarget target;
+  ControlProtocol protocol(target);
+  EXPECT_EQ(ask(protocol, R"({"v":1,"id":9,"op":"hello"})"),
+            (json{{"v", 1}, {"id", 9}, {"ok", true}, {"versions", {1}}}));
+  EXPECT_EQ(ask(protocol, R"({"v":1,"id":"x","op":"listeners"})")["listeners"][0]["name"], "web");
+  EXPECT_EQ(ask(protocol, R"({"v":1,"op":"pools"})")["pools"][0]["name"], "app");
+  EXPECT_TRUE(ask(protocol, R"({"v":1,"op":"counters"})").contains("workers"));
+  const json set =
+      ask(protocol, R"({"v":1,"id":3,"op":"set_backend","pool":"app","backend":"b1","weight":7})");
+  EXPECT_EQ(set["ok"], true);
+  ASSERT_EQ(target.calls.size(), 1u);
+  EXPECT_EQ(target.calls[0], (std::vector<std::string>{"app", "b1", "-", "7"}));
+  EXPECT_EQ(protocol.errors(), 0u);
+}
+
+TEST(ControlProtocol, BadRequestsGetErrorsAndNeverReachTheTarget) {
+  FakeTarget target;
+  ControlProtocol protocol(target);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{", "not valid JSON"},
+      {"[1]", "JSON object"},
+      {R"({"op":"hello"})", "\"v\""},
+      {R"({"v":"1","op":"hello"})", "\"v\""},
+      {R"({"v":2,"op":"hello"})", "version 2"},
+      {R"({"v":1})", "\"op\""},
+      {R"({"v":1,"op":7})", "\"op\""},
+      {R"({"v":1,"op":"reload_everything"})", "unknown operation"},
+      {R"({"v":1,"op":"set_backend","backend":"b1","state":"up"})", "\"pool\""},
+      {R"({"v":1,"op":"set_backend","pool":"app","state":"up"})", "\"backend\""},
+      {R"({"v":1,"op":"set_backend","pool":"app","backend":"b1"})", "\"state\" or \"weight\""},
+      {R"({"v":1,"op":"set_backend","pool":"app","backend":"b1","state":1})", "\"state\""},
+      {R"({"v":1,"op":"set_backend","pool":"app","backend":"b1","weight":-1})", "\"weight\""},
+      {R"({"v":1,"op":"set_backend","pool":"app","backend":"b1","weight":1e99})", "\"weight\""},
+  };
+  for (const auto& [line, expected] : cases) {
+    const json reply = ask(protocol, line);
+    EXPECT_EQ(reply["ok"], false) << line;
+    EXPECT_NE(reply["error"].get<std::string>().find(expected), std::string::npos)
+        << line << " -> " << reply["error"];
+  }
+  EXPECT_TRUE(target.calls.empty());
+  EXPECT_EQ(protocol.errors(), cases.size());
+  // The target's own refusal comes back as an error too.
+  const json missing = ask(
+      protocol, R"({"v":1,"op":"set_backend","pool":"app","backend":"missing","state":"down"})");
+  EXPECT_EQ(missing["error"], "no such backend");
+}
+
+}  // namespace
+}  // namespace weir::dataplane
