@@ -355,7 +355,7 @@ int run(std::shared_ptr<const config::Config> config) {
 
     DataplaneControl control(*config, pool_states, workers);
     ControlProtocol protocol(control);
-    ControlServer server(protocol);
+    ControlServer server([&](std::string_view line) { return protocol.handle(line); });
     if (std::string error = server.open(config->dataplane.control_socket); !error.empty()) {
       std::fprintf(stderr, "weir-dataplane: %s\n", error.c_str());
       exit_code = 1;

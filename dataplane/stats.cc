@@ -97,7 +97,8 @@ std::string stats_json(const config::Config& config,
     };
     for (const auto& [name, counter] : tcp_counters)
       append_counter(json, name, counter->get(), first);
-    json += "},\"ports\":{";
+    json += "},\"tcp_connections\":" + std::to_string(worker.tcp_connections()) +
+            ",\"tcp_capacity\":" + std::to_string(worker.tcp_capacity()) + ",\"ports\":{";
     for (size_t p = 0; p < config.dataplane.ports.size(); ++p) {
       if (p != 0) json += ',';
       json += '"' + config.dataplane.ports[p].name + "\":";
@@ -105,7 +106,13 @@ std::string stats_json(const config::Config& config,
     }
     json += "}}";
   }
-  json += "],\"listeners\":{";
+  json += "]";
+  if (!workers.empty()) {
+    rte_mempool* pool = workers.front()->mbuf_pool();
+    json += ",\"mbufs\":{\"size\":" + std::to_string(pool->size) +
+            ",\"available\":" + std::to_string(rte_mempool_avail_count(pool)) + "}";
+  }
+  json += ",\"listeners\":{";
   // The proxied listeners, summed over the workers (the same plans, in the same order, on each).
   const size_t listeners = workers.empty() ? 0 : workers.front()->proxy().listener_count();
   for (size_t i = 0; i < listeners; ++i) {

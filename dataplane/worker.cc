@@ -31,7 +31,8 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
       stack_(stack_config, pool, tx_, port_counters_, l3_counters_),
       tcp_(settings.tcp, stack_, pool, tcp_counters_, settings.secret, monotonic_us()),
       proxy_(tcp_, stack_, pool, settings.pools, settings.proxied, settings.steering),
-      backoff_(settings.idle_mode, settings.max_sleep_us) {
+      backoff_(settings.idle_mode, settings.max_sleep_us),
+      pool_(pool) {
   stack_.set_transport(&tcp_);
   for (const ServiceListener& service : settings.services) {
     tcp::ListenerHandler* handler = service.echo ? static_cast<tcp::ListenerHandler*>(&echo_)

@@ -84,6 +84,10 @@ class alignas(64) Worker {
   const WorkerLoopCounters& loop_counters() const { return loop_counters_; }
   const TcpCounters& tcp_counters() const { return tcp_counters_; }
   const proxy::Proxy& proxy() const { return proxy_; }
+  // Read from the main lcore (plain loads of values the worker writes; approximate by design).
+  size_t tcp_connections() const { return tcp_.connections(); }
+  size_t tcp_capacity() const { return tcp_.capacity(); }
+  rte_mempool* mbuf_pool() const { return pool_; }
 
  private:
   WorkerSettings settings_;
@@ -99,6 +103,7 @@ class alignas(64) Worker {
   tcp::DiscardService discard_{tcp_};
   proxy::Proxy proxy_;
   IdleBackoff backoff_;
+  rte_mempool* pool_;
   rte_ring* inbox_ = nullptr;  // main -> worker, single producer, single consumer
   rte_ring* done_ = nullptr;   // worker -> main
 };

@@ -102,7 +102,7 @@ void ControlServer::read_client(Client& c) {
     c.input.append(buffer, static_cast<size_t>(n));
     size_t newline;
     while ((newline = c.input.find('\n')) != std::string::npos) {
-      c.output += protocol_.handle(std::string_view(c.input).substr(0, newline));
+      c.output += handle_(std::string_view(c.input).substr(0, newline));
       c.output += '\n';
       c.input.erase(0, newline + 1);
     }

@@ -1,12 +1,15 @@
-// The control socket (`dataplane.control_socket`): a Unix stream socket on the main lcore, served
-// with poll() between housekeeping steps. Lines in, lines out (ControlProtocol). Bounded: at most
-// kMaxClients connections, kMaxControlLine bytes per request, kMaxOutput bytes of replies waiting
-// per client; a client past a bound is told why and disconnected.
+// A control socket: a Unix stream socket served with poll() from its owner's loop (the
+// dataplane's main lcore, weir-control's main thread). Lines in, lines out, through a handler
+// (the dataplane's ControlProtocol, weir-control's admin protocol). Bounded: at most kMaxClients
+// connections, kMaxControlLine bytes per request, kMaxOutput bytes of replies waiting per client;
+// a client past a bound is told why and disconnected. No DPDK.
 #pragma once
 
 #include <poll.h>
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dataplane/control/control_protocol.h"
@@ -18,7 +21,9 @@ class ControlServer {
   static constexpr size_t kMaxClients = 16;
   static constexpr size_t kMaxOutput = 16 << 20;
 
-  explicit ControlServer(ControlProtocol& protocol) : protocol_(protocol) {}
+  // `handle` turns one request line into one reply line (neither with its newline).
+  explicit ControlServer(std::function<std::string(std::string_view)> handle)
+      : handle_(std::move(handle)) {}
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
@@ -41,7 +46,7 @@ class ControlServer {
   void read_client(Client& c);
   void write_client(Client& c);
 
-  ControlProtocol& protocol_;
+  std::function<std::string(std::string_view)> handle_;
   std::string path_;
   int listen_fd_ = -1;
   std::vector<Client> clients_;

@@ -1,0 +1,225 @@
+#include "control/metrics.h"
+
+namespace weir::control {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+class Families {
+ public:
+  void counter(const std::string& name, const std::string& help, Labels labels, double value) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.counter.value = value;
+    family(name, help, MetricType::Counter).metric.push_back(std::move(m));
+  }
+  void gauge(const std::string& name, const std::string& help, Labels labels, double value) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    m.gauge.value = value;
+    family(name, help, MetricType::Gauge).metric.push_back(std::move(m));
+  }
+  std::vector<MetricFamily> take() { return std::move(families_); }
+
+ private:
+  MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
+    for (MetricFamily& f : families_) {
+      if (f.name == name) return f;
+    }
+    families_.push_back(MetricFamily{name, help, type, {}});
+    return families_.back();
+  }
+  std::vector<MetricFamily> families_;
+};
+
+double number(const nlohmann::json& object, const char* key) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_number() ? it->get<double>() : 0.0;
+}
+
+// The dataplane's per-worker TCP counters exported, by their names in the counters reply.
+constexpr const char* kTcpCounters[] = {
+    "active_opens",         "passive_opens",
+    "established",          "segments_in",
+    "segments_out",         "retransmitted_segments",
+    "rto_expirations",      "fast_retransmits",
+    "sack_retransmits",     "syn_cookies_sent",
+    "syn_cookies_accepted", "syn_cookies_rejected",
+    "challenge_acks",       "out_of_order_drops",
+    "resets_sent",          "resets_received",
+    "table_full",           "paws_drops",
+    "bad_options",          "timeouts",
+    "keepalive_probes",
+};
+
+void dataplane_counters(Families& out, const nlohmann::json& counters,
+                        std::map<std::string, double>& busy_memory) {
+  // value() returns a copy: each is bound to a name before items() iterates it.
+  const nlohmann::json workers = counters.value("workers", nlohmann::json::array());
+  for (const auto& worker : workers) {
+    const std::string id = std::to_string(worker.value("id", 0));
+    const nlohmann::json ports = worker.value("ports", nlohmann::json::object());
+    for (const auto& [port, c] : ports.items()) {
+      const Labels labels{{"port", port}, {"worker", id}};
+      out.counter("weir_port_rx_packets_total", "Packets received on a port", labels,
+                  number(c, "rx_packets"));
+      out.counter("weir_port_tx_packets_total", "Packets sent on a port", labels,
+                  number(c, "tx_packets"));
+      out.counter("weir_port_rx_bytes_total", "Bytes received on a port", labels,
+                  number(c, "rx_bytes"));
+      out.counter("weir_port_tx_bytes_total", "Bytes sent on a port", labels,
+                  number(c, "tx_bytes"));
+      const nlohmann::json drops = c.value("drops", nlohmann::json::object());
+      for (const auto& [reason, value] : drops.items()) {
+        Labels with_reason = labels;
+        with_reason.push_back({"reason", reason});
+        out.counter("weir_port_drops_total", "Packets dropped, by reason (docs/metrics.md)",
+                    with_reason, value.get<double>());
+      }
+    }
+    const nlohmann::json tcp = worker.value("tcp", nlohmann::json::object());
+    for (const char* name : kTcpCounters) {
+      out.counter(std::string("weir_tcp_") + name + "_total",
+                  std::string("TCP ") + name + " (docs/metrics.md)", {{"worker", id}},
+                  number(tcp, name));
+    }
+    out.gauge("weir_tcp_connections", "TCP connections in the worker's table", {{"worker", id}},
+              number(worker, "tcp_connections"));
+    out.gauge("weir_tcp_connection_capacity", "Size of the worker's TCP connection table",
+              {{"worker", id}}, number(worker, "tcp_capacity"));
+    // Busy ratio over the time since the previous scrape (the whole run on the first).
+    const nlohmann::json loop = worker.value("loop", nlohmann::json::object());
+    const double busy = number(loop, "busy_cycles"), total = number(loop, "total_cycles");
+    const double last_busy = busy_memory["busy:" + id], last_total = busy_memory["total:" + id];
+    const double ratio = total > last_total ? (busy - last_busy) / (total - last_total) : 0.0;
+    busy_memory["busy:" + id] = busy;
+    busy_memory["total:" + id] = total;
+    out.gauge("weir_worker_busy_ratio",
+              "Share of the worker's time spent in polls that found work, since the last scrape",
+              {{"worker", id}}, ratio);
+  }
+  if (counters.contains("mbufs")) {
+    out.gauge("weir_mbuf_pool_size", "Mbufs in the dataplane's pool", {},
+              number(counters["mbufs"], "size"));
+    out.gauge("weir_mbuf_pool_available", "Mbufs free in the dataplane's pool", {},
+              number(counters["mbufs"], "available"));
+  }
+  const nlohmann::json listeners = counters.value("listeners", nlohmann::json::object());
+  for (const auto& [name, l] : listeners.items()) {
+    const Labels labels{{"listener", name}};
+    out.counter("weir_listener_connections_total", "Client connections accepted", labels,
+                number(l, "connections"));
+    out.gauge("weir_listener_active_connections", "Client sessions open", labels,
+              number(l, "active"));
+    out.counter("weir_listener_refused_total", "Connections refused, by reason",
+                {{"listener", name}, {"reason", "max_connections"}},
+                number(l, "refused_max_connections"));
+    out.counter("weir_listener_refused_total", "Connections refused, by reason",
+                {{"listener", name}, {"reason", "no_backend"}}, number(l, "no_backend"));
+    out.counter("weir_listener_idle_timeouts_total", "Sessions reset after the idle timeout",
+                labels, number(l, "idle_timeouts"));
+    for (const char* direction : {"to_backend", "to_client"}) {
+      const std::string suffix = std::string("_") + direction;
+      const Labels d{{"listener", name}, {"direction", direction}};
+      out.counter("weir_listener_bytes_total", "Payload bytes relayed", d,
+                  number(l, ("bytes" + suffix).c_str()));
+      out.counter("weir_frames_verified_total", "Frames whose CRC-32C trailer matched", d,
+                  number(l, ("frames_verified" + suffix).c_str()));
+      out.counter("weir_frames_verified_bytes_total", "Bytes of verified frames", d,
+                  number(l, ("bytes_verified" + suffix).c_str()));
+      out.counter("weir_frames_corrupt_total", "Frames whose CRC-32C trailer did not match", d,
+                  number(l, ("frames_corrupt" + suffix).c_str()));
+      out.counter("weir_frames_malformed_total", "Frames with a malformed header", d,
+                  number(l, ("frames_malformed" + suffix).c_str()));
+      out.counter("weir_frames_corrupt_resets_total",
+                  "Sessions reset for a corrupt or malformed frame", d,
+                  number(l, ("corrupt_resets" + suffix).c_str()));
+    }
+  }
+}
+
+void backends(Families& out, const nlohmann::json& pools) {
+  for (const auto& pool : pools) {
+    const std::string pool_name = pool.value("name", "");
+    const nlohmann::json list = pool.value("backends", nlohmann::json::array());
+    for (const auto& b : list) {
+      const Labels labels{{"pool", pool_name}, {"backend", b.value("name", "")}};
+      const std::string state = b.value("state", "");
+      out.gauge("weir_backend_up", "1 when the backend takes new connections", labels,
+                state == "up" ? 1 : 0);
+      for (const char* s : {"up", "down", "draining"}) {
+        Labels with_state = labels;
+        with_state.push_back({"state", s});
+        out.gauge("weir_backend_state", "The backend's state (1 for the current one)", with_state,
+                  state == s ? 1 : 0);
+      }
+      out.gauge("weir_backend_weight", "The backend's Maglev weight", labels, number(b, "weight"));
+      out.gauge("weir_backend_active_connections", "Sessions open to the backend", labels,
+                number(b, "active"));
+      out.counter("weir_backend_connections_total", "Backend connections established", labels,
+                  number(b, "connections"));
+      out.counter("weir_backend_connect_failures_total",
+                  "Backend connections refused or unanswered", labels,
+                  number(b, "connect_failures"));
+      out.counter("weir_backend_drain_resets_total",
+                  "Sessions reset when the backend's drain timeout expired", labels,
+                  number(b, "drain_resets"));
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters,
+                                                  const nlohmann::json* pools,
+                                                  const nlohmann::json& control,
+                                                  std::map<std::string, double>& busy_memory) {
+  Families out;
+  out.gauge("weir_build_info", "Weir's version", {{"version", control.value("version", "")}}, 1);
+  out.gauge("weir_dataplane_up", "1 when weir-control reached the dataplane for this scrape", {},
+            counters != nullptr ? 1 : 0);
+  if (counters != nullptr) dataplane_counters(out, *counters, busy_memory);
+  if (pools != nullptr) backends(out, *pools);
+  const nlohmann::json health = control.value("health", nlohmann::json::array());
+  for (const auto& h : health) {
+    const Labels labels{{"pool", h.value("pool", "")}, {"backend", h.value("backend", "")}};
+    const double checks = number(h, "checks"), failures = number(h, "failures");
+    Labels pass = labels, fail = labels;
+    pass.push_back({"result", "pass"});
+    fail.push_back({"result", "fail"});
+    out.counter("weir_health_checks_total", "Health checks finished, by result", pass,
+                checks - failures);
+    out.counter("weir_health_checks_total", "Health checks finished, by result", fail, failures);
+    out.gauge("weir_health_up", "1 when the backend's health checks say up", labels,
+              h.value("up", true) ? 1 : 0);
+  }
+  out.counter("weir_config_reloads_total", "Configuration reloads, by result",
+              {{"result", "success"}}, number(control, "reloads_ok"));
+  out.counter("weir_config_reloads_total", "Configuration reloads, by result",
+              {{"result", "failure"}}, number(control, "reloads_failed"));
+  out.gauge("weir_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (Unix time)", {},
+            number(control, "last_reload_success_unix"));
+  return out.take();
+}
+
+std::vector<MetricFamily> MetricsCollector::Collect() const {
+  const nlohmann::json control = control_state_();
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string error;
+  std::optional<nlohmann::json> counters = client_.call({{"op", "counters"}}, error);
+  std::optional<nlohmann::json> pools;
+  if (counters && counters->value("ok", false)) {
+    pools = client_.call({{"op", "pools"}}, error);
+  } else {
+    counters.reset();
+  }
+  const nlohmann::json* pools_list =
+      pools && pools->value("ok", false) && pools->contains("pools") ? &(*pools)["pools"] : nullptr;
+  return build(counters ? &*counters : nullptr, pools_list, control, busy_memory_);
+}
+
+}  // namespace weir::control

@@ -1,0 +1,46 @@
+// weir-control's Prometheus exposition (docs/metrics.md, "Prometheus"). The counts live in the
+// dataplane, so a weir-control restart never sends a counter backwards: every scrape asks the
+// dataplane (counters, pools) over the control channel and adds weir-control's own state (health
+// checks, reloads). Names follow the Prometheus conventions: the weir_ prefix, base units,
+// _total for counters, labels only from configuration names and small fixed sets.
+#pragma once
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "control/dataplane_client.h"
+
+namespace weir::control {
+
+class MetricsCollector final : public prometheus::Collectable {
+ public:
+  // `control_state` returns weir-control's own state as JSON (thread-safe; called at scrape
+  // time): {"health": [{"pool","backend","up","checks","failures","transitions"}],
+  //         "reloads_ok", "reloads_failed", "last_reload_success_unix", "version"}.
+  MetricsCollector(std::string dataplane_socket, std::function<nlohmann::json()> control_state)
+      : client_(std::move(dataplane_socket)), control_state_(std::move(control_state)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+  // The families built from replies of the dataplane and weir-control's state (pure; tested).
+  static std::vector<prometheus::MetricFamily> build(const nlohmann::json* counters,
+                                                     const nlohmann::json* pools,
+                                                     const nlohmann::json& control,
+                                                     std::map<std::string, double>& busy_memory);
+
+ private:
+  mutable std::mutex mutex_;
+  mutable DataplaneClient client_;
+  mutable std::map<std::string, double> busy_memory_;  // per worker: last busy/total cycles
+  std::function<nlohmann::json()> control_state_;
+};
+
+}  // namespace weir::control

@@ -1,0 +1,382 @@
+// weir-control: health checks, Prometheus metrics, the weirctl admin socket and configuration
+// reload, beside a running weir-dataplane (docs/operations.md, "The control plane").
+//
+//   weir-control --config FILE
+//
+// One thread runs the loop below (signals, health checks, the admin socket, the dataplane link);
+// prometheus-cpp's exposer serves /metrics on its own threads, reading the dataplane through its
+// own connection and weir-control's state under a mutex. The dataplane keeps forwarding with its
+// last state while weir-control is stopped; on (re)connection weir-control sends every backend's
+// state again, so a restart of either side resynchronises.
+#include <poll.h>
+#include <prometheus/exposer.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "control/controller.h"
+#include "control/dataplane_client.h"
+#include "control/health.h"
+#include "control/metrics.h"
+#include "dataplane/control/control_server.h"
+
+namespace weir::control {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+double unix_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+}
+
+class Daemon {
+ public:
+  Daemon(std::string path, std::shared_ptr<const config::Config> config)
+      : path_(std::move(path)),
+        controller_(config),
+        dataplane_(config->dataplane.control_socket),
+        registry_(std::make_shared<prometheus::Registry>()),
+        durations_(prometheus::BuildHistogram()
+                       .Name("weir_health_check_duration_seconds")
+                       .Help("How long health checks took, from connect to verdict")
+                       .Register(*registry_)),
+        admin_([this](std::string_view line) { return admin(line); }) {
+    last_reload_success_ = unix_now();
+    start_health(*config);
+  }
+
+  int run() {
+    const auto& config = controller_.config();
+    if (std::string error = admin_.open(config.control.socket); !error.empty()) {
+      std::fprintf(stderr, "weir-control: %s (control.socket)\n", error.c_str());
+      return 1;
+    }
+    const config::Endpoint& listen = config.control.metrics.listen;
+    const std::string metrics_address =
+        listen.address.to_string() + ":" + std::to_string(listen.port);
+    std::unique_ptr<prometheus::Exposer> exposer;
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_address);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr,
+                   "weir-control: cannot serve metrics on %s: %s (control.metrics.listen)\n",
+                   metrics_address.c_str(), e.what());
+      return 1;
+    }
+    collector_ = std::make_shared<MetricsCollector>(config.dataplane.control_socket,
+                                                    [this] { return state_for_metrics(); });
+    exposer->RegisterCollectable(collector_);
+    exposer->RegisterCollectable(registry_);
+    std::printf("weir-control: metrics on http://%s/metrics, admin socket %s, dataplane %s\n",
+                metrics_address.c_str(), config.control.socket.c_str(),
+                config.dataplane.control_socket.c_str());
+    std::fflush(stdout);
+
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+    const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    uint64_t last_sync_us = 0;
+    for (bool running = true; running;) {
+      std::vector<pollfd> fds{{signal_fd, POLLIN, 0}};
+      if (health_) fds.push_back({health_->fd(), POLLIN, 0});
+      admin_.add_poll_fds(fds);
+      if (::poll(fds.data(), fds.size(), 200) > 0) {
+        signalfd_siginfo info{};
+        while (read(signal_fd, &info, sizeof info) == sizeof info) {
+          if (info.ssi_signo == SIGHUP) {
+            const nlohmann::json result = reload();
+            std::fprintf(stderr, "weir-control: SIGHUP: %s\n", result.dump().c_str());
+          } else {
+            running = false;
+          }
+        }
+        if (health_ && fds[1].revents != 0) poll_health();
+        admin_.serve(fds);
+      }
+      // The dataplane link: every second, or at once when there is something to send.
+      const uint64_t now = HealthChecker::now_us();
+      if (now - last_sync_us >= 1'000'000 || dirty_) {
+        sync();
+        last_sync_us = now;
+      }
+    }
+    close(signal_fd);
+    return 0;
+  }
+
+ private:
+  void start_health(const config::Config& config) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    health_.reset();
+    auto targets = health_targets(config);
+    if (!targets.empty()) health_ = std::make_unique<HealthChecker>(std::move(targets), seed());
+    checks_seen_.assign(health_ ? health_->size() : 0, 0);
+  }
+  static uint64_t seed() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_nsec) ^ (static_cast<uint64_t>(getpid()) << 32);
+  }
+
+  void poll_health() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    health_->poll(0);
+    for (size_t i = 0; i < health_->size(); ++i) {
+      const HealthChecker::Status& s = health_->status(i);
+      if (s.checks == checks_seen_[i]) continue;
+      checks_seen_[i] = s.checks;
+      const auto& t = health_->target(i);
+      durations_
+          .Add({{"pool", t.pool}, {"backend", t.backend}},
+               prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                       0.05, 0.1, 0.25, 0.5, 1, 2.5})
+          .Observe(static_cast<double>(s.last_duration_us) / 1e6);
+    }
+    for (const auto& t : health_->take_transitions()) {
+      std::fprintf(stderr, "weir-control: %s/%s is %s: %s\n", t.pool.c_str(), t.backend.c_str(),
+                   t.up ? "up" : "down", t.reason.c_str());
+      controller_.health(t.pool, t.backend, t.up);
+      dirty_ = true;
+    }
+  }
+
+  // Sends what the dataplane lacks; everything after a (re)connection or a dataplane restart.
+  void sync() {
+    std::string error;
+    const auto hello = dataplane_.call({{"op", "hello"}}, error);
+    if (!hello) {
+      if (dataplane_connected_)
+        std::fprintf(stderr, "weir-control: lost the dataplane: %s\n", error.c_str());
+      dataplane_connected_ = false;
+      return;
+    }
+    const int64_t pid = hello->value("pid", int64_t{0});
+    const bool everything = !dataplane_connected_ || pid != dataplane_pid_;
+    if (everything) {
+      std::fprintf(stderr, "weir-control: connected to the dataplane (pid %lld)\n",
+                   static_cast<long long>(pid));
+    }
+    dataplane_connected_ = true;
+    dataplane_pid_ = pid;
+    dataplane_workers_ = hello->value("workers", 0);
+    std::vector<BackendChange> changes;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      changes = controller_.pending(everything);
+      dirty_ = false;
+    }
+    for (const BackendChange& c : changes) {
+      const auto reply = dataplane_.call({{"op", "set_backend"},
+                                          {"pool", c.pool},
+                                          {"backend", c.backend},
+                                          {"state", c.state},
+                                          {"weight", c.weight}},
+                                         error);
+      if (!reply || !reply->value("ok", false)) {
+        std::fprintf(stderr, "weir-control: the dataplane refused %s/%s -> %s: %s\n",
+                     c.pool.c_str(), c.backend.c_str(), c.state.c_str(),
+                     reply ? reply->value("error", "").c_str() : error.c_str());
+        dataplane_connected_ = false;  // everything again on the next sync
+        return;
+      }
+    }
+  }
+
+  nlohmann::json reload() {
+    const config::LoadResult result = config::load_file(path_);
+    nlohmann::json reply{{"ok", result.ok()}};
+    if (!result.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++reloads_failed_;
+      nlohmann::json diagnostics = nlohmann::json::array();
+      for (const auto& d : result.errors) diagnostics.push_back(d.to_string());
+      reply["error"] = "the configuration is invalid; the running one stays";
+      reply["diagnostics"] = diagnostics;
+      return reply;
+    }
+    std::vector<std::string> changes;
+    std::string refusal;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      refusal = controller_.reload(result.config, changes);
+      if (!refusal.empty()) {
+        ++reloads_failed_;
+      } else {
+        ++reloads_ok_;
+        last_reload_success_ = unix_now();
+        dirty_ = true;
+      }
+    }
+    if (!refusal.empty()) return {{"ok", false}, {"error", refusal}};
+    start_health(*result.config);
+    reply["changes"] = changes;
+    return reply;
+  }
+
+  nlohmann::json state_for_metrics() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    nlohmann::json health = nlohmann::json::array();
+    for (size_t i = 0; health_ && i < health_->size(); ++i) {
+      const auto& t = health_->target(i);
+      const auto& s = health_->status(i);
+      health.push_back({{"pool", t.pool},
+                        {"backend", t.backend},
+                        {"up", s.up},
+                        {"checks", s.checks},
+                        {"failures", s.failures},
+                        {"transitions", s.transitions}});
+    }
+    return {{"health", health},
+            {"reloads_ok", reloads_ok_},
+            {"reloads_failed", reloads_failed_},
+            {"last_reload_success_unix", last_reload_success_},
+            {"version", kVersion}};
+  }
+
+  // The admin protocol (docs/weirctl.md): the dataplane's framing, weir-control's operations.
+  std::string admin(std::string_view line) {
+    const nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
+    const nlohmann::json id =
+        request.is_object() && request.contains("id") ? request["id"] : nlohmann::json(nullptr);
+    auto fail = [&](const std::string& message) {
+      return nlohmann::json{{"v", 1}, {"id", id}, {"ok", false}, {"error", message}}.dump();
+    };
+    if (!request.is_object()) return fail("the request is not a JSON object");
+    if (request.value("v", 0) != 1) return fail("protocol version must be 1");
+    const std::string op = request.value("op", "");
+    nlohmann::json reply{{"v", 1}, {"id", id}, {"ok", true}};
+    std::string error;
+    if (op == "status") {
+      std::lock_guard<std::mutex> lock(mutex_);
+      reply["dataplane"] = {{"connected", dataplane_connected_},
+                            {"pid", dataplane_pid_},
+                            {"workers", dataplane_workers_},
+                            {"node_id", controller_.config().node_id}};
+      reply["config"] = path_;
+      reply["reloads"] = {{"ok", reloads_ok_},
+                          {"failed", reloads_failed_},
+                          {"last_success_unix", last_reload_success_}};
+      reply["health"] = {{"checks", health_ ? health_->size() : 0}};
+    } else if (op == "listeners" || op == "stats") {
+      const auto answer =
+          dataplane_.call({{"op", op == "stats" ? "counters" : "listeners"}}, error);
+      if (!answer) return fail("the dataplane is not reachable: " + error);
+      reply = *answer;
+      reply["id"] = id;
+    } else if (op == "backends") {
+      const auto pools = dataplane_.call({{"op", "pools"}}, error);
+      if (!pools) return fail("the dataplane is not reachable: " + error);
+      nlohmann::json described;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        described = controller_.describe();
+      }
+      nlohmann::json out = nlohmann::json::array();
+      for (auto pool : (*pools)["pools"]) {
+        if (request.contains("pool") && request["pool"] != pool["name"]) continue;
+        for (auto& b : pool["backends"]) {
+          for (const auto& d : described) {
+            if (d["pool"] == pool["name"] && d["backend"] == b["name"]) {
+              b["health"] = d["health"];
+              b["override"] = d["override"];
+            }
+          }
+        }
+        out.push_back(pool);
+      }
+      if (request.contains("pool") && out.empty())
+        return fail("no pool named " + request["pool"].dump());
+      reply["pools"] = out;
+    } else if (op == "set") {
+      if (!request.contains("pool") || !request["pool"].is_string() ||
+          !request.contains("backend") || !request["backend"].is_string())
+        return fail("set needs \"pool\" and \"backend\"");
+      std::optional<std::string> state;
+      std::optional<uint32_t> weight;
+      if (request.contains("state")) {
+        if (!request["state"].is_string()) return fail("\"state\" must be a string");
+        state = request["state"].get<std::string>();
+      }
+      if (request.contains("weight")) {
+        if (!request["weight"].is_number_unsigned()) return fail("\"weight\" must be a number");
+        weight = static_cast<uint32_t>(
+            std::min<uint64_t>(request["weight"].get<uint64_t>(), UINT32_MAX));
+      }
+      if (!state && !weight) return fail("set needs \"state\" or \"weight\"");
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        error = controller_.set(request["pool"], request["backend"], state, weight);
+        if (error.empty()) dirty_ = true;
+      }
+      if (!error.empty()) return fail(error);
+      sync();  // at once, so that weirctl returns after the dataplane has it
+      if (!dataplane_connected_) return fail("recorded, but the dataplane is not reachable");
+    } else if (op == "reload") {
+      nlohmann::json result = reload();
+      result["v"] = 1;
+      result["id"] = id;
+      return result.dump();
+    } else {
+      return fail("unknown operation \"" + op + "\"");
+    }
+    return reply.dump();
+  }
+
+  std::string path_;
+  Controller controller_;
+  DataplaneClient dataplane_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Histogram>& durations_;
+  dataplane::ControlServer admin_;
+  std::shared_ptr<MetricsCollector> collector_;
+  std::unique_ptr<HealthChecker> health_;
+  std::vector<uint64_t> checks_seen_;
+  std::mutex mutex_;  // health_, controller_ and the counters below, against the metrics threads
+  bool dirty_ = true;
+  bool dataplane_connected_ = false;
+  int64_t dataplane_pid_ = 0;
+  int dataplane_workers_ = 0;
+  uint64_t reloads_ok_ = 0;
+  uint64_t reloads_failed_ = 0;
+  double last_reload_success_ = 0;
+};
+
+}  // namespace
+}  // namespace weir::control
+
+int main(int argc, char** argv) {
+  if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    std::printf("usage: weir-control --config FILE\n");
+    return 0;
+  }
+  if (argc != 3 || std::strcmp(argv[1], "--config") != 0) {
+    std::fprintf(stderr, "usage: weir-control --config FILE\n");
+    return 2;
+  }
+  // Signals are read through a signalfd; block them before any thread (the exposer's) starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  const weir::config::LoadResult result = weir::config::load_file(argv[2]);
+  for (const auto& error : result.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+  if (!result.ok()) return 1;
+  weir::control::Daemon daemon(argv[2], result.config);
+  return daemon.run();
+}

@@ -1,0 +1,234 @@
+"""weir-control beside the dataplane (issue 6): it runs in the ctl namespace, the management
+interface of the test topology, so its health checks leave through the kernel network there and
+reach the backends; it steers the dataplane through the control socket and serves /metrics."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netbed import (  # noqa: F401 (fixtures)
+    ADDRESSES,
+    LISTENER_ADDRESS,
+    DataplaneProcess,
+    _read_line,
+    poll_until,
+    testbed_factory,
+)
+from test_proxy import BACKEND_PORT, VIP_PORT, Backends, proxy_config
+
+BUILD = Path(os.environ.get("WEIR_BUILD_ROOT", "build"))
+CONTROL = BUILD / "control" / "weir-control"
+METRICS_PORT = 9464
+INTERVAL_MS, TIMEOUT_MS, RISE, FALL = 200, 150, 2, 2
+
+
+def control_config(tb) -> dict:
+    config = proxy_config(tb)
+    config["pools"][0]["health"] = {"type": "tcp", "interval_ms": INTERVAL_MS,
+                                    "timeout_ms": TIMEOUT_MS, "rise": RISE, "fall": FALL}
+    config["control"] = {"socket": str(tb.workdir / "control.sock"),
+                         "metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"}}
+    return config
+
+
+class ControlProcess:
+    def __init__(self, tb, config_path: Path):
+        self.tb, self.config_path = tb, config_path
+        self.log = tb.workdir / "weir-control.log"
+        self.proc = None
+
+    def start(self):
+        out = open(self.log, "ab")
+        self.proc = self.tb.popen("ctl", [str(CONTROL), "--config", str(self.config_path)],
+                                  stdout=subprocess.PIPE, stderr=out)
+        line = _read_line(self.proc, 20.0)
+        assert line.startswith("weir-control: metrics on"), line + self.log.read_text()
+        return self
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(10)
+
+    def scrape(self) -> str:
+        return self.tb.python("ctl", r"""
+import urllib.request
+emit(urllib.request.urlopen(f"http://127.0.0.1:{ARGS}/metrics", timeout=10).read().decode())
+""", METRICS_PORT)
+
+
+def metric(text: str, name: str, **labels) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if head.split("{")[0] != name:
+            continue
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            total += float(value)
+            found = True
+    assert found, f"no {name} {labels} in the scrape"
+    return total
+
+
+@pytest.fixture
+def plane(testbed_factory):
+    import yaml
+
+    tb = testbed_factory()
+    backends = Backends(tb, "name")
+    config = control_config(tb)
+    with DataplaneProcess(tb, config) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        path = tb.workdir / "weir.yaml"
+        path.write_text(yaml.safe_dump(dp.config, sort_keys=False))
+        control = ControlProcess(tb, path).start()
+        poll_until(lambda: "connected to the dataplane" in control.log.read_text(), 10.0,
+                   what="weir-control to connect to the dataplane")
+        yield tb, dp, control, backends, path
+        if control.proc.poll() is None:
+            assert control.stop() == 0
+        assert dp.stop() == 0, dp.output()
+
+
+def pool_states(dp) -> dict:
+    return {b["name"]: b["state"] for b in dp.control({"op": "pools"})["pools"][0]["backends"]}
+
+
+# Short connections in a loop for ARGS["seconds"]: each records (time, backend or error).
+LOAD = r"""
+import json, socket, sys, time
+end = time.time() + ARGS["seconds"]
+with open(ARGS["out"], "w") as out:
+    while time.time() < end:
+        t = time.time()
+        try:
+            s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=5)
+            data = b""
+            while True:
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            result = data.decode() or "empty"
+        except OSError as error:
+            result = "error: " + type(error).__name__
+        out.write(json.dumps([t, result]) + "\n")
+        out.flush()
+"""
+
+
+def test_a_killed_backend_is_marked_down_in_time_and_no_new_connection_fails(plane):
+    tb, dp, control, backends, _ = plane
+    out = tb.workdir / "load.jsonl"
+    load = tb.popen("client", [sys.executable, "-c",
+                               "import json,sys\nARGS=json.loads(sys.argv[1])\n" + LOAD,
+                               json.dumps({"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                           "seconds": 8, "out": str(out)})])
+    poll_until(lambda: out.exists() and len(out.read_text().splitlines()) > 50, 10.0,
+               what="load to be flowing")
+    killed_at = time.time()
+    tb.exec("b3", ["pkill", "-f", f"{ADDRESSES['b3']}:{BACKEND_PORT}"])
+    poll_until(lambda: pool_states(dp)["b3"] == "down", 10.0, what="b3 to be marked down")
+    down_at = time.time()
+    bound = (FALL * INTERVAL_MS + TIMEOUT_MS) / 1000
+    assert down_at - killed_at <= bound + 1.0, f"down after {down_at - killed_at:.2f} s"
+    load.wait(30)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    after = [r for r in records if r[0] > down_at]
+    assert len(after) > 20, "the load did not run past the transition"
+    assert [r for r in after if r[1].startswith("error") or r[1] == "empty"] == []
+    assert {r[1] for r in after} <= {"b1", "b2"}
+    # Back after `rise` good checks.
+    Backends(tb, "name", roles=("b3",))
+    poll_until(lambda: pool_states(dp)["b3"] == "up", 10.0, what="b3 to come back up")
+    scrape = control.scrape()
+    assert metric(scrape, "weir_health_checks_total", backend="b3", result="fail") >= FALL
+
+
+def test_metrics_pass_promtool_and_move_with_traffic_and_survive_a_restart(plane):
+    tb, dp, control, _, path = plane
+    first = control.scrape()
+    promtool = subprocess.run(["promtool", "check", "metrics"], input=first, text=True,
+                              capture_output=True)
+    assert promtool.returncode == 0, promtool.stdout + promtool.stderr
+    before = metric(first, "weir_listener_connections_total", listener="web")
+    tb.python("client", r"""
+import socket
+for _ in range(20):
+    s = socket.create_connection((ARGS, 80), timeout=5)
+    while s.recv(100):
+        pass
+    s.close()
+emit(True)
+""", LISTENER_ADDRESS)
+    second = control.scrape()
+    assert metric(second, "weir_listener_connections_total", listener="web") == before + 20
+    assert metric(second, "weir_backend_up", pool="app", backend="b1") == 1
+    # Restart weir-control: the counts live in the dataplane and continue.
+    assert control.stop() == 0
+    control.start()
+    third = control.scrape()
+    assert metric(third, "weir_listener_connections_total", listener="web") >= before + 20
+    assert metric(third, "weir_dataplane_up") == 1
+
+
+def weirctl_raw(tb, path, *args):
+    return tb.exec("ctl", [str(BUILD / "control" / "weirctl"), "--config", str(path), *args],
+                   check=False)
+
+
+def admin(tb, sock: Path, request: dict) -> dict:
+    import socket as socket_module
+
+    with socket_module.socket(socket_module.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(sock))
+        s.sendall(json.dumps({"v": 1, "id": 1, **request}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def test_manual_drain_overrides_health_and_reload_applies_weights(plane):
+    import yaml
+
+    tb, dp, control, _, path = plane
+    sock = Path(dp.config["control"]["socket"])
+    assert admin(tb, sock, {"op": "set", "pool": "app", "backend": "b2", "state": "draining"})["ok"]
+    assert pool_states(dp)["b2"] == "draining"
+    backends = admin(tb, sock, {"op": "backends"})["pools"][0]["backends"]
+    b2 = [b for b in backends if b["name"] == "b2"][0]
+    assert (b2["override"], b2["health"]) == ("draining", "up")
+    assert admin(tb, sock, {"op": "set", "pool": "app", "backend": "b2", "state": "auto"})["ok"]
+    assert pool_states(dp)["b2"] == "up"
+    # A valid reload changes a weight in place.
+    config = yaml.safe_load(path.read_text())
+    config["pools"][0]["backends"][0]["weight"] = 7
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    reply = admin(tb, sock, {"op": "reload"})
+    assert reply["ok"], reply
+    assert any("weight of app/b1" in c for c in reply["changes"])
+    poll_until(lambda: dp.control({"op": "pools"})["pools"][0]["backends"][0]["weight"] == 7, 5.0,
+               what="the new weight to reach the dataplane")
+    # An invalid file is refused with its position, and the running configuration stays.
+    path.write_text(path.read_text().replace("weight: 7", "weight: seven"))
+    reply = admin(tb, sock, {"op": "reload"})
+    assert not reply["ok"]
+    assert any(f"{path}:" in d for d in reply["diagnostics"]), reply
+    assert dp.control({"op": "pools"})["pools"][0]["backends"][0]["weight"] == 7
+    scrape = control.scrape()
+    assert metric(scrape, "weir_config_reloads_total", result="failure") == 1
+    assert metric(scrape, "weir_config_reloads_total", result="success") == 1
