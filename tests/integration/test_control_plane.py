@@ -232,3 +232,24 @@ def test_manual_drain_overrides_health_and_reload_applies_weights(plane):
     scrape = control.scrape()
     assert metric(scrape, "weir_config_reloads_total", result="failure") == 1
     assert metric(scrape, "weir_config_reloads_total", result="success") == 1
+
+
+def test_weirctl_against_the_real_daemons(plane):
+    tb, dp, control, _, path = plane
+    status = weirctl_raw(tb, path, "status")
+    assert status.returncode == 0, status.stderr
+    assert weirctl_raw(tb, path, "drain", "app/b3").returncode == 0
+    assert pool_states(dp)["b3"] == "draining"
+    listing = weirctl_raw(tb, path, "--json", "backends", "app")
+    assert listing.returncode == 0, listing.stderr
+    b3 = [b for b in json.loads(listing.stdout)["pools"][0]["backends"] if b["name"] == "b3"][0]
+    assert (b3["state"], b3["override"]) == ("draining", "draining")
+    assert weirctl_raw(tb, path, "undrain", "app/b3").returncode == 0
+    assert pool_states(dp)["b3"] == "up"
+    table = weirctl_raw(tb, path, "backends")
+    assert "b3" in table.stdout and "up" in table.stdout
+    missing = weirctl_raw(tb, path, "drain", "app/b9")
+    assert missing.returncode == 1 and "b9" in (missing.stdout + missing.stderr)
+    control.stop()
+    down = weirctl_raw(tb, path, "status")
+    assert down.returncode == 1 and "weir-control" in (down.stdout + down.stderr)
