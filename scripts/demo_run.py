@@ -39,11 +39,16 @@ TCP_PORT, FRAMED_PORT = 80, 81
 EVERY_NTH = 150  # the switch corrupts one segment in this many
 
 
+METRICS = "127.0.0.1:9464"  # inside the ctl namespace, where weir-control runs
+
+
 def config(tb: Testbed) -> dict:
     c = tb.dataplane_config()
+    c["control"] = {"socket": str(tb.workdir / "control.sock"), "metrics": {"listen": METRICS}}
     c["pools"] = [{
         "name": "frames",
         "backends": [{"name": r, "address": ADDRESSES[r], "port": BACKEND_PORT} for r in BACKENDS],
+        "health": {"type": "framed-ping", "interval_ms": 1000, "timeout_ms": 500},
     }]
     c["listeners"] = [
         {"name": "plain", "address": LISTENER_ADDRESS, "port": TCP_PORT, "protocol": "tcp",
@@ -139,6 +144,14 @@ def main() -> int:
                                   direction="ingress")
         with DataplaneProcess(tb, config(tb)) as dp:
             dp.wait_ready(timeout_s=30.0)
+            import yaml
+            control_config = tb.workdir / "weir.yaml"
+            control_config.write_text(yaml.safe_dump(dp.config, sort_keys=False))
+            control = tb.popen("ctl", [str(build / "control" / "weir-control"), "--config",
+                                       str(control_config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            print(_read_line(control, 20.0).replace("weir-control: ", "weir-control (ctl "
+                                                                       "namespace): "))
             rows = {}
             print(f"sending {args.seconds} s through the `tcp` listener (port {TCP_PORT})...")
             rows["tcp (no verification)"] = phase(tb, dp, echoes, switch, build, TCP_PORT,
@@ -160,6 +173,14 @@ def main() -> int:
             print()
             print("framed: every corrupted frame was stopped at Weir" if ok else
                   "framed: UNEXPECTED: see the table")
+            scrape = tb.python("ctl", "import urllib.request\nemit(urllib.request.urlopen("
+                               f"'http://{METRICS}/metrics', timeout=10).read().decode())")
+            wanted = ("weir_frames_corrupt_total", "weir_frames_verified_total",
+                      "weir_listener_connections_total", "weir_backend_up", "weir_health_up")
+            print(f"\nlive values from weir-control's http://{METRICS}/metrics:")
+            for line in scrape.splitlines():
+                if line.startswith(wanted) and not line.endswith(" 0"):
+                    print("  " + line)
             if args.keep:
                 print(f"running; namespaces {', '.join(tb.namespaces)}. Ctrl-C tears down.")
                 try:
