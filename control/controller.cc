@@ -72,42 +72,27 @@ std::vector<BackendChange> Controller::pending(bool everything) {
 
 std::string Controller::reload(std::shared_ptr<const config::Config> next,
                                std::vector<std::string>& changes) {
-  // The dataplane changes backends' states and weights in place; listeners and pool membership
-  // are fixed for its lifetime (docs/operations.md).
-  const config::Config& now = *config_;
-  if (next->listeners.size() != now.listeners.size() || next->pools.size() != now.pools.size())
-    return "the new configuration adds or removes listeners or pools, which needs a dataplane "
-           "restart; the running configuration stays";
-  for (size_t i = 0; i < now.listeners.size(); ++i) {
-    const auto& a = now.listeners[i];
-    const auto& b = next->listeners[i];
-    if (a.name != b.name || a.address != b.address || a.port != b.port ||
-        a.protocol != b.protocol || a.pool != b.pool)
-      return "listener \"" + a.name + "\" changes its name, address, port, protocol or pool, " +
-             "which needs a dataplane restart; the running configuration stays";
-  }
-  for (size_t p = 0; p < now.pools.size(); ++p) {
-    const auto& a = now.pools[p];
-    const auto& b = next->pools[p];
-    if (a.name != b.name || a.backends.size() != b.backends.size())
-      return "pool \"" + a.name + "\" changes its name or its backends, which needs a " +
-             "dataplane restart; the running configuration stays";
-    for (size_t i = 0; i < a.backends.size(); ++i) {
-      const auto& x = a.backends[i];
-      const auto& y = b.backends[i];
-      if (x.name != y.name || x.address != y.address || x.port != y.port)
-        return "backend \"" + a.name + "/" + x.name + "\" changes its name, address or port, " +
-               "which needs a dataplane restart; the running configuration stays";
-      if (x.weight != y.weight)
-        changes.push_back("weight of " + a.name + "/" + x.name + ": " + std::to_string(x.weight) +
-                          " -> " + std::to_string(y.weight));
+  // The dataplane has applied the structure (listeners, pools, backends); what is left here is
+  // each backend's weight and the health checks. Backends keep their health and override by name.
+  for (const config::Pool& pool : next->pools) {
+    for (const config::Backend& backend : pool.backends) {
+      const auto it = backends_.find({pool.name, backend.name});
+      if (it == backends_.end()) {
+        changes.push_back("backend " + pool.name + "/" + backend.name + " added");
+      } else if (it->second.config_weight != backend.weight) {
+        changes.push_back("weight of " + pool.name + "/" + backend.name + ": " +
+                          std::to_string(it->second.config_weight) + " -> " +
+                          std::to_string(backend.weight));
+      }
     }
-    if (a.health.has_value() != b.health.has_value() ||
-        (a.health &&
-         (a.health->type != b.health->type || a.health->interval_ms != b.health->interval_ms ||
-          a.health->timeout_ms != b.health->timeout_ms || a.health->rise != b.health->rise ||
-          a.health->fall != b.health->fall)))
-      changes.push_back("health checks of pool " + a.name);
+  }
+  for (const Key& key : order_) {
+    bool kept = false;
+    for (const config::Pool& pool : next->pools) {
+      for (const config::Backend& backend : pool.backends)
+        kept = kept || (pool.name == key.first && backend.name == key.second);
+    }
+    if (!kept) changes.push_back("backend " + key.first + "/" + key.second + " removed");
   }
   adopt(std::move(next));
   return "";

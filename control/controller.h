@@ -46,9 +46,8 @@ class Controller {
   // `everything` (the dataplane restarted or weir-control just connected). Marks them sent.
   std::vector<BackendChange> pending(bool everything);
 
-  // A validated new configuration: returns the differences it makes here (weights, health
-  // settings, backends) as sentences, or an error when it changes what the running dataplane
-  // cannot change in place (see docs/operations.md, "Reload").
+  // A validated new configuration the dataplane has applied: appends the differences it makes
+  // here (backends added or removed, weights) as sentences. Returns an error or "".
   std::string reload(std::shared_ptr<const config::Config> next, std::vector<std::string>& changes);
 
   // For weirctl backends and the metrics: per backend, health, override, effective state, weight.

@@ -209,7 +209,23 @@ class Daemon {
       reply["diagnostics"] = diagnostics;
       return reply;
     }
+    // The dataplane reads the same file and applies its structure first (listeners, pools,
+    // backends); it refuses, changing nothing, what it cannot change while running.
+    std::string error;
+    const auto applied = dataplane_.call({{"op", "apply_config"}, {"path", path_}}, error);
+    if (!applied || !applied->value("ok", false)) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++reloads_failed_;
+      nlohmann::json refused{{"ok", false}};
+      refused["error"] = applied ? applied->value("error", "refused by the dataplane")
+                                 : "the dataplane is not reachable: " + error;
+      if (applied && applied->contains("diagnostics"))
+        refused["diagnostics"] = (*applied)["diagnostics"];
+      return refused;
+    }
     std::vector<std::string> changes;
+    for (const auto& c : applied->value("changes", nlohmann::json::array()))
+      changes.push_back(c.get<std::string>());
     std::string refusal;
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -1,5 +1,6 @@
 #include "dataplane/stats.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -113,14 +114,30 @@ std::string stats_json(const config::Config& config,
             ",\"available\":" + std::to_string(rte_mempool_avail_count(pool)) + "}";
   }
   json += ",\"listeners\":{";
-  // The proxied listeners, summed over the workers (the same plans, in the same order, on each).
-  const size_t listeners = workers.empty() ? 0 : workers.front()->proxy().listener_count();
-  for (size_t i = 0; i < listeners; ++i) {
-    if (i != 0) json += ',';
-    json += '"' + workers.front()->proxy().listener(i).name + "\":{";
+  // The proxied listeners by name, summed over the workers and over a listener's earlier
+  // incarnations (a reload that changes a listener retires it and adds its successor), so that
+  // its counters never go backwards. Listeners removed by a reload are left out.
+  std::vector<std::string> names;
+  if (!workers.empty()) {
+    const proxy::Proxy& first_proxy = workers.front()->proxy();
+    for (size_t i = 0; i < first_proxy.listener_count(); ++i) {
+      const std::string& name = first_proxy.listener(i).name;
+      if (!first_proxy.listener_retired(i) &&
+          std::find(names.begin(), names.end(), name) == names.end())
+        names.push_back(name);
+    }
+  }
+  for (size_t n = 0; n < names.size(); ++n) {
+    if (n != 0) json += ',';
+    json += '"' + names[n] + "\":{";
     auto sum = [&](auto field) {
       uint64_t total = 0;
-      for (const auto& worker : workers) total += field(worker->proxy().counters(i)).get();
+      for (const auto& worker : workers) {
+        const proxy::Proxy& p = worker->proxy();
+        for (size_t i = 0; i < p.listener_count(); ++i) {
+          if (p.listener(i).name == names[n]) total += field(p.counters(i)).get();
+        }
+      }
       return total;
     };
     using C = proxy::ListenerCounters;

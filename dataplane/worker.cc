@@ -71,7 +71,29 @@ void Worker::apply_messages() {
   void* m = nullptr;
   while (rte_ring_sc_dequeue(inbox_, &m) == 0) {
     auto* message = static_cast<WorkerMessage*>(m);
-    proxy_.update_pool(message->pool, message->plan, message->retired);
+    switch (message->kind) {
+      case WorkerMessage::Kind::pool:
+        proxy_.update_pool(message->pool, message->plan, message->retired);
+        break;
+      case WorkerMessage::Kind::add_listener:
+        proxy_.add_listener(std::move(*message->listener));
+        break;
+      case WorkerMessage::Kind::remove_listener:
+        proxy_.remove_listener(message->name);
+        break;
+      case WorkerMessage::Kind::add_service: {
+        const ServiceListener& s = message->service;
+        tcp_.listen(s.address, s.port,
+                    s.echo ? static_cast<tcp::ListenerHandler*>(&echo_) : &discard_, s.backlog);
+        break;
+      }
+      case WorkerMessage::Kind::remove_service:
+        tcp_.unlisten(message->service.address, message->service.port);
+        break;
+      case WorkerMessage::Kind::listener_addresses:
+        stack_.set_listener_addresses(std::move(message->addresses));
+        break;
+    }
     // The done ring is as large as the inbox, and main drains it before posting more.
     rte_ring_sp_enqueue(done_, message);
   }

@@ -34,9 +34,22 @@ struct ServiceListener {
 // worker hands every message back (with what it replaced) so that memory is freed off the
 // packet path.
 struct WorkerMessage {
+  enum class Kind : uint8_t {
+    pool,                // `plan` for pool `pool` (appended when pool == the worker's pool count)
+    add_listener,        // `listener` (tcp, framed)
+    remove_listener,     // `name`
+    add_service,         // `service` (echo, discard)
+    remove_service,      // `service`'s address and port
+    listener_addresses,  // `addresses`: the addresses answered for (ARP, ICMP) besides the ports'
+  };
+  Kind kind = Kind::pool;
   size_t pool = 0;
   std::shared_ptr<const proxy::PoolPlan> plan;                  // the pool's new plan
   std::vector<std::shared_ptr<const proxy::PoolPlan>> retired;  // filled by the worker
+  std::optional<proxy::ListenerPlan> listener;
+  std::string name;
+  ServiceListener service;
+  std::vector<net::Ipv4Address> addresses;
 };
 
 struct WorkerSettings {
@@ -59,6 +72,8 @@ class alignas(64) Worker {
 
   // Main lcore: queues a message for the worker (false when its inbox is full; try later).
   bool post(WorkerMessage* message);
+  // Main lcore: how many messages the inbox can take now.
+  unsigned inbox_room() const { return rte_ring_free_count(inbox_); }
   // Main lcore: messages the worker has applied, handed back to be freed.
   WorkerMessage* take_done();
 

@@ -54,9 +54,22 @@ std::string ControlProtocol::handle(std::string_view line) {
     const std::string failure = target_.set_backend(
         request["pool"].get<std::string>(), request["backend"].get<std::string>(), state, weight);
     if (!failure.empty()) return error(id, failure);
+  } else if (op == "apply_config") {
+    if (!request.contains("path") || !request["path"].is_string())
+      return error(id, "apply_config needs \"path\" (the configuration file, a string)");
+    const json result = target_.apply_config(request["path"].get<std::string>());
+    if (!result.value("ok", false)) {
+      json failure{{"v", kControlProtocolVersion}, {"id", id}, {"ok", false}};
+      failure.update(result);
+      failure["ok"] = false;
+      ++errors_;
+      return failure.dump();
+    }
+    reply.update(result);
   } else {
-    return error(id, "unknown operation \"" + op +
-                         "\" (known: hello, counters, listeners, pools, set_backend)");
+    return error(id,
+                 "unknown operation \"" + op +
+                     "\" (known: hello, counters, listeners, pools, set_backend, apply_config)");
   }
   return reply.dump();
 }

@@ -31,6 +31,9 @@ class ControlTarget {
   virtual std::string set_backend(const std::string& pool, const std::string& backend,
                                   const std::optional<std::string>& state,
                                   const std::optional<uint32_t>& weight) = 0;
+  // Reads, validates and applies the configuration at `path` as a difference; the reply's fields
+  // ("ok", "changes", or "error" and "diagnostics").
+  virtual nlohmann::json apply_config(const std::string& path) = 0;
 };
 
 class ControlProtocol {

@@ -39,6 +39,13 @@ class PoolStates {
   std::string set(size_t pool, size_t backend, std::optional<BackendState> state,
                   std::optional<uint32_t> weight);
 
+  uint16_t slot(size_t pool, size_t backend) const { return pools_[pool].backends[backend].slot; }
+
+  // A reload: a pool's new configuration (backends matched by name keep their state and their
+  // counters' slot; new ones are up), or a new pool appended. Return an error or "".
+  std::string replace(size_t pool, const config::Pool& config);
+  std::string add(const config::Pool& config);
+
   // The plan for `pool` as it stands.
   std::shared_ptr<proxy::PoolPlan> plan(size_t pool) const;
 
@@ -46,10 +53,12 @@ class PoolStates {
   struct Backend {
     BackendState state = BackendState::up;
     uint32_t weight = 1;
+    uint16_t slot = 0;
   };
   struct Pool {
     config::Pool config;
     std::vector<Backend> backends;
+    uint16_t next_slot = 0;  // slots are never reused: a removed backend's sessions keep theirs
   };
   std::vector<Pool> pools_;
 };

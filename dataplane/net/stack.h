@@ -78,6 +78,10 @@ class Stack final : private NeighbourTable::Sink {
   void send_ipv4(PortIndex port, rte_mbuf* packet, uint64_t now_us);
 
   bool owns(Ipv4Address address) const;
+  // A reload's listener addresses (control message, between bursts).
+  void set_listener_addresses(std::vector<Ipv4Address> addresses) {
+    config_.listener_addresses = std::move(addresses);
+  }
   // The port that reaches `destination`: one whose subnet holds it, else the first with a gateway.
   std::optional<PortIndex> route(Ipv4Address destination) const;
   Ipv4Address port_address(PortIndex port) const { return config_.ports[port].address; }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "dataplane/port.h"
 #include "dataplane/rss.h"
@@ -21,6 +22,28 @@ std::shared_ptr<PoolPlan> plan_pool(const config::Pool& pool, std::vector<Backen
                pool.retries, uint64_t{pool.drain_timeout_ms} * 1000});
 }
 
+ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
+                           unsigned workers, size_t pool_index,
+                           std::shared_ptr<const PoolPlan> pool) {
+  ListenerPlan plan;
+  plan.name = listener.name;
+  plan.address = listener.address;
+  plan.port = listener.port;
+  plan.framed = listener.protocol == config::Protocol::framed;
+  if (plan.framed) {
+    const config::Framed framed = listener.framed.value_or(config::Framed{});
+    plan.frames =
+        FrameRelaySettings{framed.max_frame, framed.on_corrupt == config::OnCorrupt::reset,
+                           framed.stamp_hop, config.node_id};
+  }
+  plan.proxy_protocol_v2 = listener.proxy_protocol == config::ProxyProtocol::v2;
+  plan.idle_timeout_us = uint64_t{listener.idle_timeout_ms} * 1000;
+  plan.max_connections = std::max<uint32_t>(1, (listener.max_connections + workers - 1) / workers);
+  plan.pool_index = pool_index;
+  plan.pool = std::move(pool);
+  return plan;
+}
+
 std::vector<ListenerPlan> plan_listeners(
     const config::Config& config, unsigned workers,
     const std::vector<std::shared_ptr<const PoolPlan>>& pools) {
@@ -28,24 +51,8 @@ std::vector<ListenerPlan> plan_listeners(
   for (const config::Listener& listener : config.listeners) {
     if (listener.protocol != config::Protocol::tcp && listener.protocol != config::Protocol::framed)
       continue;
-    ListenerPlan plan;
-    plan.name = listener.name;
-    plan.address = listener.address;
-    plan.port = listener.port;
-    plan.framed = listener.protocol == config::Protocol::framed;
-    if (plan.framed) {
-      const config::Framed framed = listener.framed.value_or(config::Framed{});
-      plan.frames =
-          FrameRelaySettings{framed.max_frame, framed.on_corrupt == config::OnCorrupt::reset,
-                             framed.stamp_hop, config.node_id};
-    }
-    plan.proxy_protocol_v2 = listener.proxy_protocol == config::ProxyProtocol::v2;
-    plan.idle_timeout_us = uint64_t{listener.idle_timeout_ms} * 1000;
-    plan.max_connections =
-        std::max<uint32_t>(1, (listener.max_connections + workers - 1) / workers);
-    plan.pool_index = *listener.pool;
-    plan.pool = pools.at(plan.pool_index);
-    plans.push_back(std::move(plan));
+    plans.push_back(
+        plan_listener(config, listener, workers, *listener.pool, pools.at(*listener.pool)));
   }
   return plans;
 }
@@ -81,9 +88,9 @@ struct Proxy::Session {
   bool live = false;  // between accept and release
   bool idle_linked = false;
   uint8_t attempts = 0;
-  uint64_t tried = 0;                   // backends attempted (by index, the first 64)
-  uint32_t backend_index = UINT32_MAX;  // into the pool's backends, once chosen
-  bool backend_counted = false;         // in that backend's connections counter
+  uint64_t tried = 0;                  // backends attempted (by index, the first 64)
+  uint32_t backend_slot = UINT32_MAX;  // the chosen backend's counter slot
+  bool backend_counted = false;        // in that backend's connections counter
   uint64_t flow_hash = 0;
   uint64_t last_activity_us = 0;
   Session* idle_prev = nullptr;  // the listener's idle list: least recently active first
@@ -101,7 +108,7 @@ struct Proxy::Session {
     }
     attempts = 0;
     tried = flow_hash = last_activity_us = 0;
-    backend_index = UINT32_MAX;
+    backend_slot = UINT32_MAX;
     backend_counted = false;
     idle_prev = idle_next = nullptr;
   }
@@ -126,6 +133,7 @@ class Refuser final : public tcp::ConnectionHandler {
 
 struct Proxy::ListenerState final : tcp::ListenerHandler {
   Proxy* proxy = nullptr;
+  std::atomic<bool> retired{false};  // removed by a reload; its sessions finish undisturbed
   ListenerPlan plan;
   std::unique_ptr<ListenerCounters> counters = std::make_unique<ListenerCounters>();
   std::unique_ptr<Refuser> refuser;
@@ -135,7 +143,7 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
 
   tcp::ConnectionHandler* accept(tcp::Connection& c) override {
     counters->connections.add();
-    if (active >= plan.max_connections) {
+    if (active >= plan.max_connections || retired.load(std::memory_order_relaxed)) {
       counters->refused_max_connections.add();
       counters->closed.add();
       return refuser.get();
@@ -153,41 +161,71 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
 Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool,
              std::vector<std::shared_ptr<const PoolPlan>> pools,
              std::vector<ListenerPlan> listeners, const Steering& steering)
-    : tcp_(tcp),
-      ip_(ip),
-      pool_(pool),
-      steering_(steering),
-      pools_(pools.size()),
-      listeners_(listeners.size()) {
-  for (size_t i = 0; i < pools.size(); ++i) {
-    const size_t backends = pools[i]->backends.size();
-    pools_[i].plan = std::move(pools[i]);
-    pools_[i].counters = std::make_unique<BackendCounters[]>(backends);
-    pools_[i].drain_deadline_us.assign(backends, 0);
-  }
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    listeners_[i].proxy = this;
-    listeners_[i].plan = std::move(listeners[i]);
-    listeners_[i].refuser = std::make_unique<Refuser>(tcp_);
-  }
+    : tcp_(tcp), ip_(ip), pool_(pool), steering_(steering) {
+  if (pools.size() > kMaxPools || listeners.size() > kMaxListeners)
+    throw std::invalid_argument("more than " + std::to_string(kMaxPools) + " pools or " +
+                                std::to_string(kMaxListeners) + " proxied listeners");
+  pools_.reserve(kMaxPools);
+  listeners_.reserve(kMaxListeners);
+  for (auto& plan : pools) append_pool(std::move(plan));
+  for (auto& plan : listeners) add_listener(std::move(plan));
   next_port_ = static_cast<uint16_t>(kFirstEphemeralPort + steering.queue * 977);
+}
+
+void Proxy::append_pool(std::shared_ptr<const PoolPlan> plan) {
+  PoolRuntime runtime;
+  runtime.plan = std::move(plan);
+  runtime.counters = std::make_unique<BackendCounters[]>(kMaxBackendSlots);
+  runtime.drain_deadline_us.assign(kMaxBackendSlots, 0);
+  pools_.push_back(std::move(runtime));  // within the reserved capacity: nothing moves
+  pool_count_.store(pools_.size(), std::memory_order_release);
+}
+
+void Proxy::add_listener(ListenerPlan plan) {
+  if (listeners_.size() == kMaxListeners) return;  // refused on the main lcore before it is sent
+  auto state = std::make_unique<ListenerState>();
+  state->proxy = this;
+  state->plan = std::move(plan);
+  state->refuser = std::make_unique<Refuser>(tcp_);
+  ListenerState& l = *state;
+  listeners_.push_back(std::move(state));
+  listener_count_.store(listeners_.size(), std::memory_order_release);
+  if (started_) {
+    tcp_.listen(l.plan.address, l.plan.port, &l, std::min<uint32_t>(l.plan.max_connections, 1024));
+  }
+}
+
+bool Proxy::remove_listener(const std::string& name) {
+  for (auto& l : listeners_) {
+    if (l->plan.name != name || l->retired.load(std::memory_order_relaxed)) continue;
+    l->retired.store(true, std::memory_order_release);
+    tcp_.unlisten(l->plan.address, l->plan.port);
+    return true;
+  }
+  return false;
+}
+
+bool Proxy::listener_retired(size_t i) const {
+  return listeners_[i]->retired.load(std::memory_order_acquire);
 }
 
 Proxy::~Proxy() = default;
 
 size_t Proxy::listener_count() const {
-  return listeners_.size();
+  return listener_count_.load(std::memory_order_acquire);
 }
 const ListenerPlan& Proxy::listener(size_t i) const {
-  return listeners_[i].plan;
+  return listeners_[i]->plan;
 }
 const ListenerCounters& Proxy::counters(size_t i) const {
-  return *listeners_[i].counters;
+  return *listeners_[i]->counters;
 }
 
 void Proxy::start() {
-  for (ListenerState& l : listeners_) {
-    tcp_.listen(l.plan.address, l.plan.port, &l, std::min<uint32_t>(l.plan.max_connections, 1024));
+  started_ = true;
+  for (auto& l : listeners_) {
+    tcp_.listen(l->plan.address, l->plan.port, l.get(),
+                std::min<uint32_t>(l->plan.max_connections, 1024));
   }
 }
 
@@ -258,10 +296,11 @@ void Proxy::connect_backend(Session& s) {
     ++s.attempts;
     if (*index < 64) s.tried |= uint64_t{1} << *index;
     const BackendPlan& backend = pool.backends[*index];
+    const uint16_t slot = backend.slot;
     const std::optional<dataplane::PortIndex> port = ip_.route(backend.address);
     if (!port) {
       l.counters->backend_connect_failures.add();
-      runtime.counters[*index].connect_failures.add();
+      runtime.counters[slot].connect_failures.add();
       continue;
     }
     const uint32_t local = ip_.port_address(*port).value();
@@ -282,11 +321,11 @@ void Proxy::connect_backend(Session& s) {
     }
     if (connection == nullptr) {
       l.counters->backend_connect_failures.add();
-      runtime.counters[*index].connect_failures.add();
+      runtime.counters[slot].connect_failures.add();
       continue;
     }
     s.backend = connection;
-    s.backend_index = *index;
+    s.backend_slot = slot;
     return;
   }
   // Nothing to connect to: the client is reset (the real cause is in the counters).
@@ -300,7 +339,7 @@ void Proxy::on_established(Session& s, bool client_side) {
     return;
   }
   s.backend_established = true;
-  pools_[s.listener->plan.pool_index].counters[s.backend_index].connections.add();
+  pools_[s.listener->plan.pool_index].counters[s.backend_slot].connections.add();
   s.backend_counted = true;
   if (s.listener->plan.proxy_protocol_v2 && !send_proxy_header(s)) {
     reset_both(s);
@@ -451,7 +490,7 @@ void Proxy::on_peer_fin(Session& s, bool client_side) {
 void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
   ListenerState& l = *s.listener;
   if (!client_side && s.backend_counted) {
-    pools_[l.plan.pool_index].counters[s.backend_index].closed.add();
+    pools_[l.plan.pool_index].counters[s.backend_slot].closed.add();
     s.backend_counted = false;
   }
   if (reason == tcp::CloseReason::fin) {
@@ -476,7 +515,7 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
         (reason == tcp::CloseReason::refused || reason == tcp::CloseReason::timeout)) {
       // The backend refused or never answered: the next candidate, within pool.retries.
       l.counters->backend_connect_failures.add();
-      pools_[l.plan.pool_index].counters[s.backend_index].connect_failures.add();
+      pools_[l.plan.pool_index].counters[s.backend_slot].connect_failures.add();
       connect_backend(s);
     } else if (reason != tcp::CloseReason::fin && s.client != nullptr) {
       tcp_.abort(*s.client, tcp_.now_us());
@@ -528,17 +567,24 @@ void Proxy::finish_if_done(Session& s) {
 
 void Proxy::update_pool(size_t index, std::shared_ptr<const PoolPlan>& plan,
                         std::vector<std::shared_ptr<const PoolPlan>>& retired) {
+  if (index == pools_.size()) {  // a pool added by a reload
+    append_pool(std::move(plan));
+    return;
+  }
   PoolRuntime& runtime = pools_[index];
   const uint64_t now = tcp_.now_us();
-  for (size_t b = 0; b < plan->backends.size() && b < runtime.drain_deadline_us.size(); ++b) {
-    const bool was_draining = runtime.plan->backends[b].draining;
-    if (!plan->backends[b].draining) {
-      runtime.drain_deadline_us[b] = 0;
+  for (const BackendPlan& b : plan->backends) {
+    bool was_draining = false;
+    for (const BackendPlan& old : runtime.plan->backends) {
+      if (old.slot == b.slot) was_draining = old.draining;
+    }
+    if (!b.draining) {
+      runtime.drain_deadline_us[b.slot] = 0;
     } else if (!was_draining) {
       // Draining starts now: established sessions have drain_timeout_ms to finish (+1 so that
       // a zero timeout still reads as a deadline).
-      runtime.drain_deadline_us[b] = now + plan->drain_timeout_us + 1;
-      next_drain_us_ = std::min(next_drain_us_, runtime.drain_deadline_us[b]);
+      runtime.drain_deadline_us[b.slot] = now + plan->drain_timeout_us + 1;
+      next_drain_us_ = std::min(next_drain_us_, runtime.drain_deadline_us[b.slot]);
     }
   }
   retired.push_back(std::move(runtime.plan));
@@ -560,7 +606,7 @@ void Proxy::expire_drains(uint64_t now_us) {
       runtime.drain_deadline_us[b] = 0;
       for (const auto& session : sessions_) {
         Session& s = *session;
-        if (!s.live || s.listener->plan.pool_index != p || s.backend_index != b ||
+        if (!s.live || s.listener->plan.pool_index != p || s.backend_slot != b ||
             s.backend == nullptr)
           continue;
         runtime.counters[b].drain_resets.add();
@@ -572,7 +618,8 @@ void Proxy::expire_drains(uint64_t now_us) {
 
 void Proxy::tick(uint64_t now_us) {
   expire_drains(now_us);
-  for (ListenerState& l : listeners_) {
+  for (auto& listener : listeners_) {
+    ListenerState& l = *listener;
     if (l.plan.idle_timeout_us == 0) continue;
     while (l.idle_head != nullptr &&
            l.idle_head->last_activity_us + l.plan.idle_timeout_us <= now_us) {

@@ -13,6 +13,7 @@
 #include <rte_mempool.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -38,6 +39,7 @@ struct BackendPlan {
   net::Ipv4Address address;
   uint16_t port = 0;
   uint32_t weight = 1;
+  uint16_t slot = 0;        // its counters' place, stable across plans (PoolStates assigns it)
   bool accepts_new = true;  // up; false while down or draining (left out of the table)
   bool draining = false;    // existing sessions are reset after the pool's drain timeout
 };
@@ -69,6 +71,10 @@ struct ListenerPlan {
 
 // The proxied listeners of `config` (protocol tcp and framed), with their pools' tables, each
 // listener's connection limit split across `workers`.
+// One of them, on pool `pool_index` (the Proxy's index) with its current `pool` plan.
+ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
+                           unsigned workers, size_t pool_index,
+                           std::shared_ptr<const PoolPlan> pool);
 std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers,
                                          const std::vector<std::shared_ptr<const PoolPlan>>& pools);
 
@@ -113,6 +119,12 @@ struct Steering {
 
 class Proxy {
  public:
+  // Fixed capacities, so that the structures the main lcore reads (counters, names) never move
+  // while a worker adds to them; a configuration beyond them is refused.
+  static constexpr size_t kMaxPools = 64;
+  static constexpr size_t kMaxListeners = 64;      // over the process's life, removed ones included
+  static constexpr size_t kMaxBackendSlots = 256;  // per pool, over the process's life
+
   Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool,
         std::vector<std::shared_ptr<const PoolPlan>> pools, std::vector<ListenerPlan> listeners,
         const Steering& steering);
@@ -130,11 +142,16 @@ class Proxy {
   // replaces is moved into `retired`, to be freed off the worker.
   void update_pool(size_t index, std::shared_ptr<const PoolPlan>& plan,
                    std::vector<std::shared_ptr<const PoolPlan>>& retired);
-  size_t pool_count() const { return pools_.size(); }
-  const PoolPlan& pool_plan(size_t pool) const { return *pools_[pool].plan; }
-  const BackendCounters& backend_counters(size_t pool, size_t backend) const {
-    return pools_[pool].counters[backend];
+  // A listener added or removed by a reload (control messages, like update_pool).
+  void add_listener(ListenerPlan plan);
+  bool remove_listener(const std::string& name);
+
+  // Read from the main lcore: published with release stores, never shrinking.
+  size_t pool_count() const { return pool_count_.load(std::memory_order_acquire); }
+  const BackendCounters& backend_counters(size_t pool, size_t slot) const {
+    return pools_[pool].counters[slot];
   }
+  bool listener_retired(size_t i) const;
 
   size_t sessions() const { return active_; }
   size_t listener_count() const;
@@ -168,17 +185,20 @@ class Proxy {
 
   struct PoolRuntime {
     std::shared_ptr<const PoolPlan> plan;
-    std::unique_ptr<BackendCounters[]> counters;
-    std::vector<uint64_t> drain_deadline_us;  // per backend; 0: none
+    std::unique_ptr<BackendCounters[]> counters;  // kMaxBackendSlots, by slot
+    std::vector<uint64_t> drain_deadline_us;      // by slot; 0: none
   };
+  void append_pool(std::shared_ptr<const PoolPlan> plan);
   void expire_drains(uint64_t now_us);
 
   tcp::TcpStack& tcp_;
   net::Stack& ip_;
   rte_mempool* pool_;
   Steering steering_;
-  std::vector<PoolRuntime> pools_;
-  std::vector<ListenerState> listeners_;
+  std::vector<PoolRuntime> pools_;  // reserved to kMaxPools
+  std::atomic<size_t> pool_count_{0};
+  std::vector<std::unique_ptr<ListenerState>> listeners_;  // reserved to kMaxListeners
+  std::atomic<size_t> listener_count_{0};
   // Local ports for backend connections (the same range Linux uses by default is not assumed:
   // the port addresses belong to Weir alone).
   static constexpr uint16_t kFirstEphemeralPort = 1024;
@@ -188,6 +208,7 @@ class Proxy {
   size_t active_ = 0;
   uint16_t next_port_ = 0;               // where the ephemeral port search resumes
   uint64_t next_drain_us_ = UINT64_MAX;  // the earliest drain deadline, if any
+  bool started_ = false;                 // listeners registered with the TCP stack
 };
 
 }  // namespace weir::proxy

@@ -240,6 +240,12 @@ bool TcpStack::listen(net::Ipv4Address address, uint16_t port, ListenerHandler* 
   return true;
 }
 
+bool TcpStack::unlisten(net::Ipv4Address address, uint16_t port) {
+  return std::erase_if(listeners_, [&](const Listener& l) {
+           return l.address == address && l.port == port;
+         }) > 0;
+}
+
 TcpStack::Listener* TcpStack::find_listener(uint32_t address, uint16_t port) {
   for (Listener& l : listeners_) {
     if (l.address.value() == address && l.port == port) return &l;

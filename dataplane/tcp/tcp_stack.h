@@ -223,6 +223,9 @@ class TcpStack final : public net::TransportHandler {
   // Passive open on address:port (RFC 9293 3.10.1). `backlog` bounds connections in SYN_RECEIVED;
   // beyond it SYN cookies answer.
   bool listen(net::Ipv4Address address, uint16_t port, ListenerHandler* handler, uint32_t backlog);
+  // Stops accepting on address:port (new SYNs are answered with RST); connections already made
+  // carry on. Returns false if nothing listened there.
+  bool unlisten(net::Ipv4Address address, uint16_t port);
 
   // Active open (RFC 9293 3.10.1) from tuple.local to tuple.remote through `port`. Returns null
   // when the 4-tuple is in use or the table is full (counted). The handler hears on_established,

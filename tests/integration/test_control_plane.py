@@ -78,13 +78,10 @@ def metric(text: str, name: str, **labels) -> float:
     return total
 
 
-@pytest.fixture
-def plane(testbed_factory):
+def running_plane(tb, config):
     import yaml
 
-    tb = testbed_factory()
     backends = Backends(tb, "name")
-    config = control_config(tb)
     with DataplaneProcess(tb, config) as dp:
         dp.wait_ready(timeout_s=30.0)
         path = tb.workdir / "weir.yaml"
@@ -96,6 +93,12 @@ def plane(testbed_factory):
         if control.proc.poll() is None:
             assert control.stop() == 0
         assert dp.stop() == 0, dp.output()
+
+
+@pytest.fixture
+def plane(testbed_factory):
+    tb = testbed_factory()
+    yield from running_plane(tb, control_config(tb))
 
 
 def pool_states(dp) -> dict:
@@ -126,17 +129,24 @@ with open(ARGS["out"], "w") as out:
 """
 
 
-def test_a_killed_backend_is_marked_down_in_time_and_no_new_connection_fails(plane):
-    tb, dp, control, backends, _ = plane
-    out = tb.workdir / "load.jsonl"
+def start_load(tb, name: str, seconds: float):
+    """LOAD in the client namespace for `seconds`; returns the process and its record file once
+    connections are flowing."""
+    out = tb.workdir / name
     load = tb.popen("client", [sys.executable, "-c",
                                "import json,sys\nARGS=json.loads(sys.argv[1])\n" + LOAD,
                                json.dumps({"address": LISTENER_ADDRESS, "port": VIP_PORT,
-                                           "seconds": 8, "out": str(out)})])
+                                           "seconds": seconds, "out": str(out)})])
     poll_until(lambda: out.exists() and len(out.read_text().splitlines()) > 50, 10.0,
                what="load to be flowing")
+    return load, out
+
+
+def test_a_killed_backend_is_marked_down_in_time_and_no_new_connection_fails(plane):
+    tb, dp, control, backends, _ = plane
+    load, out = start_load(tb, "load.jsonl", seconds=8)
     killed_at = time.time()
-    tb.exec("b3", ["pkill", "-f", f"{ADDRESSES['b3']}:{BACKEND_PORT}"])
+    backends.kill("b3")
     poll_until(lambda: pool_states(dp)["b3"] == "down", 10.0, what="b3 to be marked down")
     down_at = time.time()
     bound = (FALL * INTERVAL_MS + TIMEOUT_MS) / 1000
@@ -253,3 +263,50 @@ def test_weirctl_against_the_real_daemons(plane):
     control.stop()
     down = weirctl_raw(tb, path, "status")
     assert down.returncode == 1 and "weir-control" in (down.stdout + down.stderr)
+
+
+def test_reload_under_load_adds_a_backend_changes_a_weight_and_removes_an_idle_listener(
+        testbed_factory):
+    import yaml
+
+    tb = testbed_factory()
+    config = control_config(tb)
+    config["pools"][0]["backends"] = config["pools"][0]["backends"][:2]  # b1, b2
+    spare = dict(config["listeners"][0], name="spare", port=81)
+    config["listeners"].append(spare)
+    for tb, dp, control, _, path in running_plane(tb, config):
+        sock = Path(dp.config["control"]["socket"])
+        load, out = start_load(tb, "reload-load.jsonl", seconds=6)
+        changed = yaml.safe_load(path.read_text())
+        changed["pools"][0]["backends"].append(
+            {"name": "b3", "address": ADDRESSES["b3"], "port": BACKEND_PORT, "weight": 1})
+        changed["pools"][0]["backends"][0]["weight"] = 3
+        changed["listeners"] = [l for l in changed["listeners"] if l["name"] != "spare"]
+        path.write_text(yaml.safe_dump(changed, sort_keys=False))
+        reply = admin(tb, sock, {"op": "reload"})
+        assert reply["ok"], reply
+        reloaded_at = time.time()
+        text = " | ".join(reply["changes"])
+        assert "listener spare removed" in text and "backend app/b3 added" in text, text
+        assert "weight of app/b1: 1 -> 3" in text, text
+        load.wait(30)
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        failures = [r for r in records if r[1].startswith("error") or r[1] == "empty"]
+        assert failures == [], failures[:5]
+        after = [r for r in records if r[0] > reloaded_at + 0.5]
+        assert len(after) > 20
+        assert "b3" in {r[1] for r in after}, "the added backend took no connection"
+        pools = dp.control({"op": "pools"})["pools"][0]["backends"]
+        assert [(b["name"], b["weight"]) for b in pools] == [("b1", 3), ("b2", 1), ("b3", 1)]
+        refused = tb.python("client", r"""
+import socket
+try:
+    socket.create_connection((ARGS, 81), timeout=5).recv(10)
+    emit("open")
+except ConnectionRefusedError:
+    emit("refused")
+except ConnectionResetError:
+    emit("reset")
+""", LISTENER_ADDRESS)
+        assert refused == "refused", refused
+        assert [l["name"] for l in dp.control({"op": "listeners"})["listeners"]] == ["web"]

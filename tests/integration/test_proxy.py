@@ -30,6 +30,7 @@ class Backends:
     def __init__(self, tb, mode: str, roles=("b1", "b2", "b3"), **extra):
         self.tb = tb
         self.status = {}
+        self.procs = {}
         for role in roles:
             status = tb.workdir / f"{role}-{mode}.jsonl"
             status.unlink(missing_ok=True)
@@ -42,6 +43,12 @@ class Backends:
             proc = tb.popen(role, argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             line = _read_line(proc, 10.0)
             assert line == "ready", f"backend in {role}: {line}"
+            self.procs[role] = proc
+
+    def kill(self, role: str) -> None:
+        """Stops one backend (this test bed's: never by name, which would match others')."""
+        self.procs[role].kill()
+        self.procs[role].wait(10)
 
     def records(self, role: str) -> list[dict]:
         path = self.status[role]

@@ -23,6 +23,11 @@ class FakeTarget final : public ControlTarget {
     calls.push_back({pool, backend, state.value_or("-"), weight ? std::to_string(*weight) : "-"});
     return backend == "missing" ? "no such backend" : "";
   }
+  json apply_config(const std::string& path) override {
+    calls.push_back({"apply", path});
+    return path == "bad.yaml" ? json{{"ok", false}, {"error", "invalid"}, {"diagnostics", {"x"}}}
+                              : json{{"ok", true}, {"changes", json::array()}};
+  }
   std::vector<std::vector<std::string>> calls;
 };
 
@@ -77,6 +82,22 @@ TEST(ControlProtocol, BadRequestsGetErrorsAndNeverReachTheTarget) {
   const json missing = ask(
       protocol, R"({"v":1,"op":"set_backend","pool":"app","backend":"missing","state":"down"})");
   EXPECT_EQ(missing["error"], "no such backend");
+}
+
+TEST(ControlProtocol, ApplyConfigPassesTheTargetsVerdictOn) {
+  FakeTarget target;
+  ControlProtocol protocol(target);
+  EXPECT_NE(
+      ask(protocol, R"({"v":1,"op":"apply_config"})")["error"].get<std::string>().find("\"path\""),
+      std::string::npos);
+  const json bad = ask(protocol, R"({"v":1,"id":5,"op":"apply_config","path":"bad.yaml"})");
+  EXPECT_EQ(bad["ok"], false);
+  EXPECT_EQ(bad["id"], 5);
+  EXPECT_EQ(bad["diagnostics"], json::array({"x"}));
+  const json good = ask(protocol, R"({"v":1,"op":"apply_config","path":"good.yaml"})");
+  EXPECT_EQ(good["ok"], true);
+  EXPECT_TRUE(good.contains("changes"));
+  EXPECT_EQ(target.calls.size(), 2u);
 }
 
 }  // namespace
