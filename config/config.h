@@ -21,7 +21,7 @@ namespace weir::config {
 using net::Ipv4Address;
 
 // Defaults and limits, named once so that the loader, the docs and the tests agree.
-inline constexpr uint32_t kDefaultMaxSleepUs = 200;
+inline constexpr uint32_t kDefaultMaxSleepUs = 300;
 inline constexpr uint32_t kMaxMaxSleepUs = 100'000;
 inline constexpr uint16_t kDefaultMtu = 1500;
 inline constexpr uint16_t kMinMtu = 576;   // RFC 791: every host must accept 576-byte datagrams

@@ -101,6 +101,14 @@ void dataplane_counters(Families& out, const nlohmann::json& counters,
               "Share of the worker's time spent in polls that found work, since the last scrape",
               {{"worker", id}}, ratio);
   }
+  if (counters.contains("control")) {
+    out.counter("weir_dataplane_control_requests_total",
+                "Requests the dataplane's control socket received", {},
+                number(counters["control"], "requests"));
+    out.counter("weir_dataplane_control_errors_total",
+                "Control requests the dataplane refused (malformed, unknown, failed)", {},
+                number(counters["control"], "errors"));
+  }
   if (counters.contains("mbufs")) {
     out.gauge("weir_mbuf_pool_size", "Mbufs in the dataplane's pool", {},
               number(counters["mbufs"], "size"));

@@ -55,7 +55,7 @@ struct WorkerMessage {
 struct WorkerSettings {
   uint16_t id = 0;
   IdleMode idle_mode = IdleMode::backoff;
-  uint32_t max_sleep_us = 200;
+  uint32_t max_sleep_us = config::kDefaultMaxSleepUs;
   tcp::TcpSettings tcp;
   tcp::Secret secret{};  // ISNs, SYN cookies, the connection table's hash: one per process
   std::vector<ServiceListener> services;

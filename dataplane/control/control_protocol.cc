@@ -29,6 +29,8 @@ std::string ControlProtocol::handle(std::string_view line) {
     reply.update(target_.hello());
   } else if (op == "counters") {
     reply.update(target_.counters());
+    // This channel's own: requests served and refused (malformed, unknown, failed).
+    reply["control"] = {{"requests", requests_}, {"errors", errors_}};
   } else if (op == "listeners") {
     reply["listeners"] = target_.listeners();
   } else if (op == "pools") {

@@ -78,10 +78,10 @@ def metric(text: str, name: str, **labels) -> float:
     return total
 
 
-def running_plane(tb, config):
+def running_plane(tb, config, mode: str = "name"):
     import yaml
 
-    backends = Backends(tb, "name")
+    backends = Backends(tb, mode)
     with DataplaneProcess(tb, config) as dp:
         dp.wait_ready(timeout_s=30.0)
         path = tb.workdir / "weir.yaml"
@@ -310,3 +310,51 @@ except ConnectionResetError:
 """, LISTENER_ADDRESS)
         assert refused == "refused", refused
         assert [l["name"] for l in dp.control({"op": "listeners"})["listeners"]] == ["web"]
+
+
+def test_restarting_weir_control_drops_no_established_connection(testbed_factory):
+    from test_control import Holder
+
+    tb = testbed_factory()
+    for tb, dp, control, _, path in running_plane(tb, control_config(tb), mode="sha"):
+        holder = Holder(tb, 20)  # 20 sessions open, each waiting for its client's EOF
+        before = metric(control.scrape(), "weir_listener_connections_total", listener="web")
+        assert control.stop() == 0
+        control.start()
+        poll_until(lambda: control.log.read_text().count("connected to the dataplane") == 2, 10.0,
+                   what="weir-control to reconnect")
+        assert holder.finish() == ["ok"] * 20, "a session did not survive the restart"
+        after = metric(control.scrape(), "weir_listener_connections_total", listener="web")
+        assert after >= before >= 20
+
+
+def test_metrics_count_injected_corruption(testbed_factory):
+    tb = testbed_factory()
+    config = control_config(tb)
+    config["pools"].append({"name": "frames", "backends": [
+        {"name": "e1", "address": ADDRESSES["b1"], "port": BACKEND_PORT + 1}]})
+    config["listeners"].append({"name": "frames", "address": LISTENER_ADDRESS, "port": 82,
+                                "protocol": "framed", "pool": "frames"})
+    for tb, dp, control, _, path in running_plane(tb, config):
+        echo = tb.popen("b1", [str(BUILD / "tools" / "weir-frame-echo"), "--listen",
+                               f"{ADDRESSES['b1']}:{BACKEND_PORT + 1}"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        echo.stdout = echo.stderr
+        assert _read_line(echo, 10.0).startswith("listening")
+        before = control.scrape()
+        load = tb.exec("client", [str(BUILD / "tools" / "weir-frame-load"), "--connect",
+                                  f"{LISTENER_ADDRESS}:82", "--connections", "2", "--frames",
+                                  "200", "--corrupt-every", "10", "--reconnect", "--json"],
+                       check=False, timeout=60)
+        summary = json.loads(load.stdout.strip().splitlines()[-1])
+        assert summary["corrupted_sent"] > 0, summary
+        after = control.scrape()
+        labels = {"listener": "frames", "direction": "to_backend"}
+        corrupt = (metric(after, "weir_frames_corrupt_total", **labels) -
+                   metric(before, "weir_frames_corrupt_total", **labels))
+        verified = (metric(after, "weir_frames_verified_total", **labels) -
+                    metric(before, "weir_frames_verified_total", **labels))
+        # One frame in flight per connection: every corrupted frame reaches Weir and is caught.
+        assert corrupt == summary["corrupted_sent"], (corrupt, summary)
+        assert verified == summary["responses_ok"], (verified, summary)
+        assert metric(after, "weir_frames_corrupt_resets_total", **labels) == corrupt

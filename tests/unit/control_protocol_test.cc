@@ -42,7 +42,9 @@ TEST(ControlProtocol, AnswersEachOperationWithTheRequestsId) {
             (json{{"v", 1}, {"id", 9}, {"ok", true}, {"versions", {1}}}));
   EXPECT_EQ(ask(protocol, R"({"v":1,"id":"x","op":"listeners"})")["listeners"][0]["name"], "web");
   EXPECT_EQ(ask(protocol, R"({"v":1,"op":"pools"})")["pools"][0]["name"], "app");
-  EXPECT_TRUE(ask(protocol, R"({"v":1,"op":"counters"})").contains("workers"));
+  const json counters = ask(protocol, R"({"v":1,"op":"counters"})");
+  EXPECT_TRUE(counters.contains("workers"));
+  EXPECT_EQ(counters["control"]["requests"], 4) << "this request included";
   const json set =
       ask(protocol, R"({"v":1,"id":3,"op":"set_backend","pool":"app","backend":"b1","weight":7})");
   EXPECT_EQ(set["ok"], true);
