@@ -95,6 +95,14 @@ struct TcpCounters {
   Counter keepalive_probes;
 };
 
+// Software steering between workers (dataplane/steering.h).
+struct SteeringCounters {
+  Counter handed_out;  // segments received here for another worker, handed over
+  Counter taken_in;    // segments another worker handed here
+  Counter arp_copies;  // ARP messages copied to the other workers
+  Counter ring_full;   // segments dropped: the owner's ring was full (TCP recovers)
+};
+
 struct WorkerLoopCounters {
   Counter polls;
   Counter busy_polls;    // polls that found work

@@ -458,23 +458,16 @@ int run(std::shared_ptr<const config::Config> config) {
     for (size_t p = 0; p < pool_states.pool_count(); ++p)
       settings.pools.push_back(pool_states.plan(p));
     settings.proxied = proxy::plan_listeners(*config, worker_count, settings.pools);
-    if (!settings.proxied.empty() && worker_count > 1) {
-      // Both halves of a proxied flow must reach the worker that owns them: the backend side's
-      // source port is chosen by RSS prediction, which needs RSS on every port.
-      bool all_rss = true;
-      for (const OpenPort& port : ports) all_rss = all_rss && port.capabilities.rss;
-      if (!all_rss) {
-        std::fprintf(stderr,
-                     "weir-dataplane: tcp and framed listeners with %u workers need RSS on every "
-                     "port, and a port's device has none (net_af_packet and net_tap do not); run "
-                     "one worker (dataplane.eal \"-l\", \"0-1\") on such devices\n",
-                     worker_count);
-        exit_code = 1;
-        break;
-      }
+    // Both halves of a proxied flow must reach the worker that owns them. With RSS on every port
+    // the device steers and the proxy predicts it (RETA); otherwise the workers steer in software
+    // by the same hash, with no indirection table (dataplane/steering.h).
+    bool all_rss = true;
+    for (const OpenPort& port : ports) all_rss = all_rss && port.capabilities.rss;
+    const bool software_steering = worker_count > 1 && !all_rss;
+    if (worker_count > 1) {
       settings.steering.rss = true;
       settings.steering.queues = static_cast<uint16_t>(worker_count);
-      settings.steering.reta_size = ports.front().capabilities.reta_size;
+      settings.steering.reta_size = all_rss ? ports.front().capabilities.reta_size : 0;
     }
     uint16_t queue = 0;
     unsigned lcore = 0;
@@ -484,6 +477,31 @@ int run(std::shared_ptr<const config::Config> config) {
       workers.push_back(std::make_unique<Worker>(
           settings, std::make_unique<EthdevQueueIo>(ports, queue), stack, pool));
       ++queue;
+    }
+    if (software_steering) {
+      // One single-producer, single-consumer ring per ordered pair of workers.
+      const size_t n = workers.size();
+      std::vector<std::vector<rte_ring*>> out(n, std::vector<rte_ring*>(n, nullptr)), in(n);
+      for (size_t from = 0; from < n && exit_code == 0; ++from) {
+        for (size_t to = 0; to < n; ++to) {
+          if (from == to) continue;
+          const std::string name = "weir_st_" + std::to_string(from) + "_" + std::to_string(to);
+          rte_ring* ring =
+              rte_ring_create(name.c_str(), 4096, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+          if (ring == nullptr) {
+            std::fprintf(stderr, "weir-dataplane: cannot create steering ring %s: %s\n",
+                         name.c_str(), rte_strerror(rte_errno));
+            exit_code = 1;
+            break;
+          }
+          out[from][to] = ring;
+          in[to].push_back(ring);
+        }
+      }
+      for (size_t w = 0; w < n; ++w)
+        workers[w]->enable_steering(static_cast<uint16_t>(n), out[w], in[w]);
+      if (exit_code != 0) break;
+      std::printf("weir-dataplane: no RSS on the ports: %zu workers steer TCP in software\n", n);
     }
     const uint64_t now = monotonic_us();
     for (auto& worker : workers) worker->start(now);

@@ -54,6 +54,13 @@ std::string stats_json(const config::Config& config,
     append_counter(json, "busy_cycles", loop.busy_cycles.get(), first);
     append_counter(json, "total_cycles", loop.total_cycles.get(), first);
     append_counter(json, "sleeps", loop.sleeps.get(), first);
+    json += "},\"steering\":{";
+    const SteeringCounters& steering = worker.steering_counters();
+    first = true;
+    append_counter(json, "handed_out", steering.handed_out.get(), first);
+    append_counter(json, "taken_in", steering.taken_in.get(), first);
+    append_counter(json, "arp_copies", steering.arp_copies.get(), first);
+    append_counter(json, "ring_full", steering.ring_full.get(), first);
     json += "},\"l3\":{";
     const L3Counters& l3 = worker.l3_counters();
     first = true;

@@ -1,5 +1,7 @@
 #include "dataplane/worker.h"
 
+#include "dataplane/steering.h"
+
 #include <rte_cycles.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -48,7 +50,53 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
     throw std::runtime_error("cannot create worker " + std::to_string(settings.id) + "'s rings");
 }
 
+void Worker::enable_steering(uint16_t workers, std::vector<rte_ring*> out,
+                             std::vector<rte_ring*> in) {
+  steering_workers_ = workers;
+  steer_out_ = std::move(out);
+  steer_in_ = std::move(in);
+}
+
+// Hands `packet` to worker `to`. The port index rides in the mbuf's user hash field (Weir sets no
+// RSS hash to keep there).
+void Worker::steer(PortIndex port, rte_mbuf* packet, uint16_t to) {
+  packet->hash.usr = port;
+  if (rte_ring_sp_enqueue(steer_out_[to], packet) != 0) {
+    steering_counters_.ring_full.add();
+    rte_pktmbuf_free(packet);
+    return;
+  }
+  steering_counters_.handed_out.add();
+}
+
+void Worker::receive(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
+  if (steering_workers_ > 1) {
+    const SteeringVerdict verdict = classify_for_steering(packet, steering_workers_);
+    if (verdict.kind == SteeringClass::tcp && verdict.owner != settings_.id) {
+      steer(port, packet, verdict.owner);
+      return;
+    }
+    if (verdict.kind == SteeringClass::arp) {
+      // Every worker resolves neighbours for its own connections: each learns from every ARP
+      // message, whichever queue it arrived on.
+      for (uint16_t w = 0; w < steering_workers_; ++w) {
+        if (w == settings_.id) continue;
+        rte_mbuf* copy = rte_pktmbuf_copy(packet, pool_, 0, UINT32_MAX);
+        if (copy == nullptr) break;
+        steering_counters_.arp_copies.add();
+        steer(port, copy, w);
+      }
+    }
+  }
+  stack_.receive(port, packet, now_us);
+}
+
 Worker::~Worker() {
+  for (rte_ring* ring : steer_in_) {
+    void* m = nullptr;
+    while (rte_ring_sc_dequeue(ring, &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+    rte_ring_free(ring);
+  }
   for (WorkerMessage* m = take_done(); m != nullptr; m = take_done()) delete m;
   void* pending = nullptr;
   while (inbox_ != nullptr && rte_ring_sc_dequeue(inbox_, &pending) == 0)
@@ -111,7 +159,16 @@ bool Worker::poll_once(uint64_t now_us) {
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < received; ++i) bytes += rte_pktmbuf_pkt_len(burst[i]);
     counters.rx_bytes.add(bytes);
-    for (uint16_t i = 0; i < received; ++i) stack_.receive(port, burst[i], now_us);
+    for (uint16_t i = 0; i < received; ++i) receive(port, burst[i], now_us);
+  }
+  for (rte_ring* ring : steer_in_) {
+    const unsigned taken = rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void**>(burst.data()),
+                                                     kBurstSize, nullptr);
+    if (taken == 0) continue;
+    found_work = true;
+    steering_counters_.taken_in.add(taken);
+    for (unsigned i = 0; i < taken; ++i)
+      stack_.receive(static_cast<PortIndex>(burst[i]->hash.usr), burst[i], now_us);
   }
   apply_messages();
   stack_.tick(now_us);

@@ -77,6 +77,12 @@ class alignas(64) Worker {
   // Main lcore: messages the worker has applied, handed back to be freed.
   WorkerMessage* take_done();
 
+  // Software steering (dataplane/steering.h), set up by the main lcore before the workers start:
+  // `out[w]` carries this worker's segments for worker w (null for itself), `in` the rings other
+  // workers fill for it. Single producer, single consumer each: no atomic read-modify-write.
+  void enable_steering(uint16_t workers, std::vector<rte_ring*> out, std::vector<rte_ring*> in);
+  const SteeringCounters& steering_counters() const { return steering_counters_; }
+
   // Polls until `stop` becomes true. Runs on the worker's lcore.
   void run(const std::atomic<bool>& stop);
 
@@ -118,7 +124,14 @@ class alignas(64) Worker {
   tcp::DiscardService discard_{tcp_};
   proxy::Proxy proxy_;
   IdleBackoff backoff_;
+  void receive(PortIndex port, rte_mbuf* packet, uint64_t now_us);
+  void steer(PortIndex port, rte_mbuf* packet, uint16_t to);
+
   rte_mempool* pool_;
+  uint16_t steering_workers_ = 0;  // 0: no software steering
+  std::vector<rte_ring*> steer_out_;
+  std::vector<rte_ring*> steer_in_;  // owned: freed with the worker
+  SteeringCounters steering_counters_{};
   rte_ring* inbox_ = nullptr;  // main -> worker, single producer, single consumer
   rte_ring* done_ = nullptr;   // worker -> main
 };

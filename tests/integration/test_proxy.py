@@ -379,3 +379,35 @@ def test_connections_beyond_the_listeners_limit_are_refused_and_counted(bed):
         assert stats["refused_max_connections"] == 1
         assert stats["connections"] == 3
         assert dp.stop() == 0, dp.output()
+
+
+def test_two_workers_without_rss_steer_both_halves_of_each_flow_in_software(bed):
+    """net_af_packet has no RSS: the kernel spreads frames over the two queues by its own hash,
+    and the workers hand each TCP segment to its owner (dataplane/steering.h)."""
+    Backends(bed, "sha")
+    config = proxy_config(bed)
+    eal = config["dataplane"]["eal"]
+    at = eal.index("-l")
+    eal[at: at + 2] = ["--lcores", "0@0,1@1,2@1"]  # two workers sharing CPU 1
+    config["dataplane"]["eal"] = [f"{a},qpairs=2" if a.startswith("--vdev") else a for a in eal]
+    with DataplaneProcess(bed, config) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        size = 2 * 1000 * 1000
+        result = bed.python("client", SHA_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                                   "size": size, "connections": 20}, timeout=600)
+        for r in result["results"]:
+            assert r is not None and "error" not in r, r
+            digest, count = r["answer"].split()
+            assert int(count) == size and digest == r["sent"], r
+        stats = dp.stats()
+        workers = stats["workers"]
+        print("steering:", [w["steering"] for w in workers],
+              "established:", [w["tcp"]["established"] for w in workers])
+        assert len(workers) == 2
+        # Both workers own sessions, and segments crossed between them.
+        assert all(w["tcp"]["established"] > 0 for w in workers), [w["tcp"] for w in workers]
+        assert sum(w["steering"]["handed_out"] for w in workers) > 0
+        assert sum(w["steering"]["taken_in"] for w in workers) == sum(
+            w["steering"]["handed_out"] for w in workers)
+        assert listener_stats(dp)["connections"] == 20
+        assert dp.stop() == 0, dp.output()
