@@ -148,6 +148,21 @@ emit(dict(counts))
 """
 
 
+def send_and_check_digests(bed, size: int, connections: int) -> dict:
+    """SHA_CLIENT through the VIP to "sha" backends: every connection's bytes arrive intact."""
+    result = bed.python("client", SHA_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                               "size": size, "connections": connections},
+                        timeout=600)
+    for r in result["results"]:
+        assert r is not None and "error" not in r, r
+        digest, count = r["answer"].split()
+        # The answer came after the client's FIN: the backend saw EOF (half-close) and its
+        # reply still flowed back.
+        assert int(count) == size, r
+        assert digest == r["sent"], "the backend received different bytes"
+    return result
+
+
 @pytest.fixture
 def bed(testbed_factory):
     return testbed_factory()
@@ -158,15 +173,7 @@ def test_50_connections_of_10_mb_arrive_intact_and_half_close_crosses(bed):
     with DataplaneProcess(bed, proxy_config(bed)) as dp:
         dp.wait_ready(timeout_s=30.0)
         size = 10 * 1000 * 1000
-        result = bed.python("client", SHA_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
-                                                   "size": size, "connections": 50}, timeout=600)
-        for r in result["results"]:
-            assert r is not None and "error" not in r, r
-            digest, count = r["answer"].split()
-            # The answer came after the client's FIN: the backend saw EOF (half-close) and its
-            # reply still flowed back.
-            assert int(count) == size, r
-            assert digest == r["sent"], "the backend received different bytes"
+        result = send_and_check_digests(bed, size, 50)
         print(f"50 x 10 MB through the proxy in {result['seconds']:.1f} s")
         stats = listener_stats(dp)
         assert stats["connections"] == 50
@@ -392,13 +399,7 @@ def test_two_workers_without_rss_steer_both_halves_of_each_flow_in_software(bed)
     config["dataplane"]["eal"] = [f"{a},qpairs=2" if a.startswith("--vdev") else a for a in eal]
     with DataplaneProcess(bed, config) as dp:
         dp.wait_ready(timeout_s=30.0)
-        size = 2 * 1000 * 1000
-        result = bed.python("client", SHA_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
-                                                   "size": size, "connections": 20}, timeout=600)
-        for r in result["results"]:
-            assert r is not None and "error" not in r, r
-            digest, count = r["answer"].split()
-            assert int(count) == size and digest == r["sent"], r
+        send_and_check_digests(bed, 2 * 1000 * 1000, 20)
         stats = dp.stats()
         workers = stats["workers"]
         print("steering:", [w["steering"] for w in workers],
