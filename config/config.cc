@@ -324,6 +324,10 @@ class Schema {
     read_uint_field(map, "keepalive_idle_ms", tcp.keepalive_idle_ms, 0, 86'400'000);
     read_uint_field(map, "keepalive_interval_ms", tcp.keepalive_interval_ms, 100, 3'600'000);
     read_uint_field(map, "keepalive_probes", tcp.keepalive_probes, 1, 100);
+    read_uint_field(map, "receive_buffer_bytes", tcp.receive_buffer_bytes, kMinConnectionBuffer,
+                    kMaxConnectionBuffer);
+    read_uint_field(map, "send_buffer_bytes", tcp.send_buffer_bytes, kMinConnectionBuffer,
+                    kMaxConnectionBuffer);
     if (tcp.max_rto_ms < tcp.min_rto_ms) {
       d_.error(map.key_mark("max_rto_ms"), map.path_of("max_rto_ms"),
                std::to_string(tcp.max_rto_ms) + " is below min_rto_ms (" +

@@ -32,6 +32,9 @@ inline constexpr uint32_t kDefaultMinRtoMs = 200;  // Linux's TCP_RTO_MIN (RFC 6
 inline constexpr uint32_t kDefaultMaxRtoMs = 120'000;
 inline constexpr uint32_t kDefaultTimeWaitMs = 2'000;
 inline constexpr uint16_t kDefaultMinMss = 48;  // Linux's net.ipv4.tcp_min_snd_mss
+inline constexpr uint32_t kDefaultConnectionBuffer = 131'072;
+inline constexpr uint32_t kMinConnectionBuffer = 16'384;
+inline constexpr uint32_t kMaxConnectionBuffer = 16'777'216;
 inline constexpr uint32_t kDefaultMaxFrame = 1'048'576;
 inline constexpr uint32_t kHardMaxFrame = 16'777'216;  // the frame format's hard limit
 inline constexpr uint32_t kDefaultIdleTimeoutMs = 300'000;
@@ -93,6 +96,10 @@ struct Tcp {
   uint32_t keepalive_idle_ms = 0;  // 0: no keepalive probes
   uint32_t keepalive_interval_ms = 75'000;
   uint32_t keepalive_probes = 9;
+  // Per connection: the most received data held for the consumer (the advertised window), and
+  // the send budget. A proxied session holds at most twice their sum, whatever the peers do.
+  uint32_t receive_buffer_bytes = kDefaultConnectionBuffer;
+  uint32_t send_buffer_bytes = kDefaultConnectionBuffer;
 };
 
 struct Framed {

@@ -77,6 +77,8 @@ tcp::TcpSettings tcp_settings_for(const config::Config& config, unsigned workers
   tcp.keepalive_idle_us = uint64_t{config.tcp.keepalive_idle_ms} * 1000;
   tcp.keepalive_interval_us = uint64_t{config.tcp.keepalive_interval_ms} * 1000;
   tcp.keepalive_probes = config.tcp.keepalive_probes;
+  tcp.receive_buffer = config.tcp.receive_buffer_bytes;
+  tcp.send_buffer = config.tcp.send_buffer_bytes;
   // The connection limit is the process's; each worker gets its share (at least one).
   tcp.max_connections = std::max<uint32_t>(config.dataplane.limits.connections / workers, 1);
   return tcp;
@@ -322,9 +324,11 @@ class DataplaneControl final : public ControlTarget {
       return "dataplane.idle";
     const config::Tcp& s = a.tcp;
     const config::Tcp& t = b.tcp;
-    if (s.min_rto_ms != t.min_rto_ms || s.max_rto_ms != t.max_rto_ms ||
-        s.time_wait_ms != t.time_wait_ms || s.congestion != t.congestion ||
-        s.min_mss != t.min_mss || s.keepalive_idle_ms != t.keepalive_idle_ms ||
+    if (s.receive_buffer_bytes != t.receive_buffer_bytes ||
+        s.send_buffer_bytes != t.send_buffer_bytes || s.min_rto_ms != t.min_rto_ms ||
+        s.max_rto_ms != t.max_rto_ms || s.time_wait_ms != t.time_wait_ms ||
+        s.congestion != t.congestion || s.min_mss != t.min_mss ||
+        s.keepalive_idle_ms != t.keepalive_idle_ms ||
         s.keepalive_interval_ms != t.keepalive_interval_ms ||
         s.keepalive_probes != t.keepalive_probes)
       return "tcp";

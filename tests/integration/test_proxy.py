@@ -263,7 +263,10 @@ open(ARGS["done"], "w").write(str(got))
 def test_a_slow_reader_does_not_grow_weirs_buffers(bed):
     flood = 64 << 20
     backends = Backends(bed, "flood", roles=("b1",), flood_bytes=flood)
-    with DataplaneProcess(bed, proxy_config(bed, backends=("b1",))) as dp:
+    config = proxy_config(bed, backends=("b1",))
+    # The configured bound: a session holds at most 2 x (receive + send) = 128 KiB here.
+    config["tcp"] = {"receive_buffer_bytes": 32768, "send_buffer_bytes": 32768}
+    with DataplaneProcess(bed, config) as dp:
         dp.wait_ready(timeout_s=30.0)
         work = bed.workdir
         ready, go, done = work / "slow.ready", work / "slow.go", work / "slow.done"
@@ -294,9 +297,10 @@ def test_a_slow_reader_does_not_grow_weirs_buffers(bed):
                 break
             time.sleep(0.1)
         stalled_at = sent()
-        # Bound: Weir's two connections' queues (128 KiB receive + 128 KiB send each way) and the
-        # kernels' buffers on both ends; far below the 64 MiB the backend wants to send.
-        assert stalled_at < 8 << 20, f"the backend got {stalled_at} bytes out to a reader asleep"
+        # Bound: Weir's configured 128 KiB plus the kernels' buffers at both ends (the backend's
+        # 64 KiB send buffer and the client's 64 KiB receive buffer, each doubled by Linux, and
+        # what is in flight); far below the 64 MiB the backend wants to send.
+        assert stalled_at < 1 << 20, f"the backend got {stalled_at} bytes out to a reader asleep"
         stats = listener_stats(dp)
         in_weir = stats["bytes_to_client"]
         print(f"stalled with {stalled_at} bytes sent by the backend, {in_weir} forwarded by Weir")

@@ -90,6 +90,12 @@ INSTANTIATE_TEST_SUITE_P(
                  "}\n",
              {"t.yaml:7:56: tcp.keepalive_interval_ms: 50 is out of range; allowed: [100, 3600000]",
               "t.yaml:7:78: tcp.keepalive_probes: 0 is out of range; allowed: [1, 100]"}},
+        Case{"buffer_ranges",
+             D + E + "tcp: { receive_buffer_bytes: 1024, send_buffer_bytes: 16777217 }\n",
+             {"t.yaml:7:30: tcp.receive_buffer_bytes: 1024 is out of range; allowed: [16384, "
+              "16777216]",
+              "t.yaml:7:55: tcp.send_buffer_bytes: 16777217 is out of range; allowed: [16384, "
+              "16777216]"}},
         Case{"negative_number",
              D + "listeners:\n  - { name: e, address: 10.0.0.100, port: -7, protocol: echo }\n",
              {"t.yaml:6:43: listeners[0].port: expected an integer in [1, 65535], got \"-7\""}},
