@@ -29,8 +29,8 @@ from netbed import (  # noqa: E402
     ADDRESSES,
     LISTENER_ADDRESS,
     DataplaneProcess,
+    FrameEchoes,
     Testbed,
-    _read_line,
     poll_until,
 )
 
@@ -145,12 +145,7 @@ def main() -> int:
             for role in ("client", "ctl", *BACKENDS):
                 tb.set_offloads(role, "eth0", enabled=False)
                 tb.set_offloads("br", Testbed.bridge_port(role), enabled=False)
-        for role in BACKENDS:
-            proc = tb.popen(role, [str(build / "tools" / "weir-frame-echo"), "--listen",
-                                   f"{ADDRESSES[role]}:{BACKEND_PORT}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            proc.stdout = proc.stderr
-            assert _read_line(proc, 10).startswith("listening"), role
+        FrameEchoes(tb, BACKENDS, BACKEND_PORT)
         work = tb.workdir
         (work / "haproxy.cfg").write_text(haproxy_config())
         (work / "nginx.conf").write_text(nginx_config(work))

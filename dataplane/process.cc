@@ -255,8 +255,8 @@ class DataplaneControl final : public ControlTarget {
       if (l->pool) {
         m->kind = WorkerMessage::Kind::add_listener;
         const size_t pool_index = *states_.find_pool(next.pools[*l->pool].name);
-        m->listener = proxy::plan_listener(next, *l, static_cast<unsigned>(workers_.size()),
-                                           pool_index, states_.plan(pool_index));
+        m->listener =
+            proxy::plan_listener(next, *l, static_cast<unsigned>(workers_.size()), pool_index);
       } else {
         m->kind = WorkerMessage::Kind::add_service;
         m->service = ServiceListener{l->address, l->port, l->protocol == config::Protocol::echo,
@@ -461,7 +461,7 @@ int run(std::shared_ptr<const config::Config> config) {
     PoolStates pool_states(*config);
     for (size_t p = 0; p < pool_states.pool_count(); ++p)
       settings.pools.push_back(pool_states.plan(p));
-    settings.proxied = proxy::plan_listeners(*config, worker_count, settings.pools);
+    settings.proxied = proxy::plan_listeners(*config, worker_count);
     // Both halves of a proxied flow must reach the worker that owns them. With RSS on every port
     // the device steers and the proxy predicts it (RETA); otherwise the workers steer in software
     // by the same hash, with no indirection table (dataplane/steering.h).

@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
@@ -26,11 +25,11 @@ from netbed import (  # noqa: E402
     ADDRESSES,
     LISTENER_ADDRESS,
     DataplaneProcess,
+    FrameEchoes,
     Testbed,
     _read_line,
     bad_switch_config,
     bpf_object,
-    poll_until,
 )
 
 BACKENDS = ("b1", "b2", "b3")
@@ -57,35 +56,6 @@ def config(tb: Testbed) -> dict:
          "protocol": "framed", "pool": "frames", "framed": {"on_corrupt": "reset"}},
     ]
     return c
-
-
-class Echoes:
-    """weir-frame-echo in b1-b3; counters read through SIGUSR1 and their stats files."""
-
-    def __init__(self, tb: Testbed, build: Path):
-        self.procs, self.files = {}, {}
-        for role in BACKENDS:
-            path = tb.workdir / f"demo-{role}.json"
-            proc = tb.popen(role, [str(build / "tools" / "weir-frame-echo"), "--listen",
-                                   f"{ADDRESSES[role]}:{BACKEND_PORT}", "--stats-file", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            proc.stdout = proc.stderr  # the readiness line is on stderr
-            line = _read_line(proc, 10.0)
-            if not line.startswith("listening on"):
-                raise SystemExit(f"weir-frame-echo in {role} did not start: {line}")
-            self.procs[role], self.files[role] = proc, path
-
-    def counters(self) -> dict:
-        stamp = time.time()
-        for proc in self.procs.values():
-            os.kill(proc.pid, signal.SIGUSR1)
-
-        def fresh():
-            if all(p.exists() and p.stat().st_mtime >= stamp - 0.01 for p in self.files.values()):
-                return {r: json.loads(p.read_text()) for r, p in self.files.items()}
-            return None
-
-        return poll_until(fresh, 10.0, what="the echoes' counters")
 
 
 def phase(tb, dp, echoes, switch, build, port, listener, seconds, rate):
@@ -137,7 +107,7 @@ def main() -> int:
     with Testbed() as tb:
         print(f"topology: client {ADDRESSES['client']} -> bad switch -> Weir {LISTENER_ADDRESS} "
               f"(af_packet, no hugepages) -> weir-frame-echo on {', '.join(BACKENDS)}")
-        echoes = Echoes(tb, build)
+        echoes = FrameEchoes(tb, BACKENDS, BACKEND_PORT, "demo")
         tb.set_offloads("client", "eth0", enabled=False)
         tb.set_offloads("br", Testbed.bridge_port("client"), enabled=False)
         switch = tb.attach_tc_bpf("br", Testbed.bridge_port("client"), bpf_object("bad_switch"),

@@ -23,8 +23,7 @@ std::shared_ptr<PoolPlan> plan_pool(const config::Pool& pool, std::vector<Backen
 }
 
 ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
-                           unsigned workers, size_t pool_index,
-                           std::shared_ptr<const PoolPlan> pool) {
+                           unsigned workers, size_t pool_index) {
   ListenerPlan plan;
   plan.name = listener.name;
   plan.address = listener.address;
@@ -40,19 +39,15 @@ ListenerPlan plan_listener(const config::Config& config, const config::Listener&
   plan.idle_timeout_us = uint64_t{listener.idle_timeout_ms} * 1000;
   plan.max_connections = std::max<uint32_t>(1, (listener.max_connections + workers - 1) / workers);
   plan.pool_index = pool_index;
-  plan.pool = std::move(pool);
   return plan;
 }
 
-std::vector<ListenerPlan> plan_listeners(
-    const config::Config& config, unsigned workers,
-    const std::vector<std::shared_ptr<const PoolPlan>>& pools) {
+std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers) {
   std::vector<ListenerPlan> plans;
   for (const config::Listener& listener : config.listeners) {
     if (listener.protocol != config::Protocol::tcp && listener.protocol != config::Protocol::framed)
       continue;
-    plans.push_back(
-        plan_listener(config, listener, workers, *listener.pool, pools.at(*listener.pool)));
+    plans.push_back(plan_listener(config, listener, workers, *listener.pool));
   }
   return plans;
 }

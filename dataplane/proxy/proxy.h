@@ -65,18 +65,15 @@ struct ListenerPlan {
   bool proxy_protocol_v2 = false;
   uint64_t idle_timeout_us = 0;
   uint32_t max_connections = 0;  // per worker
-  size_t pool_index = 0;         // into Config::pools, and the Proxy's pools
-  std::shared_ptr<const PoolPlan> pool;
+  size_t pool_index = 0;         // the Proxy's pool (its plan is the Proxy's, kept current)
 };
 
-// The proxied listeners of `config` (protocol tcp and framed), with their pools' tables, each
-// listener's connection limit split across `workers`.
-// One of them, on pool `pool_index` (the Proxy's index) with its current `pool` plan.
+// A proxied listener of `config` (protocol tcp or framed) on the Proxy's pool `pool_index`, its
+// connection limit split across `workers`.
 ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
-                           unsigned workers, size_t pool_index,
-                           std::shared_ptr<const PoolPlan> pool);
-std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers,
-                                         const std::vector<std::shared_ptr<const PoolPlan>>& pools);
+                           unsigned workers, size_t pool_index);
+// Every proxied listener of `config`, at start: the Proxy's pools are in Config::pools order.
+std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers);
 
 // ---- counters ---------------------------------------------------------------------------------
 

@@ -631,16 +631,26 @@ class Testbed:
         self._processes.append(proc)
         return proc
 
+    # What every Python source run in a namespace sees besides ARGS: emit(obj) hands the result
+    # back; recv_all(sock) reads a socket to EOF.
+    _PYTHON_PRELUDE = (
+        "import json, sys\n"
+        "def emit(obj):\n"
+        "    sys.stdout.write('\\n@@netbed-result@@' + json.dumps(obj) + '\\n')\n"
+        "def recv_all(sock, chunk=65536):\n"
+        "    data = b''\n"
+        "    while True:\n"
+        "        piece = sock.recv(chunk)\n"
+        "        if not piece:\n"
+        "            return data\n"
+        "        data += piece\n"
+    )
+
     def python(self, role: str, source: str, args: Any = None, *, timeout: float = 60.0) -> Any:
         """Runs Python `source` inside `role`'s namespace in a child interpreter (this one, so
         scapy from the Debian package is importable). The source sees ARGS (the JSON-decoded
         `args`) and calls emit(obj) once; the JSON-decoded obj is returned."""
-        prelude = (
-            "import json, sys\n"
-            "ARGS = json.loads(sys.stdin.read())\n"
-            "def emit(obj):\n"
-            "    sys.stdout.write('\\n@@netbed-result@@' + json.dumps(obj) + '\\n')\n"
-        )
+        prelude = self._PYTHON_PRELUDE + "ARGS = json.loads(sys.stdin.read())\n"
         result = self.exec(
             role, [sys.executable, "-c", prelude + source], input=json.dumps(args), timeout=timeout
         )
@@ -651,6 +661,26 @@ class Testbed:
                 f"stdout: {result.stdout}\nstderr: {result.stderr}"
             )
         return json.loads(result.stdout.rsplit(marker, 1)[1])
+
+    def python_popen(self, role: str, source: str, args: Any = None, **kw) -> subprocess.Popen:
+        """The same in the background (a load that runs while the test acts): ARGS come on the
+        command line, so stdin stays free for the test to talk to the child."""
+        prelude = self._PYTHON_PRELUDE + "ARGS = json.loads(sys.argv[1])\n"
+        return self.popen(role, [sys.executable, "-c", prelude + source, json.dumps(args)], **kw)
+
+    def start_frame_echo(self, role: str, listen: str, stats_file: Optional[Path] = None,
+                         build_root: Optional[Path] = None) -> subprocess.Popen:
+        """weir-frame-echo (tools/) in `role` on `listen` (ADDRESS:PORT), once it listens."""
+        build = build_root or Path(os.environ["WEIR_BUILD_ROOT"])
+        argv = [str(build / "tools" / "weir-frame-echo"), "--listen", listen]
+        if stats_file is not None:
+            argv += ["--stats-file", str(stats_file)]
+        proc = self.popen(role, argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc.stdout = proc.stderr  # its readiness line is on stderr
+        line = _read_line(proc, 10.0)
+        if not line.startswith("listening on"):
+            raise AssertionError(f"weir-frame-echo in {role} did not start: {line}")
+        return proc
 
     # --- interfaces
 
@@ -854,6 +884,47 @@ def _stop_process(proc: subprocess.Popen, grace_s: float) -> Optional[int]:
         with contextlib.suppress(subprocess.TimeoutExpired):
             return proc.wait(5.0)
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# weir-frame-echo backends
+
+
+class FrameEchoes:
+    """weir-frame-echo (tools/) on `port` in each of `roles`; its counters read through SIGUSR1
+    and the stats files it writes atomically."""
+
+    def __init__(self, testbed: "Testbed", roles: Sequence[str], port: int, tag: str = "echo"):
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.files: dict[str, Path] = {}
+        for role in roles:
+            path = testbed.workdir / f"{role}-{tag}.json"
+            self.procs[role] = testbed.start_frame_echo(role, f"{ADDRESSES[role]}:{port}", path)
+            self.files[role] = path
+
+    def counters(self) -> dict[str, dict]:
+        """Each echo's counters as of now: the old files go, SIGUSR1, and the new ones are
+        polled for (a file present can only be an answer to this signal)."""
+        for path in self.files.values():
+            path.unlink(missing_ok=True)
+        for proc in self.procs.values():
+            os.kill(proc.pid, signal.SIGUSR1)
+
+        def read_all() -> Optional[dict[str, dict]]:
+            if not all(path.exists() for path in self.files.values()):
+                return None
+            return {role: json.loads(path.read_text()) for role, path in self.files.items()}
+
+        return poll_until(read_all, 10.0, what="the echoes' counters")
+
+    def total(self) -> dict[str, int]:
+        """The counters summed over the echoes."""
+        total: dict[str, int] = {}
+        for counters in self.counters().values():
+            for key, value in counters.items():
+                if isinstance(value, int):
+                    total[key] = total.get(key, 0) + value
+        return total
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ bad requests, and backend states (down, draining) changed while connections are 
 import json
 import socket
 import subprocess
-import sys
 
 import pytest
 
@@ -89,12 +88,7 @@ results = []
 for s in conns:
     try:
         s.shutdown(socket.SHUT_WR)
-        answer = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+        answer = recv_all(s)
         results.append("ok" if answer.split()[0] == hashlib.sha256(b"x" * 100).hexdigest().encode()
                         else "wrong")
     except (OSError, IndexError):  # reset: ECONNRESET, EPIPE or ENOTCONN
@@ -105,12 +99,9 @@ print(json.dumps(results), flush=True)
 
 class Holder:
     def __init__(self, tb, n: int):
-        self.proc = tb.popen(
-            "client",
-            [sys.executable, "-c",
-             "import json,sys\nARGS=json.loads(sys.argv[1])\n" + HOLDER,
-             json.dumps({"address": LISTENER_ADDRESS, "port": VIP_PORT, "n": n})],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc = tb.python_popen("client", HOLDER,
+                                    {"address": LISTENER_ADDRESS, "port": VIP_PORT, "n": n},
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert _read_line(self.proc, 30.0) == "open"
 
     def finish(self) -> list:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -114,14 +113,8 @@ with open(ARGS["out"], "w") as out:
         t = time.time()
         try:
             s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=5)
-            data = b""
-            while True:
-                chunk = s.recv(100)
-                if not chunk:
-                    break
-                data += chunk
+            result = recv_all(s).decode() or "empty"
             s.close()
-            result = data.decode() or "empty"
         except OSError as error:
             result = "error: " + type(error).__name__
         out.write(json.dumps([t, result]) + "\n")
@@ -133,10 +126,8 @@ def start_load(tb, name: str, seconds: float):
     """LOAD in the client namespace for `seconds`; returns the process and its record file once
     connections are flowing."""
     out = tb.workdir / name
-    load = tb.popen("client", [sys.executable, "-c",
-                               "import json,sys\nARGS=json.loads(sys.argv[1])\n" + LOAD,
-                               json.dumps({"address": LISTENER_ADDRESS, "port": VIP_PORT,
-                                           "seconds": seconds, "out": str(out)})])
+    load = tb.python_popen("client", LOAD, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                            "seconds": seconds, "out": str(out)})
     poll_until(lambda: out.exists() and len(out.read_text().splitlines()) > 50, 10.0,
                what="load to be flowing")
     return load, out
@@ -336,11 +327,7 @@ def test_metrics_count_injected_corruption(testbed_factory):
     config["listeners"].append({"name": "frames", "address": LISTENER_ADDRESS, "port": 82,
                                 "protocol": "framed", "pool": "frames"})
     for tb, dp, control, _, path in running_plane(tb, config):
-        echo = tb.popen("b1", [str(BUILD / "tools" / "weir-frame-echo"), "--listen",
-                               f"{ADDRESSES['b1']}:{BACKEND_PORT + 1}"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        echo.stdout = echo.stderr
-        assert _read_line(echo, 10.0).startswith("listening")
+        tb.start_frame_echo("b1", f"{ADDRESSES['b1']}:{BACKEND_PORT + 1}")
         before = control.scrape()
         load = tb.exec("client", [str(BUILD / "tools" / "weir-frame-load"), "--connect",
                                   f"{LISTENER_ADDRESS}:82", "--connections", "2", "--frames",

@@ -5,8 +5,6 @@ on its way to three weir-frame-echo backends (issue 5)."""
 
 import json
 import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,14 @@ from netbed import (  # noqa: F401 (fixtures)
     ADDRESSES,
     LISTENER_ADDRESS,
     DataplaneProcess,
+    FrameEchoes,
     Testbed,
-    _read_line,
     bad_switch_config,
     bpf_object,
-    poll_until,
     testbed_factory,
 )
 
 BUILD = Path(os.environ.get("WEIR_BUILD_ROOT", "build"))
-ECHO = BUILD / "tools" / "weir-frame-echo"
 LOAD = BUILD / "tools" / "weir-frame-load"
 BACKEND_PORT = 8000
 VIP_PORT = 80
@@ -41,41 +37,6 @@ def framed_config(tb: Testbed, framed: dict) -> dict:
     config["listeners"] = [{"name": "framed", "address": LISTENER_ADDRESS, "port": VIP_PORT,
                             "protocol": "framed", "pool": "frames", "framed": framed}]
     return config
-
-
-class Echoes:
-    def __init__(self, tb: Testbed):
-        self.procs, self.stats_files = {}, {}
-        for role in ROLES:
-            stats = tb.workdir / f"{role}-echo.json"
-            stats.unlink(missing_ok=True)
-            proc = tb.popen(role, [str(ECHO), "--listen", f"{ADDRESSES[role]}:{BACKEND_PORT}",
-                                   "--stats-file", str(stats)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            proc.stdout = proc.stderr  # _read_line reads .stdout: the readiness line is on stderr
-            line = _read_line(proc, 10.0)
-            assert line.startswith("listening on"), f"{role}: {line}"
-            self.procs[role], self.stats_files[role] = proc, stats
-
-    def counters(self) -> dict:
-        """Every echo's counters, summed (SIGUSR1, then the stats files polled for)."""
-        for proc in self.procs.values():
-            os.kill(proc.pid, signal.SIGUSR1)
-        total = {}
-
-        def read_all():
-            values = []
-            for path in self.stats_files.values():
-                if not path.exists():
-                    return None
-                values.append(json.loads(path.read_text()))
-            return values
-
-        for value in poll_until(read_all, 10.0, what="the echoes' stats files"):
-            for key, count in value.items():
-                if isinstance(count, int):
-                    total[key] = total.get(key, 0) + count
-        return total
 
 
 def run_load(tb: Testbed, *args: str) -> dict:
@@ -104,7 +65,7 @@ def bed(testbed_factory):
 
 
 def test_clean_frames_are_verified_and_stamped(bed):
-    echoes = Echoes(bed)
+    echoes = FrameEchoes(bed, ROLES, BACKEND_PORT)
     config = framed_config(bed, {"stamp_hop": True})
     with DataplaneProcess(bed, config) as dp:
         dp.wait_ready(timeout_s=30.0)
@@ -121,14 +82,14 @@ def test_clean_frames_are_verified_and_stamped(bed):
         assert totals["frames_verified_to_backend"] == 3000
         assert totals["frames_verified_to_client"] == 3000
         assert totals["frames_corrupt_to_backend"] == 0
-        counters = echoes.counters()
+        counters = echoes.total()
         assert counters["frames_good"] == 3000, counters
         assert counters["frames_corrupt"] == 0
         assert dp.stop() == 0, dp.output()
 
 
 def test_clean_frames_pass_unchanged_without_stamping(bed):
-    echoes = Echoes(bed)
+    echoes = FrameEchoes(bed, ROLES, BACKEND_PORT)
     with DataplaneProcess(bed, framed_config(bed, {})) as dp:
         dp.wait_ready(timeout_s=30.0)
         summary = run_load(bed, "--connections", "6", "--frames", "3000", "--ping",
@@ -139,12 +100,12 @@ def test_clean_frames_pass_unchanged_without_stamping(bed):
         totals = framed_totals(dp)
         assert totals["frames_verified_to_backend"] == 3000
         assert totals["bytes_verified_to_backend"] == summary["bytes_sent"]
-        assert echoes.counters()["frames_good"] == 3000
+        assert echoes.total()["frames_good"] == 3000
         assert dp.stop() == 0, dp.output()
 
 
 def test_reset_mode_lets_no_corrupt_frame_through_the_bad_switch(bed):
-    echoes = Echoes(bed)
+    echoes = FrameEchoes(bed, ROLES, BACKEND_PORT)
     program = attach_bad_switch(bed, every_nth=7)
     with DataplaneProcess(bed, framed_config(bed, {"on_corrupt": "reset"})) as dp:
         dp.wait_ready(timeout_s=30.0)
@@ -157,14 +118,14 @@ def test_reset_mode_lets_no_corrupt_frame_through_the_bad_switch(bed):
         assert flipped > 0, "the bad switch corrupted nothing: the test shows nothing"
         assert caught > 0
         assert totals["corrupt_resets_to_backend"] == caught
-        counters = echoes.counters()
+        counters = echoes.total()
         assert counters["frames_corrupt"] == 0, counters
         assert counters["frames_malformed"] == 0, counters
         assert dp.stop() == 0, dp.output()
 
 
 def test_count_mode_forwards_exactly_what_it_counted(bed):
-    echoes = Echoes(bed)
+    echoes = FrameEchoes(bed, ROLES, BACKEND_PORT)
     program = attach_bad_switch(bed, every_nth=11)
     # Large frames: a flipped first byte of a segment almost always lands in a payload (corrupt,
     # forwarded and counted) rather than a header (malformed: that connection is reset).
@@ -176,13 +137,13 @@ def test_count_mode_forwards_exactly_what_it_counted(bed):
         totals = framed_totals(dp)
         assert flipped > 0
         assert totals["frames_corrupt_to_backend"] > 0
-        counters = echoes.counters()
+        counters = echoes.total()
         assert counters["frames_corrupt"] == totals["frames_corrupt_to_backend"], (counters, totals)
         assert dp.stop() == 0, dp.output()
 
 
 def test_corruption_on_the_backend_side_never_reaches_the_client(bed):
-    echoes = Echoes(bed)
+    echoes = FrameEchoes(bed, ROLES, BACKEND_PORT)
     # The bad switch on b1's link, corrupting b1's answers (segments from the backend port).
     bed.set_offloads("b1", "eth0", enabled=False)
     bed.set_offloads("br", Testbed.bridge_port("b1"), enabled=False)
@@ -203,5 +164,5 @@ def test_corruption_on_the_backend_side_never_reaches_the_client(bed):
         assert totals["corrupt_resets_to_client"] == caught
         # Every answer the client received matched what it sent, byte for byte.
         assert summary["responses_mismatched"] == 0, summary
-        assert echoes.counters()["frames_corrupt"] == 0
+        assert echoes.total()["frames_corrupt"] == 0
         assert dp.stop() == 0, dp.output()

@@ -100,12 +100,7 @@ def run(i):
             digest.update(piece)
             left -= len(piece)
         s.shutdown(socket.SHUT_WR)
-        answer = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+        answer = recv_all(s)
         s.close()
         results[i] = {"sent": digest.hexdigest(), "answer": answer.decode()}
     except Exception as error:
@@ -127,14 +122,8 @@ def worker(n):
     for _ in range(n):
         try:
             s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=30)
-            data = b""
-            while True:
-                chunk = s.recv(100)
-                if not chunk:
-                    break
-                data += chunk
+            key = recv_all(s).decode() or "<empty>"
             s.close()
-            key = data.decode() or "<empty>"
         except Exception as error:
             key = "error: " + type(error).__name__
         with lock:
@@ -244,8 +233,6 @@ s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.connect((ARGS["address"], ARGS["port"]))
 s.settimeout(30)
-emit({"connected": True})
-import sys; sys.stdout.flush()
 # Hold the connection without reading until told to read.
 open(ARGS["ready"], "w").close()
 while not __import__("os").path.exists(ARGS["go"]):
@@ -272,12 +259,9 @@ def test_a_slow_reader_does_not_grow_weirs_buffers(bed):
         ready, go, done = work / "slow.ready", work / "slow.go", work / "slow.done"
         for path in (ready, go, done):
             path.unlink(missing_ok=True)
-        source = SLOW_READER.replace('emit({"connected": True})\n', "")
-        proc = bed.popen("client", [sys.executable, "-c",
-                                    "import json,sys\nARGS=json.loads(sys.argv[1])\n" + source,
-                                    json.dumps({"address": LISTENER_ADDRESS, "port": VIP_PORT,
-                                                "ready": str(ready), "go": str(go),
-                                                "done": str(done), "expect": flood})])
+        proc = bed.python_popen("client", SLOW_READER,
+                                {"address": LISTENER_ADDRESS, "port": VIP_PORT, "ready": str(ready),
+                                 "go": str(go), "done": str(done), "expect": flood})
         poll_until(ready.exists, 20.0, what="the slow reader to connect")
         progress = Path(str(backends.status["b1"]) + ".progress")
 
@@ -319,14 +303,7 @@ def test_proxy_protocol_v2_tells_the_backend_the_client_address(bed):
         result = bed.python("client", r"""
 import socket
 s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=30)
-port = s.getsockname()[1]
-data = b""
-while True:
-    chunk = s.recv(100)
-    if not chunk:
-        break
-    data += chunk
-emit({"port": port, "answer": data.decode()})
+emit({"port": s.getsockname()[1], "answer": recv_all(s).decode()})
 """, {"address": LISTENER_ADDRESS, "port": VIP_PORT})
         assert result["answer"].split() == [ADDRESSES["client"], str(result["port"])]
         record = poll_until(lambda: backends.records("b1"), 10.0, what="the backend's record")[0]

@@ -61,7 +61,6 @@ class ProxyHarness {
     listener.address = kVip;
     listener.port = 80;
     listener.max_connections = 100;
-    listener.pool = pool;
     proxy_ = std::make_unique<Proxy>(*tcp_, *ip_, pool_,
                                      std::vector<std::shared_ptr<const PoolPlan>>{pool},
                                      std::vector<ListenerPlan>{listener}, steering);
