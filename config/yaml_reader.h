@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "config/diagnostic.h"
-#include "dataplane/net/address.h"
+#include "common/net/address.h"
 
 namespace weir::config {
 

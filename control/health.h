@@ -42,7 +42,7 @@
 #include <vector>
 
 #include "config/config.h"
-#include "dataplane/net/address.h"
+#include "common/net/address.h"
 
 namespace weir::control {
 

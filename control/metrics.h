@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "control/dataplane_client.h"
+#include "control/dataplane_channel.h"
 
 namespace weir::control {
 
@@ -26,7 +26,8 @@ class MetricsCollector final : public prometheus::Collectable {
   // time): {"health": [{"pool","backend","up","checks","failures","transitions"}],
   //         "reloads_ok", "reloads_failed", "last_reload_success_unix", "version"}.
   MetricsCollector(std::string dataplane_socket, std::function<nlohmann::json()> control_state)
-      : client_(std::move(dataplane_socket)), control_state_(std::move(control_state)) {}
+      : client_(dataplane_channel(std::move(dataplane_socket))),
+        control_state_(std::move(control_state)) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
@@ -38,7 +39,7 @@ class MetricsCollector final : public prometheus::Collectable {
 
  private:
   mutable std::mutex mutex_;
-  mutable DataplaneClient client_;
+  mutable channel::LineClient client_;
   mutable std::map<std::string, double> busy_memory_;  // per worker: last busy/total cycles
   std::function<nlohmann::json()> control_state_;
 };

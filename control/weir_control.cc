@@ -25,12 +25,13 @@
 #include <string>
 #include <vector>
 
+#include "common/channel/envelope.h"
+#include "common/channel/line_server.h"
 #include "config/config.h"
 #include "control/controller.h"
-#include "control/dataplane_client.h"
+#include "control/dataplane_channel.h"
 #include "control/health.h"
 #include "control/metrics.h"
-#include "dataplane/control/control_server.h"
 
 namespace weir::control {
 namespace {
@@ -48,7 +49,7 @@ class Daemon {
   Daemon(std::string path, std::shared_ptr<const config::Config> config)
       : path_(std::move(path)),
         controller_(config),
-        dataplane_(config->dataplane.control_socket),
+        dataplane_(dataplane_channel(config->dataplane.control_socket)),
         registry_(std::make_shared<prometheus::Registry>()),
         durations_(prometheus::BuildHistogram()
                        .Name("weir_health_check_duration_seconds")
@@ -61,7 +62,7 @@ class Daemon {
 
   int run() {
     const auto& config = controller_.config();
-    if (std::string error = admin_.open(config.control.socket); !error.empty()) {
+    if (std::string error = admin_.open(config.control.socket, "control.socket"); !error.empty()) {
       std::fprintf(stderr, "weir-control: %s (control.socket)\n", error.c_str());
       return 1;
     }
@@ -266,16 +267,13 @@ class Daemon {
 
   // The admin protocol (docs/weirctl.md): the dataplane's framing, weir-control's operations.
   std::string admin(std::string_view line) {
-    const nlohmann::json request = nlohmann::json::parse(line, nullptr, false);
-    const nlohmann::json id =
-        request.is_object() && request.contains("id") ? request["id"] : nlohmann::json(nullptr);
-    auto fail = [&](const std::string& message) {
-      return nlohmann::json{{"v", 1}, {"id", id}, {"ok", false}, {"error", message}}.dump();
-    };
-    if (!request.is_object()) return fail("the request is not a JSON object");
-    if (request.value("v", 0) != 1) return fail("protocol version must be 1");
-    const std::string op = request.value("op", "");
-    nlohmann::json reply{{"v", 1}, {"id", id}, {"ok", true}};
+    const channel::Request parsed = channel::parse_request(line, "weir-control");
+    const nlohmann::json& id = parsed.id;
+    auto fail = [&](const std::string& message) { return channel::error_line(id, message); };
+    if (!parsed.error.empty()) return fail(parsed.error);
+    const nlohmann::json& request = parsed.body;
+    const std::string& op = parsed.op;
+    nlohmann::json reply = channel::ok_reply(id);
     std::string error;
     if (op == "status") {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -344,7 +342,7 @@ class Daemon {
       if (!dataplane_connected_) return fail("recorded, but the dataplane is not reachable");
     } else if (op == "reload") {
       nlohmann::json result = reload();
-      result["v"] = 1;
+      result["v"] = channel::kProtocolVersion;
       result["id"] = id;
       return result.dump();
     } else {
@@ -355,10 +353,10 @@ class Daemon {
 
   std::string path_;
   Controller controller_;
-  DataplaneClient dataplane_;
+  channel::LineClient dataplane_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Histogram>& durations_;
-  dataplane::ControlServer admin_;
+  channel::LineServer admin_;
   std::shared_ptr<MetricsCollector> collector_;
   std::unique_ptr<HealthChecker> health_;
   std::vector<uint64_t> checks_seen_;

@@ -5,10 +5,6 @@
 // daemon.
 //
 // Exit codes: 0 ok, 1 the operation failed or weir-control could not be reached, 2 bad usage.
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -29,6 +25,7 @@
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
+#include "common/channel/line_client.h"
 #include "config/config.h"
 
 namespace {
@@ -40,11 +37,7 @@ constexpr const char* kProgram = "weirctl";
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
-constexpr int kProtocolVersion = 1;
-constexpr uint64_t kRequestId = 1;  // one request per connection
 constexpr std::chrono::seconds kTimeout{5};
-constexpr size_t kMaxReply = size_t{64} << 20;
-constexpr size_t kReadChunk = size_t{64} << 10;
 
 // Bad command line: exit 2 with the usage.
 struct UsageError : std::runtime_error {
@@ -248,132 +241,14 @@ class Table {
 
 // --- The socket ---
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-std::string errno_text(int error) {
-  return std::strerror(error);
-}
-
-using Clock = std::chrono::steady_clock;
-
-int remaining_ms(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return static_cast<int>(std::max<int64_t>(0, left.count()));
-}
-
-std::string timeout_text() {
-  return std::to_string(kTimeout.count()) + " s";
-}
-
-// Connects, sends `request` as one line and returns the reply line parsed. Throws Failure.
+// Connects, sends `request` as one line and returns the reply, checked against the channel's
+// envelope. Throws Failure.
 json exchange(const std::string& path, const json& request) {
-  const Clock::time_point deadline = Clock::now() + kTimeout;
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof address.sun_path) {
-    throw Failure("socket path " + path + " is too long for a Unix socket (at most " +
-                  std::to_string(sizeof address.sun_path - 1) + " bytes)");
-  }
-  std::memcpy(address.sun_path, path.data(), path.size());
-
-  const Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) throw Failure("cannot create a Unix socket: " + errno_text(errno));
-  // connect() and send() on a Unix socket block only while the server's backlog or buffer is
-  // full; SO_SNDTIMEO bounds both.
-  timeval send_timeout{};
-  send_timeout.tv_sec = static_cast<time_t>(kTimeout.count());
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
-
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-    const int error = errno;
-    switch (error) {
-      case ENOENT:
-        throw Failure("weir-control is not running (no socket at " + path + ")");
-      case ECONNREFUSED:
-        throw Failure("connection to " + path + " refused: is weir-control running?");
-      case EACCES:
-      case EPERM:
-        throw Failure("permission denied connecting to " + path +
-                      " (run weirctl as a user allowed to use the socket)");
-      case EAGAIN:
-      case EINPROGRESS:
-      case ETIMEDOUT:
-        throw Failure("weir-control at " + path + " did not accept the connection within " +
-                      timeout_text());
-      default:
-        throw Failure("cannot connect to weir-control at " + path + ": " + errno_text(error));
-    }
-  }
-
-  const std::string line = request.dump() + "\n";
-  for (size_t sent = 0; sent < line.size();) {
-    const ssize_t n = ::send(fd.get(), line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      throw Failure("weir-control at " + path + " did not take the request within " +
-                    timeout_text());
-    }
-    if (n < 0) throw Failure("cannot send to weir-control at " + path + ": " + errno_text(errno));
-    sent += static_cast<size_t>(n);
-  }
-
-  std::string buffer;
-  size_t newline = std::string::npos;
-  while (newline == std::string::npos) {
-    pollfd readable{fd.get(), POLLIN, 0};
-    const int ready = ::poll(&readable, 1, remaining_ms(deadline));
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) throw Failure("poll: " + errno_text(errno));
-    if (ready == 0) {
-      throw Failure("no reply from weir-control at " + path + " within " + timeout_text());
-    }
-    const size_t old_size = buffer.size();
-    buffer.resize(old_size + kReadChunk);
-    const ssize_t n = ::recv(fd.get(), buffer.data() + old_size, kReadChunk, 0);
-    if (n < 0) {
-      const int error = errno;
-      buffer.resize(old_size);
-      if (error == EINTR || error == EAGAIN) continue;
-      throw Failure("cannot read from weir-control at " + path + ": " + errno_text(error));
-    }
-    buffer.resize(old_size + static_cast<size_t>(n));
-    if (n == 0) throw Failure("weir-control closed the connection without replying");
-    newline = buffer.find('\n', old_size);
-    if (newline == std::string::npos && buffer.size() > kMaxReply) {
-      throw Failure("weir-control's reply is longer than " + std::to_string(kMaxReply >> 20) +
-                    " MiB");
-    }
-  }
-  buffer.resize(newline);
-
-  json reply;
-  try {
-    reply = json::parse(buffer);
-  } catch (const json::exception& e) {
-    throw Failure(std::string("weir-control's reply is not JSON: ") + e.what());
-  }
-  if (!reply.is_object()) throw Failure("weir-control's reply is not a JSON object");
-  if (const json& v = field(reply, "v"); !v.is_null() && v != kProtocolVersion) {
-    throw Failure("weir-control answered in protocol version " + text(v) + "; weirctl speaks " +
-                  std::to_string(kProtocolVersion));
-  }
-  if (const json& id = field(reply, "id"); !id.is_null() && id != kRequestId) {
-    throw Failure("weir-control answered another request (id " + text(id) + ")");
-  }
-  if (!field(reply, "ok").is_boolean()) throw Failure("weir-control's reply has no \"ok\"");
-  return reply;
+  weir::channel::LineClient client(path, "weir-control", kTimeout);
+  std::string error;
+  std::optional<json> reply = client.call(request, error);
+  if (!reply) throw Failure(error);
+  return *std::move(reply);
 }
 
 // The socket to use: --socket, the control.socket of --config's file, or the default.
@@ -631,7 +506,7 @@ int run(const Options& options) {
     return check_config(args[1], options.json);
   }
 
-  json request = {{"v", kProtocolVersion}, {"id", kRequestId}};
+  json request = json::object();
   void (*print)(const json&) = nullptr;
   std::string done;  // what a successful set prints
   if (command == "status" || command == "listeners" || command == "reload" || command == "stats") {

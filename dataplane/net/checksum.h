@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <span>
 
-#include "dataplane/net/address.h"
+#include "common/net/address.h"
 
 namespace weir::net {
 

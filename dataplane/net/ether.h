@@ -15,7 +15,7 @@
 #include <type_traits>
 
 #include "common/wire/byte_order.h"
-#include "dataplane/net/address.h"
+#include "common/net/address.h"
 
 namespace weir::net {
 

@@ -14,7 +14,7 @@
 #include <type_traits>
 
 #include "common/wire/byte_order.h"
-#include "dataplane/net/address.h"
+#include "common/net/address.h"
 #include "dataplane/net/checksum.h"
 
 namespace weir::net {

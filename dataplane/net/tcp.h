@@ -15,7 +15,7 @@
 #include <type_traits>
 
 #include "common/wire/byte_order.h"
-#include "dataplane/net/address.h"
+#include "common/net/address.h"
 #include "dataplane/net/checksum.h"
 #include "dataplane/net/ipv4.h"
 

@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "dataplane/net/address.h"
+#include "common/net/address.h"
 #include "dataplane/net/tcp.h"
 
 namespace weir::test {

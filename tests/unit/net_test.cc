@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/net/address.h"
+#include "common/net/address.h"
 #include "dataplane/net/arp.h"
 #include "dataplane/net/checksum.h"
 #include "dataplane/net/ether.h"

@@ -1,30 +1,24 @@
-#include "dataplane/control/control_protocol.h"
+#include "dataplane/main_lcore/control_requests.h"
+
+#include "common/channel/envelope.h"
 
 namespace weir::dataplane {
 
 using nlohmann::json;
 
-std::string ControlProtocol::error(const json& id, const std::string& message) {
+std::string ControlRequests::error(const json& id, const std::string& message) {
   ++errors_;
-  return json{{"v", kControlProtocolVersion}, {"id", id}, {"ok", false}, {"error", message}}.dump();
+  return channel::error_line(id, message);
 }
 
-std::string ControlProtocol::handle(std::string_view line) {
+std::string ControlRequests::handle(std::string_view line) {
   ++requests_;
-  const json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded()) return error(nullptr, "the request is not valid JSON");
-  if (!request.is_object()) return error(nullptr, "the request must be a JSON object");
-  const json id = request.contains("id") ? request["id"] : json(nullptr);
-  if (!request.contains("v") || !request["v"].is_number_integer())
-    return error(id, "field \"v\" (the protocol version, an integer) is missing");
-  if (request["v"].get<int64_t>() != kControlProtocolVersion) {
-    return error(id, "protocol version " + request["v"].dump() + " is not supported (this " +
-                         "dataplane speaks " + std::to_string(kControlProtocolVersion) + ")");
-  }
-  if (!request.contains("op") || !request["op"].is_string())
-    return error(id, "field \"op\" (the operation, a string) is missing");
-  const std::string op = request["op"].get<std::string>();
-  json reply{{"v", kControlProtocolVersion}, {"id", id}, {"ok", true}};
+  const channel::Request parsed = channel::parse_request(line, "dataplane");
+  const json& id = parsed.id;
+  if (!parsed.error.empty()) return error(id, parsed.error);
+  const json& request = parsed.body;
+  const std::string& op = parsed.op;
+  json reply = channel::ok_reply(id);
   if (op == "hello") {
     reply.update(target_.hello());
   } else if (op == "counters") {
@@ -61,7 +55,7 @@ std::string ControlProtocol::handle(std::string_view line) {
       return error(id, "apply_config needs \"path\" (the configuration file, a string)");
     const json result = target_.apply_config(request["path"].get<std::string>());
     if (!result.value("ok", false)) {
-      json failure{{"v", kControlProtocolVersion}, {"id", id}, {"ok", false}};
+      json failure = channel::ok_reply(id);
       failure.update(result);
       failure["ok"] = false;
       ++errors_;

@@ -1,4 +1,4 @@
-#include "dataplane/control/control_server.h"
+#include "common/channel/line_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <cstring>
 
-namespace weir::dataplane {
+namespace weir::channel {
 
-ControlServer::~ControlServer() {
+LineServer::~LineServer() {
   for (Client& c : clients_) close(c.fd);
   if (listen_fd_ >= 0) {
     close(listen_fd_);
@@ -20,7 +20,7 @@ ControlServer::~ControlServer() {
   }
 }
 
-std::string ControlServer::open(const std::string& path) {
+std::string LineServer::open(const std::string& path, const std::string& setting) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (path.size() >= sizeof(address.sun_path))
@@ -36,8 +36,8 @@ std::string ControlServer::open(const std::string& path) {
     const std::string why = strerror(errno);
     close(listen_fd_);
     listen_fd_ = -1;
-    return "cannot listen on control socket " + path + ": " + why +
-           " (dataplane.control_socket; does its directory exist?)";
+    return "cannot listen on control socket " + path + ": " + why + " (" + setting +
+           "; does its directory exist?)";
   }
   // Only the owner (root, in production) may steer the dataplane.
   chmod(path.c_str(), 0600);
@@ -45,7 +45,7 @@ std::string ControlServer::open(const std::string& path) {
   return "";
 }
 
-void ControlServer::add_poll_fds(std::vector<pollfd>& fds) const {
+void LineServer::add_poll_fds(std::vector<pollfd>& fds) const {
   if (listen_fd_ >= 0) fds.push_back(pollfd{listen_fd_, POLLIN, 0});
   for (const Client& c : clients_) {
     short events = c.closing ? 0 : POLLIN;
@@ -54,7 +54,7 @@ void ControlServer::add_poll_fds(std::vector<pollfd>& fds) const {
   }
 }
 
-void ControlServer::serve(const std::vector<pollfd>& fds) {
+void LineServer::serve(const std::vector<pollfd>& fds) {
   for (const pollfd& p : fds) {
     if (p.revents == 0) continue;
     if (p.fd == listen_fd_) {
@@ -70,14 +70,13 @@ void ControlServer::serve(const std::vector<pollfd>& fds) {
   std::erase_if(clients_, [](const Client& c) { return c.fd < 0; });
 }
 
-void ControlServer::accept_clients() {
+void LineServer::accept_clients() {
   for (;;) {
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     if (clients_.size() >= kMaxClients) {
-      static constexpr char kBusy[] =
-          "{\"v\":1,\"id\":null,\"ok\":false,\"error\":\"too many control clients\"}\n";
-      [[maybe_unused]] const ssize_t ignored = write(fd, kBusy, sizeof kBusy - 1);
+      const std::string busy = error_line(nullptr, "too many control clients") + "\n";
+      [[maybe_unused]] const ssize_t ignored = write(fd, busy.data(), busy.size());
       close(fd);
       continue;
     }
@@ -85,7 +84,7 @@ void ControlServer::accept_clients() {
   }
 }
 
-void ControlServer::read_client(Client& c) {
+void LineServer::read_client(Client& c) {
   char buffer[65536];
   for (;;) {
     const ssize_t n = read(c.fd, buffer, sizeof buffer);
@@ -106,10 +105,8 @@ void ControlServer::read_client(Client& c) {
       c.output += '\n';
       c.input.erase(0, newline + 1);
     }
-    if (c.input.size() > kMaxControlLine || c.output.size() > kMaxOutput) {
-      c.output +=
-          "{\"v\":1,\"id\":null,\"ok\":false,\"error\":\"request longer than 1 MiB, or "
-          "replies not read\"}\n";
+    if (c.input.size() > kMaxRequestLine || c.output.size() > kMaxOutput) {
+      c.output += error_line(nullptr, "request longer than 1 MiB, or replies not read") + "\n";
       c.input.clear();
       c.closing = true;
       break;
@@ -118,7 +115,7 @@ void ControlServer::read_client(Client& c) {
   write_client(c);
 }
 
-void ControlServer::write_client(Client& c) {
+void LineServer::write_client(Client& c) {
   while (!c.output.empty()) {
     const ssize_t n = send(c.fd, c.output.data(), c.output.size(), MSG_NOSIGNAL);
     if (n < 0) {
@@ -135,4 +132,4 @@ void ControlServer::write_client(Client& c) {
   }
 }
 
-}  // namespace weir::dataplane
+}  // namespace weir::channel

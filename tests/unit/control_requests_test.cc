@@ -1,6 +1,6 @@
 // The control protocol's request handling against a fake dataplane: every malformed request gets
 // an error naming the problem and never reaches the target.
-#include "dataplane/control/control_protocol.h"
+#include "dataplane/main_lcore/control_requests.h"
 
 #include <gtest/gtest.h>
 
@@ -31,13 +31,13 @@ class FakeTarget final : public ControlTarget {
   std::vector<std::vector<std::string>> calls;
 };
 
-json ask(ControlProtocol& protocol, const std::string& line) {
+json ask(ControlRequests& protocol, const std::string& line) {
   return json::parse(protocol.handle(line));
 }
 
-TEST(ControlProtocol, AnswersEachOperationWithTheRequestsId) {
+TEST(ControlRequests, AnswersEachOperationWithTheRequestsId) {
   FakeTarget target;
-  ControlProtocol protocol(target);
+  ControlRequests protocol(target);
   EXPECT_EQ(ask(protocol, R"({"v":1,"id":9,"op":"hello"})"),
             (json{{"v", 1}, {"id", 9}, {"ok", true}, {"versions", {1}}}));
   EXPECT_EQ(ask(protocol, R"({"v":1,"id":"x","op":"listeners"})")["listeners"][0]["name"], "web");
@@ -53,9 +53,9 @@ TEST(ControlProtocol, AnswersEachOperationWithTheRequestsId) {
   EXPECT_EQ(protocol.errors(), 0u);
 }
 
-TEST(ControlProtocol, BadRequestsGetErrorsAndNeverReachTheTarget) {
+TEST(ControlRequests, BadRequestsGetErrorsAndNeverReachTheTarget) {
   FakeTarget target;
-  ControlProtocol protocol(target);
+  ControlRequests protocol(target);
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{", "not valid JSON"},
       {"[1]", "JSON object"},
@@ -86,9 +86,9 @@ TEST(ControlProtocol, BadRequestsGetErrorsAndNeverReachTheTarget) {
   EXPECT_EQ(missing["error"], "no such backend");
 }
 
-TEST(ControlProtocol, ApplyConfigPassesTheTargetsVerdictOn) {
+TEST(ControlRequests, ApplyConfigPassesTheTargetsVerdictOn) {
   FakeTarget target;
-  ControlProtocol protocol(target);
+  ControlRequests protocol(target);
   EXPECT_NE(
       ask(protocol, R"({"v":1,"op":"apply_config"})")["error"].get<std::string>().find("\"path\""),
       std::string::npos);

@@ -1,10 +1,9 @@
-// The dataplane's control protocol, version 1 (docs/protocol.md, "The control channel"): one JSON
-// object per line each way over a Unix stream socket. A request names its version, an id the
-// reply echoes, and an operation:
+// The dataplane's operations on the control channel (docs/protocol.md, "The control channel"; the
+// envelope is common/channel/envelope.h):
 //   {"v": 1, "id": 7, "op": "set_backend", "pool": "app", "backend": "b1", "state": "draining"}
 //   {"v": 1, "id": 7, "ok": true}
-// Anything malformed gets {"v": 1, "id": ..., "ok": false, "error": "..."} and is counted; it never
-// reaches the workers. No DPDK here: the handler talks to the dataplane through ControlTarget.
+// Anything malformed is refused in the envelope and counted; it never reaches the workers. No DPDK
+// here: the handler talks to the dataplane through ControlTarget.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -15,9 +14,6 @@
 #include <string_view>
 
 namespace weir::dataplane {
-
-inline constexpr int kControlProtocolVersion = 1;
-inline constexpr size_t kMaxControlLine = 1 << 20;
 
 // What the control protocol can ask of a dataplane.
 class ControlTarget {
@@ -36,9 +32,9 @@ class ControlTarget {
   virtual nlohmann::json apply_config(const std::string& path) = 0;
 };
 
-class ControlProtocol {
+class ControlRequests {
  public:
-  explicit ControlProtocol(ControlTarget& target) : target_(target) {}
+  explicit ControlRequests(ControlTarget& target) : target_(target) {}
 
   // One request line in, one reply line out (without the newline).
   std::string handle(std::string_view line);

@@ -1,4 +1,4 @@
-#include "dataplane/control/pool_state.h"
+#include "dataplane/main_lcore/pool_state.h"
 
 #include <stdexcept>
 

@@ -1,0 +1,258 @@
+#include "dataplane/main_lcore/running_dataplane.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/channel/envelope.h"
+#include "dataplane/stats.h"
+
+namespace weir::dataplane {
+namespace {
+
+const config::Listener* find_listener(const config::Config& c, const std::string& name) {
+  for (const config::Listener& l : c.listeners) {
+    if (l.name == name) return &l;
+  }
+  return nullptr;
+}
+
+bool same_listener(const config::Config& a_config, const config::Listener& a,
+                   const config::Config& b_config, const config::Listener& b) {
+  const auto pool_name = [](const config::Config& c, const config::Listener& l) {
+    return l.pool ? c.pools[*l.pool].name : std::string();
+  };
+  const config::Framed fa = a.framed.value_or(config::Framed{});
+  const config::Framed fb = b.framed.value_or(config::Framed{});
+  return a.address == b.address && a.port == b.port && a.protocol == b.protocol &&
+         pool_name(a_config, a) == pool_name(b_config, b) &&
+         a.framed.has_value() == b.framed.has_value() && fa.max_frame == fb.max_frame &&
+         fa.on_corrupt == fb.on_corrupt && fa.stamp_hop == fb.stamp_hop &&
+         a.proxy_protocol == b.proxy_protocol && a.idle_timeout_ms == b.idle_timeout_ms &&
+         a.max_connections == b.max_connections;
+}
+
+// The parts a running dataplane keeps: EAL, ports, limits, idle policy, TCP, node id.
+std::string fixed_difference(const config::Config& a, const config::Config& b) {
+  if (a.dataplane.eal != b.dataplane.eal) return "dataplane.eal";
+  if (a.dataplane.control_socket != b.dataplane.control_socket) return "dataplane.control_socket";
+  if (a.dataplane.ports.size() != b.dataplane.ports.size()) return "dataplane.ports";
+  for (size_t i = 0; i < a.dataplane.ports.size(); ++i) {
+    const config::Port& x = a.dataplane.ports[i];
+    const config::Port& y = b.dataplane.ports[i];
+    if (x.name != y.name || x.device != y.device || x.address != y.address ||
+        x.prefix_length != y.prefix_length || x.gateway != y.gateway || x.mtu != y.mtu)
+      return "dataplane.ports";
+  }
+  if (a.dataplane.limits.connections != b.dataplane.limits.connections) return "dataplane.limits";
+  if (a.dataplane.idle.mode != b.dataplane.idle.mode ||
+      a.dataplane.idle.max_sleep_us != b.dataplane.idle.max_sleep_us)
+    return "dataplane.idle";
+  const config::Tcp& s = a.tcp;
+  const config::Tcp& t = b.tcp;
+  if (s.receive_buffer_bytes != t.receive_buffer_bytes ||
+      s.send_buffer_bytes != t.send_buffer_bytes || s.min_rto_ms != t.min_rto_ms ||
+      s.max_rto_ms != t.max_rto_ms || s.time_wait_ms != t.time_wait_ms ||
+      s.congestion != t.congestion || s.min_mss != t.min_mss ||
+      s.keepalive_idle_ms != t.keepalive_idle_ms ||
+      s.keepalive_interval_ms != t.keepalive_interval_ms ||
+      s.keepalive_probes != t.keepalive_probes)
+    return "tcp";
+  if (a.node_id != b.node_id) return "node_id";
+  return "";
+}
+
+}  // namespace
+
+nlohmann::json RunningDataplane::hello() {
+  return {{"versions", {channel::kProtocolVersion}},
+          {"node_id", config_->node_id},
+          {"workers", workers_.size()},
+          {"config", config_->source},
+          {"pid", getpid()}};
+}
+
+nlohmann::json RunningDataplane::counters() {
+  return nlohmann::json::parse(stats_json(*config_, workers_));
+}
+
+nlohmann::json RunningDataplane::listeners() {
+  nlohmann::json out = nlohmann::json::array();
+  const auto stats = counters()["listeners"];
+  for (const config::Listener& l : config_->listeners) {
+    nlohmann::json entry{{"name", l.name},
+                         {"address", l.address.to_string()},
+                         {"port", l.port},
+                         {"protocol", config::name_of(l.protocol)}};
+    if (l.pool) entry["pool"] = config_->pools[*l.pool].name;
+    if (stats.contains(l.name)) {
+      entry["connections"] = stats[l.name]["connections"];
+      entry["active"] = stats[l.name]["active"];
+    }
+    out.push_back(entry);
+  }
+  return out;
+}
+
+nlohmann::json RunningDataplane::pools() {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t p = 0; p < states_.pool_count(); ++p) {
+    const config::Pool& pool = states_.pool(p);
+    nlohmann::json backends = nlohmann::json::array();
+    for (size_t b = 0; b < pool.backends.size(); ++b) {
+      uint64_t opened = 0, closed = 0, failures = 0, drain_resets = 0;
+      for (const auto& worker : workers_) {
+        if (p >= worker->proxy().pool_count()) continue;  // a new pool not applied yet
+        const proxy::BackendCounters& c = worker->proxy().backend_counters(p, states_.slot(p, b));
+        opened += c.connections.get();
+        closed += c.closed.get();
+        failures += c.connect_failures.get();
+        drain_resets += c.drain_resets.get();
+      }
+      backends.push_back({{"name", pool.backends[b].name},
+                          {"address", pool.backends[b].address.to_string()},
+                          {"port", pool.backends[b].port},
+                          {"state", name_of(states_.state(p, b))},
+                          {"weight", states_.weight(p, b)},
+                          {"connections", opened},
+                          {"active", opened - closed},
+                          {"connect_failures", failures},
+                          {"drain_resets", drain_resets}});
+    }
+    out.push_back({{"name", pool.name}, {"backends", backends}});
+  }
+  return out;
+}
+
+std::string RunningDataplane::set_backend(const std::string& pool, const std::string& backend,
+                                          const std::optional<std::string>& state,
+                                          const std::optional<uint32_t>& weight) {
+  const auto p = states_.find_pool(pool);
+  if (!p) return "no pool named \"" + pool + "\"";
+  const auto b = states_.find_backend(*p, backend);
+  if (!b) return "pool \"" + pool + "\" has no backend named \"" + backend + "\"";
+  std::optional<BackendState> new_state;
+  if (state) {
+    new_state = backend_state_from(*state);
+    if (!new_state) return "state \"" + *state + "\" is not one of up, down, draining";
+  }
+  if (!room_for(1)) return "a worker's inbox is full; try again";
+  if (std::string failure = states_.set(*p, *b, new_state, weight); !failure.empty())
+    return failure;
+  post_pool(*p);
+  return "";
+}
+
+nlohmann::json RunningDataplane::apply_config(const std::string& path) {
+  const config::LoadResult result = config::load_file(path);
+  if (!result.ok()) {
+    nlohmann::json diagnostics = nlohmann::json::array();
+    for (const auto& d : result.errors) diagnostics.push_back(d.to_string());
+    return {{"ok", false},
+            {"error", "the configuration is invalid; the running one stays"},
+            {"diagnostics", diagnostics}};
+  }
+  const config::Config& now = *config_;
+  const config::Config& next = *result.config;
+  if (std::string fixed = fixed_difference(now, next); !fixed.empty())
+    return {{"ok", false},
+            {"error", fixed + " cannot change while the dataplane runs; restart "
+                              "it to apply that (the running configuration stays)"}};
+  // What changes, decided before anything is sent, so that a refusal changes nothing.
+  std::vector<const config::Listener*> removed, added;
+  for (const config::Listener& l : now.listeners) {
+    const config::Listener* same = find_listener(next, l.name);
+    if (same == nullptr || !same_listener(now, l, next, *same)) removed.push_back(&l);
+  }
+  for (const config::Listener& l : next.listeners) {
+    const config::Listener* same = find_listener(now, l.name);
+    if (same == nullptr || !same_listener(now, *same, next, l)) added.push_back(&l);
+  }
+  size_t new_pools = 0, proxied_added = 0;
+  for (const config::Pool& pool : next.pools) new_pools += states_.find_pool(pool.name) ? 0 : 1;
+  for (const config::Listener* l : added) proxied_added += l->pool ? 1 : 0;
+  if (states_.pool_count() + new_pools > proxy::Proxy::kMaxPools ||
+      workers_.front()->proxy().listener_count() + proxied_added > proxy::Proxy::kMaxListeners)
+    return {{"ok", false},
+            {"error",
+             "more pools or listeners than a running dataplane can "
+             "take; restart it"}};
+  const size_t messages = next.pools.size() + removed.size() + added.size() + 1;
+  collect_done();
+  if (!room_for(messages)) return {{"ok", false}, {"error", "a worker's inbox is full; try again"}};
+  nlohmann::json changes = nlohmann::json::array();
+  for (const config::Pool& pool : next.pools) {
+    const auto index = states_.find_pool(pool.name);
+    const std::string error = index ? states_.replace(*index, pool) : states_.add(pool);
+    if (!error.empty()) return {{"ok", false}, {"error", error}};
+    post_pool(index ? *index : states_.pool_count() - 1);
+    if (!index) changes.push_back("pool " + pool.name + " added");
+  }
+  for (const config::Listener* l : removed) {
+    auto* m = new WorkerMessage;
+    m->kind = l->pool ? WorkerMessage::Kind::remove_listener : WorkerMessage::Kind::remove_service;
+    m->name = l->name;
+    m->service = ServiceListener{l->address, l->port, l->protocol == config::Protocol::echo, 1};
+    post_all(m);
+    if (find_listener(next, l->name) == nullptr)
+      changes.push_back("listener " + l->name + " removed");
+  }
+  for (const config::Listener* l : added) {
+    auto* m = new WorkerMessage;
+    if (l->pool) {
+      m->kind = WorkerMessage::Kind::add_listener;
+      const size_t pool_index = *states_.find_pool(next.pools[*l->pool].name);
+      m->listener =
+          proxy::plan_listener(next, *l, static_cast<unsigned>(workers_.size()), pool_index);
+    } else {
+      m->kind = WorkerMessage::Kind::add_service;
+      m->service = ServiceListener{l->address, l->port, l->protocol == config::Protocol::echo,
+                                   std::min<uint32_t>(l->max_connections, 1024)};
+    }
+    post_all(m);
+    changes.push_back("listener " + l->name +
+                      (find_listener(now, l->name) ? " changed" : " added"));
+  }
+  auto* addresses = new WorkerMessage;
+  addresses->kind = WorkerMessage::Kind::listener_addresses;
+  for (const config::Listener& l : next.listeners) {
+    if (std::find(addresses->addresses.begin(), addresses->addresses.end(), l.address) ==
+        addresses->addresses.end())
+      addresses->addresses.push_back(l.address);
+  }
+  post_all(addresses);
+  config_ = result.config;
+  return {{"ok", true}, {"changes", changes}};
+}
+
+void RunningDataplane::collect_done() {
+  for (const auto& worker : workers_) {
+    while (WorkerMessage* m = worker->take_done()) delete m;
+  }
+}
+
+bool RunningDataplane::room_for(size_t messages) {
+  collect_done();
+  for (const auto& worker : workers_) {
+    if (worker->inbox_room() < messages) return false;
+  }
+  return true;
+}
+
+void RunningDataplane::post_all(WorkerMessage* message) {
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    WorkerMessage* copy = i + 1 == workers_.size() ? message : new WorkerMessage(*message);
+    if (!workers_[i]->post(copy)) delete copy;
+  }
+}
+
+void RunningDataplane::post_pool(size_t pool) {
+  auto* m = new WorkerMessage;
+  m->kind = WorkerMessage::Kind::pool;
+  m->pool = pool;
+  // The plan is built once, here, and shared read-only by every worker.
+  m->plan = states_.plan(pool);
+  post_all(m);
+}
+
+}  // namespace weir::dataplane

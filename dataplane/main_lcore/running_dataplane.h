@@ -1,0 +1,51 @@
+// The running dataplane as the control channel sees it (the ControlTarget behind
+// main_lcore/control_requests.h): counters and backend states read on the main lcore, changes
+// built here and posted to every worker's inbox as messages (docs/architecture.md, "Reload").
+// Everything here runs on the main lcore; the workers only ever see immutable plans.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "dataplane/main_lcore/control_requests.h"
+#include "dataplane/main_lcore/pool_state.h"
+#include "dataplane/worker.h"
+
+namespace weir::dataplane {
+
+class RunningDataplane final : public ControlTarget {
+ public:
+  RunningDataplane(std::shared_ptr<const config::Config> config, PoolStates& states,
+                   const std::vector<std::unique_ptr<Worker>>& workers)
+      : config_(std::move(config)), states_(states), workers_(workers) {}
+
+  // The configuration in force: the one started with, or the last reload applied.
+  const config::Config& config() const { return *config_; }
+
+  nlohmann::json hello() override;
+  nlohmann::json counters() override;
+  nlohmann::json listeners() override;
+  nlohmann::json pools() override;
+  std::string set_backend(const std::string& pool, const std::string& backend,
+                          const std::optional<std::string>& state,
+                          const std::optional<uint32_t>& weight) override;
+  nlohmann::json apply_config(const std::string& path) override;
+
+  // Frees the messages the workers have handed back.
+  void collect_done();
+
+ private:
+  bool room_for(size_t messages);
+  // Every worker gets its own copy of `message` (room checked beforehand).
+  void post_all(WorkerMessage* message);
+  void post_pool(size_t pool);
+
+  std::shared_ptr<const config::Config> config_;
+  PoolStates& states_;
+  const std::vector<std::unique_ptr<Worker>>& workers_;
+};
+
+}  // namespace weir::dataplane
