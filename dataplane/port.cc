@@ -130,8 +130,8 @@ bool open_port(const PortRequest& request, uint16_t queues, rte_mempool* pool, O
     return false;
   }
   if (port.capabilities.rss && info.reta_size > 0) {
-    // The proxy predicts which queue a backend's replies land on (proxy::Proxy::rss_queue), so
-    // the indirection table must be the one it assumes: entry i -> queue i mod queues.
+    // The proxy predicts which queue a backend's replies land on (flow_owner()), so the
+    // indirection table must be the one it assumes: entry i -> queue i mod queues.
     std::vector<rte_eth_rss_reta_entry64> reta((info.reta_size + RTE_ETH_RETA_GROUP_SIZE - 1) /
                                                RTE_ETH_RETA_GROUP_SIZE);
     for (uint16_t i = 0; i < info.reta_size; ++i) {

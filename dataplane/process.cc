@@ -258,16 +258,13 @@ void DataplaneProcess::build_workers() {
   bool all_rss = true;
   for (const OpenPort& port : ports_) all_rss = all_rss && port.capabilities.rss;
   software_steering_ = worker_count_ > 1 && !all_rss;
-  if (worker_count_ > 1) {
-    settings.steering.rss = true;
-    settings.steering.queues = static_cast<uint16_t>(worker_count_);
-    settings.steering.reta_size = all_rss ? ports_.front().capabilities.reta_size : 0;
-  }
+  settings.flow_ownership.workers = static_cast<uint16_t>(worker_count_);
+  settings.flow_ownership.reta_size = all_rss ? ports_.front().capabilities.reta_size : 0;
   uint16_t queue = 0;
   unsigned lcore = 0;
   RTE_LCORE_FOREACH_WORKER(lcore) {
     settings.id = queue;
-    settings.steering.queue = queue;
+    settings.flow_ownership.worker = queue;
     workers_.push_back(std::make_unique<Worker>(
         settings, std::make_unique<EthdevQueueIo>(ports_, queue), stack, mbuf_pool_));
     ++queue;
@@ -295,8 +292,7 @@ bool DataplaneProcess::create_steering_rings() {
       in[to].push_back(ring);
     }
   }
-  for (size_t w = 0; w < n; ++w)
-    workers_[w]->enable_steering(static_cast<uint16_t>(n), out[w], in[w]);
+  for (size_t w = 0; w < n; ++w) workers_[w]->enable_steering(out[w], in[w]);
   std::printf("weir-dataplane: no RSS on the ports: %zu workers steer TCP in software\n", n);
   return true;
 }

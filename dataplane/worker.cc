@@ -26,16 +26,17 @@ void sleep_us(uint32_t us) {
 }  // namespace
 
 Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
-               const net::StackConfig& stack_config, rte_mempool* pool)
+               const net::StackConfig& stack_config, rte_mempool* mbuf_pool)
     : settings_(settings),
       io_(std::move(io)),
       tx_(*io_, port_counters_),
-      stack_(stack_config, pool, tx_, port_counters_, l3_counters_),
-      tcp_(settings.tcp, stack_, pool, tcp_counters_, settings.secret, monotonic_us()),
-      proxy_(tcp_, stack_, pool, settings.pools, settings.proxied, settings.steering),
+      net_stack_(stack_config, mbuf_pool, tx_, port_counters_, l3_counters_),
+      tcp_(settings.tcp, net_stack_, mbuf_pool, tcp_counters_, settings.secret, monotonic_us()),
+      proxy_(tcp_, net_stack_, mbuf_pool, settings.pools, settings.proxied,
+             settings.flow_ownership),
       backoff_(settings.idle_mode, settings.max_sleep_us),
-      pool_(pool) {
-  stack_.set_transport(&tcp_);
+      mbuf_pool_(mbuf_pool) {
+  net_stack_.set_transport(&tcp_);
   for (const ServiceListener& service : settings.services) {
     tcp::ListenerHandler* handler = service.echo ? static_cast<tcp::ListenerHandler*>(&echo_)
                                                  : static_cast<tcp::ListenerHandler*>(&discard_);
@@ -50,9 +51,8 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
     throw std::runtime_error("cannot create worker " + std::to_string(settings.id) + "'s rings");
 }
 
-void Worker::enable_steering(uint16_t workers, std::vector<rte_ring*> out,
-                             std::vector<rte_ring*> in) {
-  steering_workers_ = workers;
+void Worker::enable_steering(std::vector<rte_ring*> out, std::vector<rte_ring*> in) {
+  software_steering_ = true;
   steer_out_ = std::move(out);
   steer_in_ = std::move(in);
 }
@@ -70,8 +70,8 @@ void Worker::steer(PortIndex port, rte_mbuf* packet, uint16_t to) {
 }
 
 void Worker::receive(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
-  if (steering_workers_ > 1) {
-    const SteeringVerdict verdict = classify_for_steering(packet, steering_workers_);
+  if (software_steering_) {
+    const SteeringVerdict verdict = classify_for_steering(packet, settings_.flow_ownership);
     if (verdict.kind == SteeringClass::tcp && verdict.owner != settings_.id) {
       steer(port, packet, verdict.owner);
       return;
@@ -79,16 +79,16 @@ void Worker::receive(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
     if (verdict.kind == SteeringClass::arp) {
       // Every worker resolves neighbours for its own connections: each learns from every ARP
       // message, whichever queue it arrived on.
-      for (uint16_t w = 0; w < steering_workers_; ++w) {
+      for (uint16_t w = 0; w < settings_.flow_ownership.workers; ++w) {
         if (w == settings_.id) continue;
-        rte_mbuf* copy = rte_pktmbuf_copy(packet, pool_, 0, UINT32_MAX);
+        rte_mbuf* copy = rte_pktmbuf_copy(packet, mbuf_pool_, 0, UINT32_MAX);
         if (copy == nullptr) break;
         steering_counters_.arp_copies.add();
         steer(port, copy, w);
       }
     }
   }
-  stack_.receive(port, packet, now_us);
+  net_stack_.receive(port, packet, now_us);
 }
 
 Worker::~Worker() {
@@ -139,7 +139,7 @@ void Worker::apply_messages() {
         tcp_.unlisten(message->service.address, message->service.port);
         break;
       case WorkerMessage::Kind::listener_addresses:
-        stack_.set_listener_addresses(std::move(message->addresses));
+        net_stack_.set_listener_addresses(std::move(message->addresses));
         break;
     }
     // The done ring is as large as the inbox, and main drains it before posting more.
@@ -168,10 +168,10 @@ bool Worker::poll_once(uint64_t now_us) {
     found_work = true;
     steering_counters_.taken_in.add(taken);
     for (unsigned i = 0; i < taken; ++i)
-      stack_.receive(static_cast<PortIndex>(burst[i]->hash.usr), burst[i], now_us);
+      net_stack_.receive(static_cast<PortIndex>(burst[i]->hash.usr), burst[i], now_us);
   }
   apply_messages();
-  stack_.tick(now_us);
+  net_stack_.tick(now_us);
   tcp_.tick(now_us);
   proxy_.tick(now_us);
   tx_.flush_all();

@@ -61,13 +61,13 @@ struct WorkerSettings {
   std::vector<ServiceListener> services;
   std::vector<std::shared_ptr<const proxy::PoolPlan>> pools;  // one per Config::pools entry
   std::vector<proxy::ListenerPlan> proxied;                   // tcp and framed listeners
-  proxy::Steering steering;
+  FlowOwnership flow_ownership;  // which worker owns a flow (flow_owner.h)
 };
 
 class alignas(64) Worker {
  public:
   Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
-         const ::weir::net::StackConfig& stack_config, rte_mempool* pool);
+         const ::weir::net::StackConfig& stack_config, rte_mempool* mbuf_pool);
   ~Worker();
 
   // Main lcore: queues a message for the worker (false when its inbox is full; try later).
@@ -80,7 +80,7 @@ class alignas(64) Worker {
   // Software steering (dataplane/steering.h), set up by the main lcore before the workers start:
   // `out[w]` carries this worker's segments for worker w (null for itself), `in` the rings other
   // workers fill for it. Single producer, single consumer each: no atomic read-modify-write.
-  void enable_steering(uint16_t workers, std::vector<rte_ring*> out, std::vector<rte_ring*> in);
+  void enable_steering(std::vector<rte_ring*> out, std::vector<rte_ring*> in);
   const SteeringCounters& steering_counters() const { return steering_counters_; }
 
   // Polls until `stop` becomes true. Runs on the worker's lcore.
@@ -90,11 +90,12 @@ class alignas(64) Worker {
   // Returns whether any packet was received. Exposed for tests that drive a worker step by step.
   bool poll_once(uint64_t now_us);
 
+  // Applies what the main lcore has posted (pool plans, listeners); every poll_once() calls it.
+  void apply_messages();
   // Work done once before the first poll. Worker 0 announces the owned addresses (gratuitous ARP);
   // one announcement per address is enough whatever the number of workers.
-  void apply_messages();
   void start(uint64_t now_us) {
-    stack_.start(now_us, settings_.id == 0);
+    net_stack_.start(now_us, settings_.id == 0);
     tx_.flush_all();
   }
 
@@ -108,7 +109,7 @@ class alignas(64) Worker {
   // Read from the main lcore (plain loads of values the worker writes; approximate by design).
   size_t tcp_connections() const { return tcp_.connections(); }
   size_t tcp_capacity() const { return tcp_.capacity(); }
-  rte_mempool* mbuf_pool() const { return pool_; }
+  rte_mempool* mbuf_pool() const { return mbuf_pool_; }
 
  private:
   WorkerSettings settings_;
@@ -118,7 +119,7 @@ class alignas(64) Worker {
   WorkerLoopCounters loop_counters_{};
   TcpCounters tcp_counters_{};
   TxBuffers tx_;
-  ::weir::net::Stack stack_;
+  ::weir::net::Stack net_stack_;
   tcp::TcpStack tcp_;
   tcp::EchoService echo_{tcp_};
   tcp::DiscardService discard_{tcp_};
@@ -127,8 +128,8 @@ class alignas(64) Worker {
   void receive(PortIndex port, rte_mbuf* packet, uint64_t now_us);
   void steer(PortIndex port, rte_mbuf* packet, uint16_t to);
 
-  rte_mempool* pool_;
-  uint16_t steering_workers_ = 0;  // 0: no software steering
+  rte_mempool* mbuf_pool_;
+  bool software_steering_ = false;
   std::vector<rte_ring*> steer_out_;
   std::vector<rte_ring*> steer_in_;  // owned: freed with the worker
   SteeringCounters steering_counters_{};

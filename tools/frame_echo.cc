@@ -31,6 +31,7 @@
 #include "common/crc32c.h"
 #include "common/frame.h"
 #include "common/wire/byte_order.h"
+#include "tools/command_line.h"
 #include "tools/socket_util.h"
 
 namespace {
@@ -42,9 +43,9 @@ using weir::tools::format_endpoint;
 using weir::tools::parse_endpoint;
 using weir::tools::PortZero;
 using weir::tools::throw_errno;
+using weir::tools::UsageError;
 
 constexpr const char* kProgram = "weir-frame-echo";
-constexpr int kExitUsage = 2;
 // Answers queued for one client before the server stops reading from it. The buffer can exceed
 // this by what one read completes (at most one frame of max_frame plus a read chunk), never more.
 constexpr size_t kOutputLimit = size_t{4} << 20;
@@ -52,10 +53,6 @@ constexpr size_t kReadChunk = size_t{64} << 10;
 // Reads per readiness report, so one busy client cannot starve the others.
 constexpr int kReadsPerWakeup = 16;
 constexpr int kMaxEvents = 64;
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 struct Options {
   Endpoint listen;
@@ -88,16 +85,9 @@ void print_usage(FILE* out) {
 Options parse_options(int argc, char** argv) {
   Options options;
   bool have_listen = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view name = argv[i];
-    std::string_view value;
-    if (const size_t eq = name.find('='); name.starts_with("--") && eq != std::string_view::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (name == "--listen" || name == "--max-frame" || name == "--stats-file") {
-      if (i + 1 >= argc) throw UsageError(std::string(name) + ": missing value");
-      value = argv[++i];
-    }
+  weir::tools::ArgumentReader arguments(argc, argv, {"--listen", "--max-frame", "--stats-file"});
+  std::string_view name, value;
+  while (arguments.next(name, value)) {
     if (name == "--listen") {
       if (!parse_endpoint(value, options.listen, PortZero::allowed)) {
         throw UsageError("--listen: expected ADDR:PORT with a numeric address, got '" +
@@ -105,9 +95,7 @@ Options parse_options(int argc, char** argv) {
       }
       have_listen = true;
     } else if (name == "--max-frame") {
-      const auto [end, ec] =
-          std::from_chars(value.data(), value.data() + value.size(), options.max_frame);
-      if (value.empty() || ec != std::errc() || end != value.data() + value.size() ||
+      if (!weir::tools::parse_number(value, options.max_frame) ||
           options.max_frame > frame::kHardMaxPayload) {
         throw UsageError("--max-frame: expected a byte count from 0 to " +
                          std::to_string(frame::kHardMaxPayload) + ", got '" + std::string(value) +
@@ -117,7 +105,7 @@ Options parse_options(int argc, char** argv) {
       if (value.empty()) throw UsageError("--stats-file: empty path");
       options.stats_file = value;
     } else {
-      throw UsageError("unknown argument '" + std::string(argv[i]) + "'");
+      throw UsageError("unknown argument '" + arguments.current() + "'");
     }
   }
   if (!have_listen) throw UsageError("--listen: required");
@@ -469,28 +457,12 @@ class EchoServer {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      print_usage(stdout);
-      return 0;
-    }
-  }
-  Options options;
-  try {
-    options = parse_options(argc, argv);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s (see --help)\n", kProgram, e.what());
-    return kExitUsage;
-  }
-  try {
-    EchoServer server(std::move(options));
+  return weir::tools::tool_main(kProgram, argc, argv, print_usage, [&] {
+    EchoServer server(parse_options(argc, argv));
     std::fprintf(stderr, "listening on %s\n", server.local_endpoint().c_str());
     std::fflush(stderr);
     server.run();
     server.report();
     return 0;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
-    return 1;
-  }
+  });
 }

@@ -34,6 +34,7 @@
 
 #include "common/frame.h"
 #include "common/wire/byte_order.h"
+#include "tools/command_line.h"
 #include "tools/socket_util.h"
 
 namespace {
@@ -43,11 +44,13 @@ using Clock = std::chrono::steady_clock;
 using weir::tools::Endpoint;
 using weir::tools::Fd;
 using weir::tools::parse_endpoint;
+using weir::tools::parse_number;
 using weir::tools::PortZero;
 using weir::tools::throw_errno;
+using weir::tools::UsageError;
+using weir::tools::whole_number;
 
 constexpr const char* kProgram = "weir-frame-load";
-constexpr int kExitUsage = 2;
 // Unsent bytes queued on one connection before the generator waits for the socket to drain.
 constexpr size_t kOutputLimit = size_t{4} << 20;
 constexpr size_t kReadChunk = size_t{256} << 10;
@@ -56,10 +59,6 @@ constexpr int kMaxEvents = 64;
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(10);
 // --reconnect: resets logged on stderr; later ones are only counted.
 constexpr uint64_t kResetsLogged = 10;
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // ---- Options ------------------------------------------------------------------------------------
 
@@ -119,23 +118,6 @@ void print_usage(FILE* out) {
       kProgram);
 }
 
-template <class T>
-bool parse_number(std::string_view text, T& out) {
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return !text.empty() && ec == std::errc() && end == text.data() + text.size();
-}
-
-template <class T>
-T whole_number(std::string_view name, std::string_view value, T minimum, T maximum) {
-  T out{};
-  if (!parse_number(value, out) || out < minimum || out > maximum) {
-    throw UsageError(std::string(name) + ": expected a whole number from " +
-                     std::to_string(minimum) + " to " + std::to_string(maximum) + ", got '" +
-                     std::string(value) + "'");
-  }
-  return out;
-}
-
 double seconds_or_rate(std::string_view name, std::string_view value, bool zero_allowed) {
   double out = 0;
   if (!parse_number(value, out) || !std::isfinite(out) || out < 0 || (!zero_allowed && out == 0)) {
@@ -175,18 +157,12 @@ std::vector<SizeWeight> parse_sizes(std::string_view spec) {
 Options parse_options(int argc, char** argv) {
   Options options;
   bool have_connect = false, have_duration = false, have_frames = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string argument = argv[i];
-    std::string_view name = argv[i];
-    std::string_view value;
-    const bool is_flag = name == "--ping" || name == "--json" || name == "--reconnect";
-    if (const size_t eq = name.find('='); name.starts_with("--") && eq != std::string_view::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    } else if (!is_flag && name.starts_with("--")) {
-      if (i + 1 >= argc) throw UsageError(std::string(name) + ": missing value");
-      value = argv[++i];
-    }
+  weir::tools::ArgumentReader arguments(
+      argc, argv,
+      {"--connect", "--connections", "--rate", "--depth", "--sizes", "--duration", "--frames",
+       "--corrupt-every", "--seed", "--timeout"});
+  std::string_view name, value;
+  while (arguments.next(name, value)) {
     if (name == "--connect") {
       if (!parse_endpoint(value, options.connect, PortZero::refused)) {
         throw UsageError(
@@ -222,7 +198,7 @@ Options parse_options(int argc, char** argv) {
     } else if (name == "--reconnect" && value.empty()) {
       options.reconnect = true;
     } else {
-      throw UsageError("unknown argument '" + argument + "'");
+      throw UsageError("unknown argument '" + arguments.current() + "'");
     }
   }
   if (!have_connect) throw UsageError("--connect: required");
@@ -969,27 +945,12 @@ void print_text(const Summary& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      print_usage(stdout);
-      return 0;
-    }
-  }
-  Options options;
-  try {
-    options = parse_options(argc, argv);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s (see --help)\n", kProgram, e.what());
-    return kExitUsage;
-  }
-  try {
+  return weir::tools::tool_main(kProgram, argc, argv, print_usage, [&] {
+    Options options = parse_options(argc, argv);
     const bool json = options.json;
     LoadRun run(std::move(options));
     const Summary summary = run.run();
     json ? print_json(summary) : print_text(summary);
     return summary.passed() ? 0 : 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
-    return 1;
-  }
+  });
 }

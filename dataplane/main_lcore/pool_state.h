@@ -1,7 +1,8 @@
 // The operator-visible state of every pool's backends (up, down, draining; weight), kept on the
 // main lcore, and the immutable PoolPlans built from it for the workers. A change builds a new
 // plan (a new Maglev table over the backends that take new connections) off the packet path;
-// the workers receive it by message (dataplane/control/worker_inbox.h).
+// the workers receive it by message (WorkerMessage, dataplane/worker.h, posted by
+// running_dataplane.cc).
 #pragma once
 
 #include <cstdint>

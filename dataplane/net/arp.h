@@ -11,8 +11,9 @@
 #include <span>
 #include <type_traits>
 
-#include "common/wire/byte_order.h"
 #include "common/net/address.h"
+#include "dataplane/net/protocol_numbers.h"
+#include "common/wire/byte_order.h"
 
 namespace weir::net {
 
@@ -23,10 +24,6 @@ class BasicArpView {
 
  public:
   static constexpr size_t kSize = 28;
-  static constexpr uint16_t kHardwareEthernet = 1;   // ar$hrd, IANA hardware type 1
-  static constexpr uint16_t kProtocolIpv4 = 0x0800;  // ar$pro, an EtherType
-  static constexpr uint16_t kRequest = 1;            // ares_op$REQUEST
-  static constexpr uint16_t kReply = 2;              // ares_op$REPLY
 
   static std::optional<BasicArpView> parse(std::span<Byte> packet) {
     if (packet.size() < kSize) return std::nullopt;
@@ -45,7 +42,7 @@ class BasicArpView {
 
   // RFC 826 packet reception: Ethernet hardware, IPv4 protocol, and the lengths that go with them.
   bool is_ethernet_ipv4() const {
-    return hardware_type() == kHardwareEthernet && protocol_type() == kProtocolIpv4 &&
+    return hardware_type() == kArpHardwareEthernet && protocol_type() == kEtherTypeIpv4 &&
            hardware_length() == MacAddress::kSize && protocol_length() == Ipv4Address::kSize;
   }
 
@@ -53,8 +50,8 @@ class BasicArpView {
 
   // Writes htype, ptype, hlen and plen for IPv4 over Ethernet.
   void set_ethernet_ipv4() requires kWritable {
-    set_hardware_type(kHardwareEthernet);
-    set_protocol_type(kProtocolIpv4);
+    set_hardware_type(kArpHardwareEthernet);
+    set_protocol_type(kEtherTypeIpv4);  // ar$pro is an EtherType
     set_hardware_length(MacAddress::kSize);
     set_protocol_length(Ipv4Address::kSize);
   }

@@ -14,8 +14,8 @@
 #include <span>
 #include <type_traits>
 
-#include "common/wire/byte_order.h"
 #include "common/net/address.h"
+#include "common/wire/byte_order.h"
 
 namespace weir::net {
 
@@ -26,9 +26,6 @@ class BasicEthernetView {
 
  public:
   static constexpr size_t kSize = 14;
-  // IEEE EtherType registry values Weir handles.
-  static constexpr uint16_t kTypeIpv4 = 0x0800;
-  static constexpr uint16_t kTypeArp = 0x0806;
 
   static std::optional<BasicEthernetView> parse(std::span<Byte> frame) {
     if (frame.size() < kSize) return std::nullopt;

@@ -13,16 +13,12 @@
 #include <span>
 #include <type_traits>
 
-#include "common/wire/byte_order.h"
 #include "common/net/address.h"
+#include "common/wire/byte_order.h"
 #include "dataplane/net/checksum.h"
+#include "dataplane/net/protocol_numbers.h"
 
 namespace weir::net {
-
-// IANA protocol numbers (the IPv4 protocol field).
-inline constexpr uint8_t kIpProtocolIcmp = 1;
-inline constexpr uint8_t kIpProtocolTcp = 6;
-inline constexpr uint8_t kIpProtocolUdp = 17;
 
 template <typename Byte>
 class BasicIpv4View {

@@ -25,7 +25,8 @@ NeighbourTable::~NeighbourTable() {
 }
 
 NeighbourTable::Entry* NeighbourTable::find_slot(uint32_t address) {
-  for (uint32_t i = 0, slot = slot_hash(address) & mask_; i <= mask_; ++i, slot = (slot + 1) & mask_) {
+  for (uint32_t i = 0, slot = slot_hash(address) & mask_; i <= mask_;
+       ++i, slot = (slot + 1) & mask_) {
     Entry& entry = slots_[slot];
     if (entry.state == State::empty) return nullptr;
     if (entry.state != State::tombstone && entry.address == address) return &entry;
@@ -40,7 +41,8 @@ const NeighbourTable::Entry* NeighbourTable::find(uint32_t address) const {
 NeighbourTable::Entry* NeighbourTable::insert_slot(uint32_t address) {
   // Keep a quarter of the slots free so probe sequences stay short.
   if (used_ + 1 > (mask_ + 1) - (mask_ + 1) / 4) return nullptr;
-  for (uint32_t i = 0, slot = slot_hash(address) & mask_; i <= mask_; ++i, slot = (slot + 1) & mask_) {
+  for (uint32_t i = 0, slot = slot_hash(address) & mask_; i <= mask_;
+       ++i, slot = (slot + 1) & mask_) {
     Entry& entry = slots_[slot];
     if (entry.state == State::empty || entry.state == State::tombstone) {
       entry = Entry{};

@@ -20,10 +20,10 @@ namespace weir::net {
 using dataplane::PortIndex;
 
 struct NeighbourTimers {
-  uint64_t retry_us = 1'000'000;        // between ARP requests for an unresolved neighbour
-  uint32_t max_probes = 3;              // requests before giving up (queued packets dropped)
-  uint64_t reachable_us = 30'000'000;   // a reply keeps an entry fresh this long (Linux default)
-  uint64_t stale_us = 60'000'000;       // unused stale entries are removed after this
+  uint64_t retry_us = 1'000'000;       // between ARP requests for an unresolved neighbour
+  uint32_t max_probes = 3;             // requests before giving up (queued packets dropped)
+  uint64_t reachable_us = 30'000'000;  // a reply keeps an entry fresh this long (Linux default)
+  uint64_t stale_us = 60'000'000;      // unused stale entries are removed after this
 };
 
 class NeighbourTable {
@@ -48,11 +48,11 @@ class NeighbourTable {
 
   // What the caller must do after asking to send toward a neighbour.
   enum class Resolve : uint8_t {
-    send_now,       // `mac` holds the neighbour's address; transmit
-    queued,         // packet held until the reply arrives
-    queued_probe,   // held, and the caller must send an ARP request now (first packet)
-    queue_full,     // not held: drop and count no_neighbour
-    table_full,     // no free entry: drop and count no_neighbour
+    send_now,      // `mac` holds the neighbour's address; transmit
+    queued,        // packet held until the reply arrives
+    queued_probe,  // held, and the caller must send an ARP request now (first packet)
+    queue_full,    // not held: drop and count no_neighbour
+    table_full,    // no free entry: drop and count no_neighbour
   };
 
   // Actions produced by `expire`: probes to send and packets to drop.

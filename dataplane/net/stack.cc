@@ -10,13 +10,6 @@
 namespace weir::net {
 namespace {
 
-constexpr uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr uint16_t kEtherTypeArp = 0x0806;
-constexpr uint8_t kProtocolIcmp = 1;
-constexpr uint8_t kProtocolTcp = 6;
-constexpr uint16_t kArpRequest = 1;
-constexpr uint16_t kArpReply = 2;
-
 bool in_subnet(Ipv4Address address, Ipv4Address network, uint8_t prefix_length) {
   const uint32_t mask = prefix_length == 0 ? 0 : ~uint32_t{0} << (32 - prefix_length);
   return (address.value() & mask) == (network.value() & mask);
@@ -201,10 +194,10 @@ void Stack::receive_ipv4(PortIndex port, rte_mbuf* frame, uint64_t now_us) {
 
   const uint32_t header_length = ip->header_length();
   switch (ip->protocol()) {
-    case kProtocolIcmp:
+    case kIpProtocolIcmp:
       receive_icmp(port, frame, header_length, now_us);
       return;
-    case kProtocolTcp: {
+    case kIpProtocolTcp: {
       const std::span<uint8_t> segment =
           frame_bytes(frame).subspan(EthernetView::kSize + header_length);
       if (!TcpView::parse(segment)) {
@@ -277,7 +270,7 @@ void Stack::receive_icmp(PortIndex port, rte_mbuf* frame, uint32_t ip_header_len
       // RFC 792: the message quotes the original IPv4 header and at least 8 bytes of its payload,
       // enough for the TCP ports and sequence number (RFC 5927 checks them).
       const auto quoted = Ipv4View::parse(message.subspan(IcmpView::kSize));
-      if (!quoted || quoted->protocol() != kProtocolTcp ||
+      if (!quoted || quoted->protocol() != kIpProtocolTcp ||
           message.size() < IcmpView::kSize + quoted->header_length() + 8) {
         break;
       }

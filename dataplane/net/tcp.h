@@ -14,8 +14,8 @@
 #include <span>
 #include <type_traits>
 
-#include "common/wire/byte_order.h"
 #include "common/net/address.h"
+#include "common/wire/byte_order.h"
 #include "dataplane/net/checksum.h"
 #include "dataplane/net/ipv4.h"
 

@@ -4,8 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "dataplane/port.h"
-#include "dataplane/rss.h"
+#include "dataplane/flow_owner.h"
 
 namespace weir::proxy {
 
@@ -146,17 +145,18 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
     Session* s = proxy->new_session(*this);
     s->client = &c;
     const tcp::FourTuple& t = c.tuple();
-    s->flow_hash = maglev::flow_hash(
-        proxy->pools_[plan.pool_index].plan->key,
-        maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port, t.local_port, 6});
+    s->flow_hash =
+        maglev::flow_hash(proxy->pools_[plan.pool_index].plan->key,
+                          maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port,
+                                            t.local_port, net::kIpProtocolTcp});
     return &s->client_side;
   }
 };
 
-Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool,
+Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& net_stack, rte_mempool* pool,
              std::vector<std::shared_ptr<const PoolPlan>> pools,
-             std::vector<ListenerPlan> listeners, const Steering& steering)
-    : tcp_(tcp), ip_(ip), pool_(pool), steering_(steering) {
+             std::vector<ListenerPlan> listeners, const dataplane::FlowOwnership& ownership)
+    : tcp_(tcp), net_stack_(net_stack), mbuf_pool_(pool), ownership_(ownership) {
   if (pools.size() > kMaxPools || listeners.size() > kMaxListeners)
     throw std::invalid_argument("more than " + std::to_string(kMaxPools) + " pools or " +
                                 std::to_string(kMaxListeners) + " proxied listeners");
@@ -164,7 +164,7 @@ Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool,
   listeners_.reserve(kMaxListeners);
   for (auto& plan : pools) append_pool(std::move(plan));
   for (auto& plan : listeners) add_listener(std::move(plan));
-  next_port_ = static_cast<uint16_t>(kFirstEphemeralPort + steering.queue * 977);
+  next_port_ = static_cast<uint16_t>(kFirstEphemeralPort + ownership.worker * 977);
 }
 
 void Proxy::append_pool(std::shared_ptr<const PoolPlan> plan) {
@@ -253,15 +253,6 @@ Proxy::Session* Proxy::new_session(ListenerState& listener) {
   return s;
 }
 
-uint16_t Proxy::rss_queue(const Steering& steering, uint32_t remote, uint32_t local,
-                          uint16_t remote_port, uint16_t local_port) {
-  const auto input = dataplane::rss_ipv4_tcp_input(remote, local, remote_port, local_port);
-  const uint32_t hash = dataplane::toeplitz_hash(dataplane::kRssToeplitzKey, input);
-  // A device that reports no indirection table size spreads by the hash alone.
-  const uint32_t entry = steering.reta_size != 0 ? hash % steering.reta_size : hash;
-  return static_cast<uint16_t>(entry % steering.queues);
-}
-
 // The next candidate for a failed attempt: the flow hash stirred (SplitMix64's finaliser), so a
 // retry lands on another slot of the table, the same one for every worker and every box.
 static uint64_t stir(uint64_t h) {
@@ -292,21 +283,20 @@ void Proxy::connect_backend(Session& s) {
     if (*index < 64) s.tried |= uint64_t{1} << *index;
     const BackendPlan& backend = pool.backends[*index];
     const uint16_t slot = backend.slot;
-    const std::optional<dataplane::PortIndex> port = ip_.route(backend.address);
+    const std::optional<dataplane::PortIndex> port = net_stack_.route(backend.address);
     if (!port) {
       l.counters->backend_connect_failures.add();
       runtime.counters[slot].connect_failures.add();
       continue;
     }
-    const uint32_t local = ip_.port_address(*port).value();
+    const uint32_t local = net_stack_.port_address(*port).value();
     tcp::Connection* connection = nullptr;
     // An ephemeral port whose replies this worker's queue receives, and a 4-tuple not in use.
     for (uint32_t tries = 0; connection == nullptr && tries < kEphemeralPorts; ++tries) {
       const uint16_t candidate = next_port_;
       next_port_ = next_port_ == UINT16_MAX ? kFirstEphemeralPort : next_port_ + 1;
-      if (steering_.rss && steering_.queues > 1 &&
-          rss_queue(steering_, backend.address.value(), local, backend.port, candidate) !=
-              steering_.queue) {
+      if (dataplane::flow_owner(ownership_, backend.address.value(), local, backend.port,
+                                candidate) != ownership_.worker) {
         continue;
       }
       connection = tcp_.connect(
@@ -350,7 +340,7 @@ void Proxy::on_established(Session& s, bool client_side) {
 bool Proxy::send_proxy_header(Session& s) {
   static constexpr uint8_t kSignature[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
                                              0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
-  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  rte_mbuf* m = rte_pktmbuf_alloc(mbuf_pool_);
   if (m == nullptr) return false;
   uint8_t* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 28));
   const tcp::FourTuple& t = s.client->tuple();
@@ -411,7 +401,7 @@ bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
       continue;
     }
     if (r.released > 0) {
-      rte_mbuf* held = rte_pktmbuf_alloc(pool_);
+      rte_mbuf* held = rte_pktmbuf_alloc(mbuf_pool_);
       if (held == nullptr) {
         ok = false;  // cannot keep the stream whole: reset rather than forward a gap
         rte_pktmbuf_free(segment);

@@ -24,6 +24,7 @@
 #include "common/maglev.h"
 #include "config/config.h"
 #include "dataplane/counters.h"
+#include "dataplane/flow_owner.h"
 #include "dataplane/net/stack.h"
 #include "dataplane/proxy/frame_relay.h"
 #include "dataplane/tcp/tcp_stack.h"
@@ -103,15 +104,6 @@ struct ListenerCounters {
   std::array<Counter, 2> corrupt_resets;  // sessions reset for a corrupt or malformed frame
 };
 
-// Which local port to connect from. With RSS, a port whose reply 4-tuple hashes to this worker's
-// queue; the RETA is programmed as entry i -> queue i mod queues (dataplane/port.cc).
-struct Steering {
-  bool rss = false;
-  uint16_t queues = 1;
-  uint16_t reta_size = 128;
-  uint16_t queue = 0;  // this worker's
-};
-
 // ---- the per-worker proxy ---------------------------------------------------------------------
 
 class Proxy {
@@ -122,9 +114,9 @@ class Proxy {
   static constexpr size_t kMaxListeners = 64;      // over the process's life, removed ones included
   static constexpr size_t kMaxBackendSlots = 256;  // per pool, over the process's life
 
-  Proxy(tcp::TcpStack& tcp, net::Stack& ip, rte_mempool* pool,
+  Proxy(tcp::TcpStack& tcp, net::Stack& net_stack, rte_mempool* pool,
         std::vector<std::shared_ptr<const PoolPlan>> pools, std::vector<ListenerPlan> listeners,
-        const Steering& steering);
+        const dataplane::FlowOwnership& ownership);
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -154,10 +146,6 @@ class Proxy {
   size_t listener_count() const;
   const ListenerPlan& listener(size_t i) const;
   const ListenerCounters& counters(size_t i) const;
-
-  // The RSS queue a reply from `remote`:`remote_port` to `local`:`local_port` lands on.
-  static uint16_t rss_queue(const Steering& steering, uint32_t remote, uint32_t local,
-                            uint16_t remote_port, uint16_t local_port);
 
   struct Session;
 
@@ -189,9 +177,9 @@ class Proxy {
   void expire_drains(uint64_t now_us);
 
   tcp::TcpStack& tcp_;
-  net::Stack& ip_;
-  rte_mempool* pool_;
-  Steering steering_;
+  net::Stack& net_stack_;
+  rte_mempool* mbuf_pool_;
+  dataplane::FlowOwnership ownership_;
   std::vector<PoolRuntime> pools_;  // reserved to kMaxPools
   std::atomic<size_t> pool_count_{0};
   std::vector<std::unique_ptr<ListenerState>> listeners_;  // reserved to kMaxListeners

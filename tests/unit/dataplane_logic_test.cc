@@ -2,18 +2,20 @@
 #include <gtest/gtest.h>
 #include <rte_thash.h>
 
+#include <array>
 #include <random>
 
+#include "dataplane/flow_owner.h"
 #include "dataplane/idle_backoff.h"
 #include "dataplane/port.h"
-#include "dataplane/rss.h"
 
 namespace weir::dataplane {
 namespace {
 
 TEST(IdleBackoff, SpinsThenSleepsProgressivelyUpToTheCap) {
   IdleBackoff backoff(IdleMode::backoff, 200);
-  for (uint32_t i = 0; i < IdleBackoff::kSpinPolls; ++i) ASSERT_EQ(backoff.after_poll(false), 0u) << i;
+  for (uint32_t i = 0; i < IdleBackoff::kSpinPolls; ++i)
+    ASSERT_EQ(backoff.after_poll(false), 0u) << i;
   const std::vector<uint32_t> expected = {1, 2, 4, 8, 16, 32, 64, 128, 200, 200, 200};
   for (uint32_t want : expected) EXPECT_EQ(backoff.after_poll(false), want);
 }
@@ -84,6 +86,33 @@ TEST(Rss, AgreesWithDpdkSoftRssOnRandomTuples) {
     const auto input = rss_ipv4_tcp_input(source, destination, sport, dport);
     ASSERT_EQ(toeplitz_hash(kRssToeplitzKey, input), dpdk) << i;
   }
+}
+
+// flow_owner() is what a NIC does with the hash: through the indirection table as port.cc programs
+// it (entry i -> queue i mod workers), or modulo the workers without one; one worker owns all.
+TEST(FlowOwner, FollowsTheIndirectionTableOrTheHashAlone) {
+  std::mt19937 rng(11);
+  std::array<int, 3> owners_seen{};
+  for (int i = 0; i < 3000; ++i) {
+    const uint32_t remote = rng(), local = rng();
+    const uint16_t remote_port = static_cast<uint16_t>(rng()),
+                   local_port = static_cast<uint16_t>(rng());
+    rte_ipv4_tuple tuple{};
+    tuple.src_addr = remote;
+    tuple.dst_addr = local;
+    tuple.sport = remote_port;
+    tuple.dport = local_port;
+    const uint32_t hash = rte_softrss(reinterpret_cast<uint32_t*>(&tuple), RTE_THASH_V4_L4_LEN,
+                                      kRssToeplitzKey.data());
+    const FlowOwnership with_table{3, 128, 0};
+    const FlowOwnership without_table{3, 0, 0};
+    const uint16_t owner = flow_owner(with_table, remote, local, remote_port, local_port);
+    ASSERT_EQ(owner, (hash % 128) % 3) << i;
+    ASSERT_EQ(flow_owner(without_table, remote, local, remote_port, local_port), hash % 3) << i;
+    ASSERT_EQ(flow_owner(FlowOwnership{}, remote, local, remote_port, local_port), 0) << i;
+    ++owners_seen[owner];
+  }
+  for (int seen : owners_seen) EXPECT_GT(seen, 800) << "three workers share the flows";
 }
 
 }  // namespace

@@ -334,7 +334,7 @@ TEST(ArpView, ReadsEveryFieldOfRequestAndReply) {
   EXPECT_EQ(arp->protocol_type(), 0x0800);
   EXPECT_EQ(arp->hardware_length(), 6);
   EXPECT_EQ(arp->protocol_length(), 4);
-  EXPECT_EQ(arp->operation(), ArpView::kRequest);
+  EXPECT_EQ(arp->operation(), kArpRequest);
   EXPECT_EQ(arp->sender_mac(), kClientMac);
   EXPECT_EQ(arp->sender_ip(), kClientIp);
   EXPECT_TRUE(arp->target_mac().is_zero());
@@ -345,7 +345,7 @@ TEST(ArpView, ReadsEveryFieldOfRequestAndReply) {
       Eth(kServerMac, kClientMac).ARPReply(kServerMac, kServerIp, kClientMac, kClientIp).build();
   const auto answer = ArpView::parse(after(reply, kEthernet));
   ASSERT_TRUE(answer);
-  EXPECT_EQ(answer->operation(), ArpView::kReply);
+  EXPECT_EQ(answer->operation(), kArpReply);
   EXPECT_EQ(answer->sender_mac(), kServerMac);
   EXPECT_EQ(answer->sender_ip(), kServerIp);
   EXPECT_EQ(answer->target_mac(), kClientMac);
@@ -388,7 +388,7 @@ TEST(ArpView, SettersTurnARequestIntoTheReply) {
   ether->set_destination(kClientMac);
   ether->set_source(kServerMac);
   auto arp = ArpView::parse(after(frame, kEthernet));
-  arp->set_operation(ArpView::kReply);
+  arp->set_operation(kArpReply);
   arp->set_target_mac(kClientMac);
   arp->set_target_ip(kClientIp);
   arp->set_sender_mac(kServerMac);

@@ -36,7 +36,7 @@ constexpr uint64_t kNow = 10'000'000;
 
 class ProxyHarness {
  public:
-  explicit ProxyHarness(const Steering& steering) {
+  explicit ProxyHarness(const dataplane::FlowOwnership& ownership) {
     net::StackConfig stack;
     net::StackPort port;
     port.mac = kPortMac;
@@ -63,7 +63,7 @@ class ProxyHarness {
     listener.max_connections = 100;
     proxy_ = std::make_unique<Proxy>(*tcp_, *ip_, pool_,
                                      std::vector<std::shared_ptr<const PoolPlan>>{pool},
-                                     std::vector<ListenerPlan>{listener}, steering);
+                                     std::vector<ListenerPlan>{listener}, ownership);
     proxy_->start();
     // Both peers' MACs, learned from their ARP requests as the stack learns them.
     for (auto [mac, ip] : {std::pair{kClientMac, kClientIp}, std::pair{kBackendMac, kBackendIp}}) {
@@ -142,8 +142,8 @@ uint16_t nic_queue(uint16_t local_port, uint16_t queues, uint16_t reta_size) {
 
 TEST(ProxySteering, BackendSourcePortsSteerRepliesToThisWorkersQueue) {
   for (uint16_t queue : {0, 1, 3}) {
-    const Steering steering{true, 4, 128, queue};
-    ProxyHarness h(steering);
+    const dataplane::FlowOwnership ownership{4, 128, queue};
+    ProxyHarness h(ownership);
     std::map<uint16_t, int> queues_seen;
     for (uint16_t client = 40000; client < 40020; ++client) {
       const uint16_t port = h.backend_syn_port(client);
@@ -156,7 +156,7 @@ TEST(ProxySteering, BackendSourcePortsSteerRepliesToThisWorkersQueue) {
 }
 
 TEST(ProxySteering, WithoutRssAnyPortWillDo) {
-  ProxyHarness h(Steering{});
+  ProxyHarness h(dataplane::FlowOwnership{});
   std::map<uint16_t, int> queues;
   for (uint16_t client = 40000; client < 40040; ++client)
     ++queues[nic_queue(h.backend_syn_port(client), 4, 128)];

@@ -1,6 +1,10 @@
-// Software Toeplitz hash (Microsoft RSS specification) with the key every port is programmed with,
-// so the dataplane can predict which worker's queue a 4-tuple lands on. The proxy needs this to
-// pick source ports whose backend replies return to the worker that owns the client side.
+// Which worker owns a TCP flow: the one place that decides it. Both halves of a proxied flow must
+// be handled by one worker, so the proxy picks backend-side source ports whose replies land on its
+// own worker (proxy.cc), and ports without RSS hand each segment to its owner in software
+// (steering.h). Both ask flow_owner(): the Toeplitz hash (Microsoft RSS specification) of the
+// flow's 4-tuple under the key every RSS port is programmed with (port.cc), through the
+// indirection table as port.cc programs it (entry i -> queue i mod workers), or modulo the workers
+// when there is no table.
 #pragma once
 
 #include <array>
@@ -9,6 +13,14 @@
 #include <span>
 
 namespace weir::dataplane {
+
+// The Toeplitz key programmed into every RSS-capable port: the key of Microsoft's RSS
+// specification, whose published test vectors let tests check the software hash below.
+inline constexpr std::array<uint8_t, 40> kRssToeplitzKey = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
 
 // Toeplitz hash of `input` (bytes in network order) under a 40-byte key: for every set bit of the
 // input, XOR in the 32-bit window of the key that starts at that bit position.
@@ -40,6 +52,25 @@ inline std::array<uint8_t, 12> rss_ipv4_tcp_input(uint32_t source, uint32_t dest
           static_cast<uint8_t>(destination >> 8),      static_cast<uint8_t>(destination),
           static_cast<uint8_t>(source_port >> 8),      static_cast<uint8_t>(source_port),
           static_cast<uint8_t>(destination_port >> 8), static_cast<uint8_t>(destination_port)};
+}
+
+// What a worker knows to compute flow owners: how many workers share the ports, the ports'
+// indirection table size (0 when there is none: software steering, or one worker), and itself.
+struct FlowOwnership {
+  uint16_t workers = 1;
+  uint16_t reta_size = 0;
+  uint16_t worker = 0;  // this worker's index, which is also its queue on every port
+};
+
+// The worker that receives a segment from `remote`:`remote_port` to `local`:`local_port` (host
+// order).
+inline uint16_t flow_owner(const FlowOwnership& ownership, uint32_t remote, uint32_t local,
+                           uint16_t remote_port, uint16_t local_port) {
+  if (ownership.workers <= 1) return 0;
+  const uint32_t hash =
+      toeplitz_hash(kRssToeplitzKey, rss_ipv4_tcp_input(remote, local, remote_port, local_port));
+  const uint32_t entry = ownership.reta_size != 0 ? hash % ownership.reta_size : hash;
+  return static_cast<uint16_t>(entry % ownership.workers);
 }
 
 }  // namespace weir::dataplane
