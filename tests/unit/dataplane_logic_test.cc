@@ -71,18 +71,22 @@ TEST(Rss, MatchesTheSpecificationsVerificationVectors) {
 }
 
 // DPDK's own software RSS (rte_softrss) is an independent implementation of the same function.
+uint32_t dpdk_softrss(uint32_t source, uint32_t destination, uint16_t sport, uint16_t dport) {
+  rte_ipv4_tuple tuple{};
+  tuple.src_addr = source;
+  tuple.dst_addr = destination;
+  tuple.sport = sport;
+  tuple.dport = dport;
+  return rte_softrss(reinterpret_cast<uint32_t*>(&tuple), RTE_THASH_V4_L4_LEN,
+                     kRssToeplitzKey.data());
+}
+
 TEST(Rss, AgreesWithDpdkSoftRssOnRandomTuples) {
   std::mt19937 rng(7);
   for (int i = 0; i < 2000; ++i) {
     const uint32_t source = rng(), destination = rng();
     const uint16_t sport = static_cast<uint16_t>(rng()), dport = static_cast<uint16_t>(rng());
-    rte_ipv4_tuple tuple{};
-    tuple.src_addr = source;
-    tuple.dst_addr = destination;
-    tuple.sport = sport;
-    tuple.dport = dport;
-    const uint32_t dpdk = rte_softrss(reinterpret_cast<uint32_t*>(&tuple), RTE_THASH_V4_L4_LEN,
-                                      kRssToeplitzKey.data());
+    const uint32_t dpdk = dpdk_softrss(source, destination, sport, dport);
     const auto input = rss_ipv4_tcp_input(source, destination, sport, dport);
     ASSERT_EQ(toeplitz_hash(kRssToeplitzKey, input), dpdk) << i;
   }
@@ -97,13 +101,7 @@ TEST(FlowOwner, FollowsTheIndirectionTableOrTheHashAlone) {
     const uint32_t remote = rng(), local = rng();
     const uint16_t remote_port = static_cast<uint16_t>(rng()),
                    local_port = static_cast<uint16_t>(rng());
-    rte_ipv4_tuple tuple{};
-    tuple.src_addr = remote;
-    tuple.dst_addr = local;
-    tuple.sport = remote_port;
-    tuple.dport = local_port;
-    const uint32_t hash = rte_softrss(reinterpret_cast<uint32_t*>(&tuple), RTE_THASH_V4_L4_LEN,
-                                      kRssToeplitzKey.data());
+    const uint32_t hash = dpdk_softrss(remote, local, remote_port, local_port);
     const FlowOwnership with_table{3, 128, 0};
     const FlowOwnership without_table{3, 0, 0};
     const uint16_t owner = flow_owner(with_table, remote, local, remote_port, local_port);
