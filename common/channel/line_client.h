@@ -24,8 +24,7 @@ class LineClient {
 
   // Sends `request` (its "v" and "id" filled in) and returns the reply, checked against the
   // envelope, or nullopt with `error` set (not reachable, no reply in time, a malformed reply).
-  // An {"ok": false} reply is returned as is. A reply to an earlier call that timed out on this
-  // connection is skipped. Json is nlohmann::json or nlohmann::ordered_json.
+  // An {"ok": false} reply is returned as is. Json is nlohmann::json or nlohmann::ordered_json.
   template <class Json = nlohmann::json>
   std::optional<Json> call(Json request, std::string& error);
 
@@ -59,30 +58,22 @@ std::optional<Json> LineClient::call(Json request, std::string& error) {
   const uint64_t id = next_id_++;
   stamp_request(request, id);
   if (!send_line(request.dump() + "\n", error)) return std::nullopt;
-  for (;;) {
-    const std::optional<std::string> line = read_line(deadline, error);
-    if (!line) return std::nullopt;
-    Json reply = Json::parse(*line, nullptr, /*allow_exceptions=*/false);
-    if (reply.is_discarded()) {
-      error = peer_ + "'s reply is not JSON";
-      disconnect();
-      return std::nullopt;
-    }
-    // Requests on one connection are answered in order, so an id below this call's is the late
-    // answer to a call that gave up waiting.
-    if (reply.is_object()) {
-      if (const auto got = reply.find("id");
-          got != reply.end() && got->is_number_unsigned() && got->template get<uint64_t>() < id) {
-        continue;
-      }
-    }
-    error = reply_problem(reply, id, peer_);
-    if (!error.empty()) {
-      disconnect();
-      return std::nullopt;
-    }
-    return reply;
+  // A call that fails for any reason drops the connection, so no late reply to it can be read
+  // as the answer to the next call.
+  const std::optional<std::string> line = read_line(deadline, error);
+  if (!line) return std::nullopt;
+  Json reply = Json::parse(*line, nullptr, /*allow_exceptions=*/false);
+  if (reply.is_discarded()) {
+    error = peer_ + "'s reply is not JSON";
+    disconnect();
+    return std::nullopt;
   }
+  error = reply_problem(reply, id, peer_);
+  if (!error.empty()) {
+    disconnect();
+    return std::nullopt;
+  }
+  return reply;
 }
 
 }  // namespace weir::channel
