@@ -84,6 +84,16 @@ void LineServer::accept_clients() {
   }
 }
 
+// The handler's reply; a handler that throws (a bug, or input nobody foresaw) costs this request an
+// error reply, never the process.
+std::string LineServer::answer(std::string_view line) {
+  try {
+    return handle_(line);
+  } catch (const std::exception& e) {
+    return error_line(nullptr, std::string("the request could not be handled: ") + e.what());
+  }
+}
+
 void LineServer::read_client(Client& c) {
   char buffer[65536];
   for (;;) {
@@ -101,7 +111,7 @@ void LineServer::read_client(Client& c) {
     c.input.append(buffer, static_cast<size_t>(n));
     size_t newline;
     while ((newline = c.input.find('\n')) != std::string::npos) {
-      c.output += handle_(std::string_view(c.input).substr(0, newline));
+      c.output += answer(std::string_view(c.input).substr(0, newline));
       c.output += '\n';
       c.input.erase(0, newline + 1);
     }

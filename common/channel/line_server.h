@@ -45,6 +45,7 @@ class LineServer {
   };
   void accept_clients();
   void read_client(Client& c);
+  std::string answer(std::string_view line);
   void write_client(Client& c);
 
   std::function<std::string(std::string_view)> handle_;

@@ -257,6 +257,25 @@ TEST(LineServer, TellsClientsPastItsBoundsWhyAndKeepsServingTheOthers) {
   EXPECT_TRUE(client.call({{"op", "x"}}, error)) << error;
 }
 
+TEST(LineServer, AHandlerThatThrowsCostsOneErrorReplyNotTheServer) {
+  const std::string path = socket_path("throws");
+  ServedLineServer server(path, [](std::string_view line) -> std::string {
+    const json request = json::parse(line);  // throws on bad JSON: the bug under test
+    if (request.value("op", "") == "boom") throw std::runtime_error("boom");
+    return ok_reply(request["id"]).dump();
+  });
+  ASSERT_EQ(server.error(), "");
+  LineClient client(path, "test", 2s);
+  std::string error;
+  const auto refused = client.call({{"op", "boom"}}, error);
+  ASSERT_TRUE(refused) << error;
+  EXPECT_EQ((*refused)["ok"], false);
+  EXPECT_EQ((*refused)["error"], "the request could not be handled: boom");
+  const auto after = client.call({{"op", "fine"}}, error);
+  ASSERT_TRUE(after) << error;
+  EXPECT_EQ((*after)["ok"], true);
+}
+
 TEST(LineServer, OpenNamesTheSettingWhenItCannotListen) {
   LineServer server([](std::string_view) { return std::string(); });
   const std::string error =

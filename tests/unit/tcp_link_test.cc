@@ -17,15 +17,15 @@
 #include "dataplane/net/tcp.h"
 #include "dataplane/tcp/services.h"
 #include "dataplane/tcp/tcp_stack.h"
+#include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
-#include "tests/support/memory_io.h"
 
 namespace weir::tcp {
 namespace {
 
 using net::Ipv4Address;
 using net::MacAddress;
-using Frame = std::vector<uint8_t>;
+using test::Frame;
 
 constexpr uint64_t kStepUs = 1000;  // the timer wheel's resolution
 
@@ -43,30 +43,22 @@ TcpSettings link_settings() {
   return s;
 }
 
+net::StackConfig link_stack_config(MacAddress mac, Ipv4Address address) {
+  net::StackConfig config = test::one_port_config(mac, address);
+  config.neighbour_timers.retry_us = 20'000;
+  config.neighbour_timers.max_probes = 50;
+  return config;
+}
+
+// One end of the link: its port in memory, the layer 2/3 stack on it, and TCP above that.
 struct Endpoint {
   Endpoint(MacAddress mac, Ipv4Address address, rte_mempool* pool, uint8_t secret, uint64_t now)
-      : ip(
-            [&] {
-              net::StackConfig config;
-              net::StackPort port;
-              port.mac = mac;
-              port.address = address;
-              port.prefix_length = 24;
-              config.ports.push_back(port);
-              config.neighbour_timers.retry_us = 20'000;
-              config.neighbour_timers.max_probes = 50;
-              return config;
-            }(),
-            pool, tx, ports, l3),
-        tcp(link_settings(), ip, pool, counters, Secret{secret}, now) {
-    ip.set_transport(&tcp);
+      : port(link_stack_config(mac, address), pool),
+        tcp(link_settings(), *port.stack, pool, counters, Secret{secret}, now) {
+    port.stack->set_transport(&tcp);
   }
-  test::MemoryIo io{1, test::test_mbuf_pool()};
-  std::array<dataplane::PortCounters, dataplane::kMaxPorts> ports{};
-  dataplane::L3Counters l3{};
+  test::StackPortHarness port;
   dataplane::TcpCounters counters{};
-  dataplane::TxBuffers tx{io, ports};
-  net::Stack ip;
   TcpStack tcp;
 };
 
@@ -146,7 +138,7 @@ struct RunTotals {
 // One run; returns a description of what went wrong, or "" when everything held.
 std::string run_once(uint64_t seed, RunTotals& totals) {
   rte_mempool* pool = test::test_mbuf_pool();
-  const unsigned free_at_start = rte_mempool_avail_count(pool);
+  const test::MbufLeakCheck mbufs(pool);
   std::mt19937_64 rng(seed);
   auto uniform = [&](double hi) { return std::uniform_real_distribution<double>(0, hi)(rng); };
   const Impairments link{uniform(0.08), uniform(0.03), uniform(0.1), 1 + rng() % 3};
@@ -175,8 +167,7 @@ std::string run_once(uint64_t seed, RunTotals& totals) {
     for (; step < deadline; ++step) {
       const uint64_t now = step * kStepUs;
       for (int side = 0; side < 2; ++side) {
-        ends[side]->tx.flush_all();
-        for (Frame& frame : ends[side]->io.drain(0)) {
+        for (Frame& frame : ends[side]->port.take_sent()) {
           if (getenv("WEIR_LINK_TRACE") && frame.size() > 34 && frame[23] == 6 &&
               step > (uint64_t)atoi(getenv("WEIR_LINK_TRACE"))) {
             auto tcp = net::ConstTcpView::parse(std::span<const uint8_t>(frame).subspan(34));
@@ -196,16 +187,12 @@ std::string run_once(uint64_t seed, RunTotals& totals) {
           ++i;
           continue;
         }
-        Endpoint& to = *ends[wire[i].to];
-        to.io.inject(0, wire[i].frame);
-        rte_mbuf* m = nullptr;
-        to.io.receive(0, &m, 1);
-        to.ip.receive(0, m, now);
+        ends[wire[i].to]->port.deliver(wire[i].frame, now);
         wire[i] = std::move(wire.back());
         wire.pop_back();
       }
       for (Endpoint* e : ends) {
-        e->ip.tick(now);
+        e->port.stack->tick(now);
         e->tcp.tick(now);
       }
       if (client.closed && a.tcp.connections() == 0 && b.tcp.connections() == 0) break;
@@ -227,15 +214,15 @@ std::string run_once(uint64_t seed, RunTotals& totals) {
     }
     if (!failure.empty()) {
       failure += " (bad checksums dropped " +
-                 std::to_string(a.ports[0].dropped(dataplane::DropReason::bad_checksum) +
-                                b.ports[0].dropped(dataplane::DropReason::bad_checksum)) +
+                 std::to_string(a.port.port_counters[0].dropped(dataplane::DropReason::bad_checksum) +
+                                b.port.port_counters[0].dropped(dataplane::DropReason::bad_checksum)) +
                  ", loss " + std::to_string(link.loss) + ", dup " + std::to_string(link.duplicate) +
                  ", reorder " + std::to_string(link.reorder) + ", " + std::to_string(data.size()) +
                  " bytes, step " + std::to_string(step) + ")";
     }
   }
-  if (failure.empty() && rte_mempool_avail_count(pool) != free_at_start) {
-    failure = "mbufs leaked: " + std::to_string(free_at_start - rte_mempool_avail_count(pool));
+  if (failure.empty() && mbufs.leaked() != 0) {
+    failure = "mbufs leaked: " + std::to_string(mbufs.leaked());
   }
   return failure;
 }
