@@ -13,21 +13,25 @@
 #include <vector>
 
 #include "dataplane/worker.h"
+#include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
 
 namespace {
 
 using weir::dataplane::PacketIo;
 using weir::dataplane::PortIndex;
+using weir::test::kClientIp;
+using weir::test::kClientMac;
+using weir::test::kPortIp;
+using weir::test::kPortMac;
 
 rte_mempool* g_pool = nullptr;  // created in main before any benchmark runs
 
-// A 98-byte echo request (56 bytes of data, as ping sends) from 10.77.0.1 to 10.77.0.2.
-std::vector<uint8_t> echo_request(const std::array<uint8_t, 6>& destination_mac) {
+// A 98-byte echo request (56 bytes of data, as ping sends) from the client to the port.
+std::vector<uint8_t> echo_request() {
   std::vector<uint8_t> f(14 + 20 + 8 + 56, 0);
-  const uint8_t source_mac[6] = {0x02, 0x77, 0, 0, 0, 0x01};
-  std::memcpy(f.data(), destination_mac.data(), 6);
-  std::memcpy(f.data() + 6, source_mac, 6);
+  kPortMac.store(f.data());
+  kClientMac.store(f.data() + 6);
   f[12] = 0x08;
   uint8_t* ip = f.data() + 14;
   ip[0] = 0x45;
@@ -36,8 +40,8 @@ std::vector<uint8_t> echo_request(const std::array<uint8_t, 6>& destination_mac)
   ip[6] = 0x40;
   ip[8] = 64;
   ip[9] = 1;
-  const uint8_t addresses[8] = {10, 77, 0, 1, 10, 77, 0, 2};
-  std::memcpy(ip + 12, addresses, 8);
+  kClientIp.store(ip + 12);
+  kPortIp.store(ip + 16);
   auto checksum = [](const uint8_t* p, size_t n) {
     uint32_t sum = 0;
     for (size_t i = 0; i + 1 < n; i += 2) sum += uint32_t{p[i]} << 8 | p[i + 1];
@@ -85,24 +89,13 @@ class LoopbackIo final : public PacketIo {
   std::vector<uint8_t> frame_;
 };
 
-constexpr std::array<uint8_t, 6> kPortMac = {0x02, 0x77, 0, 0, 0, 0x02};
-
-weir::net::StackConfig stack_config() {
-  weir::net::StackConfig config;
-  weir::net::StackPort port;
-  port.mac = weir::net::MacAddress(kPortMac);
-  port.address = weir::net::Ipv4Address::from_octets(10, 77, 0, 2);
-  port.prefix_length = 24;
-  config.ports.push_back(port);
-  return config;
-}
-
 // The worker's whole poll: RX burst, Ethernet/IPv4/ICMP validation (checksums in software, as on
 // af_packet and tap), the in-place reply, the TX burst.
 void BM_IcmpEchoThroughWorker(benchmark::State& state) {
-  auto io = std::make_unique<LoopbackIo>(echo_request(kPortMac));
+  auto io = std::make_unique<LoopbackIo>(echo_request());
   LoopbackIo* counters = io.get();
-  weir::dataplane::Worker worker({}, std::move(io), stack_config(), g_pool);
+  weir::dataplane::Worker worker({}, std::move(io), weir::test::one_port_config(kPortMac, kPortIp),
+                                 g_pool);
   uint64_t now_us = 0;
   for (auto _ : state) worker.poll_once(++now_us);
   if (counters->transmitted != counters->received)
@@ -116,7 +109,7 @@ BENCHMARK(BM_IcmpEchoThroughWorker);
 
 // The peer: the same I/O (allocation, copy, free) with no protocol work in between.
 void BM_IoOnly(benchmark::State& state) {
-  LoopbackIo io(echo_request(kPortMac));
+  LoopbackIo io(echo_request());
   std::array<rte_mbuf*, weir::dataplane::kBurstSize> burst{};
   for (auto _ : state) {
     const uint16_t n = io.receive(0, burst.data(), weir::dataplane::kBurstSize);

@@ -15,21 +15,20 @@
 #include "dataplane/net/stack.h"
 #include "dataplane/tcp/services.h"
 #include "dataplane/tcp/tcp_stack.h"
+#include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
 #include "tests/support/packet_builder.h"
 
 namespace {
 
-using weir::net::Ipv4Address;
 using weir::net::MacAddress;
 using weir::test::Eth;
+using weir::test::kClientIp;
+using weir::test::kClientMac;
+using weir::test::kPortMac;
+using weir::test::kVip;
 
 rte_mempool* g_pool = nullptr;
-
-constexpr MacAddress kPortMac({0x02, 0x77, 0, 0, 0, 0x02});
-constexpr MacAddress kClientMac({0x02, 0x77, 0, 0, 0, 0x01});
-constexpr Ipv4Address kVip = Ipv4Address::from_octets(10, 77, 0, 100);
-constexpr Ipv4Address kClient = Ipv4Address::from_octets(10, 77, 0, 1);
 
 class SinkIo final : public weir::dataplane::PacketIo {
  public:
@@ -56,13 +55,8 @@ void BM_InOrderSegmentReceivedAndAcked(benchmark::State& state) {
   weir::dataplane::L3Counters l3{};
   weir::dataplane::TcpCounters counters{};
   weir::dataplane::TxBuffers tx(io, ports);
-  weir::net::StackConfig config;
-  weir::net::StackPort port;
-  port.mac = kPortMac;
-  port.address = Ipv4Address::from_octets(10, 77, 0, 2);
-  port.rx_l4_checksum_offload = checksum_offload;
-  config.ports.push_back(port);
-  config.listener_addresses.push_back(kVip);
+  weir::net::StackConfig config = weir::test::harness_port_config();
+  config.ports[0].rx_l4_checksum_offload = checksum_offload;
   weir::net::Stack ip(config, g_pool, tx, ports, l3);
   weir::tcp::TcpSettings settings;
   settings.max_connections = 16;
@@ -82,26 +76,26 @@ void BM_InOrderSegmentReceivedAndAcked(benchmark::State& state) {
   };
   // Handshake (learn the client's MAC from its ARP request first).
   deliver(Eth(kClientMac, MacAddress::broadcast())
-              .ARPRequest(kClientMac, kClient, kVip)
+              .ARPRequest(kClientMac, kClientIp, kVip)
               .pad_to(60)
               .build());
   std::vector<std::vector<uint8_t>> sent;
   io.capture = &sent;
   deliver(Eth(kClientMac, kPortMac)
-              .IPv4(kClient, kVip)
+              .IPv4(kClientIp, kVip)
               .TCP(40000, 9, weir::net::TcpFlag::syn, 1000, 0)
               .build());
   io.capture = nullptr;
   const uint32_t iss = (uint32_t{sent.back()[38]} << 24) | (uint32_t{sent.back()[39]} << 16) |
                        (uint32_t{sent.back()[40]} << 8) | sent.back()[41];
   deliver(Eth(kClientMac, kPortMac)
-              .IPv4(kClient, kVip)
+              .IPv4(kClientIp, kVip)
               .TCP(40000, 9, weir::net::TcpFlag::ack, 1001, iss + 1)
               .build());
 
   const std::string payload(1448, 'w');
   std::vector<uint8_t> frame = Eth(kClientMac, kPortMac)
-                                   .IPv4(kClient, kVip)
+                                   .IPv4(kClientIp, kVip)
                                    .TCP(40000, 9, weir::net::TcpFlag::ack, 1001, iss + 1)
                                    .payload(payload)
                                    .build();

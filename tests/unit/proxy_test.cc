@@ -11,8 +11,8 @@
 
 #include "dataplane/net/tcp.h"
 #include "dataplane/port.h"
+#include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
-#include "tests/support/memory_io.h"
 #include "tests/support/packet_builder.h"
 
 namespace weir::proxy {
@@ -21,34 +21,27 @@ namespace {
 using net::Ipv4Address;
 using net::MacAddress;
 using test::Eth;
+using test::Frame;
+using test::kBackendIp;
+using test::kBackendMac;
+using test::kClientIp;
+using test::kClientMac;
+using test::kPortIp;
+using test::kPortMac;
+using test::kVip;
 using test::TcpOptions;
-using Frame = std::vector<uint8_t>;
 
-constexpr MacAddress kPortMac({0x02, 0x77, 0, 0, 0, 0x02});
-constexpr MacAddress kClientMac({0x02, 0x77, 0, 0, 0, 0x01});
-constexpr MacAddress kBackendMac({0x02, 0x77, 0, 0, 0, 0x0b});
-constexpr Ipv4Address kPortIp = Ipv4Address::from_octets(10, 77, 0, 2);
-constexpr Ipv4Address kVip = Ipv4Address::from_octets(10, 77, 0, 100);
-constexpr Ipv4Address kClientIp = Ipv4Address::from_octets(10, 77, 0, 1);
-constexpr Ipv4Address kBackendIp = Ipv4Address::from_octets(10, 77, 0, 11);
 constexpr uint16_t kBackendPort = 8000;
 constexpr uint64_t kNow = 10'000'000;
 
 class ProxyHarness {
  public:
   explicit ProxyHarness(const dataplane::FlowOwnership& ownership) {
-    net::StackConfig stack;
-    net::StackPort port;
-    port.mac = kPortMac;
-    port.address = kPortIp;
-    port.prefix_length = 24;
-    stack.ports.push_back(port);
-    stack.listener_addresses.push_back(kVip);
-    ip_ = std::make_unique<net::Stack>(stack, pool_, tx_, ports_, l3_);
     tcp::TcpSettings settings;
     settings.max_connections = 256;
-    tcp_ = std::make_unique<tcp::TcpStack>(settings, *ip_, pool_, counters_, tcp::Secret{3}, kNow);
-    ip_->set_transport(tcp_.get());
+    tcp_ = std::make_unique<tcp::TcpStack>(settings, *port_.stack, port_.pool, counters_,
+                                           tcp::Secret{3}, kNow);
+    port_.stack->set_transport(tcp_.get());
     auto pool = std::make_shared<PoolPlan>(PoolPlan{
         "app",
         {BackendPlan{"b1", kBackendIp, kBackendPort, 1}},
@@ -61,7 +54,7 @@ class ProxyHarness {
     listener.address = kVip;
     listener.port = 80;
     listener.max_connections = 100;
-    proxy_ = std::make_unique<Proxy>(*tcp_, *ip_, pool_,
+    proxy_ = std::make_unique<Proxy>(*tcp_, *port_.stack, port_.pool,
                                      std::vector<std::shared_ptr<const PoolPlan>>{pool},
                                      std::vector<ListenerPlan>{listener}, ownership);
     proxy_->start();
@@ -69,26 +62,10 @@ class ProxyHarness {
     for (auto [mac, ip] : {std::pair{kClientMac, kClientIp}, std::pair{kBackendMac, kBackendIp}}) {
       inject(Eth(mac, MacAddress::broadcast()).ARPRequest(mac, ip, kPortIp).pad_to(60).build());
     }
-    io_.drain(0);
+    port_.take_sent();
   }
-  ~ProxyHarness() {
-    proxy_.reset();
-    tcp_.reset();
-    ip_.reset();
-    io_.drain(0);
-  }
-
-  void inject(const Frame& frame) {
-    io_.inject(0, frame);
-    rte_mbuf* m = nullptr;
-    ASSERT_EQ(io_.receive(0, &m, 1), 1);
-    ip_->receive(0, m, kNow);
-    tx_.flush_all();
-  }
-  std::vector<Frame> drain() {
-    tx_.flush_all();
-    return io_.drain(0);
-  }
+  void inject(const Frame& frame) { port_.deliver(frame, kNow); }
+  std::vector<Frame> drain() { return port_.take_sent(); }
 
   // A client completes the handshake from `client_port`; returns the SYN the proxy sends the
   // backend (as the TCP view's source port), or 0.
@@ -116,13 +93,8 @@ class ProxyHarness {
   }
 
  private:
-  rte_mempool* pool_ = test::test_mbuf_pool();
-  test::MemoryIo io_{1, pool_};
-  std::array<dataplane::PortCounters, dataplane::kMaxPorts> ports_{};
-  dataplane::L3Counters l3_{};
+  test::StackPortHarness port_{test::harness_port_config(), test::test_mbuf_pool()};
   dataplane::TcpCounters counters_{};
-  dataplane::TxBuffers tx_{io_, ports_};
-  std::unique_ptr<net::Stack> ip_;
   std::unique_ptr<tcp::TcpStack> tcp_;
   std::unique_ptr<Proxy> proxy_;
 };

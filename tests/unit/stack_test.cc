@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
-#include "tests/support/memory_io.h"
 #include "tests/support/packet_builder.h"
 
 namespace weir::net {
@@ -19,14 +19,14 @@ namespace {
 using dataplane::DropReason;
 using dataplane::kDropReasonNames;
 using test::Eth;
-using Frame = std::vector<uint8_t>;
+using test::Frame;
+using test::kClientIp;
+using test::kClientMac;
+using test::kPortIp;
+using test::kPortMac;
+using test::kVip;
 
-constexpr MacAddress kPortMac({0x02, 0x77, 0x00, 0x00, 0x00, 0x02});
-constexpr MacAddress kClientMac({0x02, 0x77, 0x00, 0x00, 0x00, 0x01});
 constexpr MacAddress kGatewayMac({0x02, 0x77, 0x00, 0x00, 0x00, 0xfe});
-constexpr Ipv4Address kPortIp = Ipv4Address::from_octets(10, 77, 0, 2);
-constexpr Ipv4Address kListenerIp = Ipv4Address::from_octets(10, 77, 0, 100);
-constexpr Ipv4Address kClientIp = Ipv4Address::from_octets(10, 77, 0, 1);
 constexpr Ipv4Address kGatewayIp = Ipv4Address::from_octets(10, 77, 0, 254);
 constexpr Ipv4Address kRemoteIp = Ipv4Address::from_octets(198, 51, 100, 7);
 constexpr Ipv4Address kOtherIp = Ipv4Address::from_octets(10, 77, 0, 99);
@@ -62,14 +62,8 @@ struct RecordingTransport final : TransportHandler {
 class StackTest : public ::testing::Test {
  public:
   static StackConfig make_config() {
-    StackConfig config;
-    StackPort port;
-    port.mac = kPortMac;
-    port.address = kPortIp;
-    port.prefix_length = 24;
-    port.gateway = kGatewayIp;
-    config.ports.push_back(port);
-    config.listener_addresses.push_back(kListenerIp);
+    StackConfig config = test::harness_port_config();
+    config.ports[0].gateway = kGatewayIp;
     config.neighbour_timers.retry_us = 1'000'000;
     config.neighbour_timers.max_probes = 3;
     config.neighbour_capacity = 16;
@@ -109,60 +103,47 @@ class StackTest : public ::testing::Test {
   }
 
  protected:
-  StackTest() : pool_(test::test_mbuf_pool()), free_at_start_(rte_mempool_avail_count(pool_)) {}
-
   ~StackTest() override {
     // Every mbuf the stack was given is freed or transmitted (and drained): nothing leaks.
-    stack_.reset();
-    io_.drain(0);
-    EXPECT_EQ(rte_mempool_avail_count(pool_), free_at_start_) << "mbufs leaked";
+    port_.stack.reset();
+    port_.take_sent();
+    EXPECT_EQ(mbufs_.leaked(), 0) << "mbufs leaked";
   }
 
   // Delivers one frame and returns what the stack transmitted in response.
   std::vector<Frame> deliver(const Frame& frame, uint64_t now_us = 0) {
-    io_.inject(0, frame);
-    rte_mbuf* m = nullptr;
-    EXPECT_EQ(io_.receive(0, &m, 1), 1);
-    stack_->receive(0, m, now_us);
-    tx_.flush_all();
-    return io_.drain(0);
+    port_.deliver(frame, now_us);
+    return port_.take_sent();
   }
 
   // Sends an IPv4 packet (the builder's frame without its Ethernet header) through send_ipv4.
   std::vector<Frame> send_ipv4(const Frame& frame, uint64_t now_us) {
-    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    rte_mbuf* m = rte_pktmbuf_alloc(port_.pool);
     const size_t length = frame.size() - 14;
     std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(length)), frame.data() + 14, length);
-    stack_->send_ipv4(0, m, now_us);
-    tx_.flush_all();
-    return io_.drain(0);
+    port_.stack->send_ipv4(0, m, now_us);
+    return port_.take_sent();
   }
 
   std::vector<Frame> tick(uint64_t now_us) {
-    stack_->tick(now_us);
-    tx_.flush_all();
-    return io_.drain(0);
+    port_.stack->tick(now_us);
+    return port_.take_sent();
   }
 
-  uint64_t drops(DropReason reason) const { return port_counters_[0].dropped(reason); }
+  uint64_t drops(DropReason reason) const { return port_.port_counters[0].dropped(reason); }
   uint64_t total_drops() const {
     uint64_t total = 0;
-    for (size_t r = 0; r < kDropReasonNames.size(); ++r) total += port_counters_[0].drops[r].get();
+    for (size_t r = 0; r < kDropReasonNames.size(); ++r)
+      total += port_.port_counters[0].drops[r].get();
     return total;
   }
 
-  rte_mempool* pool_;
-  unsigned free_at_start_;
-  test::MemoryIo io_{1, pool_};
-  std::array<dataplane::PortCounters, dataplane::kMaxPorts> port_counters_{};
-  dataplane::L3Counters l3_{};
-  dataplane::TxBuffers tx_{io_, port_counters_};
-  std::unique_ptr<Stack> stack_ =
-      std::make_unique<Stack>(make_config(), pool_, tx_, port_counters_, l3_);
+  test::MbufLeakCheck mbufs_{test::test_mbuf_pool()};
+  test::StackPortHarness port_{make_config(), test::test_mbuf_pool()};
 };
 
 TEST_F(StackTest, AnswersArpForThePortAndListenerAddresses) {
-  for (const Ipv4Address target : {kPortIp, kListenerIp}) {
+  for (const Ipv4Address target : {kPortIp, kVip}) {
     const std::vector<Frame> out = deliver(arp_request(target));
     ASSERT_EQ(out.size(), 1u) << target.to_string();
     // RFC 826: the reply swaps sender and target and names our MAC; the request's padding stays.
@@ -171,21 +152,21 @@ TEST_F(StackTest, AnswersArpForThePortAndListenerAddresses) {
                           .pad_to(60)
                           .build());
   }
-  EXPECT_EQ(l3_.arp_requests_answered.get(), 2u);
-  EXPECT_EQ(port_counters_[0].tx_packets.get(), 2u);
+  EXPECT_EQ(port_.l3.arp_requests_answered.get(), 2u);
+  EXPECT_EQ(port_.port_counters[0].tx_packets.get(), 2u);
   EXPECT_EQ(total_drops(), 0u);
   // A request that targets us also teaches us the sender (RFC 826 merge, "am I the target?").
-  ASSERT_NE(stack_->neighbours().find(kClientIp.value()), nullptr);
-  EXPECT_EQ(stack_->neighbours().find(kClientIp.value())->mac, kClientMac);
+  ASSERT_NE(port_.stack->neighbours().find(kClientIp.value()), nullptr);
+  EXPECT_EQ(port_.stack->neighbours().find(kClientIp.value())->mac, kClientMac);
 }
 
 TEST_F(StackTest, AnswersPingForThePortAndListenerAddresses) {
-  for (const Ipv4Address target : {kPortIp, kListenerIp}) {
+  for (const Ipv4Address target : {kPortIp, kVip}) {
     const std::vector<Frame> out = deliver(ping(target, 9));
     ASSERT_EQ(out.size(), 1u) << target.to_string();
     EXPECT_EQ(out[0], expected_pong(target, 9));
   }
-  EXPECT_EQ(l3_.icmp_echo_replies.get(), 2u);
+  EXPECT_EQ(port_.l3.icmp_echo_replies.get(), 2u);
   EXPECT_EQ(total_drops(), 0u);
 }
 
@@ -200,25 +181,23 @@ TEST_F(StackTest, EthernetPaddingIsNotEchoed) {
 }
 
 TEST_F(StackTest, GratuitousArpAnnouncesEveryOwnedAddressAtStart) {
-  stack_->start(0, true);
-  tx_.flush_all();
-  const std::vector<Frame> out = io_.drain(0);
+  port_.stack->start(0, true);
+  const std::vector<Frame> out = port_.take_sent();
   // RFC 5227 2.4 announcement: a broadcast request with sender and target both the address.
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0], Eth(kPortMac, MacAddress::broadcast())
                         .ARP(kArpRequest, kPortMac, kPortIp, MacAddress(), kPortIp)
                         .build());
   EXPECT_EQ(out[1], Eth(kPortMac, MacAddress::broadcast())
-                        .ARP(kArpRequest, kPortMac, kListenerIp, MacAddress(), kListenerIp)
+                        .ARP(kArpRequest, kPortMac, kVip, MacAddress(), kVip)
                         .build());
-  EXPECT_EQ(l3_.gratuitous_arp_sent.get(), 2u);
+  EXPECT_EQ(port_.l3.gratuitous_arp_sent.get(), 2u);
 }
 
 TEST_F(StackTest, OnlyTheAnnouncingWorkerSendsGratuitousArp) {
-  stack_->start(0, false);
-  tx_.flush_all();
-  EXPECT_TRUE(io_.drain(0).empty());
-  EXPECT_EQ(l3_.gratuitous_arp_sent.get(), 0u);
+  port_.stack->start(0, false);
+  EXPECT_TRUE(port_.take_sent().empty());
+  EXPECT_EQ(port_.l3.gratuitous_arp_sent.get(), 0u);
 }
 
 // Every malformed or foreign frame is dropped, counted under exactly one reason, and answered by
@@ -236,7 +215,7 @@ TEST_P(StackDrops, DropsAndCountsUnderOneReason) {
   EXPECT_EQ(drops(GetParam().reason), 1u)
       << kDropReasonNames[static_cast<size_t>(GetParam().reason)];
   EXPECT_EQ(total_drops(), 1u);
-  EXPECT_EQ(l3_.icmp_echo_replies.get() + l3_.arp_requests_answered.get(), 0u);
+  EXPECT_EQ(port_.l3.icmp_echo_replies.get() + port_.l3.arp_requests_answered.get(), 0u);
 }
 
 const Frame kGoodPing = StackTest::ping(kPortIp);
@@ -349,20 +328,19 @@ INSTANTIATE_TEST_SUITE_P(
                  DropReason::unsupported},
         DropCase{"bad_tcp_checksum",
                  Eth(kClientMac, kPortMac)
-                     .IPv4(kClientIp, kListenerIp)
+                     .IPv4(kClientIp, kVip)
                      .TCP(40000, 7, TcpFlag::syn, 1, 0)
                      .corrupt_tcp_checksum()
                      .build(),
                  DropReason::bad_checksum},
         DropCase{"tcp_header_cut",
                  Eth(kClientMac, kPortMac)
-                     .IPv4(kClientIp, kListenerIp)
+                     .IPv4(kClientIp, kVip)
                      .ip_protocol(6)
                      .payload(Frame(12, 0))
                      .build(),
                  DropReason::truncated},
-        DropCase{"tcp_without_a_transport", StackTest::tcp_to(kListenerIp),
-                 DropReason::unsupported},
+        DropCase{"tcp_without_a_transport", StackTest::tcp_to(kVip), DropReason::unsupported},
         DropCase{"arp_bad_lengths",
                  Eth(kClientMac, MacAddress::broadcast())
                      .ARPRequest(kClientMac, kClientIp, kPortIp)
@@ -397,18 +375,16 @@ TEST_F(StackTest, StillAnswersAfterAStormOfMalformedFrames) {
 
 TEST_F(StackTest, TcpSegmentsAndIcmpErrorsAboutTcpReachTheTransport) {
   RecordingTransport transport;
-  stack_->set_transport(&transport);
-  const Frame syn = tcp_to(kListenerIp);
+  port_.stack->set_transport(&transport);
+  const Frame syn = tcp_to(kVip);
   EXPECT_TRUE(deliver(syn).empty());
 
   // A port unreachable that quotes a TCP segment we sent (RFC 792: the IPv4 header and 8 bytes).
-  const Frame sent = Eth(kPortMac, kClientMac)
-                         .IPv4(kListenerIp, kClientIp)
-                         .TCP(7, 40000, TcpFlag::ack, 5, 6)
-                         .build();
+  const Frame sent =
+      Eth(kPortMac, kClientMac).IPv4(kVip, kClientIp).TCP(7, 40000, TcpFlag::ack, 5, 6).build();
   const Frame quoted(sent.begin() + 14, sent.begin() + 14 + 28);
   const Frame error =
-      Eth(kClientMac, kPortMac).IPv4(kClientIp, kListenerIp).ICMP(3, 3, 0).payload(quoted).build();
+      Eth(kClientMac, kPortMac).IPv4(kClientIp, kVip).ICMP(3, 3, 0).payload(quoted).build();
   EXPECT_TRUE(deliver(error).empty());
 
   ASSERT_EQ(transport.calls.size(), 2u);
@@ -418,15 +394,13 @@ TEST_F(StackTest, TcpSegmentsAndIcmpErrorsAboutTcpReachTheTransport) {
   EXPECT_EQ(transport.calls[1].type, 3);
   EXPECT_EQ(transport.calls[1].code, 3);
   EXPECT_EQ(transport.calls[1].bytes, Frame(error.begin() + 14 + 20, error.end())) << "from ICMP";
-  EXPECT_EQ(l3_.icmp_errors_to_tcp.get(), 1u);
+  EXPECT_EQ(port_.l3.icmp_errors_to_tcp.get(), 1u);
   EXPECT_EQ(total_drops(), 0u);
 }
 
 TEST_F(StackTest, ResolvesANeighbourThenSendsWhatWaited) {
-  const Frame packet = Eth(kPortMac, kClientMac)
-                           .IPv4(kListenerIp, kClientIp)
-                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
-                           .build();
+  const Frame packet =
+      Eth(kPortMac, kClientMac).IPv4(kVip, kClientIp).TCP(7, 40000, TcpFlag::ack, 1, 1).build();
   // First packet: held, and one broadcast ARP request from the port address.
   std::vector<Frame> out = send_ipv4(packet, 0);
   ASSERT_EQ(out.size(), 1u);
@@ -440,7 +414,7 @@ TEST_F(StackTest, ResolvesANeighbourThenSendsWhatWaited) {
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0], packet);
   EXPECT_EQ(out[1], packet);
-  EXPECT_EQ(l3_.arp_replies_learned.get(), 1u);
+  EXPECT_EQ(port_.l3.arp_replies_learned.get(), 1u);
   // Resolved: the next packet leaves at once.
   out = send_ipv4(packet, 30);
   ASSERT_EQ(out.size(), 1u);
@@ -448,10 +422,8 @@ TEST_F(StackTest, ResolvesANeighbourThenSendsWhatWaited) {
 }
 
 TEST_F(StackTest, OffLinkDestinationsGoThroughTheGateway) {
-  const Frame packet = Eth(kPortMac, kGatewayMac)
-                           .IPv4(kListenerIp, kRemoteIp)
-                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
-                           .build();
+  const Frame packet =
+      Eth(kPortMac, kGatewayMac).IPv4(kVip, kRemoteIp).TCP(7, 40000, TcpFlag::ack, 1, 1).build();
   std::vector<Frame> out = send_ipv4(packet, 0);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], Eth(kPortMac, MacAddress::broadcast())
@@ -463,10 +435,8 @@ TEST_F(StackTest, OffLinkDestinationsGoThroughTheGateway) {
 }
 
 TEST_F(StackTest, RetriesThenGivesUpAndDropsWhatWaited) {
-  const Frame packet = Eth(kPortMac, kClientMac)
-                           .IPv4(kListenerIp, kClientIp)
-                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
-                           .build();
+  const Frame packet =
+      Eth(kPortMac, kClientMac).IPv4(kVip, kClientIp).TCP(7, 40000, TcpFlag::ack, 1, 1).build();
   ASSERT_EQ(send_ipv4(packet, 0).size(), 1u);  // probe 1
   EXPECT_TRUE(tick(500'000).empty()) << "before the retry interval";
   EXPECT_EQ(tick(1'000'000).size(), 1u) << "probe 2";
@@ -474,15 +444,13 @@ TEST_F(StackTest, RetriesThenGivesUpAndDropsWhatWaited) {
   EXPECT_EQ(drops(DropReason::no_neighbour), 0u);
   EXPECT_TRUE(tick(3'000'000).empty()) << "no fourth probe";
   EXPECT_EQ(drops(DropReason::no_neighbour), 1u);
-  EXPECT_EQ(l3_.neighbour_resolution_failures.get(), 1u);
-  EXPECT_EQ(l3_.arp_requests_sent.get(), 3u);
+  EXPECT_EQ(port_.l3.neighbour_resolution_failures.get(), 1u);
+  EXPECT_EQ(port_.l3.arp_requests_sent.get(), 3u);
 }
 
 TEST_F(StackTest, TheQueueForAnUnresolvedNeighbourIsBounded) {
-  const Frame packet = Eth(kPortMac, kClientMac)
-                           .IPv4(kListenerIp, kClientIp)
-                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
-                           .build();
+  const Frame packet =
+      Eth(kPortMac, kClientMac).IPv4(kVip, kClientIp).TCP(7, 40000, TcpFlag::ack, 1, 1).build();
   const size_t bound = NeighbourTable::kQueuePerNeighbour;
   for (size_t i = 0; i < bound + 5; ++i) send_ipv4(packet, i);
   EXPECT_EQ(drops(DropReason::no_neighbour), 5u);
@@ -496,7 +464,7 @@ TEST_F(StackTest, AnArpReplyWeDidNotAskForCreatesNoEntry) {
                                 .pad_to(60)
                                 .build();
   EXPECT_TRUE(deliver(unsolicited).empty());
-  EXPECT_EQ(stack_->neighbours().find(kGatewayIp.value()), nullptr);
+  EXPECT_EQ(port_.stack->neighbours().find(kGatewayIp.value()), nullptr);
   EXPECT_EQ(drops(DropReason::not_ours), 1u);
 }
 

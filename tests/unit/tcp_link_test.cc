@@ -213,12 +213,13 @@ std::string run_once(uint64_t seed, RunTotals& totals) {
       failure = "a side did not reach CLOSED";
     }
     if (!failure.empty()) {
-      failure += " (bad checksums dropped " +
-                 std::to_string(a.port.port_counters[0].dropped(dataplane::DropReason::bad_checksum) +
-                                b.port.port_counters[0].dropped(dataplane::DropReason::bad_checksum)) +
-                 ", loss " + std::to_string(link.loss) + ", dup " + std::to_string(link.duplicate) +
-                 ", reorder " + std::to_string(link.reorder) + ", " + std::to_string(data.size()) +
-                 " bytes, step " + std::to_string(step) + ")";
+      failure +=
+          " (bad checksums dropped " +
+          std::to_string(a.port.port_counters[0].dropped(dataplane::DropReason::bad_checksum) +
+                         b.port.port_counters[0].dropped(dataplane::DropReason::bad_checksum)) +
+          ", loss " + std::to_string(link.loss) + ", dup " + std::to_string(link.duplicate) +
+          ", reorder " + std::to_string(link.reorder) + ", " + std::to_string(data.size()) +
+          " bytes, step " + std::to_string(step) + ")";
     }
   }
   if (failure.empty() && mbufs.leaked() != 0) {

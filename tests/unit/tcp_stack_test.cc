@@ -12,8 +12,8 @@
 
 #include "dataplane/net/tcp.h"
 #include "dataplane/tcp/services.h"
+#include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
-#include "tests/support/memory_io.h"
 #include "tests/support/packet_builder.h"
 
 namespace weir::tcp {
@@ -23,14 +23,12 @@ using net::Ipv4Address;
 using net::MacAddress;
 using net::TcpFlag;
 using test::Eth;
+using test::Frame;
+using test::kClientIp;
+using test::kClientMac;
+using test::kPortMac;
+using test::kVip;
 using test::TcpOptions;
-using Frame = std::vector<uint8_t>;
-
-constexpr MacAddress kPortMac({0x02, 0x77, 0, 0, 0, 0x02});
-constexpr MacAddress kClientMac({0x02, 0x77, 0, 0, 0, 0x01});
-constexpr Ipv4Address kPortIp = Ipv4Address::from_octets(10, 77, 0, 2);
-constexpr Ipv4Address kVip = Ipv4Address::from_octets(10, 77, 0, 100);
-constexpr Ipv4Address kClientIp = Ipv4Address::from_octets(10, 77, 0, 1);
 constexpr uint16_t kEcho = 7;
 constexpr uint16_t kDiscard = 9;
 constexpr uint16_t kCloser = 13;
@@ -103,16 +101,6 @@ class CloserService final : public ListenerHandler, public ConnectionHandler {
 template <uint64_t KeepaliveIdleUs>
 class TcpScriptWith : public ::testing::Test {
  protected:
-  static net::StackConfig ip_config() {
-    net::StackConfig config;
-    net::StackPort port;
-    port.mac = kPortMac;
-    port.address = kPortIp;
-    port.prefix_length = 24;
-    config.ports.push_back(port);
-    config.listener_addresses.push_back(kVip);
-    return config;
-  }
   static TcpSettings settings() {
     TcpSettings s;
     s.max_connections = 64;
@@ -123,7 +111,7 @@ class TcpScriptWith : public ::testing::Test {
     return s;
   }
 
-  TcpScriptWith() : pool_(test::test_mbuf_pool()), free_at_start_(rte_mempool_avail_count(pool_)) {
+  TcpScriptWith() {
     tcp_->listen(kVip, kEcho, &echo_, 8);
     tcp_->listen(kVip, kDiscard, &discard_, 1);
     tcp_->listen(kVip, kCloser, &closer_, 8);
@@ -132,22 +120,16 @@ class TcpScriptWith : public ::testing::Test {
                .ARPRequest(kClientMac, kClientIp, kVip)
                .pad_to(60)
                .build());
-    io_.drain(0);
+    port_.take_sent();
   }
   ~TcpScriptWith() override {
     tcp_.reset();
-    ip_.reset();
-    io_.drain(0);
-    EXPECT_EQ(rte_mempool_avail_count(pool_), free_at_start_) << "mbufs leaked";
+    port_.stack.reset();
+    port_.take_sent();
+    EXPECT_EQ(mbufs_.leaked(), 0) << "mbufs leaked";
   }
 
-  void inject(const Frame& frame) {
-    io_.inject(0, frame);
-    rte_mbuf* m = nullptr;
-    ASSERT_EQ(io_.receive(0, &m, 1), 1);
-    ip_->receive(0, m, now_);
-    tx_.flush_all();
-  }
+  void inject(const Frame& frame) { port_.deliver(frame, now_); }
   // Injects a client segment and returns what the stack sent in response.
   std::vector<Out> send(uint16_t dst_port, uint8_t flags, uint32_t seq, uint32_t ack,
                         const std::string& data = "", const TcpOptions& options = {},
@@ -161,9 +143,8 @@ class TcpScriptWith : public ::testing::Test {
     return collect();
   }
   std::vector<Out> collect() {
-    tx_.flush_all();
     std::vector<Out> out;
-    for (const Frame& f : io_.drain(0)) out.push_back(decode(f));
+    for (const Frame& f : port_.take_sent()) out.push_back(decode(f));
     return out;
   }
   // Moves the fake clock and runs the timers.
@@ -191,21 +172,16 @@ class TcpScriptWith : public ::testing::Test {
   }
   TcpOptions ts(uint32_t value) { return TcpOptions().nop().nop().timestamps(value, our_tsval_); }
 
-  rte_mempool* pool_;
-  unsigned free_at_start_;
   uint64_t now_ = kStart;
   uint32_t our_tsval_ = 0;
   std::vector<Out> last_;
-  test::MemoryIo io_{1, pool_};
-  std::array<dataplane::PortCounters, dataplane::kMaxPorts> ports_{};
-  dataplane::L3Counters l3_{};
+  test::MbufLeakCheck mbufs_{test::test_mbuf_pool()};
+  test::StackPortHarness port_{test::harness_port_config(), test::test_mbuf_pool()};
   dataplane::TcpCounters counters_{};
-  dataplane::TxBuffers tx_{io_, ports_};
-  std::unique_ptr<net::Stack> ip_ =
-      std::make_unique<net::Stack>(ip_config(), pool_, tx_, ports_, l3_);
   std::unique_ptr<TcpStack> tcp_ = [&] {
-    auto tcp = std::make_unique<TcpStack>(settings(), *ip_, pool_, counters_, Secret{7}, kStart);
-    ip_->set_transport(tcp.get());
+    auto tcp = std::make_unique<TcpStack>(settings(), *port_.stack, port_.pool, counters_,
+                                          Secret{7}, kStart);
+    port_.stack->set_transport(tcp.get());
     return tcp;
   }();
   EchoService echo_{*tcp_};
