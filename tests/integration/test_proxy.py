@@ -5,7 +5,6 @@ by Maglev and relays both directions (issue 5)."""
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -227,15 +226,19 @@ def test_a_backend_reset_resets_the_client(bed):
         assert dp.stop() == 0, dp.output()
 
 
+# Connects, then reads nothing until ARGS["go"] exists, writing to ARGS["inq"] what its kernel
+# holds unread (FIONREAD) all the while; then reads ARGS["expect"] bytes.
 SLOW_READER = r"""
-import socket, time
+import fcntl, os, socket, struct, termios, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.connect((ARGS["address"], ARGS["port"]))
 s.settimeout(30)
-# Hold the connection without reading until told to read.
-open(ARGS["ready"], "w").close()
-while not __import__("os").path.exists(ARGS["go"]):
+while not os.path.exists(ARGS["go"]):
+    unread = struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0" * 4))[0]
+    with open(ARGS["inq"] + ".tmp", "w") as f:
+        f.write(str(unread))
+    os.replace(ARGS["inq"] + ".tmp", ARGS["inq"])
     time.sleep(0.05)
 got = 0
 while got < ARGS["expect"]:
@@ -251,43 +254,50 @@ def test_a_slow_reader_does_not_grow_weirs_buffers(bed):
     flood = 64 << 20
     backends = Backends(bed, "flood", roles=("b1",), flood_bytes=flood)
     config = proxy_config(bed, backends=("b1",))
-    # The configured bound: a session holds at most 2 x (receive + send) = 128 KiB here.
-    config["tcp"] = {"receive_buffer_bytes": 32768, "send_buffer_bytes": 32768}
+    receive_buffer = send_buffer = 32768
+    config["tcp"] = {"receive_buffer_bytes": receive_buffer, "send_buffer_bytes": send_buffer}
     with DataplaneProcess(bed, config) as dp:
         dp.wait_ready(timeout_s=30.0)
         work = bed.workdir
-        ready, go, done = work / "slow.ready", work / "slow.go", work / "slow.done"
-        for path in (ready, go, done):
+        inq, go, done = work / "slow.inq", work / "slow.go", work / "slow.done"
+        for path in (inq, go, done):
             path.unlink(missing_ok=True)
         proc = bed.python_popen("client", SLOW_READER,
-                                {"address": LISTENER_ADDRESS, "port": VIP_PORT, "ready": str(ready),
+                                {"address": LISTENER_ADDRESS, "port": VIP_PORT, "inq": str(inq),
                                  "go": str(go), "done": str(done), "expect": flood})
-        poll_until(ready.exists, 20.0, what="the slow reader to connect")
         progress = Path(str(backends.status["b1"]) + ".progress")
 
-        def sent() -> int:
-            return int(progress.read_text() or 0) if progress.exists() else 0
+        # No gauge says what Weir holds, so it is measured from outside: the bytes the backend's
+        # kernel saw acknowledged (taken by Weir) less the bytes the client's kernel holds
+        # unread (given by Weir) are in Weir. Every figure is read while it does not move.
+        def snapshot() -> tuple:
+            if not progress.exists() or not inq.exists():
+                return ()
+            backend = json.loads(progress.read_text())
+            return (backend["sent"], backend["unacked"], int(inq.read_text()),
+                    listener_stats(dp)["bytes_to_client"])
 
-        # The backend sends as fast as it can; the client reads nothing. The backend's progress
-        # must stop: only socket buffers and Weir's bounded queues stand between them.
-        poll_until(lambda: sent() > 0, 20.0, what="the backend to start sending")
-        last, stable_since = -1, time.monotonic()
-        deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline:
-            now = sent()
-            if now != last:
-                last, stable_since = now, time.monotonic()
-            elif time.monotonic() - stable_since > 1.5:
-                break
-            time.sleep(0.1)
-        stalled_at = sent()
-        # Bound: Weir's configured 128 KiB plus the kernels' buffers at both ends (the backend's
-        # 64 KiB send buffer and the client's 64 KiB receive buffer, each doubled by Linux, and
-        # what is in flight); far below the 64 MiB the backend wants to send.
-        assert stalled_at < 1 << 20, f"the backend got {stalled_at} bytes out to a reader asleep"
-        stats = listener_stats(dp)
-        in_weir = stats["bytes_to_client"]
-        print(f"stalled with {stalled_at} bytes sent by the backend, {in_weir} forwarded by Weir")
+        previous = [()]
+
+        def stalled() -> tuple:
+            now = snapshot()
+            # The backend has bytes Weir does not take, the client has bytes it does not read,
+            # and nothing moved since the last look: the chain is full.
+            full = bool(now) and now[1] > 0 and now[2] > 0 and now == previous[0]
+            previous[0] = now
+            return now if full else ()
+
+        sent, unacked, unread, to_client = poll_until(
+            stalled, 60.0, interval_s=0.2, what="the flood to stall behind the sleeping reader",
+            describe=lambda: f"last snapshot {previous[0]}")
+        taken_by_weir = sent - unacked
+        print(f"stalled: the backend sent {sent} bytes, Weir took {taken_by_weir}, handed "
+              f"{to_client} to the client side; the client holds {unread} unread")
+        assert sent < flood, "the backend got everything out to a reader asleep"
+        # The receiving side holds at most one receive window, the sending side at most its send
+        # budget (docs/architecture.md, "Relay and backpressure").
+        assert taken_by_weir - to_client <= receive_buffer, (taken_by_weir, to_client)
+        assert to_client - unread <= send_buffer, (to_client, unread)
         go.touch()
         poll_until(done.exists, 120.0, what="the slow reader to read everything")
         assert int(done.read_text()) == flood
