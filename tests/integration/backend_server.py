@@ -9,6 +9,7 @@ Modes, per connection:
   rst    read one line, then close with RST (SO_LINGER 0)
   flood  send --flood-bytes as fast as the connection takes them; STATUS.progress holds the bytes
          sent and, of those, the ones not yet acknowledged (see flood())
+  hold   send "+", then read until the connection ends; the record says how: "eof" or "reset"
   proxy  parse a PROXY protocol v2 header, answer "ADDRESS PORT" of the source it carries
 It prints "ready" on stdout once listening and appends one JSON line per finished connection to
 --status when given."""
@@ -95,6 +96,14 @@ def serve(conn, args, lock):
         elif args.mode == "flood":
             sent = flood(conn, args)
             record.update(sent=sent)
+        elif args.mode == "hold":
+            conn.sendall(b"+")
+            try:
+                while conn.recv(65536):
+                    pass
+                record.update(ended="eof")
+            except ConnectionResetError:
+                record.update(ended="reset")
         elif args.mode == "proxy":
             header = read_exact(conn, 16)
             if header[:12] != PROXY_V2_SIGNATURE:
@@ -118,7 +127,7 @@ def main():
     parser.add_argument("--listen", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--mode", required=True,
-                        choices=["sha", "name", "rst", "flood", "proxy"])
+                        choices=["sha", "name", "rst", "flood", "hold", "proxy"])
     parser.add_argument("--status")
     parser.add_argument("--flood-bytes", type=int, default=64 << 20)
     args = parser.parse_args()

@@ -414,3 +414,104 @@ def test_metrics_count_injected_corruption(testbed_factory):
         assert verified == summary["responses_ok"], (verified, summary)
         assert metric(after, "weir_frames_corrupt_resets_total", **labels) == corrupt
 
+
+# What a running dataplane keeps (docs/operations.md, "Reload"): each change, made together with
+# a change it would accept (b1's weight), is refused by name, and nothing of the file is applied.
+FIXED_SETTINGS = {
+    "dataplane.eal": lambda c: c["dataplane"]["eal"].append("--log-level=7"),
+    "dataplane.ports": lambda c: c["dataplane"]["ports"][0].update(mtu=1400),
+    "dataplane.limits": lambda c: c["dataplane"].update(limits={"connections": 1000}),
+    "dataplane.idle": lambda c: c["dataplane"].update(idle={"mode": "busy-poll"}),
+    "tcp": lambda c: c.update(tcp={"min_rto_ms": 50}),
+    "node_id": lambda c: c.update(node_id=9),
+}
+
+
+def extra_pools(count: int) -> list[dict]:
+    return [{"name": f"extra{i}", "backends": [
+        {"name": "x", "address": ADDRESSES["b1"], "port": BACKEND_PORT}]} for i in range(count)]
+
+
+def extra_listeners(count: int) -> list[dict]:
+    return [{"name": f"extra{i}", "address": LISTENER_ADDRESS, "port": 1000 + i,
+             "protocol": "tcp", "pool": "app"} for i in range(count)]
+
+
+def many_backends(count: int) -> list[dict]:
+    return [{"name": f"n{i}", "address": ADDRESSES["b1"], "port": 10000 + i}
+            for i in range(count)]
+
+
+# Over a dataplane's life: 64 pools, 64 proxied listeners, 256 backends a pool. `app` has 1 pool,
+# 1 proxied listener and 3 backends (b1-b3).
+CAPS = {
+    "65 pools": (lambda c: c["pools"].extend(extra_pools(64)), "more pools or listeners"),
+    "65 listeners": (lambda c: c["listeners"].extend(extra_listeners(64)),
+                     "more pools or listeners"),
+    "257 backends": (lambda c: c["pools"][0]["backends"].extend(many_backends(254)),
+                     "more than 256 backends over the dataplane's life"),
+}
+
+
+def test_reload_refuses_what_a_running_dataplane_keeps_and_its_caps_and_changes_nothing(plane):
+    import yaml
+
+    tb, dp, control, _, path = plane
+    sock = Path(dp.config["control"]["socket"])
+    original = path.read_text()
+    before = (dp.control({"op": "pools"}), dp.control({"op": "listeners"}))
+    attempts = [(name, change, name) for name, change in FIXED_SETTINGS.items()]
+    attempts += [(name, change, message) for name, (change, message) in CAPS.items()]
+    for name, change, message in attempts:
+        config = yaml.safe_load(original)
+        config["pools"][0]["backends"][0]["weight"] = 5
+        change(config)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        reply = admin(tb, sock, {"op": "reload"})
+        assert not reply["ok"], (name, reply)
+        assert message in reply["error"] and "restart" in reply["error"], (name, reply)
+        assert (dp.control({"op": "pools"}), dp.control({"op": "listeners"})) == before, name
+        weights = {b["name"]: b["weight"]
+                   for b in admin(tb, sock, {"op": "backends"})["pools"][0]["backends"]}
+        assert weights == {"b1": 1, "b2": 1, "b3": 1}, (name, weights)
+    # The running configuration is intact: the same file with only the weight changed applies.
+    config = yaml.safe_load(original)
+    config["pools"][0]["backends"][0]["weight"] = 5
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    reply = admin(tb, sock, {"op": "reload"})
+    assert reply["ok"], reply
+    scrape = control.scrape()
+    assert metric(scrape, "weir_config_reloads_total", result="failure") == len(attempts)
+    assert metric(scrape, "weir_config_reloads_total", result="success") == 1
+
+
+def test_sighup_reloads_adding_a_pool_and_a_listener(plane):
+    import yaml
+
+    tb, dp, control, _, path = plane
+    config = yaml.safe_load(path.read_text())
+    config["pools"].append({"name": "second", "backends": [
+        {"name": "only", "address": ADDRESSES["b2"], "port": BACKEND_PORT}]})
+    config["listeners"].append({"name": "more", "address": LISTENER_ADDRESS, "port": 81,
+                                "protocol": "tcp", "pool": "second"})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    control.proc.send_signal(signal.SIGHUP)
+    line = poll_until(lambda: [l for l in control.log.read_text().splitlines()
+                               if l.startswith("weir-control: SIGHUP: ")], 10.0,
+                      what="weir-control to log the reload")[0]
+    reply = json.loads(line.removeprefix("weir-control: SIGHUP: "))
+    assert reply["ok"], reply
+    assert {"pool second added", "listener more added", "backend second/only added"} <= set(
+        reply["changes"]), reply
+    assert [l["name"] for l in dp.control({"op": "listeners"})["listeners"]] == ["web", "more"]
+    answers = tb.python("client", r"""
+import socket
+answers = []
+for port in (80, 81):
+    s = socket.create_connection((ARGS, port), timeout=5)
+    answers.append(recv_all(s).decode())
+    s.close()
+emit(answers)
+""", LISTENER_ADDRESS)
+    # Port 81 reaches the new pool, whose one backend is b2; port 80 still the old one.
+    assert answers[1] == "b2" and answers[0] in ("b1", "b2", "b3"), answers

@@ -13,10 +13,15 @@ from netbed import (  # noqa: F401 (fixtures)
     ADDRESSES,
     LISTENER_ADDRESS,
     DataplaneProcess,
+    Testbed,
     _read_line,
+    bpf_object,
+    drop_config,
     poll_until,
     testbed_factory,
 )
+
+ETH_P_IP = 0x0800
 
 BACKEND_SERVER = Path(__file__).with_name("backend_server.py")
 BACKEND_PORT = 8000
@@ -201,6 +206,73 @@ def test_a_backend_that_refuses_is_skipped(bed):
         stats = listener_stats(dp)
         assert stats["backend_connect_failures"] > 0, "b3 was never tried: the test shows nothing"
         assert stats["no_backend"] == 0
+        assert dp.stop() == 0, dp.output()
+
+
+def test_when_every_backend_refuses_the_client_is_reset_and_counted(bed):
+    # Nothing listens on b1-b3: every attempt is refused (RST), and each connection tries the
+    # first candidate and `retries` (2, the default) more before its client is reset.
+    with DataplaneProcess(bed, proxy_config(bed)) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        counts = bed.python("client", NAME_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                                    "connections": 20, "parallel": 2},
+                            timeout=120)
+        assert counts == {"error: ConnectionResetError": 20}, counts
+        poll_until(lambda: listener_stats(dp)["active"] == 0, 10.0, what="sessions to end")
+        stats = listener_stats(dp)
+        assert stats["connections"] == 20
+        assert stats["no_backend"] == 20
+        assert stats["backend_connect_failures"] == 20 * 3
+        assert dp.stop() == 0, dp.output()
+
+
+def test_a_backend_that_never_answers_its_syn_is_skipped(bed):
+    Backends(bed, "name")
+    # b3 listens, but nothing it sends leaves its link: Weir's SYNs to it are never answered
+    # (ARP passes, so it is not an unroutable backend).
+    blackhole = bed.attach_tc_bpf("br", Testbed.bridge_port("b3"), bpf_object("drop"),
+                                  direction="ingress")
+    blackhole.map_update("drop_config", b"\0\0\0\0", drop_config(1.0, ETH_P_IP))
+    config = proxy_config(bed)
+    # The SYN retries of an active open are spaced by the RTO: short ones keep the test short.
+    config["tcp"] = {"min_rto_ms": 20, "max_rto_ms": 40}
+    with DataplaneProcess(bed, config) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        counts = bed.python("client", NAME_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                                    "connections": 60, "parallel": 4},
+                            timeout=300)
+        assert counts.get("b1", 0) + counts.get("b2", 0) == 60, counts
+        stats = dp.stats()
+        listener = stats["listeners"]["web"]
+        assert listener["backend_connect_failures"] > 0, "b3 was never tried: the test shows nothing"
+        assert listener["no_backend"] == 0
+        # Each failure was a handshake given up (no RST came back from b3).
+        assert DataplaneProcess.total(stats, "tcp", "timeouts") == listener[
+            "backend_connect_failures"]
+        assert DataplaneProcess.total(stats, "tcp", "resets_received") == 0
+        assert blackhole.read_u64_array("drop_counters")[1] > 0
+        assert dp.stop() == 0, dp.output()
+
+
+RST_CLIENT = r"""
+import socket, struct
+s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=30)
+assert s.recv(1) == b"+"  # the backend's greeting: both connections are up
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()  # with linger 0: a RST, not a FIN
+emit(True)
+"""
+
+
+def test_a_client_reset_aborts_the_backend_side(bed):
+    backends = Backends(bed, "hold", roles=("b1",))
+    with DataplaneProcess(bed, proxy_config(bed, backends=("b1",))) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        bed.python("client", RST_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT})
+        record = poll_until(lambda: backends.records("b1"), 10.0,
+                            what="the backend's connection to end")
+        assert record == [{"mode": "hold", "ended": "reset"}], record
+        poll_until(lambda: listener_stats(dp)["active"] == 0, 10.0, what="the session to end")
         assert dp.stop() == 0, dp.output()
 
 
