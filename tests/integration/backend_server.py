@@ -7,18 +7,23 @@ Modes, per connection:
          (the answer after the client's half-close shows half-close crossing the proxy)
   name   send NAME and close (placement tests count the names)
   rst    read one line, then close with RST (SO_LINGER 0)
-  flood  send --flood-bytes as fast as the connection takes them, counting in --status
+  flood  send --flood-bytes as fast as the connection takes them; STATUS.progress holds the bytes
+         sent and, of those, the ones not yet acknowledged (see flood())
+  hold   send "+", then read until the connection ends; the record says how: "eof" or "reset"
   proxy  parse a PROXY protocol v2 header, answer "ADDRESS PORT" of the source it carries
 It prints "ready" on stdout once listening and appends one JSON line per finished connection to
 --status when given."""
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
+import select
 import socket
 import struct
 import sys
+import termios
 import threading
 
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -40,6 +45,36 @@ def read_exact(conn, n):
     return data
 
 
+def write_progress(path, sent, unacked):
+    """One JSON object, replaced whole: a reader never sees half of it."""
+    with open(path + ".tmp", "w") as f:
+        json.dump({"sent": sent, "unacked": unacked}, f)
+    os.replace(path + ".tmp", path)
+
+
+def flood(conn, args):
+    """Sends --flood-bytes without blocking. Whenever the socket takes no more, writes to
+    STATUS.progress the bytes the kernel took and, of those, the ones the peer has not
+    acknowledged (SIOCOUTQ), read together while nothing is being sent: sent - unacked is exactly
+    what the peer acknowledged. Raises what the connection raises."""
+    block = os.urandom(1 << 16)
+    sent = 0
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    conn.setblocking(False)
+    progress = args.status + ".progress"
+    while sent < args.flood_bytes:
+        try:
+            sent += conn.send(block[: min(len(block), args.flood_bytes - sent)])
+            continue
+        except BlockingIOError:
+            pass
+        unacked = struct.unpack("i", fcntl.ioctl(conn, termios.TIOCOUTQ, b"\0" * 4))[0]
+        write_progress(progress, sent, unacked)
+        select.select([], [conn], [], 0.05)
+    write_progress(progress, sent, 0)
+    return sent
+
+
 def serve(conn, args, lock):
     record = {"mode": args.mode}
     try:
@@ -59,17 +94,16 @@ def serve(conn, args, lock):
             conn.recv(100)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         elif args.mode == "flood":
-            block = os.urandom(1 << 16)
-            sent = 0
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-            try:
-                while sent < args.flood_bytes:
-                    sent += conn.send(block[: min(len(block), args.flood_bytes - sent)])
-                    with lock, open(args.status + ".progress", "w") as f:
-                        f.write(str(sent))
-            except OSError as error:
-                record.update(error=repr(error))
+            sent = flood(conn, args)
             record.update(sent=sent)
+        elif args.mode == "hold":
+            conn.sendall(b"+")
+            try:
+                while conn.recv(65536):
+                    pass
+                record.update(ended="eof")
+            except ConnectionResetError:
+                record.update(ended="reset")
         elif args.mode == "proxy":
             header = read_exact(conn, 16)
             if header[:12] != PROXY_V2_SIGNATURE:
@@ -93,7 +127,7 @@ def main():
     parser.add_argument("--listen", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--mode", required=True,
-                        choices=["sha", "name", "rst", "flood", "proxy"])
+                        choices=["sha", "name", "rst", "flood", "hold", "proxy"])
     parser.add_argument("--status")
     parser.add_argument("--flood-bytes", type=int, default=64 << 20)
     args = parser.parse_args()

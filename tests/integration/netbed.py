@@ -632,7 +632,7 @@ class Testbed:
         return proc
 
     # What every Python source run in a namespace sees besides ARGS: emit(obj) hands the result
-    # back; recv_all(sock) reads a socket to EOF.
+    # back; recv_all(sock) reads a socket to EOF; recv_exactly(sock, n) reads n bytes or raises.
     _PYTHON_PRELUDE = (
         "import json, sys\n"
         "def emit(obj):\n"
@@ -644,6 +644,14 @@ class Testbed:
         "        if not piece:\n"
         "            return data\n"
         "        data += piece\n"
+        "def recv_exactly(sock, n):\n"
+        "    data = b''\n"
+        "    while len(data) < n:\n"
+        "        piece = sock.recv(n - len(data))\n"
+        "        if not piece:\n"
+        "            raise EOFError(f'EOF after {len(data)} of {n} bytes')\n"
+        "        data += piece\n"
+        "    return data\n"
     )
 
     def python(self, role: str, source: str, args: Any = None, *, timeout: float = 60.0) -> Any:

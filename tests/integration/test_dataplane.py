@@ -1,12 +1,11 @@
 """weir-dataplane from outside, on the network-namespace test bed (netbed.py): ARP and ping for the
 port and listener addresses with and without hugepages, a storm of malformed frames counted and
-dropped, idle CPU under backoff, wake-up latency, clean stop, and start-up errors."""
+dropped, the idle loop's sleeping and waking, clean stop, and start-up errors. CPU and latency
+figures are benchmarks (bench/idle_and_wake.py), not assertions."""
 
 import os
 import re
-import statistics
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -177,53 +176,47 @@ def test_malformed_storm_is_counted_and_dropped_and_the_dataplane_still_answers(
         assert dataplane.stop() == 0, dataplane.output()
 
 
-def test_idle_backoff_keeps_cpu_under_10_percent_of_a_core(testbed_factory):
+def loop_counters(dataplane: DataplaneProcess) -> dict[str, int]:
+    stats = dataplane.stats()
+    return {name: DataplaneProcess.total(stats, "loop", name) for name in ("polls", "sleeps")}
+
+
+# How much CPU an idle worker takes and how fast it wakes are measured, not asserted:
+# bench/idle_and_wake.py (docs/benchmarks.md). These tests check the states behind them.
+
+
+def test_an_idle_worker_in_backoff_sleeps_and_keeps_polling(testbed_factory):
     tb = testbed_factory()
     config = tb.dataplane_config()
     config["dataplane"]["idle"] = {"mode": "backoff"}  # the default max_sleep_us
     with DataplaneProcess(tb, config) as dataplane:
         dataplane.wait_ready(timeout_s=30.0)
-        cpu_start, wall_start = dataplane.cpu_seconds(), time.monotonic()
-        sleeps_start = DataplaneProcess.total(dataplane.stats(), "loop", "sleeps")
-        poll_until(lambda: time.monotonic() - wall_start >= 10.0, 15.0, interval_s=0.5,
-                   what="10 s of idleness")
-        cpu = dataplane.cpu_seconds() - cpu_start
-        wall = time.monotonic() - wall_start
-        sleeps = DataplaneProcess.total(dataplane.stats(), "loop", "sleeps") - sleeps_start
-        print(f"idle backoff: {cpu:.3f} s of CPU in {wall:.1f} s ({100 * cpu / wall:.1f}% of a core)")
-        assert cpu / wall < 0.10, f"{cpu:.2f} s of CPU in {wall:.1f} s idle"
-        # The worker was polling all along (it slept and woke, rather than blocking for good).
-        assert sleeps > wall * 1000, f"only {sleeps} sleeps in {wall:.1f} s"
+        before = loop_counters(dataplane)
+        # It sleeps and wakes again, over and over, rather than spinning or blocking for good.
+        poll_until(
+            lambda: all(loop_counters(dataplane)[n] >= before[n] + 100 for n in before),
+            15.0,
+            what="100 more polls and 100 more sleeps",
+            describe=lambda: f"before {before}, now {loop_counters(dataplane)}",
+        )
         assert dataplane.stop() == 0, dataplane.output()
 
 
-def test_busy_poll_takes_a_core(testbed_factory):
-    """The control for the test above: the same measurement does see a polling worker."""
+def test_busy_poll_never_sleeps(testbed_factory):
+    """The control for the test above: the same counters do tell a polling worker apart."""
     tb = testbed_factory()
     config = tb.dataplane_config()
     config["dataplane"]["idle"] = {"mode": "busy-poll"}
     with DataplaneProcess(tb, config) as dataplane:
         dataplane.wait_ready(timeout_s=30.0)
-        cpu_start, wall_start = dataplane.cpu_seconds(), time.monotonic()
-        poll_until(lambda: time.monotonic() - wall_start >= 2.0, 5.0, interval_s=0.2,
-                   what="2 s of busy polling")
-        cpu = dataplane.cpu_seconds() - cpu_start
-        wall = time.monotonic() - wall_start
-        print(f"busy-poll: {cpu:.3f} s of CPU in {wall:.1f} s ({100 * cpu / wall:.1f}% of a core)")
-        assert cpu / wall > 0.5, f"{cpu:.2f} s of CPU in {wall:.1f} s"
-        assert DataplaneProcess.total(dataplane.stats(), "loop", "sleeps") == 0
+        before = loop_counters(dataplane)
+        poll_until(lambda: loop_counters(dataplane)["polls"] >= before["polls"] + 100_000, 15.0,
+                   what="100000 more polls")
+        assert loop_counters(dataplane)["sleeps"] == 0
         assert dataplane.stop() == 0, dataplane.output()
 
 
-def ping_rtts_ms(tb, address: str, count: int, interval_s: float) -> list[float]:
-    result = tb.exec("client", ["ping", "-n", "-c", str(count), "-i", f"{interval_s:g}", "-W", "1",
-                                address], check=False, timeout=60)
-    rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", result.stdout)]
-    assert len(rtts) == count, result.stdout + result.stderr
-    return rtts
-
-
-def test_first_packet_after_idleness_is_answered_within_max_sleep(testbed_factory):
+def test_the_first_packet_after_idleness_wakes_the_worker(testbed_factory):
     tb = testbed_factory()
     config = tb.dataplane_config()
     max_sleep_ms = 5.0
@@ -231,26 +224,28 @@ def test_first_packet_after_idleness_is_answered_within_max_sleep(testbed_factor
     with DataplaneProcess(tb, config) as dataplane:
         dataplane.wait_ready(timeout_s=30.0)
         tb.wait_reachable("client", ADDRESSES["dp"], timeout_s=10.0)
-        sleeps_before = DataplaneProcess.total(dataplane.stats(), "loop", "sleeps")
-        # 300 ms between pings: the worker reaches its longest sleep long before each one.
-        rtts = ping_rtts_ms(tb, ADDRESSES["dp"], count=8, interval_s=0.3)
-        sleeps = DataplaneProcess.total(dataplane.stats(), "loop", "sleeps") - sleeps_before
-        assert sleeps > 8 * 0.3 * 1000 / max_sleep_ms / 2, "the worker was not sleeping between pings"
-        # A sleep ends at most max_sleep after the packet arrived; the rest is the kernel's veth
-        # path and scheduling on a shared machine, generously bounded.
-        print(f"ping RTTs after idleness (max_sleep {max_sleep_ms} ms): {rtts}")
-        assert statistics.median(rtts) <= max_sleep_ms + 2.0, rtts
-        assert max(rtts) <= max_sleep_ms + 20.0, rtts
+        count, interval_s = 8, 0.3
+        sleeps_before = loop_counters(dataplane)["sleeps"]
+        replies_before = DataplaneProcess.total(dataplane.stats(), "l3", "icmp_echo_replies")
+        # 300 ms between pings: the worker is asleep when each arrives. Every one is answered
+        # (ping waits up to 5 s for each: a safety bound; the wake-up latency is benchmarked).
+        result = tb.exec("client", ["ping", "-n", "-c", str(count), "-i", f"{interval_s:g}",
+                                    "-W", "5", ADDRESSES["dp"]], check=False, timeout=60)
+        assert len(re.findall(r"time=[\d.]+ ms", result.stdout)) == count, result.stdout
+        stats = dataplane.stats()
+        assert DataplaneProcess.total(stats, "l3", "icmp_echo_replies") == replies_before + count
+        # It did sleep between them: at least one sleep per gap, whatever their length.
+        assert DataplaneProcess.total(stats, "loop", "sleeps") >= sleeps_before + count - 1
         assert dataplane.stop() == 0, dataplane.output()
 
 
-def test_sigterm_stops_within_a_second_with_exit_code_0(testbed_factory):
+def test_sigterm_stops_with_exit_code_0_and_releases_the_port(testbed_factory):
     tb = testbed_factory()
     dataplane = DataplaneProcess(tb, tb.dataplane_config()).start()
     dataplane.wait_ready(timeout_s=30.0)
-    started = time.monotonic()
-    assert dataplane.stop(timeout_s=1.0) == 0, dataplane.output()
-    assert time.monotonic() - started < 1.0
+    # The 10 s are a safety bound; how long a stop takes is benchmarked.
+    assert dataplane.stop(timeout_s=10.0) == 0, dataplane.output()
+    assert "weir-dataplane: stopped" in dataplane.stdout_path.read_text()
     # The port is released: a second dataplane can take it at once.
     with DataplaneProcess(tb, tb.dataplane_config(), name="second") as second:
         second.wait_ready(timeout_s=30.0)

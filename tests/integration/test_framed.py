@@ -5,6 +5,8 @@ on its way to three weir-frame-echo backends (issue 5)."""
 
 import json
 import os
+import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,14 @@ from netbed import (  # noqa: F401 (fixtures)
     DataplaneProcess,
     FrameEchoes,
     Testbed,
+    _read_line,
     bad_switch_config,
     bpf_object,
     testbed_factory,
 )
+from test_tools import PING, PONG, frame
+
+HEADER_SIZE = 16  # docs/protocol.md: the hop is bytes 12-15, the CRC-32C trailer the last 4
 
 BUILD = Path(os.environ.get("WEIR_BUILD_ROOT", "build"))
 LOAD = BUILD / "tools" / "weir-frame-load"
@@ -64,20 +70,111 @@ def bed(testbed_factory):
     return testbed_factory()
 
 
+# In a backend namespace: takes one connection and, for each of ARGS["answers"] (hex), reads one
+# frame, keeps it, and sends that answer; then writes the frames it read (hex) to ARGS["out"].
+RECORDING_BACKEND = r"""
+import socket, struct
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((ARGS["address"], ARGS["port"]))
+server.listen(1)
+print("ready", flush=True)
+conn, _ = server.accept()
+received = []
+for answer in ARGS["answers"]:
+    head = recv_exactly(conn, 16)
+    received.append((head + recv_exactly(conn, struct.unpack(">I", head[4:8])[0] + 4)).hex())
+    conn.sendall(bytes.fromhex(answer))
+with open(ARGS["out"], "w") as out:
+    json.dump(received, out)
+conn.close()
+"""
+
+# In the client namespace: sends each of ARGS["frames"] (hex) in turn and reads one answer frame.
+EXCHANGE_CLIENT = r"""
+import socket, struct
+s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=30)
+answers = []
+for request in ARGS["frames"]:
+    s.sendall(bytes.fromhex(request))
+    head = recv_exactly(s, 16)
+    answers.append((head + recv_exactly(s, struct.unpack(">I", head[4:8])[0] + 4)).hex())
+emit(answers)
+"""
+
+
+def exchange_through_a_recording_backend(tb: Testbed, port: int, backend: str, requests: list,
+                                         answers: list) -> tuple[list[bytes], list[bytes]]:
+    """requests from a client through the listener on `port` to RECORDING_BACKEND on `backend`,
+    which answers each with the matching frame of `answers`: what the backend received and what
+    the client received, frame by frame."""
+    out = tb.workdir / "recorded-frames.json"
+    out.unlink(missing_ok=True)
+    address, backend_port = backend.rsplit(":", 1)
+    recorder = tb.python_popen("b1", RECORDING_BACKEND, {
+        "address": address, "port": int(backend_port), "answers": [a.hex() for a in answers],
+        "out": str(out)}, stdout=subprocess.PIPE)
+    assert _read_line(recorder, 10.0) == "ready"
+    received_by_client = tb.python("client", EXCHANGE_CLIENT, {
+        "address": LISTENER_ADDRESS, "port": port, "frames": [r.hex() for r in requests]})
+    assert recorder.wait(30) == 0
+    received_by_backend = json.loads(out.read_text())
+    return ([bytes.fromhex(f) for f in received_by_backend],
+            [bytes.fromhex(f) for f in received_by_client])
+
+
 def test_clean_frames_are_verified_and_stamped(bed):
     echoes = FrameEchoes(bed, ROLES, BACKEND_PORT)
     config = framed_config(bed, {"stamp_hop": True})
+    # A second listener in front of one recording backend, to see the frames on both sides.
+    recorder = f"{ADDRESSES['b1']}:{BACKEND_PORT + 1}"
+    config["pools"].append({"name": "recorder", "backends": [
+        {"name": "r1", "address": ADDRESSES["b1"], "port": BACKEND_PORT + 1}]})
+    config["listeners"].append({"name": "exact", "address": LISTENER_ADDRESS,
+                                "port": VIP_PORT + 1, "protocol": "framed", "pool": "recorder",
+                                "framed": {"stamp_hop": True, "on_corrupt": "count"}})
     with DataplaneProcess(bed, config) as dp:
         dp.wait_ready(timeout_s=30.0)
-        # The echo answers a PING with a PONG carrying the hop it received; the load generator
-        # checks each answer byte for byte against the frame it sent, so a hop changed by Weir
-        # in both directions must come back... as the node id, which it did not send.
+        # Frames from the client carry hop 0, the backend's answers too (their own stream,
+        # payload and flags): each must arrive with the hop, and only the hop, set to the node
+        # id 7 and a trailer that is the CRC-32C of the stamped bytes (computed here, not by
+        # Weir's code). A frame that was corrupt when it reached Weir must stay corrupt: its
+        # trailer is stamped incrementally, never recomputed over the damage.
+        sizes = [0, 1, 64, 1500, 20000]
+        requests = [frame(PING if i % 2 else 0, 100 + i, 0, os.urandom(n))
+                    for i, n in enumerate(sizes)]
+        answers = [frame(PONG if i % 2 else 0, 200 + i, 0, os.urandom(n + 3))
+                   for i, n in enumerate(sizes)]
+        good = frame(0, 300, 0, b"corrupt me" * 10)
+        damaged = bytearray(good)
+        damaged[HEADER_SIZE + 5] ^= 0x10  # a payload bit, after the CRC was computed
+        requests.append(bytes(damaged))
+        answers.append(frame(0, 301, 0, b"answer to the damaged frame"))
+        at_backend, at_client = exchange_through_a_recording_backend(
+            bed, VIP_PORT + 1, recorder, requests, answers)
+
+        def stamped(f: bytes, hop: int) -> bytes:
+            return frame(f[3], struct.unpack(">I", f[8:12])[0], hop, f[16:-4])
+
+        assert at_backend[:-1] == [stamped(r, 7) for r in requests[:-1]]
+        assert at_client == [stamped(a, 7) for a in answers]
+        # The damaged one: hop 7, the damage kept, and the trailer of the undamaged frame
+        # stamped, so that the next verifier still sees the damage.
+        expected = bytearray(stamped(good, 7))
+        expected[HEADER_SIZE + 5] ^= 0x10
+        assert at_backend[-1] == bytes(expected)
+        exact = dp.stats()["listeners"]["exact"]
+        assert exact["frames_verified_to_backend"] == len(requests) - 1
+        assert exact["frames_corrupt_to_backend"] == 1
+        assert exact["frames_verified_to_client"] == len(answers)
+
+        # The same at volume through three verifying echoes. The echo answers a PING with a PONG
+        # carrying the hop it received; the load generator compares each answer with the frame
+        # it sent, so every stamped answer is a mismatch (hop 7, not 0).
         summary = run_load(bed, "--connections", "6", "--frames", "3000",
                            "--sizes", "64:0.5,1500:0.3,20000:0.2", "--seed", "3")
         totals = framed_totals(dp)
         assert summary["frames_sent"] == 3000
-        # Stamped frames differ from what was sent only in the hop (node_id 7, not 0): every
-        # answer mismatches, and every one of them verified at the echo and at Weir.
         assert summary["responses_mismatched"] == 3000, summary
         assert totals["frames_verified_to_backend"] == 3000
         assert totals["frames_verified_to_client"] == 3000

@@ -85,11 +85,14 @@ HANG_UP = object()  # close the connection without answering
 class FakeControl:
     """A weir-control stand-in on a Unix socket: one request per connection, answered from
     `replies` (op -> reply fields, a callable(request) -> fields, SILENT or HANG_UP); every request
-    received is kept in `requests`, parsed."""
+    received is kept in `requests`, parsed. What goes wrong in its threads (a second request on a
+    connection, a line that is not JSON) is kept in `failures` and raised by close(), so that it
+    fails the test rather than dying with the thread."""
 
     def __init__(self, path: str):
         self.path = path
         self.requests = []
+        self.failures = []
         self.replies = {
             "status": STATUS,
             "listeners": LISTENERS,
@@ -136,6 +139,12 @@ class FakeControl:
             thread.start()
 
     def _serve(self, conn: socket.socket):
+        try:
+            self._answer(conn)
+        except Exception as error:  # noqa: BLE001 (handed to the test by close())
+            self.failures.append(error)
+
+    def _answer(self, conn: socket.socket):
         with conn:
             conn.settimeout(10)
             data = b""
@@ -145,7 +154,8 @@ class FakeControl:
                     return
                 data += chunk
             line, _, rest = data.partition(b"\n")
-            assert rest == b"", "one request per connection"
+            if rest:
+                raise AssertionError(f"more than one request on a connection: {data!r}")
             request = json.loads(line)
             self.requests.append(request)
             reply = self.replies.get(request.get("op"),
@@ -166,6 +176,10 @@ class FakeControl:
         self._server.close()
         for thread in self._threads:
             thread.join(timeout=5)
+            if thread.is_alive():
+                self.failures.append(AssertionError(f"{thread.name} did not stop"))
+        if self.failures:
+            raise AssertionError(f"the fake weir-control failed: {self.failures!r}")
 
 
 @pytest.fixture(scope="module")

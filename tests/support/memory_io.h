@@ -45,6 +45,10 @@ class MemoryIo final : public dataplane::PacketIo {
     return taken;
   }
 
+  // How many packets a port's TX holds until drained: 0 makes the next transmit refuse everything
+  // (a full ring).
+  void set_tx_capacity(size_t packets) { tx_capacity_ = packets; }
+
   // Copies `frame` into a fresh mbuf and queues it for reception on `port`.
   void inject(dataplane::PortIndex port, const std::vector<uint8_t>& frame) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_);

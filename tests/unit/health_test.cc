@@ -256,6 +256,7 @@ TEST(Health, TcpGoesDownAfterFallFailuresAndUpAfterRisePasses) {
   EXPECT_EQ(status.failures, 0u);
   EXPECT_GE(server.accepted, 1);
 
+  const uint64_t closed_at = HealthChecker::now_us();
   server.close_listener();
   ASSERT_TRUE(loop.until([&] { return !loop.transitions.empty(); }));
   ASSERT_EQ(loop.transitions.size(), 1u);
@@ -264,7 +265,9 @@ TEST(Health, TcpGoesDownAfterFallFailuresAndUpAfterRisePasses) {
   EXPECT_EQ(down.backend, "b1");
   EXPECT_FALSE(down.up);
   EXPECT_EQ(down.reason, "connect refused");
-  EXPECT_GT(down.at_us, 0u);
+  // Stamped by the check that failed: after the listener closed, and not in the future.
+  EXPECT_GE(down.at_us, closed_at);
+  EXPECT_LE(down.at_us, HealthChecker::now_us());
   EXPECT_FALSE(status.up);
   EXPECT_EQ(status.last_result, HealthChecker::Result::fail);
   EXPECT_GE(status.consecutive_failures, 2u);
@@ -276,6 +279,7 @@ TEST(Health, TcpGoesDownAfterFallFailuresAndUpAfterRisePasses) {
   ASSERT_TRUE(loop.until([&] { return status.consecutive_failures >= 5; }));
   EXPECT_EQ(loop.transitions.size(), 1u);
 
+  const uint64_t reopened_at = HealthChecker::now_us();
   server.listen_again();
   ASSERT_TRUE(loop.until([&] { return loop.transitions.size() >= 2; }));
   ASSERT_EQ(loop.transitions.size(), 2u);
@@ -283,7 +287,8 @@ TEST(Health, TcpGoesDownAfterFallFailuresAndUpAfterRisePasses) {
   EXPECT_TRUE(up.up);
   EXPECT_EQ(up.backend, "b1");
   EXPECT_EQ(up.reason, "2 consecutive passes");
-  EXPECT_GE(up.at_us, down.at_us);
+  EXPECT_GE(up.at_us, reopened_at);
+  EXPECT_LE(up.at_us, HealthChecker::now_us());
   EXPECT_TRUE(status.up);
   EXPECT_EQ(status.transitions, 2u);
 }
