@@ -472,25 +472,25 @@ TEST_F(StackTest, AnArpReplyWeDidNotAskForCreatesNoEntry) {
 // A device that takes only part of a burst: the rest is freed (the fixture checks for leaks) and
 // counted, and the worker goes on; what was taken leaves intact.
 TEST_F(StackTest, WhatAFullTxRingRefusesIsFreedAndCountedAsTxRingFull) {
-  io_.set_tx_capacity(2);
+  port_.io.set_tx_capacity(2);
   for (uint16_t sequence = 1; sequence <= 5; ++sequence) {
-    io_.inject(0, ping(kPortIp, sequence));
+    port_.io.inject(0, ping(kPortIp, sequence));
     rte_mbuf* m = nullptr;
-    ASSERT_EQ(io_.receive(0, &m, 1), 1);
-    stack_->receive(0, m, 0);
+    ASSERT_EQ(port_.io.receive(0, &m, 1), 1);
+    port_.stack->receive(0, m, 0);
   }
-  tx_.flush_all();  // one burst of 5 replies; the ring takes 2
-  const std::vector<Frame> out = io_.drain(0);
+  port_.tx.flush_all();  // one burst of 5 replies; the ring takes 2
+  const std::vector<Frame> out = port_.io.drain(0);
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0], expected_pong(kPortIp, 1));
   EXPECT_EQ(out[1], expected_pong(kPortIp, 2));
-  EXPECT_EQ(l3_.icmp_echo_replies.get(), 5u);
+  EXPECT_EQ(port_.l3.icmp_echo_replies.get(), 5u);
   EXPECT_EQ(drops(DropReason::tx_ring_full), 3u);
   EXPECT_EQ(total_drops(), 3u);
-  EXPECT_EQ(port_counters_[0].tx_packets.get(), 2u);
-  EXPECT_EQ(port_counters_[0].tx_bytes.get(), 2 * expected_pong(kPortIp, 1).size());
+  EXPECT_EQ(port_.port_counters[0].tx_packets.get(), 2u);
+  EXPECT_EQ(port_.port_counters[0].tx_bytes.get(), 2 * expected_pong(kPortIp, 1).size());
   // Room again: the next reply leaves.
-  io_.set_tx_capacity(4096);
+  port_.io.set_tx_capacity(4096);
   EXPECT_EQ(deliver(ping(kPortIp, 6)), std::vector<Frame>{expected_pong(kPortIp, 6)});
   EXPECT_EQ(drops(DropReason::tx_ring_full), 3u);
 }
@@ -499,20 +499,18 @@ TEST_F(StackTest, WhatAFullTxRingRefusesIsFreedAndCountedAsTxRingFull) {
 // cannot be built: counted as mbuf_exhausted, the packet still waits, and the next probe goes out
 // once mbufs are back.
 TEST_F(StackTest, NoMbufForAnArpRequestIsCountedAsMbufExhausted) {
-  const Frame packet = Eth(kPortMac, kClientMac)
-                           .IPv4(kListenerIp, kClientIp)
-                           .TCP(7, 40000, TcpFlag::ack, 1, 1)
-                           .build();
-  rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+  const Frame packet =
+      Eth(kPortMac, kClientMac).IPv4(kVip, kClientIp).TCP(7, 40000, TcpFlag::ack, 1, 1).build();
+  rte_mbuf* m = rte_pktmbuf_alloc(port_.pool);
   ASSERT_NE(m, nullptr);
   const size_t length = packet.size() - 14;
   std::memcpy(rte_pktmbuf_append(m, static_cast<uint16_t>(length)), packet.data() + 14, length);
   std::vector<rte_mbuf*> taken;
-  while (rte_mbuf* spare = rte_pktmbuf_alloc(pool_)) taken.push_back(spare);
-  ASSERT_EQ(rte_mempool_avail_count(pool_), 0u);
-  stack_->send_ipv4(0, m, 0);
-  tx_.flush_all();
-  EXPECT_TRUE(io_.drain(0).empty()) << "no request could be built";
+  while (rte_mbuf* spare = rte_pktmbuf_alloc(port_.pool)) taken.push_back(spare);
+  ASSERT_EQ(rte_mempool_avail_count(port_.pool), 0u);
+  port_.stack->send_ipv4(0, m, 0);
+  port_.tx.flush_all();
+  EXPECT_TRUE(port_.io.drain(0).empty()) << "no request could be built";
   EXPECT_EQ(drops(DropReason::mbuf_exhausted), 1u);
   EXPECT_EQ(total_drops(), 1u);
   for (rte_mbuf* spare : taken) rte_pktmbuf_free(spare);
