@@ -181,13 +181,19 @@ nlohmann::json RunningDataplane::apply_config(const std::string& path) {
   collect_done();
   if (!room_for(messages)) return {{"ok", false}, {"error", "a worker's inbox is full; try again"}};
   nlohmann::json changes = nlohmann::json::array();
+  // Every pool is applied to a copy first: a pool refused half way through (its backend slots
+  // used up) must leave the running state, and every worker, as they were.
+  PoolStates trial = states_;
   for (const config::Pool& pool : next.pools) {
-    const auto index = states_.find_pool(pool.name);
-    const std::string error = index ? states_.replace(*index, pool) : states_.add(pool);
+    const auto index = trial.find_pool(pool.name);
+    const std::string error = index ? trial.replace(*index, pool) : trial.add(pool);
     if (!error.empty()) return {{"ok", false}, {"error", error}};
-    post_pool(index ? *index : states_.pool_count() - 1);
-    if (!index) changes.push_back("pool " + pool.name + " added");
   }
+  for (const config::Pool& pool : next.pools) {
+    if (!states_.find_pool(pool.name)) changes.push_back("pool " + pool.name + " added");
+  }
+  states_ = std::move(trial);
+  for (const config::Pool& pool : next.pools) post_pool(*states_.find_pool(pool.name));
   for (const config::Listener* l : removed) {
     auto* m = new WorkerMessage;
     m->kind = l->pool ? WorkerMessage::Kind::remove_listener : WorkerMessage::Kind::remove_service;

@@ -450,6 +450,12 @@ CAPS = {
                      "more pools or listeners"),
     "257 backends": (lambda c: c["pools"][0]["backends"].extend(many_backends(254)),
                      "more than 256 backends over the dataplane's life"),
+    # All or nothing: `app` gains a backend it could take, then a later pool is refused.
+    "257 backends in a later pool": (
+        lambda c: (c["pools"][0]["backends"].append(
+                       {"name": "b4", "address": ADDRESSES["b1"], "port": 9999}),
+                   c["pools"].append({"name": "later", "backends": many_backends(257)})),
+        "more than 256 backends over the dataplane's life"),
 }
 
 
