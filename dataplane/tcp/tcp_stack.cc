@@ -9,13 +9,12 @@
 
 namespace weir::tcp {
 
+using net::TcpFlag;
+using net::TcpFlags;
+using net::TcpOptionKind;
+
 namespace {
 
-constexpr uint8_t kFin = 0x01;
-constexpr uint8_t kSyn = 0x02;
-constexpr uint8_t kRst = 0x04;
-constexpr uint8_t kPsh = 0x08;
-constexpr uint8_t kAck = 0x10;
 constexpr uint8_t kMaxWindowScale = 14;  // RFC 7323 2.3
 constexpr uint32_t kIpTcpHeaders = 40;
 constexpr uint16_t kDefaultPeerMss = 536;  // RFC 9293 3.7.1, when the SYN carries no MSS
@@ -29,18 +28,18 @@ bool synchronized(State s) {
 // Builds IPv4 + TCP in a fresh mbuf (data starting at the IPv4 header, room for Ethernet before
 // it) and hands it to the IP layer. `payload` copies the data in.
 static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTuple& tuple, Seq seq,
-                               Seq ack, uint8_t flags, uint16_t window,
+                               Seq ack, TcpFlags flags, uint16_t window,
                                std::span<const uint8_t> options) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) return nullptr;
-  const uint32_t tcp_length = 20 + static_cast<uint32_t>(options.size());
+  const uint32_t tcp_length = net::TcpView::kMinSize + static_cast<uint32_t>(options.size());
   const uint32_t total = 20 + tcp_length;
   auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
   if (data == nullptr) {
     rte_pktmbuf_free(m);
     return nullptr;
   }
-  std::memset(data, 0, 40);
+  std::memset(data, 0, kIpTcpHeaders);
   auto ip = net::Ipv4View::parse({data, total});
   ip->set_version(4);
   ip->set_ihl(5);
@@ -58,10 +57,10 @@ static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTup
   tcp->set_destination_port(tuple.remote_port);
   tcp->set_sequence_number(seq.raw());
   tcp->set_acknowledgment_number(ack.raw());
-  tcp->set_data_offset(static_cast<uint8_t>((20 + options.size()) / 4));
-  tcp->set_flags(net::TcpFlags::from_bits(flags));
+  tcp->set_data_offset(static_cast<uint8_t>(tcp_length / 4));
+  tcp->set_flags(flags);
   tcp->set_window(window);
-  std::memcpy(tcp_bytes + 20, options.data(), options.size());
+  std::memcpy(tcp_bytes + net::TcpView::kMinSize, options.data(), options.size());
   tcp->update_checksum(net::Ipv4Address(tuple.local_address),
                        net::Ipv4Address(tuple.remote_address));
   return m;
@@ -69,11 +68,15 @@ static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTup
 
 namespace {
 
+constexpr uint8_t kind_byte(TcpOptionKind kind) {
+  return static_cast<uint8_t>(kind);
+}
+
 // NOP, NOP, timestamps (RFC 7323 appendix A's recommended layout).
 size_t put_timestamps(uint8_t* p, uint32_t value, uint32_t echo) {
-  p[0] = 1;
-  p[1] = 1;
-  p[2] = 8;
+  p[0] = kind_byte(TcpOptionKind::nop);
+  p[1] = kind_byte(TcpOptionKind::nop);
+  p[2] = kind_byte(TcpOptionKind::timestamps);
   p[3] = 10;
   wire::store_be32(p + 4, value);
   wire::store_be32(p + 8, echo);
@@ -129,7 +132,7 @@ const char* name_of(CloseReason reason) {
 struct TcpStack::Segment {
   FourTuple tuple;  // local = the destination
   Seq seq, ack;
-  uint8_t flags = 0;
+  TcpFlags flags;
   uint16_t window = 0;
   uint32_t payload_offset = 0;  // from the IPv4 header
   uint32_t length = 0;          // payload bytes
@@ -140,9 +143,11 @@ struct TcpStack::Segment {
   std::array<net::SackBlock, net::kMaxSackBlocks> sack{};
   uint8_t sack_blocks = 0;
 
-  bool has(uint8_t flag) const { return (flags & flag) != 0; }
+  bool has(TcpFlag flag) const { return flags.has(flag); }
   // SEG.LEN of RFC 9293: the payload plus one for SYN and one for FIN.
-  uint32_t seg_len() const { return length + (has(kSyn) ? 1 : 0) + (has(kFin) ? 1 : 0); }
+  uint32_t seg_len() const {
+    return length + (has(TcpFlag::syn) ? 1 : 0) + (has(TcpFlag::fin) ? 1 : 0);
+  }
 };
 
 TcpStack::TcpStack(const TcpSettings& settings, net::Stack& ip, rte_mempool* pool,
@@ -220,7 +225,7 @@ void TcpStack::tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
                       tcp->destination_port(), tcp->source_port()};
   s.seq = Seq(tcp->sequence_number());
   s.ack = Seq(tcp->acknowledgment_number());
-  s.flags = tcp->flags().bits();
+  s.flags = tcp->flags();
   s.window = tcp->window();
   s.payload_offset = ip_header + static_cast<uint32_t>(tcp->header_length());
   s.length = static_cast<uint32_t>(segment.size() - tcp->header_length());
@@ -263,8 +268,8 @@ void TcpStack::tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
     return;
   }
   // RFC 9293 3.10.7.1, CLOSED: answer anything but a RST with a RST.
-  if (!s.has(kRst)) {
-    if (s.has(kAck)) {
+  if (!s.has(TcpFlag::rst)) {
+    if (s.has(TcpFlag::ack)) {
       send_reset(port, s.tuple, s.ack, Seq(0), false, now_us);
     } else {
       send_reset(port, s.tuple, Seq(0), s.seq + s.seg_len(), true, now_us);
@@ -338,13 +343,13 @@ Connection* TcpStack::allocate(const FourTuple& tuple, PortIndex port, uint64_t)
 void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, rte_mbuf* packet,
                          uint64_t now_us) {
   // RFC 9293 3.10.7.2, LISTEN.
-  if (s.has(kRst)) {
+  if (s.has(TcpFlag::rst)) {
     rte_pktmbuf_free(packet);
     return;
   }
   const uint16_t our_mss = port_mss(port);
-  if (s.has(kAck)) {
-    if (!s.has(kSyn)) {
+  if (s.has(TcpFlag::ack)) {
+    if (!s.has(TcpFlag::syn)) {
       // The third segment of a handshake answered with a SYN cookie (RFC 4987 3.6)?
       const Seq client_isn = s.seq - 1u;
       if (const auto mss = check_cookie(secret_, s.tuple, client_isn, s.ack, now_us)) {
@@ -391,7 +396,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
     rte_pktmbuf_free(packet);
     return;
   }
-  if (!s.has(kSyn)) {
+  if (!s.has(TcpFlag::syn)) {
     rte_pktmbuf_free(packet);
     return;
   }
@@ -437,7 +442,7 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     return;
   }
   // RFC 7323 5.3 PAWS: a timestamp older than the last one in sequence is a stale duplicate.
-  if (c.ts_ok_ && s.timestamps && !s.has(kRst) &&
+  if (c.ts_ok_ && s.timestamps && !s.has(TcpFlag::rst) &&
       static_cast<int32_t>(s.timestamps->value - c.ts_recent_) < 0) {
     counters_.paws_drops.add();
     send_ack(c, now_us);
@@ -460,12 +465,12 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     if (window == 0 && s.seq == c.rcv_nxt_) acceptable = true;
   }
   if (!acceptable) {
-    if (!s.has(kRst)) send_ack(c, now_us);
+    if (!s.has(TcpFlag::rst)) send_ack(c, now_us);
     rte_pktmbuf_free(packet);
     return;
   }
   // Second: RST (RFC 5961 3.2: only an exact match resets; in-window, a challenge ACK).
-  if (s.has(kRst)) {
+  if (s.has(TcpFlag::rst)) {
     if (s.seq == c.rcv_nxt_) {
       counters_.resets_received.add();
       close(c, CloseReason::rst);
@@ -477,7 +482,7 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
   }
   // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK. A retransmitted SYN in
   // SYN-RECEIVED gets the SYN-ACK again.
-  if (s.has(kSyn)) {
+  if (s.has(TcpFlag::syn)) {
     if (c.state_ == State::syn_received && s.seq == c.irs_) {
       send_syn_ack_for(c.port_, s, c.iss_, port_mss(c.port_), now_us, false, &c);
     } else {
@@ -487,11 +492,11 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     return;
   }
   // Fifth: ACK.
-  if (!s.has(kAck)) {
+  if (!s.has(TcpFlag::ack)) {
     rte_pktmbuf_free(packet);
     return;
   }
-  if (s.timestamps && !s.has(kRst) && s.seq <= c.rcv_nxt_) {
+  if (s.timestamps && !s.has(TcpFlag::rst) && s.seq <= c.rcv_nxt_) {
     c.ts_recent_ = s.timestamps->value;  // RFC 7323 4.3
   }
   if (c.state_ == State::syn_received) {
@@ -574,7 +579,7 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
       } else if (scoreboard(c) == nullptr) {
         // RFC 6582 3.2 (4): a partial ACK; the next hole is retransmitted at once. (With a
         // scoreboard, output() sends what it says is lost.)
-        send_segment(c, c.snd_una_, kAck, retransmit_length(c), now_us);
+        send_segment(c, c.snd_una_, TcpFlag::ack, retransmit_length(c), now_us);
       }
     } else {
       c.cc_->on_ack(data_acked, now_us, c.rto_.srtt_us());
@@ -610,9 +615,9 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
     // A duplicate ACK: with a scoreboard, one that SACKs new data (RFC 6675 2); without, RFC 5681
     // 2's ACK that carries nothing and changes nothing.
     const SackScoreboard* board = scoreboard(c);
-    const bool duplicate =
-        board != nullptr ? newly_sacked > 0
-                         : s.length == 0 && !s.has(kFin) && !window_changed && s.sack_blocks == 0;
+    const bool duplicate = board != nullptr ? newly_sacked > 0
+                                            : s.length == 0 && !s.has(TcpFlag::fin) &&
+                                                  !window_changed && s.sack_blocks == 0;
     if (duplicate && c.dupacks_ < UINT8_MAX) ++c.dupacks_;
     // RFC 5681 3.2 and RFC 6675 5 (4): the third duplicate ACK, or a scoreboard showing the first
     // unacknowledged segment lost, starts loss recovery.
@@ -631,7 +636,7 @@ void TcpStack::enter_recovery(Connection& c, uint64_t now_us) {
   c.timing_rtt_ = false;  // Karn: nothing sent from here on times the path
   // RFC 6675 5 (4.3) and RFC 6582 3.2 (2): the first unacknowledged segment goes again at once.
   const uint32_t length = retransmit_length(c);
-  send_segment(c, c.snd_una_, kAck, length, now_us);
+  send_segment(c, c.snd_una_, TcpFlag::ack, length, now_us);
   if (SackScoreboard* board = scoreboard(c)) board->retransmitted(c.snd_una_ + length);
 }
 
@@ -673,7 +678,7 @@ void TcpStack::sack_retransmit(Connection& c, uint64_t now_us) {
     const auto hole = board.next_lost(c.snd_una_, smss);
     if (!hole) return;
     const uint32_t length = std::min(hole->length, smss);
-    send_segment(c, hole->start, kAck, length, now_us);
+    send_segment(c, hole->start, TcpFlag::ack, length, now_us);
     counters_.sack_retransmits.add();
     board.retransmitted(hole->start + length);
   }
@@ -712,7 +717,7 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
       c.rcv_nxt_ += usable;
       c.unread_ += usable;
       // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
-      if (++c.unacked_segments_ >= 2 || s.has(kFin)) {
+      if (++c.unacked_segments_ >= 2 || s.has(TcpFlag::fin)) {
         send_ack(c, now_us);
       } else if (!c.delayed_ack_timer_.armed()) {
         wheel_.arm(c.delayed_ack_timer_, now_us + settings_.delayed_ack_us);
@@ -737,7 +742,7 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
     }
   }
   if (packet != nullptr) rte_pktmbuf_free(packet);
-  if (!s.has(kFin) || !in_order || s.seq + s.length != c.rcv_nxt_) return;
+  if (!s.has(TcpFlag::fin) || !in_order || s.seq + s.length != c.rcv_nxt_) return;
   // Eighth: FIN (RFC 9293 3.10.7.4).
   if (c.state_ == State::time_wait) {
     send_ack(c, now_us);
@@ -859,9 +864,9 @@ size_t TcpStack::sack_option(const Connection& c, uint8_t* out, size_t max_block
   }
   const size_t blocks = std::min(count, max_blocks);
   size_t n = 0;
-  out[n++] = 1;  // NOP, NOP, SACK
-  out[n++] = 1;
-  out[n++] = 5;
+  out[n++] = kind_byte(TcpOptionKind::nop);
+  out[n++] = kind_byte(TcpOptionKind::nop);
+  out[n++] = kind_byte(TcpOptionKind::sack);
   out[n++] = static_cast<uint8_t>(2 + 8 * blocks);
   for (size_t k = 0; k < blocks; ++k) {
     const size_t i = k == 0 ? first : (k <= first ? k - 1 : k);
@@ -924,20 +929,21 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
   // MSS, window scale, SACK-permitted and timestamps offered.
   std::array<uint8_t, 20> options{};
   size_t n = 0;
-  options[n++] = 2;
+  options[n++] = kind_byte(TcpOptionKind::mss);
   options[n++] = 4;
   wire::store_be16(options.data() + n, port_mss(c.port_));
   n += 2;
-  options[n++] = 1;
-  options[n++] = 3;
+  options[n++] = kind_byte(TcpOptionKind::nop);
+  options[n++] = kind_byte(TcpOptionKind::window_scale);
   options[n++] = 3;
   options[n++] = receive_window_scale();
   n += put_timestamps(options.data() + n, timestamp_now(now_us), 0);
-  options[n - 12] = 4;  // SACK-permitted in place of the timestamps' NOPs (RFC 2018 2)
+  // SACK-permitted in place of the timestamps' NOPs (RFC 2018 2)
+  options[n - 12] = kind_byte(TcpOptionKind::sack_permitted);
   options[n - 11] = 2;
   const uint16_t window =
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
-  rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.iss_, Seq(0), kSyn, window,
+  rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.iss_, Seq(0), TcpFlag::syn, window,
                               std::span<const uint8_t>(options.data(), n));
   if (m == nullptr) return;
   if (c.retransmissions_ > 0) counters_.retransmitted_segments.add();
@@ -967,19 +973,19 @@ void TcpStack::negotiate(Connection& c, const Segment& s) {
 void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
   // RFC 9293 3.10.7.3, SYN-SENT.
   rte_pktmbuf_free(packet);
-  const bool ack_acceptable = s.has(kAck) && c.iss_ < s.ack && s.ack <= c.snd_max_;
-  if (s.has(kAck) && !ack_acceptable) {
-    if (!s.has(kRst)) send_reset(c.port_, s.tuple, s.ack, Seq(0), false, now_us);
+  const bool ack_acceptable = s.has(TcpFlag::ack) && c.iss_ < s.ack && s.ack <= c.snd_max_;
+  if (s.has(TcpFlag::ack) && !ack_acceptable) {
+    if (!s.has(TcpFlag::rst)) send_reset(c.port_, s.tuple, s.ack, Seq(0), false, now_us);
     return;
   }
-  if (s.has(kRst)) {
+  if (s.has(TcpFlag::rst)) {
     if (ack_acceptable) {
       counters_.resets_received.add();
       close(c, CloseReason::refused);
     }
     return;
   }
-  if (!s.has(kSyn)) return;
+  if (!s.has(TcpFlag::syn)) return;
   c.irs_ = s.seq;
   c.rcv_nxt_ = s.seq + 1u;
   negotiate(c, s);
@@ -1091,9 +1097,9 @@ void TcpStack::output(Connection& c, uint64_t now_us) {
       if (length < full && length < unsent && in_flight > 0) break;
     }
     const bool with_fin = fin_pending && length == unsent;
-    uint8_t flags = kAck;
-    if (length > 0 && length == unsent) flags |= kPsh;
-    if (with_fin) flags |= kFin;
+    TcpFlags flags = TcpFlag::ack;
+    if (length > 0 && length == unsent) flags = flags | TcpFlag::psh;
+    if (with_fin) flags = flags | TcpFlag::fin;
     const bool new_data = c.snd_nxt_ == c.snd_max_;
     send_segment(c, c.snd_nxt_, flags, length, now_us);
     if (new_data && !c.timing_rtt_ && !c.ts_ok_ && length > 0) {
@@ -1133,7 +1139,7 @@ void TcpStack::send_ack(Connection& c, uint64_t now_us) {
   // A segment without data carries SND.MAX, not SND.NXT (as BSD does): after a retransmission
   // timeout has rewound SND.NXT, the peer may already hold data beyond it, and would find an
   // older SEQ outside its window and ignore the acknowledgment this segment carries.
-  send_segment(c, c.snd_max_, kAck, 0, now_us);
+  send_segment(c, c.snd_max_, TcpFlag::ack, 0, now_us);
 }
 
 void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
@@ -1191,16 +1197,18 @@ std::optional<uint16_t> chain_payload(rte_mbuf* m, rte_mempool* pool, const Mbuf
 
 }  // namespace
 
-void TcpStack::send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload,
+void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t payload,
                             uint64_t now_us) {
-  std::array<uint8_t, 40> options{};
+  std::array<uint8_t, net::TcpView::kMaxSize - net::TcpView::kMinSize> options{};
   size_t options_length = 0;
   if (c.ts_ok_)
     options_length = put_timestamps(options.data(), timestamp_now(now_us), c.ts_recent_);
   // SACK blocks go on segments without data only, so that a full segment keeps its payload
   // (RFC 2018 asks for them on every ACK; the ACKs that matter, the duplicate ones, carry them).
-  if (payload == 0 && (flags & (kSyn | kRst)) == 0) {
-    options_length += sack_option(c, options.data() + options_length, c.ts_ok_ ? 3 : 4);
+  if (payload == 0 && !flags.has(TcpFlag::syn) && !flags.has(TcpFlag::rst)) {
+    // With timestamps, 28 option bytes are left: room for three blocks.
+    options_length +=
+        sack_option(c, options.data() + options_length, c.ts_ok_ ? 3 : net::kMaxSackBlocks);
   }
   const uint32_t window = receive_window(c);
   const uint32_t offset = static_cast<uint32_t>(seq - c.snd_una_);
@@ -1231,11 +1239,11 @@ void TcpStack::send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payl
     tcp->set_checksum(static_cast<uint16_t>(~sum));
   }
   c.rcv_adv_ = window;
-  if ((flags & kAck) != 0) {
+  if (flags.has(TcpFlag::ack)) {
     wheel_.cancel(c.delayed_ack_timer_);
     c.unacked_segments_ = 0;
   }
-  if (seq < c.snd_max_ && (payload > 0 || (flags & kFin) != 0))
+  if (seq < c.snd_max_ && (payload > 0 || flags.has(TcpFlag::fin)))
     counters_.retransmitted_segments.add();
   counters_.segments_out.add();
   ip_.send_ipv4(c.port_, m, now_us);
@@ -1245,14 +1253,14 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
                                 uint64_t now_us, bool cookie, Connection* c) {
   std::array<uint8_t, 20> options{};
   size_t n = 0;
-  options[n++] = 2;  // MSS (RFC 9293 3.2)
+  options[n++] = kind_byte(TcpOptionKind::mss);  // RFC 9293 3.2
   options[n++] = 4;
   wire::store_be16(options.data() + n, mss);
   n += 2;
   const uint8_t shift = receive_window_scale();
   if (s.window_scale) {
-    options[n++] = 1;  // NOP, window scale (RFC 7323 2.2)
-    options[n++] = 3;
+    options[n++] = kind_byte(TcpOptionKind::nop);  // NOP, window scale (RFC 7323 2.2)
+    options[n++] = kind_byte(TcpOptionKind::window_scale);
     options[n++] = 3;
     options[n++] = shift;
   }
@@ -1262,20 +1270,20 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
     n += put_timestamps(options.data() + n, value, s.timestamps->value);
     if (s.sack_permitted) {
       // SACK-permitted takes the place of the two NOPs before the timestamps, as Linux lays it.
-      options[n - 12] = 4;
+      options[n - 12] = kind_byte(TcpOptionKind::sack_permitted);
       options[n - 11] = 2;
     }
   } else if (s.sack_permitted) {
-    options[n++] = 1;  // NOP, NOP, SACK-permitted (RFC 2018 2)
-    options[n++] = 1;
-    options[n++] = 4;
+    options[n++] = kind_byte(TcpOptionKind::nop);  // NOP, NOP, SACK-permitted (RFC 2018 2)
+    options[n++] = kind_byte(TcpOptionKind::nop);
+    options[n++] = kind_byte(TcpOptionKind::sack_permitted);
     options[n++] = 2;
   }
   // The SYN-ACK's window is never scaled (RFC 7323 2.2).
   const uint16_t window =
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
-  rte_mbuf* m = build_segment(pool_, ip_id_, s.tuple, iss, s.seq + 1u, kSyn | kAck, window,
-                              std::span<const uint8_t>(options.data(), n));
+  rte_mbuf* m = build_segment(pool_, ip_id_, s.tuple, iss, s.seq + 1u, TcpFlag::syn | TcpFlag::ack,
+                              window, std::span<const uint8_t>(options.data(), n));
   if (m == nullptr) return;
   if (c != nullptr) c->rcv_adv_ = window;
   counters_.segments_out.add();
@@ -1284,7 +1292,7 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
 
 void TcpStack::send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
                           uint64_t now_us) {
-  const uint8_t flags = with_ack ? (kRst | kAck) : kRst;
+  const TcpFlags flags = with_ack ? TcpFlag::rst | TcpFlag::ack : TcpFlags(TcpFlag::rst);
   rte_mbuf* m = build_segment(pool_, ip_id_, tuple, seq, with_ack ? ack : Seq(0), flags, 0, {});
   if (m == nullptr) return;
   counters_.resets_sent.add();
@@ -1359,7 +1367,7 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
   if (!outstanding) {
     // Persist (RFC 9293 3.8.6.1): probe a zero window with one byte.
     if (c.send_queue_.bytes() > 0 && c.snd_wnd_ == 0) {
-      send_segment(c, c.snd_nxt_, kAck, 1, now_us);
+      send_segment(c, c.snd_nxt_, TcpFlag::ack, 1, now_us);
       c.snd_nxt_ += 1u;
       c.snd_max_ = c.snd_nxt_;
       c.rto_.back_off();
@@ -1386,7 +1394,8 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
   c.snd_nxt_ = c.snd_una_;
   const uint32_t first = retransmit_length(c);
   const bool fin_only = first == 0 && c.fin_sent_;
-  send_segment(c, c.snd_una_, kAck | (fin_only ? kFin : 0), first, now_us);
+  send_segment(c, c.snd_una_, fin_only ? TcpFlag::ack | TcpFlag::fin : TcpFlags(TcpFlag::ack),
+               first, now_us);
   c.snd_nxt_ += first + (fin_only ? 1u : 0u);
   arm_retransmit(c, now_us);
 }
@@ -1407,7 +1416,7 @@ void TcpStack::keepalive(Connection& c, uint64_t now_us) {
   // RFC 1122 4.2.3.6: a segment with SEQ = SND.UNA - 1 and no data, which the peer must ACK.
   ++c.keepalive_probes_sent_;
   counters_.keepalive_probes.add();
-  send_segment(c, c.snd_una_ - 1u, kAck, 0, now_us);
+  send_segment(c, c.snd_una_ - 1u, TcpFlag::ack, 0, now_us);
   wheel_.arm(c.wait_timer_, now_us + settings_.keepalive_interval_us);
 }
 

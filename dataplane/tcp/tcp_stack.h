@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "dataplane/counters.h"
 #include "dataplane/net/stack.h"
+#include "dataplane/net/tcp.h"
 #include "dataplane/tcp/congestion.h"
 #include "dataplane/tcp/connection_table.h"
 #include "dataplane/tcp/mbuf_queue.h"
@@ -255,7 +256,7 @@ class TcpStack final : public net::TransportHandler {
   uint16_t port_mss(PortIndex port) const;
   // A connection leaves SYN-RECEIVED: its listener's SYN queue has room for one more.
   void leave_syn_queue(const Connection& c);
-  void send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload, uint64_t now_us);
+  void send_segment(Connection& c, Seq seq, net::TcpFlags flags, uint32_t payload, uint64_t now_us);
   void send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
                   uint64_t now_us);
   void send_challenge_ack(Connection& c, uint64_t now_us);
