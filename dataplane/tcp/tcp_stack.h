@@ -14,8 +14,10 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "config/config.h"
@@ -217,7 +219,27 @@ class TcpStack final : public net::TransportHandler {
                       uint64_t now_us) override;
 
  public:
-  struct Segment;
+  // A segment as received and parsed (and, for a SYN-ACK sent again, the SYN it answers).
+  struct Segment {
+    FourTuple tuple;  // local = the destination
+    Seq seq, ack;
+    net::TcpFlags flags;
+    uint16_t window = 0;
+    uint32_t payload_offset = 0;  // from the IPv4 header
+    uint32_t length = 0;          // payload bytes
+    std::optional<uint16_t> mss;
+    std::optional<uint8_t> window_scale;
+    bool sack_permitted = false;
+    std::optional<net::TcpTimestamps> timestamps;
+    std::array<net::SackBlock, net::kMaxSackBlocks> sack{};
+    uint8_t sack_blocks = 0;
+
+    bool has(net::TcpFlag flag) const { return flags.has(flag); }
+    // SEG.LEN of RFC 9293: the payload plus one for SYN and one for FIN.
+    uint32_t seg_len() const {
+      return length + (has(net::TcpFlag::syn) ? 1 : 0) + (has(net::TcpFlag::fin) ? 1 : 0);
+    }
+  };
 
  private:
   struct Listener {
@@ -275,6 +297,11 @@ class TcpStack final : public net::TransportHandler {
   std::vector<std::unique_ptr<Connection>> slots_;
   std::vector<uint32_t> free_slots_;
   std::vector<Connection*> closing_;  // closed during processing; freed in tick()
+
+  static constexpr uint8_t kMaxWindowScale = 14;  // RFC 7323 2.3
+  static constexpr uint32_t kIpTcpHeaders = 40;
+  static constexpr uint16_t kDefaultPeerMss = 536;  // RFC 9293 3.7.1, when the SYN carries no MSS
+  static bool synchronized(State s) { return s != State::closed && s != State::syn_received; }
 
   static constexpr size_t kOutOfOrderPerConnection = 64;
   static constexpr uint64_t kChallengeWindowUs = 1'000'000;
