@@ -7,6 +7,12 @@
 
 namespace weir::tcp {
 
+// An idle established connection holds no mbuf: its record, CUBIC's state and its two entries in a
+// connection table kept at most half full stay within 512 bytes (docs/benchmarks.md).
+constexpr size_t kIdleConnectionBytes =
+    sizeof(Connection) + sizeof(Cubic) + 2 * (sizeof(FourTuple) + sizeof(ConnectionTable::Slot));
+static_assert(kIdleConnectionBytes <= 512, "an idle connection outgrew its 512 bytes");
+
 const char* name_of(State state) {
   switch (state) {
     case State::closed:
