@@ -104,7 +104,7 @@ void TcpStack::tcp_icmp_error(PortIndex, uint8_t type, uint8_t code, rte_mbuf* p
   Connection& c = *slots_[*slot];
   // RFC 5927 4.1: only a message quoting a sequence number in flight (SND.UNA <= SEQ < SND.MAX)
   // can be about this connection; anything else is stale or forged.
-  if (!(c.snd_una_ <= quoted_seq && quoted_seq < c.snd_max_)) return;
+  if (!(c.snd_.una <= quoted_seq && quoted_seq < c.snd_.max)) return;
   constexpr uint8_t kUnreachable = 3;
   if (type == kUnreachable && code == 4) {
     // RFC 1191: fragmentation needed and DF set. The segments above the path MTU are lost:
@@ -114,7 +114,7 @@ void TcpStack::tcp_icmp_error(PortIndex, uint8_t type, uint8_t code, rte_mbuf* p
       c.mss_ = static_cast<uint16_t>(mss);
       counters_.pmtu_reductions.add();
       if (synchronized(c.state_)) {
-        c.snd_nxt_ = c.snd_una_;
+        c.snd_.nxt = c.snd_.una;
         output(c, now_us);
       }
     }
@@ -150,10 +150,10 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
         counters_.syn_cookies_accepted.add();
         counters_.passive_opens.add();
         c->listener_ = listener.handler;
-        c->irs_ = client_isn;
-        c->rcv_nxt_ = s.seq;
-        c->iss_ = s.ack - 1u;
-        c->snd_una_ = c->snd_nxt_ = c->snd_max_ = c->recover_ = s.ack;
+        c->rcv_.irs = client_isn;
+        c->rcv_.nxt = s.seq;
+        c->snd_.iss = s.ack - 1u;
+        c->snd_.una = c->snd_.nxt = c->snd_.max = c->snd_.recover = s.ack;
         c->mss_ = std::min<uint16_t>(*mss, our_mss);
         if (s.timestamps) {
           if (const auto options = decode_cookie_timestamp(s.timestamps->echo_reply, c->mss_)) {
@@ -161,14 +161,14 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
             c->ts_recent_ = s.timestamps->value;
             c->sack_ok_ = options->sack_permitted;
             if (options->window_scale) {
-              c->snd_wscale_ = std::min(*options->window_scale, kMaxWindowScale);
-              c->rcv_wscale_ = receive_window_scale();
+              c->snd_.wnd_scale = std::min(*options->window_scale, kMaxWindowScale);
+              c->rcv_.wnd_scale = receive_window_scale();
             }
           }
         }
-        c->snd_wnd_ = uint32_t{s.window} << c->snd_wscale_;
-        c->snd_wl1_ = s.seq;
-        c->snd_wl2_ = s.ack;
+        c->snd_.wnd = uint32_t{s.window} << c->snd_.wnd_scale;
+        c->snd_.wl1 = s.seq;
+        c->snd_.wl2 = s.ack;
         c->cc_ = make_congestion_control(settings_.congestion, c->mss_);
         established(*c, now_us);
         if (c->state_ == State::closed) {
@@ -207,16 +207,16 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
   ++listener.syn_received;
   c->listener_ = listener.handler;
   c->state_ = State::syn_received;
-  c->irs_ = s.seq;
-  c->rcv_nxt_ = s.seq + 1u;
-  c->iss_ = initial_sequence(secret_, s.tuple, now_us);
-  c->snd_una_ = c->recover_ = c->iss_;
-  c->snd_nxt_ = c->snd_max_ = c->iss_ + 1u;
+  c->rcv_.irs = s.seq;
+  c->rcv_.nxt = s.seq + 1u;
+  c->snd_.iss = initial_sequence(secret_, s.tuple, now_us);
+  c->snd_.una = c->snd_.recover = c->snd_.iss;
+  c->snd_.nxt = c->snd_.max = c->snd_.iss + 1u;
   negotiate(*c, s);
-  c->snd_wnd_ = s.window;  // a SYN's window is never scaled (RFC 7323 2.2)
-  c->snd_wl1_ = s.seq;
-  c->snd_wl2_ = c->iss_;
-  send_syn_ack_for(port, s, c->iss_, our_mss, now_us, false, c);
+  c->snd_.wnd = s.window;  // a SYN's window is never scaled (RFC 7323 2.2)
+  c->snd_.wl1 = s.seq;
+  c->snd_.wl2 = c->snd_.iss;
+  send_syn_ack_for(port, s, c->snd_.iss, our_mss, now_us, false, c);
   arm_retransmit(*c, now_us);
   wheel_.arm(c->wait_timer_, now_us + settings_.syn_received_timeout_us);
   rte_pktmbuf_free(packet);
@@ -245,12 +245,12 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     // The right edge itself is accepted too (as Linux's tcp_sequence does): a peer that filled
     // the window sends its ACKs with SEQ = RCV.NXT + RCV.WND, and refusing them would refuse the
     // acknowledgments the connection needs to make progress.
-    acceptable = window == 0 ? s.seq == c.rcv_nxt_ : in_window(s.seq, c.rcv_nxt_, window + 1);
+    acceptable = window == 0 ? s.seq == c.rcv_.nxt : in_window(s.seq, c.rcv_.nxt, window + 1);
   } else {
-    acceptable = window != 0 && (in_window(s.seq, c.rcv_nxt_, window) ||
-                                 in_window(s.seq + (len - 1), c.rcv_nxt_, window));
+    acceptable = window != 0 && (in_window(s.seq, c.rcv_.nxt, window) ||
+                                 in_window(s.seq + (len - 1), c.rcv_.nxt, window));
     // A zero window still takes the ACK of a segment at RCV.NXT (its data is dropped).
-    if (window == 0 && s.seq == c.rcv_nxt_) acceptable = true;
+    if (window == 0 && s.seq == c.rcv_.nxt) acceptable = true;
   }
   if (!acceptable) {
     if (!s.has(TcpFlag::rst)) send_ack(c, now_us);
@@ -259,7 +259,7 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
   }
   // Second: RST (RFC 5961 3.2: only an exact match resets; in-window, a challenge ACK).
   if (s.has(TcpFlag::rst)) {
-    if (s.seq == c.rcv_nxt_) {
+    if (s.seq == c.rcv_.nxt) {
       counters_.resets_received.add();
       close(c, CloseReason::rst);
     } else {
@@ -271,8 +271,8 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
   // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK. A retransmitted SYN in
   // SYN-RECEIVED gets the SYN-ACK again.
   if (s.has(TcpFlag::syn)) {
-    if (c.state_ == State::syn_received && s.seq == c.irs_) {
-      send_syn_ack_for(c.port_, s, c.iss_, port_mss(c.port_), now_us, false, &c);
+    if (c.state_ == State::syn_received && s.seq == c.rcv_.irs) {
+      send_syn_ack_for(c.port_, s, c.snd_.iss, port_mss(c.port_), now_us, false, &c);
     } else {
       send_challenge_ack(c, now_us);
     }
@@ -284,19 +284,19 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     rte_pktmbuf_free(packet);
     return;
   }
-  if (s.timestamps && !s.has(TcpFlag::rst) && s.seq <= c.rcv_nxt_) {
+  if (s.timestamps && !s.has(TcpFlag::rst) && s.seq <= c.rcv_.nxt) {
     c.ts_recent_ = s.timestamps->value;  // RFC 7323 4.3
   }
   if (c.state_ == State::syn_received) {
-    if (!(c.snd_una_ < s.ack && s.ack <= c.snd_nxt_)) {
+    if (!(c.snd_.una < s.ack && s.ack <= c.snd_.nxt)) {
       send_reset(c.port_, c.tuple_, s.ack, Seq(0), false, now_us);
       rte_pktmbuf_free(packet);
       return;
     }
-    c.snd_una_ = c.iss_ + 1u;
-    c.snd_wnd_ = uint32_t{s.window} << c.snd_wscale_;
-    c.snd_wl1_ = s.seq;
-    c.snd_wl2_ = s.ack;
+    c.snd_.una = c.snd_.iss + 1u;
+    c.snd_.wnd = uint32_t{s.window} << c.snd_.wnd_scale;
+    c.snd_.wl1 = s.seq;
+    c.snd_.wl2 = s.ack;
     if (c.ts_ok_ && s.timestamps && s.timestamps->echo_reply != 0) {
       c.rto_.sample((timestamp_now(now_us) - s.timestamps->echo_reply) * uint64_t{1000});
     }
@@ -318,23 +318,23 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
 }
 
 bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
-  if (s.ack > c.snd_max_) {
+  if (s.ack > c.snd_.max) {
     // RFC 9293 3.10.7.4 and RFC 5961 5.2: an ACK for data never sent is dropped and answered.
     counters_.acks_for_unsent_data.add();
     send_ack(c, now_us);
     return false;
   }
-  const uint32_t scaled_window = uint32_t{s.window} << c.snd_wscale_;
+  const uint32_t scaled_window = uint32_t{s.window} << c.snd_.wnd_scale;
   bool window_changed = false;
-  if (c.snd_wl1_ < s.seq || (c.snd_wl1_ == s.seq && c.snd_wl2_ <= s.ack)) {
-    window_changed = scaled_window != c.snd_wnd_;
-    c.snd_wnd_ = scaled_window;
-    c.snd_wl1_ = s.seq;
-    c.snd_wl2_ = s.ack;
+  if (c.snd_.wl1 < s.seq || (c.snd_.wl1 == s.seq && c.snd_.wl2 <= s.ack)) {
+    window_changed = scaled_window != c.snd_.wnd;
+    c.snd_.wnd = scaled_window;
+    c.snd_.wl1 = s.seq;
+    c.snd_.wl2 = s.ack;
   }
-  if (s.ack > c.snd_una_) {
-    uint32_t acked = static_cast<uint32_t>(s.ack - c.snd_una_);
-    const bool fin_acked = c.fin_sent_ && s.ack == c.snd_max_;
+  if (s.ack > c.snd_.una) {
+    uint32_t acked = static_cast<uint32_t>(s.ack - c.snd_.una);
+    const bool fin_acked = c.fin_sent_ && s.ack == c.snd_.max;
     const uint32_t data_acked = std::min(acked - (fin_acked ? 1 : 0), c.send_queue_.bytes());
     c.send_queue_.drop_front(data_acked);
     // RTT: from the echoed timestamp (RFC 7323 4.1, every ACK), or from the one timed segment
@@ -346,27 +346,27 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
       c.rto_.sample(now_us - c.rtt_start_us_);
       c.timing_rtt_ = false;
     }
-    c.snd_una_ = s.ack;
-    if (c.snd_nxt_ < c.snd_una_) c.snd_nxt_ = c.snd_una_;
+    c.snd_.una = s.ack;
+    if (c.snd_.nxt < c.snd_.una) c.snd_.nxt = c.snd_.una;
     c.retransmissions_ = 0;
-    c.dupacks_ = 0;
-    if (SackScoreboard* board = scoreboard(c)) board->advance(c.snd_una_);
+    c.snd_.dupacks = 0;
+    if (SackScoreboard* board = scoreboard(c)) board->advance(c.snd_.una);
     update_scoreboard(c, s);
     if (c.in_recovery_) {
-      if (s.ack >= c.recover_) {
+      if (s.ack >= c.snd_.recover) {
         // RFC 6582 3.2 (3) and RFC 6675 5 (A): a full acknowledgment ends recovery.
         c.in_recovery_ = false;
       } else if (scoreboard(c) == nullptr) {
         // RFC 6582 3.2 (4): a partial ACK; the next hole is retransmitted at once. (With a
         // scoreboard, output() sends what it says is lost.)
-        send_segment(c, c.snd_una_, TcpFlag::ack, retransmit_length(c), now_us);
+        send_segment(c, c.snd_.una, TcpFlag::ack, retransmit_length(c), now_us);
       }
     } else {
       c.cc_->on_ack(data_acked, now_us, c.rto_.srtt_us());
     }
     if (!c.in_recovery_ && scoreboard(c) != nullptr && scoreboard(c)->empty())
       release_scoreboard(c);
-    if (c.snd_una_ == c.snd_max_) {
+    if (c.snd_.una == c.snd_.max) {
       wheel_.cancel(c.retransmit_timer_);
     } else {
       arm_retransmit(c, now_us);  // RFC 6298 5.3
@@ -390,7 +390,7 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
       c.blocked_ = false;
       c.handler_->on_writable(c);
     }
-  } else if (s.ack == c.snd_una_ && c.snd_max_ > c.snd_una_) {
+  } else if (s.ack == c.snd_.una && c.snd_.max > c.snd_.una) {
     const uint32_t newly_sacked = update_scoreboard(c, s);
     // A duplicate ACK: with a scoreboard, one that SACKs new data (RFC 6675 2); without, RFC 5681
     // 2's ACK that carries nothing and changes nothing.
@@ -398,11 +398,11 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
     const bool duplicate = board != nullptr ? newly_sacked > 0
                                             : s.length == 0 && !s.has(TcpFlag::fin) &&
                                                   !window_changed && s.sack_blocks == 0;
-    if (duplicate && c.dupacks_ < UINT8_MAX) ++c.dupacks_;
+    if (duplicate && c.snd_.dupacks < UINT8_MAX) ++c.snd_.dupacks;
     // RFC 5681 3.2 and RFC 6675 5 (4): the third duplicate ACK, or a scoreboard showing the first
     // unacknowledged segment lost, starts loss recovery.
-    if (!c.in_recovery_ && (c.dupacks_ >= SackScoreboard::kDupThresh ||
-                            (board != nullptr && board->is_lost(c.snd_una_, c.segment_payload()))))
+    if (!c.in_recovery_ && (c.snd_.dupacks >= SackScoreboard::kDupThresh ||
+                            (board != nullptr && board->is_lost(c.snd_.una, c.segment_payload()))))
       enter_recovery(c, now_us);
   }
   return true;
@@ -411,13 +411,13 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
 void TcpStack::enter_recovery(Connection& c, uint64_t now_us) {
   counters_.fast_retransmits.add();
   c.in_recovery_ = true;
-  c.recover_ = c.snd_max_;  // RFC 6675 5 (4.1) RecoveryPoint = HighData
-  c.cc_->on_loss(static_cast<uint32_t>(c.snd_max_ - c.snd_una_), now_us);
+  c.snd_.recover = c.snd_.max;  // RFC 6675 5 (4.1) RecoveryPoint = HighData
+  c.cc_->on_loss(static_cast<uint32_t>(c.snd_.max - c.snd_.una), now_us);
   c.timing_rtt_ = false;  // Karn: nothing sent from here on times the path
   // RFC 6675 5 (4.3) and RFC 6582 3.2 (2): the first unacknowledged segment goes again at once.
   const uint32_t length = retransmit_length(c);
-  send_segment(c, c.snd_una_, TcpFlag::ack, length, now_us);
-  if (SackScoreboard* board = scoreboard(c)) board->retransmitted(c.snd_una_ + length);
+  send_segment(c, c.snd_.una, TcpFlag::ack, length, now_us);
+  if (SackScoreboard* board = scoreboard(c)) board->retransmitted(c.snd_.una + length);
 }
 
 uint32_t TcpStack::update_scoreboard(Connection& c, const Segment& s) {
@@ -434,10 +434,10 @@ uint32_t TcpStack::update_scoreboard(Connection& c, const Segment& s) {
     board->clear();
   }
   // The data sent so far ends at SND.MAX, less the FIN's sequence number once one was sent.
-  const Seq data_end = c.snd_max_ - (c.fin_sent_ ? 1u : 0u);
+  const Seq data_end = c.snd_.max - (c.fin_sent_ ? 1u : 0u);
   uint32_t newly = 0;
   for (uint8_t i = 0; i < s.sack_blocks; ++i)
-    newly += board->add(Seq(s.sack[i].left), Seq(s.sack[i].right), c.snd_una_, data_end);
+    newly += board->add(Seq(s.sack[i].left), Seq(s.sack[i].right), c.snd_.una, data_end);
   if (board->empty() && !c.in_recovery_) release_scoreboard(c);
   return newly;
 }
@@ -453,11 +453,11 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
                          c.state_ == State::fin_wait_2;
   bool in_order = true;
   if (s.length > 0 && receiving) {
-    if (s.seq > c.rcv_nxt_) {
+    if (s.seq > c.rcv_.nxt) {
       // Kept for later if there is room (the FIN, if any, is not: the peer sends it again); an
       // immediate duplicate ACK either way, so that the sender's dupacks count (RFC 5681 4.2).
       const uint32_t window = receive_window(c);
-      const uint32_t offset = static_cast<uint32_t>(s.seq - c.rcv_nxt_);
+      const uint32_t offset = static_cast<uint32_t>(s.seq - c.rcv_.nxt);
       const uint32_t keep = offset < window ? std::min(s.length, window - offset) : 0;
       bool kept = false;
       if (keep > 0) {
@@ -472,16 +472,16 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
       send_ack(c, now_us);
       return;
     }
-    const uint32_t skip = static_cast<uint32_t>(c.rcv_nxt_ - s.seq);
+    const uint32_t skip = static_cast<uint32_t>(c.rcv_.nxt - s.seq);
     const uint32_t usable = std::min(s.length > skip ? s.length - skip : 0, receive_window(c));
     in_order = usable == s.length - std::min(skip, s.length);
     if (usable > 0) {
       rte_pktmbuf_adj(packet, static_cast<uint16_t>(s.payload_offset + skip));
       rte_pktmbuf_trim(packet, static_cast<uint16_t>(rte_pktmbuf_pkt_len(packet) - usable));
-      c.rcv_nxt_ += usable;
+      c.rcv_.nxt += usable;
       c.unread_ += usable;
       // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
-      if (++c.unacked_segments_ >= 2 || s.has(TcpFlag::fin)) {
+      if (++c.rcv_.unacked_segments >= 2 || s.has(TcpFlag::fin)) {
         send_ack(c, now_us);
       } else if (!c.delayed_ack_timer_.armed()) {
         wheel_.arm(c.delayed_ack_timer_, now_us + settings_.delayed_ack_us);
@@ -506,7 +506,7 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
     }
   }
   if (packet != nullptr) rte_pktmbuf_free(packet);
-  if (!s.has(TcpFlag::fin) || !in_order || s.seq + s.length != c.rcv_nxt_) return;
+  if (!s.has(TcpFlag::fin) || !in_order || s.seq + s.length != c.rcv_.nxt) return;
   // Eighth: FIN (RFC 9293 3.10.7.4).
   if (c.state_ == State::time_wait) {
     send_ack(c, now_us);
@@ -515,14 +515,14 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
   }
   if (c.fin_received_) return;
   c.fin_received_ = true;
-  c.rcv_nxt_ += 1u;
+  c.rcv_.nxt += 1u;
   send_ack(c, now_us);
   switch (c.state_) {
     case State::established:
       c.state_ = State::close_wait;
       break;
     case State::fin_wait_1:
-      if (c.fin_sent_ && c.snd_una_ == c.snd_max_) {
+      if (c.fin_sent_ && c.snd_.una == c.snd_.max) {
         enter_time_wait(c, now_us);
       } else {
         c.state_ = State::closing;
@@ -563,19 +563,19 @@ bool TcpStack::stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload) {
 void TcpStack::deliver_out_of_order(Connection& c) {
   OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
   size_t taken = 0;
-  while (taken < block.count && block.seq[taken] <= c.rcv_nxt_) {
+  while (taken < block.count && block.seq[taken] <= c.rcv_.nxt) {
     rte_mbuf* m = block.segments[taken];
     const Seq seq = block.seq[taken];
     ++taken;
     const uint32_t length = rte_pktmbuf_pkt_len(m);
-    const uint32_t already = static_cast<uint32_t>(c.rcv_nxt_ - seq);
+    const uint32_t already = static_cast<uint32_t>(c.rcv_.nxt - seq);
     if (already >= length) {
       rte_pktmbuf_free(m);  // wholly covered by data delivered since
       continue;
     }
     rte_pktmbuf_adj(m, static_cast<uint16_t>(already));
     const uint32_t fresh = length - already;
-    c.rcv_nxt_ += fresh;
+    c.rcv_.nxt += fresh;
     c.unread_ += fresh;
     if (c.handler_ != nullptr) {
       c.handler_->on_data(c, m);
@@ -614,7 +614,7 @@ void TcpStack::established(Connection& c, uint64_t now_us) {
     wheel_.arm(c.wait_timer_, now_us + settings_.keepalive_idle_us);
   // The SYN-ACK could only offer an unscaled 65535; the larger scaled window goes out with the
   // next segment anyway, so it does not call for an ACK of its own.
-  c.rcv_adv_ = receive_window(c);
+  c.rcv_.adv = receive_window(c);
   counters_.established.add();
   if (c.listener_ != nullptr) c.handler_ = c.listener_->accept(c);
   if (c.handler_ != nullptr) c.handler_->on_established(c);
@@ -627,10 +627,10 @@ void TcpStack::negotiate(Connection& c, const Segment& s) {
   const uint16_t peer_mss = std::max(s.mss.value_or(kDefaultPeerMss), settings_.min_mss);
   c.mss_ = std::min(peer_mss, port_mss(c.port_));
   if (s.window_scale) {
-    c.snd_wscale_ = std::min(*s.window_scale, kMaxWindowScale);
-    c.rcv_wscale_ = receive_window_scale();
+    c.snd_.wnd_scale = std::min(*s.window_scale, kMaxWindowScale);
+    c.rcv_.wnd_scale = receive_window_scale();
   } else {
-    c.snd_wscale_ = c.rcv_wscale_ = 0;
+    c.snd_.wnd_scale = c.rcv_.wnd_scale = 0;
   }
   if (s.timestamps) {
     c.ts_ok_ = true;
@@ -643,7 +643,7 @@ void TcpStack::negotiate(Connection& c, const Segment& s) {
 void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
   // RFC 9293 3.10.7.3, SYN-SENT.
   rte_pktmbuf_free(packet);
-  const bool ack_acceptable = s.has(TcpFlag::ack) && c.iss_ < s.ack && s.ack <= c.snd_max_;
+  const bool ack_acceptable = s.has(TcpFlag::ack) && c.snd_.iss < s.ack && s.ack <= c.snd_.max;
   if (s.has(TcpFlag::ack) && !ack_acceptable) {
     if (!s.has(TcpFlag::rst)) send_reset(c.port_, s.tuple, s.ack, Seq(0), false, now_us);
     return;
@@ -656,21 +656,21 @@ void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, ui
     return;
   }
   if (!s.has(TcpFlag::syn)) return;
-  c.irs_ = s.seq;
-  c.rcv_nxt_ = s.seq + 1u;
+  c.rcv_.irs = s.seq;
+  c.rcv_.nxt = s.seq + 1u;
   negotiate(c, s);
-  c.snd_wnd_ = s.window;  // a SYN's window is never scaled
-  c.snd_wl1_ = s.seq;
+  c.snd_.wnd = s.window;  // a SYN's window is never scaled
+  c.snd_.wl1 = s.seq;
   if (!ack_acceptable) {
     // Simultaneous open: our SYN crossed theirs; answer with SYN-ACK from SYN-RECEIVED.
     c.state_ = State::syn_received;
-    c.snd_wl2_ = c.iss_;
+    c.snd_.wl2 = c.snd_.iss;
     Segment syn = s;
-    send_syn_ack_for(c.port_, syn, c.iss_, port_mss(c.port_), now_us, false, &c);
+    send_syn_ack_for(c.port_, syn, c.snd_.iss, port_mss(c.port_), now_us, false, &c);
     return;
   }
-  c.snd_una_ = s.ack;
-  c.snd_wl2_ = s.ack;
+  c.snd_.una = s.ack;
+  c.snd_.wl2 = s.ack;
   if (c.ts_ok_ && s.timestamps->echo_reply != 0) {
     c.rto_.sample(
         std::max<uint64_t>(uint64_t{timestamp_now(now_us) - s.timestamps->echo_reply} * 1000, 1));

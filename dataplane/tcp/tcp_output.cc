@@ -89,19 +89,19 @@ void TcpStack::output(Connection& c, uint64_t now_us) {
   const bool sack_recovery = c.in_recovery_ && c.scoreboard_ != UINT16_MAX;
   if (sack_recovery) sack_retransmit(c, now_us);
   for (;;) {
-    const uint32_t in_flight = static_cast<uint32_t>(c.snd_nxt_ - c.snd_una_);
+    const uint32_t in_flight = static_cast<uint32_t>(c.snd_.nxt - c.snd_.una);
     const uint32_t queued = c.send_queue_.bytes();
     const uint32_t unsent = queued > in_flight ? queued - in_flight : 0;
-    const bool fin_pending = c.fin_queued_ && (!c.fin_sent_ || c.snd_nxt_ < c.snd_max_);
+    const bool fin_pending = c.fin_queued_ && (!c.fin_sent_ || c.snd_.nxt < c.snd_.max);
     if (unsent == 0 && !fin_pending) break;
     uint32_t length = 0;
     if (unsent > 0) {
       const uint32_t flight = sack_recovery ? scoreboards_[c.scoreboard_].pipe(
-                                                  c.snd_una_, c.snd_max_, c.segment_payload())
+                                                  c.snd_.una, c.snd_.max, c.segment_payload())
                                             : in_flight;
       const uint32_t cwnd = c.cc_->cwnd();
       const uint32_t allowed = std::min(cwnd > flight ? cwnd - flight : 0,
-                                        c.snd_wnd_ > in_flight ? c.snd_wnd_ - in_flight : 0);
+                                        c.snd_.wnd > in_flight ? c.snd_.wnd - in_flight : 0);
       if (allowed == 0) {
         // Zero window (or a full cwnd): the retransmission timer doubles as the persist timer.
         if (!c.retransmit_timer_.armed()) arm_retransmit(c, now_us);
@@ -117,15 +117,15 @@ void TcpStack::output(Connection& c, uint64_t now_us) {
     TcpFlags flags = TcpFlag::ack;
     if (length > 0 && length == unsent) flags = flags | TcpFlag::psh;
     if (with_fin) flags = flags | TcpFlag::fin;
-    const bool new_data = c.snd_nxt_ == c.snd_max_;
-    send_segment(c, c.snd_nxt_, flags, length, now_us);
+    const bool new_data = c.snd_.nxt == c.snd_.max;
+    send_segment(c, c.snd_.nxt, flags, length, now_us);
     if (new_data && !c.timing_rtt_ && !c.ts_ok_ && length > 0) {
       c.timing_rtt_ = true;
-      c.rtt_seq_ = c.snd_nxt_;
+      c.rtt_seq_ = c.snd_.nxt;
       c.rtt_start_us_ = now_us;
     }
-    c.snd_nxt_ += length + (with_fin ? 1u : 0u);
-    if (c.snd_max_ < c.snd_nxt_) c.snd_max_ = c.snd_nxt_;
+    c.snd_.nxt += length + (with_fin ? 1u : 0u);
+    if (c.snd_.max < c.snd_.nxt) c.snd_.max = c.snd_.nxt;
     if (with_fin && !c.fin_sent_) {
       c.fin_sent_ = true;
       c.state_ = c.state_ == State::close_wait ? State::last_ack : State::fin_wait_1;
@@ -138,7 +138,7 @@ void TcpStack::output(Connection& c, uint64_t now_us) {
 // The first segment to send again from SND.UNA: never beyond what was sent before (SND.MAX), so
 // that a retransmission cannot carry new data past the sequence space the peer has been told of.
 uint32_t TcpStack::retransmit_length(const Connection& c) const {
-  uint32_t outstanding = static_cast<uint32_t>(c.snd_max_ - c.snd_una_);
+  uint32_t outstanding = static_cast<uint32_t>(c.snd_.max - c.snd_.una);
   if (c.fin_sent_ && outstanding > 0) --outstanding;
   return std::min({uint32_t{c.segment_payload()}, outstanding, c.send_queue_.bytes()});
 }
@@ -147,10 +147,10 @@ void TcpStack::sack_retransmit(Connection& c, uint64_t now_us) {
   SackScoreboard& board = *scoreboard(c);
   const uint32_t smss = c.segment_payload();
   for (;;) {
-    const uint32_t pipe = board.pipe(c.snd_una_, c.snd_max_, smss);
+    const uint32_t pipe = board.pipe(c.snd_.una, c.snd_.max, smss);
     const uint32_t cwnd = c.cc_->cwnd();
     if (cwnd <= pipe || cwnd - pipe < smss) return;
-    const auto hole = board.next_lost(c.snd_una_, smss);
+    const auto hole = board.next_lost(c.snd_.una, smss);
     if (!hole) return;
     const uint32_t length = std::min(hole->length, smss);
     send_segment(c, hole->start, TcpFlag::ack, length, now_us);
@@ -167,16 +167,16 @@ uint8_t TcpStack::receive_window_scale() const {
 
 uint32_t TcpStack::receive_window(const Connection& c) const {
   uint32_t free = settings_.receive_buffer > c.unread_ ? settings_.receive_buffer - c.unread_ : 0;
-  free = std::min(free, uint32_t{0xffff} << c.rcv_wscale_);
+  free = std::min(free, uint32_t{0xffff} << c.rcv_.wnd_scale);
   // Only multiples of the scale can be advertised; round down so that we never promise more.
-  return free & ~((uint32_t{1} << c.rcv_wscale_) - 1);
+  return free & ~((uint32_t{1} << c.rcv_.wnd_scale) - 1);
 }
 
 void TcpStack::send_ack(Connection& c, uint64_t now_us) {
   // A segment without data carries SND.MAX, not SND.NXT (as BSD does): after a retransmission
   // timeout has rewound SND.NXT, the peer may already hold data beyond it, and would find an
   // older SEQ outside its window and ignore the acknowledgment this segment carries.
-  send_segment(c, c.snd_max_, TcpFlag::ack, 0, now_us);
+  send_segment(c, c.snd_.max, TcpFlag::ack, 0, now_us);
 }
 
 void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
@@ -284,11 +284,11 @@ void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t pay
         sack_option(c, options.data() + options_length, c.ts_ok_ ? 3 : net::kMaxSackBlocks);
   }
   const uint32_t window = receive_window(c);
-  const uint32_t offset = static_cast<uint32_t>(seq - c.snd_una_);
+  const uint32_t offset = static_cast<uint32_t>(seq - c.snd_.una);
   // Headers only; the payload follows as indirect mbufs over the send queue (zero copy).
   rte_mbuf* m =
-      build_segment(pool_, ip_id_, c.tuple_, seq, c.rcv_nxt_, flags,
-                    static_cast<uint16_t>(std::min<uint32_t>(window >> c.rcv_wscale_, 0xffff)),
+      build_segment(pool_, ip_id_, c.tuple_, seq, c.rcv_.nxt, flags,
+                    static_cast<uint16_t>(std::min<uint32_t>(window >> c.rcv_.wnd_scale, 0xffff)),
                     std::span<const uint8_t>(options.data(), options_length));
   if (m == nullptr) return;
   if (payload > 0) {
@@ -311,12 +311,12 @@ void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t pay
     sum = net::ones_complement_add(sum, *payload_sum);
     tcp->set_checksum(static_cast<uint16_t>(~sum));
   }
-  c.rcv_adv_ = window;
+  c.rcv_.adv = window;
   if (flags.has(TcpFlag::ack)) {
     wheel_.cancel(c.delayed_ack_timer_);
-    c.unacked_segments_ = 0;
+    c.rcv_.unacked_segments = 0;
   }
-  if (seq < c.snd_max_ && (payload > 0 || flags.has(TcpFlag::fin)))
+  if (seq < c.snd_.max && (payload > 0 || flags.has(TcpFlag::fin)))
     counters_.retransmitted_segments.add();
   counters_.segments_out.add();
   ip_.send_ipv4(c.port_, m, now_us);
@@ -340,7 +340,7 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
   options[n - 11] = 2;
   const uint16_t window =
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
-  rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.iss_, Seq(0), TcpFlag::syn, window,
+  rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.snd_.iss, Seq(0), TcpFlag::syn, window,
                               std::span<const uint8_t>(options.data(), n));
   if (m == nullptr) return;
   if (c.retransmissions_ > 0) counters_.retransmitted_segments.add();
@@ -384,7 +384,7 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
   rte_mbuf* m = build_segment(pool_, ip_id_, s.tuple, iss, s.seq + 1u, TcpFlag::syn | TcpFlag::ack,
                               window, std::span<const uint8_t>(options.data(), n));
   if (m == nullptr) return;
-  if (c != nullptr) c->rcv_adv_ = window;
+  if (c != nullptr) c->rcv_.adv = window;
   counters_.segments_out.add();
   ip_.send_ipv4(port, m, now_us);
 }

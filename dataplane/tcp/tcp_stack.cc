@@ -151,9 +151,9 @@ Connection* TcpStack::connect(PortIndex port, const FourTuple& tuple, Connection
   counters_.active_opens.add();
   c->handler_ = handler;
   c->state_ = State::syn_sent;
-  c->iss_ = initial_sequence(secret_, tuple, now_us);
-  c->snd_una_ = c->recover_ = c->iss_;
-  c->snd_nxt_ = c->snd_max_ = c->iss_ + 1u;
+  c->snd_.iss = initial_sequence(secret_, tuple, now_us);
+  c->snd_.una = c->snd_.recover = c->snd_.iss;
+  c->snd_.nxt = c->snd_.max = c->snd_.iss + 1u;
   c->mss_ = port_mss(port);
   send_syn(*c, now_us);
   arm_retransmit(*c, now_us);
@@ -188,7 +188,7 @@ void TcpStack::consumed(Connection& c, uint32_t bytes, uint64_t now_us) {
   // Send a window update when the window has opened by two segments or from below one segment
   // (receiver-side silly window avoidance, RFC 9293 3.8.6.2.2).
   const uint32_t window = receive_window(c);
-  if (window >= c.rcv_adv_ + 2u * c.mss_ || (c.rcv_adv_ < c.mss_ && window >= c.mss_)) {
+  if (window >= c.rcv_.adv + 2u * c.mss_ || (c.rcv_.adv < c.mss_ && window >= c.mss_)) {
     send_ack(c, now_us);
   }
 }
@@ -202,7 +202,7 @@ void TcpStack::shutdown_write(Connection& c, uint64_t now_us) {
 void TcpStack::abort(Connection& c, uint64_t now_us) {
   if (c.state_ == State::closed) return;
   if (synchronized(c.state_)) {
-    send_reset(c.port_, c.tuple_, c.snd_nxt_, Seq(0), false, now_us);
+    send_reset(c.port_, c.tuple_, c.snd_.nxt, Seq(0), false, now_us);
   }
   close(c, CloseReason::aborted);
 }

@@ -142,19 +142,34 @@ class Connection {
   bool sack_ok_ = false;  // both SYNs carried SACK-permitted: our ACKs report out-of-order data
   bool timing_rtt_ = false;
   bool blocked_ = false;      // send() refused: on_writable owed
-  bool in_recovery_ = false;  // fast recovery (RFC 6582) until SND.UNA passes recover_
-  uint8_t snd_wscale_ = 0;    // the peer's shift (applied to windows it advertises)
-  uint8_t rcv_wscale_ = 0;    // our shift
-  uint8_t dupacks_ = 0;
-  uint8_t unacked_segments_ = 0;
+  bool in_recovery_ = false;  // fast recovery (RFC 6582) until SND.UNA passes snd_.recover
   uint16_t mss_ = 536;
   uint32_t retransmissions_ = 0;
-  uint8_t keepalive_probes_sent_ = 0;
   uint64_t last_received_us_ = 0;
-  Seq iss_, snd_una_, snd_nxt_, snd_max_, snd_wl1_, snd_wl2_, recover_;
-  uint32_t snd_wnd_ = 0;
-  Seq irs_, rcv_nxt_;
-  uint32_t rcv_adv_ = 0;  // the window last advertised (bytes)
+  // The send sequence variables (RFC 9293 3.3.1) and the sender's loss-recovery state.
+  struct SendSequence {
+    Seq iss;  // ISS
+    Seq una;  // SND.UNA: the oldest unacknowledged sequence number
+    Seq nxt;  // SND.NXT: the next to send (a retransmission timeout rewinds it to SND.UNA)
+    Seq max;  // the highest sent (BSD's snd_max): a retransmission never goes beyond it
+    Seq wl1;  // SND.WL1 and SND.WL2: SEQ and ACK of the segment that last set SND.WND
+    Seq wl2;
+    Seq recover;            // RFC 6582's "recover": the highest sent when fast recovery began
+    uint32_t wnd = 0;       // SND.WND, in bytes (scaled)
+    uint8_t wnd_scale = 0;  // the peer's shift (RFC 7323), applied to the windows it advertises
+    uint8_t dupacks = 0;    // duplicate ACKs since the last one that acknowledged new data
+  };
+  // The receive sequence variables (RFC 9293 3.3.1). RCV.WND is not kept: receive_window()
+  // derives it from the bytes the application has not consumed.
+  struct ReceiveSequence {
+    Seq irs;                       // IRS
+    Seq nxt;                       // RCV.NXT
+    uint32_t adv = 0;              // the window last advertised, in bytes
+    uint8_t wnd_scale = 0;         // our shift (RFC 7323)
+    uint8_t unacked_segments = 0;  // data segments received since our last ACK (delayed ACKs)
+  };
+  SendSequence snd_;
+  ReceiveSequence rcv_;
   uint32_t unread_ = 0;
   uint32_t ts_recent_ = 0;
   Seq rtt_seq_;
@@ -164,10 +179,11 @@ class Connection {
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
   uint8_t challenges_in_window_ = 0;
+  uint8_t keepalive_probes_sent_ = 0;
   uint64_t challenge_window_start_us_ = 0;
   RtoEstimator rto_{200'000, 120'000'000};
   std::unique_ptr<CongestionControl> cc_;
-  MbufQueue send_queue_;  // from snd_una: sent-unacknowledged, then unsent
+  MbufQueue send_queue_;  // from SND.UNA: sent-unacknowledged, then unsent
   MbufQueue parked_;
   ConnTimer retransmit_timer_, delayed_ack_timer_, wait_timer_;
   ConnectionHandler* handler_ = nullptr;

@@ -59,22 +59,22 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
       // The SYN-ACK answers the options the peer's SYN offered, as the first one did.
       Segment syn;
       syn.tuple = c.tuple_;
-      syn.seq = c.irs_;
-      if (c.rcv_wscale_ != 0 || c.snd_wscale_ != 0) syn.window_scale = c.snd_wscale_;
+      syn.seq = c.rcv_.irs;
+      if (c.rcv_.wnd_scale != 0 || c.snd_.wnd_scale != 0) syn.window_scale = c.snd_.wnd_scale;
       if (c.ts_ok_) syn.timestamps = net::TcpTimestamps{c.ts_recent_, 0};
       syn.sack_permitted = c.sack_ok_;
-      send_syn_ack_for(c.port_, syn, c.iss_, port_mss(c.port_), now_us, false, &c);
+      send_syn_ack_for(c.port_, syn, c.snd_.iss, port_mss(c.port_), now_us, false, &c);
     }
     arm_retransmit(c, now_us);
     return;
   }
-  const bool outstanding = c.snd_max_ > c.snd_una_;
+  const bool outstanding = c.snd_.max > c.snd_.una;
   if (!outstanding) {
     // Persist (RFC 9293 3.8.6.1): probe a zero window with one byte.
-    if (c.send_queue_.bytes() > 0 && c.snd_wnd_ == 0) {
-      send_segment(c, c.snd_nxt_, TcpFlag::ack, 1, now_us);
-      c.snd_nxt_ += 1u;
-      c.snd_max_ = c.snd_nxt_;
+    if (c.send_queue_.bytes() > 0 && c.snd_.wnd == 0) {
+      send_segment(c, c.snd_.nxt, TcpFlag::ack, 1, now_us);
+      c.snd_.nxt += 1u;
+      c.snd_.max = c.snd_.nxt;
       c.rto_.back_off();
       arm_retransmit(c, now_us);
     }
@@ -83,25 +83,25 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
   counters_.rto_expirations.add();
   if (++c.retransmissions_ > settings_.max_retransmissions) {
     counters_.timeouts.add();
-    send_reset(c.port_, c.tuple_, c.snd_nxt_, Seq(0), false, now_us);
+    send_reset(c.port_, c.tuple_, c.snd_.nxt, Seq(0), false, now_us);
     close(c, CloseReason::timeout);
     return;
   }
   // RFC 6298 5.4-5.6 and RFC 5681 3.1: back off, collapse the window, go back to SND.UNA.
   c.rto_.back_off();
-  c.cc_->on_timeout(static_cast<uint32_t>(c.snd_max_ - c.snd_una_), now_us);
+  c.cc_->on_timeout(static_cast<uint32_t>(c.snd_.max - c.snd_.una), now_us);
   c.timing_rtt_ = false;
   c.in_recovery_ = false;
-  c.dupacks_ = 0;
+  c.snd_.dupacks = 0;
   // RFC 2018 8 and RFC 6675 5.1: after a timeout the receiver may have reneged; go back to
   // SND.UNA without trusting what was SACKed.
   release_scoreboard(c);
-  c.snd_nxt_ = c.snd_una_;
+  c.snd_.nxt = c.snd_.una;
   const uint32_t first = retransmit_length(c);
   const bool fin_only = first == 0 && c.fin_sent_;
-  send_segment(c, c.snd_una_, fin_only ? TcpFlag::ack | TcpFlag::fin : TcpFlags(TcpFlag::ack),
+  send_segment(c, c.snd_.una, fin_only ? TcpFlag::ack | TcpFlag::fin : TcpFlags(TcpFlag::ack),
                first, now_us);
-  c.snd_nxt_ += first + (fin_only ? 1u : 0u);
+  c.snd_.nxt += first + (fin_only ? 1u : 0u);
   arm_retransmit(c, now_us);
 }
 
@@ -114,14 +114,14 @@ void TcpStack::keepalive(Connection& c, uint64_t now_us) {
   }
   if (c.keepalive_probes_sent_ >= settings_.keepalive_probes) {
     counters_.timeouts.add();
-    send_reset(c.port_, c.tuple_, c.snd_max_, Seq(0), false, now_us);
+    send_reset(c.port_, c.tuple_, c.snd_.max, Seq(0), false, now_us);
     close(c, CloseReason::timeout);
     return;
   }
   // RFC 1122 4.2.3.6: a segment with SEQ = SND.UNA - 1 and no data, which the peer must ACK.
   ++c.keepalive_probes_sent_;
   counters_.keepalive_probes.add();
-  send_segment(c, c.snd_una_ - 1u, TcpFlag::ack, 0, now_us);
+  send_segment(c, c.snd_.una - 1u, TcpFlag::ack, 0, now_us);
   wheel_.arm(c.wait_timer_, now_us + settings_.keepalive_interval_us);
 }
 
