@@ -20,7 +20,6 @@
 #include <optional>
 #include <vector>
 
-#include "config/config.h"
 #include "dataplane/counters.h"
 #include "dataplane/net/stack.h"
 #include "dataplane/net/tcp.h"
@@ -82,7 +81,7 @@ struct TcpSettings {
   uint64_t min_rto_us = 200'000;
   uint64_t max_rto_us = 120'000'000;
   uint64_t time_wait_us = 2'000'000;
-  config::Congestion congestion = config::Congestion::cubic;
+  CongestionAlgorithm congestion = CongestionAlgorithm::cubic;
   uint16_t min_mss = 48;
   uint32_t max_connections = 4096;
   uint32_t receive_buffer = 128 * 1024;  // per connection: the most we advertise
