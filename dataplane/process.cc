@@ -72,12 +72,22 @@ int worker_main(void* arg) {
 // directions. (Sizing it from dataplane.limits and the buffers comes with the proxy.)
 constexpr unsigned kMbufsForConnections = 32'768;
 
+tcp::CongestionAlgorithm congestion_algorithm(config::Congestion congestion) {
+  switch (congestion) {
+    case config::Congestion::cubic:
+      return tcp::CongestionAlgorithm::cubic;
+    case config::Congestion::newreno:
+      return tcp::CongestionAlgorithm::newreno;
+  }
+  return tcp::CongestionAlgorithm::cubic;
+}
+
 tcp::TcpSettings tcp_settings_for(const config::Config& config, unsigned workers) {
   tcp::TcpSettings tcp;
   tcp.min_rto_us = uint64_t{config.tcp.min_rto_ms} * 1000;
   tcp.max_rto_us = uint64_t{config.tcp.max_rto_ms} * 1000;
   tcp.time_wait_us = uint64_t{config.tcp.time_wait_ms} * 1000;
-  tcp.congestion = config.tcp.congestion;
+  tcp.congestion = congestion_algorithm(config.tcp.congestion);
   tcp.min_mss = config.tcp.min_mss;
   tcp.keepalive_idle_us = uint64_t{config.tcp.keepalive_idle_ms} * 1000;
   tcp.keepalive_interval_us = uint64_t{config.tcp.keepalive_interval_ms} * 1000;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "dataplane/flow_owner.h"
+#include "dataplane/tcp/mbuf_queue.h"
 
 namespace weir::proxy {
 

@@ -109,8 +109,9 @@ void Cubic::on_ack(uint32_t acked_bytes, uint64_t now_us, uint64_t rtt_us) {
   cwnd_fraction_ -= whole;
 }
 
-std::unique_ptr<CongestionControl> make_congestion_control(config::Congestion kind, uint32_t mss) {
-  if (kind == config::Congestion::newreno) return std::make_unique<NewReno>(mss);
+std::unique_ptr<CongestionControl> make_congestion_control(CongestionAlgorithm algorithm,
+                                                           uint32_t mss) {
+  if (algorithm == CongestionAlgorithm::newreno) return std::make_unique<NewReno>(mss);
   return std::make_unique<Cubic>(mss);
 }
 

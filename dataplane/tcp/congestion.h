@@ -1,14 +1,16 @@
-// Congestion control behind one interface (`tcp.congestion`): NewReno (RFC 5681, RFC 6582's
-// window rules) and CUBIC (RFC 9438, the default). The sender owns loss detection and recovery;
-// these classes own only the congestion window and the slow-start threshold, in bytes.
+// Congestion control behind one interface: NewReno (RFC 5681, RFC 6582's window rules) and CUBIC
+// (RFC 9438, the default). The sender owns loss detection and recovery; these classes own only the
+// congestion window and the slow-start threshold, in bytes.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 
-#include "config/config.h"
-
 namespace weir::tcp {
+
+// The window algorithm (the configuration's `tcp.congestion`, translated where the dataplane builds
+// its TcpSettings).
+enum class CongestionAlgorithm : uint8_t { cubic, newreno };
 
 class CongestionControl {
  public:
@@ -75,6 +77,7 @@ class Cubic final : public CongestionControl {
   bool epoch_started_ = false;
 };
 
-std::unique_ptr<CongestionControl> make_congestion_control(config::Congestion kind, uint32_t mss);
+std::unique_ptr<CongestionControl> make_congestion_control(CongestionAlgorithm algorithm,
+                                                           uint32_t mss);
 
 }  // namespace weir::tcp

@@ -14,15 +14,18 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
-#include "config/config.h"
 #include "dataplane/counters.h"
 #include "dataplane/net/stack.h"
+#include "dataplane/net/tcp.h"
 #include "dataplane/tcp/congestion.h"
 #include "dataplane/tcp/connection_table.h"
+#include "dataplane/tcp/mbuf_queue.h"
 #include "dataplane/tcp/rto.h"
 #include "dataplane/tcp/sack_scoreboard.h"
 #include "dataplane/tcp/seq.h"
@@ -51,50 +54,6 @@ const char* name_of(State state);
 enum class CloseReason : uint8_t { fin, rst, timeout, refused, aborted };
 const char* name_of(CloseReason reason);
 
-// A FIFO of bytes held in mbuf segments, linked through the segments' own `next` pointers: no
-// allocation, whatever the number of segments. Segments are taken and freed one at a time, so the
-// chain-level fields of a queued first segment (pkt_len, nb_segs) are not kept up to date.
-class MbufQueue {
- public:
-  MbufQueue() = default;
-  MbufQueue(const MbufQueue&) = delete;
-  MbufQueue& operator=(const MbufQueue&) = delete;
-  ~MbufQueue() { clear(); }
-
-  void push(rte_mbuf* chain);
-  // Removes the first segment and returns it as a one-segment packet (or nullptr).
-  rte_mbuf* pop();
-  // Puts one segment back at the front (the inverse of pop).
-  void push_front(rte_mbuf* segment);
-  bool empty() const { return head_ == nullptr; }
-  uint32_t bytes() const { return bytes_; }
-  uint32_t segments() const { return segments_; }
-  void clear();
-  // Frees `n` bytes from the front (whole segments, then a prefix of the next).
-  void drop_front(uint32_t n);
-  // Calls piece(segment, offset_in_segment, bytes) for the segments holding `length` bytes
-  // starting `offset` bytes from the front, in order.
-  template <typename Piece>
-  void for_each_piece(uint32_t offset, uint32_t length, Piece&& piece) const {
-    for (rte_mbuf* seg = head_; seg != nullptr && length > 0; seg = seg->next) {
-      if (offset >= seg->data_len) {
-        offset -= seg->data_len;
-        continue;
-      }
-      const uint32_t n = seg->data_len - offset < length ? seg->data_len - offset : length;
-      piece(seg, static_cast<uint16_t>(offset), static_cast<uint16_t>(n));
-      length -= n;
-      offset = 0;
-    }
-  }
-
- private:
-  rte_mbuf* head_ = nullptr;
-  rte_mbuf* tail_ = nullptr;
-  uint32_t bytes_ = 0;
-  uint32_t segments_ = 0;
-};
-
 class Connection;
 
 class ConnectionHandler {
@@ -122,7 +81,7 @@ struct TcpSettings {
   uint64_t min_rto_us = 200'000;
   uint64_t max_rto_us = 120'000'000;
   uint64_t time_wait_us = 2'000'000;
-  config::Congestion congestion = config::Congestion::cubic;
+  CongestionAlgorithm congestion = CongestionAlgorithm::cubic;
   uint16_t min_mss = 48;
   uint32_t max_connections = 4096;
   uint32_t receive_buffer = 128 * 1024;  // per connection: the most we advertise
@@ -182,19 +141,34 @@ class Connection {
   bool sack_ok_ = false;  // both SYNs carried SACK-permitted: our ACKs report out-of-order data
   bool timing_rtt_ = false;
   bool blocked_ = false;      // send() refused: on_writable owed
-  bool in_recovery_ = false;  // fast recovery (RFC 6582) until SND.UNA passes recover_
-  uint8_t snd_wscale_ = 0;    // the peer's shift (applied to windows it advertises)
-  uint8_t rcv_wscale_ = 0;    // our shift
-  uint8_t dupacks_ = 0;
-  uint8_t unacked_segments_ = 0;
+  bool in_recovery_ = false;  // fast recovery (RFC 6582) until SND.UNA passes snd_.recover
   uint16_t mss_ = 536;
   uint32_t retransmissions_ = 0;
-  uint8_t keepalive_probes_sent_ = 0;
   uint64_t last_received_us_ = 0;
-  Seq iss_, snd_una_, snd_nxt_, snd_max_, snd_wl1_, snd_wl2_, recover_;
-  uint32_t snd_wnd_ = 0;
-  Seq irs_, rcv_nxt_;
-  uint32_t rcv_adv_ = 0;  // the window last advertised (bytes)
+  // The send sequence variables (RFC 9293 3.3.1) and the sender's loss-recovery state.
+  struct SendSequence {
+    Seq iss;  // ISS
+    Seq una;  // SND.UNA: the oldest unacknowledged sequence number
+    Seq nxt;  // SND.NXT: the next to send (a retransmission timeout rewinds it to SND.UNA)
+    Seq max;  // the highest sent (BSD's snd_max): a retransmission never goes beyond it
+    Seq wl1;  // SND.WL1 and SND.WL2: SEQ and ACK of the segment that last set SND.WND
+    Seq wl2;
+    Seq recover;            // RFC 6582's "recover": the highest sent when fast recovery began
+    uint32_t wnd = 0;       // SND.WND, in bytes (scaled)
+    uint8_t wnd_scale = 0;  // the peer's shift (RFC 7323), applied to the windows it advertises
+    uint8_t dupacks = 0;    // duplicate ACKs since the last one that acknowledged new data
+  };
+  // The receive sequence variables (RFC 9293 3.3.1). RCV.WND is not kept: receive_window()
+  // derives it from the bytes the application has not consumed.
+  struct ReceiveSequence {
+    Seq irs;                       // IRS
+    Seq nxt;                       // RCV.NXT
+    uint32_t adv = 0;              // the window last advertised, in bytes
+    uint8_t wnd_scale = 0;         // our shift (RFC 7323)
+    uint8_t unacked_segments = 0;  // data segments received since our last ACK (delayed ACKs)
+  };
+  SendSequence snd_;
+  ReceiveSequence rcv_;
   uint32_t unread_ = 0;
   uint32_t ts_recent_ = 0;
   Seq rtt_seq_;
@@ -204,10 +178,11 @@ class Connection {
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
   uint8_t challenges_in_window_ = 0;
+  uint8_t keepalive_probes_sent_ = 0;
   uint64_t challenge_window_start_us_ = 0;
   RtoEstimator rto_{200'000, 120'000'000};
   std::unique_ptr<CongestionControl> cc_;
-  MbufQueue send_queue_;  // from snd_una: sent-unacknowledged, then unsent
+  MbufQueue send_queue_;  // from SND.UNA: sent-unacknowledged, then unsent
   MbufQueue parked_;
   ConnTimer retransmit_timer_, delayed_ack_timer_, wait_timer_;
   ConnectionHandler* handler_ = nullptr;
@@ -259,7 +234,27 @@ class TcpStack final : public net::TransportHandler {
                       uint64_t now_us) override;
 
  public:
-  struct Segment;
+  // A segment as received and parsed (and, for a SYN-ACK sent again, the SYN it answers).
+  struct Segment {
+    FourTuple tuple;  // local = the destination
+    Seq seq, ack;
+    net::TcpFlags flags;
+    uint16_t window = 0;
+    uint32_t payload_offset = 0;  // from the IPv4 header
+    uint32_t length = 0;          // payload bytes
+    std::optional<uint16_t> mss;
+    std::optional<uint8_t> window_scale;
+    bool sack_permitted = false;
+    std::optional<net::TcpTimestamps> timestamps;
+    std::array<net::SackBlock, net::kMaxSackBlocks> sack{};
+    uint8_t sack_blocks = 0;
+
+    bool has(net::TcpFlag flag) const { return flags.has(flag); }
+    // SEG.LEN of RFC 9293: the payload plus one for SYN and one for FIN.
+    uint32_t seg_len() const {
+      return length + (has(net::TcpFlag::syn) ? 1 : 0) + (has(net::TcpFlag::fin) ? 1 : 0);
+    }
+  };
 
  private:
   struct Listener {
@@ -298,7 +293,7 @@ class TcpStack final : public net::TransportHandler {
   uint16_t port_mss(PortIndex port) const;
   // A connection leaves SYN-RECEIVED: its listener's SYN queue has room for one more.
   void leave_syn_queue(const Connection& c);
-  void send_segment(Connection& c, Seq seq, uint8_t flags, uint32_t payload, uint64_t now_us);
+  void send_segment(Connection& c, Seq seq, net::TcpFlags flags, uint32_t payload, uint64_t now_us);
   void send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
                   uint64_t now_us);
   void send_challenge_ack(Connection& c, uint64_t now_us);
@@ -317,6 +312,11 @@ class TcpStack final : public net::TransportHandler {
   std::vector<std::unique_ptr<Connection>> slots_;
   std::vector<uint32_t> free_slots_;
   std::vector<Connection*> closing_;  // closed during processing; freed in tick()
+
+  static constexpr uint8_t kMaxWindowScale = 14;  // RFC 7323 2.3
+  static constexpr uint32_t kIpTcpHeaders = 40;
+  static constexpr uint16_t kDefaultPeerMss = 536;  // RFC 9293 3.7.1, when the SYN carries no MSS
+  static bool synchronized(State s) { return s != State::closed && s != State::syn_received; }
 
   static constexpr size_t kOutOfOrderPerConnection = 64;
   static constexpr uint64_t kChallengeWindowUs = 1'000'000;

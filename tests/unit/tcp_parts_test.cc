@@ -531,11 +531,11 @@ TEST(Cubic, FastConvergenceLowersWmaxWhenTheWindowShrinks) {
   EXPECT_EQ(cc.cwnd(), kMss);
 }
 
-TEST(Congestion, FactoryFollowsTheConfiguration) {
-  EXPECT_NE(dynamic_cast<Cubic*>(make_congestion_control(config::Congestion::cubic, kMss).get()),
+TEST(Congestion, FactoryFollowsTheAlgorithm) {
+  EXPECT_NE(dynamic_cast<Cubic*>(make_congestion_control(CongestionAlgorithm::cubic, kMss).get()),
             nullptr);
   EXPECT_NE(
-      dynamic_cast<NewReno*>(make_congestion_control(config::Congestion::newreno, kMss).get()),
+      dynamic_cast<NewReno*>(make_congestion_control(CongestionAlgorithm::newreno, kMss).get()),
       nullptr);
 }
 
