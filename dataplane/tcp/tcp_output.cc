@@ -319,7 +319,7 @@ void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t pay
   if (seq < c.snd_.max && (payload > 0 || flags.has(TcpFlag::fin)))
     counters_.retransmitted_segments.add();
   counters_.segments_out.add();
-  ip_.send_ipv4(c.port_, m, now_us);
+  net_stack_.send_ipv4(c.port_, m, now_us);
 }
 
 void TcpStack::send_syn(Connection& c, uint64_t now_us) {
@@ -345,7 +345,7 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
   if (m == nullptr) return;
   if (c.retransmissions_ > 0) counters_.retransmitted_segments.add();
   counters_.segments_out.add();
-  ip_.send_ipv4(c.port_, m, now_us);
+  net_stack_.send_ipv4(c.port_, m, now_us);
 }
 
 void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint16_t mss,
@@ -386,7 +386,7 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
   if (m == nullptr) return;
   if (c != nullptr) c->rcv_.adv = window;
   counters_.segments_out.add();
-  ip_.send_ipv4(port, m, now_us);
+  net_stack_.send_ipv4(port, m, now_us);
 }
 
 void TcpStack::send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
@@ -396,7 +396,7 @@ void TcpStack::send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq a
   if (m == nullptr) return;
   counters_.resets_sent.add();
   counters_.segments_out.add();
-  ip_.send_ipv4(port, m, now_us);
+  net_stack_.send_ipv4(port, m, now_us);
 }
 
 }  // namespace weir::tcp

@@ -55,10 +55,10 @@ const char* name_of(CloseReason reason) {
   return "?";
 }
 
-TcpStack::TcpStack(const TcpSettings& settings, net::Stack& ip, rte_mempool* pool,
+TcpStack::TcpStack(const TcpSettings& settings, net::Stack& net_stack, rte_mempool* pool,
                    TcpCounters& counters, const Secret& secret, uint64_t now_us)
     : settings_(settings),
-      ip_(ip),
+      net_stack_(net_stack),
       pool_(pool),
       counters_(counters),
       secret_(secret),
@@ -129,7 +129,7 @@ Connection* TcpStack::allocate(const FourTuple& tuple, PortIndex port, uint64_t)
 }
 
 uint16_t TcpStack::port_mss(PortIndex port) const {
-  return static_cast<uint16_t>(ip_.port_mtu(port) - kIpTcpHeaders);
+  return static_cast<uint16_t>(net_stack_.port_mtu(port) - kIpTcpHeaders);
 }
 
 void TcpStack::leave_syn_queue(const Connection& c) {

@@ -191,8 +191,8 @@ class Connection {
 
 class TcpStack final : public net::TransportHandler {
  public:
-  TcpStack(const TcpSettings& settings, net::Stack& ip, rte_mempool* pool, TcpCounters& counters,
-           const Secret& secret, uint64_t now_us);
+  TcpStack(const TcpSettings& settings, net::Stack& net_stack, rte_mempool* pool,
+           TcpCounters& counters, const Secret& secret, uint64_t now_us);
   ~TcpStack() override;
 
   // Passive open on address:port (RFC 9293 3.10.1). `backlog` bounds connections in SYN_RECEIVED;
@@ -303,7 +303,7 @@ class TcpStack final : public net::TransportHandler {
   uint32_t timestamp_now(uint64_t now_us) const { return static_cast<uint32_t>(now_us / 1000); }
 
   TcpSettings settings_;
-  net::Stack& ip_;
+  net::Stack& net_stack_;
   rte_mempool* pool_;
   TcpCounters& counters_;
   Secret secret_;
