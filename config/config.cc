@@ -86,6 +86,14 @@ bool read_string_field(MapReader& map, std::string_view key, std::string& out,
   return value.has_value();
 }
 
+bool read_name_field(MapReader& map, std::string& out) {
+  const auto node = map.require("name", "a name");
+  if (!node) return false;
+  const auto value = read_name(map.diagnostics(), *node, map.path_of("name"));
+  if (value) out = *value;
+  return value.has_value();
+}
+
 bool read_ipv4_field(MapReader& map, std::string_view key, Ipv4Address& out,
                      bool required = false) {
   const auto node = required ? map.require(key, "an IPv4 address") : map.take(key);
@@ -262,7 +270,7 @@ class Schema {
       config_.dataplane.ports.push_back(port);
       return;
     }
-    read_string_field(map, "name", port.name, true);
+    read_name_field(map, port.name);
     if (read_string_field(map, "device", port.device, true)) {
       at_.port_devices.back() = map.take("device")->Mark();
     }
@@ -349,7 +357,7 @@ class Schema {
       config_.listeners.push_back(listener);
       return;
     }
-    read_string_field(map, "name", listener.name, true);
+    read_name_field(map, listener.name);
     if (read_ipv4_field(map, "address", listener.address, true)) {
       if (auto why = unusable_host_address(listener.address)) {
         d_.error(map.take("address")->Mark(), map.path_of("address"),
@@ -440,7 +448,7 @@ class Schema {
       config_.pools.push_back(pool);
       return;
     }
-    read_string_field(map, "name", pool.name, true);
+    read_name_field(map, pool.name);
     std::optional<YAML::Mark> table_size_mark;
     std::string table_size_path;
     if (const auto hash_node = map.take("hash")) {
@@ -461,8 +469,7 @@ class Schema {
       MapReader b(d_, n, backend_path);
       if (!b.is_map()) return;
       Backend backend;
-      if (read_string_field(b, "name", backend.name, true) &&
-          !backend_names.insert(backend.name).second) {
+      if (read_name_field(b, backend.name) && !backend_names.insert(backend.name).second) {
         d_.error(b.take("name")->Mark(), b.path_of("name"),
                  "duplicate backend name \"" + backend.name +
                      "\" in pool; names must be unique "
@@ -650,6 +657,18 @@ class Schema {
       }
     }
 
+    if (config_.pools.size() > kMaxPools) {
+      d_.error(at_.pools[kMaxPools], index_path("pools", kMaxPools),
+               "more than " + std::to_string(kMaxPools) + " pools; a dataplane holds at most " +
+                   std::to_string(kMaxPools));
+    }
+    for (size_t i = 0; i < config_.pools.size(); ++i) {
+      if (config_.pools[i].backends.size() > kMaxBackendsPerPool) {
+        d_.error(at_.pools[i], index_path("pools", i) + ".backends",
+                 std::to_string(config_.pools[i].backends.size()) +
+                     " backends; a pool holds at most " + std::to_string(kMaxBackendsPerPool));
+      }
+    }
     std::map<std::string, size_t> pool_names;
     for (size_t i = 0; i < config_.pools.size(); ++i) {
       const std::string& name = config_.pools[i].name;
@@ -672,6 +691,17 @@ class Schema {
       }
     }
 
+    size_t proxied = 0;
+    for (size_t i = 0; i < config_.listeners.size(); ++i) {
+      const Protocol protocol = config_.listeners[i].protocol;
+      if (protocol != Protocol::tcp && protocol != Protocol::framed) continue;
+      if (++proxied == kMaxProxiedListeners + 1) {
+        d_.error(at_.listeners[i], at_.listener_paths[i],
+                 "more than " + std::to_string(kMaxProxiedListeners) +
+                     " tcp and framed listeners; a dataplane holds at most " +
+                     std::to_string(kMaxProxiedListeners));
+      }
+    }
     std::map<std::string, size_t> listener_names;
     std::map<std::pair<Ipv4Address, uint16_t>, size_t> listener_endpoints;
     for (size_t i = 0; i < config_.listeners.size(); ++i) {

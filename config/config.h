@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "config/diagnostic.h"
 #include "common/net/address.h"
+#include "config/diagnostic.h"
 
 namespace weir::config {
 
@@ -41,6 +41,12 @@ inline constexpr uint32_t kDefaultIdleTimeoutMs = 300'000;
 inline constexpr uint32_t kDefaultRetries = 2;
 inline constexpr uint32_t kDefaultDrainTimeoutMs = 30'000;
 inline constexpr uint32_t kDefaultTableSize = 65'537;
+// What one dataplane can hold over its life (its per-worker arrays have fixed capacity so the main
+// lcore can read counters while workers add to them): checked in the file, and again at reload,
+// where removed listeners and backends still count.
+inline constexpr size_t kMaxPools = 64;
+inline constexpr size_t kMaxProxiedListeners = 64;
+inline constexpr size_t kMaxBackendsPerPool = 256;
 inline constexpr uint32_t kMinTableSlotsPerBackend = 100;  // Maglev: M > 100 N for ~1% shares
 inline constexpr uint32_t kMaxWeight = 65'535;
 

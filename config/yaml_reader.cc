@@ -156,13 +156,78 @@ std::optional<uint64_t> read_unsigned(Diagnostics& diagnostics, const YAML::Node
   return value;
 }
 
+std::string text_problem(std::string_view text) {
+  char hex[8];
+  for (size_t i = 0; i < text.size();) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    // The length of the UTF-8 sequence this byte starts, and the smallest code point it may
+    // encode (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+    size_t length = 0;
+    uint32_t code_point = 0, smallest = 0;
+    if (byte < 0x80) {
+      length = 1;
+      code_point = byte;
+    } else if ((byte & 0xe0) == 0xc0) {
+      length = 2, code_point = byte & 0x1f, smallest = 0x80;
+    } else if ((byte & 0xf0) == 0xe0) {
+      length = 3, code_point = byte & 0x0f, smallest = 0x800;
+    } else if ((byte & 0xf8) == 0xf0) {
+      length = 4, code_point = byte & 0x07, smallest = 0x10000;
+    }
+    bool valid = length != 0 && i + length <= text.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      valid = (next & 0xc0) == 0x80;
+      code_point = (code_point << 6) | (next & 0x3f);
+    }
+    valid = valid && code_point >= smallest && code_point <= 0x10ffff &&
+            !(code_point >= 0xd800 && code_point <= 0xdfff);
+    if (!valid) {
+      std::snprintf(hex, sizeof hex, "0x%02x", byte);
+      return "is not valid UTF-8 (byte " + std::string(hex) + " at offset " + std::to_string(i) +
+             ")";
+    }
+    if (code_point < 0x20 || code_point == 0x7f) {
+      std::snprintf(hex, sizeof hex, "%04X", code_point);
+      return "contains a control character (U+" + std::string(hex) + " at offset " +
+             std::to_string(i) + ")";
+    }
+    i += length;
+  }
+  return "";
+}
+
 std::optional<std::string> read_string(Diagnostics& diagnostics, const YAML::Node& node,
                                        const std::string& path) {
   if (!node.IsScalar() || node.Scalar().empty()) {
     diagnostics.error(node.Mark(), path, "expected a non-empty string, got " + kind_of(node));
     return std::nullopt;
   }
+  if (const std::string problem = text_problem(node.Scalar()); !problem.empty()) {
+    diagnostics.error(node.Mark(), path, "the string " + problem);
+    return std::nullopt;
+  }
   return node.Scalar();
+}
+
+std::optional<std::string> read_name(Diagnostics& diagnostics, const YAML::Node& node,
+                                     const std::string& path) {
+  std::optional<std::string> name = read_string(diagnostics, node, path);
+  if (!name) return name;
+  const bool allowed =
+      name->size() <= kMaxNameLength && std::all_of(name->begin(), name->end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+               c == ':';
+      });
+  if (!allowed) {
+    diagnostics.error(node.Mark(), path,
+                      "\"" + *name + "\" is not a name: use letters, digits and _ - . : (at most " +
+                          std::to_string(kMaxNameLength) +
+                          "), since names appear in metric labels, logs and weirctl's "
+                          "POOL/BACKEND");
+    return std::nullopt;
+  }
+  return name;
 }
 
 std::optional<bool> read_bool(Diagnostics& diagnostics, const YAML::Node& node,

@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "config/diagnostic.h"
 #include "common/net/address.h"
+#include "config/diagnostic.h"
 
 namespace weir::config {
 
@@ -81,7 +81,13 @@ class MapReader {
 // Scalar readers: each reports its own error (naming what is allowed) and returns nullopt.
 std::optional<uint64_t> read_unsigned(Diagnostics&, const YAML::Node&, const std::string& path,
                                       uint64_t min, uint64_t max);
+// A non-empty string of valid UTF-8 without control characters.
 std::optional<std::string> read_string(Diagnostics&, const YAML::Node&, const std::string& path);
+// Why `text` cannot be a configuration string (invalid UTF-8, a control character), or "".
+std::string text_problem(std::string_view text);
+// The name of a port, listener, pool or backend: [A-Za-z0-9_.:-], at most kMaxNameLength.
+inline constexpr size_t kMaxNameLength = 64;
+std::optional<std::string> read_name(Diagnostics&, const YAML::Node&, const std::string& path);
 std::optional<bool> read_bool(Diagnostics&, const YAML::Node&, const std::string& path);
 std::optional<net::Ipv4Address> read_ipv4(Diagnostics&, const YAML::Node&, const std::string& path);
 // "a.b.c.d/len"

@@ -110,9 +110,10 @@ class Proxy {
  public:
   // Fixed capacities, so that the structures the main lcore reads (counters, names) never move
   // while a worker adds to them; a configuration beyond them is refused.
-  static constexpr size_t kMaxPools = 64;
-  static constexpr size_t kMaxListeners = 64;      // over the process's life, removed ones included
-  static constexpr size_t kMaxBackendSlots = 256;  // per pool, over the process's life
+  static constexpr size_t kMaxPools = config::kMaxPools;
+  // Over the process's life, removed ones included.
+  static constexpr size_t kMaxListeners = config::kMaxProxiedListeners;
+  static constexpr size_t kMaxBackendSlots = config::kMaxBackendsPerPool;
 
   Proxy(tcp::TcpStack& tcp, net::Stack& net_stack, rte_mempool* pool,
         std::vector<std::shared_ptr<const PoolPlan>> pools, std::vector<ListenerPlan> listeners,

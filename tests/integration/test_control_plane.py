@@ -442,19 +442,27 @@ def many_backends(count: int) -> list[dict]:
             for i in range(count)]
 
 
-# Over a dataplane's life: 64 pools, 64 proxied listeners, 256 backends a pool. `app` has 1 pool,
-# 1 proxied listener and 3 backends (b1-b3).
+# Over a dataplane's life: 64 pools, 64 proxied listeners, 256 backends a pool, removed ones
+# included. A file beyond them is refused before the dataplane sees it (the config suite); each
+# change here is a valid file that only the running dataplane's history puts past a cap. `app`
+# has 1 pool, 1 proxied listener and 3 backends (b1-b3).
+def proxied_on(pool: str):
+    return lambda c: [l.update(pool=pool) for l in c["listeners"] if l.get("pool")]
+
+
 CAPS = {
-    "65 pools": (lambda c: c["pools"].extend(extra_pools(64)), "more pools or listeners"),
-    "65 listeners": (lambda c: c["listeners"].extend(extra_listeners(64)),
+    "65 pools": (lambda c: (c.update(pools=extra_pools(64)), proxied_on("extra0")(c)),
+                 "more pools or listeners"),
+    "65 listeners": (lambda c: c.update(listeners=[l for l in c["listeners"] if not l.get("pool")]
+                                        + extra_listeners(64)),
                      "more pools or listeners"),
-    "257 backends": (lambda c: c["pools"][0]["backends"].extend(many_backends(254)),
+    "257 backends": (lambda c: c["pools"][0].update(backends=many_backends(254)),
                      "more than 256 backends over the dataplane's life"),
-    # All or nothing: `app` gains a backend it could take, then a later pool is refused.
-    "257 backends in a later pool": (
-        lambda c: (c["pools"][0]["backends"].append(
-                       {"name": "b4", "address": ADDRESSES["b1"], "port": 9999}),
-                   c["pools"].append({"name": "later", "backends": many_backends(257)})),
+    # All or nothing: a new pool that could be added comes first, then `app` is refused.
+    "257 backends after a new pool": (
+        lambda c: (c["pools"][0].update(backends=many_backends(254)),
+                   c["pools"].insert(0, {"name": "early", "backends": [
+                       {"name": "x", "address": ADDRESSES["b2"], "port": BACKEND_PORT}]})),
         "more than 256 backends over the dataplane's life"),
 }
 

@@ -293,8 +293,66 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"empty_file",
              "",
              {"t.yaml: the file is empty; expected a map with dataplane and listeners"}},
-        Case{"top_level_not_a_map", "- a\n", {"t.yaml:1:1: expected a map, got a list"}}),
+        Case{"top_level_not_a_map", "- a\n", {"t.yaml:1:1: expected a map, got a list"}},
+        // Text that would break JSON, metric labels or weirctl's POOL/BACKEND never gets in.
+        Case{"names_outside_the_name_alphabet",
+             D + "listeners:\n  - { name: \"a\\\"b\", address: 10.0.0.100, port: 7, protocol: "
+                 "echo }\n  - { name: a/b, address: 10.0.0.100, port: 9, protocol: discard }\n",
+             {"t.yaml:6:13: listeners[0].name: \"a\"b\" is not a name: use letters, digits and _ "
+              "- . : (at most 64), since names appear in metric labels, logs and weirctl's "
+              "POOL/BACKEND",
+              "t.yaml:7:13: listeners[1].name: \"a/b\" is not a name: use letters, digits and _ "
+              "- . : (at most 64), since names appear in metric labels, logs and weirctl's "
+              "POOL/BACKEND"}},
+        Case{"control_character_in_a_string",
+             D + E + "control:\n  socket: \"/run/weir/x\\ty.sock\"\n",
+             {"t.yaml:8:11: control.socket: the string contains a control character (U+0009 at "
+              "offset 11)"}},
+        Case{"invalid_utf8_in_a_name",
+             D + "listeners:\n  - { name: \"x\xff\", address: 10.0.0.100, port: 7, protocol: "
+                 "echo }\n",
+             {"t.yaml:6:13: listeners[0].name: the string is not valid UTF-8 (byte 0xff at offset "
+              "1)"}},
+        Case{"overlong_utf8_encoding",
+             D + "listeners:\n  - { name: \"\xc0\xaf\", address: 10.0.0.100, port: 7, protocol: "
+                 "echo }\n",
+             {"t.yaml:6:13: listeners[0].name: the string is not valid UTF-8 (byte 0xc0 at offset "
+              "0)"}}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+
+// What a dataplane can hold is checked in the file, at the first element past the limit.
+TEST(ConfigLimits, PoolsProxiedListenersAndBackendsBeyondWhatADataplaneHolds) {
+  const auto pools = [](size_t count, size_t backends) {
+    std::string text = "pools:\n";
+    for (size_t p = 0; p < count; ++p) {
+      text += "  - name: p" + std::to_string(p) + "\n    backends:\n";
+      for (size_t b = 0; b < backends; ++b) {
+        text += "      - { name: b" + std::to_string(b) + ", address: 10.0.1.1, port: " +
+                std::to_string(1000 + b) + " }\n";
+      }
+    }
+    return text;
+  };
+  const auto proxied = [](size_t count) {
+    std::string text = "listeners:\n";
+    for (size_t l = 0; l < count; ++l) {
+      text += "  - { name: l" + std::to_string(l) + ", address: 10.0.0.100, port: " +
+              std::to_string(1000 + l) + ", protocol: tcp, pool: p0 }\n";
+    }
+    return text;
+  };
+  EXPECT_EQ(errors_of(D + proxied(64) + pools(64, 1)), std::vector<std::string>{});
+  EXPECT_EQ(errors_of(D + proxied(1) + pools(1, 256)), std::vector<std::string>{});
+  EXPECT_EQ(errors_of(D + proxied(1) + pools(65, 1)),
+            std::vector<std::string>{
+                "t.yaml:200:5: pools[64]: more than 64 pools; a dataplane holds at most 64"});
+  EXPECT_EQ(errors_of(D + proxied(65) + pools(1, 1)),
+            std::vector<std::string>{"t.yaml:70:5: listeners[64]: more than 64 tcp and framed "
+                                     "listeners; a dataplane holds at most 64"});
+  EXPECT_EQ(errors_of(D + proxied(1) + pools(1, 257)),
+            std::vector<std::string>{
+                "t.yaml:8:5: pools[0].backends: 257 backends; a pool holds at most 256"});
+}
 
 TEST(ConfigExamples, EveryExampleValidates) {
   const std::filesystem::path dir = source_root() + "/config/examples";
