@@ -255,13 +255,14 @@ def weirctl_raw(tb, path, *args):
                    check=False)
 
 
-def admin(tb, sock: Path, request: dict) -> dict:
+def admin_line(sock: Path, line: bytes) -> dict:
+    """Sends one raw request line to weir-control's admin socket; returns the reply."""
     import socket as socket_module
 
     with socket_module.socket(socket_module.AF_UNIX) as s:
         s.settimeout(10)
         s.connect(str(sock))
-        s.sendall(json.dumps({"v": 1, "id": 1, **request}).encode() + b"\n")
+        s.sendall(line + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)
@@ -269,6 +270,28 @@ def admin(tb, sock: Path, request: dict) -> dict:
                 break
             data += chunk
     return json.loads(data)
+
+
+def admin(tb, sock: Path, request: dict) -> dict:
+    return admin_line(sock, json.dumps({"v": 1, "id": 1, **request}).encode())
+
+
+def test_malformed_admin_requests_get_errors_and_weir_control_stays_up(plane):
+    tb, dp, control, _, path = plane
+    sock = Path(dp.config["control"]["socket"])
+    bad = {
+        b'{"v":"1","id":3,"op":"status"}': "field \"v\"",
+        b'{"v":1,"id":3,"op":["status"]}': "field \"op\"",
+        b'{"v":1,"id":3,"op":"set","pool":7,"backend":"b1","state":"down"}': "\"pool\"",
+        b'{"v":1,"id":3,"op":"set","pool":"app","backend":"b1","weight":"5"}': "\"weight\"",
+        b"[" * 100_000 + b"]" * 100_000: "JSON object",
+        b"\xff\xfe": "not valid JSON",
+    }
+    for line, why in bad.items():
+        reply = admin_line(sock, line)
+        assert reply["ok"] is False and why in reply["error"], (line[:60], reply)
+        assert control.proc.poll() is None, f"weir-control died on {line[:60]!r}"
+    assert admin(tb, sock, {"op": "status"})["ok"] is True
 
 
 def test_manual_drain_overrides_health_and_reload_applies_weights(plane):
