@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
 
 namespace weir::dataplane {
 
@@ -22,7 +21,8 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
-// Why a packet was dropped. Names are the `reason` label values of the metrics (docs/metrics.md).
+// Why a packet was dropped. Their names and meanings are common/counter_catalogue.h's kDropReasons,
+// in this order (dataplane/counter_bindings.h holds the two together).
 enum class DropReason : uint8_t {
   bad_checksum,    // IPv4 header or ICMP/TCP checksum wrong
   truncated,       // frame shorter than the headers it announces
@@ -36,11 +36,6 @@ enum class DropReason : uint8_t {
   tx_ring_full,    // the device refused the burst; the unsent mbufs were freed
   mbuf_exhausted,  // no mbuf to build a reply
   count_,
-};
-
-constexpr std::array<std::string_view, static_cast<size_t>(DropReason::count_)> kDropReasonNames = {
-    "bad_checksum", "truncated",   "malformed",    "fragment",     "ip_options",     "ttl_expired",
-    "not_ours",     "unsupported", "no_neighbour", "tx_ring_full", "mbuf_exhausted",
 };
 
 struct PortCounters {

@@ -1,10 +1,12 @@
-// A JSON snapshot of every worker's counters, printed on SIGUSR1 and at exit (one line), until the
-// control socket serves them. Read from the main lcore: relaxed loads of single-writer counters.
+// A JSON snapshot of every worker's counters (docs/metrics.md): the control protocol's `counters`
+// reply, and one line on SIGUSR1 and at exit. Read from the main lcore: relaxed loads of
+// single-writer counters. Its names come from the counter catalogue (common/counter_catalogue.h).
 #pragma once
+
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -12,10 +14,10 @@
 
 namespace weir::dataplane {
 
+nlohmann::json stats_json(const config::Config& config,
+                          const std::vector<std::unique_ptr<Worker>>& workers);
+// stats_json as one line.
 void print_stats(FILE* out, const config::Config& config,
                  const std::vector<std::unique_ptr<Worker>>& workers);
-// The same object as a string (the control protocol's "counters").
-std::string stats_json(const config::Config& config,
-                       const std::vector<std::unique_ptr<Worker>>& workers);
 
 }  // namespace weir::dataplane

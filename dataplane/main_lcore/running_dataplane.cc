@@ -73,7 +73,7 @@ nlohmann::json RunningDataplane::hello() {
 }
 
 nlohmann::json RunningDataplane::counters() {
-  return nlohmann::json::parse(stats_json(*config_, workers_));
+  return stats_json(*config_, workers_);
 }
 
 nlohmann::json RunningDataplane::listeners() {

@@ -1,10 +1,12 @@
-// Pure dataplane logic that needs no mbufs: idle backoff policy and the RSS Toeplitz hash.
+// Pure dataplane logic that needs no mbufs: idle backoff policy, the RSS Toeplitz hash, flow
+// ownership, and the binding of the counter catalogue to the counter structs.
 #include <gtest/gtest.h>
 #include <rte_thash.h>
 
 #include <array>
 #include <random>
 
+#include "dataplane/counter_bindings.h"
 #include "dataplane/flow_owner.h"
 #include "dataplane/idle_backoff.h"
 #include "dataplane/port.h"
@@ -111,6 +113,58 @@ TEST(FlowOwner, FollowsTheIndirectionTableOrTheHashAlone) {
     ++owners_seen[owner];
   }
   for (int seen : owners_seen) EXPECT_GT(seen, 800) << "three workers share the flows";
+}
+
+// The binding checks counter_bindings.h asserts at compile time, shown to catch what they are for
+// on a struct of three counters.
+struct ThreeCounters {
+  Counter a, b, c;
+};
+
+TEST(CounterBindings, CountEveryMemberOnceWhetherValueOrSubtrahend) {
+  constexpr auto complete = std::to_array<CounterBinding<ThreeCounters>>({
+      {"a", &ThreeCounters::a},
+      {"a_less_b", &ThreeCounters::a, &ThreeCounters::b},
+      {"c", &ThreeCounters::c},
+  });
+  static_assert(distinct_members(complete) * sizeof(Counter) == sizeof(ThreeCounters));
+  constexpr auto missing_c = std::to_array<CounterBinding<ThreeCounters>>({
+      {"a", &ThreeCounters::a},
+      {"b", &ThreeCounters::b},
+      {"also_a", &ThreeCounters::a},
+  });
+  static_assert(distinct_members(missing_c) * sizeof(Counter) != sizeof(ThreeCounters));
+  EXPECT_EQ(distinct_members(complete), 3u);
+  EXPECT_EQ(distinct_members(missing_c), 2u);
+}
+
+TEST(CounterBindings, NamesMatchTheCatalogueInOrder) {
+  constexpr auto table = std::to_array<counters::Entry>({
+      counters::unexported("a", "h"),
+      counters::unexported("b", "h"),
+  });
+  constexpr auto in_order = std::to_array<CounterBinding<ThreeCounters>>({
+      {"a", &ThreeCounters::a},
+      {"b", &ThreeCounters::b},
+  });
+  constexpr auto swapped = std::to_array<CounterBinding<ThreeCounters>>({
+      {"b", &ThreeCounters::b},
+      {"a", &ThreeCounters::a},
+  });
+  EXPECT_TRUE(counters::names_match(table, in_order));
+  EXPECT_FALSE(counters::names_match(table, swapped));
+  EXPECT_FALSE(counters::names_match(table, std::span(in_order).first(1)));
+}
+
+TEST(CounterBindings, ValueLessSubtrahend) {
+  ThreeCounters counters;
+  counters.a.add(5);
+  counters.b.add(2);
+  EXPECT_EQ(value_of(CounterBinding<ThreeCounters>{"a", &ThreeCounters::a}, counters), 5u);
+  EXPECT_EQ(
+      value_of(CounterBinding<ThreeCounters>{"a_less_b", &ThreeCounters::a, &ThreeCounters::b},
+               counters),
+      3u);
 }
 
 }  // namespace

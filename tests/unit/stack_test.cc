@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/counter_catalogue.h"
 #include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
 #include "tests/support/packet_builder.h"
@@ -18,7 +19,6 @@ namespace weir::net {
 namespace {
 
 using dataplane::DropReason;
-using dataplane::kDropReasonNames;
 using test::Eth;
 using test::Frame;
 using test::kClientIp;
@@ -134,8 +134,7 @@ class StackTest : public ::testing::Test {
   uint64_t drops(DropReason reason) const { return port_.port_counters[0].dropped(reason); }
   uint64_t total_drops() const {
     uint64_t total = 0;
-    for (size_t r = 0; r < kDropReasonNames.size(); ++r)
-      total += port_.port_counters[0].drops[r].get();
+    for (const auto& drop : port_.port_counters[0].drops) total += drop.get();
     return total;
   }
 
@@ -214,7 +213,7 @@ class StackDrops : public StackTest, public ::testing::WithParamInterface<DropCa
 TEST_P(StackDrops, DropsAndCountsUnderOneReason) {
   EXPECT_TRUE(deliver(GetParam().frame).empty());
   EXPECT_EQ(drops(GetParam().reason), 1u)
-      << kDropReasonNames[static_cast<size_t>(GetParam().reason)];
+      << counters::kDropReasons[static_cast<size_t>(GetParam().reason)].name;
   EXPECT_EQ(total_drops(), 1u);
   EXPECT_EQ(port_.l3.icmp_echo_replies.get() + port_.l3.arp_requests_answered.get(), 0u);
 }

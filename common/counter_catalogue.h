@@ -1,0 +1,257 @@
+// The dataplane's counters, described once: one table per counter struct of the dataplane
+// (dataplane/counters.h, dataplane/proxy/proxy.h), in the order of the struct's members. Each entry
+// is a counter's name in the stats JSON (the control protocol's `counters` reply and the line
+// weir-dataplane prints on SIGUSR1), its meaning, and how weir-control exports it to Prometheus.
+// The dataplane's stats JSON is built from these tables (dataplane/stats.cc, which binds each
+// entry to its struct member in dataplane/counter_bindings.h). No DPDK and no dataplane types
+// here: weir-control can include this header.
+//
+// Where each table's counters sit in the stats JSON:
+//   workers[].loop, .steering, .l3, .tcp         kLoopCounters, kSteeringCounters, kL3Counters,
+//                                                kTcpCounters
+//   workers[].tcp_connections, .tcp_capacity     kWorkerGauges
+//   workers[].ports.PORT                         kPortCounters
+//   workers[].ports.PORT.drops                   kDropReasons
+//   listeners.LISTENER                           kListenerCounters, and kListenerDirectionCounters
+//                                                once per direction, named NAME_to_backend and
+//                                                NAME_to_client
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+namespace weir::counters {
+
+enum class Kind { counter, gauge };  // the Prometheus type
+
+struct Entry {
+  std::string_view name;  // its key in the stats JSON
+  std::string_view help;  // its meaning: docs/metrics.md, and the Prometheus HELP
+  // The Prometheus family it is exported as; empty: in the stats JSON only. Besides the labels of
+  // its table (`worker`, `port`, `listener`, `direction`), a series may carry one fixed label that
+  // tells the entries sharing a family apart (label=label_value); such a family takes its HELP
+  // from family_help instead of the entry's own.
+  std::string_view family = {};
+  Kind kind = Kind::counter;
+  std::string_view label = {};
+  std::string_view label_value = {};
+  std::string_view family_help = {};
+
+  constexpr bool exported() const { return !family.empty(); }
+  constexpr std::string_view family_meaning() const { return label.empty() ? help : family_help; }
+};
+
+// In the stats JSON only.
+constexpr Entry unexported(std::string_view name, std::string_view help) {
+  return {name, help};
+}
+constexpr Entry counter(std::string_view name, std::string_view help, std::string_view family) {
+  return {name, help, family, Kind::counter};
+}
+constexpr Entry gauge(std::string_view name, std::string_view help, std::string_view family) {
+  return {name, help, family, Kind::gauge};
+}
+
+// The labels every exported series of a table carries, in this order, before an entry's own.
+inline constexpr std::array<std::string_view, 1> kWorkerLabels = {"worker"};
+inline constexpr std::array<std::string_view, 2> kPortLabels = {"port", "worker"};
+inline constexpr std::array<std::string_view, 1> kListenerLabels = {"listener"};
+inline constexpr std::array<std::string_view, 2> kListenerDirectionLabels = {"listener",
+                                                                             "direction"};
+
+// The value of the `direction` label and the JSON suffix, by the proxy's direction index.
+inline constexpr std::array<std::string_view, 2> kDirections = {"to_backend", "to_client"};
+
+// ---- per worker -------------------------------------------------------------------------------
+
+inline constexpr auto kLoopCounters = std::to_array<Entry>({
+    unexported("polls", "passes of the worker's poll loop"),
+    unexported("busy_polls", "polls that found work"),
+    unexported("busy_cycles", "TSC cycles spent in polls that found work"),
+    unexported("total_cycles",
+               "TSC cycles since the loop started; `busy_cycles` over this is the busy ratio"),
+    unexported("sleeps", "idle backoff sleeps"),
+});
+
+inline constexpr auto kSteeringCounters = std::to_array<Entry>({
+    unexported("handed_out",
+               "segments received on this worker's queue for another worker, and ARP copies, "
+               "handed over"),
+    unexported("taken_in", "segments and ARP copies other workers handed to this one"),
+    unexported("arp_copies",
+               "ARP messages copied to the other workers (each learns its neighbours)"),
+    unexported("ring_full",
+               "segments dropped because the owner's ring was full (TCP retransmits them)"),
+});
+
+inline constexpr auto kL3Counters = std::to_array<Entry>({
+    unexported("arp_requests_answered", "ARP requests for an address Weir owns, answered"),
+    unexported("arp_requests_sent", "ARP requests sent to resolve a next hop (retries included)"),
+    unexported("arp_replies_learned",
+               "ARP replies addressed to Weir, learned into the neighbour table"),
+    unexported("gratuitous_arp_sent", "gratuitous ARP announcements of the addresses Weir owns"),
+    unexported("neighbour_resolution_failures",
+               "packets dropped because their next hop did not resolve after the ARP retries"),
+    unexported("icmp_echo_replies", "ICMP echo requests answered"),
+    unexported("icmp_errors_to_tcp", "ICMP errors concerning TCP flows, handed to the TCP layer"),
+});
+
+inline constexpr auto kTcpCounters = std::to_array<Entry>({
+    counter("active_opens", "connections opened by Weir (to backends)",
+            "weir_tcp_active_opens_total"),
+    counter("passive_opens", "SYNs accepted on a listener, including cookie completions",
+            "weir_tcp_passive_opens_total"),
+    counter("established", "connections that reached ESTABLISHED", "weir_tcp_established_total"),
+    counter("segments_in", "TCP segments received (checksum verified)",
+            "weir_tcp_segments_in_total"),
+    counter("segments_out", "TCP segments sent", "weir_tcp_segments_out_total"),
+    counter("retransmitted_segments", "segments sent again (timeout, fast retransmit, partial ACK)",
+            "weir_tcp_retransmitted_segments_total"),
+    counter("rto_expirations", "retransmission timeouts", "weir_tcp_rto_expirations_total"),
+    counter("fast_retransmits",
+            "loss recoveries entered (three duplicate ACKs, or the SACK scoreboard showing the "
+            "first unacknowledged segment lost)",
+            "weir_tcp_fast_retransmits_total"),
+    counter("sack_retransmits",
+            "segments resent during recovery because the SACK scoreboard showed them lost "
+            "(RFC 6675 NextSeg)",
+            "weir_tcp_sack_retransmits_total"),
+    unexported("sack_scoreboards_exhausted",
+               "ACKs whose SACK blocks were ignored because the worker had no scoreboard free "
+               "(that connection recovers by NewReno)"),
+    counter("syn_cookies_sent", "SYN-ACKs answered statelessly", "weir_tcp_syn_cookies_sent_total"),
+    counter("syn_cookies_accepted", "cookies that came back valid",
+            "weir_tcp_syn_cookies_accepted_total"),
+    counter("syn_cookies_rejected",
+            "ACKs to a listener under cookie pressure that were not valid cookies",
+            "weir_tcp_syn_cookies_rejected_total"),
+    counter("challenge_acks", "RFC 5961 challenge ACKs sent (in-window RST or SYN)",
+            "weir_tcp_challenge_acks_total"),
+    unexported("challenge_acks_suppressed",
+               "challenge ACKs not sent: the connection's limit (10 a second, RFC 5961 7) was "
+               "reached"),
+    counter("out_of_order_drops",
+            "segments beyond RCV.NXT not kept: the connection's or the worker's out-of-order "
+            "bound was reached, the segment lay beyond the window, or it duplicated one already "
+            "kept",
+            "weir_tcp_out_of_order_drops_total"),
+    counter("resets_sent", "RST segments sent", "weir_tcp_resets_sent_total"),
+    counter("resets_received", "RST segments received", "weir_tcp_resets_received_total"),
+    counter("table_full", "connections refused because the worker's table was full",
+            "weir_tcp_table_full_total"),
+    counter("paws_drops", "segments dropped by PAWS (RFC 7323 5.3)", "weir_tcp_paws_drops_total"),
+    unexported("acks_for_unsent_data", "ACKs beyond SND.MAX, dropped and answered"),
+    counter("bad_options", "segments with a malformed header or option list",
+            "weir_tcp_bad_options_total"),
+    unexported("icmp_errors", "ICMP errors about TCP flows handed to TCP"),
+    unexported("pmtu_reductions", "MSS reductions on fragmentation-needed (RFC 1191)"),
+    counter("timeouts",
+            "connections abandoned: retransmissions or keepalive probes exhausted, or too long "
+            "in SYN-RECEIVED",
+            "weir_tcp_timeouts_total"),
+    counter("keepalive_probes", "keepalive probes sent", "weir_tcp_keepalive_probes_total"),
+});
+
+// Not counters: the worker's TCP table, read when the stats are taken.
+inline constexpr auto kWorkerGauges = std::to_array<Entry>({
+    gauge("tcp_connections", "connections in the worker's TCP table", "weir_tcp_connections"),
+    gauge("tcp_capacity", "size of the worker's TCP table", "weir_tcp_connection_capacity"),
+});
+
+// ---- per worker and port ----------------------------------------------------------------------
+
+inline constexpr auto kPortCounters = std::to_array<Entry>({
+    counter("rx_packets", "frames received on the worker's queue of the port",
+            "weir_port_rx_packets_total"),
+    counter("rx_bytes", "bytes received on the worker's queue of the port",
+            "weir_port_rx_bytes_total"),
+    counter("tx_packets", "frames the device accepted", "weir_port_tx_packets_total"),
+    counter("tx_bytes", "bytes of the frames the device accepted", "weir_port_tx_bytes_total"),
+});
+
+// Why a frame was dropped, in the order of dataplane::DropReason: one series of
+// weir_port_drops_total each, the name its `reason`.
+constexpr Entry drop_reason(std::string_view name, std::string_view help) {
+  return {name,
+          help,
+          "weir_port_drops_total",
+          Kind::counter,
+          "reason",
+          name,
+          "frames dropped, by reason (the reasons under \"Per worker and port\"; every reason is "
+          "always present)"};
+}
+
+inline constexpr auto kDropReasons = std::to_array<Entry>({
+    drop_reason("bad_checksum", "IPv4 header, ICMP or TCP checksum wrong"),
+    drop_reason("truncated", "the frame is shorter than the headers or lengths it announces"),
+    drop_reason("malformed",
+                "a header field outside its allowed values (IPv4 version or IHL, ARP lengths or "
+                "operation)"),
+    drop_reason("fragment", "an IPv4 fragment (Weir does not reassemble)"),
+    drop_reason("ip_options",
+                "an IPv4 header with options (docs/architecture.md, \"Layer 2 and 3 rules\")"),
+    drop_reason("ttl_expired", "TTL 0 on arrival"),
+    drop_reason("not_ours", "addressed to another MAC or to an address Weir does not own"),
+    drop_reason("unsupported", "a protocol or ICMP type Weir does not serve"),
+    drop_reason("no_neighbour", "the next hop did not resolve, or its wait queue was full"),
+    drop_reason("tx_ring_full", "the device refused a burst; the unsent packets were freed"),
+    drop_reason("mbuf_exhausted", "no mbuf for a reply"),
+});
+
+// ---- per listener (the proxy), summed over the workers ----------------------------------------
+
+inline constexpr std::string_view kRefusedHelp =
+    "connections reset at once: the listener was at `max_connections`, or no backend was "
+    "eligible or every attempt failed";
+
+inline constexpr auto kListenerCounters = std::to_array<Entry>({
+    counter("connections", "client connections accepted (after the handshake)",
+            "weir_listener_connections_total"),
+    gauge("active", "client sessions not yet ended (`connections` less those ended)",
+          "weir_listener_active_connections"),
+    {"refused_max_connections", "connections reset at once: the listener was at `max_connections`",
+     "weir_listener_refused_total", Kind::counter, "reason", "max_connections", kRefusedHelp},
+    {"no_backend",
+     "clients reset because no backend was eligible or every attempt failed (`retries`)",
+     "weir_listener_refused_total", Kind::counter, "reason", "no_backend", kRefusedHelp},
+    unexported("backend_connect_failures",
+               "backend connections refused (RST), unanswered or unroutable; each is followed by "
+               "the next candidate while retries remain"),
+    counter("idle_timeouts",
+            "sessions reset after `idle_timeout_ms` without data or FIN either way",
+            "weir_listener_idle_timeouts_total"),
+});
+
+inline constexpr auto kListenerDirectionCounters = std::to_array<Entry>({
+    counter("bytes", "payload bytes relayed (handed to the far connection's send queue)",
+            "weir_listener_bytes_total"),
+    counter("frames_verified", "framed: frames whose CRC-32C trailer matched",
+            "weir_frames_verified_total"),
+    counter("bytes_verified", "framed: bytes of verified frames (header, payload, trailer)",
+            "weir_frames_verified_bytes_total"),
+    counter("frames_corrupt",
+            "framed: frames whose trailer did not match (reset mode: the session was reset "
+            "before the trailer left; count mode: forwarded)",
+            "weir_frames_corrupt_total"),
+    counter("frames_malformed", "framed: headers that broke the format; the session is reset",
+            "weir_frames_malformed_total"),
+    counter("corrupt_resets", "framed: sessions reset for a corrupt or malformed frame",
+            "weir_frames_corrupt_resets_total"),
+});
+
+// ---- compile-time checks for the dataplane's bindings -----------------------------------------
+
+// True when `bindings` (anything with a `name`) names the entries of `table` in the same order:
+// each binding pairs the entry at its index with a struct member.
+template <size_t N, class Bindings>
+constexpr bool names_match(const std::array<Entry, N>& table, const Bindings& bindings) {
+  if (bindings.size() != N) return false;
+  for (size_t i = 0; i < N; ++i) {
+    if (bindings[i].name != table[i].name) return false;
+  }
+  return true;
+}
+
+}  // namespace weir::counters

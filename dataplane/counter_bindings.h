@@ -1,0 +1,193 @@
+// Each entry of the counter catalogue (common/counter_catalogue.h) paired with the member of the
+// dataplane's counter struct that holds it. The catalogue cannot name dataplane types (weir-control
+// reads it too), so the pairing lives here, and the static_asserts below hold it to the catalogue:
+// the same names in the same order, and every member of each struct bound exactly once (a member
+// added to a struct without an entry, or an entry without a member, fails the build).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <tuple>
+
+#include "common/counter_catalogue.h"
+#include "dataplane/counters.h"
+#include "dataplane/proxy/proxy.h"
+
+namespace weir::dataplane {
+
+// One catalogue entry's member of S. Its value is the member, less `minus` when set (a gauge kept
+// as two counters, such as sessions opened and sessions ended).
+template <class S, class M = Counter>
+struct CounterBinding {
+  std::string_view name;
+  M S::*member;
+  M S::*minus = nullptr;
+};
+
+template <class S>
+uint64_t value_of(const CounterBinding<S>& binding, const S& counters) {
+  if (binding.minus == nullptr) return (counters.*binding.member).get();
+  // The subtrahend first: both only grow, so the difference read this way never wraps.
+  const uint64_t minus = (counters.*binding.minus).get();
+  return (counters.*binding.member).get() - minus;
+}
+
+// How many distinct members of S the bindings name, subtrahends included.
+template <class Bindings>
+constexpr size_t distinct_members(const Bindings& bindings) {
+  using Member = decltype(bindings[0].member);
+  std::array<Member, 2 * std::tuple_size_v<Bindings>> seen{};
+  size_t count = 0;
+  for (const auto& binding : bindings) {
+    for (const Member member : {binding.member, binding.minus}) {
+      if (member != nullptr &&
+          std::find(seen.begin(), seen.begin() + count, member) == seen.begin() + count) {
+        seen[count++] = member;
+      }
+    }
+  }
+  return count;
+}
+
+inline constexpr auto kLoopBindings = std::to_array<CounterBinding<WorkerLoopCounters>>({
+    {"polls", &WorkerLoopCounters::polls},
+    {"busy_polls", &WorkerLoopCounters::busy_polls},
+    {"busy_cycles", &WorkerLoopCounters::busy_cycles},
+    {"total_cycles", &WorkerLoopCounters::total_cycles},
+    {"sleeps", &WorkerLoopCounters::sleeps},
+});
+
+inline constexpr auto kSteeringBindings = std::to_array<CounterBinding<SteeringCounters>>({
+    {"handed_out", &SteeringCounters::handed_out},
+    {"taken_in", &SteeringCounters::taken_in},
+    {"arp_copies", &SteeringCounters::arp_copies},
+    {"ring_full", &SteeringCounters::ring_full},
+});
+
+inline constexpr auto kL3Bindings = std::to_array<CounterBinding<L3Counters>>({
+    {"arp_requests_answered", &L3Counters::arp_requests_answered},
+    {"arp_requests_sent", &L3Counters::arp_requests_sent},
+    {"arp_replies_learned", &L3Counters::arp_replies_learned},
+    {"gratuitous_arp_sent", &L3Counters::gratuitous_arp_sent},
+    {"neighbour_resolution_failures", &L3Counters::neighbour_resolution_failures},
+    {"icmp_echo_replies", &L3Counters::icmp_echo_replies},
+    {"icmp_errors_to_tcp", &L3Counters::icmp_errors_to_tcp},
+});
+
+inline constexpr auto kTcpBindings = std::to_array<CounterBinding<TcpCounters>>({
+    {"active_opens", &TcpCounters::active_opens},
+    {"passive_opens", &TcpCounters::passive_opens},
+    {"established", &TcpCounters::established},
+    {"segments_in", &TcpCounters::segments_in},
+    {"segments_out", &TcpCounters::segments_out},
+    {"retransmitted_segments", &TcpCounters::retransmitted_segments},
+    {"rto_expirations", &TcpCounters::rto_expirations},
+    {"fast_retransmits", &TcpCounters::fast_retransmits},
+    {"sack_retransmits", &TcpCounters::sack_retransmits},
+    {"sack_scoreboards_exhausted", &TcpCounters::sack_scoreboards_exhausted},
+    {"syn_cookies_sent", &TcpCounters::syn_cookies_sent},
+    {"syn_cookies_accepted", &TcpCounters::syn_cookies_accepted},
+    {"syn_cookies_rejected", &TcpCounters::syn_cookies_rejected},
+    {"challenge_acks", &TcpCounters::challenge_acks},
+    {"challenge_acks_suppressed", &TcpCounters::challenge_acks_suppressed},
+    {"out_of_order_drops", &TcpCounters::out_of_order_drops},
+    {"resets_sent", &TcpCounters::resets_sent},
+    {"resets_received", &TcpCounters::resets_received},
+    {"table_full", &TcpCounters::table_full},
+    {"paws_drops", &TcpCounters::paws_drops},
+    {"acks_for_unsent_data", &TcpCounters::acks_for_unsent_data},
+    {"bad_options", &TcpCounters::bad_options},
+    {"icmp_errors", &TcpCounters::icmp_errors},
+    {"pmtu_reductions", &TcpCounters::pmtu_reductions},
+    {"timeouts", &TcpCounters::timeouts},
+    {"keepalive_probes", &TcpCounters::keepalive_probes},
+});
+
+// The port's scalar counters; its `drops` array is indexed by DropReason (kDropReasonBindings).
+inline constexpr auto kPortBindings = std::to_array<CounterBinding<PortCounters>>({
+    {"rx_packets", &PortCounters::rx_packets},
+    {"rx_bytes", &PortCounters::rx_bytes},
+    {"tx_packets", &PortCounters::tx_packets},
+    {"tx_bytes", &PortCounters::tx_bytes},
+});
+
+struct DropReasonBinding {
+  std::string_view name;
+  DropReason reason;
+};
+
+inline constexpr auto kDropReasonBindings = std::to_array<DropReasonBinding>({
+    {"bad_checksum", DropReason::bad_checksum},
+    {"truncated", DropReason::truncated},
+    {"malformed", DropReason::malformed},
+    {"fragment", DropReason::fragment},
+    {"ip_options", DropReason::ip_options},
+    {"ttl_expired", DropReason::ttl_expired},
+    {"not_ours", DropReason::not_ours},
+    {"unsupported", DropReason::unsupported},
+    {"no_neighbour", DropReason::no_neighbour},
+    {"tx_ring_full", DropReason::tx_ring_full},
+    {"mbuf_exhausted", DropReason::mbuf_exhausted},
+});
+
+// True when the reasons are bound in the enum's order (the catalogue's order is the array's).
+constexpr bool reasons_in_enum_order() {
+  for (size_t i = 0; i < kDropReasonBindings.size(); ++i) {
+    if (static_cast<size_t>(kDropReasonBindings[i].reason) != i) return false;
+  }
+  return kDropReasonBindings.size() == static_cast<size_t>(DropReason::count_);
+}
+
+// The listener's counters; `active` is sessions accepted less sessions ended.
+using proxy::ListenerCounters;
+inline constexpr auto kListenerBindings = std::to_array<CounterBinding<ListenerCounters>>({
+    {"connections", &ListenerCounters::connections},
+    {"active", &ListenerCounters::connections, &ListenerCounters::closed},
+    {"refused_max_connections", &ListenerCounters::refused_max_connections},
+    {"no_backend", &ListenerCounters::no_backend},
+    {"backend_connect_failures", &ListenerCounters::backend_connect_failures},
+    {"idle_timeouts", &ListenerCounters::idle_timeouts},
+});
+
+// The listener's counters kept per direction, indexed by proxy::Direction.
+using DirectionCounters = std::array<Counter, 2>;
+inline constexpr auto kListenerDirectionBindings =
+    std::to_array<CounterBinding<ListenerCounters, DirectionCounters>>({
+        {"bytes", &ListenerCounters::bytes},
+        {"frames_verified", &ListenerCounters::frames_verified},
+        {"bytes_verified", &ListenerCounters::bytes_verified},
+        {"frames_corrupt", &ListenerCounters::frames_corrupt},
+        {"frames_malformed", &ListenerCounters::frames_malformed},
+        {"corrupt_resets", &ListenerCounters::corrupt_resets},
+    });
+
+// ---- held to the catalogue --------------------------------------------------------------------
+
+static_assert(counters::names_match(counters::kLoopCounters, kLoopBindings));
+static_assert(counters::names_match(counters::kSteeringCounters, kSteeringBindings));
+static_assert(counters::names_match(counters::kL3Counters, kL3Bindings));
+static_assert(counters::names_match(counters::kTcpCounters, kTcpBindings));
+static_assert(counters::names_match(counters::kPortCounters, kPortBindings));
+static_assert(counters::names_match(counters::kDropReasons, kDropReasonBindings));
+static_assert(counters::names_match(counters::kListenerCounters, kListenerBindings));
+static_assert(counters::names_match(counters::kListenerDirectionCounters,
+                                    kListenerDirectionBindings));
+static_assert(reasons_in_enum_order());
+static_assert(counters::kDirections.size() == 2 && proxy::kToBackend == 0 && proxy::kToClient == 1);
+
+// Every member bound: the structs hold nothing but counters, so a struct's size is its number of
+// members times a counter's, and the bindings name that many distinct members.
+static_assert(sizeof(WorkerLoopCounters) == distinct_members(kLoopBindings) * sizeof(Counter));
+static_assert(sizeof(SteeringCounters) == distinct_members(kSteeringBindings) * sizeof(Counter));
+static_assert(sizeof(L3Counters) == distinct_members(kL3Bindings) * sizeof(Counter));
+static_assert(sizeof(TcpCounters) == distinct_members(kTcpBindings) * sizeof(Counter));
+static_assert(sizeof(PortCounters) ==
+              (distinct_members(kPortBindings) + kDropReasonBindings.size()) * sizeof(Counter));
+static_assert(sizeof(ListenerCounters) ==
+              distinct_members(kListenerBindings) * sizeof(Counter) +
+                  distinct_members(kListenerDirectionBindings) * sizeof(DirectionCounters));
+
+}  // namespace weir::dataplane
