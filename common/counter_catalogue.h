@@ -2,9 +2,10 @@
 // (dataplane/counters.h, dataplane/proxy/proxy.h), in the order of the struct's members. Each entry
 // is a counter's name in the stats JSON (the control protocol's `counters` reply and the line
 // weir-dataplane prints on SIGUSR1), its meaning, and how weir-control exports it to Prometheus.
-// The dataplane's stats JSON is built from these tables (dataplane/stats.cc, which binds each
-// entry to its struct member in dataplane/counter_bindings.h). No DPDK and no dataplane types
-// here: weir-control can include this header.
+// Every reader goes through these tables: the dataplane's stats JSON (dataplane/stats.cc, which
+// binds each entry to its struct member in dataplane/counter_bindings.h) and weir-control's
+// exporter (control/metrics.cc). No DPDK and no dataplane types here: weir-control includes this
+// header.
 //
 // Where each table's counters sit in the stats JSON:
 //   workers[].loop, .steering, .l3, .tcp         kLoopCounters, kSteeringCounters, kL3Counters,

@@ -1,5 +1,10 @@
 #include "control/metrics.h"
 
+#include <array>
+#include <string_view>
+
+#include "common/counter_catalogue.h"
+
 namespace weir::control {
 namespace {
 
@@ -35,25 +40,33 @@ class Families {
   std::vector<MetricFamily> families_;
 };
 
-double number(const nlohmann::json& object, const char* key) {
+double number(const nlohmann::json& object, std::string_view key) {
   const auto it = object.find(key);
   return it != object.end() && it->is_number() ? it->get<double>() : 0.0;
 }
 
-// The dataplane's per-worker TCP counters exported, by their names in the counters reply.
-constexpr const char* kTcpCounters[] = {
-    "active_opens",         "passive_opens",
-    "established",          "segments_in",
-    "segments_out",         "retransmitted_segments",
-    "rto_expirations",      "fast_retransmits",
-    "sack_retransmits",     "syn_cookies_sent",
-    "syn_cookies_accepted", "syn_cookies_rejected",
-    "challenge_acks",       "out_of_order_drops",
-    "resets_sent",          "resets_received",
-    "table_full",           "paws_drops",
-    "bad_options",          "timeouts",
-    "keepalive_probes",
-};
+// The exported entries of a catalogue table (common/counter_catalogue.h), read from `object` (a
+// stats JSON object of the dataplane's counters reply): each series carries `labels`, then the
+// entry's own label. `suffix` is appended to the JSON names (a direction's).
+template <size_t N>
+void export_table(Families& out, const std::array<counters::Entry, N>& table,
+                  const nlohmann::json& object, const Labels& labels,
+                  std::string_view suffix = {}) {
+  for (const counters::Entry& entry : table) {
+    if (!entry.exported()) continue;
+    Labels series = labels;
+    if (!entry.label.empty()) {
+      series.push_back({std::string(entry.label), std::string(entry.label_value)});
+    }
+    const double value = number(object, std::string(entry.name) + std::string(suffix));
+    const std::string family(entry.family), help(entry.family_meaning());
+    if (entry.kind == counters::Kind::counter) {
+      out.counter(family, help, std::move(series), value);
+    } else {
+      out.gauge(family, help, std::move(series), value);
+    }
+  }
+}
 
 void dataplane_counters(Families& out, const nlohmann::json& counters,
                         std::map<std::string, double>& busy_memory) {
@@ -64,32 +77,13 @@ void dataplane_counters(Families& out, const nlohmann::json& counters,
     const nlohmann::json ports = worker.value("ports", nlohmann::json::object());
     for (const auto& [port, c] : ports.items()) {
       const Labels labels{{"port", port}, {"worker", id}};
-      out.counter("weir_port_rx_packets_total", "Packets received on a port", labels,
-                  number(c, "rx_packets"));
-      out.counter("weir_port_tx_packets_total", "Packets sent on a port", labels,
-                  number(c, "tx_packets"));
-      out.counter("weir_port_rx_bytes_total", "Bytes received on a port", labels,
-                  number(c, "rx_bytes"));
-      out.counter("weir_port_tx_bytes_total", "Bytes sent on a port", labels,
-                  number(c, "tx_bytes"));
-      const nlohmann::json drops = c.value("drops", nlohmann::json::object());
-      for (const auto& [reason, value] : drops.items()) {
-        Labels with_reason = labels;
-        with_reason.push_back({"reason", reason});
-        out.counter("weir_port_drops_total", "Packets dropped, by reason (docs/metrics.md)",
-                    with_reason, value.get<double>());
-      }
+      export_table(out, counters::kPortCounters, c, labels);
+      export_table(out, counters::kDropReasons, c.value("drops", nlohmann::json::object()), labels);
     }
-    const nlohmann::json tcp = worker.value("tcp", nlohmann::json::object());
-    for (const char* name : kTcpCounters) {
-      out.counter(std::string("weir_tcp_") + name + "_total",
-                  std::string("TCP ") + name + " (docs/metrics.md)", {{"worker", id}},
-                  number(tcp, name));
-    }
-    out.gauge("weir_tcp_connections", "TCP connections in the worker's table", {{"worker", id}},
-              number(worker, "tcp_connections"));
-    out.gauge("weir_tcp_connection_capacity", "Size of the worker's TCP connection table",
-              {{"worker", id}}, number(worker, "tcp_capacity"));
+    const Labels worker_labels{{"worker", id}};
+    export_table(out, counters::kTcpCounters, worker.value("tcp", nlohmann::json::object()),
+                 worker_labels);
+    export_table(out, counters::kWorkerGauges, worker, worker_labels);
     // Busy ratio over the time since the previous scrape (the whole run on the first).
     const nlohmann::json loop = worker.value("loop", nlohmann::json::object());
     const double busy = number(loop, "busy_cycles"), total = number(loop, "total_cycles");
@@ -117,34 +111,11 @@ void dataplane_counters(Families& out, const nlohmann::json& counters,
   }
   const nlohmann::json listeners = counters.value("listeners", nlohmann::json::object());
   for (const auto& [name, l] : listeners.items()) {
-    const Labels labels{{"listener", name}};
-    out.counter("weir_listener_connections_total", "Client connections accepted", labels,
-                number(l, "connections"));
-    out.gauge("weir_listener_active_connections", "Client sessions open", labels,
-              number(l, "active"));
-    out.counter("weir_listener_refused_total", "Connections refused, by reason",
-                {{"listener", name}, {"reason", "max_connections"}},
-                number(l, "refused_max_connections"));
-    out.counter("weir_listener_refused_total", "Connections refused, by reason",
-                {{"listener", name}, {"reason", "no_backend"}}, number(l, "no_backend"));
-    out.counter("weir_listener_idle_timeouts_total", "Sessions reset after the idle timeout",
-                labels, number(l, "idle_timeouts"));
-    for (const char* direction : {"to_backend", "to_client"}) {
-      const std::string suffix = std::string("_") + direction;
-      const Labels d{{"listener", name}, {"direction", direction}};
-      out.counter("weir_listener_bytes_total", "Payload bytes relayed", d,
-                  number(l, ("bytes" + suffix).c_str()));
-      out.counter("weir_frames_verified_total", "Frames whose CRC-32C trailer matched", d,
-                  number(l, ("frames_verified" + suffix).c_str()));
-      out.counter("weir_frames_verified_bytes_total", "Bytes of verified frames", d,
-                  number(l, ("bytes_verified" + suffix).c_str()));
-      out.counter("weir_frames_corrupt_total", "Frames whose CRC-32C trailer did not match", d,
-                  number(l, ("frames_corrupt" + suffix).c_str()));
-      out.counter("weir_frames_malformed_total", "Frames with a malformed header", d,
-                  number(l, ("frames_malformed" + suffix).c_str()));
-      out.counter("weir_frames_corrupt_resets_total",
-                  "Sessions reset for a corrupt or malformed frame", d,
-                  number(l, ("corrupt_resets" + suffix).c_str()));
+    export_table(out, counters::kListenerCounters, l, {{"listener", name}});
+    for (const std::string_view direction : counters::kDirections) {
+      export_table(out, counters::kListenerDirectionCounters, l,
+                   {{"listener", name}, {"direction", std::string(direction)}},
+                   "_" + std::string(direction));
     }
   }
 }

@@ -1,10 +1,10 @@
 """docs/grafana/weir.json against the metrics weir-control exports: no root, no network, no build.
 
 The exported families are read from the sources, not from a list kept here: every string literal
-starting with "weir_" in control/metrics.cc (with `std::string("weir_tcp_") + name + "_total"`
-expanded over that file's kTcpCounters array) and the histograms weir-control registers itself in
-control/weir_control.cc (weir_health_check_duration_seconds). Every PromQL expression of the
-dashboard (panels, annotations) and every templating query may only name those families (a
+starting with "weir_" in control/metrics.cc and in the counter catalogue it exports the
+dataplane's counters from (common/counter_catalogue.h), and the histograms weir-control registers
+itself in control/weir_control.cc (weir_health_check_duration_seconds). Every PromQL expression of
+the dashboard (panels, annotations) and every templating query may only name those families (a
 histogram also as its _bucket, _sum and _count series), so a renamed or removed metric breaks this
 test instead of leaving an empty panel. The self-checks at the end feed the same checker synthetic
 dashboards to prove that it does catch an unknown metric. When promtool is installed, every
@@ -23,6 +23,7 @@ import pytest
 SOURCE_ROOT = Path(os.environ.get("WEIR_SOURCE_ROOT", Path(__file__).resolve().parents[2]))
 DASHBOARD = SOURCE_ROOT / "docs" / "grafana" / "weir.json"
 METRICS_CC = SOURCE_ROOT / "control" / "metrics.cc"
+CATALOGUE_H = SOURCE_ROOT / "common" / "counter_catalogue.h"
 WEIR_CONTROL_CC = SOURCE_ROOT / "control" / "weir_control.cc"
 METRICS_MD = SOURCE_ROOT / "docs" / "metrics.md"
 PROMETHEUS_SECTION = "## Prometheus (weir-control)"
@@ -45,25 +46,12 @@ def _strip_comments(source: str) -> str:
     return re.sub(r"//[^\n]*", "", source)
 
 
-def exported_metrics(metrics_cc: str, weir_control_cc: str):
-    """(every exported family name, the histogram family names) from the two sources' text."""
-    source = _strip_comments(metrics_cc)
+def exported_metrics(exporter_sources, weir_control_cc: str):
+    """(every exported family name, the histogram family names) from the sources' text: the
+    exporter's (control/metrics.cc and the counter catalogue) and weir-control's."""
     names = set()
-    # std::string("weir_tcp_") + name + "_total", over the names of the array it loops on.
-    concatenated = re.compile(
-        r'std::string\(\s*"(weir_[a-z0-9_]*)"\s*\)\s*\+\s*\w+\s*\+\s*"([a-z0-9_]*)"')
-    prefixes = set()
-    for match in concatenated.finditer(source):
-        prefix, suffix = match.group(1), match.group(2)
-        prefixes.add(prefix)
-        array = re.search(r"kTcpCounters\[\]\s*=\s*\{(.*?)\};", source, flags=re.S)
-        assert array, "control/metrics.cc: kTcpCounters not found"
-        entries = re.findall(r'"([a-z0-9_]+)"', array.group(1))
-        assert entries, "control/metrics.cc: kTcpCounters is empty"
-        names.update(prefix + entry + suffix for entry in entries)
-    for literal in re.findall(r'"(weir_[a-z0-9_]*)"', source):
-        if literal not in prefixes:
-            names.add(literal)
+    for source in exporter_sources:
+        names.update(re.findall(r'"(weir_[a-z0-9_]*)"', _strip_comments(source)))
     histograms = set(re.findall(r'BuildHistogram\(\)\s*\.Name\(\s*"(weir_[a-z0-9_]+)"\s*\)',
                                 _strip_comments(weir_control_cc)))
     return names | histograms, histograms
@@ -71,7 +59,8 @@ def exported_metrics(metrics_cc: str, weir_control_cc: str):
 
 @pytest.fixture(scope="module")
 def exported():
-    return exported_metrics(METRICS_CC.read_text(), WEIR_CONTROL_CC.read_text())
+    return exported_metrics([METRICS_CC.read_text(), CATALOGUE_H.read_text()],
+                            WEIR_CONTROL_CC.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -181,12 +170,11 @@ def dashboard_problems(dashboard, exported_names, histograms):
 def test_exported_set_is_read_from_the_sources(exported):
     names, histograms = exported
     assert histograms == {"weir_health_check_duration_seconds"}
-    # One per kind of source: plain literal, the kTcpCounters expansion, the histogram.
+    # One per kind of source: metrics.cc, the catalogue, the histogram.
     for name in ("weir_build_info", "weir_port_drops_total", "weir_listener_bytes_total",
                  "weir_backend_state", "weir_tcp_retransmitted_segments_total",
                  "weir_tcp_keepalive_probes_total", "weir_health_check_duration_seconds"):
         assert name in names, name
-    assert "weir_tcp_" not in names  # the concatenation's prefix is not a family
     assert all(METRIC_NAME.fullmatch(n) for n in names), sorted(names)
 
 
@@ -366,12 +354,14 @@ def test_self_check_on_the_real_dashboard_with_a_renamed_metric(dashboard, expor
 def test_self_check_exported_set_parser():
     metrics_cc = '''
       // "weir_in_a_comment" is not exported
-      constexpr const char* kTcpCounters[] = {"a_b", "c"};
       out.gauge("weir_one", "help", {}, 1);
-      out.counter(std::string("weir_tcp_") + name + "_total", "h", {}, 0);
+    '''
+    catalogue_h = '''
+      /* "weir_in_a_block_comment" */
+      counter("a_b", "help", "weir_tcp_a_b_total"),
     '''
     weir_control_cc = '''prometheus::BuildHistogram()
                        .Name("weir_h_seconds")'''
-    names, histograms = exported_metrics(metrics_cc, weir_control_cc)
-    assert names == {"weir_one", "weir_tcp_a_b_total", "weir_tcp_c_total", "weir_h_seconds"}
+    names, histograms = exported_metrics([metrics_cc, catalogue_h], weir_control_cc)
+    assert names == {"weir_one", "weir_tcp_a_b_total", "weir_h_seconds"}
     assert histograms == {"weir_h_seconds"}
