@@ -3,9 +3,9 @@
 // is a counter's name in the stats JSON (the control protocol's `counters` reply and the line
 // weir-dataplane prints on SIGUSR1), its meaning, and how weir-control exports it to Prometheus.
 // Every reader goes through these tables: the dataplane's stats JSON (dataplane/stats.cc, which
-// binds each entry to its struct member in dataplane/counter_bindings.h) and weir-control's
-// exporter (control/metrics.cc). No DPDK and no dataplane types here: weir-control includes this
-// header.
+// binds each entry to its struct member in dataplane/counter_bindings.h), weir-control's exporter
+// (control/metrics.cc) and the tables of docs/metrics.md (tools/metrics_doc.cc writes them and a
+// test checks them). No DPDK and no dataplane types here: weir-control includes this header.
 //
 // Where each table's counters sit in the stats JSON:
 //   workers[].loop, .steering, .l3, .tcp         kLoopCounters, kSteeringCounters, kL3Counters,
