@@ -16,6 +16,8 @@
 //   listeners.LISTENER                           kListenerCounters, and kListenerDirectionCounters
 //                                                once per direction, named NAME_to_backend and
 //                                                NAME_to_client
+// and in the `pools` reply: pools[].backends[]   kBackendCounters, beside name, address, port,
+//                                                state and weight
 #pragma once
 
 #include <array>
@@ -240,6 +242,21 @@ inline constexpr auto kListenerDirectionCounters = std::to_array<Entry>({
             "weir_frames_malformed_total"),
     counter("corrupt_resets", "framed: sessions reset for a corrupt or malformed frame",
             "weir_frames_corrupt_resets_total"),
+});
+
+// ---- per backend (the control channel's `pools` reply), summed over the workers ----------------
+
+inline constexpr std::array<std::string_view, 2> kBackendLabels = {"pool", "backend"};
+
+inline constexpr auto kBackendCounters = std::to_array<Entry>({
+    counter("connections", "backend connections established for sessions",
+            "weir_backend_connections_total"),
+    gauge("active", "sessions open to the backend (`connections` less those ended)",
+          "weir_backend_active_connections"),
+    counter("connect_failures", "backend connections refused (RST), unanswered or unroutable",
+            "weir_backend_connect_failures_total"),
+    counter("drain_resets", "sessions reset when the backend's drain timeout expired",
+            "weir_backend_drain_resets_total"),
 });
 
 // ---- compile-time checks for the dataplane's bindings -----------------------------------------

@@ -136,16 +136,7 @@ void backends(Families& out, const nlohmann::json& pools) {
                   state == s ? 1 : 0);
       }
       out.gauge("weir_backend_weight", "The backend's Maglev weight", labels, number(b, "weight"));
-      out.gauge("weir_backend_active_connections", "Sessions open to the backend", labels,
-                number(b, "active"));
-      out.counter("weir_backend_connections_total", "Backend connections established", labels,
-                  number(b, "connections"));
-      out.counter("weir_backend_connect_failures_total",
-                  "Backend connections refused or unanswered", labels,
-                  number(b, "connect_failures"));
-      out.counter("weir_backend_drain_resets_total",
-                  "Sessions reset when the backend's drain timeout expired", labels,
-                  number(b, "drain_resets"));
+      export_table(out, counters::kBackendCounters, b, labels);
     }
   }
 }

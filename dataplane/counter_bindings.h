@@ -152,6 +152,13 @@ inline constexpr auto kListenerBindings = std::to_array<CounterBinding<ListenerC
     {"idle_timeouts", &ListenerCounters::idle_timeouts},
 });
 
+inline constexpr auto kBackendBindings = std::to_array<CounterBinding<proxy::BackendCounters>>({
+    {"connections", &proxy::BackendCounters::connections},
+    {"active", &proxy::BackendCounters::connections, &proxy::BackendCounters::closed},
+    {"connect_failures", &proxy::BackendCounters::connect_failures},
+    {"drain_resets", &proxy::BackendCounters::drain_resets},
+});
+
 // The listener's counters kept per direction, indexed by proxy::Direction.
 using DirectionCounters = std::array<Counter, 2>;
 inline constexpr auto kListenerDirectionBindings =
@@ -175,6 +182,7 @@ static_assert(counters::names_match(counters::kDropReasons, kDropReasonBindings)
 static_assert(counters::names_match(counters::kListenerCounters, kListenerBindings));
 static_assert(counters::names_match(counters::kListenerDirectionCounters,
                                     kListenerDirectionBindings));
+static_assert(counters::names_match(counters::kBackendCounters, kBackendBindings));
 static_assert(reasons_in_enum_order());
 static_assert(counters::kDirections.size() == 2 && proxy::kToBackend == 0 && proxy::kToClient == 1);
 
@@ -184,6 +192,8 @@ static_assert(sizeof(WorkerLoopCounters) == distinct_members(kLoopBindings) * si
 static_assert(sizeof(SteeringCounters) == distinct_members(kSteeringBindings) * sizeof(Counter));
 static_assert(sizeof(L3Counters) == distinct_members(kL3Bindings) * sizeof(Counter));
 static_assert(sizeof(TcpCounters) == distinct_members(kTcpBindings) * sizeof(Counter));
+static_assert(sizeof(proxy::BackendCounters) ==
+              distinct_members(kBackendBindings) * sizeof(Counter));
 static_assert(sizeof(PortCounters) ==
               (distinct_members(kPortBindings) + kDropReasonBindings.size()) * sizeof(Counter));
 static_assert(sizeof(ListenerCounters) ==

@@ -125,6 +125,10 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
          return prometheus_table(
              {{c::kTcpCounters, c::kWorkerLabels}, {c::kWorkerGauges, c::kWorkerLabels}});
        }},
+      {"prometheus-backend",
+       [] {
+         return prometheus_table({{c::kBackendCounters, c::kBackendLabels}});
+       }},
       {"prometheus-listener",
        [] {
          return prometheus_table({{c::kListenerCounters, c::kListenerLabels},

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/channel/envelope.h"
+#include "dataplane/counter_bindings.h"
 #include "dataplane/stats.h"
 
 namespace weir::dataplane {
@@ -100,24 +101,20 @@ nlohmann::json RunningDataplane::pools() {
     const config::Pool& pool = states_.pool(p);
     nlohmann::json backends = nlohmann::json::array();
     for (size_t b = 0; b < pool.backends.size(); ++b) {
-      uint64_t opened = 0, closed = 0, failures = 0, drain_resets = 0;
-      for (const auto& worker : workers_) {
-        if (p >= worker->proxy().pool_count()) continue;  // a new pool not applied yet
-        const proxy::BackendCounters& c = worker->proxy().backend_counters(p, states_.slot(p, b));
-        opened += c.connections.get();
-        closed += c.closed.get();
-        failures += c.connect_failures.get();
-        drain_resets += c.drain_resets.get();
+      nlohmann::json backend{{"name", pool.backends[b].name},
+                             {"address", pool.backends[b].address.to_string()},
+                             {"port", pool.backends[b].port},
+                             {"state", name_of(states_.state(p, b))},
+                             {"weight", states_.weight(p, b)}};
+      for (const auto& binding : kBackendBindings) {
+        uint64_t sum = 0;
+        for (const auto& worker : workers_) {
+          if (p >= worker->proxy().pool_count()) continue;  // a new pool not applied yet
+          sum += value_of(binding, worker->proxy().backend_counters(p, states_.slot(p, b)));
+        }
+        backend[std::string(binding.name)] = sum;
       }
-      backends.push_back({{"name", pool.backends[b].name},
-                          {"address", pool.backends[b].address.to_string()},
-                          {"port", pool.backends[b].port},
-                          {"state", name_of(states_.state(p, b))},
-                          {"weight", states_.weight(p, b)},
-                          {"connections", opened},
-                          {"active", opened - closed},
-                          {"connect_failures", failures},
-                          {"drain_resets", drain_resets}});
+      backends.push_back(std::move(backend));
     }
     out.push_back({{"name", pool.name}, {"backends", backends}});
   }

@@ -39,6 +39,7 @@ std::vector<Table> real_tables() {
       {"drops", kDropReasons, kPortLabels},
       {"listener", kListenerCounters, kListenerLabels},
       {"listener direction", kListenerDirectionCounters, kListenerDirectionLabels},
+      {"backend", kBackendCounters, kBackendLabels},
   };
 }
 
@@ -70,6 +71,12 @@ std::vector<JsonObject> real_objects() {
       worker,
       port,
       listener,
+      {"pools[].backends[]",
+       [] {
+         std::vector<std::string> keys = names(kBackendCounters);
+         for (const char* key : {"name", "address", "port", "state", "weight"}) keys.push_back(key);
+         return keys;
+       }()},
   };
 }
 
