@@ -174,8 +174,11 @@ std::string stats_json(const config::Config& config,
           {"corrupt_resets", &C::corrupt_resets},
       };
       for (const auto& [name, member] : by_direction) {
-        append_counter(json, (name + suffix).c_str(),
-                       sum([&](const C& c) -> const Counter& { return (c.*member)[d]; }), first);
+        // `member = member`: clang 14 (the sanitizer build) cannot capture a structured binding.
+        append_counter(
+            json, (name + suffix).c_str(),
+            sum([&, member = member](const C& c) -> const Counter& { return (c.*member)[d]; }),
+            first);
       }
     }
     json += '}';
