@@ -15,8 +15,9 @@
 namespace weir::dataplane {
 
 // The Toeplitz key programmed into every RSS-capable port: the key of Microsoft's RSS
-// specification, whose published test vectors let tests check the software hash below.
-inline constexpr std::array<uint8_t, 40> kRssToeplitzKey = {
+// specification, whose published test vectors let tests check the software hash below. Aligned
+// for DPDK's rte_softrss (the tests' reference), which reads the key as uint32_t words.
+alignas(uint32_t) inline constexpr std::array<uint8_t, 40> kRssToeplitzKey = {
     0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
     0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
     0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,

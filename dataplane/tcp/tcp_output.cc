@@ -54,7 +54,8 @@ static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTup
   tcp->set_data_offset(static_cast<uint8_t>(tcp_length / 4));
   tcp->set_flags(flags);
   tcp->set_window(window);
-  std::memcpy(tcp_bytes + net::TcpView::kMinSize, options.data(), options.size());
+  // Not memcpy: options is often empty, and memcpy from an empty span's null data() is undefined.
+  std::ranges::copy(options, tcp_bytes + net::TcpView::kMinSize);
   tcp->update_checksum(net::Ipv4Address(tuple.local_address),
                        net::Ipv4Address(tuple.remote_address));
   return m;

@@ -3,6 +3,8 @@ port and listener addresses with and without hugepages, a storm of malformed fra
 dropped, the idle loop's sleeping and waking, clean stop, and start-up errors. CPU and latency
 figures are benchmarks (bench/idle_and_wake.py), not assertions."""
 
+import contextlib
+import fcntl
 import os
 import re
 import subprocess
@@ -14,6 +16,7 @@ from netbed import (  # noqa: F401 (fixtures)
     ADDRESSES,
     HOST_IFACE,
     LISTENER_ADDRESS,
+    MARKER_DIR,
     DataplaneProcess,
     poll_until,
     testbed_factory,
@@ -62,29 +65,43 @@ def meminfo(field: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+@contextlib.contextmanager
+def host_nr_hugepages(new_value):
+    """Sets the host's vm.nr_hugepages to new_value(the value found) for the body, then puts back
+    what it found and checks that it is back. Holds a lock meanwhile: meson runs this suite alone,
+    and the lock keeps another run of the suites at the same time from changing, or restoring, the
+    value under this one."""
+    MARKER_DIR.mkdir(parents=True, exist_ok=True)
+    with open(MARKER_DIR / "nr_hugepages.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = NR_HUGEPAGES.read_text().strip()
+        try:
+            NR_HUGEPAGES.write_text(str(new_value(int(previous))))
+            yield
+        finally:
+            NR_HUGEPAGES.write_text(previous)
+        restored = NR_HUGEPAGES.read_text().strip()
+        assert restored == previous, f"vm.nr_hugepages left at {restored}, was {previous}"
+
+
 @pytest.fixture
 def hugepages(tmp_path):
     """Reserves 2 MiB hugepages and mounts a private hugetlbfs for the test (EAL --huge-dir),
-    then restores the previous reservation. Skips, with the reason, when the kernel cannot."""
+    then unmounts it and restores the previous reservation. Skips, with the reason, when the kernel
+    cannot."""
     if meminfo("Hugepagesize") != 2048:
         pytest.skip("the default hugepage size is not 2 MiB")
-    previous = NR_HUGEPAGES.read_text().strip()
     mount_point = tmp_path / "hugepages"
     mount_point.mkdir()
-    mounted = False
-    try:
-        if int(previous) < 320:
-            NR_HUGEPAGES.write_text("320")
+    with host_nr_hugepages(lambda found: max(found, 320)):
         if meminfo("HugePages_Free") < 160:
             pytest.skip(f"could not reserve hugepages (HugePages_Free {meminfo('HugePages_Free')})")
         subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", str(mount_point)],
                        check=True, capture_output=True)
-        mounted = True
-        yield mount_point
-    finally:
-        if mounted:
-            subprocess.run(["umount", str(mount_point)], check=False)
-        NR_HUGEPAGES.write_text(previous)
+        try:
+            yield mount_point
+        finally:
+            subprocess.run(["umount", str(mount_point)], check=True, capture_output=True)
 
 
 def test_hugepages_answers_arp_and_ping(testbed_factory, hugepages):
@@ -276,12 +293,8 @@ def test_start_up_errors_are_clear(testbed_factory):
 
     config = tb.dataplane_config()
     config["dataplane"]["eal"].remove("--no-huge")
-    previous = NR_HUGEPAGES.read_text().strip()
-    NR_HUGEPAGES.write_text("0")
-    try:
+    with host_nr_hugepages(lambda found: 0):
         stderr = run_expecting_failure(tb, config, "no-hugepages")
-    finally:
-        NR_HUGEPAGES.write_text(previous)
     assert "no hugepages are reserved" in stderr and "--no-huge" in stderr
 
 

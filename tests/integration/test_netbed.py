@@ -276,7 +276,10 @@ def _child_building_a_testbed(then: str) -> subprocess.Popen:
     """
     )
     return subprocess.Popen(
-        [sys.executable, "-c", source], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-c", source],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -311,6 +314,36 @@ def test_a_killed_run_is_swept_by_the_next_one():
 def test_the_sweep_leaves_live_runs_alone(testbed):
     netbed.sweep_stale_runs()
     assert all((netbed.NETNS_DIR / n).exists() for n in testbed.namespaces)
+
+
+def test_two_processes_have_testbeds_at_once_and_both_carry_traffic():
+    """What two runs of the suites at once do: separate interpreters claim their own run ids in
+    the shared marker directory; both beds exist together, and each client reaches its b1."""
+    then = (
+        "sys.stdin.readline(); "
+        "tb.wait_reachable('client', netbed.ADDRESSES['b1']); "
+        "print(json.dumps(tb.ping('client', netbed.ADDRESSES['b1'])), flush=True); "
+        "tb.destroy()"
+    )
+    children = [_child_building_a_testbed(then) for _ in range(2)]
+    try:
+        lines = [netbed._read_line(child, 30.0) for child in children]
+        assert all(line.startswith("[") for line in lines), lines
+        first, second = (json.loads(line) for line in lines)
+        assert set(first).isdisjoint(second)
+        assert all((netbed.NETNS_DIR / n).exists() for n in first + second)  # both at once
+        for child in children:
+            child.stdin.write(b"go\n")
+            child.stdin.flush()
+        assert [netbed._read_line(child, 30.0) for child in children] == ["[1, 1]", "[1, 1]"]
+        for child in children:
+            assert child.wait(30.0) == 0, child.stderr.read().decode()
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert [n for n in first + second if (netbed.NETNS_DIR / n).exists()] == []
 
 
 # ---------------------------------------------------------------------------------------------
