@@ -120,16 +120,19 @@ struct Counters {
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 
-  std::string to_json() const {
+  // `reads_paused`: clients not read from at the moment, because the answers queued for them
+  // reached the output limit (a gauge, counted when the report is made).
+  std::string to_json(uint64_t reads_paused) const {
     char line[512];
     std::snprintf(
         line, sizeof line,
         "{\"connections\":%llu,\"frames_good\":%llu,\"frames_corrupt\":%llu,"
-        "\"frames_malformed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu}",
+        "\"frames_malformed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"reads_paused\":%llu}",
         static_cast<unsigned long long>(connections), static_cast<unsigned long long>(frames_good),
         static_cast<unsigned long long>(frames_corrupt),
         static_cast<unsigned long long>(frames_malformed),
-        static_cast<unsigned long long>(bytes_in), static_cast<unsigned long long>(bytes_out));
+        static_cast<unsigned long long>(bytes_in), static_cast<unsigned long long>(bytes_out),
+        static_cast<unsigned long long>(reads_paused));
     return line;
   }
 };
@@ -263,7 +266,9 @@ class EchoServer {
 
   // The counters as JSON on stdout and, if asked, in the stats file.
   void report() const {
-    const std::string json = counters_.to_json();
+    uint64_t reads_paused = 0;
+    for (const auto& [fd, connection] : connections_) reads_paused += paused(*connection) ? 1 : 0;
+    const std::string json = counters_.to_json(reads_paused);
     std::printf("%s\n", json.c_str());
     std::fflush(stdout);
     if (options_.stats_file.empty()) return;
@@ -429,10 +434,15 @@ class EchoServer {
     listening_ = on;
   }
 
+  // Not read from until the client reads some of its answers.
+  static bool paused(const Connection& connection) {
+    return !connection.peer_done && connection.queued() >= kOutputLimit;
+  }
+
   // Reads only while the client reads its answers (bounded output); writes only when waiting.
   void update_interest(Connection& connection) {
     uint32_t events = 0;
-    if (!connection.peer_done && connection.queued() < kOutputLimit) events |= EPOLLIN;
+    if (!connection.peer_done && !paused(connection)) events |= EPOLLIN;
     if (connection.queued() > 0) events |= EPOLLOUT;
     if (events == connection.events) return;
     epoll_event event{};

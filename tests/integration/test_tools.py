@@ -218,15 +218,20 @@ def test_frames_bigger_than_the_socket_buffers(echo, pacing):
 
 
 def test_fixed_rate_is_kept(echo):
+    # Against the run's own clock, so a slow machine cannot fail it: never faster than the rate
+    # (one frame of slack per connection for the first tick), and not starved either (half the
+    # rate is a bound no working machine comes near).
     summary = load(echo.port, "--rate", "400", "--duration", "2", "--connections", "4")
-    assert 300 <= summary["frames_per_s"] <= 500, summary
-    assert 1.9 <= summary["duration_s"] <= 3, summary
+    assert summary["duration_s"] >= 2, summary
+    assert summary["frames_sent"] <= 400 * summary["duration_s"] + 4, summary
+    assert summary["frames_sent"] >= 400 * 2 / 2, summary
     assert_all_answered(summary, summary["frames_sent"])
 
 
 def test_duration_bounds_a_closed_loop_run(echo):
+    # The run lasts the duration asked for, and ends: load() waits a bounded time for it.
     summary = load(echo.port, "--duration", "0.5", "--connections", "2", "--depth", "8")
-    assert 0.5 <= summary["duration_s"] < 2, summary
+    assert summary["duration_s"] >= 0.5, summary
     assert summary["frames_sent"] > 0
     assert_all_answered(summary, summary["frames_sent"])
 
@@ -311,22 +316,26 @@ def test_a_client_that_does_not_read_is_not_read_from(echo):
     with echo.connect() as sock:
         sock.setblocking(False)
         # Push frames without reading a byte. The echo's answers pile up unread; once it holds
-        # OUTPUT_LIMIT of them it must stop reading, the kernel buffers fill, and the socket stays
-        # unwritable. "Stays" needs a time: 2 s without room counts as stopped.
-        while len(sent) < 256 << 20:
-            _, writable, _ = select.select([], [sock], [], 2.0)
-            if not writable:
-                break
-            data = pending or one
-            try:
-                n = sock.send(data)
-            except BlockingIOError:
+        # OUTPUT_LIMIT of them it stops reading (its stats say so: reads_paused), and the kernel
+        # buffers between us fill. Whenever the socket has no room, ask the echo: paused, or
+        # still reading (then the room comes back and we push on). Bounded in bytes and time.
+        deadline = time.monotonic() + 120
+        while True:
+            assert len(sent) < 256 << 20, "the echo took 256 MiB from a client that reads nothing"
+            assert time.monotonic() < deadline, f"the echo never paused: {echo.stats()}"
+            _, writable, _ = select.select([], [sock], [], 0.05)
+            if writable:
+                data = pending or one
+                try:
+                    n = sock.send(data)
+                except BlockingIOError:
+                    continue
+                sent += data[:n]
+                pending = data[n:]
                 continue
-            sent += data[:n]
-            pending = data[n:]
-        else:
-            pytest.fail("the echo took 256 MiB from a client that reads nothing")
-        stats = echo.stats()
+            stats = echo.stats()
+            if stats["reads_paused"] == 1:
+                break
         # Read and not yet sent back: the queued answers (at least the limit, or it would still
         # read; at most the limit plus one wakeup's reads) and a frame in progress.
         held = stats["bytes_in"] - stats["bytes_out"]
