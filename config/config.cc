@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/channel/socket_path.h"
 #include "common/maglev.h"
 #include "config/yaml_reader.h"
 
@@ -61,7 +62,6 @@ std::string_view name_of(HealthType type) {
 namespace {
 
 constexpr uint64_t kU32Max = 0xffff'ffff;
-constexpr size_t kUnixPathMax = 107;  // sizeof(sockaddr_un::sun_path) - 1 on Linux
 
 // ---- small helpers over MapReader: "if present, read it into `out`" ----------------------------
 
@@ -180,6 +180,7 @@ struct Positions {
   std::vector<std::optional<YAML::Mark>> max_connections, stamp_hop;
   std::vector<YAML::Mark> pools;
   YAML::Mark limits_connections, node_id;
+  std::vector<std::pair<YAML::Mark, std::string>> sockets;  // the socket paths given, in order
   bool limits_connections_given = false;
   bool node_id_given = false;
 };
@@ -223,6 +224,7 @@ class Schema {
     }
     dp.control_socket = "/run/weir/dataplane.sock";
     if (read_string_field(map, "control_socket", dp.control_socket)) {
+      at_.sockets.emplace_back(map.take("control_socket")->Mark(), map.path_of("control_socket"));
       socket_path_check(map, "control_socket", dp.control_socket);
     }
     if (const auto idle_node = map.take("idle")) {
@@ -253,10 +255,11 @@ class Schema {
     const YAML::Mark mark = map.take(key)->Mark();
     if (path.front() != '/') {
       d_.error(mark, map.path_of(key), "\"" + path + "\" must be an absolute path");
-    } else if (path.size() > kUnixPathMax) {
+    } else if (path.size() > channel::kMaxSocketPath) {
       d_.error(mark, map.path_of(key),
                "is " + std::to_string(path.size()) +
-                   " bytes long; a Unix socket path holds at most " + std::to_string(kUnixPathMax));
+                   " bytes long; a control socket path holds at most " +
+                   std::to_string(channel::kMaxSocketPath));
     }
   }
 
@@ -609,6 +612,7 @@ class Schema {
     MapReader map(d_, node, "control");
     if (!map.is_map()) return;
     if (read_string_field(map, "socket", config_.control.socket)) {
+      at_.sockets.emplace_back(map.take("socket")->Mark(), map.path_of("socket"));
       socket_path_check(map, "socket", config_.control.socket);
     }
     if (const auto metrics_node = map.take("metrics")) {
@@ -668,6 +672,14 @@ class Schema {
                  std::to_string(config_.pools[i].backends.size()) +
                      " backends; a pool holds at most " + std::to_string(kMaxBackendsPerPool));
       }
+    }
+    if (config_.control.socket == config_.dataplane.control_socket) {
+      // At the later of the two keys given (one of them is, or both would be their defaults).
+      const auto& [mark, path] = at_.sockets.back();
+      d_.error(mark, path,
+               "\"" + config_.control.socket +
+                   "\" is both dataplane.control_socket and control.socket; the dataplane's "
+                   "control socket and weir-control's admin socket must differ");
     }
     std::map<std::string, size_t> pool_names;
     for (size_t i = 0; i < config_.pools.size(); ++i) {

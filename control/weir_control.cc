@@ -107,8 +107,8 @@ class Daemon {
           }
         }
         if (health_ && fds[1].revents != 0) poll_health();
-        admin_.serve(fds);
       }
+      admin_.serve(fds);
       // The dataplane link: every second, or at once when there is something to send.
       const uint64_t now = HealthChecker::now_us();
       if (now - last_sync_us >= 1'000'000 || dirty_) {

@@ -352,8 +352,8 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
         if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) running_on = false;
         if (info.ssi_signo == SIGUSR1) print_stats(stdout, running.config(), workers_);
       }
-      server.serve(fds);
     }
+    server.serve(fds);
     running.collect_done();
   }
   close(signal_fd);

@@ -1,5 +1,7 @@
 #include "common/channel/line_server.h"
 
+#include "common/channel/socket_path.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -20,27 +22,62 @@ LineServer::~LineServer() {
   }
 }
 
-std::string LineServer::open(const std::string& path, const std::string& setting) {
-  sockaddr_un address{};
+namespace {
+
+bool to_address(const std::string& path, sockaddr_un& address) {
+  address = sockaddr_un{};
   address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(address.sun_path))
-    return "control socket path " + path + " is longer than a Unix socket path may be";
+  if (path.size() >= sizeof(address.sun_path)) return false;
   std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+// Whether a process accepts connections on the socket at `path`.
+bool someone_listens(const sockaddr_un& address) {
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  const bool listening =
+      connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  close(probe);
+  return listening;
+}
+
+}  // namespace
+
+std::string LineServer::open(const std::string& path, const std::string& setting) {
+  // Bound under a temporary name, given its mode, then renamed into place: the socket is never
+  // reachable with the umask's mode, and a stale file left by a process that did not exit cleanly
+  // is replaced in one step.
+  const std::string temporary = path + "." + std::to_string(getpid()) + ".tmp";
+  sockaddr_un address{}, temporary_address{};
+  if (!to_address(path, address) || !to_address(temporary, temporary_address)) {
+    return "control socket path " + path + " is too long for a Unix socket (" + setting +
+           "; at most " + std::to_string(kMaxSocketPath) + " bytes)";
+  }
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return path + " exists and is not a socket (" + setting + "); it is left alone";
+    if (someone_listens(address)) {
+      return "another process is serving " + path + " (" + setting +
+             "; another dataplane or weir-control with the same socket?)";
+    }
+  }
   listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return std::string("cannot create the control socket: ") + strerror(errno);
-  // A socket file left by a dataplane that did not exit cleanly would make bind fail.
-  struct stat st {};
-  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
-  if (bind(listen_fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
-      listen(listen_fd_, 16) != 0) {
+  unlink(temporary.c_str());
+  const bool bound = bind(listen_fd_, reinterpret_cast<const sockaddr*>(&temporary_address),
+                          sizeof temporary_address) == 0 &&
+                     chmod(temporary.c_str(), 0600) == 0 &&  // only the owner (root) may steer Weir
+                     listen(listen_fd_, 16) == 0 && rename(temporary.c_str(), path.c_str()) == 0;
+  if (!bound) {
     const std::string why = strerror(errno);
     close(listen_fd_);
     listen_fd_ = -1;
+    unlink(temporary.c_str());
     return "cannot listen on control socket " + path + ": " + why + " (" + setting +
            "; does its directory exist?)";
   }
-  // Only the owner (root, in production) may steer the dataplane.
-  chmod(path.c_str(), 0600);
   path_ = path;
   return "";
 }
@@ -55,6 +92,16 @@ void LineServer::add_poll_fds(std::vector<pollfd>& fds) const {
 }
 
 void LineServer::serve(const std::vector<pollfd>& fds) {
+  const auto now = clock_();
+  for (Client& c : clients_) {
+    if (c.fd < 0 || c.closing || now - c.last_request < kIdleTimeout) continue;
+    c.output +=
+        error_line(nullptr, "no request for " + std::to_string(kIdleTimeout.count() / 1000) +
+                                " s; closing the connection") +
+        "\n";
+    c.closing = true;
+    write_client(c);
+  }
   for (const pollfd& p : fds) {
     if (p.revents == 0) continue;
     if (p.fd == listen_fd_) {
@@ -80,7 +127,7 @@ void LineServer::accept_clients() {
       close(fd);
       continue;
     }
-    clients_.push_back(Client{fd, {}, {}, false});
+    clients_.push_back(Client{fd, {}, {}, false, clock_()});
   }
 }
 
@@ -112,6 +159,7 @@ void LineServer::read_client(Client& c) {
     size_t newline;
     while ((newline = c.input.find('\n')) != std::string::npos) {
       c.output += answer(std::string_view(c.input).substr(0, newline));
+      c.last_request = clock_();
       c.output += '\n';
       c.input.erase(0, newline + 1);
     }

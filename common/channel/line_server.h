@@ -7,6 +7,7 @@
 
 #include <poll.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,9 @@ class LineServer {
  public:
   static constexpr size_t kMaxClients = 16;
   static constexpr size_t kMaxOutput = 16 << 20;
+  // A client that sends no complete request for this long is told so and closed, so that stuck or
+  // forgotten clients cannot keep every slot.
+  static constexpr std::chrono::milliseconds kIdleTimeout{60'000};
 
   // `handle` turns one request line into one reply line (neither with its newline).
   explicit LineServer(std::function<std::string(std::string_view)> handle)
@@ -33,8 +37,14 @@ class LineServer {
   std::string open(const std::string& path, const std::string& setting);
   // The descriptors to poll, appended to `fds`.
   void add_poll_fds(std::vector<pollfd>& fds) const;
-  // Serves whatever `fds` (as returned by poll) says is ready.
+  // Serves whatever `fds` (as returned by poll) says is ready, and closes idle clients: call it
+  // after every poll, whether or not anything was ready.
   void serve(const std::vector<pollfd>& fds);
+  // For tests: the clock serve() reads (steady_clock by default).
+  void set_clock(std::function<std::chrono::steady_clock::time_point()> clock) {
+    clock_ = std::move(clock);
+  }
+  size_t clients() const { return clients_.size(); }
 
  private:
   struct Client {
@@ -42,6 +52,7 @@ class LineServer {
     std::string input;
     std::string output;
     bool closing = false;  // flush the output, then close
+    std::chrono::steady_clock::time_point last_request;
   };
   void accept_clients();
   void read_client(Client& c);
@@ -52,6 +63,9 @@ class LineServer {
   std::string path_;
   int listen_fd_ = -1;
   std::vector<Client> clients_;
+  std::function<std::chrono::steady_clock::time_point()> clock_ = [] {
+    return std::chrono::steady_clock::now();
+  };
 };
 
 }  // namespace weir::channel

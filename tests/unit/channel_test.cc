@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -274,6 +276,77 @@ TEST(LineServer, AHandlerThatThrowsCostsOneErrorReplyNotTheServer) {
   const auto after = client.call({{"op", "fine"}}, error);
   ASSERT_TRUE(after) << error;
   EXPECT_EQ((*after)["ok"], true);
+}
+
+TEST(LineServer, ReplacesAStaleSocketButNeverALiveOneOrAnotherFile) {
+  const std::string path = socket_path("owned");
+  unlink(path.c_str());
+  {
+    // A socket file nobody serves: what a process that was killed leaves behind.
+    const int stale = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+    ASSERT_EQ(bind(stale, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    close(stale);
+  }
+  ServedLineServer first(path, [](std::string_view) { return ok_reply(nullptr).dump(); });
+  ASSERT_EQ(first.error(), "") << "a stale socket is replaced";
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "only the owner may connect";
+
+  LineServer second([](std::string_view) { return std::string(); });
+  EXPECT_EQ(second.open(path, "control.socket"),
+            "another process is serving " + path +
+                " (control.socket; another dataplane or weir-control with the same socket?)");
+  LineClient client(path, "test", 2s);
+  std::string error;
+  EXPECT_TRUE(client.call({{"op", "x"}}, error)) << "the first server still serves: " << error;
+
+  const std::string file = socket_path("plain-file");
+  { std::ofstream(file) << "keep me\n"; }
+  LineServer third([](std::string_view) { return std::string(); });
+  EXPECT_EQ(third.open(file, "control.socket"),
+            file + " exists and is not a socket (control.socket); it is left alone");
+  std::ifstream kept(file);
+  std::string line;
+  std::getline(kept, line);
+  EXPECT_EQ(line, "keep me");
+  unlink(file.c_str());
+}
+
+TEST(LineServer, AClientThatSendsNothingForTheIdleTimeoutIsToldAndClosed) {
+  const std::string path = socket_path("idle");
+  auto now = std::chrono::steady_clock::time_point{};
+  LineServer server([](std::string_view) { return ok_reply(nullptr).dump(); });
+  server.set_clock([&] { return now; });
+  ASSERT_EQ(server.open(path, "control.socket"), "");
+  const auto serve_once = [&] {
+    std::vector<pollfd> fds;
+    server.add_poll_fds(fds);
+    poll(fds.data(), fds.size(), 0);
+    server.serve(fds);
+  };
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+  ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  for (int i = 0; i < 100 && server.clients() == 0; ++i) serve_once();  // accept it
+  ASSERT_EQ(server.clients(), 1u);
+  now += LineServer::kIdleTimeout - std::chrono::milliseconds(1);
+  serve_once();
+  EXPECT_EQ(server.clients(), 1u) << "not idle yet";
+  now += std::chrono::milliseconds(1);
+  serve_once();
+  EXPECT_EQ(server.clients(), 0u);
+  std::string reply;
+  char buffer[512];
+  for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;) reply.append(buffer, n);
+  close(fd);
+  EXPECT_EQ(json::parse(reply.substr(0, reply.find('\n')))["error"],
+            "no request for 60 s; closing the connection");
 }
 
 TEST(LineServer, OpenNamesTheSettingWhenItCannotListen) {

@@ -304,6 +304,11 @@ INSTANTIATE_TEST_SUITE_P(
               "t.yaml:7:13: listeners[1].name: \"a/b\" is not a name: use letters, digits and _ "
               "- . : (at most 64), since names appear in metric labels, logs and weirctl's "
               "POOL/BACKEND"}},
+        Case{"one_path_for_both_sockets",
+             D + E + "control:\n  socket: /run/weir/dataplane.sock\n",
+             {"t.yaml:8:11: control.socket: \"/run/weir/dataplane.sock\" is both "
+              "dataplane.control_socket and control.socket; the dataplane's control socket and "
+              "weir-control's admin socket must differ"}},
         Case{"control_character_in_a_string",
              D + E + "control:\n  socket: \"/run/weir/x\\ty.sock\"\n",
              {"t.yaml:8:11: control.socket: the string contains a control character (U+0009 at "
@@ -327,8 +332,8 @@ TEST(ConfigLimits, PoolsProxiedListenersAndBackendsBeyondWhatADataplaneHolds) {
     for (size_t p = 0; p < count; ++p) {
       text += "  - name: p" + std::to_string(p) + "\n    backends:\n";
       for (size_t b = 0; b < backends; ++b) {
-        text += "      - { name: b" + std::to_string(b) + ", address: 10.0.1.1, port: " +
-                std::to_string(1000 + b) + " }\n";
+        text += "      - { name: b" + std::to_string(b) +
+                ", address: 10.0.1.1, port: " + std::to_string(1000 + b) + " }\n";
       }
     }
     return text;
@@ -336,8 +341,9 @@ TEST(ConfigLimits, PoolsProxiedListenersAndBackendsBeyondWhatADataplaneHolds) {
   const auto proxied = [](size_t count) {
     std::string text = "listeners:\n";
     for (size_t l = 0; l < count; ++l) {
-      text += "  - { name: l" + std::to_string(l) + ", address: 10.0.0.100, port: " +
-              std::to_string(1000 + l) + ", protocol: tcp, pool: p0 }\n";
+      text += "  - { name: l" + std::to_string(l) +
+              ", address: 10.0.0.100, port: " + std::to_string(1000 + l) +
+              ", protocol: tcp, pool: p0 }\n";
     }
     return text;
   };
