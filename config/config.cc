@@ -498,6 +498,7 @@ class Schema {
     });
     read_uint_field(map, "retries", pool.retries, 0, 10);
     read_uint_field(map, "drain_timeout_ms", pool.drain_timeout_ms, 0, 86'400'000);
+    read_uint_field(map, "connect_timeout_ms", pool.connect_timeout_ms, 100, 600'000);
     if (const auto health_node = map.take("health")) {
       pool.health = Health{};
       health(*health_node, map.path_of("health"), *pool.health);

@@ -40,6 +40,9 @@ inline constexpr uint32_t kHardMaxFrame = 16'777'216;  // the frame format's har
 inline constexpr uint32_t kDefaultIdleTimeoutMs = 300'000;
 inline constexpr uint32_t kDefaultRetries = 2;
 inline constexpr uint32_t kDefaultDrainTimeoutMs = 30'000;
+// HAProxy's `timeout connect` in spirit: without it a blackholed backend would hold each attempt
+// for the whole SYN retransmission schedule (about a minute).
+inline constexpr uint32_t kDefaultConnectTimeoutMs = 5'000;
 inline constexpr uint32_t kDefaultTableSize = 65'537;
 // What one dataplane can hold over its life (its per-worker arrays have fixed capacity so the main
 // lcore can read counters while workers add to them): checked in the file, and again at reload,
@@ -160,6 +163,7 @@ struct Pool {
   std::optional<Health> health;  // absent: backends are taken as up until an operator says not
   uint32_t retries = kDefaultRetries;
   uint32_t drain_timeout_ms = kDefaultDrainTimeoutMs;
+  uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;
 };
 
 struct Endpoint {

@@ -19,7 +19,8 @@ std::shared_ptr<PoolPlan> plan_pool(const config::Pool& pool, std::vector<Backen
       PoolPlan{pool.name, std::move(backends), maglev::Table::build(inputs, pool.hash.table_size),
                pool.hash.key == config::HashKey::source_ip ? maglev::FlowKey::source_ip
                                                            : maglev::FlowKey::five_tuple,
-               pool.retries, uint64_t{pool.drain_timeout_ms} * 1000});
+               pool.retries, uint64_t{pool.drain_timeout_ms} * 1000,
+               uint64_t{pool.connect_timeout_ms} * 1000});
 }
 
 ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
@@ -302,7 +303,7 @@ void Proxy::connect_backend(Session& s) {
       }
       connection = tcp_.connect(
           *port, tcp::FourTuple{local, backend.address.value(), candidate, backend.port},
-          &s.backend_side, now);
+          &s.backend_side, now, pool.connect_timeout_us);
       if (connection == nullptr && tcp_.connections() >= tcp_.capacity()) break;
     }
     if (connection == nullptr) {

@@ -52,6 +52,7 @@ struct PoolPlan {
   maglev::FlowKey key = maglev::FlowKey::five_tuple;
   uint32_t retries = config::kDefaultRetries;
   uint64_t drain_timeout_us = 0;
+  uint64_t connect_timeout_us = uint64_t{config::kDefaultConnectTimeoutMs} * 1000;
 };
 
 // A pool's plan: its configuration's hash and retry settings over `backends` as they stand.

@@ -141,7 +141,7 @@ void TcpStack::leave_syn_queue(const Connection& c) {
 // ---- active open -------------------------------------------------------------------------------
 
 Connection* TcpStack::connect(PortIndex port, const FourTuple& tuple, ConnectionHandler* handler,
-                              uint64_t now_us) {
+                              uint64_t now_us, uint64_t handshake_timeout_us) {
   last_now_us_ = now_us;
   Connection* c = allocate(tuple, port, now_us);
   if (c == nullptr) {
@@ -157,6 +157,8 @@ Connection* TcpStack::connect(PortIndex port, const FourTuple& tuple, Connection
   c->mss_ = port_mss(port);
   send_syn(*c, now_us);
   arm_retransmit(*c, now_us);
+  // The wait timer is free until the handshake completes (established() re-arms it).
+  if (handshake_timeout_us != 0) wheel_.arm(c->wait_timer_, now_us + handshake_timeout_us);
   return c;
 }
 

@@ -205,8 +205,10 @@ class TcpStack final : public net::TransportHandler {
   // Active open (RFC 9293 3.10.1) from tuple.local to tuple.remote through `port`. Returns null
   // when the 4-tuple is in use or the table is full (counted). The handler hears on_established,
   // or on_closed with `refused` (a RST) or `timeout` (no answer after the SYN retries).
+  // With `handshake_timeout_us` (0: none), a handshake not complete by then ends the connection
+  // with CloseReason::timeout, however many SYN retransmissions remain.
   Connection* connect(PortIndex port, const FourTuple& tuple, ConnectionHandler* handler,
-                      uint64_t now_us);
+                      uint64_t now_us, uint64_t handshake_timeout_us = 0);
 
   // Queues `data` (a chain whose data is payload) if the whole of it fits in the send budget, and
   // returns true; otherwise returns false and the caller keeps it (on_writable follows).

@@ -37,7 +37,7 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
       } else if (c.state_ != State::syn_received && c.state_ != State::syn_sent) {
         keepalive(c, now_us);
       } else {
-        counters_.timeouts.add();  // bounded time in SYN-RECEIVED
+        counters_.timeouts.add();  // bounded time in SYN-RECEIVED, or a connect timeout
         close(c, CloseReason::timeout);
       }
       return;

@@ -226,16 +226,13 @@ def test_when_every_backend_refuses_the_client_is_reset_and_counted(bed):
         assert dp.stop() == 0, dp.output()
 
 
-def test_a_backend_that_never_answers_its_syn_is_skipped(bed):
+def skips_a_blackholed_b3(bed, config):
     Backends(bed, "name")
     # b3 listens, but nothing it sends leaves its link: Weir's SYNs to it are never answered
     # (ARP passes, so it is not an unroutable backend).
     blackhole = bed.attach_tc_bpf("br", Testbed.bridge_port("b3"), bpf_object("drop"),
                                   direction="ingress")
     blackhole.map_update("drop_config", b"\0\0\0\0", drop_config(1.0, ETH_P_IP))
-    config = proxy_config(bed)
-    # The SYN retries of an active open are spaced by the RTO: short ones keep the test short.
-    config["tcp"] = {"min_rto_ms": 20, "max_rto_ms": 40}
     with DataplaneProcess(bed, config) as dp:
         dp.wait_ready(timeout_s=30.0)
         counts = bed.python("client", NAME_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
@@ -252,6 +249,21 @@ def test_a_backend_that_never_answers_its_syn_is_skipped(bed):
         assert DataplaneProcess.total(stats, "tcp", "resets_received") == 0
         assert blackhole.read_u64_array("drop_counters")[1] > 0
         assert dp.stop() == 0, dp.output()
+
+
+def test_a_backend_that_never_answers_its_syn_is_skipped(bed):
+    config = proxy_config(bed)
+    # The SYN retries of an active open are spaced by the RTO: short ones keep the test short.
+    config["tcp"] = {"min_rto_ms": 20, "max_rto_ms": 40}
+    skips_a_blackholed_b3(bed, config)
+
+
+def test_the_pools_connect_timeout_ends_an_unanswered_handshake(bed):
+    # Default TCP timers: the SYN retransmission schedule alone would hold each attempt on b3 for
+    # about a minute, past the clients' 30 s timeout; connect_timeout_ms ends it after 300 ms.
+    config = proxy_config(bed)
+    config["pools"][0]["connect_timeout_ms"] = 300
+    skips_a_blackholed_b3(bed, config)
 
 
 RST_CLIENT = r"""

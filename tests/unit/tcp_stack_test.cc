@@ -214,6 +214,50 @@ TEST_F(TcpKeepaliveScript, ProbesAnIdlePeerAndGivesUpAfterTheLastProbe) {
   EXPECT_EQ(this->tcp_->connections(), 0u);
 }
 
+// Records how an actively opened connection ended.
+class ConnectOutcome : public ConnectionHandler {
+ public:
+  void on_data(Connection&, rte_mbuf* data) override { rte_pktmbuf_free(data); }
+  void on_closed(Connection&, CloseReason reason) override { closed = reason; }
+  std::optional<CloseReason> closed;
+};
+
+// An unanswered SYN: retransmitted with backoff until the connect timeout, then the connection
+// ends as timed out, long before the retransmission schedule would have given up.
+TEST_F(TcpScript, AnUnansweredActiveOpenEndsAtItsHandshakeTimeout) {
+  ConnectOutcome outcome;
+  const FourTuple tuple{test::kPortIp.value(), kClientIp.value(), 40001, 9};
+  ASSERT_NE(tcp_->connect(0, tuple, &outcome, now_, 5'000'000), nullptr);
+  const auto first = collect();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].flags, S);
+  size_t syns = 1;
+  for (uint64_t t = kStart + 100'000; t < kStart + 5'000'000; t += 100'000) {
+    for (const Out& o : advance_to(t)) syns += o.flags == S ? 1 : 0;
+  }
+  EXPECT_GE(syns, 3u) << "retransmitted with backoff (1 s, then 2 s)";
+  EXPECT_FALSE(outcome.closed) << "not before the timeout";
+  EXPECT_EQ(tcp_->connections(), 1u);
+  advance_to(kStart + 5'000'000);
+  ASSERT_TRUE(outcome.closed);
+  EXPECT_EQ(*outcome.closed, CloseReason::timeout);
+  EXPECT_EQ(tcp_->connections(), 0u);
+  EXPECT_EQ(counters_.timeouts.get(), 1u);
+}
+
+// Without a handshake timeout the same SYN lives on through its retransmissions.
+TEST_F(TcpScript, AnActiveOpenWithoutATimeoutKeepsRetransmitting) {
+  ConnectOutcome outcome;
+  const FourTuple tuple{test::kPortIp.value(), kClientIp.value(), 40002, 9};
+  Connection* c = tcp_->connect(0, tuple, &outcome, now_);
+  ASSERT_NE(c, nullptr);
+  for (uint64_t t = kStart + 100'000; t <= kStart + 6'000'000; t += 100'000) advance_to(t);
+  EXPECT_FALSE(outcome.closed);
+  EXPECT_EQ(tcp_->connections(), 1u);
+  tcp_->abort(*c, now_);
+  collect();
+}
+
 TEST_F(TcpScript, HandshakeNegotiatesMssWindowScaleSackAndTimestamps) {
   const auto out =
       send(kEcho, S, kClientIsn, 0, "",
