@@ -13,6 +13,7 @@
 //   workers[].tcp_connections, .tcp_capacity     kWorkerGauges
 //   workers[].ports.PORT                         kPortCounters
 //   workers[].ports.PORT.drops                   kDropReasons
+//   devices.PORT                                 kDeviceCounters (the device's own, per port)
 //   listeners.LISTENER                           kListenerCounters, and kListenerDirectionCounters
 //                                                once per direction, named NAME_to_backend and
 //                                                NAME_to_client
@@ -202,6 +203,22 @@ inline constexpr auto kDropReasons = std::to_array<Entry>({
     drop_reason("tx_ring_full", "the device refused a burst; the unsent packets were freed"),
     drop_reason("mbuf_exhausted", "no mbuf for a reply"),
 });
+
+// ---- per port, as the device counts (rte_eth_stats), read at the snapshot
+// -------------------------
+
+inline constexpr auto kDeviceCounters = std::to_array<Entry>({
+    counter("rx_nombuf",
+            "packets the device could not receive: no free mbuf to refill the RX ring (the mbuf "
+            "pool was exhausted)",
+            "weir_device_rx_nombuf_total"),
+    counter("rx_missed", "packets the device dropped because the RX ring was full (imissed)",
+            "weir_device_rx_missed_total"),
+    counter("rx_errors", "bad frames the device dropped (ierrors)", "weir_device_rx_errors_total"),
+    counter("tx_errors", "frames the device failed to send (oerrors)",
+            "weir_device_tx_errors_total"),
+});
+inline constexpr std::array<std::string_view, 1> kDeviceLabels = {"port"};
 
 // ---- per listener (the proxy), summed over the workers ----------------------------------------
 

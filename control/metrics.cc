@@ -109,6 +109,9 @@ void dataplane_counters(Families& out, const nlohmann::json& counters,
     out.gauge("weir_mbuf_pool_available", "Mbufs free in the dataplane's pool", {},
               number(counters["mbufs"], "available"));
   }
+  const nlohmann::json devices = counters.value("devices", nlohmann::json::object());
+  for (const auto& [port, c] : devices.items())
+    export_table(out, counters::kDeviceCounters, c, {{"port", port}});
   const nlohmann::json listeners = counters.value("listeners", nlohmann::json::object());
   for (const auto& [name, l] : listeners.items()) {
     export_table(out, counters::kListenerCounters, l, {{"listener", name}});

@@ -14,6 +14,7 @@
 
 #include "common/counter_catalogue.h"
 #include "dataplane/counters.h"
+#include "dataplane/port.h"
 #include "dataplane/proxy/proxy.h"
 
 namespace weir::dataplane {
@@ -159,6 +160,18 @@ inline constexpr auto kBackendBindings = std::to_array<CounterBinding<proxy::Bac
     {"drain_resets", &proxy::BackendCounters::drain_resets},
 });
 
+// The device's counters are plain numbers read at the snapshot, not Counters a worker adds to.
+struct DeviceCounterBinding {
+  std::string_view name;
+  uint64_t DeviceCounters::*member;
+};
+inline constexpr auto kDeviceBindings = std::to_array<DeviceCounterBinding>({
+    {"rx_nombuf", &DeviceCounters::rx_nombuf},
+    {"rx_missed", &DeviceCounters::rx_missed},
+    {"rx_errors", &DeviceCounters::rx_errors},
+    {"tx_errors", &DeviceCounters::tx_errors},
+});
+
 // The listener's counters kept per direction, indexed by proxy::Direction.
 using DirectionCounters = std::array<Counter, 2>;
 inline constexpr auto kListenerDirectionBindings =
@@ -183,6 +196,8 @@ static_assert(counters::names_match(counters::kListenerCounters, kListenerBindin
 static_assert(counters::names_match(counters::kListenerDirectionCounters,
                                     kListenerDirectionBindings));
 static_assert(counters::names_match(counters::kBackendCounters, kBackendBindings));
+static_assert(counters::names_match(counters::kDeviceCounters, kDeviceBindings));
+static_assert(sizeof(DeviceCounters) == kDeviceBindings.size() * sizeof(uint64_t));
 static_assert(reasons_in_enum_order());
 static_assert(counters::kDirections.size() == 2 && proxy::kToBackend == 0 && proxy::kToClient == 1);
 

@@ -189,4 +189,15 @@ uint16_t EthdevQueueIo::transmit(PortIndex port, rte_mbuf** packets, uint16_t co
   return rte_eth_tx_burst(dpdk_port_ids_[port], queue_, packets, count);
 }
 
+DeviceCounters read_device_counters(const OpenPort& port) {
+  rte_eth_stats stats{};
+  DeviceCounters out;
+  if (rte_eth_stats_get(port.dpdk_port_id, &stats) != 0) return out;  // a device without stats
+  out.rx_nombuf = stats.rx_nombuf;
+  out.rx_missed = stats.imissed;
+  out.rx_errors = stats.ierrors;
+  out.tx_errors = stats.oerrors;
+  return out;
+}
+
 }  // namespace weir::dataplane

@@ -39,6 +39,17 @@ struct OpenPort {
   std::string driver;
 };
 
+// What the device itself counts (rte_eth_stats): packets it could not hand to Weir. Read on the
+// main lcore when counters are asked for; names and meanings in common/counter_catalogue.h
+// (kDeviceCounters).
+struct DeviceCounters {
+  uint64_t rx_nombuf = 0;  // no mbuf to receive into: the RX ring could not be refilled
+  uint64_t rx_missed = 0;  // imissed: the RX ring was full (the workers fell behind)
+  uint64_t rx_errors = 0;  // ierrors: bad frames the device dropped
+  uint64_t tx_errors = 0;  // oerrors: frames the device failed to send
+};
+DeviceCounters read_device_counters(const OpenPort& port);
+
 // Opens and starts every port with `queues` RX/TX queue pairs fed from `pool`.
 // Returns false and fills `error` with a message naming the port and the cause.
 bool open_ports(const std::vector<PortRequest>& requests, uint16_t queues, rte_mempool* pool,

@@ -332,7 +332,7 @@ void DataplaneProcess::launch_workers() {
 // The main lcore's loop: the control socket and the signals (through a signalfd), polled
 // together, until SIGTERM or SIGINT; then the workers stop and the final counters are printed.
 bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
-  RunningDataplane running(config_, *pool_states_, workers_);
+  RunningDataplane running(config_, *pool_states_, ports_, workers_);
   ControlRequests requests(running);
   channel::LineServer server([&](std::string_view line) { return requests.handle(line); });
   const std::string& socket_path = config_->dataplane.control_socket;
@@ -350,7 +350,7 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
       signalfd_siginfo info{};
       while (read(signal_fd, &info, sizeof info) == sizeof info) {
         if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) running_on = false;
-        if (info.ssi_signo == SIGUSR1) print_stats(stdout, running.config(), workers_);
+        if (info.ssi_signo == SIGUSR1) print_stats(stdout, running.config(), ports_, workers_);
       }
     }
     server.serve(fds);
@@ -360,7 +360,7 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
   stop_.store(true, std::memory_order_relaxed);
   rte_eal_mp_wait_lcore();
   launched_ = false;
-  print_stats(stdout, running.config(), workers_);
+  print_stats(stdout, running.config(), ports_, workers_);
   std::printf("weir-dataplane: stopped\n");
   return true;
 }

@@ -83,8 +83,17 @@ json listener_json(const std::vector<std::unique_ptr<Worker>>& workers, const st
 
 }  // namespace
 
-json stats_json(const config::Config& config, const std::vector<std::unique_ptr<Worker>>& workers) {
+json stats_json(const config::Config& config, const std::vector<OpenPort>& devices,
+                const std::vector<std::unique_ptr<Worker>>& workers) {
   json out{{"workers", json::array()}};
+  json by_port = json::object();
+  for (const OpenPort& device : devices) {
+    const DeviceCounters counters = read_device_counters(device);
+    json& entry = by_port[device.request.name];
+    for (const DeviceCounterBinding& binding : kDeviceBindings)
+      entry[std::string(binding.name)] = counters.*binding.member;
+  }
+  out["devices"] = std::move(by_port);
   for (const auto& worker : workers) out["workers"].push_back(worker_json(config, *worker));
   if (!workers.empty()) {
     rte_mempool* pool = workers.front()->mbuf_pool();
@@ -105,9 +114,9 @@ json stats_json(const config::Config& config, const std::vector<std::unique_ptr<
   return out;
 }
 
-void print_stats(FILE* out, const config::Config& config,
+void print_stats(FILE* out, const config::Config& config, const std::vector<OpenPort>& devices,
                  const std::vector<std::unique_ptr<Worker>>& workers) {
-  const std::string line = stats_json(config, workers).dump() + "\n";
+  const std::string line = stats_json(config, devices, workers).dump() + "\n";
   std::fputs(line.c_str(), out);
   std::fflush(out);
 }

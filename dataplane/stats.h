@@ -10,14 +10,16 @@
 #include <vector>
 
 #include "config/config.h"
+#include "dataplane/port.h"
 #include "dataplane/worker.h"
 
 namespace weir::dataplane {
 
-nlohmann::json stats_json(const config::Config& config,
+// `devices`: the open ports, whose device counters are read now (none in tests without ports).
+nlohmann::json stats_json(const config::Config& config, const std::vector<OpenPort>& devices,
                           const std::vector<std::unique_ptr<Worker>>& workers);
 // stats_json as one line.
-void print_stats(FILE* out, const config::Config& config,
+void print_stats(FILE* out, const config::Config& config, const std::vector<OpenPort>& devices,
                  const std::vector<std::unique_ptr<Worker>>& workers);
 
 }  // namespace weir::dataplane

@@ -125,6 +125,11 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
          return prometheus_table(
              {{c::kTcpCounters, c::kWorkerLabels}, {c::kWorkerGauges, c::kWorkerLabels}});
        }},
+      {"devices", [] { return json_table("counter", c::kDeviceCounters); }},
+      {"prometheus-device",
+       [] {
+         return prometheus_table({{c::kDeviceCounters, c::kDeviceLabels}});
+       }},
       {"prometheus-backend",
        [] {
          return prometheus_table({{c::kBackendCounters, c::kBackendLabels}});

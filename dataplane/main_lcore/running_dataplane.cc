@@ -74,7 +74,7 @@ nlohmann::json RunningDataplane::hello() {
 }
 
 nlohmann::json RunningDataplane::counters() {
-  return stats_json(*config_, workers_);
+  return stats_json(*config_, devices_, workers_);
 }
 
 nlohmann::json RunningDataplane::listeners() {

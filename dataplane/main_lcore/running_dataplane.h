@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "dataplane/main_lcore/control_requests.h"
 #include "dataplane/main_lcore/pool_state.h"
+#include "dataplane/port.h"
 #include "dataplane/worker.h"
 
 namespace weir::dataplane {
@@ -19,8 +20,9 @@ namespace weir::dataplane {
 class RunningDataplane final : public ControlTarget {
  public:
   RunningDataplane(std::shared_ptr<const config::Config> config, PoolStates& states,
+                   const std::vector<OpenPort>& devices,
                    const std::vector<std::unique_ptr<Worker>>& workers)
-      : config_(std::move(config)), states_(states), workers_(workers) {}
+      : config_(std::move(config)), states_(states), devices_(devices), workers_(workers) {}
 
   // The configuration in force: the one started with, or the last reload applied.
   const config::Config& config() const { return *config_; }
@@ -45,6 +47,7 @@ class RunningDataplane final : public ControlTarget {
 
   std::shared_ptr<const config::Config> config_;
   PoolStates& states_;
+  const std::vector<OpenPort>& devices_;
   const std::vector<std::unique_ptr<Worker>>& workers_;
 };
 

@@ -43,7 +43,15 @@ def test_queries_answer_and_bad_requests_get_errors(running):
     assert [l["name"] for l in listeners["listeners"]] == ["web"]
     assert set(backends(dp)) == {"b1", "b2", "b3"}
     assert all(b["state"] == "up" for b in backends(dp).values())
-    assert "workers" in dp.control({"op": "counters"})
+    counters = dp.control({"op": "counters"})
+    assert "workers" in counters
+    # The device's own counts, per configured port (af_packet counts what it drops itself).
+    ports = [p["name"] for p in dp.config["dataplane"]["ports"]]
+    assert sorted(counters["devices"]) == sorted(ports), counters["devices"]
+    for port in ports:
+        device = counters["devices"][port]
+        assert set(device) == {"rx_nombuf", "rx_missed", "rx_errors", "tx_errors"}, device
+        assert all(isinstance(v, int) and v >= 0 for v in device.values()), device
     # Malformed and unknown requests: an error naming the problem, and the dataplane carries on.
     path = dp.config["dataplane"]["control_socket"]
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:

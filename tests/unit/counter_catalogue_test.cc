@@ -40,6 +40,7 @@ std::vector<Table> real_tables() {
       {"listener", kListenerCounters, kListenerLabels},
       {"listener direction", kListenerDirectionCounters, kListenerDirectionLabels},
       {"backend", kBackendCounters, kBackendLabels},
+      {"device", kDeviceCounters, kDeviceLabels},
   };
 }
 
@@ -68,6 +69,7 @@ std::vector<JsonObject> real_objects() {
       {"l3", names(kL3Counters)},
       {"tcp", names(kTcpCounters)},
       {"drops", names(kDropReasons)},
+      {"devices.PORT", names(kDeviceCounters)},
       worker,
       port,
       listener,
