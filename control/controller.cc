@@ -79,6 +79,11 @@ std::string Controller::reload(std::shared_ptr<const config::Config> next,
       const auto it = backends_.find({pool.name, backend.name});
       if (it == backends_.end()) {
         changes.push_back("backend " + pool.name + "/" + backend.name + " added");
+      } else if (it->second.config_weight != backend.weight && it->second.override_weight) {
+        changes.push_back("weight of " + pool.name + "/" + backend.name + " stays " +
+                          std::to_string(*it->second.override_weight) +
+                          " (set by weirctl; the file says " + std::to_string(backend.weight) +
+                          ")");
       } else if (it->second.config_weight != backend.weight) {
         changes.push_back("weight of " + pool.name + "/" + backend.name + ": " +
                           std::to_string(it->second.config_weight) + " -> " +
@@ -94,7 +99,13 @@ std::string Controller::reload(std::shared_ptr<const config::Config> next,
     }
     if (!kept) changes.push_back("backend " + key.first + "/" + key.second + " removed");
   }
+  const std::map<Key, Backend> before = backends_;
   adopt(std::move(next));
+  // The dataplane took every kept backend's weight from the file (apply_config): that is what it
+  // holds now, so a weight set by weirctl is sent again by the next pending(), not lost.
+  for (auto& [key, b] : backends_) {
+    if (before.contains(key)) b.sent_weight = b.config_weight;
+  }
   return "";
 }
 
