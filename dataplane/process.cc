@@ -281,10 +281,11 @@ void DataplaneProcess::build_workers() {
   }
 }
 
-// Without RSS, one single-producer, single-consumer ring per ordered pair of workers carries
-// the segments a worker received for a flow another owns.
+// With several workers, one single-producer, single-consumer ring per ordered pair of workers
+// carries the ARP messages every worker learns from and, without RSS, the segments a worker
+// received for a flow another owns.
 bool DataplaneProcess::create_steering_rings() {
-  if (!software_steering_) return true;
+  if (workers_.size() < 2) return true;
   const size_t n = workers_.size();
   std::vector<std::vector<rte_ring*>> out(n, std::vector<rte_ring*>(n, nullptr)), in(n);
   for (size_t from = 0; from < n; ++from) {
@@ -302,8 +303,9 @@ bool DataplaneProcess::create_steering_rings() {
       in[to].push_back(ring);
     }
   }
-  for (size_t w = 0; w < n; ++w) workers_[w]->enable_steering(out[w], in[w]);
-  std::printf("weir-dataplane: no RSS on the ports: %zu workers steer TCP in software\n", n);
+  for (size_t w = 0; w < n; ++w) workers_[w]->enable_steering(out[w], in[w], software_steering_);
+  if (software_steering_)
+    std::printf("weir-dataplane: no RSS on the ports: %zu workers steer TCP in software\n", n);
   return true;
 }
 

@@ -27,6 +27,14 @@ struct SteeringVerdict {
   uint16_t owner = 0;
 };
 
+// An ARP message: copied to every worker so that each neighbour table learns.
+inline bool is_arp(const rte_mbuf* m) {
+  const std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t*),
+                                       rte_pktmbuf_data_len(m));
+  const auto ether = net::ConstEthernetView::parse(frame);
+  return ether && ether->ether_type() == net::kEtherTypeArp;
+}
+
 // Reads only what the owner depends on; the stack that receives the segment validates the rest.
 inline SteeringVerdict classify_for_steering(const rte_mbuf* m, const FlowOwnership& ownership) {
   const std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t*),

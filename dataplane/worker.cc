@@ -51,8 +51,10 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
     throw std::runtime_error("cannot create worker " + std::to_string(settings.id) + "'s rings");
 }
 
-void Worker::enable_steering(std::vector<rte_ring*> out, std::vector<rte_ring*> in) {
-  software_steering_ = true;
+void Worker::enable_steering(std::vector<rte_ring*> out, std::vector<rte_ring*> in,
+                             bool steer_tcp) {
+  share_arp_ = true;
+  steer_tcp_ = steer_tcp;
   steer_out_ = std::move(out);
   steer_in_ = std::move(in);
 }
@@ -70,8 +72,11 @@ void Worker::steer(PortIndex port, rte_mbuf* packet, uint16_t to) {
 }
 
 void Worker::receive(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
-  if (software_steering_) {
-    const SteeringVerdict verdict = classify_for_steering(packet, settings_.flow_ownership);
+  if (share_arp_) {
+    // With RSS only ARP needs looking at: no hash is computed for the other packets.
+    const SteeringVerdict verdict =
+        steer_tcp_ ? classify_for_steering(packet, settings_.flow_ownership)
+                   : SteeringVerdict{is_arp(packet) ? SteeringClass::arp : SteeringClass::other};
     if (verdict.kind == SteeringClass::tcp && verdict.owner != settings_.id) {
       steer(port, packet, verdict.owner);
       return;
@@ -167,8 +172,16 @@ bool Worker::poll_once(uint64_t now_us) {
     if (taken == 0) continue;
     found_work = true;
     steering_counters_.taken_in.add(taken);
-    for (unsigned i = 0; i < taken; ++i)
-      net_stack_.receive(static_cast<PortIndex>(burst[i]->hash.usr), burst[i], now_us);
+    for (unsigned i = 0; i < taken; ++i) {
+      const auto port = static_cast<PortIndex>(burst[i]->hash.usr);
+      // A copied ARP message is learned from only (its receiver answered it); segments handed
+      // over are this worker's to process.
+      if (is_arp(burst[i])) {
+        net_stack_.learn_from_shared_arp(port, burst[i], now_us);
+      } else {
+        net_stack_.receive(port, burst[i], now_us);
+      }
+    }
   }
   apply_messages();
   net_stack_.tick(now_us);

@@ -77,10 +77,15 @@ class alignas(64) Worker {
   // Main lcore: messages the worker has applied, handed back to be freed.
   WorkerMessage* take_done();
 
-  // Software steering (dataplane/steering.h), set up by the main lcore before the workers start:
-  // `out[w]` carries this worker's segments for worker w (null for itself), `in` the rings other
-  // workers fill for it. Single producer, single consumer each: no atomic read-modify-write.
-  void enable_steering(std::vector<rte_ring*> out, std::vector<rte_ring*> in);
+  // Rings between the workers (dataplane/steering.h), set up by the main lcore before the workers
+  // start when there are several: `out[w]` carries what this worker hands to worker w (null for
+  // itself), `in` the rings other workers fill for it. Single producer, single consumer each: no
+  // atomic read-modify-write. Every ARP message is copied to every worker (RSS does not spread
+  // ARP, so otherwise only one worker's neighbour table would learn); with `steer_tcp` (ports
+  // without RSS) each TCP segment is also handed to the worker that owns its flow.
+  void enable_steering(std::vector<rte_ring*> out, std::vector<rte_ring*> in, bool steer_tcp);
+  // For tests: what this worker's L2/L3 stack has learned.
+  const net::NeighbourTable& neighbours() const { return net_stack_.neighbours(); }
   const SteeringCounters& steering_counters() const { return steering_counters_; }
 
   // Polls until `stop` becomes true. Runs on the worker's lcore.
@@ -129,7 +134,8 @@ class alignas(64) Worker {
   void steer(PortIndex port, rte_mbuf* packet, uint16_t to);
 
   rte_mempool* mbuf_pool_;
-  bool software_steering_ = false;
+  bool share_arp_ = false;  // rings to the other workers exist
+  bool steer_tcp_ = false;
   std::vector<rte_ring*> steer_out_;
   std::vector<rte_ring*> steer_in_;  // owned: freed with the worker
   SteeringCounters steering_counters_{};

@@ -86,21 +86,38 @@ void Stack::receive(PortIndex port, rte_mbuf* frame, uint64_t now_us) {
   }
 }
 
-void Stack::receive_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us) {
+void Stack::learn_from_shared_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us) {
+  const auto ether = EthernetView::parse(frame_bytes(frame));
+  if (!ether || ether->ether_type() != kEtherTypeArp) {
+    rte_pktmbuf_free(frame);
+    return;
+  }
+  receive_arp(port, frame, now_us, /*answer=*/false);
+}
+
+void Stack::receive_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us, bool answer) {
+  // A copy is only learned from: whatever is wrong with it was counted where it arrived.
+  const auto reject = [&](DropReason reason) {
+    if (answer) {
+      drop(port, frame, reason);
+    } else {
+      rte_pktmbuf_free(frame);
+    }
+  };
   const std::span<uint8_t> bytes = frame_bytes(frame).subspan(EthernetView::kSize);
   const auto arp = ArpView::parse(bytes);
   if (!arp) {
-    drop(port, frame, DropReason::truncated);
+    reject(DropReason::truncated);
     return;
   }
   // RFC 826 packet reception: only Ethernet/IPv4 with 6- and 4-byte addresses is ours to answer.
   if (!arp->is_ethernet_ipv4()) {
-    drop(port, frame, DropReason::malformed);
+    reject(DropReason::malformed);
     return;
   }
   const uint16_t operation = arp->operation();
   if (operation != kArpRequest && operation != kArpReply) {
-    drop(port, frame, DropReason::malformed);
+    reject(DropReason::malformed);
     return;
   }
   const Ipv4Address sender = arp->sender_ip();
@@ -111,13 +128,13 @@ void Stack::receive_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us) {
   // target (or the sender answers one of our probes).
   if (sender.value() != 0 && !sender_mac.is_broadcast()) {
     neighbours_.learn(port, sender.value(), sender_mac, for_us, now_us, *this);
-    if (operation == kArpReply && for_us) l3_counters_.arp_replies_learned.add();
+    if (answer && operation == kArpReply && for_us) l3_counters_.arp_replies_learned.add();
   }
   if (!for_us) {
-    drop(port, frame, DropReason::not_ours);
+    reject(DropReason::not_ours);
     return;
   }
-  if (operation != kArpRequest) {
+  if (operation != kArpRequest || !answer) {
     rte_pktmbuf_free(frame);
     return;
   }

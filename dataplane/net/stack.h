@@ -67,6 +67,10 @@ class Stack final : private NeighbourTable::Sink {
 
   // Consumes one received frame.
   void receive(PortIndex port, rte_mbuf* frame, uint64_t now_us);
+  // An ARP message another worker received, copied here so that every worker's neighbour table
+  // learns (RSS does not spread ARP): learned from under RFC 826's merge rule, never answered and
+  // never counted (the worker that received it did both). Takes the frame.
+  void learn_from_shared_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us);
   // Starts the timers and, when `announce`, sends gratuitous ARP for every owned address on every
   // port.
   void start(uint64_t now_us, bool announce);
@@ -89,7 +93,8 @@ class Stack final : private NeighbourTable::Sink {
   const NeighbourTable& neighbours() const { return neighbours_; }
 
  private:
-  void receive_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us);
+  // `answer`: false for a copy another worker received (learn only).
+  void receive_arp(PortIndex port, rte_mbuf* frame, uint64_t now_us, bool answer = true);
   void receive_ipv4(PortIndex port, rte_mbuf* frame, uint64_t now_us);
   void receive_icmp(PortIndex port, rte_mbuf* frame, uint32_t ip_header_length, uint64_t now_us);
   void send_arp(PortIndex port, uint16_t operation, Ipv4Address sender,
