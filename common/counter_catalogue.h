@@ -140,6 +140,11 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
             "bound was reached, the segment lay beyond the window, or it duplicated one already "
             "kept",
             "weir_tcp_out_of_order_drops_total"),
+    counter("out_of_order_store_exhausted",
+            "out-of-order segments not kept because every out-of-order block of the worker was "
+            "in use (counted in out_of_order_drops too): that connection accepts in-order data "
+            "only until a block is free",
+            "weir_tcp_out_of_order_store_exhausted_total"),
     counter("resets_sent", "RST segments sent", "weir_tcp_resets_sent_total"),
     counter("resets_received", "RST segments received", "weir_tcp_resets_received_total"),
     counter("table_full", "connections refused because the worker's table was full",

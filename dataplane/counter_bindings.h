@@ -95,6 +95,7 @@ inline constexpr auto kTcpBindings = std::to_array<CounterBinding<TcpCounters>>(
     {"challenge_acks", &TcpCounters::challenge_acks},
     {"challenge_acks_suppressed", &TcpCounters::challenge_acks_suppressed},
     {"out_of_order_drops", &TcpCounters::out_of_order_drops},
+    {"out_of_order_store_exhausted", &TcpCounters::out_of_order_store_exhausted},
     {"resets_sent", &TcpCounters::resets_sent},
     {"resets_received", &TcpCounters::resets_received},
     {"table_full", &TcpCounters::table_full},

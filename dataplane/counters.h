@@ -78,6 +78,7 @@ struct TcpCounters {
   Counter challenge_acks;
   Counter challenge_acks_suppressed;
   Counter out_of_order_drops;
+  Counter out_of_order_store_exhausted;  // of those, dropped because no block was free
   Counter resets_sent;
   Counter resets_received;
   Counter table_full;

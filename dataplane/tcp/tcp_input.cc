@@ -539,7 +539,12 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
 
 bool TcpStack::stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload) {
   if (c.ooo_block_ == UINT16_MAX) {
-    if (ooo_free_.empty()) return false;  // the worker's bound
+    if (ooo_free_.empty()) {
+      // The worker's bound: this connection takes in-order data only until a block is free (the
+      // blocks in use return as soon as their holes fill), and its sender recovers without SACK.
+      counters_.out_of_order_store_exhausted.add();
+      return false;
+    }
     c.ooo_block_ = ooo_free_.back();
     ooo_free_.pop_back();
   }
