@@ -9,7 +9,8 @@
 //   (3)   Karn's algorithm: samples from retransmitted segments are not taken (the caller does
 //         not call sample() for them; with timestamps, RFC 7323 4.1 makes every ACK a sample)
 //   (5.5) on expiry the timer backs off: RTO = min(2 RTO, max_rto)
-//   (5.7) a new sample after backoff recomputes RTO from SRTT and RTTVAR, ending the backoff
+//   (5.7) a new sample after backoff recomputes RTO from SRTT and RTTVAR, ending the backoff;
+//         and when the SYN had to be sent again, RTO is 3 s once data transmission begins
 // Integer arithmetic only, in the fixed-point style of the RFC's reference (Jacobson 1988).
 #pragma once
 
@@ -20,8 +21,9 @@ namespace weir::tcp {
 
 class RtoEstimator {
  public:
-  static constexpr uint64_t kInitialRtoUs = 1'000'000;  // RFC 6298 2.1
-  static constexpr uint64_t kGranularityUs = 1'000;     // the worker's timer tick
+  static constexpr uint64_t kInitialRtoUs = 1'000'000;             // RFC 6298 2.1
+  static constexpr uint64_t kGranularityUs = 1'000;                // the worker's timer tick
+  static constexpr uint64_t kAfterHandshakeTimeoutUs = 3'000'000;  // RFC 6298 5.7
 
   RtoEstimator(uint64_t min_rto_us, uint64_t max_rto_us)
       : min_rto_us_(min_rto_us), max_rto_us_(max_rto_us), rto_us_(clamp(kInitialRtoUs)) {}
@@ -37,6 +39,13 @@ class RtoEstimator {
       srtt_us_ = (7 * srtt_us_ + rtt_us) / 8;
     }
     rto_us_ = clamp(srtt_us_ + std::max(kGranularityUs, 4 * rttvar_us_));
+    backoffs_ = 0;
+  }
+
+  // RFC 6298 5.7: the handshake's SYN (or SYN-ACK) timed out and gave no sample, so RTO starts
+  // data transmission at 3 s rather than at the backed-off handshake value.
+  void restart_after_handshake_timeout() {
+    rto_us_ = clamp(kAfterHandshakeTimeoutUs);
     backoffs_ = 0;
   }
 

@@ -297,7 +297,10 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     c.snd_.wnd = uint32_t{s.window} << c.snd_.wnd_scale;
     c.snd_.wl1 = s.seq;
     c.snd_.wl2 = s.ack;
-    if (c.ts_ok_ && s.timestamps && s.timestamps->echo_reply != 0) {
+    // Karn (RFC 6298 3) for the handshake, as in SYN-SENT below.
+    if (c.retransmissions_ > 0) {
+      c.rto_.restart_after_handshake_timeout();
+    } else if (c.ts_ok_ && s.timestamps && s.timestamps->echo_reply != 0) {
       c.rto_.sample((timestamp_now(now_us) - s.timestamps->echo_reply) * uint64_t{1000});
     }
     wheel_.cancel(c.retransmit_timer_);
@@ -676,7 +679,15 @@ void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, ui
   }
   c.snd_.una = s.ack;
   c.snd_.wl2 = s.ack;
-  if (c.ts_ok_ && s.timestamps->echo_reply != 0) {
+  // Karn (RFC 6298 3) for the handshake: after a SYN was sent again, the SYN-ACK's TSecr may echo
+  // the first SYN (the peer keeps TS.Recent from it, RFC 7323 4.3), or the SYN-ACK may be one its
+  // own timer sent, and so measure a retransmission timeout rather than the path. Such a sample
+  // (a second or more) held the RTO at several seconds long after the handshake, and a burst of
+  // loss then stalled the connection that long. RTO is 3 s until the first ACK of data gives a
+  // sample (RFC 6298 5.7).
+  if (c.retransmissions_ > 0) {
+    c.rto_.restart_after_handshake_timeout();
+  } else if (c.ts_ok_ && s.timestamps->echo_reply != 0) {
     c.rto_.sample(
         std::max<uint64_t>(uint64_t{timestamp_now(now_us) - s.timestamps->echo_reply} * 1000, 1));
   }

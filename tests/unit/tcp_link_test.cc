@@ -28,6 +28,11 @@ using net::MacAddress;
 using test::Frame;
 
 constexpr uint64_t kStepUs = 1000;  // the timer wheel's resolution
+// The two ends: A opens the connections, B echoes.
+const MacAddress kMacA({0x02, 0, 0, 0, 0, 0x0a});
+const MacAddress kMacB({0x02, 0, 0, 0, 0, 0x0b});
+const Ipv4Address kIpA = Ipv4Address::from_octets(10, 0, 0, 1);
+const Ipv4Address kIpB = Ipv4Address::from_octets(10, 0, 0, 2);
 
 TcpSettings link_settings() {
   TcpSettings s;
@@ -52,9 +57,10 @@ net::StackConfig link_stack_config(MacAddress mac, Ipv4Address address) {
 
 // One end of the link: its port in memory, the layer 2/3 stack on it, and TCP above that.
 struct Endpoint {
-  Endpoint(MacAddress mac, Ipv4Address address, rte_mempool* pool, uint8_t secret, uint64_t now)
+  Endpoint(MacAddress mac, Ipv4Address address, rte_mempool* pool, uint8_t secret, uint64_t now,
+           const TcpSettings& settings = link_settings())
       : port(link_stack_config(mac, address), pool),
-        tcp(link_settings(), *port.stack, pool, counters, Secret{secret}, now) {
+        tcp(settings, *port.stack, pool, counters, Secret{secret}, now) {
     port.stack->set_transport(&tcp);
   }
   test::StackPortHarness port;
@@ -145,19 +151,15 @@ std::string run_once(uint64_t seed, RunTotals& totals) {
   std::vector<uint8_t> data(rng() % 24'000);
   for (auto& b : data) b = static_cast<uint8_t>(rng());
 
-  const MacAddress mac_a({0x02, 0, 0, 0, 0, 0x0a});
-  const MacAddress mac_b({0x02, 0, 0, 0, 0, 0x0b});
-  const Ipv4Address ip_a = Ipv4Address::from_octets(10, 0, 0, 1);
-  const Ipv4Address ip_b = Ipv4Address::from_octets(10, 0, 0, 2);
   uint64_t step = 1'000;
   std::string failure;
   {
-    Endpoint a(mac_a, ip_a, pool, 1, step * kStepUs);
-    Endpoint b(mac_b, ip_b, pool, 2, step * kStepUs);
+    Endpoint a(kMacA, kIpA, pool, 1, step * kStepUs);
+    Endpoint b(kMacB, kIpB, pool, 2, step * kStepUs);
     EchoService echo(b.tcp);
-    b.tcp.listen(ip_b, 7, &echo, 4);
+    b.tcp.listen(kIpB, 7, &echo, 4);
     Client client(a.tcp, pool, data, 1 + rng() % 1499);
-    const FourTuple tuple{ip_a.value(), ip_b.value(), static_cast<uint16_t>(40000 + seed % 20000),
+    const FourTuple tuple{kIpA.value(), kIpB.value(), static_cast<uint16_t>(40000 + seed % 20000),
                           7};
     if (a.tcp.connect(0, tuple, &client, step * kStepUs) == nullptr) return "connect refused";
 
@@ -226,6 +228,145 @@ std::string run_once(uint64_t seed, RunTotals& totals) {
     failure = "mbufs leaked: " + std::to_string(mbufs.leaked());
   }
   return failure;
+}
+
+// Burst loss, as an overflowing receive ring causes it: in each direction, every `period` frames a
+// run of up to `run` consecutive frames is lost, those sent within kBurstSteps of the run's first
+// (a ring overflows while traffic is dense; it does not go on to drop the sparse retransmissions
+// that follow). Twelve connections share each stack, whose out-of-order store has three blocks, so
+// that it runs out. Each client sends its data, half-closes and reads the echo; every byte must
+// come back, and no client may wait more than kMaxIdleUs for its next byte once the first came.
+struct BurstLink {
+  uint32_t run;
+  uint32_t period;
+};
+
+constexpr uint64_t kMaxIdleUs = 3'000'000;
+constexpr uint64_t kBurstSteps = 2;
+
+TcpSettings burst_settings() {
+  TcpSettings s;  // the defaults (200 ms minimum RTO, 128 KiB windows), but for:
+  s.time_wait_us = 30'000;
+  s.max_connections = 16;
+  s.out_of_order_blocks = 3;
+  return s;
+}
+
+std::string run_bursts(uint64_t seed, const BurstLink& link, dataplane::TcpCounters& totals) {
+  constexpr size_t kConnections = 12;
+  rte_mempool* pool = test::test_mbuf_pool();
+  const test::MbufLeakCheck mbufs(pool);
+  std::mt19937_64 rng(seed);
+  uint64_t step = 1'000;
+  std::string failure;
+  {
+    Endpoint a(kMacA, kIpA, pool, 1, step * kStepUs, burst_settings());
+    Endpoint b(kMacB, kIpB, pool, 2, step * kStepUs, burst_settings());
+    EchoService echo(b.tcp);
+    b.tcp.listen(kIpB, 7, &echo, kConnections);
+    std::vector<std::vector<uint8_t>> data(kConnections);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (size_t i = 0; i < kConnections; ++i) {
+      data[i].resize(200'000 + rng() % 300'000);
+      for (auto& byte : data[i]) byte = static_cast<uint8_t>(rng());
+      clients.push_back(std::make_unique<Client>(a.tcp, pool, data[i], 1000 + rng() % 1000));
+      const FourTuple tuple{kIpA.value(), kIpB.value(), static_cast<uint16_t>(40000 + i), 7};
+      if (a.tcp.connect(0, tuple, clients[i].get(), step * kStepUs) == nullptr)
+        return "connect refused";
+    }
+    std::vector<size_t> received(kConnections, 0);
+    std::vector<uint64_t> last_progress(kConnections, step);
+    uint64_t longest_wait = 0;
+    size_t longest_waiter = 0;
+    std::vector<InFlight> wire;
+    Endpoint* ends[2] = {&a, &b};
+    uint64_t frames[2] = {rng() % link.period, rng() % link.period};  // each direction's phase
+    uint64_t burst_until[2] = {0, 0};
+    const uint64_t deadline = step + 600'000;  // 600 simulated seconds
+    for (; step < deadline; ++step) {
+      const uint64_t now = step * kStepUs;
+      for (int side = 0; side < 2; ++side) {
+        for (Frame& frame : ends[side]->port.take_sent()) {
+          const uint64_t index = frames[side]++ % link.period;
+          if (index == 0) burst_until[side] = step + kBurstSteps;
+          const bool lost = index < link.run && step < burst_until[side];
+          if (lost) continue;
+          wire.push_back({step + 1, 1 - side, std::move(frame)});
+        }
+      }
+      for (InFlight& f : wire) ends[f.to]->port.deliver(f.frame, now);
+      wire.clear();
+      for (Endpoint* e : ends) {
+        e->port.stack->tick(now);
+        e->tcp.tick(now);
+      }
+      bool all_closed = a.tcp.connections() == 0 && b.tcp.connections() == 0;
+      for (size_t i = 0; i < kConnections; ++i) {
+        const Client& client = *clients[i];
+        all_closed = all_closed && client.closed;
+        // Idle time counts from the first byte echoed: the handshake's own retransmissions
+        // (1 s, then 2 s: RFC 6298 2.1) are not a stall.
+        if (client.received.size() != received[i] || client.closed || received[i] == 0) {
+          received[i] = client.received.size();
+          last_progress[i] = step;
+        } else if ((step - last_progress[i]) * kStepUs > longest_wait) {
+          longest_wait = (step - last_progress[i]) * kStepUs;
+          longest_waiter = i;
+        }
+      }
+      if (all_closed) break;
+    }
+    for (Endpoint* e : ends) {
+      totals.out_of_order_drops.add(e->counters.out_of_order_drops.get());
+      totals.rto_expirations.add(e->counters.rto_expirations.get());
+      totals.fast_retransmits.add(e->counters.fast_retransmits.get());
+      totals.out_of_order_store_exhausted.add(e->counters.out_of_order_store_exhausted.get());
+    }
+    for (size_t i = 0; i < kConnections && failure.empty(); ++i) {
+      const Client& client = *clients[i];
+      if (!client.closed) {
+        failure = "client " + std::to_string(i) + " never reached CLOSED";
+      } else if (client.reason != CloseReason::fin) {
+        failure = "client " + std::to_string(i) + " closed by " + name_of(client.reason);
+      } else if (client.received != data[i]) {
+        failure = "client " + std::to_string(i) + " got " + std::to_string(client.received.size()) +
+                  " bytes of " + std::to_string(data[i].size()) + ", or different ones";
+      }
+    }
+    if (failure.empty() && longest_wait > kMaxIdleUs) {
+      failure = "client " + std::to_string(longest_waiter) + " waited " +
+                std::to_string(longest_wait / 1000) + " ms for its next byte";
+    }
+    if (!failure.empty()) failure += " (step " + std::to_string(step) + ")";
+  }
+  if (failure.empty() && mbufs.leaked() != 0) {
+    failure = "mbufs leaked: " + std::to_string(mbufs.leaked());
+  }
+  return failure;
+}
+
+TEST(TcpOverASimulatedLink, BurstLossStallsNoConnection) {
+  dataplane::TcpCounters totals{};
+  const BurstLink links[] = {{30, 300}, {30, 200}, {20, 150}, {40, 400}, {10, 60}};
+  size_t failures = 0;
+  for (uint64_t seed = 1; seed <= 40 && failures < 5; ++seed) {
+    const BurstLink& link = links[seed % std::size(links)];
+    const std::string failure = run_bursts(seed, link, totals);
+    if (!failure.empty()) {
+      ++failures;
+      ADD_FAILURE() << "seed " << seed << ", " << link.run << " lost every " << link.period << ": "
+                    << failure;
+    }
+  }
+  // The bursts exhausted the out-of-order store (the connections left without a block fell back
+  // to in-order data and still finished in time), and loss recovery was needed.
+  EXPECT_GT(totals.out_of_order_store_exhausted.get(), 0u);
+  EXPECT_GT(totals.fast_retransmits.get(), 0u);
+  std::printf("out-of-order drops %lu (store exhausted %lu), recoveries %lu, RTO expirations %lu\n",
+              static_cast<unsigned long>(totals.out_of_order_drops.get()),
+              static_cast<unsigned long>(totals.out_of_order_store_exhausted.get()),
+              static_cast<unsigned long>(totals.fast_retransmits.get()),
+              static_cast<unsigned long>(totals.rto_expirations.get()));
 }
 
 TEST(TcpOverASimulatedLink, EveryByteOnceInOrderAndBothSidesClose) {

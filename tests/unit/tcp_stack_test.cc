@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -254,6 +255,52 @@ TEST_F(TcpScript, AnActiveOpenWithoutATimeoutKeepsRetransmitting) {
   for (uint64_t t = kStart + 100'000; t <= kStart + 6'000'000; t += 100'000) advance_to(t);
   EXPECT_FALSE(outcome.closed);
   EXPECT_EQ(tcp_->connections(), 1u);
+  tcp_->abort(*c, now_);
+  collect();
+}
+
+// Sends four bytes as soon as it is connected.
+class SendsOnEstablished final : public ConnectionHandler {
+ public:
+  SendsOnEstablished(TcpStack& tcp, rte_mempool* pool) : tcp_(tcp), pool_(pool) {}
+  void on_established(Connection& c) override {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    ASSERT_NE(m, nullptr);
+    std::memcpy(rte_pktmbuf_append(m, 4), "data", 4);
+    ASSERT_TRUE(tcp_.send(c, m, tcp_.now_us()));
+  }
+  void on_data(Connection&, rte_mbuf* data) override { rte_pktmbuf_free(data); }
+
+ private:
+  TcpStack& tcp_;
+  rte_mempool* pool_;
+};
+
+// The SYN was lost and sent again; the SYN-ACK that finally came echoes the first SYN's
+// timestamp, 1.5 s old. That is no RTT sample (Karn, RFC 6298 3): the data that follows is
+// retransmitted after 3 s (RFC 6298 5.7), not after an RTO computed from 1.5 s (4.5 s).
+TEST_F(TcpScript, AHandshakeThatTimedOutGivesNoRttSample) {
+  SendsOnEstablished sender(*tcp_, port_.pool);
+  const FourTuple tuple{kVip.value(), kClientIp.value(), 40003, kDiscard};
+  Connection* c = tcp_->connect(0, tuple, &sender, now_);
+  ASSERT_NE(c, nullptr);
+  const auto syn = collect();
+  ASSERT_EQ(syn.size(), 1u);
+  ASSERT_TRUE(syn[0].timestamps);
+  const auto again = advance_to(kStart + 1'000'000);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].flags, S);
+  advance_to(kStart + 1'500'000);
+  const auto data =
+      send(40003, S | A, 5'000, syn[0].seq + 1, "",
+           TcpOptions().mss(1460).timestamps(77, syn[0].timestamps->value), 65535, kDiscard);
+  ASSERT_EQ(data.size(), 2u) << "the data (acknowledging the SYN-ACK), then an ACK";
+  EXPECT_EQ(data[0].payload.size(), 4u);
+  EXPECT_TRUE(advance_to(kStart + 4'499'000).empty()) << "RTO 3 s, from the data sent at 1.5 s";
+  const auto retransmitted = advance_to(kStart + 4'500'000);
+  ASSERT_EQ(retransmitted.size(), 1u);
+  EXPECT_EQ(retransmitted[0].seq, syn[0].seq + 1);
+  EXPECT_EQ(retransmitted[0].payload.size(), 4u);
   tcp_->abort(*c, now_);
   collect();
 }
