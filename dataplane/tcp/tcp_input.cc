@@ -237,6 +237,18 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     rte_pktmbuf_free(packet);
     return;
   }
+  // A SYN sent again to SYN-RECEIVED (our SYN-ACK was lost or is late) gets the SYN-ACK again at
+  // once, echoing this SYN's timestamp, as Linux answers it. The acceptability test would refuse
+  // it (SEQ = IRS lies before RCV.NXT) with a bare ACK that the peer in SYN-SENT ignores, leaving
+  // the peer to our SYN-ACK timer, whose TSecr echoes the first SYN: the peer's RTT sample
+  // (RFC 7323 4.1) would then span a whole retransmission timeout, and its RTO stay seconds long.
+  if (c.state_ == State::syn_received && s.has(TcpFlag::syn) && !s.has(TcpFlag::ack) &&
+      s.seq == c.rcv_.irs) {
+    if (c.ts_ok_ && s.timestamps) c.ts_recent_ = s.timestamps->value;
+    send_syn_ack_for(c.port_, s, c.snd_.iss, port_mss(c.port_), now_us, false, &c);
+    rte_pktmbuf_free(packet);
+    return;
+  }
   // RFC 9293 3.10.7.4, first: the acceptability test.
   const uint32_t window = receive_window(c);
   const uint32_t len = s.seg_len();
@@ -268,14 +280,9 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     rte_pktmbuf_free(packet);
     return;
   }
-  // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK. A retransmitted SYN in
-  // SYN-RECEIVED gets the SYN-ACK again.
+  // Fourth: SYN in a synchronized state (RFC 5961 4.2): challenge ACK.
   if (s.has(TcpFlag::syn)) {
-    if (c.state_ == State::syn_received && s.seq == c.rcv_.irs) {
-      send_syn_ack_for(c.port_, s, c.snd_.iss, port_mss(c.port_), now_us, false, &c);
-    } else {
-      send_challenge_ack(c, now_us);
-    }
+    send_challenge_ack(c, now_us);
     rte_pktmbuf_free(packet);
     return;
   }

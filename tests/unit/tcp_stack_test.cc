@@ -345,6 +345,28 @@ TEST_F(TcpScript, ALostSynAckIsSentAgainWithTheSameOptions) {
       << "counted with the handshake, not as data";
 }
 
+// The client sent its SYN again (our SYN-ACK was lost): the SYN-ACK goes again at once, echoing
+// the new SYN's timestamp, so that the client's RTT sample spans one round trip, not our timer.
+TEST_F(TcpScript, ARetransmittedSynGetsTheSynAckAgainAtOnce) {
+  const TcpOptions options =
+      TcpOptions().mss(1460).sack_permitted().timestamps(100, 0).nop().window_scale(7);
+  const auto first = send(kEcho, S, kClientIsn, 0, "", options);
+  ASSERT_EQ(first.size(), 1u);
+  advance_to(kStart + 900'000);
+  const auto again =
+      send(kEcho, S, kClientIsn, 0, "",
+           TcpOptions().mss(1460).sack_permitted().timestamps(1000, 0).nop().window_scale(7));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].flags, S | A) << "not a bare ACK, which a client in SYN-SENT ignores";
+  EXPECT_EQ(again[0].seq, first[0].seq);
+  EXPECT_EQ(again[0].ack, kClientIsn + 1);
+  ASSERT_TRUE(again[0].timestamps);
+  EXPECT_EQ(again[0].timestamps->echo_reply, 1000u);
+  EXPECT_EQ(again[0].window_scale, first[0].window_scale);
+  EXPECT_EQ(again[0].sack_permitted, first[0].sack_permitted);
+  EXPECT_EQ(tcp_->connections(), 1u);
+}
+
 TEST_F(TcpScript, HandshakeWithoutOptionsUsesTheDefaults) {
   const auto out = send(kEcho, S, kClientIsn, 0);
   ASSERT_EQ(out.size(), 1u);
