@@ -160,6 +160,10 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
             "in SYN-RECEIVED",
             "weir_tcp_timeouts_total"),
     counter("keepalive_probes", "keepalive probes sent", "weir_tcp_keepalive_probes_total"),
+    counter("fin_wait2_timeouts",
+            "connections reset in FIN-WAIT-2: our FIN acknowledged, the peer silent for "
+            "tcp.fin_wait2_timeout_ms",
+            "weir_tcp_fin_wait2_timeouts_total"),
 });
 
 // Not counters: the worker's TCP table, read when the stats are taken.

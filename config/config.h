@@ -105,6 +105,9 @@ struct Tcp {
   uint32_t keepalive_idle_ms = 0;  // 0: no keepalive probes
   uint32_t keepalive_interval_ms = 75'000;
   uint32_t keepalive_probes = 9;
+  // Linux's tcp_fin_timeout: a connection whose FIN is acknowledged and whose peer stays silent
+  // this long in FIN-WAIT-2 is reset.
+  uint32_t fin_wait2_timeout_ms = 60'000;
   // Per connection: the most received data held for the consumer (the advertised window), and
   // the send budget. A proxied session holds at most twice their sum, whatever the peers do.
   uint32_t receive_buffer_bytes = kDefaultConnectionBuffer;

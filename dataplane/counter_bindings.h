@@ -106,6 +106,7 @@ inline constexpr auto kTcpBindings = std::to_array<CounterBinding<TcpCounters>>(
     {"pmtu_reductions", &TcpCounters::pmtu_reductions},
     {"timeouts", &TcpCounters::timeouts},
     {"keepalive_probes", &TcpCounters::keepalive_probes},
+    {"fin_wait2_timeouts", &TcpCounters::fin_wait2_timeouts},
 });
 
 // The port's scalar counters; its `drops` array is indexed by DropReason (kDropReasonBindings).

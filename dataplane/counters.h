@@ -89,6 +89,7 @@ struct TcpCounters {
   Counter pmtu_reductions;
   Counter timeouts;
   Counter keepalive_probes;
+  Counter fin_wait2_timeouts;  // FIN-WAIT-2 connections abandoned: the peer's FIN never came
 };
 
 // Software steering between workers (dataplane/steering.h).

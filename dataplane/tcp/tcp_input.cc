@@ -384,7 +384,9 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
     if (fin_acked) {
       switch (c.state_) {
         case State::fin_wait_1:
+          // The wait timer bounds FIN-WAIT-2 (it did keepalive until now).
           c.state_ = State::fin_wait_2;
+          wheel_.arm(c.wait_timer_, now_us + settings_.fin_wait2_timeout_us);
           break;
         case State::closing:
           enter_time_wait(c, now_us);

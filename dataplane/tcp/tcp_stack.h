@@ -92,6 +92,9 @@ struct TcpSettings {
   uint32_t max_retransmissions = 12;  // then the connection is abandoned (reason timeout)
   uint32_t syn_ack_retries = 5;
   uint64_t syn_received_timeout_us = 30'000'000;  // bounded time in SYN_RECEIVED
+  // FIN-WAIT-2 (Linux's tcp_fin_timeout): our FIN is acknowledged but the peer's never comes.
+  // After this long without a segment from the peer the connection is reset and abandoned.
+  uint64_t fin_wait2_timeout_us = 60'000'000;
   // Keepalive (RFC 9293 3.8.4; RFC 1122 4.2.3.6): after this long without a segment from the
   // peer, probe every interval; after `probes` unanswered probes the connection is abandoned.
   uint64_t keepalive_idle_us = 0;  // 0: off
@@ -273,6 +276,7 @@ class TcpStack final : public net::TransportHandler {
   void close(Connection& c, CloseReason reason);
   void enter_time_wait(Connection& c, uint64_t now_us);
   void keepalive(Connection& c, uint64_t now_us);
+  void fin_wait2_expired(Connection& c, uint64_t now_us);
 
   void on_listen(Listener& listener, PortIndex port, const Segment& s, rte_mbuf* packet,
                  uint64_t now_us);

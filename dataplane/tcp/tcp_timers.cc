@@ -1,5 +1,6 @@
 // TcpStack: the timers. Retransmission (and persist), delayed ACK, and the wait timer (the bound on
-// SYN-RECEIVED, keepalive, TIME-WAIT); and the freeing of closed connections on each tick.
+// SYN-RECEIVED, keepalive, the bound on FIN-WAIT-2, TIME-WAIT); and the freeing of closed
+// connections on each tick.
 #include "dataplane/tcp/tcp_stack.h"
 
 namespace weir::tcp {
@@ -34,6 +35,8 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     case Connection::kWait:
       if (c.state_ == State::time_wait) {
         close(c, CloseReason::fin);
+      } else if (c.state_ == State::fin_wait_2) {
+        fin_wait2_expired(c, now_us);
       } else if (c.state_ != State::syn_received && c.state_ != State::syn_sent) {
         keepalive(c, now_us);
       } else {
@@ -123,6 +126,20 @@ void TcpStack::keepalive(Connection& c, uint64_t now_us) {
   counters_.keepalive_probes.add();
   send_segment(c, c.snd_.una - 1u, TcpFlag::ack, 0, now_us);
   wheel_.arm(c.wait_timer_, now_us + settings_.keepalive_interval_us);
+}
+
+void TcpStack::fin_wait2_expired(Connection& c, uint64_t now_us) {
+  // Lazy, as keepalive is: the bound counts from the peer's last segment, so a peer still sending
+  // on its half of a half-closed connection keeps it.
+  const uint64_t quiet_until = c.last_received_us_ + settings_.fin_wait2_timeout_us;
+  if (now_us < quiet_until) {
+    wheel_.arm(c.wait_timer_, quiet_until);
+    return;
+  }
+  // As Linux does when tcp_fin_timeout passes: a RST, so that a peer still there hears of it.
+  counters_.fin_wait2_timeouts.add();
+  send_reset(c.port_, c.tuple_, c.snd_.max, Seq(0), false, now_us);
+  close(c, CloseReason::timeout);
 }
 
 void TcpStack::arm_retransmit(Connection& c, uint64_t now_us) {

@@ -90,6 +90,10 @@ INSTANTIATE_TEST_SUITE_P(
                  "}\n",
              {"t.yaml:7:56: tcp.keepalive_interval_ms: 50 is out of range; allowed: [100, 3600000]",
               "t.yaml:7:78: tcp.keepalive_probes: 0 is out of range; allowed: [1, 100]"}},
+        Case{
+            "fin_wait2_timeout_range",
+            D + E + "tcp: { fin_wait2_timeout_ms: 99 }\n",
+            {"t.yaml:7:30: tcp.fin_wait2_timeout_ms: 99 is out of range; allowed: [100, 3600000]"}},
         Case{"buffer_ranges",
              D + E + "tcp: { receive_buffer_bytes: 1024, send_buffer_bytes: 16777217 }\n",
              {"t.yaml:7:30: tcp.receive_buffer_bytes: 1024 is out of range; allowed: [16384, "

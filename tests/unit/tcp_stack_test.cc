@@ -546,6 +546,31 @@ TEST_F(TcpScript, ActiveCloseThroughTimeWait) {
   EXPECT_EQ(tcp_->connections(), 0u);
 }
 
+// Our FIN acknowledged, the peer's never sent: reset and gone after tcp.fin_wait2_timeout_ms of
+// silence (60 s by default), counted from the peer's last segment.
+TEST_F(TcpScript, FinWait2EndsAfterTheTimeoutWithoutThePeersFin) {
+  const uint32_t iss = handshake(kCloser);
+  ASSERT_EQ(last_.size(), 1u);
+  ASSERT_EQ(last_[0].flags, F | A);
+  EXPECT_TRUE(send(kCloser, A, kClientIsn + 1, iss + 2, "", ts(102)).empty()) << "FIN-WAIT-2";
+  // Data on the peer's half 30 s in: the bound counts from it.
+  advance_to(kStart + 30'000'000);
+  send(kCloser, A, kClientIsn + 1, iss + 2, "late", ts(103));
+  EXPECT_EQ(advance_to(kStart + 30'100'000).size(), 1u) << "the delayed ACK of the data";
+  EXPECT_TRUE(advance_to(kStart + 89'000'000).empty());
+  EXPECT_EQ(tcp_->connections(), 1u);
+  EXPECT_TRUE(closer_.closed.empty());
+  const auto reset = advance_to(kStart + 90'001'000);
+  ASSERT_EQ(reset.size(), 1u);
+  EXPECT_EQ(reset[0].flags, R);
+  EXPECT_EQ(reset[0].seq, iss + 2);
+  ASSERT_EQ(closer_.closed.size(), 1u);
+  EXPECT_EQ(closer_.closed[0], CloseReason::timeout);
+  EXPECT_EQ(counters_.fin_wait2_timeouts.get(), 1u);
+  advance_to(kStart + 90'002'000);
+  EXPECT_EQ(tcp_->connections(), 0u);
+}
+
 TEST_F(TcpScript, SynCookiesWhenTheBacklogIsFull) {
   // The discard listener has a backlog of 1: the first SYN takes it, the second gets a cookie.
   ASSERT_EQ(send(kDiscard, S, kClientIsn, 0, "", TcpOptions().mss(1460)).size(), 1u);
