@@ -164,6 +164,10 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
             "connections reset in FIN-WAIT-2: our FIN acknowledged, the peer silent for "
             "tcp.fin_wait2_timeout_ms",
             "weir_tcp_fin_wait2_timeouts_total"),
+    counter("time_wait_overflows",
+            "connections closed at once instead of entering TIME-WAIT: the worker's share of "
+            "tcp.max_time_wait was reached",
+            "weir_tcp_time_wait_overflows_total"),
 });
 
 // Not counters: the worker's TCP table, read when the stats are taken.

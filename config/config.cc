@@ -329,6 +329,8 @@ class Schema {
     read_uint_field(map, "min_rto_ms", tcp.min_rto_ms, 1, 60'000);
     read_uint_field(map, "max_rto_ms", tcp.max_rto_ms, 1, 600'000);
     read_uint_field(map, "time_wait_ms", tcp.time_wait_ms, 0, 240'000);
+    if (uint32_t cap = 0; read_uint_field(map, "max_time_wait", cap, 0, kMaxConnections))
+      tcp.max_time_wait = cap;
     read_choice_field(map, "congestion", tcp.congestion,
                       {{"cubic", Congestion::cubic}, {"newreno", Congestion::newreno}});
     read_uint_field(map, "min_mss", tcp.min_mss, 48, 1460);

@@ -100,6 +100,9 @@ struct Tcp {
   uint32_t min_rto_ms = kDefaultMinRtoMs;
   uint32_t max_rto_ms = kDefaultMaxRtoMs;
   uint32_t time_wait_ms = kDefaultTimeWaitMs;
+  // The process's cap on connections in TIME-WAIT (Linux's tcp_max_tw_buckets), split evenly over
+  // the workers like dataplane.limits.connections. Unset: a quarter of that limit.
+  std::optional<uint32_t> max_time_wait;
   Congestion congestion = Congestion::cubic;
   uint16_t min_mss = kDefaultMinMss;
   uint32_t keepalive_idle_ms = 0;  // 0: no keepalive probes

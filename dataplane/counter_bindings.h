@@ -107,6 +107,7 @@ inline constexpr auto kTcpBindings = std::to_array<CounterBinding<TcpCounters>>(
     {"timeouts", &TcpCounters::timeouts},
     {"keepalive_probes", &TcpCounters::keepalive_probes},
     {"fin_wait2_timeouts", &TcpCounters::fin_wait2_timeouts},
+    {"time_wait_overflows", &TcpCounters::time_wait_overflows},
 });
 
 // The port's scalar counters; its `drops` array is indexed by DropReason (kDropReasonBindings).

@@ -89,7 +89,8 @@ struct TcpCounters {
   Counter pmtu_reductions;
   Counter timeouts;
   Counter keepalive_probes;
-  Counter fin_wait2_timeouts;  // FIN-WAIT-2 connections abandoned: the peer's FIN never came
+  Counter fin_wait2_timeouts;   // FIN-WAIT-2 connections abandoned: the peer's FIN never came
+  Counter time_wait_overflows;  // connections closed instead of entering TIME-WAIT (the cap)
 };
 
 // Software steering between workers (dataplane/steering.h).

@@ -97,6 +97,15 @@ tcp::TcpSettings tcp_settings_for(const config::Config& config, unsigned workers
   tcp.send_buffer = config.tcp.send_buffer_bytes;
   // The connection limit is the process's; each worker gets its share (at least one).
   tcp.max_connections = std::max<uint32_t>(config.dataplane.limits.connections / workers, 1);
+  // So is the TIME-WAIT cap, by default a quarter of the table: connections closing faster than
+  // TIME-WAIT lets them go can take no more of it than that.
+  if (config.tcp.max_time_wait) {
+    tcp.max_time_wait = *config.tcp.max_time_wait == 0
+                            ? 0
+                            : std::max<uint32_t>(*config.tcp.max_time_wait / workers, 1);
+  } else {
+    tcp.max_time_wait = std::max<uint32_t>(tcp.max_connections / 4, 1);
+  }
   return tcp;
 }
 

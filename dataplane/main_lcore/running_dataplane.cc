@@ -57,7 +57,8 @@ std::string fixed_difference(const config::Config& a, const config::Config& b) {
       s.congestion != t.congestion || s.min_mss != t.min_mss ||
       s.keepalive_idle_ms != t.keepalive_idle_ms ||
       s.keepalive_interval_ms != t.keepalive_interval_ms ||
-      s.keepalive_probes != t.keepalive_probes || s.fin_wait2_timeout_ms != t.fin_wait2_timeout_ms)
+      s.keepalive_probes != t.keepalive_probes ||
+      s.fin_wait2_timeout_ms != t.fin_wait2_timeout_ms || s.max_time_wait != t.max_time_wait)
     return "tcp";
   if (a.node_id != b.node_id) return "node_id";
   return "";

@@ -214,6 +214,7 @@ void TcpStack::abort(Connection& c, uint64_t now_us) {
 void TcpStack::close(Connection& c, CloseReason reason) {
   if (c.state_ == State::closed) return;
   if (c.state_ == State::syn_received) leave_syn_queue(c);
+  if (c.state_ == State::time_wait) --time_wait_connections_;
   c.state_ = State::closed;
   wheel_.cancel(c.retransmit_timer_);
   wheel_.cancel(c.delayed_ack_timer_);

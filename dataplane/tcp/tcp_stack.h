@@ -81,6 +81,10 @@ struct TcpSettings {
   uint64_t min_rto_us = 200'000;
   uint64_t max_rto_us = 120'000'000;
   uint64_t time_wait_us = 2'000'000;
+  // At most this many connections in TIME-WAIT (Linux's tcp_max_tw_buckets); past it a connection
+  // that would enter TIME-WAIT is closed at once (counted). The configuration's default is a
+  // quarter of max_connections, as here.
+  uint32_t max_time_wait = 1024;
   CongestionAlgorithm congestion = CongestionAlgorithm::cubic;
   uint16_t min_mss = 48;
   uint32_t max_connections = 4096;
@@ -353,6 +357,7 @@ class TcpStack final : public net::TransportHandler {
   // RFC 6675 5 (C): while pipe leaves room in cwnd, retransmit lost holes (NextSeg rule 1).
   void sack_retransmit(Connection& c, uint64_t now_us);
   std::vector<Listener> listeners_;
+  uint32_t time_wait_connections_ = 0;  // against settings_.max_time_wait
   uint16_t ip_id_ = 0;
   uint64_t last_now_us_ = 0;
 };

@@ -148,6 +148,7 @@ void TcpStack::arm_retransmit(Connection& c, uint64_t now_us) {
 
 void TcpStack::enter_time_wait(Connection& c, uint64_t now_us) {
   c.state_ = State::time_wait;
+  ++time_wait_connections_;  // close() takes it off
   wheel_.cancel(c.retransmit_timer_);
   wheel_.cancel(c.delayed_ack_timer_);
   if (c.handler_ != nullptr && !c.close_notified_) {
@@ -157,6 +158,13 @@ void TcpStack::enter_time_wait(Connection& c, uint64_t now_us) {
     handler->on_closed(c, CloseReason::fin);
   }
   if (settings_.time_wait_us == 0) {
+    close(c, CloseReason::fin);
+    return;
+  }
+  if (time_wait_connections_ > settings_.max_time_wait) {
+    // As Linux past tcp_max_tw_buckets: the table is worth more than protection from old
+    // duplicates of this one connection.
+    counters_.time_wait_overflows.add();
     close(c, CloseReason::fin);
     return;
   }

@@ -94,6 +94,9 @@ INSTANTIATE_TEST_SUITE_P(
             "fin_wait2_timeout_range",
             D + E + "tcp: { fin_wait2_timeout_ms: 99 }\n",
             {"t.yaml:7:30: tcp.fin_wait2_timeout_ms: 99 is out of range; allowed: [100, 3600000]"}},
+        Case{"max_time_wait_range",
+             D + E + "tcp: { max_time_wait: 16777217 }\n",
+             {"t.yaml:7:23: tcp.max_time_wait: 16777217 is out of range; allowed: [0, 16777216]"}},
         Case{"buffer_ranges",
              D + E + "tcp: { receive_buffer_bytes: 1024, send_buffer_bytes: 16777217 }\n",
              {"t.yaml:7:30: tcp.receive_buffer_bytes: 1024 is out of range; allowed: [16384, "
@@ -330,6 +333,18 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 // What a dataplane can hold is checked in the file, at the first element past the limit.
+TEST(ConfigTcp, TimeoutsAndCapsAreReadAndDefaulted) {
+  const LoadResult defaults = load_string(D + E, "t.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config->tcp.fin_wait2_timeout_ms, 60'000u);
+  EXPECT_FALSE(defaults.config->tcp.max_time_wait) << "unset: a quarter of the connection limit";
+  const LoadResult given =
+      load_string(D + E + "tcp: { fin_wait2_timeout_ms: 5000, max_time_wait: 0 }\n", "t.yaml");
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given.config->tcp.fin_wait2_timeout_ms, 5'000u);
+  EXPECT_EQ(given.config->tcp.max_time_wait, 0u);
+}
+
 TEST(ConfigLimits, PoolsProxiedListenersAndBackendsBeyondWhatADataplaneHolds) {
   const auto pools = [](size_t count, size_t backends) {
     std::string text = "pools:\n";

@@ -106,6 +106,7 @@ class TcpScriptWith : public ::testing::Test {
     TcpSettings s;
     s.max_connections = 64;
     s.time_wait_us = 2'000'000;
+    s.max_time_wait = 2;  // reachable in a script
     s.keepalive_idle_us = KeepaliveIdleUs;
     s.keepalive_interval_us = 100'000;
     s.keepalive_probes = 3;
@@ -569,6 +570,36 @@ TEST_F(TcpScript, FinWait2EndsAfterTheTimeoutWithoutThePeersFin) {
   EXPECT_EQ(counters_.fin_wait2_timeouts.get(), 1u);
   advance_to(kStart + 90'002'000);
   EXPECT_EQ(tcp_->connections(), 0u);
+}
+
+// Past the worker's TIME-WAIT cap (2 in these scripts) a connection that would enter TIME-WAIT is
+// closed at once, counted; one leaving TIME-WAIT makes room again.
+TEST_F(TcpScript, TimeWaitIsCappedPerWorker) {
+  const auto close_actively = [&](uint16_t src_port) {
+    const uint32_t iss = handshake(kCloser, src_port);
+    // The closer's FIN went out with the handshake; the peer ACKs it and sends its own.
+    const auto ack = send(kCloser, F | A, kClientIsn + 1, iss + 2, "", ts(102), 65535, src_port);
+    ASSERT_EQ(ack.size(), 1u);
+    EXPECT_EQ(ack[0].flags, A);
+    EXPECT_EQ(ack[0].ack, kClientIsn + 2);
+  };
+  close_actively(41001);
+  close_actively(41002);
+  advance_to(kStart + 1000);
+  EXPECT_EQ(tcp_->connections(), 2u) << "both in TIME-WAIT";
+  EXPECT_EQ(counters_.time_wait_overflows.get(), 0u);
+  close_actively(41003);
+  advance_to(kStart + 2000);
+  EXPECT_EQ(tcp_->connections(), 2u) << "the third closed at once";
+  EXPECT_EQ(counters_.time_wait_overflows.get(), 1u);
+  ASSERT_EQ(closer_.closed.size(), 3u);
+  EXPECT_EQ(closer_.closed[2], CloseReason::fin);
+  advance_to(kStart + 2'100'000);
+  EXPECT_EQ(tcp_->connections(), 0u) << "TIME-WAIT over";
+  close_actively(41004);
+  advance_to(kStart + 2'101'000);
+  EXPECT_EQ(tcp_->connections(), 1u) << "room again";
+  EXPECT_EQ(counters_.time_wait_overflows.get(), 1u);
 }
 
 TEST_F(TcpScript, SynCookiesWhenTheBacklogIsFull) {
