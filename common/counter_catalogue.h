@@ -128,7 +128,8 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
     counter("syn_cookies_accepted", "cookies that came back valid",
             "weir_tcp_syn_cookies_accepted_total"),
     counter("syn_cookies_rejected",
-            "ACKs to a listener under cookie pressure that were not valid cookies",
+            "bare ACKs that were not valid cookies, to a listener that sent cookies in the last "
+            "128 s (its SYN queue or the table overflowed)",
             "weir_tcp_syn_cookies_rejected_total"),
     counter("challenge_acks", "RFC 5961 challenge ACKs sent (in-window RST or SYN)",
             "weir_tcp_challenge_acks_total"),

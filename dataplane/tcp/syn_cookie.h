@@ -39,6 +39,8 @@ Seq initial_sequence(const Secret& secret, const FourTuple& tuple, uint64_t now_
 // then runs without window scaling and SACK, which RFC 4987 accepts as the cookies' cost.
 inline constexpr std::array<uint16_t, 8> kCookieMss = {64, 256, 536, 1024, 1220, 1300, 1440, 1460};
 inline constexpr uint64_t kCookiePeriodUs = 64'000'000;
+// The longest a cookie is honoured after it was made: the rest of its period and the next one.
+inline constexpr uint64_t kCookieLifetimeUs = 2 * kCookiePeriodUs;
 
 struct CookieOptions {
   uint16_t mss = 536;

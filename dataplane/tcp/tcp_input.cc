@@ -137,7 +137,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
   }
   const uint16_t our_mss = port_mss(port);
   if (s.has(TcpFlag::ack)) {
-    if (!s.has(TcpFlag::syn)) {
+    if (!s.has(TcpFlag::syn) && now_us < listener.cookies_until_us) {
       // The third segment of a handshake answered with a SYN cookie (RFC 4987 3.6)?
       const Seq client_isn = s.seq - 1u;
       if (const auto mss = check_cookie(secret_, s.tuple, client_isn, s.ack, now_us)) {
@@ -178,7 +178,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
         on_segment(*c, s, packet, now_us);
         return;
       }
-      if (listener.syn_received >= listener.backlog) counters_.syn_cookies_rejected.add();
+      counters_.syn_cookies_rejected.add();
     }
     send_reset(port, s.tuple, s.ack, Seq(0), false, now_us);
     rte_pktmbuf_free(packet);
@@ -189,17 +189,16 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
     return;
   }
   const uint16_t peer_mss = std::max(s.mss.value_or(kDefaultPeerMss), settings_.min_mss);
-  if (listener.syn_received >= listener.backlog) {
-    // The SYN queue is full: answer statelessly (RFC 4987 3.6).
+  Connection* c =
+      listener.syn_received < listener.backlog ? allocate(s.tuple, port, now_us) : nullptr;
+  if (c == nullptr) {
+    // The SYN queue or the connection table is full: answer statelessly (RFC 4987 3.6), and take
+    // bare ACKs for cookies for as long as this one can come back valid.
+    if (listener.syn_received < listener.backlog) counters_.table_full.add();
+    listener.cookies_until_us = now_us + kCookieLifetimeUs;
     counters_.syn_cookies_sent.add();
     const Seq cookie = make_cookie(secret_, s.tuple, s.seq, peer_mss, now_us);
     send_syn_ack_for(port, s, cookie, our_mss, now_us, true);
-    rte_pktmbuf_free(packet);
-    return;
-  }
-  Connection* c = allocate(s.tuple, port, now_us);
-  if (c == nullptr) {
-    counters_.table_full.add();
     rte_pktmbuf_free(packet);
     return;
   }

@@ -203,7 +203,7 @@ class TcpStack final : public net::TransportHandler {
   ~TcpStack() override;
 
   // Passive open on address:port (RFC 9293 3.10.1). `backlog` bounds connections in SYN_RECEIVED;
-  // beyond it SYN cookies answer.
+  // beyond it, or with the connection table full, SYN cookies answer.
   bool listen(net::Ipv4Address address, uint16_t port, ListenerHandler* handler, uint32_t backlog);
   // Stops accepting on address:port (new SYNs are answered with RST); connections already made
   // carry on. Returns false if nothing listened there.
@@ -272,6 +272,10 @@ class TcpStack final : public net::TransportHandler {
     ListenerHandler* handler;
     uint32_t backlog;
     uint32_t syn_received = 0;
+    // A bare ACK is taken for a cookie's return only until then: as long as a cookie sent at the
+    // last overflow (of the SYN queue or the table) can be valid. Otherwise it is answered as on
+    // a closed port, and a blind attacker cannot have its guesses checked as cookies.
+    uint64_t cookies_until_us = 0;
   };
 
   Listener* find_listener(uint32_t address, uint16_t port);

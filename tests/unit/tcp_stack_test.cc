@@ -626,6 +626,56 @@ TEST_F(TcpScript, SynCookiesWhenTheBacklogIsFull) {
   EXPECT_EQ(forged[0].flags, R);
 }
 
+// Cookies are checked only for a while after the listener overflowed (Linux's rule): otherwise a
+// bare ACK is answered as on a closed port, even one carrying a cookie that would check out.
+TEST_F(TcpScript, ABareAckIsTakenForACookieOnlyAfterARecentOverflow) {
+  const auto cookie_ack = [&](uint16_t src_port) {
+    const FourTuple tuple{kVip.value(), kClientIp.value(), kDiscard, src_port};
+    const Seq cookie = make_cookie(Secret{7}, tuple, Seq(7'000), 1460, now_);
+    return send(kDiscard, A, 7'001, (cookie + 1u).raw(), "", {}, 65535, src_port);
+  };
+  const auto quiet = cookie_ack(40001);
+  ASSERT_EQ(quiet.size(), 1u);
+  EXPECT_EQ(quiet[0].flags, R) << "no overflow yet: RST, as on a closed port";
+  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 0u);
+  EXPECT_EQ(counters_.syn_cookies_rejected.get(), 0u);
+  // The discard listener's backlog is 1: the second SYN overflows it.
+  ASSERT_EQ(send(kDiscard, S, kClientIsn, 0, "", TcpOptions().mss(1460)).size(), 1u);
+  ASSERT_EQ(send(kDiscard, S, 5'000, 0, "", TcpOptions().mss(1460), 65535, 40002).size(), 1u);
+  EXPECT_EQ(counters_.syn_cookies_sent.get(), 1u);
+  EXPECT_TRUE(cookie_ack(40001).empty()) << "after the overflow the same ACK is a connection";
+  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 2u);
+  // Long after it (the SYN-RECEIVED connection has timed out meanwhile), RST again.
+  advance_to(kStart + kCookieLifetimeUs + 1'000);
+  const auto later = cookie_ack(40003);
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(later[0].flags, R);
+  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 1u);
+}
+
+// With the connection table full, a SYN is answered with a cookie instead of dropped; its ACK
+// makes the connection once there is room.
+TEST_F(TcpScript, AFullTableAnswersSynsWithCookies) {
+  for (uint16_t i = 0; i < 64; ++i) handshake(kEcho, static_cast<uint16_t>(41000 + i));
+  ASSERT_EQ(tcp_->connections(), 64u);
+  const auto synack = send(kEcho, S, 5'000, 0, "", TcpOptions().mss(1460), 65535, 42000);
+  ASSERT_EQ(synack.size(), 1u) << "not dropped";
+  EXPECT_EQ(synack[0].flags, S | A);
+  EXPECT_EQ(counters_.syn_cookies_sent.get(), 1u);
+  EXPECT_EQ(counters_.table_full.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 64u);
+  EXPECT_TRUE(send(kEcho, A, 5'001, synack[0].seq + 1, "", {}, 65535, 42000).empty())
+      << "still full: the ACK is dropped";
+  EXPECT_EQ(counters_.table_full.get(), 2u);
+  EXPECT_TRUE(send(kEcho, R, kClientIsn + 1, 0, "", {}, 65535, 41000).empty());
+  advance_to(kStart + 1000);
+  ASSERT_EQ(tcp_->connections(), 63u);
+  EXPECT_TRUE(send(kEcho, A, 5'001, synack[0].seq + 1, "", {}, 65535, 42000).empty());
+  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 64u);
+}
+
 TEST_F(TcpScript, FragmentationNeededShrinksTheMssAndResends) {
   const uint32_t iss = handshake(kEcho);
   const auto echoed = send(kEcho, P | A, kClientIsn + 1, iss + 1, std::string(1400, 'q'), ts(102));
