@@ -136,6 +136,10 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
     unexported("challenge_acks_suppressed",
                "challenge ACKs not sent: the connection's limit (10 a second, RFC 5961 7) was "
                "reached"),
+    unexported("out_of_window_acks_suppressed",
+               "ACKs not sent in answer to segments without data outside the window or failing "
+               "PAWS: the connection's limit (one per tcp.out_of_window_ack_interval_ms) was "
+               "reached"),
     counter("out_of_order_drops",
             "segments beyond RCV.NXT not kept: the connection's or the worker's out-of-order "
             "bound was reached, the segment lay beyond the window, or it duplicated one already "

@@ -338,6 +338,8 @@ class Schema {
     read_uint_field(map, "keepalive_interval_ms", tcp.keepalive_interval_ms, 100, 3'600'000);
     read_uint_field(map, "keepalive_probes", tcp.keepalive_probes, 1, 100);
     read_uint_field(map, "fin_wait2_timeout_ms", tcp.fin_wait2_timeout_ms, 100, 3'600'000);
+    read_uint_field(map, "out_of_window_ack_interval_ms", tcp.out_of_window_ack_interval_ms, 0,
+                    10'000);
     read_uint_field(map, "receive_buffer_bytes", tcp.receive_buffer_bytes, kMinConnectionBuffer,
                     kMaxConnectionBuffer);
     read_uint_field(map, "send_buffer_bytes", tcp.send_buffer_bytes, kMinConnectionBuffer,

@@ -111,6 +111,9 @@ struct Tcp {
   // Linux's tcp_fin_timeout: a connection whose FIN is acknowledged and whose peer stays silent
   // this long in FIN-WAIT-2 is reset.
   uint32_t fin_wait2_timeout_ms = 60'000;
+  // Linux's tcp_invalid_ratelimit: per connection, at most one ACK in this interval answers
+  // segments without data outside the window. 0: no limit.
+  uint32_t out_of_window_ack_interval_ms = 500;
   // Per connection: the most received data held for the consumer (the advertised window), and
   // the send budget. A proxied session holds at most twice their sum, whatever the peers do.
   uint32_t receive_buffer_bytes = kDefaultConnectionBuffer;

@@ -94,6 +94,7 @@ inline constexpr auto kTcpBindings = std::to_array<CounterBinding<TcpCounters>>(
     {"syn_cookies_rejected", &TcpCounters::syn_cookies_rejected},
     {"challenge_acks", &TcpCounters::challenge_acks},
     {"challenge_acks_suppressed", &TcpCounters::challenge_acks_suppressed},
+    {"out_of_window_acks_suppressed", &TcpCounters::out_of_window_acks_suppressed},
     {"out_of_order_drops", &TcpCounters::out_of_order_drops},
     {"out_of_order_store_exhausted", &TcpCounters::out_of_order_store_exhausted},
     {"resets_sent", &TcpCounters::resets_sent},

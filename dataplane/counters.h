@@ -77,6 +77,7 @@ struct TcpCounters {
   Counter syn_cookies_rejected;
   Counter challenge_acks;
   Counter challenge_acks_suppressed;
+  Counter out_of_window_acks_suppressed;  // the per-connection limit on ACKs to such segments
   Counter out_of_order_drops;
   Counter out_of_order_store_exhausted;  // of those, dropped because no block was free
   Counter resets_sent;

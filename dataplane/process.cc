@@ -93,6 +93,7 @@ tcp::TcpSettings tcp_settings_for(const config::Config& config, unsigned workers
   tcp.keepalive_interval_us = uint64_t{config.tcp.keepalive_interval_ms} * 1000;
   tcp.keepalive_probes = config.tcp.keepalive_probes;
   tcp.fin_wait2_timeout_us = uint64_t{config.tcp.fin_wait2_timeout_ms} * 1000;
+  tcp.out_of_window_ack_interval_us = uint64_t{config.tcp.out_of_window_ack_interval_ms} * 1000;
   tcp.receive_buffer = config.tcp.receive_buffer_bytes;
   tcp.send_buffer = config.tcp.send_buffer_bytes;
   // The connection limit is the process's; each worker gets its share (at least one).

@@ -58,7 +58,8 @@ std::string fixed_difference(const config::Config& a, const config::Config& b) {
       s.keepalive_idle_ms != t.keepalive_idle_ms ||
       s.keepalive_interval_ms != t.keepalive_interval_ms ||
       s.keepalive_probes != t.keepalive_probes ||
-      s.fin_wait2_timeout_ms != t.fin_wait2_timeout_ms || s.max_time_wait != t.max_time_wait)
+      s.fin_wait2_timeout_ms != t.fin_wait2_timeout_ms || s.max_time_wait != t.max_time_wait ||
+      s.out_of_window_ack_interval_ms != t.out_of_window_ack_interval_ms)
     return "tcp";
   if (a.node_id != b.node_id) return "node_id";
   return "";

@@ -232,7 +232,7 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
   if (c.ts_ok_ && s.timestamps && !s.has(TcpFlag::rst) &&
       static_cast<int32_t>(s.timestamps->value - c.ts_recent_) < 0) {
     counters_.paws_drops.add();
-    send_ack(c, now_us);
+    send_out_of_window_ack(c, s, now_us);
     rte_pktmbuf_free(packet);
     return;
   }
@@ -264,7 +264,7 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     if (window == 0 && s.seq == c.rcv_.nxt) acceptable = true;
   }
   if (!acceptable) {
-    if (!s.has(TcpFlag::rst)) send_ack(c, now_us);
+    if (!s.has(TcpFlag::rst)) send_out_of_window_ack(c, s, now_us);
     rte_pktmbuf_free(packet);
     return;
   }

@@ -184,16 +184,25 @@ void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {
   // RFC 5961 7: challenge ACKs are rate-limited, here per connection, so that a blind attacker
   // cannot turn in-window guesses into a stream of ACKs (nor probe the limit's state across
   // connections, the side channel of CVE-2016-5696 that a global limit opened).
-  if (now_us - c.challenge_window_start_us_ >= kChallengeWindowUs) {
-    c.challenge_window_start_us_ = now_us;
-    c.challenges_in_window_ = 0;
-  }
-  if (c.challenges_in_window_ >= kChallengesPerWindow) {
+  if (!c.challenge_acks_.take(now_us, kChallengeWindowUs, kChallengesPerWindow)) {
     counters_.challenge_acks_suppressed.add();
     return;
   }
-  ++c.challenges_in_window_;
   counters_.challenge_acks.add();
+  send_ack(c, now_us);
+}
+
+void TcpStack::send_out_of_window_ack(Connection& c, const Segment& s, uint64_t now_us) {
+  // Limited for segments without data, as Linux does: two ends that disagree about the window
+  // would otherwise answer each other's ACKs for ever, and a blind attacker would get an ACK for
+  // every segment it forges. A segment with data is always answered (its sender needs the ACK to
+  // recover), unless it is a SYN.
+  const bool carries_data = s.length > 0 && !s.has(TcpFlag::syn);
+  if (!carries_data &&
+      !c.out_of_window_acks_.take(now_us, settings_.out_of_window_ack_interval_us, 1)) {
+    counters_.out_of_window_acks_suppressed.add();
+    return;
+  }
   send_ack(c, now_us);
 }
 

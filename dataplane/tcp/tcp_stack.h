@@ -56,6 +56,24 @@ const char* name_of(CloseReason reason);
 
 class Connection;
 
+// A connection's allowance of `per_window` ACKs of one kind in each window of `window_us`, a window
+// opening with the first ACK after the last one closed (window_us 0: no limit). Challenge ACKs and
+// ACKs to out-of-window segments each have one.
+struct RateLimit {
+  uint64_t window_start_us = 0;
+  uint8_t used = 0;
+  // Takes one from the allowance; false when it is spent.
+  bool take(uint64_t now_us, uint64_t window_us, uint8_t per_window) {
+    if (now_us - window_start_us >= window_us) {
+      window_start_us = now_us;
+      used = 0;
+    }
+    if (used >= per_window) return false;
+    ++used;
+    return true;
+  }
+};
+
 class ConnectionHandler {
  public:
   virtual ~ConnectionHandler() = default;
@@ -95,6 +113,9 @@ struct TcpSettings {
   uint64_t delayed_ack_us = 40'000;
   uint32_t max_retransmissions = 12;  // then the connection is abandoned (reason timeout)
   uint32_t syn_ack_retries = 5;
+  // At most one ACK in this interval answers segments without data that fail the acceptability
+  // test or PAWS (Linux's tcp_invalid_ratelimit); 0: every one is answered.
+  uint64_t out_of_window_ack_interval_us = 500'000;
   uint64_t syn_received_timeout_us = 30'000'000;  // bounded time in SYN_RECEIVED
   // FIN-WAIT-2 (Linux's tcp_fin_timeout): our FIN is acknowledged but the peer's never comes.
   // After this long without a segment from the peer the connection is reset and abandoned.
@@ -184,9 +205,9 @@ class Connection {
   uint16_t ooo_block_ = UINT16_MAX;   // the out-of-order block in use, if any
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
-  uint8_t challenges_in_window_ = 0;
   uint8_t keepalive_probes_sent_ = 0;
-  uint64_t challenge_window_start_us_ = 0;
+  RateLimit challenge_acks_;      // RFC 5961 7
+  RateLimit out_of_window_acks_;  // Linux's tcp_invalid_ratelimit
   RtoEstimator rto_{200'000, 120'000'000};
   std::unique_ptr<CongestionControl> cc_;
   MbufQueue send_queue_;  // from SND.UNA: sent-unacknowledged, then unsent
@@ -311,6 +332,8 @@ class TcpStack final : public net::TransportHandler {
   void send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
                   uint64_t now_us);
   void send_challenge_ack(Connection& c, uint64_t now_us);
+  // The ACK RFC 9293 3.10.7.4 sends for a segment that is not acceptable (or fails PAWS).
+  void send_out_of_window_ack(Connection& c, const Segment& s, uint64_t now_us);
   uint32_t receive_window(const Connection& c) const;
   void arm_retransmit(Connection& c, uint64_t now_us);
   void on_timer(Timer& timer, uint64_t now_us);

@@ -97,6 +97,10 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"max_time_wait_range",
              D + E + "tcp: { max_time_wait: 16777217 }\n",
              {"t.yaml:7:23: tcp.max_time_wait: 16777217 is out of range; allowed: [0, 16777216]"}},
+        Case{"out_of_window_ack_interval_range",
+             D + E + "tcp: { out_of_window_ack_interval_ms: 10001 }\n",
+             {"t.yaml:7:39: tcp.out_of_window_ack_interval_ms: 10001 is out of range; allowed: [0, "
+              "10000]"}},
         Case{"buffer_ranges",
              D + E + "tcp: { receive_buffer_bytes: 1024, send_buffer_bytes: 16777217 }\n",
              {"t.yaml:7:30: tcp.receive_buffer_bytes: 1024 is out of range; allowed: [16384, "
@@ -338,11 +342,15 @@ TEST(ConfigTcp, TimeoutsAndCapsAreReadAndDefaulted) {
   ASSERT_TRUE(defaults.ok());
   EXPECT_EQ(defaults.config->tcp.fin_wait2_timeout_ms, 60'000u);
   EXPECT_FALSE(defaults.config->tcp.max_time_wait) << "unset: a quarter of the connection limit";
-  const LoadResult given =
-      load_string(D + E + "tcp: { fin_wait2_timeout_ms: 5000, max_time_wait: 0 }\n", "t.yaml");
+  EXPECT_EQ(defaults.config->tcp.out_of_window_ack_interval_ms, 500u);
+  const LoadResult given = load_string(D + E +
+                                           "tcp: { fin_wait2_timeout_ms: 5000, max_time_wait: 0, "
+                                           "out_of_window_ack_interval_ms: 0 }\n",
+                                       "t.yaml");
   ASSERT_TRUE(given.ok());
   EXPECT_EQ(given.config->tcp.fin_wait2_timeout_ms, 5'000u);
   EXPECT_EQ(given.config->tcp.max_time_wait, 0u);
+  EXPECT_EQ(given.config->tcp.out_of_window_ack_interval_ms, 0u);
 }
 
 TEST(ConfigLimits, PoolsProxiedListenersAndBackendsBeyondWhatADataplaneHolds) {

@@ -468,6 +468,30 @@ TEST_F(TcpScript, ChallengeAcksAreRateLimitedPerConnection) {
   EXPECT_EQ(tcp_->connections(), 1u) << "none of them reset the connection";
 }
 
+// Segments without data outside the window get one ACK per 500 ms per connection (Linux's
+// tcp_invalid_ratelimit); one with data is always answered, its sender needs the ACK.
+TEST_F(TcpScript, AcksToOutOfWindowSegmentsWithoutDataAreRateLimitedPerConnection) {
+  const uint32_t iss = handshake(kEcho);
+  const uint32_t beyond = kClientIsn + 1 + 10'000'000;
+  const auto first = send(kEcho, A, beyond, iss + 1);
+  ASSERT_EQ(first.size(), 1u) << "RFC 9293 3.10.7.4";
+  EXPECT_EQ(first[0].flags, A);
+  EXPECT_EQ(first[0].ack, kClientIsn + 1);
+  EXPECT_TRUE(send(kEcho, A, beyond, iss + 1).empty());
+  EXPECT_TRUE(send(kEcho, A, beyond + 1, iss + 1).empty());
+  EXPECT_EQ(counters_.out_of_window_acks_suppressed.get(), 2u);
+  EXPECT_EQ(send(kEcho, A, kClientIsn + 1 - 100, iss + 1, "old").size(), 1u)
+      << "old data is answered whatever the limit";
+  // Another connection has its own allowance.
+  const uint32_t other_iss = handshake(kEcho, 41001);
+  EXPECT_EQ(send(kEcho, A, beyond, other_iss + 1, "", {}, 65535, 41001).size(), 1u);
+  advance_to(kStart + 499'000);
+  EXPECT_TRUE(send(kEcho, A, beyond, iss + 1).empty());
+  advance_to(kStart + 500'000);
+  EXPECT_EQ(send(kEcho, A, beyond, iss + 1).size(), 1u) << "the next interval";
+  EXPECT_EQ(counters_.out_of_window_acks_suppressed.get(), 3u);
+}
+
 TEST_F(TcpScript, SynOnAnEstablishedConnectionGetsAChallengeAck) {
   const uint32_t iss = handshake(kEcho);
   const auto out = send(kEcho, S, kClientIsn + 5000, 0);
