@@ -1,7 +1,7 @@
 // Scripted conformance tests for the worker's TCP, in the manner of packetdrill: inject this
 // segment at time t, expect exactly that segment out, on a fake clock. The stack runs behind the
 // real layer 2/3 stack over the in-memory PacketIo; segments in are built with the packet
-// builders, segments out are decoded field by field.
+// builders, segments out are decoded field by field (tests/support/tcp_script.h).
 #include "dataplane/tcp/tcp_stack.h"
 
 #include <gtest/gtest.h>
@@ -11,188 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "dataplane/net/tcp.h"
-#include "dataplane/tcp/services.h"
-#include "tests/support/dataplane_harness.h"
-#include "tests/support/eal_environment.h"
-#include "tests/support/packet_builder.h"
+#include "tests/support/tcp_script.h"
 
 namespace weir::tcp {
 namespace {
-
-using net::Ipv4Address;
-using net::MacAddress;
-using net::TcpFlag;
-using test::Eth;
-using test::Frame;
-using test::kClientIp;
-using test::kClientMac;
-using test::kPortMac;
-using test::kVip;
-using test::TcpOptions;
-constexpr uint16_t kEcho = 7;
-constexpr uint16_t kDiscard = 9;
-constexpr uint16_t kCloser = 13;
-constexpr uint16_t kClientPort = 40000;
-constexpr uint32_t kClientIsn = 1'000'000;
-constexpr uint64_t kStart = 10'000'000;  // the fake clock starts at 10 s
-
-constexpr uint8_t F = 0x01, S = 0x02, R = 0x04, P = 0x08, A = 0x10;
-
-// A segment as it left the stack.
-struct Out {
-  uint8_t flags = 0;
-  uint32_t seq = 0, ack = 0;
-  uint16_t window = 0;
-  uint16_t dst_port = 0;
-  std::vector<uint8_t> payload;
-  std::optional<uint16_t> mss;
-  std::optional<uint8_t> window_scale;
-  bool sack_permitted = false;
-  std::optional<net::TcpTimestamps> timestamps;
-  std::vector<net::SackBlock> sack;
-};
-
-Out decode(const Frame& frame) {
-  Out out;
-  const std::span<const uint8_t> bytes(frame);
-  EXPECT_EQ(bytes[12], 0x08);
-  const auto ip = net::ConstIpv4View::parse(bytes.subspan(14));
-  EXPECT_TRUE(ip && ip->checksum_valid());
-  const auto segment =
-      bytes.subspan(14 + ip->header_length(), ip->total_length() - ip->header_length());
-  EXPECT_TRUE(net::tcp_checksum_valid(ip->source(), ip->destination(), segment)) << "TCP checksum";
-  const auto tcp = net::ConstTcpView::parse(segment);
-  out.flags = tcp->flags().bits();
-  out.seq = tcp->sequence_number();
-  out.ack = tcp->acknowledgment_number();
-  out.window = tcp->window();
-  out.dst_port = tcp->destination_port();
-  const auto payload = *tcp->payload();
-  out.payload.assign(payload.begin(), payload.end());
-  net::TcpOptionReader options(*tcp->options());
-  while (auto option = options.next()) {
-    if (auto v = option->mss()) out.mss = v;
-    if (auto v = option->window_scale()) out.window_scale = v;
-    if (option->kind() == net::TcpOptionKind::sack_permitted) out.sack_permitted = true;
-    if (auto v = option->timestamps()) out.timestamps = v;
-    for (size_t i = 0; i < option->sack_block_count(); ++i)
-      out.sack.push_back(*option->sack_block(i));
-  }
-  return out;
-}
-
-// Closes its side as soon as a connection is established, to drive the active-close paths.
-class CloserService final : public ListenerHandler, public ConnectionHandler {
- public:
-  explicit CloserService(TcpStack& tcp) : tcp_(tcp) {}
-  ConnectionHandler* accept(Connection&) override { return this; }
-  void on_established(Connection& c) override { tcp_.shutdown_write(c, tcp_.now_us()); }
-  void on_data(Connection& c, rte_mbuf* data) override {
-    tcp_.consumed(c, rte_pktmbuf_pkt_len(data), tcp_.now_us());
-    rte_pktmbuf_free(data);
-  }
-  void on_closed(Connection&, CloseReason reason) override { closed.push_back(reason); }
-  std::vector<CloseReason> closed;
-
- private:
-  TcpStack& tcp_;
-};
-
-template <uint64_t KeepaliveIdleUs>
-class TcpScriptWith : public ::testing::Test {
- protected:
-  static TcpSettings settings() {
-    TcpSettings s;
-    s.max_connections = 64;
-    s.time_wait_us = 2'000'000;
-    s.max_time_wait = 2;  // reachable in a script
-    s.keepalive_idle_us = KeepaliveIdleUs;
-    s.keepalive_interval_us = 100'000;
-    s.keepalive_probes = 3;
-    return s;
-  }
-
-  TcpScriptWith() {
-    tcp_->listen(kVip, kEcho, &echo_, 8);
-    tcp_->listen(kVip, kDiscard, &discard_, 1);
-    tcp_->listen(kVip, kCloser, &closer_, 8);
-    // The client's MAC, learned the way the stack learns it: from its ARP request for the VIP.
-    inject(Eth(kClientMac, MacAddress::broadcast())
-               .ARPRequest(kClientMac, kClientIp, kVip)
-               .pad_to(60)
-               .build());
-    port_.take_sent();
-  }
-  ~TcpScriptWith() override {
-    tcp_.reset();
-    port_.stack.reset();
-    port_.take_sent();
-    EXPECT_EQ(mbufs_.leaked(), 0) << "mbufs leaked";
-  }
-
-  void inject(const Frame& frame) { port_.deliver(frame, now_); }
-  // Injects a client segment and returns what the stack sent in response.
-  std::vector<Out> send(uint16_t dst_port, uint8_t flags, uint32_t seq, uint32_t ack,
-                        const std::string& data = "", const TcpOptions& options = {},
-                        uint16_t window = 65535, uint16_t src_port = kClientPort) {
-    inject(Eth(kClientMac, kPortMac)
-               .IPv4(kClientIp, kVip)
-               .TCP(src_port, dst_port, net::TcpFlags::from_bits(flags), seq, ack, options)
-               .window(window)
-               .payload(data)
-               .build());
-    return collect();
-  }
-  std::vector<Out> collect() {
-    std::vector<Out> out;
-    for (const Frame& f : port_.take_sent()) out.push_back(decode(f));
-    return out;
-  }
-  // Moves the fake clock and runs the timers.
-  std::vector<Out> advance_to(uint64_t t_us) {
-    now_ = t_us;
-    tcp_->tick(now_);
-    return collect();
-  }
-
-  // The three-way handshake with timestamps and window scale; returns our ISN.
-  uint32_t handshake(uint16_t port, uint16_t src_port = kClientPort) {
-    const auto synack =
-        send(port, S, kClientIsn, 0, "",
-             TcpOptions().mss(1460).sack_permitted().timestamps(100, 0).nop().window_scale(7),
-             65535, src_port);
-    EXPECT_EQ(synack.size(), 1u);
-    if (synack.empty()) return 0;
-    const uint32_t iss = synack[0].seq;
-    our_tsval_ = synack[0].timestamps->value;
-    const auto after = send(port, A, kClientIsn + 1, iss + 1, "",
-                            TcpOptions().nop().nop().timestamps(101, our_tsval_), 65535, src_port);
-    EXPECT_TRUE(after.size() <= 1u);  // the closer sends its FIN at once; the others nothing
-    last_ = after;
-    return iss;
-  }
-  TcpOptions ts(uint32_t value) { return TcpOptions().nop().nop().timestamps(value, our_tsval_); }
-
-  uint64_t now_ = kStart;
-  uint32_t our_tsval_ = 0;
-  std::vector<Out> last_;
-  test::MbufLeakCheck mbufs_{test::test_mbuf_pool()};
-  test::StackPortHarness port_{test::harness_port_config(), test::test_mbuf_pool()};
-  dataplane::TcpCounters counters_{};
-  std::unique_ptr<TcpStack> tcp_ = [&] {
-    auto tcp = std::make_unique<TcpStack>(settings(), *port_.stack, port_.pool, counters_,
-                                          Secret{7}, kStart);
-    port_.stack->set_transport(tcp.get());
-    return tcp;
-  }();
-  EchoService echo_{*tcp_};
-  DiscardService discard_{*tcp_};
-  CloserService closer_{*tcp_};
-};
-
-using TcpScript = TcpScriptWith<0>;
-using TcpKeepaliveScript = TcpScriptWith<1'000'000>;
 
 TEST_F(TcpKeepaliveScript, ProbesAnIdlePeerAndGivesUpAfterTheLastProbe) {
   const uint32_t iss = handshake(kEcho);
@@ -468,30 +290,6 @@ TEST_F(TcpScript, ChallengeAcksAreRateLimitedPerConnection) {
   EXPECT_EQ(tcp_->connections(), 1u) << "none of them reset the connection";
 }
 
-// Segments without data outside the window get one ACK per 500 ms per connection (Linux's
-// tcp_invalid_ratelimit); one with data is always answered, its sender needs the ACK.
-TEST_F(TcpScript, AcksToOutOfWindowSegmentsWithoutDataAreRateLimitedPerConnection) {
-  const uint32_t iss = handshake(kEcho);
-  const uint32_t beyond = kClientIsn + 1 + 10'000'000;
-  const auto first = send(kEcho, A, beyond, iss + 1);
-  ASSERT_EQ(first.size(), 1u) << "RFC 9293 3.10.7.4";
-  EXPECT_EQ(first[0].flags, A);
-  EXPECT_EQ(first[0].ack, kClientIsn + 1);
-  EXPECT_TRUE(send(kEcho, A, beyond, iss + 1).empty());
-  EXPECT_TRUE(send(kEcho, A, beyond + 1, iss + 1).empty());
-  EXPECT_EQ(counters_.out_of_window_acks_suppressed.get(), 2u);
-  EXPECT_EQ(send(kEcho, A, kClientIsn + 1 - 100, iss + 1, "old").size(), 1u)
-      << "old data is answered whatever the limit";
-  // Another connection has its own allowance.
-  const uint32_t other_iss = handshake(kEcho, 41001);
-  EXPECT_EQ(send(kEcho, A, beyond, other_iss + 1, "", {}, 65535, 41001).size(), 1u);
-  advance_to(kStart + 499'000);
-  EXPECT_TRUE(send(kEcho, A, beyond, iss + 1).empty());
-  advance_to(kStart + 500'000);
-  EXPECT_EQ(send(kEcho, A, beyond, iss + 1).size(), 1u) << "the next interval";
-  EXPECT_EQ(counters_.out_of_window_acks_suppressed.get(), 3u);
-}
-
 TEST_F(TcpScript, SynOnAnEstablishedConnectionGetsAChallengeAck) {
   const uint32_t iss = handshake(kEcho);
   const auto out = send(kEcho, S, kClientIsn + 5000, 0);
@@ -571,61 +369,6 @@ TEST_F(TcpScript, ActiveCloseThroughTimeWait) {
   EXPECT_EQ(tcp_->connections(), 0u);
 }
 
-// Our FIN acknowledged, the peer's never sent: reset and gone after tcp.fin_wait2_timeout_ms of
-// silence (60 s by default), counted from the peer's last segment.
-TEST_F(TcpScript, FinWait2EndsAfterTheTimeoutWithoutThePeersFin) {
-  const uint32_t iss = handshake(kCloser);
-  ASSERT_EQ(last_.size(), 1u);
-  ASSERT_EQ(last_[0].flags, F | A);
-  EXPECT_TRUE(send(kCloser, A, kClientIsn + 1, iss + 2, "", ts(102)).empty()) << "FIN-WAIT-2";
-  // Data on the peer's half 30 s in: the bound counts from it.
-  advance_to(kStart + 30'000'000);
-  send(kCloser, A, kClientIsn + 1, iss + 2, "late", ts(103));
-  EXPECT_EQ(advance_to(kStart + 30'100'000).size(), 1u) << "the delayed ACK of the data";
-  EXPECT_TRUE(advance_to(kStart + 89'000'000).empty());
-  EXPECT_EQ(tcp_->connections(), 1u);
-  EXPECT_TRUE(closer_.closed.empty());
-  const auto reset = advance_to(kStart + 90'001'000);
-  ASSERT_EQ(reset.size(), 1u);
-  EXPECT_EQ(reset[0].flags, R);
-  EXPECT_EQ(reset[0].seq, iss + 2);
-  ASSERT_EQ(closer_.closed.size(), 1u);
-  EXPECT_EQ(closer_.closed[0], CloseReason::timeout);
-  EXPECT_EQ(counters_.fin_wait2_timeouts.get(), 1u);
-  advance_to(kStart + 90'002'000);
-  EXPECT_EQ(tcp_->connections(), 0u);
-}
-
-// Past the worker's TIME-WAIT cap (2 in these scripts) a connection that would enter TIME-WAIT is
-// closed at once, counted; one leaving TIME-WAIT makes room again.
-TEST_F(TcpScript, TimeWaitIsCappedPerWorker) {
-  const auto close_actively = [&](uint16_t src_port) {
-    const uint32_t iss = handshake(kCloser, src_port);
-    // The closer's FIN went out with the handshake; the peer ACKs it and sends its own.
-    const auto ack = send(kCloser, F | A, kClientIsn + 1, iss + 2, "", ts(102), 65535, src_port);
-    ASSERT_EQ(ack.size(), 1u);
-    EXPECT_EQ(ack[0].flags, A);
-    EXPECT_EQ(ack[0].ack, kClientIsn + 2);
-  };
-  close_actively(41001);
-  close_actively(41002);
-  advance_to(kStart + 1000);
-  EXPECT_EQ(tcp_->connections(), 2u) << "both in TIME-WAIT";
-  EXPECT_EQ(counters_.time_wait_overflows.get(), 0u);
-  close_actively(41003);
-  advance_to(kStart + 2000);
-  EXPECT_EQ(tcp_->connections(), 2u) << "the third closed at once";
-  EXPECT_EQ(counters_.time_wait_overflows.get(), 1u);
-  ASSERT_EQ(closer_.closed.size(), 3u);
-  EXPECT_EQ(closer_.closed[2], CloseReason::fin);
-  advance_to(kStart + 2'100'000);
-  EXPECT_EQ(tcp_->connections(), 0u) << "TIME-WAIT over";
-  close_actively(41004);
-  advance_to(kStart + 2'101'000);
-  EXPECT_EQ(tcp_->connections(), 1u) << "room again";
-  EXPECT_EQ(counters_.time_wait_overflows.get(), 1u);
-}
-
 TEST_F(TcpScript, SynCookiesWhenTheBacklogIsFull) {
   // The discard listener has a backlog of 1: the first SYN takes it, the second gets a cookie.
   ASSERT_EQ(send(kDiscard, S, kClientIsn, 0, "", TcpOptions().mss(1460)).size(), 1u);
@@ -648,56 +391,6 @@ TEST_F(TcpScript, SynCookiesWhenTheBacklogIsFull) {
   const auto forged = send(kDiscard, A, 9'001, cookie[0].seq + 1, "", {}, 65535, 40002);
   ASSERT_EQ(forged.size(), 1u);
   EXPECT_EQ(forged[0].flags, R);
-}
-
-// Cookies are checked only for a while after the listener overflowed (Linux's rule): otherwise a
-// bare ACK is answered as on a closed port, even one carrying a cookie that would check out.
-TEST_F(TcpScript, ABareAckIsTakenForACookieOnlyAfterARecentOverflow) {
-  const auto cookie_ack = [&](uint16_t src_port) {
-    const FourTuple tuple{kVip.value(), kClientIp.value(), kDiscard, src_port};
-    const Seq cookie = make_cookie(Secret{7}, tuple, Seq(7'000), 1460, now_);
-    return send(kDiscard, A, 7'001, (cookie + 1u).raw(), "", {}, 65535, src_port);
-  };
-  const auto quiet = cookie_ack(40001);
-  ASSERT_EQ(quiet.size(), 1u);
-  EXPECT_EQ(quiet[0].flags, R) << "no overflow yet: RST, as on a closed port";
-  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 0u);
-  EXPECT_EQ(counters_.syn_cookies_rejected.get(), 0u);
-  // The discard listener's backlog is 1: the second SYN overflows it.
-  ASSERT_EQ(send(kDiscard, S, kClientIsn, 0, "", TcpOptions().mss(1460)).size(), 1u);
-  ASSERT_EQ(send(kDiscard, S, 5'000, 0, "", TcpOptions().mss(1460), 65535, 40002).size(), 1u);
-  EXPECT_EQ(counters_.syn_cookies_sent.get(), 1u);
-  EXPECT_TRUE(cookie_ack(40001).empty()) << "after the overflow the same ACK is a connection";
-  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 1u);
-  EXPECT_EQ(tcp_->connections(), 2u);
-  // Long after it (the SYN-RECEIVED connection has timed out meanwhile), RST again.
-  advance_to(kStart + kCookieLifetimeUs + 1'000);
-  const auto later = cookie_ack(40003);
-  ASSERT_EQ(later.size(), 1u);
-  EXPECT_EQ(later[0].flags, R);
-  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 1u);
-}
-
-// With the connection table full, a SYN is answered with a cookie instead of dropped; its ACK
-// makes the connection once there is room.
-TEST_F(TcpScript, AFullTableAnswersSynsWithCookies) {
-  for (uint16_t i = 0; i < 64; ++i) handshake(kEcho, static_cast<uint16_t>(41000 + i));
-  ASSERT_EQ(tcp_->connections(), 64u);
-  const auto synack = send(kEcho, S, 5'000, 0, "", TcpOptions().mss(1460), 65535, 42000);
-  ASSERT_EQ(synack.size(), 1u) << "not dropped";
-  EXPECT_EQ(synack[0].flags, S | A);
-  EXPECT_EQ(counters_.syn_cookies_sent.get(), 1u);
-  EXPECT_EQ(counters_.table_full.get(), 1u);
-  EXPECT_EQ(tcp_->connections(), 64u);
-  EXPECT_TRUE(send(kEcho, A, 5'001, synack[0].seq + 1, "", {}, 65535, 42000).empty())
-      << "still full: the ACK is dropped";
-  EXPECT_EQ(counters_.table_full.get(), 2u);
-  EXPECT_TRUE(send(kEcho, R, kClientIsn + 1, 0, "", {}, 65535, 41000).empty());
-  advance_to(kStart + 1000);
-  ASSERT_EQ(tcp_->connections(), 63u);
-  EXPECT_TRUE(send(kEcho, A, 5'001, synack[0].seq + 1, "", {}, 65535, 42000).empty());
-  EXPECT_EQ(counters_.syn_cookies_accepted.get(), 1u);
-  EXPECT_EQ(tcp_->connections(), 64u);
 }
 
 TEST_F(TcpScript, FragmentationNeededShrinksTheMssAndResends) {
