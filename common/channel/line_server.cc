@@ -34,10 +34,12 @@ bool to_address(const std::string& path, sockaddr_un& address) {
 
 // Whether a process accepts connections on the socket at `path`.
 bool someone_listens(const sockaddr_un& address) {
-  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: a server whose backlog is full answers EAGAIN instead of holding us here.
+  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (probe < 0) return false;
   const bool listening =
-      connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+      connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ||
+      errno == EAGAIN;
   close(probe);
   return listening;
 }
