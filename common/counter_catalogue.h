@@ -173,6 +173,26 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
             "connections closed at once instead of entering TIME-WAIT: the worker's share of "
             "tcp.max_time_wait was reached",
             "weir_tcp_time_wait_overflows_total"),
+    counter("segments_collapsed",
+            "received or queued segments copied into the spare room of the buffer before them "
+            "(Linux's collapse): tiny segments cost buffers by their bytes, not their number",
+            "weir_tcp_segments_collapsed_total"),
+    counter("memory_pressure_entered",
+            "times a worker found the free mbufs below the pressure mark: new SYNs refused, "
+            "windows no longer opened, out-of-order data pruned until they recover",
+            "weir_tcp_memory_pressure_entered_total"),
+    counter("syns_refused_memory", "SYNs answered with RST because of memory pressure",
+            "weir_tcp_syns_refused_memory_total"),
+    counter("out_of_order_pruned",
+            "out-of-order segments freed when a worker entered memory pressure (the senders "
+            "retransmit them)",
+            "weir_tcp_out_of_order_pruned_total"),
+    counter("receive_memory_drops",
+            "in-order segments dropped unacknowledged because free mbufs were below the critical "
+            "mark and their connection already held unread data (the sender retransmits)",
+            "weir_tcp_receive_memory_drops_total"),
+    counter("allocation_failures", "segments not sent because no mbuf was free for them",
+            "weir_tcp_allocation_failures_total"),
 });
 
 // Not counters: the worker's TCP table, read when the stats are taken.

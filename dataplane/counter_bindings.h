@@ -109,6 +109,12 @@ inline constexpr auto kTcpBindings = std::to_array<CounterBinding<TcpCounters>>(
     {"keepalive_probes", &TcpCounters::keepalive_probes},
     {"fin_wait2_timeouts", &TcpCounters::fin_wait2_timeouts},
     {"time_wait_overflows", &TcpCounters::time_wait_overflows},
+    {"segments_collapsed", &TcpCounters::segments_collapsed},
+    {"memory_pressure_entered", &TcpCounters::memory_pressure_entered},
+    {"syns_refused_memory", &TcpCounters::syns_refused_memory},
+    {"out_of_order_pruned", &TcpCounters::out_of_order_pruned},
+    {"receive_memory_drops", &TcpCounters::receive_memory_drops},
+    {"allocation_failures", &TcpCounters::allocation_failures},
 });
 
 // The port's scalar counters; its `drops` array is indexed by DropReason (kDropReasonBindings).

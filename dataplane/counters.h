@@ -92,6 +92,13 @@ struct TcpCounters {
   Counter keepalive_probes;
   Counter fin_wait2_timeouts;   // FIN-WAIT-2 connections abandoned: the peer's FIN never came
   Counter time_wait_overflows;  // connections closed instead of entering TIME-WAIT (the cap)
+  // Memory (docs/operations.md, "Limits and defences"): the shared mbuf pool's pressure levels.
+  Counter segments_collapsed;       // small segments copied into the queue's last buffer
+  Counter memory_pressure_entered;  // times the worker saw free mbufs fall below the low mark
+  Counter syns_refused_memory;      // SYNs answered with RST under memory pressure
+  Counter out_of_order_pruned;      // out-of-order segments freed on entering pressure
+  Counter receive_memory_drops;     // in-order data dropped below the critical mark
+  Counter allocation_failures;      // segments not sent: no mbuf for headers or payload
 };
 
 // Software steering between workers (dataplane/steering.h).

@@ -168,6 +168,8 @@ class DataplaneProcess {
   bool eal_started_ = false;
   unsigned worker_count_ = 0;
   rte_mempool* mbuf_pool_ = nullptr;
+  unsigned critical_free_mbufs_ = 0;
+  unsigned pressure_free_mbufs_ = 0;
   std::vector<OpenPort> ports_;
   std::unique_ptr<PoolStates> pool_states_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -216,9 +218,14 @@ bool DataplaneProcess::create_mbuf_pool() {
   const size_t port_count = config_->dataplane.ports.size();
   // Every RX and TX descriptor may hold an mbuf, plus per-lcore caches and bursts in flight,
   // plus what TCP connections hold (send queues and unread data, bounded per connection).
-  const unsigned mbufs = static_cast<unsigned>(port_count * worker_count_ * 2 * 1024 +
-                                               (worker_count_ + 1) * (kMbufCache + 4 * kBurstSize) +
-                                               kMbufsForConnections);
+  const unsigned rx_and_tx = static_cast<unsigned>(port_count * worker_count_ * 2 * 1024);
+  const unsigned in_caches = (worker_count_ + 1) * (kMbufCache + 4 * kBurstSize);
+  const unsigned mbufs = rx_and_tx + in_caches + kMbufsForConnections;
+  // TCP's memory marks (tcp::TcpSettings), in free mbufs. Critical: what the TX rings, the lcore
+  // caches (counted free, but not this worker's to take) and bursts in flight may need, so that
+  // the RX rings can always refill. Pressure: a quarter of the connections' share above it.
+  critical_free_mbufs_ = rx_and_tx / 2 + in_caches;
+  pressure_free_mbufs_ = critical_free_mbufs_ + kMbufsForConnections / 4;
   mbuf_pool_ =
       rte_pktmbuf_pool_create("weir_mbufs", mbufs, kMbufCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                               static_cast<int>(rte_socket_id()));
@@ -258,6 +265,8 @@ void DataplaneProcess::build_workers() {
                            : IdleMode::backoff;
   settings.max_sleep_us = config.dataplane.idle.max_sleep_us;
   settings.tcp = tcp_settings_for(config, worker_count_);
+  settings.tcp.critical_free_mbufs = critical_free_mbufs_;
+  settings.tcp.pressure_free_mbufs = pressure_free_mbufs_;
   std::random_device entropy;
   for (uint8_t& byte : settings.secret) byte = static_cast<uint8_t>(entropy());
   for (const config::Listener& listener : config.listeners) {

@@ -367,7 +367,7 @@ void Proxy::on_data(Session& s, bool client_side, rte_mbuf* data) {
   if (s.relay[direction]) {
     if (!inspect_frames(s, client_side, data)) return;
   } else {
-    s.pending[direction].push(data);
+    tcp_.keep_received(s.pending[direction], data);
   }
   pump(s, client_side);
 }
@@ -413,13 +413,13 @@ bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
       const auto bytes = relay.released(r.released);
       std::memcpy(rte_pktmbuf_append(held, static_cast<uint16_t>(bytes.size())), bytes.data(),
                   bytes.size());
-      pending.push(held);
+      tcp_.keep_received(pending, held);
     }
     if (r.forward_bytes == 0) {
       rte_pktmbuf_free(segment);
     } else {
       rte_pktmbuf_trim(segment, static_cast<uint16_t>(segment->data_len - r.forward_bytes));
-      pending.push(segment);
+      tcp_.keep_received(pending, segment);
     }
     segment = next;
   }

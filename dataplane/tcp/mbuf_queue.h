@@ -18,7 +18,13 @@ class MbufQueue {
   MbufQueue& operator=(const MbufQueue&) = delete;
   ~MbufQueue() { clear(); }
 
-  void push(rte_mbuf* chain);
+  void push(rte_mbuf* chain) { push(chain, false); }
+  // Appends `chain`; a segment that fits in the unused room at the end of the queue's last
+  // segment is copied there and freed (Linux's collapse), so that a peer sending tiny segments
+  // costs buffers in proportion to its bytes, not to its segments. Returns the segments so merged.
+  uint32_t push_collapsing(rte_mbuf* chain) { return push(chain, true); }
+  // The bytes of the last segment (0 when empty).
+  uint32_t tail_bytes() const { return tail_ == nullptr ? 0 : tail_->data_len; }
   // Removes the first segment and returns it as a one-segment packet (or nullptr).
   rte_mbuf* pop();
   // Puts one segment back at the front (the inverse of pop).
@@ -46,6 +52,7 @@ class MbufQueue {
   }
 
  private:
+  uint32_t push(rte_mbuf* chain, bool collapse);
   rte_mbuf* head_ = nullptr;
   rte_mbuf* tail_ = nullptr;
   uint32_t bytes_ = 0;

@@ -3,7 +3,7 @@
 namespace weir::tcp {
 
 void EchoService::on_data(Connection& c, rte_mbuf* data) {
-  c.parked().push(data);  // in order behind anything not yet sent back
+  tcp_.keep_received(c.parked(), data);  // in order behind anything not yet sent back
   drain(c);
 }
 

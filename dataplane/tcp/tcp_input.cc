@@ -136,8 +136,17 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
     return;
   }
   const uint16_t our_mss = port_mss(port);
+  if (memory_level_ != MemoryLevel::normal && s.has(TcpFlag::syn) && !s.has(TcpFlag::ack)) {
+    // Memory is short: a new connection would only compete with those already made for it. A
+    // RST tells the client at once (a dropped SYN would leave it waiting for its own timeout).
+    counters_.syns_refused_memory.add();
+    send_reset(port, s.tuple, Seq(0), s.seq + s.seg_len(), true, now_us);
+    rte_pktmbuf_free(packet);
+    return;
+  }
   if (s.has(TcpFlag::ack)) {
-    if (!s.has(TcpFlag::syn) && now_us < listener.cookies_until_us) {
+    if (!s.has(TcpFlag::syn) && now_us < listener.cookies_until_us &&
+        memory_level_ == MemoryLevel::normal) {
       // The third segment of a handshake answered with a SYN cookie (RFC 4987 3.6)?
       const Seq client_isn = s.seq - 1u;
       if (const auto mss = check_cookie(secret_, s.tuple, client_isn, s.ack, now_us)) {
@@ -469,7 +478,10 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
       // immediate duplicate ACK either way, so that the sender's dupacks count (RFC 5681 4.2).
       const uint32_t window = receive_window(c);
       const uint32_t offset = static_cast<uint32_t>(s.seq - c.rcv_.nxt);
-      const uint32_t keep = offset < window ? std::min(s.length, window - offset) : 0;
+      // Under memory pressure nothing is kept out of order (what was is pruned).
+      const uint32_t keep = offset < window && memory_level_ == MemoryLevel::normal
+                                ? std::min(s.length, window - offset)
+                                : 0;
       bool kept = false;
       if (keep > 0) {
         rte_pktmbuf_adj(packet, static_cast<uint16_t>(s.payload_offset));
@@ -484,19 +496,19 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
       return;
     }
     const uint32_t skip = static_cast<uint32_t>(c.rcv_.nxt - s.seq);
-    const uint32_t usable = std::min(s.length > skip ? s.length - skip : 0, receive_window(c));
+    const uint32_t fresh = s.length > skip ? s.length - skip : 0;
+    const uint32_t usable = std::min(fresh, receive_window(c));
     in_order = usable == s.length - std::min(skip, s.length);
+    if (usable < fresh && memory_level_ == MemoryLevel::critical)
+      counters_.receive_memory_drops.add();
     if (usable > 0) {
       rte_pktmbuf_adj(packet, static_cast<uint16_t>(s.payload_offset + skip));
       rte_pktmbuf_trim(packet, static_cast<uint16_t>(rte_pktmbuf_pkt_len(packet) - usable));
       c.rcv_.nxt += usable;
       c.unread_ += usable;
-      // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment.
-      if (++c.rcv_.unacked_segments >= 2 || s.has(TcpFlag::fin)) {
-        send_ack(c, now_us);
-      } else if (!c.delayed_ack_timer_.armed()) {
-        wheel_.arm(c.delayed_ack_timer_, now_us + settings_.delayed_ack_us);
-      }
+      ++c.rcv_.unacked_segments;
+      // The application sees the data before the ACK goes, so that the window the ACK carries
+      // counts what it consumed at once (and a window update of its own is not needed).
       ConnectionHandler* handler = c.handler_;
       if (handler != nullptr) {
         handler->on_data(c, packet);
@@ -511,6 +523,13 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
         deliver_out_of_order(c);
         if (c.state_ == State::closed) return;
         send_ack(c, now_us);
+      } else if (c.rcv_.unacked_segments >= 2 ||
+                 (s.has(TcpFlag::fin) && c.rcv_.unacked_segments > 0)) {
+        // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment (unless a
+        // window update from the application already did).
+        send_ack(c, now_us);
+      } else if (c.rcv_.unacked_segments > 0 && !c.delayed_ack_timer_.armed()) {
+        wheel_.arm(c.delayed_ack_timer_, now_us + settings_.delayed_ack_us);
       }
     } else {
       send_ack(c, now_us);  // a duplicate: tell the sender where we are
@@ -558,6 +577,7 @@ bool TcpStack::stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload) {
     }
     c.ooo_block_ = ooo_free_.back();
     ooo_free_.pop_back();
+    ooo_blocks_[c.ooo_block_].owner = &c;
   }
   OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
   if (block.count == kOutOfOrderPerConnection) return false;  // the connection's bound
@@ -607,6 +627,7 @@ void TcpStack::deliver_out_of_order(Connection& c) {
   }
   block.count = static_cast<uint8_t>(block.count - taken);
   if (block.count == 0) {
+    block.owner = nullptr;
     ooo_free_.push_back(c.ooo_block_);
     c.ooo_block_ = UINT16_MAX;
   }
@@ -617,6 +638,7 @@ void TcpStack::free_out_of_order(Connection& c) {
   OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
   for (size_t i = 0; i < block.count; ++i) rte_pktmbuf_free(block.segments[i]);
   block.count = 0;
+  block.owner = nullptr;
   ooo_free_.push_back(c.ooo_block_);
   c.ooo_block_ = UINT16_MAX;
 }
@@ -630,7 +652,7 @@ void TcpStack::established(Connection& c, uint64_t now_us) {
     wheel_.arm(c.wait_timer_, now_us + settings_.keepalive_idle_us);
   // The SYN-ACK could only offer an unscaled 65535; the larger scaled window goes out with the
   // next segment anyway, so it does not call for an ACK of its own.
-  c.rcv_.adv = receive_window(c);
+  c.rcv_.edge = c.rcv_.nxt + receive_window(c);
   counters_.established.add();
   if (c.listener_ != nullptr) c.handler_ = c.listener_->accept(c);
   if (c.handler_ != nullptr) c.handler_->on_established(c);

@@ -168,6 +168,7 @@ uint8_t TcpStack::receive_window_scale() const {
 
 uint32_t TcpStack::receive_window(const Connection& c) const {
   uint32_t free = settings_.receive_buffer > c.unread_ ? settings_.receive_buffer - c.unread_ : 0;
+  if (memory_level_ != MemoryLevel::normal) free = std::min(free, pressure_window(c));
   free = std::min(free, uint32_t{0xffff} << c.rcv_.wnd_scale);
   // Only multiples of the scale can be advertised; round down so that we never promise more.
   return free & ~((uint32_t{1} << c.rcv_.wnd_scale) - 1);
@@ -300,10 +301,14 @@ void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t pay
       build_segment(pool_, ip_id_, c.tuple_, seq, c.rcv_.nxt, flags,
                     static_cast<uint16_t>(std::min<uint32_t>(window >> c.rcv_.wnd_scale, 0xffff)),
                     std::span<const uint8_t>(options.data(), options_length));
-  if (m == nullptr) return;
+  if (m == nullptr) {
+    counters_.allocation_failures.add();
+    return;
+  }
   if (payload > 0) {
     const auto payload_sum = chain_payload(m, pool_, c.send_queue_, offset, payload);
     if (!payload_sum) {
+      counters_.allocation_failures.add();
       rte_pktmbuf_free(m);
       return;
     }
@@ -321,7 +326,15 @@ void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t pay
     sum = net::ones_complement_add(sum, *payload_sum);
     tcp->set_checksum(static_cast<uint16_t>(~sum));
   }
-  c.rcv_.adv = window;
+  c.rcv_.edge = c.rcv_.nxt + window;
+  if (memory_level_ != MemoryLevel::normal && !c.window_clamped_) {
+    c.window_clamped_ = true;
+    if (clamped_.size() < slots_.size()) {
+      clamped_.push_back(c.slot_);
+    } else {
+      sweep_all_clamped_ = true;
+    }
+  }
   if (flags.has(TcpFlag::ack)) {
     wheel_.cancel(c.delayed_ack_timer_);
     c.rcv_.unacked_segments = 0;
@@ -352,7 +365,10 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
   rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.snd_.iss, Seq(0), TcpFlag::syn, window,
                               std::span<const uint8_t>(options.data(), n));
-  if (m == nullptr) return;
+  if (m == nullptr) {
+    counters_.allocation_failures.add();
+    return;
+  }
   if (c.retransmissions_ > 0) counters_.retransmitted_segments.add();
   counters_.segments_out.add();
   net_stack_.send_ipv4(c.port_, m, now_us);
@@ -393,8 +409,13 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
   rte_mbuf* m = build_segment(pool_, ip_id_, s.tuple, iss, s.seq + 1u, TcpFlag::syn | TcpFlag::ack,
                               window, std::span<const uint8_t>(options.data(), n));
-  if (m == nullptr) return;
-  if (c != nullptr) c->rcv_.adv = window;
+  if (m == nullptr) {
+    counters_.allocation_failures.add();
+    return;
+  }
+  if (c != nullptr) {
+    c->rcv_.edge = c->rcv_.nxt + window;
+  }
   counters_.segments_out.add();
   net_stack_.send_ipv4(port, m, now_us);
 }
@@ -403,7 +424,10 @@ void TcpStack::send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq a
                           uint64_t now_us) {
   const TcpFlags flags = with_ack ? TcpFlag::rst | TcpFlag::ack : TcpFlags(TcpFlag::rst);
   rte_mbuf* m = build_segment(pool_, ip_id_, tuple, seq, with_ack ? ack : Seq(0), flags, 0, {});
-  if (m == nullptr) return;
+  if (m == nullptr) {
+    counters_.allocation_failures.add();
+    return;
+  }
   counters_.resets_sent.add();
   counters_.segments_out.add();
   net_stack_.send_ipv4(port, m, now_us);

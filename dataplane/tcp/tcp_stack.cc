@@ -75,6 +75,7 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& net_stack, rte_mempo
   free_slots_.reserve(settings.max_connections);
   for (uint32_t i = settings.max_connections; i > 0; --i) free_slots_.push_back(i - 1);
   closing_.reserve(64);
+  clamped_.reserve(settings.max_connections);
 }
 
 TcpStack::~TcpStack() {
@@ -179,18 +180,28 @@ bool TcpStack::send(Connection& c, rte_mbuf* data, uint64_t now_us) {
     c.blocked_ = true;
     return false;
   }
-  c.send_queue_.push(data);
+  // Small writes are merged into the queue's last buffer while none of it has been sent (Linux's
+  // rule); once some of it has, each write goes as it comes, and the queue's segment bound caps
+  // the small segments in flight.
+  const uint32_t sent = static_cast<uint32_t>(c.snd_.max - c.snd_.una);
+  const uint32_t unsent = c.send_queue_.bytes() > sent ? c.send_queue_.bytes() - sent : 0;
+  if (unsent >= c.send_queue_.tail_bytes() && unsent > 0) {
+    counters_.segments_collapsed.add(c.send_queue_.push_collapsing(data));
+  } else {
+    c.send_queue_.push(data);
+  }
   output(c, now_us);
   return true;
+}
+
+void TcpStack::keep_received(MbufQueue& queue, rte_mbuf* data) {
+  counters_.segments_collapsed.add(queue.push_collapsing(data));
 }
 
 void TcpStack::consumed(Connection& c, uint32_t bytes, uint64_t now_us) {
   c.unread_ -= std::min(bytes, c.unread_);
   if (c.state_ == State::closed) return;
-  // Send a window update when the window has opened by two segments or from below one segment
-  // (receiver-side silly window avoidance, RFC 9293 3.8.6.2.2).
-  const uint32_t window = receive_window(c);
-  if (window >= c.rcv_.adv + 2u * c.mss_ || (c.rcv_.adv < c.mss_ && window >= c.mss_)) {
+  if (window_update_due(c, receive_window(c))) {
     send_ack(c, now_us);
   }
 }

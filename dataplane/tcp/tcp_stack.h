@@ -131,7 +131,21 @@ struct TcpSettings {
   // SACK scoreboards (RFC 6675), per worker: a connection holds one only while its peer reports
   // holes. With none free, the connection recovers by NewReno (counted).
   uint16_t sack_scoreboards = 1024;
+  // Memory pressure (Linux's tcp_mem), judged by the free mbufs of the pool, sampled at most every
+  // memory_sample_us. Below pressure_free_mbufs: new SYNs are refused with RST, windows open no
+  // further than already advertised (a connection with nothing unread keeps a floor of four
+  // segments, so that it still makes progress), and out-of-order data is pruned. Below
+  // critical_free_mbufs: a connection that already holds unread data takes no more (its window is
+  // 0, its new data dropped and acknowledged no further), so that TCP frees what arrives and the
+  // RX rings always refill. Pressure ends when the free mbufs are back above pressure_free_mbufs
+  // by an eighth of the distance between the marks, and clamped windows are then reopened at
+  // once. 0: off.
+  uint32_t pressure_free_mbufs = 0;
+  uint32_t critical_free_mbufs = 0;
+  uint64_t memory_sample_us = 100;
 };
+
+enum class MemoryLevel : uint8_t { normal, pressure, critical };
 
 class Connection {
  public:
@@ -168,8 +182,9 @@ class Connection {
   bool ts_ok_ = false;
   bool sack_ok_ = false;  // both SYNs carried SACK-permitted: our ACKs report out-of-order data
   bool timing_rtt_ = false;
-  bool blocked_ = false;      // send() refused: on_writable owed
-  bool in_recovery_ = false;  // fast recovery (RFC 6582) until SND.UNA passes snd_.recover
+  bool blocked_ = false;         // send() refused: on_writable owed
+  bool in_recovery_ = false;     // fast recovery (RFC 6582) until SND.UNA passes snd_.recover
+  bool window_clamped_ = false;  // advertised a window under memory pressure: reopen after it
   uint16_t mss_ = 536;
   uint32_t retransmissions_ = 0;
   uint64_t last_received_us_ = 0;
@@ -189,10 +204,10 @@ class Connection {
   // The receive sequence variables (RFC 9293 3.3.1). RCV.WND is not kept: receive_window()
   // derives it from the bytes the application has not consumed.
   struct ReceiveSequence {
-    Seq irs;                       // IRS
-    Seq nxt;                       // RCV.NXT
-    uint32_t adv = 0;              // the window last advertised, in bytes
-    uint8_t wnd_scale = 0;         // our shift (RFC 7323)
+    Seq irs;                // IRS
+    Seq nxt;                // RCV.NXT
+    Seq edge;               // the right edge of the window last advertised (RCV.NXT + RCV.WND then)
+    uint8_t wnd_scale = 0;  // our shift (RFC 7323)
     uint8_t unacked_segments = 0;  // data segments received since our last ACK (delayed ACKs)
   };
   SendSequence snd_;
@@ -241,6 +256,9 @@ class TcpStack final : public net::TransportHandler {
   // Queues `data` (a chain whose data is payload) if the whole of it fits in the send budget, and
   // returns true; otherwise returns false and the caller keeps it (on_writable follows).
   bool send(Connection& c, rte_mbuf* data, uint64_t now_us);
+  // Appends received data the application keeps (a session's pending bytes, the echo's parked
+  // ones) to `queue`, small segments collapsed into the buffer before them (counted).
+  void keep_received(MbufQueue& queue, rte_mbuf* data);
   uint32_t send_space(const Connection& c) const;
   // The application is done with `bytes` of delivered data: the receive window reopens.
   void consumed(Connection& c, uint32_t bytes, uint64_t now_us);
@@ -253,6 +271,7 @@ class TcpStack final : public net::TransportHandler {
   void tick(uint64_t now_us);
 
   size_t connections() const { return table_.size(); }
+  MemoryLevel memory_level() const { return memory_level_; }
   size_t capacity() const { return settings_.max_connections; }
   // The time of the last segment or tick, for callbacks that send.
   uint64_t now_us() const { return last_now_us_; }
@@ -335,6 +354,21 @@ class TcpStack final : public net::TransportHandler {
   // The ACK RFC 9293 3.10.7.4 sends for a segment that is not acceptable (or fails PAWS).
   void send_out_of_window_ack(Connection& c, const Segment& s, uint64_t now_us);
   uint32_t receive_window(const Connection& c) const;
+  // The most a connection may be offered while memory is short (see TcpSettings).
+  uint32_t pressure_window(const Connection& c) const;
+  // What remains of the window last advertised: the edge less RCV.NXT.
+  static uint32_t offered_window(const Connection& c) {
+    return c.rcv_.edge > c.rcv_.nxt ? static_cast<uint32_t>(c.rcv_.edge - c.rcv_.nxt) : 0;
+  }
+  // Whether the window has opened enough to be worth an update of its own: by two segments, or
+  // from below one segment (receiver-side silly window avoidance, RFC 9293 3.8.6.2.2).
+  static bool window_update_due(const Connection& c, uint32_t window) {
+    const uint32_t offered = offered_window(c);
+    return window >= offered + 2u * c.mss_ || (offered < c.mss_ && window >= c.mss_);
+  }
+  void sample_memory(uint64_t now_us);
+  void prune_out_of_order();
+  void reopen_clamped_windows(uint64_t now_us);
   void arm_retransmit(Connection& c, uint64_t now_us);
   void on_timer(Timer& timer, uint64_t now_us);
   uint32_t timestamp_now(uint64_t now_us) const { return static_cast<uint32_t>(now_us / 1000); }
@@ -361,6 +395,7 @@ class TcpStack final : public net::TransportHandler {
   struct OutOfOrderBlock {
     std::array<rte_mbuf*, kOutOfOrderPerConnection> segments{};  // data starting at the payload
     std::array<Seq, kOutOfOrderPerConnection> seq{};
+    Connection* owner = nullptr;
     uint8_t count = 0;
   };
   std::vector<OutOfOrderBlock> ooo_blocks_;
@@ -385,6 +420,12 @@ class TcpStack final : public net::TransportHandler {
   void sack_retransmit(Connection& c, uint64_t now_us);
   std::vector<Listener> listeners_;
   uint32_t time_wait_connections_ = 0;  // against settings_.max_time_wait
+  MemoryLevel memory_level_ = MemoryLevel::normal;
+  uint64_t next_memory_sample_us_ = 0;
+  // Slots of connections that advertised a window under pressure, to reopen when it ends; past
+  // max_connections entries (slots reused during a long episode) every slot is swept instead.
+  std::vector<uint32_t> clamped_;
+  bool sweep_all_clamped_ = false;
   uint16_t ip_id_ = 0;
   uint64_t last_now_us_ = 0;
 };

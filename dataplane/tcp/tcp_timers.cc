@@ -10,6 +10,7 @@ using net::TcpFlags;
 
 void TcpStack::tick(uint64_t now_us) {
   last_now_us_ = now_us;
+  if (settings_.pressure_free_mbufs != 0 && now_us >= next_memory_sample_us_) sample_memory(now_us);
   wheel_.advance(now_us, [&](Timer& timer) { on_timer(timer, now_us); });
   for (Connection* c : closing_) {
     const uint32_t slot = c->slot_;

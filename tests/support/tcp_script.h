@@ -99,7 +99,12 @@ class CloserService final : public ListenerHandler, public ConnectionHandler {
   TcpStack& tcp_;
 };
 
-template <uint64_t KeepaliveIdleUs>
+// A fixture's settings as they are (see TcpScriptWith).
+struct DefaultSettings {
+  static void adjust(TcpSettings&) {}
+};
+
+template <uint64_t KeepaliveIdleUs, typename Adjust = DefaultSettings>
 class TcpScriptWith : public ::testing::Test {
  protected:
   static TcpSettings settings() {
@@ -110,6 +115,7 @@ class TcpScriptWith : public ::testing::Test {
     s.keepalive_idle_us = KeepaliveIdleUs;
     s.keepalive_interval_us = 100'000;
     s.keepalive_probes = 3;
+    Adjust::adjust(s);
     return s;
   }
 

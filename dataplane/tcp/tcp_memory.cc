@@ -1,0 +1,78 @@
+// TcpStack: memory pressure (Linux's tcp_mem). The workers share one mbuf pool with the RX rings;
+// whatever TCP keeps (send queues, unread data, out-of-order segments) comes out of it. The pool's
+// free count, sampled at most every memory_sample_us, sets a level: under pressure new connections
+// are refused and windows stop opening, at the critical mark connections that already hold unread
+// data take no more, so that TCP frees what arrives and the RX rings always refill. The rules are
+// in TcpSettings; docs/operations.md ("Limits and defences") gives the marks the dataplane uses.
+#include "dataplane/tcp/tcp_stack.h"
+
+#include <algorithm>
+
+namespace weir::tcp {
+
+uint32_t TcpStack::pressure_window(const Connection& c) const {
+  if (memory_level_ == MemoryLevel::critical && c.unread_ > 0) return 0;
+  // Never past the edge already offered, except a floor for a connection whose application keeps
+  // up: it holds nothing, and four segments keep it moving (Linux keeps 4 * advmss).
+  const uint32_t floor = c.unread_ == 0 ? 4u * c.mss_ : 0;
+  return std::max(offered_window(c), floor);
+}
+
+void TcpStack::sample_memory(uint64_t now_us) {
+  next_memory_sample_us_ = now_us + settings_.memory_sample_us;
+  const unsigned free = rte_mempool_avail_count(pool_);
+  // Pressure ends an eighth of the way from the pressure mark back up past it (hysteresis).
+  const uint32_t band = settings_.pressure_free_mbufs > settings_.critical_free_mbufs
+                            ? settings_.pressure_free_mbufs - settings_.critical_free_mbufs
+                            : settings_.pressure_free_mbufs;
+  const uint32_t leave = settings_.pressure_free_mbufs + band / 8;
+  MemoryLevel level = MemoryLevel::normal;
+  if (free < settings_.critical_free_mbufs) {
+    level = MemoryLevel::critical;
+  } else if (free < settings_.pressure_free_mbufs ||
+             (memory_level_ != MemoryLevel::normal && free < leave)) {
+    level = MemoryLevel::pressure;
+  }
+  if (level == memory_level_) return;
+  const MemoryLevel was = memory_level_;
+  memory_level_ = level;
+  if (was == MemoryLevel::normal) {
+    counters_.memory_pressure_entered.add();
+    prune_out_of_order();
+  } else if (level == MemoryLevel::normal) {
+    reopen_clamped_windows(now_us);
+  }
+}
+
+void TcpStack::prune_out_of_order() {
+  // What waits behind a hole is the cheapest memory to give back: its sender still has it and
+  // sends it again (RFC 2018 8 allows the receiver to renege on SACKed data).
+  for (OutOfOrderBlock& block : ooo_blocks_) {
+    if (block.owner == nullptr) continue;
+    counters_.out_of_order_pruned.add(block.count);
+    free_out_of_order(*block.owner);
+  }
+}
+
+void TcpStack::reopen_clamped_windows(uint64_t now_us) {
+  auto reopen = [&](Connection& c) {
+    if (!c.window_clamped_) return;
+    c.window_clamped_ = false;
+    const bool receiving = c.state_ == State::established || c.state_ == State::fin_wait_1 ||
+                           c.state_ == State::fin_wait_2;
+    // A window update at once: a sender told of a closed window would otherwise wait for its
+    // persist timer, backed off through the whole episode.
+    if (receiving && window_update_due(c, receive_window(c))) send_ack(c, now_us);
+  };
+  if (sweep_all_clamped_) {
+    for (auto& slot : slots_)
+      if (slot) reopen(*slot);
+  } else {
+    for (uint32_t slot : clamped_)
+      if (slots_[slot]) reopen(*slots_[slot]);
+  }
+  clamped_.clear();
+  sweep_all_clamped_ = false;
+}
+
+}  // namespace weir::tcp

@@ -1,0 +1,251 @@
+// Scripted tests of TCP's memory bounds: tiny segments cost buffers by their bytes (collapse), and
+// memory pressure (the pool's free mbufs below the marks) refuses new connections, prunes
+// out-of-order data, stops windows from opening and, at the critical mark, stops connections that
+// already hold unread data, while a connection whose application keeps up still makes progress.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "dataplane/tcp/tcp_stack.h"
+#include "tests/support/tcp_script.h"
+
+namespace weir::tcp {
+namespace {
+
+constexpr uint16_t kHolder = 17;
+
+// Keeps every byte it receives and consumes none until told to: unread data, as a session whose
+// other side reads slowly has.
+class HolderService final : public ListenerHandler, public ConnectionHandler {
+ public:
+  explicit HolderService(TcpStack& tcp) : tcp_(tcp) {}
+  ConnectionHandler* accept(Connection& c) override {
+    connection = &c;
+    return this;
+  }
+  void on_data(Connection& c, rte_mbuf* data) override { tcp_.keep_received(c.parked(), data); }
+  void on_closed(Connection&, CloseReason) override { connection = nullptr; }
+  // The application reads everything it holds.
+  void read_all() {
+    const uint32_t bytes = connection->parked().bytes();
+    connection->parked().clear();
+    tcp_.consumed(*connection, bytes, tcp_.now_us());
+  }
+  Connection* connection = nullptr;
+
+ private:
+  TcpStack& tcp_;
+};
+
+// The marks sit below the test pool's free mbufs at the start: a test reaches them by taking
+// mbufs out of the pool itself.
+constexpr unsigned kBelowPressure = 2000;
+constexpr unsigned kBelowCritical = 3000;
+struct PressureMarks {
+  static void adjust(TcpSettings& s) {
+    const unsigned free = rte_mempool_avail_count(test::test_mbuf_pool());
+    s.pressure_free_mbufs = free - kBelowPressure;
+    s.critical_free_mbufs = free - kBelowCritical;
+    s.memory_sample_us = 100;
+  }
+};
+
+class TcpMemory : public TcpScriptWith<0, PressureMarks> {
+ protected:
+  TcpMemory() { tcp_->listen(kVip, kHolder, &holder_, 8); }
+  ~TcpMemory() override { give_back(); }
+  unsigned held_since(unsigned free_before) const {
+    return free_before - rte_mempool_avail_count(test::test_mbuf_pool());
+  }
+  // Takes `n` more mbufs out of the pool (or returns some) and lets the stack sample it.
+  void hold_pool_mbufs(unsigned n) {
+    while (taken_.size() < n) {
+      rte_mbuf* m = rte_pktmbuf_alloc(test::test_mbuf_pool());
+      ASSERT_NE(m, nullptr);
+      taken_.push_back(m);
+    }
+    while (taken_.size() > n) {
+      rte_pktmbuf_free(taken_.back());
+      taken_.pop_back();
+    }
+    sampled_ = advance_to(now_ + 200);
+  }
+  void give_back() {
+    for (rte_mbuf* m : taken_) rte_pktmbuf_free(m);
+    taken_.clear();
+  }
+
+  HolderService holder_{*tcp_};
+  std::vector<rte_mbuf*> taken_;
+  std::vector<Out> sampled_;  // what the stack sent when it sampled the pool
+};
+
+// 200,000 one-byte segments into the echo, sent as fast as its window allows, while the client
+// acknowledges the echo only now and then: without collapse each byte the echo holds would hold
+// an mbuf (the test pool has 8,191). With it, the echo's unread bytes cost buffers by their bytes,
+// and its send queue at most its segment bound; every byte comes back, in order.
+TEST_F(TcpScript, OneByteSegmentsHoldBuffersByTheirBytes) {
+  const uint32_t iss = handshake(kEcho);
+  const unsigned free_before = rte_mempool_avail_count(port_.pool);
+  constexpr uint32_t kSegments = 200'000;
+  constexpr uint32_t kOurScale = 2;  // the window scale of a 128 KiB receive buffer
+  std::string sent, echoed;
+  uint32_t right_edge = kClientIsn + 1 + 65535;  // of the echo's window: its SYN-ACK, then ACKs
+  unsigned most_held = 0;
+  uint32_t acked = 0;  // of the echo's bytes: only once a round
+  uint32_t taken = 0;  // of ours, as the echo's ACKs tell
+  const auto take = [&](const std::vector<Out>& out) {
+    for (const Out& o : out) {
+      right_edge = std::max(right_edge, o.ack + (uint32_t{o.window} << kOurScale));
+      taken = std::max(taken, o.ack - (kClientIsn + 1));
+      if (!o.payload.empty() && o.seq == iss + 1 + echoed.size())
+        echoed.append(o.payload.begin(), o.payload.end());
+    }
+    most_held = std::max(most_held, free_before - rte_mempool_avail_count(port_.pool));
+  };
+  take(last_);
+  for (int round = 0; round < 1000 && echoed.size() < kSegments; ++round) {
+    // As many one-byte segments as the window takes...
+    while (sent.size() < kSegments && kClientIsn + 1 + sent.size() < right_edge) {
+      const std::string byte(1, static_cast<char>('a' + sent.size() % 26));
+      take(send(kEcho, A, kClientIsn + 1 + static_cast<uint32_t>(sent.size()), iss + 1 + acked,
+                byte, ts(101)));
+      sent += byte;
+    }
+    // ... then an ACK of what came back, which lets the echo send more. What the echo did not
+    // take (beyond its window once it had shrunk) goes again.
+    sent.resize(taken);
+    acked = static_cast<uint32_t>(echoed.size());
+    take(send(kEcho, A, kClientIsn + 1 + taken, iss + 1 + static_cast<uint32_t>(echoed.size()), "",
+              ts(101)));
+  }
+  ASSERT_EQ(sent.size(), kSegments);
+  ASSERT_EQ(echoed.size(), sent.size());
+  EXPECT_EQ(echoed, sent);
+  // The send queue's bound (512 segments) and the unread bytes in buffers at least half full.
+  const TcpSettings defaults;
+  EXPECT_LE(most_held, defaults.max_send_segments + defaults.receive_buffer / 1024 + 64)
+      << "mbufs held for one-byte segments";
+  EXPECT_GT(counters_.segments_collapsed.get(), kSegments / 2);
+}
+
+TEST_F(TcpMemory, SynsAreRefusedUnderPressureAndAcceptedAfterIt) {
+  hold_pool_mbufs(kBelowPressure + 100);
+  EXPECT_EQ(tcp_->memory_level(), MemoryLevel::pressure);
+  EXPECT_EQ(counters_.memory_pressure_entered.get(), 1u);
+  const auto refused = send(kEcho, S, kClientIsn, 0, "", TcpOptions().mss(1460));
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].flags, R | A);
+  EXPECT_EQ(refused[0].ack, kClientIsn + 1);
+  EXPECT_EQ(counters_.syns_refused_memory.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 0u);
+  // Just above the pressure mark is not yet enough (hysteresis); well above it is.
+  hold_pool_mbufs(kBelowPressure - 10);
+  EXPECT_EQ(tcp_->memory_level(), MemoryLevel::pressure);
+  hold_pool_mbufs(0);
+  EXPECT_EQ(tcp_->memory_level(), MemoryLevel::normal);
+  const auto accepted = send(kEcho, S, kClientIsn, 0, "", TcpOptions().mss(1460));
+  ASSERT_EQ(accepted.size(), 1u);
+  EXPECT_EQ(accepted[0].flags, S | A);
+  EXPECT_EQ(counters_.syns_refused_memory.get(), 1u);
+  EXPECT_EQ(counters_.memory_pressure_entered.get(), 1u);
+}
+
+TEST_F(TcpMemory, OutOfOrderDataIsPrunedWhenPressureBeginsAndNotKeptDuringIt) {
+  const uint32_t iss = handshake(kDiscard);
+  const auto sacked =
+      send(kDiscard, A, kClientIsn + 1 + 1000, iss + 1, std::string(500, 'x'), ts(102));
+  ASSERT_EQ(sacked.size(), 1u);
+  EXPECT_EQ(sacked[0].sack.size(), 1u) << "kept, and reported";
+  hold_pool_mbufs(kBelowPressure + 100);
+  EXPECT_EQ(counters_.out_of_order_pruned.get(), 1u);
+  const auto after =
+      send(kDiscard, A, kClientIsn + 1 + 2000, iss + 1, std::string(500, 'y'), ts(103));
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_TRUE(after[0].sack.empty()) << "nothing kept out of order under pressure";
+  EXPECT_EQ(after[0].ack, kClientIsn + 1);
+  EXPECT_EQ(counters_.out_of_order_drops.get(), 1u);
+  // In-order data still goes through: the discard service keeps up, so it has its floor.
+  send(kDiscard, A, kClientIsn + 1, iss + 1, std::string(500, 'z'), ts(104));
+  const auto in_order =
+      send(kDiscard, A, kClientIsn + 501, iss + 1, std::string(500, 'z'), ts(104));
+  ASSERT_EQ(in_order.size(), 1u);
+  EXPECT_EQ(in_order[0].ack, kClientIsn + 1 + 1000);
+}
+
+// At the critical mark a connection holding unread data gets nothing more (window 0, data
+// dropped and counted); one whose application keeps up still does. A stopped connection whose
+// application then reads gets its floor of four segments; when memory recovers it is told at once
+// that its whole window is open again.
+TEST_F(TcpMemory, CriticalMarkStopsOnlyConnectionsHoldingUnreadData) {
+  const uint32_t holder_iss = handshake(kHolder, 41001);
+  const uint32_t discard_iss = handshake(kDiscard, 41002);
+  ASSERT_NE(holder_.connection, nullptr);
+  send(kHolder, A, kClientIsn + 1, holder_iss + 1, std::string(1000, 'h'), ts(102), 65535, 41001);
+  EXPECT_EQ(holder_.connection->unread(), 1000u);
+  hold_pool_mbufs(kBelowCritical + 100);
+  ASSERT_EQ(tcp_->memory_level(), MemoryLevel::critical);
+
+  const auto stopped = send(kHolder, A, kClientIsn + 1001, holder_iss + 1, std::string(1000, 'i'),
+                            ts(103), 65535, 41001);
+  ASSERT_EQ(stopped.size(), 1u);
+  EXPECT_EQ(stopped[0].ack, kClientIsn + 1001) << "not acknowledged";
+  EXPECT_EQ(stopped[0].window, 0u);
+  EXPECT_EQ(counters_.receive_memory_drops.get(), 1u);
+  EXPECT_EQ(holder_.connection->unread(), 1000u);
+
+  send(kDiscard, A, kClientIsn + 1, discard_iss + 1, std::string(500, 'd'), ts(103), 65535, 41002);
+  const auto flowing = send(kDiscard, A, kClientIsn + 501, discard_iss + 1, std::string(500, 'd'),
+                            ts(103), 65535, 41002);
+  ASSERT_EQ(flowing.size(), 1u);
+  EXPECT_EQ(flowing[0].ack, kClientIsn + 1001) << "the connection that keeps up is not stopped";
+  EXPECT_GT(flowing[0].window, 0u);
+  EXPECT_EQ(counters_.receive_memory_drops.get(), 1u);
+
+  holder_.read_all();
+  const auto floor = collect();
+  ASSERT_EQ(floor.size(), 1u) << "a window update: the connection holds nothing now";
+  EXPECT_GT(floor[0].window, 0u);
+  EXPECT_LE(uint32_t{floor[0].window} << 2, 4u * 1460) << "its floor only (our scale is 2)";
+
+  hold_pool_mbufs(0);
+  EXPECT_EQ(tcp_->memory_level(), MemoryLevel::normal);
+  ASSERT_EQ(sampled_.size(), 1u) << "a window update when pressure ends, to the stopped one only";
+  EXPECT_EQ(sampled_[0].dst_port, 41001);
+  EXPECT_EQ(sampled_[0].ack, kClientIsn + 1001);
+  EXPECT_GT(uint32_t{sampled_[0].window} << 2, 100'000u);
+  send(kHolder, A, kClientIsn + 1001, holder_iss + 1, std::string(1000, 'i'), ts(104), 65535,
+       41001);
+  EXPECT_EQ(holder_.connection->unread(), 1000u) << "the data sent again is taken";
+}
+
+// Under pressure, reading does not open a window past the edge already offered, and the window
+// shrinks as data arrives; when pressure ends it opens again at once.
+TEST_F(TcpMemory, WindowsDoNotOpenUnderPressure) {
+  const uint32_t iss = handshake(kHolder);
+  uint32_t seq = kClientIsn + 1;
+  std::vector<Out> acks;
+  for (int i = 0; i < 10; ++i, seq += 1400) {
+    for (const Out& o : send(kHolder, A, seq, iss + 1, std::string(1400, 'h'), ts(102)))
+      acks.push_back(o);
+  }
+  ASSERT_FALSE(acks.empty());
+  const uint16_t window_before = acks.back().window;
+  hold_pool_mbufs(kBelowPressure + 100);
+  ASSERT_EQ(tcp_->memory_level(), MemoryLevel::pressure);
+  holder_.read_all();
+  EXPECT_TRUE(collect().empty()) << "14,000 bytes read, but no window update under pressure";
+  send(kHolder, A, seq, iss + 1, std::string(1400, 'h'), ts(103));
+  const auto ack = send(kHolder, A, seq + 1400, iss + 1, std::string(1400, 'h'), ts(103));
+  ASSERT_EQ(ack.size(), 1u);
+  EXPECT_EQ(ack[0].ack, seq + 2800);
+  EXPECT_EQ(window_before - ack[0].window, 2800 >> 2) << "the window shrank by what arrived";
+  hold_pool_mbufs(0);
+  ASSERT_EQ(sampled_.size(), 1u);
+  EXPECT_EQ(sampled_[0].ack, seq + 2800);
+  EXPECT_GT(sampled_[0].window, window_before);
+}
+
+}  // namespace
+}  // namespace weir::tcp
