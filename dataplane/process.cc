@@ -267,6 +267,9 @@ void DataplaneProcess::build_workers() {
   settings.tcp = tcp_settings_for(config, worker_count_);
   settings.tcp.critical_free_mbufs = critical_free_mbufs_;
   settings.tcp.pressure_free_mbufs = pressure_free_mbufs_;
+  // Each worker's connections share the pool's part for connections, at ~1 KiB of data an mbuf
+  // (a collapsed queue keeps its buffers at least half full).
+  settings.tcp.memory_budget_bytes = uint64_t{kMbufsForConnections} * 1024 / worker_count_;
   std::random_device entropy;
   for (uint8_t& byte : settings.secret) byte = static_cast<uint8_t>(entropy());
   for (const config::Listener& listener : config.listeners) {

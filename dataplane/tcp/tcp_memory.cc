@@ -10,8 +10,17 @@
 
 namespace weir::tcp {
 
+uint32_t TcpStack::memory_share(const Connection& c) const {
+  if (settings_.memory_budget_bytes == 0) return UINT32_MAX;
+  const uint64_t share = settings_.memory_budget_bytes / (2 * std::max<size_t>(table_.size(), 1));
+  return static_cast<uint32_t>(std::clamp<uint64_t>(share, 4u * c.mss_, UINT32_MAX));
+}
+
 uint32_t TcpStack::pressure_window(const Connection& c) const {
   if (memory_level_ == MemoryLevel::critical && c.unread_ > 0) return 0;
+  // Below half the critical mark nothing more is taken at all: what remains is the RX rings'.
+  if (memory_level_ == MemoryLevel::critical && free_mbufs_ < settings_.critical_free_mbufs / 2)
+    return 0;
   // Never past the edge already offered, except a floor for a connection whose application keeps
   // up: it holds nothing, and four segments keep it moving (Linux keeps 4 * advmss).
   const uint32_t floor = c.unread_ == 0 ? 4u * c.mss_ : 0;
@@ -21,6 +30,7 @@ uint32_t TcpStack::pressure_window(const Connection& c) const {
 void TcpStack::sample_memory(uint64_t now_us) {
   next_memory_sample_us_ = now_us + settings_.memory_sample_us;
   const unsigned free = rte_mempool_avail_count(pool_);
+  free_mbufs_ = free;
   // Pressure ends an eighth of the way from the pressure mark back up past it (hysteresis).
   const uint32_t band = settings_.pressure_free_mbufs > settings_.critical_free_mbufs
                             ? settings_.pressure_free_mbufs - settings_.critical_free_mbufs

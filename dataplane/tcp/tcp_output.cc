@@ -167,8 +167,16 @@ uint8_t TcpStack::receive_window_scale() const {
 }
 
 uint32_t TcpStack::receive_window(const Connection& c) const {
-  uint32_t free = settings_.receive_buffer > c.unread_ ? settings_.receive_buffer - c.unread_ : 0;
-  if (memory_level_ != MemoryLevel::normal) free = std::min(free, pressure_window(c));
+  const uint32_t buffer = std::min(settings_.receive_buffer, memory_share(c));
+  uint32_t free = buffer > c.unread_ ? buffer - c.unread_ : 0;
+  if (memory_level_ == MemoryLevel::normal) {
+    // A share that fell as connections came does not take back a window already offered.
+    free = std::max(
+        free, std::min(offered_window(c),
+                       settings_.receive_buffer - std::min(settings_.receive_buffer, c.unread_)));
+  } else {
+    free = std::min(free, pressure_window(c));
+  }
   free = std::min(free, uint32_t{0xffff} << c.rcv_.wnd_scale);
   // Only multiples of the scale can be advertised; round down so that we never promise more.
   return free & ~((uint32_t{1} << c.rcv_.wnd_scale) - 1);

@@ -167,8 +167,12 @@ Connection* TcpStack::connect(PortIndex port, const FourTuple& tuple, Connection
 
 uint32_t TcpStack::send_space(const Connection& c) const {
   if (c.send_queue_.segments() >= settings_.max_send_segments) return 0;
+  uint32_t budget = std::min(settings_.send_buffer, memory_share(c));
+  // Under pressure a send queue grows no further than four segments: data the application
+  // cannot hand over stays unread, and the window of the connection it came from stays shut.
+  if (memory_level_ != MemoryLevel::normal) budget = std::min(budget, 4u * c.mss_);
   const uint32_t queued = c.send_queue_.bytes();
-  return queued >= settings_.send_buffer ? 0 : settings_.send_buffer - queued;
+  return queued >= budget ? 0 : budget - queued;
 }
 
 bool TcpStack::send(Connection& c, rte_mbuf* data, uint64_t now_us) {

@@ -136,12 +136,18 @@ struct TcpSettings {
   // further than already advertised (a connection with nothing unread keeps a floor of four
   // segments, so that it still makes progress), and out-of-order data is pruned. Below
   // critical_free_mbufs: a connection that already holds unread data takes no more (its window is
-  // 0, its new data dropped and acknowledged no further), so that TCP frees what arrives and the
-  // RX rings always refill. Pressure ends when the free mbufs are back above pressure_free_mbufs
-  // by an eighth of the distance between the marks, and clamped windows are then reopened at
-  // once. 0: off.
+  // 0, its new data dropped and acknowledged no further), and below half that mark no connection
+  // takes anything, so that TCP frees what arrives and the RX rings always refill. Under pressure
+  // a send queue grows no further than four segments. Pressure ends when the free mbufs are back
+  // above pressure_free_mbufs by an eighth of the distance between the marks, and clamped windows
+  // are then reopened at once. 0: off.
   uint32_t pressure_free_mbufs = 0;
   uint32_t critical_free_mbufs = 0;
+  // What the worker's connections may hold in all, in bytes (0: no limit): each connection's
+  // receive window and send budget are at most an equal share of it (half each), and at least
+  // four segments, so that many connections get small buffers before any mark is reached (Linux
+  // sizes socket buffers by tcp_mem the same way).
+  uint64_t memory_budget_bytes = 0;
   uint64_t memory_sample_us = 100;
 };
 
@@ -356,6 +362,8 @@ class TcpStack final : public net::TransportHandler {
   uint32_t receive_window(const Connection& c) const;
   // The most a connection may be offered while memory is short (see TcpSettings).
   uint32_t pressure_window(const Connection& c) const;
+  // A connection's equal share of memory_budget_bytes (see TcpSettings).
+  uint32_t memory_share(const Connection& c) const;
   // What remains of the window last advertised: the edge less RCV.NXT.
   static uint32_t offered_window(const Connection& c) {
     return c.rcv_.edge > c.rcv_.nxt ? static_cast<uint32_t>(c.rcv_.edge - c.rcv_.nxt) : 0;
@@ -421,6 +429,7 @@ class TcpStack final : public net::TransportHandler {
   std::vector<Listener> listeners_;
   uint32_t time_wait_connections_ = 0;  // against settings_.max_time_wait
   MemoryLevel memory_level_ = MemoryLevel::normal;
+  unsigned free_mbufs_ = 0;  // at the last sample
   uint64_t next_memory_sample_us_ = 0;
   // Slots of connections that advertised a window under pressure, to reopen when it ends; past
   // max_connections entries (slots reused during a long episode) every slot is swept instead.

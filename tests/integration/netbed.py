@@ -1041,7 +1041,9 @@ class DataplaneProcess:
 
         def json_lines() -> list[str]:
             text = self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
-            return [line for line in text.splitlines() if line.startswith("{")]
+            # Whole lines only: a large line can be read while the dataplane is still writing it.
+            complete = text[: text.rfind("\n") + 1]
+            return [line for line in complete.splitlines() if line.startswith("{")]
 
         before = len(json_lines())
         os.kill(self.proc.pid, signal.SIGUSR1)
