@@ -27,6 +27,7 @@
 
 #include "common/channel/envelope.h"
 #include "common/channel/line_server.h"
+#include "common/service_notify.h"
 #include "common/version.h"
 #include "config/config.h"
 #include "control/controller.h"
@@ -90,7 +91,12 @@ class Daemon {
     sigemptyset(&signals);
     for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
     const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-    uint64_t last_sync_us = 0;
+    // Ready for systemd once /metrics and the admin socket listen and the dataplane link has been
+    // tried once (it is retried every second): a dataplane that is not there yet is not a failure.
+    sync();
+    uint64_t last_sync_us = HealthChecker::now_us();
+    notify_ready(std::string("metrics on ") + metrics_address + ", dataplane " +
+                 (dataplane_connected_ ? "connected" : "not reachable yet, retrying"));
     for (bool running = true; running;) {
       std::vector<pollfd> fds{{signal_fd, POLLIN, 0}};
       if (health_) fds.push_back({health_->fd(), POLLIN, 0});
@@ -115,6 +121,7 @@ class Daemon {
         last_sync_us = now;
       }
     }
+    notify_stopping();
     close(signal_fd);
     return 0;
   }
