@@ -97,6 +97,8 @@ def test_every_installed_binary_prints_the_same_version_and_revision(layout):
     revisions = {r["revision"] for r in reports.values()}
     assert len(revisions) == 1, reports
     if (SOURCE_ROOT / ".git").exists():
+        # The tree's revision now: a build older than the last commit or edit fails here, as it
+        # should (meson test rebuilds first, and vcs_tag runs at every build).
         described = subprocess.run(
             ["git", "-C", str(SOURCE_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
             capture_output=True, text=True, check=True, timeout=30).stdout.strip()
@@ -134,6 +136,14 @@ def test_licence_file_is_the_licence_meson_declares():
     reference = Path("/usr/share/common-licenses") / declared[1]
     assert reference.is_file(), f"no reference text for {declared[1]}"
     assert (SOURCE_ROOT / "LICENSE").read_bytes() == reference.read_bytes()
+
+
+def test_debian_package_version_is_meson_version(layout):
+    # debian/changelog's top entry names the package's version; meson's project() is the source.
+    top = (SOURCE_ROOT / "debian" / "changelog").read_text().splitlines()[0]
+    match = re.fullmatch(r"weir \((?P<version>[^)]+)\) \S+; urgency=\S+", top)
+    assert match, top
+    assert match["version"].split("-")[0] == layout["version"], (top, layout["version"])
 
 
 def unit_entries(text: str) -> dict:
