@@ -1,15 +1,12 @@
 #include "common/crc32c.h"
 
+#include <immintrin.h>
 #include <isa-l/crc.h>
 
 #include <algorithm>
 #include <array>
 #include <cassert>
 #include <cstring>
-
-#if defined(__SSE4_2__)
-#include <immintrin.h>
-#endif
 
 namespace weir {
 namespace {
@@ -30,24 +27,10 @@ constexpr uint32_t multiply_bitwise(uint32_t a, uint32_t b) {
   return product;
 }
 
-#if defined(__PCLMUL__) && defined(__SSE4_2__)
-// a * b mod P with PCLMULQDQ and the CRC32 instruction. The 64-bit carry-less product of two
-// reflected 32-bit values holds x^(62-i) at bit i; shifted left once it is a reflected 64-bit
-// polynomial (bit i = x^(63-i)) whose low half is the coefficients of x^63..x^32 and whose high
-// half those of x^31..x^0. The CRC32 instruction on a zero register maps a reflected 32-bit V to
-// V * x^32 mod P (Intel SDM, CRC32), which reduces the low half; the high half is already reduced.
 uint32_t multiply(uint32_t a, uint32_t b) {
-  const __m128i product = _mm_clmulepi64_si128(_mm_cvtsi32_si128(static_cast<int>(a)),
-                                               _mm_cvtsi32_si128(static_cast<int>(b)), 0x00);
-  const uint64_t reflected = static_cast<uint64_t>(_mm_cvtsi128_si64(product)) << 1;
-  return _mm_crc32_u32(0, static_cast<uint32_t>(reflected)) ^
-         static_cast<uint32_t>(reflected >> 32);
+  return crc32c_detail::cpu_has_clmul() ? crc32c_detail::multiply_clmul(a, b)
+                                        : multiply_bitwise(a, b);
 }
-#else
-uint32_t multiply(uint32_t a, uint32_t b) {
-  return multiply_bitwise(a, b);
-}
-#endif
 
 // kPowers[j] = x^(2^j) mod P, by repeated squaring at compile time. A shift by d bytes multiplies
 // by x^(8d); bit i of d selects x^(2^(i+3)) = kPowers[i + 3], so a 64-bit d needs j up to 66.
@@ -65,14 +48,58 @@ constexpr std::array<uint32_t, 67> kPowers = make_powers();
 // representation agree.
 static_assert(kPowers[5] == kPolynomial);
 
-#if defined(__SSE4_2__)
 // Below this many bytes the CRC32 instruction in a plain loop beats ISA-L, which costs ~18 ns
 // before the first byte and switches to its fast folding only at 256 bytes (measured on the CI
 // machine: 64 B 7 ns vs 21 ns, 192 B 21 ns vs 43 ns, 256 B 28 ns vs 22 ns). The hop stamp hashes
 // 4 + 4 bytes, so this is most of its cost.
 constexpr size_t kSmallInput = 256;
 
-uint32_t extend_register_small(uint32_t reg, const unsigned char* p, size_t n) {
+// Continues a raw register over n bytes: short inputs with the CRC32 instruction, the rest with
+// ISA-L.
+uint32_t extend_register(uint32_t reg, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  if (n < kSmallInput && crc32c_detail::cpu_has_crc32_instruction())
+    return crc32c_detail::extend_register_sse42(reg, p, n);
+  return crc32c_detail::extend_register_isal(reg, p, n);
+}
+
+}  // namespace
+
+// The build's -march need not include SSE 4.2 or PCLMULQDQ (the default, x86-64-v2, has the first
+// but not the second), so the functions that use them are compiled for those features alone and
+// chosen at run time, as ISA-L chooses its own. The answers are computed once.
+namespace crc32c_detail {
+
+bool cpu_has_crc32_instruction() {
+  static const bool has = (__builtin_cpu_init(), __builtin_cpu_supports("sse4.2"));
+  return has;
+}
+
+bool cpu_has_clmul() {
+  static const bool has =
+      (__builtin_cpu_init(), __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul"));
+  return has;
+}
+
+// The 64-bit carry-less product of two reflected 32-bit values holds x^(62-i) at bit i; shifted
+// left once it is a reflected 64-bit polynomial (bit i = x^(63-i)) whose low half is the
+// coefficients of x^63..x^32 and whose high half those of x^31..x^0. The CRC32 instruction on a
+// zero register maps a reflected 32-bit V to V * x^32 mod P (Intel SDM, CRC32), which reduces the
+// low half; the high half is already reduced.
+__attribute__((target("sse4.2,pclmul"))) uint32_t multiply_clmul(uint32_t a, uint32_t b) {
+  const __m128i product = _mm_clmulepi64_si128(_mm_cvtsi32_si128(static_cast<int>(a)),
+                                               _mm_cvtsi32_si128(static_cast<int>(b)), 0x00);
+  const uint64_t reflected = static_cast<uint64_t>(_mm_cvtsi128_si64(product)) << 1;
+  return _mm_crc32_u32(0, static_cast<uint32_t>(reflected)) ^
+         static_cast<uint32_t>(reflected >> 32);
+}
+
+uint32_t multiply_portable(uint32_t a, uint32_t b) {
+  return multiply_bitwise(a, b);
+}
+
+__attribute__((target("sse4.2"))) uint32_t extend_register_sse42(uint32_t reg,
+                                                                 const unsigned char* p, size_t n) {
   uint64_t reg64 = reg;
   for (; n >= 8; p += 8, n -= 8) {
     uint64_t word;
@@ -90,27 +117,22 @@ uint32_t extend_register_small(uint32_t reg, const unsigned char* p, size_t n) {
   for (; n > 0; ++p, --n) reg = _mm_crc32_u8(reg, *p);
   return reg;
 }
-#endif
 
-// Continues a raw register over n bytes. crc32_iscsi takes an int length: large buffers go in
-// pieces.
-uint32_t extend_register(uint32_t reg, const void* data, size_t n) {
-  // ISA-L takes a non-const pointer but only reads through it.
-  auto* p = static_cast<unsigned char*>(const_cast<void*>(data));
-#if defined(__SSE4_2__)
-  if (n < kSmallInput) return extend_register_small(reg, p, n);
-#endif
+uint32_t extend_register_isal(uint32_t reg, const unsigned char* p, size_t n) {
+  // ISA-L takes a non-const pointer but only reads through it; it takes an int length, so large
+  // buffers go in pieces.
+  auto* bytes = const_cast<unsigned char*>(p);
   constexpr size_t kMaxPiece = size_t{1} << 30;
   while (n > 0) {
     const size_t piece = std::min(n, kMaxPiece);
-    reg = crc32_iscsi(p, static_cast<int>(piece), reg);
-    p += piece;
+    reg = crc32_iscsi(bytes, static_cast<int>(piece), reg);
+    bytes += piece;
     n -= piece;
   }
   return reg;
 }
 
-}  // namespace
+}  // namespace crc32c_detail
 
 uint32_t crc32c(const void* data, size_t n) {
   return crc32c_extend(0, data, n);

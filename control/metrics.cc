@@ -151,7 +151,22 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
                                                   const nlohmann::json& control,
                                                   std::map<std::string, double>& busy_memory) {
   Families out;
-  out.gauge("weir_build_info", "Weir's version", {{"version", control.value("version", "")}}, 1);
+  // One series per daemon, so that a box running two builds (one daemon not restarted after an
+  // upgrade) shows it; the dataplane's once it has answered a hello.
+  const std::string build_help = "Always 1; the labels say which build of each daemon runs";
+  out.gauge("weir_build_info", build_help,
+            {{"daemon", "weir-control"},
+             {"version", control.value("version", "")},
+             {"revision", control.value("revision", "")}},
+            1);
+  if (const std::string dataplane_version = control.value("dataplane_version", "");
+      !dataplane_version.empty()) {
+    out.gauge("weir_build_info", build_help,
+              {{"daemon", "weir-dataplane"},
+               {"version", dataplane_version},
+               {"revision", control.value("dataplane_revision", "")}},
+              1);
+  }
   out.gauge("weir_dataplane_up", "1 when weir-control reached the dataplane for this scrape", {},
             counters != nullptr ? 1 : 0);
   if (counters != nullptr) dataplane_counters(out, *counters, busy_memory);

@@ -24,7 +24,8 @@ class MetricsCollector final : public prometheus::Collectable {
  public:
   // `control_state` returns weir-control's own state as JSON (thread-safe; called at scrape
   // time): {"health": [{"pool","backend","up","checks","failures","transitions"}],
-  //         "reloads_ok", "reloads_failed", "last_reload_success_unix", "version"}.
+  //         "reloads_ok", "reloads_failed", "last_reload_success_unix", "version", "revision",
+  //         "dataplane_version", "dataplane_revision" (empty before the dataplane's first hello)}.
   MetricsCollector(std::string dataplane_socket, std::function<nlohmann::json()> control_state)
       : client_(dataplane_channel(std::move(dataplane_socket))),
         control_state_(std::move(control_state)) {}

@@ -27,6 +27,8 @@
 
 #include "common/channel/envelope.h"
 #include "common/channel/line_server.h"
+#include "common/service_notify.h"
+#include "common/version.h"
 #include "config/config.h"
 #include "control/controller.h"
 #include "control/dataplane_channel.h"
@@ -35,8 +37,6 @@
 
 namespace weir::control {
 namespace {
-
-constexpr const char* kVersion = "0.1.0";
 
 double unix_now() {
   timespec ts{};
@@ -91,7 +91,12 @@ class Daemon {
     sigemptyset(&signals);
     for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
     const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-    uint64_t last_sync_us = 0;
+    // Ready for systemd once /metrics and the admin socket listen and the dataplane link has been
+    // tried once (it is retried every second): a dataplane that is not there yet is not a failure.
+    sync();
+    uint64_t last_sync_us = HealthChecker::now_us();
+    notify_ready(std::string("metrics on ") + metrics_address + ", dataplane " +
+                 (dataplane_connected_ ? "connected" : "not reachable yet, retrying"));
     for (bool running = true; running;) {
       std::vector<pollfd> fds{{signal_fd, POLLIN, 0}};
       if (health_) fds.push_back({health_->fd(), POLLIN, 0});
@@ -116,6 +121,7 @@ class Daemon {
         last_sync_us = now;
       }
     }
+    notify_stopping();
     close(signal_fd);
     return 0;
   }
@@ -175,6 +181,11 @@ class Daemon {
     dataplane_connected_ = true;
     dataplane_pid_ = pid;
     dataplane_workers_ = hello->value("workers", 0);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);  // read by the metrics threads
+      dataplane_version_ = hello->value("version", "");
+      dataplane_revision_ = hello->value("revision", "");
+    }
     std::vector<BackendChange> changes;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -262,7 +273,10 @@ class Daemon {
             {"reloads_ok", reloads_ok_},
             {"reloads_failed", reloads_failed_},
             {"last_reload_success_unix", last_reload_success_},
-            {"version", kVersion}};
+            {"version", version()},
+            {"revision", revision()},
+            {"dataplane_version", dataplane_version_},
+            {"dataplane_revision", dataplane_revision_}};
   }
 
   // The admin protocol (docs/weirctl.md): the dataplane's framing, weir-control's operations.
@@ -365,6 +379,8 @@ class Daemon {
   bool dataplane_connected_ = false;
   int64_t dataplane_pid_ = 0;
   int dataplane_workers_ = 0;
+  std::string dataplane_version_;  // from its hello; empty until the first
+  std::string dataplane_revision_;
   uint64_t reloads_ok_ = 0;
   uint64_t reloads_failed_ = 0;
   double last_reload_success_ = 0;
@@ -374,12 +390,18 @@ class Daemon {
 }  // namespace weir::control
 
 int main(int argc, char** argv) {
+  constexpr const char* kUsage =
+      "usage: weir-control --config FILE\n       weir-control --version\n";
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
-    std::printf("usage: weir-control --config FILE\n");
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("%s\n", weir::version_line("weir-control").c_str());
     return 0;
   }
   if (argc != 3 || std::strcmp(argv[1], "--config") != 0) {
-    std::fprintf(stderr, "usage: weir-control --config FILE\n");
+    std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
   // Signals are read through a signalfd; block them before any thread (the exposer's) starts.

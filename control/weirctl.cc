@@ -26,12 +26,14 @@
 #include <nlohmann/json.hpp>
 
 #include "common/channel/line_client.h"
+#include "common/version.h"
 #include "config/config.h"
 
 namespace {
 
 using json = nlohmann::ordered_json;
 namespace config = weir::config;
+using weir::version_line;
 
 constexpr const char* kProgram = "weirctl";
 constexpr int kExitOk = 0;
@@ -76,6 +78,7 @@ void print_usage(FILE* out) {
       "  --socket PATH   weir-control's socket (default: /run/weir/control.sock)\n"
       "  --config FILE   take the socket from FILE's control.socket\n"
       "  --json          print the reply as JSON\n"
+      "  --version       print the version and source revision\n"
       "\n"
       "exit codes: 0 ok, 1 operation failed or weir-control unreachable, 2 usage error\n");
 }
@@ -85,6 +88,7 @@ struct Options {
   std::optional<std::string> config_file;
   bool json = false;
   bool help = false;
+  bool version = false;
   std::vector<std::string> args;  // the command and its arguments
 };
 
@@ -107,6 +111,10 @@ Options parse_options(int argc, char** argv) {
     }
     if (arg == "--help" || arg == "-h") {
       options.help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      options.version = true;
       continue;
     }
     // Options with a value, as the next argument or after '='.
@@ -491,6 +499,10 @@ void expect_arguments(const std::vector<std::string>& args, size_t min, size_t m
 int run(const Options& options) {
   if (options.help) {
     print_usage(stdout);
+    return kExitOk;
+  }
+  if (options.version) {
+    std::printf("%s\n", version_line(kProgram).c_str());
     return kExitOk;
   }
   if (options.args.empty()) throw UsageError("no command given");

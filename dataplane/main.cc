@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/version.h"
 #include "config/config.h"
 #include "dataplane/process.h"
 
@@ -12,10 +13,12 @@ void print_usage(FILE* out) {
   std::fprintf(out,
                "usage: weir-dataplane --config FILE\n"
                "       weir-dataplane --check-config FILE\n"
+               "       weir-dataplane --version\n"
                "\n"
                "  --config FILE        run the dataplane described by FILE\n"
                "  --check-config FILE  validate FILE, print every error as FILE:LINE:COLUMN: path: "
-               "message, exit 0 if valid, 1 if not\n");
+               "message, exit 0 if valid, 1 if not\n"
+               "  --version            print the version and source revision\n");
 }
 
 int load_and(const std::string& path, bool run) {
@@ -36,6 +39,10 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "--config") == 0) return load_and(argv[2], true);
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     print_usage(stdout);
+    return 0;
+  }
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("%s\n", weir::version_line("weir-dataplane").c_str());
     return 0;
   }
   print_usage(stderr);

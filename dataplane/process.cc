@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/channel/line_server.h"
+#include "common/service_notify.h"
 #include "dataplane/main_lcore/control_requests.h"
 #include "dataplane/main_lcore/pool_state.h"
 #include "dataplane/main_lcore/running_dataplane.h"
@@ -367,6 +368,10 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
   }
   std::printf("weir-dataplane: control socket %s\n", socket_path.c_str());
   std::fflush(stdout);
+  // Ready for systemd only now: the ports are started, the workers poll them and the control
+  // socket listens, so that weir-control, ordered after this unit, finds it serving.
+  notify_ready("running with " + std::to_string(worker_count_) + " worker(s), control socket " +
+               socket_path);
   const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
   for (bool running_on = true; running_on;) {
     std::vector<pollfd> fds{pollfd{signal_fd, POLLIN, 0}};
@@ -382,6 +387,7 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
     running.collect_done();
   }
   close(signal_fd);
+  notify_stopping();
   stop_.store(true, std::memory_order_relaxed);
   rte_eal_mp_wait_lcore();
   launched_ = false;

@@ -1,6 +1,7 @@
 // The command line of the frame tools (weir-frame-echo, weir-frame-load): options as
 // "--name VALUE" or "--name=VALUE", flags without values, numbers checked against their range, and
-// the shared main(): --help anywhere prints the usage and exits 0, a usage error exits 2 with
+// the shared main(): --help anywhere prints the usage and exits 0, --version the version and source
+// revision (exit 0), a usage error exits 2 with
 // "PROGRAM: why (see --help)", any other failure exits 1 with its reason. Header-only.
 #pragma once
 
@@ -14,6 +15,8 @@
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+#include "common/version.h"
 
 namespace weir::tools {
 
@@ -90,6 +93,10 @@ int tool_main(const char* program, int argc, char** argv, void (*print_usage)(FI
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
       print_usage(stdout);
+      return 0;
+    }
+    if (std::strcmp(argv[i], "--version") == 0) {
+      std::printf("%s\n", version_line(program).c_str());
       return 0;
     }
   }

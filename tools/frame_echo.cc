@@ -76,6 +76,7 @@ void print_usage(FILE* out) {
       "  --stats-file PATH    also write the counters as JSON to PATH (atomically) on\n"
       "                       SIGUSR1 and at exit\n"
       "  --help               this text\n"
+      "  --version            the version and source revision\n"
       "\n"
       "SIGUSR1 prints the counters as one JSON line on stdout; SIGTERM and SIGINT print\n"
       "them and exit 0. Bad arguments exit 2.\n",

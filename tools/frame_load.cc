@@ -112,6 +112,7 @@ void print_usage(FILE* out) {
       "                       answers are due, on connecting and on reconnecting (default 5)\n"
       "  --json               print the summary as one JSON object\n"
       "  --help               this text\n"
+      "  --version            the version and source revision\n"
       "\n"
       "Exit 0 if every expected answer arrived (or, with --reconnect, was lost to a reset) and\n"
       "matched with no connection error, 1 if not, 2 for bad arguments.\n",

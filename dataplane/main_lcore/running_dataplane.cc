@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/channel/envelope.h"
+#include "common/version.h"
 #include "dataplane/counter_bindings.h"
 #include "dataplane/stats.h"
 
@@ -72,7 +73,9 @@ nlohmann::json RunningDataplane::hello() {
           {"node_id", config_->node_id},
           {"workers", workers_.size()},
           {"config", config_->source},
-          {"pid", getpid()}};
+          {"pid", getpid()},
+          {"version", version()},
+          {"revision", revision()}};
 }
 
 nlohmann::json RunningDataplane::counters() {

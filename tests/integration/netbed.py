@@ -949,10 +949,12 @@ class DataplaneProcess:
 
     Output goes to files in the test bed's work directory; failures quote it."""
 
-    def __init__(self, testbed: Testbed, config: dict, name: str = "dataplane"):
+    def __init__(self, testbed: Testbed, config: dict, name: str = "dataplane",
+                 env: Optional[dict] = None):
         self.testbed = testbed
         self.config = copy.deepcopy(config)
         self.name = name
+        self.env = None if env is None else {**os.environ, **env}  # added to the environment
         build_root = os.environ.get("WEIR_BUILD_ROOT")
         if not build_root:
             raise AssertionError(
@@ -980,6 +982,7 @@ class DataplaneProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
+                env=self.env,
             )
         return self
 

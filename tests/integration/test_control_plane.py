@@ -19,6 +19,7 @@ from netbed import (  # noqa: F401 (fixtures)
     poll_until,
     testbed_factory,
 )
+from service_support import NotifySocket, version_of
 from test_proxy import BACKEND_PORT, VIP_PORT, Backends, proxy_config
 
 BUILD = Path(os.environ.get("WEIR_BUILD_ROOT", "build"))
@@ -248,6 +249,44 @@ emit(True)
     third = control.scrape()
     assert metric(third, "weir_listener_connections_total", listener="web") >= before + 20
     assert metric(third, "weir_dataplane_up") == 1
+
+
+def test_dataplane_is_ready_only_once_it_serves_and_metrics_carry_both_builds(testbed_factory):
+    """systemd's Type=notify, with the test as systemd (packaging/systemd/weir-dataplane.service):
+    at READY=1 the control socket answers and a worker answers ARP on the port; weir_build_info
+    then shows both daemons' --version."""
+    import yaml
+
+    tb = testbed_factory()
+    Backends(tb, "name")
+    notify = NotifySocket(tb.workdir)
+    try:
+        with DataplaneProcess(tb, control_config(tb), env=notify.env()) as dp:
+            ready = notify.wait_for("READY=1", dp.proc, describe=dp.output)
+            hello = dp.control({"op": "hello"})  # no retry: it must answer now
+            assert dp.answers_arp(), "READY=1 before the port was served\n" + dp.output()
+            dataplane_build, control_build = version_of(dp.executable), version_of(CONTROL)
+            assert (hello["version"], hello["revision"]) == (dataplane_build["version"],
+                                                             dataplane_build["revision"])
+            socket_path = dp.config["dataplane"]["control_socket"]
+            assert (f"STATUS=running with {hello['workers']} worker(s), control socket "
+                    f"{socket_path}") in ready.split("\n"), ready
+            path = tb.workdir / "weir.yaml"
+            path.write_text(yaml.safe_dump(dp.config, sort_keys=False))
+            control = ControlProcess(tb, path).start()
+            poll_until(lambda: "connected to the dataplane" in control.log.read_text(), 10.0,
+                       what="weir-control to connect to the dataplane")
+            scrape = control.scrape()
+            for daemon, build in (("weir-dataplane", dataplane_build),
+                                  ("weir-control", control_build)):
+                assert metric(scrape, "weir_build_info", daemon=daemon, version=build["version"],
+                              revision=build["revision"]) == 1, scrape
+            assert control.stop() == 0
+            assert dp.stop() == 0, dp.output()
+            # Sent before it exited, so waiting in the socket now.
+            notify.wait_for("STOPPING=1", dp.proc, timeout_s=5)
+    finally:
+        notify.close()
 
 
 def weirctl_raw(tb, path, *args):

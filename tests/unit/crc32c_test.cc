@@ -122,6 +122,54 @@ TEST(Crc32c, ShiftsComposeForHugeCounts) {
   }
 }
 
+// Each implementation the run-time dispatch chooses from (common/crc32c.h, crc32c_detail), against
+// the bitwise definitions: the portable ones on every machine, the hardware ones where the CPU has
+// the instructions, whatever -march the test was built for.
+void expect_extend_matches_reference(uint32_t (*extend)(uint32_t, const unsigned char*, size_t)) {
+  std::mt19937 rng(8);
+  const std::vector<uint8_t> buffer = random_bytes(rng, 4096 + 16);
+  for (size_t length = 0; length <= 4096; length += (length < 300 ? 1 : 509)) {
+    for (size_t alignment = 0; alignment < 16; alignment += 3) {
+      const uint8_t* p = buffer.data() + alignment;
+      ASSERT_EQ(~extend(0xFFFFFFFFu, p, length), bitwise_crc32c(p, length))
+          << "length " << length << " alignment " << alignment;
+    }
+  }
+}
+
+// multiply(reg, x^(8k)) is reg after k zero bytes; x^(8k) is x^0 (bit 31) after k zero bytes.
+void expect_multiply_matches_reference(uint32_t (*multiply)(uint32_t, uint32_t)) {
+  std::mt19937 rng(9);
+  for (uint64_t k = 0; k < 70; ++k) {
+    const uint32_t power = bitwise_shift(0x80000000u, k);
+    for (uint32_t reg : {0u, 1u, 0x80000000u, 0xFFFFFFFFu, static_cast<uint32_t>(rng())}) {
+      ASSERT_EQ(multiply(reg, power), bitwise_shift(reg, k)) << "reg " << reg << " k " << k;
+      ASSERT_EQ(multiply(power, reg), bitwise_shift(reg, k)) << "reg " << reg << " k " << k;
+    }
+  }
+}
+
+TEST(Crc32c, PortableImplementationsMatchTheDefinition) {
+  expect_extend_matches_reference(crc32c_detail::extend_register_isal);
+  expect_multiply_matches_reference(crc32c_detail::multiply_portable);
+}
+
+TEST(Crc32c, CrcInstructionLoopMatchesTheDefinition) {
+  if (!crc32c_detail::cpu_has_crc32_instruction()) GTEST_SKIP() << "this CPU has no SSE 4.2";
+  expect_extend_matches_reference(crc32c_detail::extend_register_sse42);
+}
+
+TEST(Crc32c, CarryLessMultiplyMatchesTheDefinitionAndThePortableOne) {
+  if (!crc32c_detail::cpu_has_clmul()) GTEST_SKIP() << "this CPU has no PCLMULQDQ";
+  expect_multiply_matches_reference(crc32c_detail::multiply_clmul);
+  std::mt19937 rng(10);
+  for (int i = 0; i < 10000; ++i) {
+    const uint32_t a = static_cast<uint32_t>(rng()), b = static_cast<uint32_t>(rng());
+    ASSERT_EQ(crc32c_detail::multiply_clmul(a, b), crc32c_detail::multiply_portable(a, b))
+        << a << " * " << b;
+  }
+}
+
 TEST(Crc32c, IncrementalUpdateEqualsRecomputation) {
   std::mt19937 rng(4);
   for (int trial = 0; trial < 2000; ++trial) {
