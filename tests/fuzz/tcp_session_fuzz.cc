@@ -61,12 +61,20 @@ constexpr uint8_t kFin = 0x01, kSyn = 0x02;
 // Steps while the script runs, then with a clean link: enough, with the 200 ms RTO cap below,
 // for any session the script did not break to finish.
 constexpr uint64_t kScriptSteps = 3000, kCleanSteps = 5000, kSettleSteps = 500;
+// The script's reach: at most this many operations, and clock jumps of this many steps in all.
+// With the 200 ms RTO cap the longest silence a connection can see is then under 50 s (every
+// operation a loss, every jump spent, the longest delay), shorter than TIME-WAIT below: a FIN
+// sent again always finds its peer's TIME-WAIT, and no RST ends a session the script did not
+// forge.
+constexpr size_t kMaxOps = 128;
+constexpr uint64_t kJumpBudgetSteps = 10'000;
+constexpr uint64_t kTimeWaitUs = 60'000'000;
 
 tcp::TcpSettings settings() {
   tcp::TcpSettings s;
   s.min_rto_us = 10'000;
   s.max_rto_us = 200'000;
-  s.time_wait_us = 20'000;
+  s.time_wait_us = kTimeWaitUs;
   s.delayed_ack_us = 4'000;
   s.max_connections = 8;
   s.receive_buffer = 2048;  // small windows: zero windows, persist probes, silly-window avoidance
@@ -203,6 +211,19 @@ void store32(Frame& f, size_t at, uint32_t v) {
   for (int i = 0; i < 4; ++i) f[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
 }
 
+// WEIR_FUZZ_TRACE=1 prints every TCP segment as it is delivered, to read a failing input by.
+void trace(uint64_t step, int to, const Frame& f) {
+  static const bool on = std::getenv("WEIR_FUZZ_TRACE") != nullptr;
+  SegmentAt seg;
+  if (!on || !tcp_segment(f, seg)) return;
+  static const char* const kNames[3] = {"client", "middle", "backend"};
+  std::fprintf(stderr, "%lu -> %s %u>%u flags=%02x seq=%u ack=%u win=%u len=%zu\n",
+               static_cast<unsigned long>(step), kNames[to], f[seg.tcp] << 8 | f[seg.tcp + 1],
+               f[seg.tcp + 2] << 8 | f[seg.tcp + 3], f[seg.tcp + 13], load32(f, seg.tcp + 4),
+               load32(f, seg.tcp + 8), f[seg.tcp + 14] << 8 | f[seg.tcp + 15],
+               seg.end - seg.payload);
+}
+
 // Cuts the payload to `keep` bytes and puts the checksums right.
 void reshape(Frame& f, const SegmentAt& at, size_t keep) {
   const size_t end = at.payload + keep;
@@ -224,7 +245,8 @@ void reshape(Frame& f, const SegmentAt& at, size_t keep) {
 
 class Script {
  public:
-  explicit Script(std::span<const uint8_t> ops) : ops_(ops) {}
+  explicit Script(std::span<const uint8_t> ops)
+      : ops_(ops.first(std::min(ops.size(), 4 * kMaxOps))) {}
   bool spent() const { return at_ + 4 > ops_.size(); }
   bool forged() const { return forged_; }
 
@@ -284,10 +306,13 @@ class Script {
         wire.push_back({step + 1 + c % 4, to, std::move(frame)});
         break;
       }
-      case 7:  // silence: the clock jumps, then the segment arrives
-        step += 1 + (size_t{a} << (b % 4));
+      case 7: {  // silence: the clock jumps, then the segment arrives
+        const uint64_t jump = std::min<uint64_t>(1 + (size_t{a} << (b % 4)), jump_budget_);
+        jump_budget_ -= jump;
+        step += jump;
         wire.push_back({step + 1, to, std::move(frame)});
         break;
+      }
     }
   }
 
@@ -295,6 +320,7 @@ class Script {
   std::span<const uint8_t> ops_;
   size_t at_ = 0;
   bool forged_ = false;
+  uint64_t jump_budget_ = kJumpBudgetSteps;
 };
 
 rte_mempool* mbuf_pool() {
@@ -363,10 +389,14 @@ void run(std::span<const uint8_t> input) {
     Node* nodes[3] = {&client, &middle, &backend};
     const net::MacAddress macs[3] = {test::kClientMac, test::kPortMac, test::kBackendMac};
     std::vector<InFlight> wire;
+    // Every application has seen its connection close; TIME-WAIT may hold the connections.
     auto done = [&] {
-      return client_app.closed && wire.empty() && proxy->sessions() == 0 &&
-             client.tcp.connections() == 0 && middle.tcp.connections() == 0 &&
-             backend.tcp.connections() == 0;
+      bool closed = client_app.closed && wire.empty() && proxy->sessions() == 0;
+      for (const auto& peer : backend_app.peers) closed = closed && peer->closed;
+      return closed;
+    };
+    auto connections = [&] {
+      return client.tcp.connections() + middle.tcp.connections() + backend.tcp.connections();
     };
     uint64_t script_end = 0;
     for (uint64_t n = 0;; ++n, ++step) {
@@ -394,6 +424,7 @@ void run(std::span<const uint8_t> input) {
           ++i;
           continue;
         }
+        trace(step, wire[i].to, wire[i].frame);
         nodes[wire[i].to]->port.deliver(wire[i].frame, now);
         wire[i] = std::move(wire.back());
         wire.pop_back();
@@ -403,18 +434,37 @@ void run(std::span<const uint8_t> input) {
         node->tcp.tick(now);
       }
       proxy->tick(now);
-      const size_t connections =
-          client.tcp.connections() + middle.tcp.connections() + backend.tcp.connections();
-      check(mbufs.leaked() <= static_cast<int64_t>((connections + 1) * kMbufsPerConnection));
+      check(mbufs.leaked() <= static_cast<int64_t>((connections() + 1) * kMbufsPerConnection));
+    }
+    // TIME-WAIT passes, with nothing on the wire.
+    const bool finished = done();
+    step += kTimeWaitUs / kStepUs + 1;
+    for (Node* node : nodes) {
+      node->port.stack->tick(step * kStepUs);
+      node->tcp.tick(step * kStepUs);
+    }
+    proxy->tick(step * kStepUs);
+    if (std::getenv("WEIR_FUZZ_TRACE") != nullptr) {
+      std::fprintf(stderr,
+                   "end at step %lu: client received %zu of %zu, closed %d; backend "
+                   "connections %zu; connections %zu %zu %zu; sessions %zu\n",
+                   static_cast<unsigned long>(step), client_app.received, backend_data.size(),
+                   client_app.closed, backend_app.peers.size(), client.tcp.connections(),
+                   middle.tcp.connections(), backend.tcp.connections(), proxy->sessions());
+      std::fprintf(stderr, "  client closed by %s\n", tcp::name_of(client_app.reason));
+      for (const auto& peer : backend_app.peers)
+        std::fprintf(stderr, "  backend peer received %zu of %zu, closed %d by %s\n",
+                     peer->received, to_backend.size(), peer->closed, tcp::name_of(peer->reason));
     }
     if (!script.forged()) {
-      check(done());
+      check(finished);
+      check(connections() == 0);
       check(client_app.reason == tcp::CloseReason::fin);
       check(client_app.received == backend_data.size());
       check(backend_app.peers.size() == 1);
       check(backend_app.peers[0]->received == to_backend.size());
       // Closed by FIN: the client's FIN reached the backend (on_closed(fin) stands for
-      // on_peer_fin when the FIN ends the connection's last state, tcp_stack.h).
+      // on_peer_fin when the FIN takes the connection to TIME-WAIT, as proxy.cc notes).
       check(backend_app.peers[0]->closed);
       check(backend_app.peers[0]->reason == tcp::CloseReason::fin);
     }
