@@ -69,6 +69,11 @@ constexpr uint64_t kScriptSteps = 3000, kCleanSteps = 5000, kSettleSteps = 500;
 constexpr size_t kMaxOps = 128;
 constexpr uint64_t kJumpBudgetSteps = 10'000;
 constexpr uint64_t kTimeWaitUs = 60'000'000;
+// SYN-RECEIVED and FIN-WAIT-2 last this long at most, beyond any silence too. An old duplicate
+// SYN that finds its connection closed on the passive side makes a half-open connection there
+// (the active side, in TIME-WAIT, answers its SYN-ACK with an ACK, not a RST), which only this
+// timeout ends.
+constexpr uint64_t kLongestTimerUs = 120'000'000;
 
 tcp::TcpSettings settings() {
   tcp::TcpSettings s;
@@ -84,8 +89,8 @@ tcp::TcpSettings settings() {
   // Loss alone must not end a connection: liveness is checked.
   s.max_retransmissions = 100'000;
   s.syn_ack_retries = 100'000;
-  s.syn_received_timeout_us = 600'000'000;
-  s.fin_wait2_timeout_us = 600'000'000;
+  s.syn_received_timeout_us = kLongestTimerUs;
+  s.fin_wait2_timeout_us = kLongestTimerUs;
   return s;
 }
 
@@ -401,9 +406,8 @@ void run(std::span<const uint8_t> input) {
     uint64_t script_end = 0;
     for (uint64_t n = 0;; ++n, ++step) {
       if (script_end == 0 && (script.spent() || n >= kScriptSteps)) script_end = n;
-      if (script_end != 0 &&
-          (done() || n - script_end >= (script.forged() ? kSettleSteps : kCleanSteps)))
-        break;
+      // What the nodes sent in the last step goes on the wire first, so that "nothing on the
+      // wire" below includes it.
       for (int from = 0; from < 3; ++from) {
         for (Frame& frame : nodes[from]->port.take_sent()) {
           const net::MacAddress dst = net::MacAddress::load(frame.data());
@@ -418,6 +422,9 @@ void run(std::span<const uint8_t> input) {
           }
         }
       }
+      if (script_end != 0 &&
+          (done() || n - script_end >= (script.forged() ? kSettleSteps : kCleanSteps)))
+        break;
       const uint64_t now = step * kStepUs;
       for (size_t i = 0; i < wire.size();) {
         if (wire[i].due_step > step) {
@@ -436,9 +443,9 @@ void run(std::span<const uint8_t> input) {
       proxy->tick(now);
       check(mbufs.leaked() <= static_cast<int64_t>((connections() + 1) * kMbufsPerConnection));
     }
-    // TIME-WAIT passes, with nothing on the wire.
+    // TIME-WAIT and every other timer run out, with nothing on the wire.
     const bool finished = done();
-    step += kTimeWaitUs / kStepUs + 1;
+    step += kLongestTimerUs / kStepUs + 1;
     for (Node* node : nodes) {
       node->port.stack->tick(step * kStepUs);
       node->tcp.tick(step * kStepUs);
