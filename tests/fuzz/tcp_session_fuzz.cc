@@ -23,6 +23,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -345,13 +346,15 @@ void run(std::span<const uint8_t> input) {
       stream_bytes((size_t{input[1]} << 8 | input[2]) % 4097, salt);
   const std::vector<uint8_t> backend_data =
       stream_bytes((size_t{input[3]} << 8 | input[4]) % 4097, static_cast<uint8_t>(~salt));
-  std::vector<uint8_t> to_backend;
+  // What the backend should read: the PROXY header, if configured, then the client's data.
+  const size_t header_size = proxy_v2 ? proxy::kProxyV2Ipv4HeaderSize : 0;
+  std::vector<uint8_t> to_backend(header_size + client_data.size());
   if (proxy_v2) {
     const auto header = proxy::proxy_v2_header(
         {test::kClientIp.value(), test::kVip.value(), kClientPort, kListenerPort});
-    to_backend.assign(header.begin(), header.end());
+    std::copy(header.begin(), header.end(), to_backend.begin());
   }
-  to_backend.insert(to_backend.end(), client_data.begin(), client_data.end());
+  std::copy(client_data.begin(), client_data.end(), to_backend.begin() + header_size);
   Script script(input.subspan(5));
 
   const test::MbufLeakCheck mbufs(pool);
