@@ -76,6 +76,10 @@ constexpr uint64_t kTimeWaitUs = 60'000'000;
 // timeout ends.
 constexpr uint64_t kLongestTimerUs = 120'000'000;
 
+// Small windows and send budgets: zero windows, persist probes, silly-window avoidance.
+constexpr uint32_t kBufferBytes = 2048;
+constexpr uint32_t kSendSegments = 16;
+
 tcp::TcpSettings settings() {
   tcp::TcpSettings s;
   s.min_rto_us = 10'000;
@@ -83,9 +87,9 @@ tcp::TcpSettings settings() {
   s.time_wait_us = kTimeWaitUs;
   s.delayed_ack_us = 4'000;
   s.max_connections = 8;
-  s.receive_buffer = 2048;  // small windows: zero windows, persist probes, silly-window avoidance
-  s.send_buffer = 2048;
-  s.max_send_segments = 16;
+  s.receive_buffer = kBufferBytes;
+  s.send_buffer = kBufferBytes;
+  s.max_send_segments = kSendSegments;
   s.out_of_order_blocks = 4;
   // Loss alone must not end a connection: liveness is checked.
   s.max_retransmissions = 100'000;
@@ -97,7 +101,8 @@ tcp::TcpSettings settings() {
 
 // The most mbufs one connection may hold: in-order data up to the receive buffer (one byte per
 // mbuf at worst), the send queue's segments, the out-of-order store, and a few in flight.
-constexpr size_t kMbufsPerConnection = 2048 + 16 + tcp::TcpStack::kOutOfOrderPerConnection + 8;
+constexpr size_t kMbufsPerConnection =
+    kBufferBytes + kSendSegments + tcp::TcpStack::kOutOfOrderPerConnection + 8;
 
 std::vector<uint8_t> stream_bytes(size_t n, uint8_t salt) {
   std::vector<uint8_t> bytes(n);
@@ -195,8 +200,8 @@ struct InFlight {
   Frame frame;
 };
 
-// A TCP segment's fields in a frame from the stacks (Ethernet, IPv4 without options is not
-// assumed: the header lengths are read).
+// Where a TCP segment's parts are in a frame: Ethernet, IPv4, TCP, the header lengths read from
+// the frame.
 struct SegmentAt {
   size_t ip = 14, tcp = 0, payload = 0, end = 0;
 };
@@ -238,7 +243,8 @@ void reshape(Frame& f, const SegmentAt& at, size_t keep) {
   f[16] = static_cast<uint8_t>(total >> 8);
   f[17] = static_cast<uint8_t>(total);
   f[24] = f[25] = 0;
-  const uint16_t ip_sum = net::internet_checksum(std::span<const uint8_t>(f).subspan(at.ip, 20));
+  const uint16_t ip_sum =
+      net::internet_checksum(std::span<const uint8_t>(f).subspan(at.ip, at.tcp - at.ip));
   f[24] = static_cast<uint8_t>(ip_sum >> 8);
   f[25] = static_cast<uint8_t>(ip_sum);
   f[at.tcp + 16] = f[at.tcp + 17] = 0;
