@@ -796,20 +796,17 @@ std::map<std::string, std::string> vdev_arguments(const std::vector<std::string>
 
 LoadResult load_string(std::string_view text, const std::string& file_name) {
   Diagnostics diagnostics(file_name);
-  std::vector<YAML::Node> documents;
+  const std::string source(text);
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    root = load_one_document(source, diagnostics);
   } catch (const YAML::Exception& e) {
     diagnostics.error(e.mark, "", "YAML syntax error: " + e.msg);
     LoadResult result;
     result.errors = diagnostics.take_sorted();
     return result;
   }
-  if (documents.size() > 1) {
-    diagnostics.error(documents[1].Mark(), "",
-                      "a second YAML document; the configuration is one document");
-  }
-  return load_document(documents.empty() ? YAML::Node() : documents[0], diagnostics);
+  return load_document(root, diagnostics);
 }
 
 LoadResult load_file(const std::string& path) {

@@ -1,7 +1,10 @@
 #include "config/yaml_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <charconv>
+#include <sstream>
 
 namespace weir::config {
 
@@ -28,6 +31,38 @@ std::string kind_of(const YAML::Node& node) {
   return "nothing";
 }
 
+// Records where each document starts and where its root node is, and nothing else.
+struct DocumentStarts final : YAML::EventHandler {
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    starts.push_back(mark);
+    roots.push_back(mark);
+    root_seen = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+  void node(const YAML::Mark& mark) {
+    if (!root_seen && !roots.empty()) roots.back() = mark;
+    root_seen = true;
+  }
+  std::vector<YAML::Mark> starts, roots;
+  bool root_seen = false;
+};
 }  // namespace
 
 void Diagnostics::error(const YAML::Mark& mark, std::string path, std::string message) {
@@ -47,6 +82,28 @@ std::vector<Diagnostic> Diagnostics::take_sorted() {
     return std::pair(a.line, a.column) < std::pair(b.line, b.column);
   });
   return std::move(errors_);
+}
+
+YAML::Node load_one_document(const std::string& text, Diagnostics& diagnostics) {
+  YAML::Node root = YAML::Load(text);
+  // A second document is an error. YAML::LoadAll would find it, but in yaml-cpp 0.7 (Debian
+  // bookworm's) it never returns on some malformed text, "," alone for one, growing its list of
+  // documents until memory runs out (jbeder/yaml-cpp#1040, fixed upstream by #1319; found by
+  // tests/fuzz/yaml_config_fuzz.cc). So the text is read as one document, and a parser that
+  // builds nothing is asked, twice and no more, where documents start.
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  if (parser.HandleNextDocument(starts) && parser.HandleNextDocument(starts) &&
+      starts.starts.size() == 2) {
+    if (starts.starts[1].pos == starts.starts[0].pos) {  // the parser made no progress
+      diagnostics.error(starts.roots[1], "", "YAML syntax error: nothing here can be read as YAML");
+    } else {
+      diagnostics.error(starts.roots[1], "",
+                        "a second YAML document; the configuration is one document");
+    }
+  }
+  return root;
 }
 
 std::string child_path(const std::string& parent, std::string_view key) {

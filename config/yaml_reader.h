@@ -35,6 +35,10 @@ class Diagnostics {
   std::vector<Diagnostic> errors_;
 };
 
+// Reads `text` as one YAML document; throws YAML::Exception on a syntax error. A second document
+// (or text the parser cannot get past) is reported in `diagnostics`.
+YAML::Node load_one_document(const std::string& text, Diagnostics& diagnostics);
+
 std::string child_path(const std::string& parent, std::string_view key);
 std::string index_path(const std::string& parent, size_t index);
 

@@ -40,9 +40,36 @@ class Families {
   std::vector<MetricFamily> families_;
 };
 
-double number(const nlohmann::json& object, std::string_view key) {
+// The dataplane's replies are read field by field, and a field of another type than expected (a
+// dataplane of another version, a bug) reads as absent: a scrape never throws
+// (tests/fuzz/control_request_fuzz.cc feeds it arbitrary replies).
+const nlohmann::json& member(const nlohmann::json& object, std::string_view key) {
+  static const nlohmann::json absent;
+  if (!object.is_object()) return absent;
   const auto it = object.find(key);
-  return it != object.end() && it->is_number() ? it->get<double>() : 0.0;
+  return it == object.end() ? absent : *it;
+}
+
+// The member if it is an object (or an array), else an empty one.
+const nlohmann::json& object_member(const nlohmann::json& object, std::string_view key) {
+  static const nlohmann::json empty = nlohmann::json::object();
+  const nlohmann::json& value = member(object, key);
+  return value.is_object() ? value : empty;
+}
+const nlohmann::json& array_member(const nlohmann::json& object, std::string_view key) {
+  static const nlohmann::json empty = nlohmann::json::array();
+  const nlohmann::json& value = member(object, key);
+  return value.is_array() ? value : empty;
+}
+
+std::string text(const nlohmann::json& object, std::string_view key) {
+  const nlohmann::json& value = member(object, key);
+  return value.is_string() ? value.get<std::string>() : "";
+}
+
+double number(const nlohmann::json& object, std::string_view key) {
+  const nlohmann::json& value = member(object, key);
+  return value.is_number() ? value.get<double>() : 0.0;
 }
 
 // The exported entries of a catalogue table (common/counter_catalogue.h), read from `object` (a
@@ -70,22 +97,19 @@ void export_table(Families& out, const std::array<counters::Entry, N>& table,
 
 void dataplane_counters(Families& out, const nlohmann::json& counters,
                         std::map<std::string, double>& busy_memory) {
-  // value() returns a copy: each is bound to a name before items() iterates it.
-  const nlohmann::json workers = counters.value("workers", nlohmann::json::array());
-  for (const auto& worker : workers) {
-    const std::string id = std::to_string(worker.value("id", 0));
-    const nlohmann::json ports = worker.value("ports", nlohmann::json::object());
-    for (const auto& [port, c] : ports.items()) {
+  for (const auto& worker : array_member(counters, "workers")) {
+    const nlohmann::json& id_field = member(worker, "id");
+    const std::string id = id_field.is_number_integer() ? id_field.dump() : "0";
+    for (const auto& [port, c] : object_member(worker, "ports").items()) {
       const Labels labels{{"port", port}, {"worker", id}};
       export_table(out, counters::kPortCounters, c, labels);
-      export_table(out, counters::kDropReasons, c.value("drops", nlohmann::json::object()), labels);
+      export_table(out, counters::kDropReasons, object_member(c, "drops"), labels);
     }
     const Labels worker_labels{{"worker", id}};
-    export_table(out, counters::kTcpCounters, worker.value("tcp", nlohmann::json::object()),
-                 worker_labels);
+    export_table(out, counters::kTcpCounters, object_member(worker, "tcp"), worker_labels);
     export_table(out, counters::kWorkerGauges, worker, worker_labels);
     // Busy ratio over the time since the previous scrape (the whole run on the first).
-    const nlohmann::json loop = worker.value("loop", nlohmann::json::object());
+    const nlohmann::json& loop = object_member(worker, "loop");
     const double busy = number(loop, "busy_cycles"), total = number(loop, "total_cycles");
     const double last_busy = busy_memory["busy:" + id], last_total = busy_memory["total:" + id];
     const double ratio = total > last_total ? (busy - last_busy) / (total - last_total) : 0.0;
@@ -98,22 +122,20 @@ void dataplane_counters(Families& out, const nlohmann::json& counters,
   if (counters.contains("control")) {
     out.counter("weir_dataplane_control_requests_total",
                 "Requests the dataplane's control socket received", {},
-                number(counters["control"], "requests"));
+                number(member(counters, "control"), "requests"));
     out.counter("weir_dataplane_control_errors_total",
                 "Control requests the dataplane refused (malformed, unknown, failed)", {},
-                number(counters["control"], "errors"));
+                number(member(counters, "control"), "errors"));
   }
   if (counters.contains("mbufs")) {
     out.gauge("weir_mbuf_pool_size", "Mbufs in the dataplane's pool", {},
-              number(counters["mbufs"], "size"));
+              number(member(counters, "mbufs"), "size"));
     out.gauge("weir_mbuf_pool_available", "Mbufs free in the dataplane's pool", {},
-              number(counters["mbufs"], "available"));
+              number(member(counters, "mbufs"), "available"));
   }
-  const nlohmann::json devices = counters.value("devices", nlohmann::json::object());
-  for (const auto& [port, c] : devices.items())
+  for (const auto& [port, c] : object_member(counters, "devices").items())
     export_table(out, counters::kDeviceCounters, c, {{"port", port}});
-  const nlohmann::json listeners = counters.value("listeners", nlohmann::json::object());
-  for (const auto& [name, l] : listeners.items()) {
+  for (const auto& [name, l] : object_member(counters, "listeners").items()) {
     export_table(out, counters::kListenerCounters, l, {{"listener", name}});
     for (const std::string_view direction : counters::kDirections) {
       export_table(out, counters::kListenerDirectionCounters, l,
@@ -124,12 +146,12 @@ void dataplane_counters(Families& out, const nlohmann::json& counters,
 }
 
 void backends(Families& out, const nlohmann::json& pools) {
+  if (!pools.is_array()) return;
   for (const auto& pool : pools) {
-    const std::string pool_name = pool.value("name", "");
-    const nlohmann::json list = pool.value("backends", nlohmann::json::array());
-    for (const auto& b : list) {
-      const Labels labels{{"pool", pool_name}, {"backend", b.value("name", "")}};
-      const std::string state = b.value("state", "");
+    const std::string pool_name = text(pool, "name");
+    for (const auto& b : array_member(pool, "backends")) {
+      const Labels labels{{"pool", pool_name}, {"backend", text(b, "name")}};
+      const std::string state = text(b, "state");
       out.gauge("weir_backend_up", "1 when the backend takes new connections", labels,
                 state == "up" ? 1 : 0);
       for (const char* s : {"up", "down", "draining"}) {

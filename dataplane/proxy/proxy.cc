@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "dataplane/flow_owner.h"
+#include "dataplane/proxy/proxy_v2.h"
 #include "dataplane/tcp/mbuf_queue.h"
 
 namespace weir::proxy {
@@ -336,24 +337,15 @@ void Proxy::on_established(Session& s, bool client_side) {
   pump(s, false);
 }
 
-// PROXY protocol version 2 (haproxy's proxy-protocol.txt, section 2.2): the 12-byte signature,
-// version 2 and the PROXY command, AF_INET over STREAM, 12 address bytes: the client's address and
-// port as the source, the listener's as the destination.
+// The PROXY protocol v2 header (proxy_v2.h): the client's address and port as the source, the
+// listener's as the destination.
 bool Proxy::send_proxy_header(Session& s) {
-  static constexpr uint8_t kSignature[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
-                                             0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
   rte_mbuf* m = rte_pktmbuf_alloc(mbuf_pool_);
   if (m == nullptr) return false;
-  uint8_t* p = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 28));
   const tcp::FourTuple& t = s.client->tuple();
-  std::memcpy(p, kSignature, sizeof kSignature);
-  p[12] = 0x21;  // version 2, PROXY
-  p[13] = 0x11;  // AF_INET, SOCK_STREAM
-  wire::store_be16(p + 14, 12);
-  wire::store_be32(p + 16, t.remote_address);
-  wire::store_be32(p + 20, t.local_address);
-  wire::store_be16(p + 24, t.remote_port);
-  wire::store_be16(p + 26, t.local_port);
+  const auto header =
+      proxy_v2_header(ProxyV2Ipv4{t.remote_address, t.local_address, t.remote_port, t.local_port});
+  std::memcpy(rte_pktmbuf_append(m, header.size()), header.data(), header.size());
   if (!tcp_.send(*s.backend, m, tcp_.now_us())) {
     rte_pktmbuf_free(m);
     return false;

@@ -282,6 +282,8 @@ class TcpStack final : public net::TransportHandler {
   // The time of the last segment or tick, for callbacks that send.
   uint64_t now_us() const { return last_now_us_; }
   static constexpr size_t connection_record_bytes() { return sizeof(Connection); }
+  // The most out-of-order segments one connection holds (one block of the per-worker pool).
+  static constexpr size_t kOutOfOrderPerConnection = 64;
 
   // net::TransportHandler
   void tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) override;
@@ -397,7 +399,6 @@ class TcpStack final : public net::TransportHandler {
   static constexpr uint16_t kDefaultPeerMss = 536;  // RFC 9293 3.7.1, when the SYN carries no MSS
   static bool synchronized(State s) { return s != State::closed && s != State::syn_received; }
 
-  static constexpr size_t kOutOfOrderPerConnection = 64;
   static constexpr uint64_t kChallengeWindowUs = 1'000'000;
   static constexpr uint8_t kChallengesPerWindow = 10;
   struct OutOfOrderBlock {
