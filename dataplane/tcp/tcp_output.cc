@@ -185,8 +185,14 @@ uint32_t TcpStack::receive_window(const Connection& c) const {
 void TcpStack::send_ack(Connection& c, uint64_t now_us) {
   // A segment without data carries SND.MAX, not SND.NXT (as BSD does): after a retransmission
   // timeout has rewound SND.NXT, the peer may already hold data beyond it, and would find an
-  // older SEQ outside its window and ignore the acknowledgment this segment carries.
-  send_segment(c, c.snd_.max, TcpFlag::ack, 0, now_us);
+  // older SEQ outside its window and ignore the acknowledgment this segment carries. But never
+  // beyond the right edge of the peer's window, SND.UNA + SND.WND (as Linux's
+  // tcp_acceptable_seq): when segments were lost and the peer's window then closed (its
+  // application waiting for our ACK to free its own send buffer), SND.MAX lies outside that
+  // window, the peer discards the segment with the acknowledgment in it, and both ends wait on
+  // each other for ever. The burst-loss test bed found that deadlock.
+  const Seq right_edge = c.snd_.una + c.snd_.wnd;
+  send_segment(c, c.snd_.max <= right_edge ? c.snd_.max : right_edge, TcpFlag::ack, 0, now_us);
 }
 
 void TcpStack::send_challenge_ack(Connection& c, uint64_t now_us) {

@@ -7,6 +7,7 @@ Modes, per connection:
          (the answer after the client's half-close shows half-close crossing the proxy)
   name   send NAME and close (placement tests count the names)
   rst    read one line, then close with RST (SO_LINGER 0)
+  echo   send back what arrives, as it arrives; close after EOF (a half-close crosses back)
   flood  send --flood-bytes as fast as the connection takes them; STATUS.progress holds the bytes
          sent and, of those, the ones not yet acknowledged (see flood())
   hold   send "+", then read until the connection ends; the record says how: "eof" or "reset"
@@ -88,6 +89,15 @@ def serve(conn, args, lock):
                 total += len(chunk)
             conn.sendall(f"{digest.hexdigest()} {total}\n".encode())
             record.update(bytes=total)
+        elif args.mode == "echo":
+            total = 0
+            while True:
+                chunk = conn.recv(1 << 18)
+                if not chunk:
+                    break
+                conn.sendall(chunk)
+                total += len(chunk)
+            record.update(bytes=total)
         elif args.mode == "name":
             conn.sendall(args.name.encode())
         elif args.mode == "rst":
@@ -127,7 +137,7 @@ def main():
     parser.add_argument("--listen", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--mode", required=True,
-                        choices=["sha", "name", "rst", "flood", "hold", "proxy"])
+                        choices=["sha", "echo", "name", "rst", "flood", "hold", "proxy"])
     parser.add_argument("--status")
     parser.add_argument("--flood-bytes", type=int, default=64 << 20)
     args = parser.parse_args()

@@ -296,6 +296,20 @@ class TcBpfProgram:
             for e in entries
         }
 
+    def read_percpu_u64_sums(self, name: str) -> list[int]:
+        """A per-CPU array map of u64 counters, each summed over the CPUs, indexed by its key."""
+        entries = json.loads(
+            run(["bpftool", "-j", "map", "dump", "id", str(self._map_id(name))]).stdout
+        )
+        sums = {}
+        for e in entries:
+            key = struct.unpack("<I", bytes(int(b, 16) for b in e["key"]))[0]
+            sums[key] = sum(
+                struct.unpack("<Q", bytes(int(b, 16) for b in v["value"]))[0]
+                for v in e["values"]
+            )
+        return [sums[i] for i in range(len(sums))]
+
     def read_u64_array(self, name: str) -> list[int]:
         """An array map of u64 counters (host byte order), indexed by its u32 key."""
         entries = self.map_dump(name)
@@ -310,6 +324,14 @@ def drop_config(drop_fraction: float, ethertype: int = 0) -> bytes:
     if not 0.0 <= drop_fraction <= 1.0:
         raise ValueError(f"drop_fraction {drop_fraction} is not a probability")
     return struct.pack("<II", round(drop_fraction * 1_000_000), ethertype)
+
+
+def burst_config(run: int, period: int, ethertype: int = 0, max_run_us: int = 20_000) -> bytes:
+    """Value for burst_drop.bpf.c's burst_config map: every `period` matching frames a run
+    begins that drops the next `run` frames, or those within max_run_us (run 0: drop nothing)."""
+    if run < 0 or (run > 0 and period <= run) or max_run_us <= 0:
+        raise ValueError(f"burst_config: run {run}, period {period}, max_run_us {max_run_us}")
+    return struct.pack("<IIII", run, period, ethertype, max_run_us)
 
 
 def bad_switch_config(

@@ -139,5 +139,32 @@ TEST_F(TcpScript, AcksToOutOfWindowSegmentsWithoutDataAreRateLimitedPerConnectio
   EXPECT_EQ(counters_.out_of_window_acks_suppressed.get(), 3u);
 }
 
+// Data we sent was lost and the peer's window then shrank below it (its application waits for our
+// ACK to free its own send buffer): our ACK's SEQ must stay inside the peer's window, SND.UNA +
+// SND.WND, or the peer discards it and both ends wait on each other for ever (the deadlock the
+// burst-loss test bed found; Linux's tcp_acceptable_seq).
+TEST_F(TcpScript, AnAcksSequenceNumberStaysInsideThePeersShrunkenWindow) {
+  const uint32_t iss = handshake(kEcho);
+  // The echo sends 4,200 bytes back; none of them reaches the client.
+  std::vector<Out> echoed;
+  for (uint32_t i = 0; i < 3; ++i) {
+    for (const Out& o :
+         send(kEcho, A | P, kClientIsn + 1 + 1400 * i, iss + 1, std::string(1400, 'e'), ts(102)))
+      echoed.push_back(o);
+  }
+  uint32_t snd_max = iss + 1;
+  for (const Out& o : echoed) snd_max = std::max(snd_max, o.seq + uint32_t(o.payload.size()));
+  ASSERT_GT(snd_max, iss + 1 + 2000) << "the echo's data went out";
+  // The client, having received none of it, sends more with a window of 128 bytes (1 << 7).
+  send(kEcho, A, kClientIsn + 4201, iss + 1, std::string(50, 'f'), ts(103), 1);
+  const auto acks = send(kEcho, A, kClientIsn + 4251, iss + 1, std::string(50, 'g'), ts(103), 1);
+  ASSERT_FALSE(acks.empty());
+  for (const Out& o : acks) {
+    if (!o.payload.empty()) continue;
+    EXPECT_EQ(o.ack, kClientIsn + 4301);
+    EXPECT_LE(o.seq - (iss + 1), 128u) << "SEQ beyond the peer's window: it would be discarded";
+  }
+}
+
 }  // namespace
 }  // namespace weir::tcp
