@@ -162,8 +162,19 @@ class Daemon {
     }
   }
 
-  // Sends what the dataplane lacks; everything after a (re)connection or a dataplane restart.
+  // Sends what the dataplane lacks; everything after a (re)connection or a dataplane restart. A
+  // reply with a field of the wrong type (nlohmann throws on reading it) is the dataplane's fault,
+  // never a reason for weir-control to stop: it is reported and the link is tried again.
   void sync() {
+    try {
+      sync_once();
+    } catch (const nlohmann::json::exception& e) {
+      std::fprintf(stderr, "weir-control: a malformed reply from the dataplane: %s\n", e.what());
+      dataplane_connected_ = false;
+    }
+  }
+
+  void sync_once() {
     std::string error;
     const auto hello = dataplane_.call({{"op", "hello"}}, error);
     if (!hello) {
@@ -210,6 +221,17 @@ class Daemon {
   }
 
   nlohmann::json reload() {
+    try {
+      return reload_once();
+    } catch (const nlohmann::json::exception& e) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++reloads_failed_;
+      return {{"ok", false},
+              {"error", std::string("a malformed reply from the dataplane: ") + e.what()}};
+    }
+  }
+
+  nlohmann::json reload_once() {
     const config::LoadResult result = config::load_file(path_);
     nlohmann::json reply{{"ok", result.ok()}};
     if (!result.ok()) {
