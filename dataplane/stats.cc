@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include <rte_cycles.h>
+
+#include "common/process_stats.h"
 #include "dataplane/counter_bindings.h"
 
 namespace weir::dataplane {
@@ -98,6 +101,10 @@ json stats_json(const config::Config& config, const std::vector<OpenPort>& devic
   if (!workers.empty()) {
     rte_mempool* pool = workers.front()->mbuf_pool();
     out["mbufs"] = {{"size", pool->size}, {"available", rte_mempool_avail_count(pool)}};
+  }
+  out[std::string(counters::kTscHz)] = rte_get_tsc_hz();
+  if (nlohmann::json process = process_stats_json(); !process.is_null()) {
+    out["process"] = std::move(process);
   }
   // The proxied listeners by name; listeners removed by a reload are left out.
   json listeners = json::object();

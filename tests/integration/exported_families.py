@@ -1,7 +1,8 @@
 """The metric families weir-control exports, read from the sources rather than from a list kept in
 the tests: every string literal naming a family in control/metrics.cc and in the counter catalogue
-it exports the dataplane's counters from (common/counter_catalogue.h), and the histograms
-weir-control registers itself in control/weir_control.cc. test_dashboard.py (the Grafana
+it exports the dataplane's counters from (common/counter_catalogue.h): the weir_ families and
+Prometheus's standard process_ ones; and the histograms weir-control registers itself in
+control/weir_control.cc. test_dashboard.py (the Grafana
 dashboard) and test_alert_rules.py (the Prometheus rules) check their queries against this set."""
 
 import os
@@ -28,7 +29,7 @@ def exported_metrics(exporter_sources, weir_control_cc: str):
     exporter's (control/metrics.cc and the counter catalogue) and weir-control's."""
     names = set()
     for source in exporter_sources:
-        names.update(re.findall(r'"(weir_[a-z0-9_]*)"', strip_comments(source)))
+        names.update(re.findall(r'"((?:weir|process)_[a-z0-9_]*)"', strip_comments(source)))
     histograms = set(re.findall(r'BuildHistogram\(\)\s*\.Name\(\s*"(weir_[a-z0-9_]+)"\s*\)',
                                 strip_comments(weir_control_cc)))
     return names | histograms, histograms

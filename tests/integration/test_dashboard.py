@@ -139,9 +139,11 @@ def test_exported_set_is_read_from_the_sources(exported):
     # One per kind of source: metrics.cc, the catalogue, the histogram.
     for name in ("weir_build_info", "weir_port_drops_total", "weir_listener_bytes_total",
                  "weir_backend_state", "weir_tcp_retransmitted_segments_total",
-                 "weir_tcp_keepalive_probes_total", "weir_health_check_duration_seconds"):
+                 "weir_tcp_keepalive_probes_total", "weir_health_check_duration_seconds",
+                 "weir_worker_busy_seconds_total", "process_cpu_seconds_total"):
         assert name in names, name
-    assert all(METRIC_NAME.fullmatch(n) for n in names), sorted(names)
+    assert "weir_worker_busy_ratio" not in names  # a per-scrape ratio, replaced by the counter
+    assert all(METRIC_NAME.fullmatch(n) or n.startswith("process_") for n in names), sorted(names)
 
 
 def test_dashboard_is_valid_json_with_rows_and_panels(dashboard):
