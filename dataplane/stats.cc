@@ -106,16 +106,11 @@ json stats_json(const config::Config& config, const std::vector<OpenPort>& devic
   if (nlohmann::json process = process_stats_json(); !process.is_null()) {
     out["process"] = std::move(process);
   }
-  // The proxied listeners by name; listeners removed by a reload are left out.
+  // The proxied listeners of the configuration in force, by name: one removed by a reload is left
+  // out, one closed by a shutdown (SIGTERM) stays until the process ends.
   json listeners = json::object();
-  if (!workers.empty()) {
-    const proxy::Proxy& first_proxy = workers.front()->proxy();
-    for (size_t i = 0; i < first_proxy.listener_count(); ++i) {
-      const std::string& name = first_proxy.listener(i).name;
-      if (!first_proxy.listener_retired(i) && !listeners.contains(name)) {
-        listeners[name] = listener_json(workers, name);
-      }
-    }
+  for (const config::Listener& listener : config.listeners) {
+    if (listener.pool) listeners[listener.name] = listener_json(workers, listener.name);
   }
   out["listeners"] = std::move(listeners);
   return out;
