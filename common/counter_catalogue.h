@@ -11,6 +11,7 @@
 //   workers[].loop, .steering, .l3, .tcp         kLoopCounters, kSteeringCounters, kL3Counters,
 //                                                kTcpCounters
 //   workers[].tcp_connections, .tcp_capacity     kWorkerGauges
+//   process                                      kProcessMetrics (the dataplane's process)
 //   workers[].ports.PORT                         kPortCounters
 //   workers[].ports.PORT.drops                   kDropReasons
 //   devices.PORT                                 kDeviceCounters (the device's own, per port)
@@ -41,9 +42,15 @@ struct Entry {
   std::string_view label = {};
   std::string_view label_value = {};
   std::string_view family_help = {};
+  // Non-empty: the family is in other units than the JSON value, which is exported divided by the
+  // stats JSON's top-level number of this name (TSC cycles over kTscHz: seconds). Such a family
+  // takes its HELP from family_help too; without that number the series is left out.
+  std::string_view divided_by = {};
 
   constexpr bool exported() const { return !family.empty(); }
-  constexpr std::string_view family_meaning() const { return label.empty() ? help : family_help; }
+  constexpr std::string_view family_meaning() const {
+    return family_help.empty() ? help : family_help;
+  }
 };
 
 // In the stats JSON only.
@@ -67,12 +74,23 @@ inline constexpr std::array<std::string_view, 2> kListenerDirectionLabels = {"li
 // The value of the `direction` label and the JSON suffix, by the proxy's direction index.
 inline constexpr std::array<std::string_view, 2> kDirections = {"to_backend", "to_client"};
 
+// The stats JSON's top-level TSC frequency (cycles per second), which turns cycles into seconds.
+inline constexpr std::string_view kTscHz = "tsc_hz";
+
 // ---- per worker -------------------------------------------------------------------------------
 
 inline constexpr auto kLoopCounters = std::to_array<Entry>({
     unexported("polls", "passes of the worker's poll loop"),
     unexported("busy_polls", "polls that found work"),
-    unexported("busy_cycles", "TSC cycles spent in polls that found work"),
+    {"busy_cycles",
+     "TSC cycles spent in polls that found work",
+     "weir_worker_busy_seconds_total",
+     Kind::counter,
+     {},
+     {},
+     "seconds the worker spent in polls that found work (`busy_cycles` over `tsc_hz`); its "
+     "rate() is the share of the worker's time spent busy",
+     kTscHz},
     unexported("total_cycles",
                "TSC cycles since the loop started; `busy_cycles` over this is the busy ratio"),
     unexported("sleeps", "idle backoff sleeps"),
@@ -312,6 +330,27 @@ inline constexpr auto kBackendCounters = std::to_array<Entry>({
             "weir_backend_connect_failures_total"),
     counter("drain_resets", "sessions reset when the backend's drain timeout expired",
             "weir_backend_drain_resets_total"),
+});
+
+// ---- per process: Prometheus's standard process_* families, both daemons ------------------------
+
+// The stats JSON's `process` object is the dataplane's; weir-control exports its own beside it.
+// Read from /proc/self (common/process_stats.h). These families keep Prometheus's standard names,
+// without the weir_ prefix, so that dashboards made for any process work on them.
+inline constexpr std::array<std::string_view, 1> kProcessLabels = {"daemon"};
+
+inline constexpr auto kProcessMetrics = std::to_array<Entry>({
+    counter("cpu_seconds", "user and system CPU time the process has used, in seconds",
+            "process_cpu_seconds_total"),
+    gauge("resident_memory_bytes",
+          "resident memory, in bytes (hugetlbfs pages, the dataplane's DPDK memory unless "
+          "--no-huge, are not counted)",
+          "process_resident_memory_bytes"),
+    gauge("virtual_memory_bytes", "virtual memory, in bytes", "process_virtual_memory_bytes"),
+    gauge("open_fds", "open file descriptors", "process_open_fds"),
+    gauge("max_fds", "the soft limit on open file descriptors (RLIMIT_NOFILE)", "process_max_fds"),
+    gauge("start_time_seconds", "when the process started (Unix time, in seconds)",
+          "process_start_time_seconds"),
 });
 
 // ---- compile-time checks for the dataplane's bindings -----------------------------------------

@@ -248,6 +248,7 @@ class Schema {
         limits.finish();
       }
     }
+    read_uint_field(map, "shutdown_grace_ms", dp.shutdown_grace_ms, 0, kMaxShutdownGraceMs);
     map.finish();
   }
 

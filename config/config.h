@@ -23,6 +23,10 @@ using net::Ipv4Address;
 // Defaults and limits, named once so that the loader, the docs and the tests agree.
 inline constexpr uint32_t kDefaultMaxSleepUs = 300;
 inline constexpr uint32_t kMaxMaxSleepUs = 100'000;
+// SIGTERM: how long sessions may take to finish before the rest are reset. The upper bound keeps
+// a stop well inside systemd's default TimeoutStopSec (90 s).
+inline constexpr uint32_t kDefaultShutdownGraceMs = 5'000;
+inline constexpr uint32_t kMaxShutdownGraceMs = 60'000;
 inline constexpr uint16_t kDefaultMtu = 1500;
 inline constexpr uint16_t kMinMtu = 576;   // RFC 791: every host must accept 576-byte datagrams
 inline constexpr uint16_t kMaxMtu = 9000;  // jumbo frames; one mbuf segment holds a whole frame
@@ -94,6 +98,7 @@ struct Dataplane {
   Idle idle;
   std::vector<Port> ports;
   Limits limits;
+  uint32_t shutdown_grace_ms = kDefaultShutdownGraceMs;  // 0: reset every session at once
 };
 
 struct Tcp {

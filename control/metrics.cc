@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "common/counter_catalogue.h"
+#include "common/process_stats.h"
 
 namespace weir::control {
 namespace {
@@ -74,18 +75,24 @@ double number(const nlohmann::json& object, std::string_view key) {
 
 // The exported entries of a catalogue table (common/counter_catalogue.h), read from `object` (a
 // stats JSON object of the dataplane's counters reply): each series carries `labels`, then the
-// entry's own label. `suffix` is appended to the JSON names (a direction's).
+// entry's own label. `suffix` is appended to the JSON names (a direction's). `top` is the whole
+// reply, whose numbers convert the entries with a `divided_by` (left out without it).
 template <size_t N>
 void export_table(Families& out, const std::array<counters::Entry, N>& table,
-                  const nlohmann::json& object, const Labels& labels,
-                  std::string_view suffix = {}) {
+                  const nlohmann::json& object, const Labels& labels, std::string_view suffix = {},
+                  const nlohmann::json* top = nullptr) {
   for (const counters::Entry& entry : table) {
     if (!entry.exported()) continue;
     Labels series = labels;
     if (!entry.label.empty()) {
       series.push_back({std::string(entry.label), std::string(entry.label_value)});
     }
-    const double value = number(object, std::string(entry.name) + std::string(suffix));
+    double value = number(object, std::string(entry.name) + std::string(suffix));
+    if (!entry.divided_by.empty()) {
+      const double divisor = top != nullptr ? number(*top, entry.divided_by) : 0.0;
+      if (divisor <= 0) continue;
+      value /= divisor;
+    }
     const std::string family(entry.family), help(entry.family_meaning());
     if (entry.kind == counters::Kind::counter) {
       out.counter(family, help, std::move(series), value);
@@ -95,8 +102,7 @@ void export_table(Families& out, const std::array<counters::Entry, N>& table,
   }
 }
 
-void dataplane_counters(Families& out, const nlohmann::json& counters,
-                        std::map<std::string, double>& busy_memory) {
+void dataplane_counters(Families& out, const nlohmann::json& counters) {
   for (const auto& worker : array_member(counters, "workers")) {
     const nlohmann::json& id_field = member(worker, "id");
     const std::string id = id_field.is_number_integer() ? id_field.dump() : "0";
@@ -108,16 +114,8 @@ void dataplane_counters(Families& out, const nlohmann::json& counters,
     const Labels worker_labels{{"worker", id}};
     export_table(out, counters::kTcpCounters, object_member(worker, "tcp"), worker_labels);
     export_table(out, counters::kWorkerGauges, worker, worker_labels);
-    // Busy ratio over the time since the previous scrape (the whole run on the first).
-    const nlohmann::json& loop = object_member(worker, "loop");
-    const double busy = number(loop, "busy_cycles"), total = number(loop, "total_cycles");
-    const double last_busy = busy_memory["busy:" + id], last_total = busy_memory["total:" + id];
-    const double ratio = total > last_total ? (busy - last_busy) / (total - last_total) : 0.0;
-    busy_memory["busy:" + id] = busy;
-    busy_memory["total:" + id] = total;
-    out.gauge("weir_worker_busy_ratio",
-              "Share of the worker's time spent in polls that found work, since the last scrape",
-              {{"worker", id}}, ratio);
+    export_table(out, counters::kLoopCounters, object_member(worker, "loop"), worker_labels, {},
+                 &counters);
   }
   if (counters.contains("control")) {
     out.counter("weir_dataplane_control_requests_total",
@@ -170,8 +168,7 @@ void backends(Families& out, const nlohmann::json& pools) {
 
 std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters,
                                                   const nlohmann::json* pools,
-                                                  const nlohmann::json& control,
-                                                  std::map<std::string, double>& busy_memory) {
+                                                  const nlohmann::json& control) {
   Families out;
   // One series per daemon, so that a box running two builds (one daemon not restarted after an
   // upgrade) shows it; the dataplane's once it has answered a hello.
@@ -191,7 +188,15 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
   }
   out.gauge("weir_dataplane_up", "1 when weir-control reached the dataplane for this scrape", {},
             counters != nullptr ? 1 : 0);
-  if (counters != nullptr) dataplane_counters(out, *counters, busy_memory);
+  if (counters != nullptr) dataplane_counters(out, *counters);
+  // process_*: weir-control's own, and the dataplane's from its reply.
+  if (control.contains("process") && control["process"].is_object()) {
+    export_table(out, counters::kProcessMetrics, control["process"], {{"daemon", "weir-control"}});
+  }
+  if (counters != nullptr && counters->contains("process") && (*counters)["process"].is_object()) {
+    export_table(out, counters::kProcessMetrics, (*counters)["process"],
+                 {{"daemon", "weir-dataplane"}});
+  }
   if (pools != nullptr) backends(out, *pools);
   const nlohmann::json health = control.value("health", nlohmann::json::array());
   for (const auto& h : health) {
@@ -217,7 +222,8 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
 }
 
 std::vector<MetricFamily> MetricsCollector::Collect() const {
-  const nlohmann::json control = control_state_();
+  nlohmann::json control = control_state_();
+  control["process"] = process_stats_json();
   std::lock_guard<std::mutex> lock(mutex_);
   std::string error;
   std::optional<nlohmann::json> counters = client_.call({{"op", "counters"}}, error);
@@ -229,7 +235,7 @@ std::vector<MetricFamily> MetricsCollector::Collect() const {
   }
   const nlohmann::json* pools_list =
       pools && pools->value("ok", false) && pools->contains("pools") ? &(*pools)["pools"] : nullptr;
-  return build(counters ? &*counters : nullptr, pools_list, control, busy_memory_);
+  return build(counters ? &*counters : nullptr, pools_list, control);
 }
 
 }  // namespace weir::control

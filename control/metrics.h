@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
-#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -26,6 +25,7 @@ class MetricsCollector final : public prometheus::Collectable {
   // time): {"health": [{"pool","backend","up","checks","failures","transitions"}],
   //         "reloads_ok", "reloads_failed", "last_reload_success_unix", "version", "revision",
   //         "dataplane_version", "dataplane_revision" (empty before the dataplane's first hello)}.
+  // Collect() adds weir-control's own "process" (common/process_stats.h) to it.
   MetricsCollector(std::string dataplane_socket, std::function<nlohmann::json()> control_state)
       : client_(dataplane_channel(std::move(dataplane_socket))),
         control_state_(std::move(control_state)) {}
@@ -35,13 +35,11 @@ class MetricsCollector final : public prometheus::Collectable {
   // The families built from replies of the dataplane and weir-control's state (pure; tested).
   static std::vector<prometheus::MetricFamily> build(const nlohmann::json* counters,
                                                      const nlohmann::json* pools,
-                                                     const nlohmann::json& control,
-                                                     std::map<std::string, double>& busy_memory);
+                                                     const nlohmann::json& control);
 
  private:
   mutable std::mutex mutex_;
   mutable channel::LineClient client_;
-  mutable std::map<std::string, double> busy_memory_;  // per worker: last busy/total cycles
   std::function<nlohmann::json()> control_state_;
 };
 

@@ -136,6 +136,82 @@ net::StackConfig stack_config_for(const config::Config& config,
   return stack;
 }
 
+// SIGTERM (or SIGINT): the listeners stop accepting at once, open sessions get
+// dataplane.shutdown_grace_ms to finish, and what remains is reset before the workers stop. A
+// second signal during the grace cuts it short. Messages wait for room in a full inbox.
+class Shutdown {
+ public:
+  bool started() const { return phase_ != Phase::running; }
+
+  void on_signal(RunningDataplane& running, int signo, uint64_t now_us) {
+    const char* name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    if (phase_ == Phase::running) {
+      phase_ = Phase::stop_listening;
+      started_us_ = now_us;
+      deadline_us_ = now_us + uint64_t{running.config().dataplane.shutdown_grace_ms} * 1000;
+      std::printf("weir-dataplane: %s: stopping; no new connections\n", name);
+    } else if (phase_ != Phase::resetting) {
+      deadline_us_ = now_us;
+      std::printf("weir-dataplane: %s again: the sessions left are reset now\n", name);
+    }
+    std::fflush(stdout);
+  }
+
+  // Moves the shutdown on; true once the workers may stop.
+  bool over(RunningDataplane& running, uint64_t now_us) {
+    switch (phase_) {
+      case Phase::running:
+        return false;
+      case Phase::stop_listening:
+        if (running.stop_listening()) phase_ = Phase::closing_listeners;
+        return false;
+      case Phase::closing_listeners:
+        if (!running.listening_stopped() && now_us < deadline_us_) return false;
+        phase_ = Phase::draining;
+        std::printf(
+            "weir-dataplane: listeners closed; %llu session(s) have until %llu ms after "
+            "the signal to finish\n",
+            static_cast<unsigned long long>(running.open_sessions()),
+            static_cast<unsigned long long>((deadline_us_ - started_us_) / 1000));
+        std::fflush(stdout);
+        return false;
+      case Phase::draining: {
+        const uint64_t open = running.open_sessions();
+        if (open != 0 && now_us < deadline_us_) return false;
+        if (!running.reset_sessions()) return false;
+        phase_ = Phase::resetting;
+        resetting_since_us_ = now_us;
+        if (open == 0) {
+          std::printf("weir-dataplane: every session finished within %llu ms\n",
+                      static_cast<unsigned long long>((now_us - started_us_) / 1000));
+        }
+        return false;
+      }
+      case Phase::resetting: {
+        // The workers hand the message back once they have reset their sessions; a worker that
+        // does not within a second is not waited for.
+        const std::optional<uint64_t> reset = running.sessions_reset();
+        if (!reset && now_us < resetting_since_us_ + 1'000'000) return false;
+        if (!reset || *reset != 0) {
+          std::printf("weir-dataplane: grace over after %llu ms: reset %s session(s)\n",
+                      static_cast<unsigned long long>((now_us - started_us_) / 1000),
+                      reset ? std::to_string(*reset).c_str() : "some (a worker did not answer)");
+        }
+        std::fflush(stdout);
+        return true;
+      }
+    }
+    return true;
+  }
+
+ private:
+  enum class Phase { running, stop_listening, closing_listeners, draining, resetting };
+  Phase phase_ = Phase::running;
+  uint64_t started_us_ = 0;
+  uint64_t deadline_us_ = 0;
+  uint64_t resetting_since_us_ = 0;
+};
+
 // The process's resources, acquired by the steps of run() in order and released by the
 // destructor in reverse, whichever step failed. Every step prints its own error.
 class DataplaneProcess {
@@ -356,7 +432,8 @@ void DataplaneProcess::launch_workers() {
 }
 
 // The main lcore's loop: the control socket and the signals (through a signalfd), polled
-// together, until SIGTERM or SIGINT; then the workers stop and the final counters are printed.
+// together, until SIGTERM or SIGINT and the shutdown's grace (Shutdown); then the workers stop
+// and the final counters are printed.
 bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
   RunningDataplane running(config_, *pool_states_, ports_, workers_);
   ControlRequests requests(running);
@@ -373,14 +450,25 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
   notify_ready("running with " + std::to_string(worker_count_) + " worker(s), control socket " +
                socket_path);
   const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-  for (bool running_on = true; running_on;) {
+  Shutdown shutdown;
+  while (!shutdown.over(running, monotonic_us())) {
     std::vector<pollfd> fds{pollfd{signal_fd, POLLIN, 0}};
     server.add_poll_fds(fds);
-    if (poll(fds.data(), fds.size(), 100) > 0) {
+    // Draining, the sessions' count is looked at every 10 ms, so that the stop follows the last.
+    if (poll(fds.data(), fds.size(), shutdown.started() ? 10 : 100) > 0) {
       signalfd_siginfo info{};
       while (read(signal_fd, &info, sizeof info) == sizeof info) {
-        if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) running_on = false;
+        if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) {
+          shutdown.on_signal(running, info.ssi_signo, monotonic_us());
+        }
         if (info.ssi_signo == SIGUSR1) print_stats(stdout, running.config(), ports_, workers_);
+        if (info.ssi_signo == SIGHUP) {
+          std::fprintf(stderr,
+                       "weir-dataplane: SIGHUP refused: the dataplane does not reload on a "
+                       "signal. Reload with `weirctl reload` or SIGHUP to weir-control, which "
+                       "applies the file to the dataplane; what a running dataplane keeps "
+                       "(ports, EAL, limits, tcp) needs a restart\n");
+        }
       }
     }
     server.serve(fds);

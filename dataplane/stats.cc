@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include <rte_cycles.h>
+
+#include "common/process_stats.h"
 #include "dataplane/counter_bindings.h"
 
 namespace weir::dataplane {
@@ -99,16 +102,15 @@ json stats_json(const config::Config& config, const std::vector<OpenPort>& devic
     rte_mempool* pool = workers.front()->mbuf_pool();
     out["mbufs"] = {{"size", pool->size}, {"available", rte_mempool_avail_count(pool)}};
   }
-  // The proxied listeners by name; listeners removed by a reload are left out.
+  out[std::string(counters::kTscHz)] = rte_get_tsc_hz();
+  if (nlohmann::json process = process_stats_json(); !process.is_null()) {
+    out["process"] = std::move(process);
+  }
+  // The proxied listeners of the configuration in force, by name: one removed by a reload is left
+  // out, one closed by a shutdown (SIGTERM) stays until the process ends.
   json listeners = json::object();
-  if (!workers.empty()) {
-    const proxy::Proxy& first_proxy = workers.front()->proxy();
-    for (size_t i = 0; i < first_proxy.listener_count(); ++i) {
-      const std::string& name = first_proxy.listener(i).name;
-      if (!first_proxy.listener_retired(i) && !listeners.contains(name)) {
-        listeners[name] = listener_json(workers, name);
-      }
-    }
+  for (const config::Listener& listener : config.listeners) {
+    if (listener.pool) listeners[listener.name] = listener_json(workers, listener.name);
   }
   out["listeners"] = std::move(listeners);
   return out;

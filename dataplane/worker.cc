@@ -146,6 +146,17 @@ void Worker::apply_messages() {
       case WorkerMessage::Kind::listener_addresses:
         net_stack_.set_listener_addresses(std::move(message->addresses));
         break;
+      case WorkerMessage::Kind::stop_listening:
+        // A SYN to a listener removed here is answered with a RST, as on a closed port; the
+        // addresses stay answered (ARP), for the sessions that go on.
+        for (size_t i = 0; i < proxy_.listener_count(); ++i) {
+          if (!proxy_.listener_retired(i)) proxy_.remove_listener(proxy_.listener(i).name);
+        }
+        for (const ServiceListener& s : message->services) tcp_.unlisten(s.address, s.port);
+        break;
+      case WorkerMessage::Kind::reset_sessions:
+        message->count = proxy_.reset_all_sessions();
+        break;
     }
     // The done ring is as large as the inbox, and main drains it before posting more.
     rte_ring_sp_enqueue(done_, message);

@@ -41,6 +41,10 @@ struct WorkerMessage {
     add_service,         // `service` (echo, discard)
     remove_service,      // `service`'s address and port
     listener_addresses,  // `addresses`: the addresses answered for (ARP, ICMP) besides the ports'
+    // Shutdown (SIGTERM): every proxied listener and the `services` stop accepting; sessions go
+    // on. Then, once the grace is over, every session left is reset; the worker sets `count`.
+    stop_listening,
+    reset_sessions,
   };
   Kind kind = Kind::pool;
   size_t pool = 0;
@@ -50,6 +54,8 @@ struct WorkerMessage {
   std::string name;
   ServiceListener service;
   std::vector<net::Ipv4Address> addresses;
+  std::vector<ServiceListener> services;  // stop_listening: the echo and discard listeners
+  size_t count = 0;                       // reset_sessions: the sessions the worker reset
 };
 
 struct WorkerSettings {

@@ -126,6 +126,15 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
              {{c::kTcpCounters, c::kWorkerLabels}, {c::kWorkerGauges, c::kWorkerLabels}});
        }},
       {"devices", [] { return json_table("counter", c::kDeviceCounters); }},
+      {"process", [] { return json_table("value", c::kProcessMetrics); }},
+      {"prometheus-worker",
+       [] {
+         return prometheus_table({{c::kLoopCounters, c::kWorkerLabels}});
+       }},
+      {"prometheus-process",
+       [] {
+         return prometheus_table({{c::kProcessMetrics, c::kProcessLabels}});
+       }},
       {"prometheus-device",
        [] {
          return prometheus_table({{c::kDeviceCounters, c::kDeviceLabels}});

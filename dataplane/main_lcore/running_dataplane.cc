@@ -146,6 +146,8 @@ std::string RunningDataplane::set_backend(const std::string& pool, const std::st
 }
 
 nlohmann::json RunningDataplane::apply_config(const std::string& path) {
+  if (shutting_down_)
+    return {{"ok", false}, {"error", "the dataplane is shutting down (SIGTERM); nothing applied"}};
   const config::LoadResult result = config::load_file(path);
   if (!result.ok()) {
     nlohmann::json diagnostics = nlohmann::json::array();
@@ -235,8 +237,57 @@ nlohmann::json RunningDataplane::apply_config(const std::string& path) {
 
 void RunningDataplane::collect_done() {
   for (const auto& worker : workers_) {
-    while (WorkerMessage* m = worker->take_done()) delete m;
+    while (WorkerMessage* m = worker->take_done()) {
+      if (m->kind == WorkerMessage::Kind::stop_listening) ++stops_returned_;
+      if (m->kind == WorkerMessage::Kind::reset_sessions) {
+        ++resets_returned_;
+        sessions_reset_ += m->count;
+      }
+      delete m;
+    }
   }
+}
+
+bool RunningDataplane::stop_listening() {
+  if (!room_for(1)) return false;
+  shutting_down_ = true;
+  auto* m = new WorkerMessage;
+  m->kind = WorkerMessage::Kind::stop_listening;
+  for (const config::Listener& l : config_->listeners) {
+    if (!l.pool) m->services.push_back(ServiceListener{l.address, l.port, true, 1});
+  }
+  post_all(m);
+  return true;
+}
+
+bool RunningDataplane::reset_sessions() {
+  if (!room_for(1)) return false;
+  auto* m = new WorkerMessage;
+  m->kind = WorkerMessage::Kind::reset_sessions;
+  post_all(m);
+  return true;
+}
+
+uint64_t RunningDataplane::open_sessions() const {
+  uint64_t open = 0;
+  const auto& active = kListenerBindings[1];
+  static_assert(kListenerBindings[1].name == "active");
+  for (const auto& worker : workers_) {
+    const proxy::Proxy& p = worker->proxy();
+    for (size_t i = 0; i < p.listener_count(); ++i) open += value_of(active, p.counters(i));
+  }
+  return open;
+}
+
+bool RunningDataplane::listening_stopped() {
+  collect_done();
+  return stops_returned_ >= workers_.size();
+}
+
+std::optional<uint64_t> RunningDataplane::sessions_reset() {
+  collect_done();
+  if (resets_returned_ < workers_.size()) return std::nullopt;
+  return sessions_reset_;
 }
 
 bool RunningDataplane::room_for(size_t messages) {

@@ -39,6 +39,20 @@ class RunningDataplane final : public ControlTarget {
   // Frees the messages the workers have handed back.
   void collect_done();
 
+  // Shutdown (SIGTERM, docs/operations.md "Stopping"). stop_listening: every worker stops
+  // accepting connections; from then on apply_config is refused. reset_sessions: every worker
+  // resets the sessions left. Each posts one message per worker and returns false, posting
+  // nothing, while an inbox is full (call again).
+  bool stop_listening();
+  bool reset_sessions();
+  // After stop_listening: true once every worker has applied it (no SYN is accepted from then on).
+  bool listening_stopped();
+  // Sessions open, summed over the workers and every listener (removed ones included).
+  uint64_t open_sessions() const;
+  // After reset_sessions: how many sessions the workers reset, once every worker has handed its
+  // message back (the resets are then sent before the worker polls again); nullopt before.
+  std::optional<uint64_t> sessions_reset();
+
  private:
   bool room_for(size_t messages);
   // Every worker gets its own copy of `message` (room checked beforehand).
@@ -46,6 +60,10 @@ class RunningDataplane final : public ControlTarget {
   void post_pool(size_t pool);
 
   std::shared_ptr<const config::Config> config_;
+  bool shutting_down_ = false;
+  size_t stops_returned_ = 0;   // stop_listening messages handed back
+  size_t resets_returned_ = 0;  // reset_sessions messages handed back
+  uint64_t sessions_reset_ = 0;
   PoolStates& states_;
   const std::vector<OpenPort>& devices_;
   const std::vector<std::unique_ptr<Worker>>& workers_;

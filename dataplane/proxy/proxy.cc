@@ -203,6 +203,16 @@ bool Proxy::remove_listener(const std::string& name) {
   return false;
 }
 
+size_t Proxy::reset_all_sessions() {
+  size_t count = 0;
+  for (const auto& session : sessions_) {  // a reset session goes to the free list, not away
+    if (!session->live) continue;
+    ++count;
+    reset_both(*session);
+  }
+  return count;
+}
+
 bool Proxy::listener_retired(size_t i) const {
   return listeners_[i]->retired.load(std::memory_order_acquire);
 }

@@ -136,6 +136,9 @@ class Proxy {
   // A listener added or removed by a reload (control messages, like update_pool).
   void add_listener(ListenerPlan plan);
   bool remove_listener(const std::string& name);
+  // Shutdown, once dataplane.shutdown_grace_ms is over: resets both sides of every session still
+  // open, and returns how many there were.
+  size_t reset_all_sessions();
 
   // Read from the main lcore: published with release stores, never shrinking.
   size_t pool_count() const { return pool_count_.load(std::memory_order_acquire); }

@@ -1119,11 +1119,18 @@ class DataplaneProcess:
         utime, stime = int(fields[11]), int(fields[12])
         return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
-    def stop(self, timeout_s: float = 5.0) -> int:
-        """SIGTERM, and the exit code. A dataplane that does not stop within timeout_s is killed
-        and the test fails with its output."""
+    def shutdown_grace_s(self) -> float:
+        """dataplane.shutdown_grace_ms of the configuration, in seconds (default 5 s)."""
+        return self.config["dataplane"].get("shutdown_grace_ms", 5000) / 1000
+
+    def stop(self, timeout_s: Optional[float] = None) -> int:
+        """SIGTERM, and the exit code. A dataplane that does not stop within timeout_s (by
+        default 5 s after its shutdown grace, which sessions still open take) is killed and the
+        test fails with its output."""
         if self.proc is None:
             raise AssertionError(f"{self.name} was never started")
+        if timeout_s is None:
+            timeout_s = self.shutdown_grace_s() + 5.0
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

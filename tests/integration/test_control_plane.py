@@ -226,6 +226,7 @@ def test_a_killed_backend_is_marked_down_after_fall_failures_and_no_connection_f
 
 def test_metrics_pass_promtool_and_move_with_traffic_and_survive_a_restart(plane):
     tb, dp, control, _, path = plane
+    began = time.monotonic()
     first = control.scrape()
     promtool = subprocess.run(["promtool", "check", "metrics"], input=first, text=True,
                               capture_output=True)
@@ -241,8 +242,22 @@ for _ in range(20):
 emit(True)
 """, LISTENER_ADDRESS)
     second = control.scrape()
+    ended = time.monotonic()
     assert metric(second, "weir_listener_connections_total", listener="web") == before + 20
     assert metric(second, "weir_backend_up", pool="app", backend="b1") == 1
+    # Busy time is a counter per worker (one here, "-l 0-1"): it grew with the 20 sessions, and
+    # by no more than the time between the two snapshots, which lie between `began` and `ended`
+    # (1 % for the TSC frequency's estimate).
+    busy_first = metric(first, "weir_worker_busy_seconds_total", worker="0")
+    busy_second = metric(second, "weir_worker_busy_seconds_total", worker="0")
+    assert 0 < busy_first < busy_second <= busy_first + (ended - began) * 1.01, (
+        busy_first, busy_second, ended - began)
+    assert "weir_worker_busy_ratio" not in second
+    # process_* for both daemons; the dataplane's CPU time as /proc shows it, moving on.
+    assert metric(second, "process_start_time_seconds", daemon="weir-control") > 0
+    dataplane_cpu = metric(second, "process_cpu_seconds_total", daemon="weir-dataplane")
+    assert 0 < dataplane_cpu <= dp.cpu_seconds(), (dataplane_cpu, dp.cpu_seconds())
+    assert metric(second, "process_open_fds", daemon="weir-dataplane") >= 3
     # Restart weir-control: the counts live in the dataplane and continue.
     assert control.stop() == 0
     control.start()

@@ -1,35 +1,29 @@
 """docs/grafana/weir.json against the metrics weir-control exports: no root, no network, no build.
 
-The exported families are read from the sources, not from a list kept here: every string literal
-starting with "weir_" in control/metrics.cc and in the counter catalogue it exports the
-dataplane's counters from (common/counter_catalogue.h), and the histograms weir-control registers
-itself in control/weir_control.cc (weir_health_check_duration_seconds). Every PromQL expression of
-the dashboard (panels, annotations) and every templating query may only name those families (a
-histogram also as its _bucket, _sum and _count series), so a renamed or removed metric breaks this
-test instead of leaving an empty panel. The self-checks at the end feed the same checker synthetic
-dashboards to prove that it does catch an unknown metric. When promtool is installed, every
-expression is also parsed by it (Grafana's variables replaced by plain values)."""
+The exported families are read from the sources, not from a list kept here (exported_families.py:
+the string literals naming families in control/metrics.cc and common/counter_catalogue.h, and the
+histogram weir-control registers itself, weir_health_check_duration_seconds). Every PromQL
+expression of the dashboard (panels, annotations) and every templating query may only name those
+families (a histogram also as its _bucket, _sum and _count series), so a renamed or removed metric
+breaks this test instead of leaving an empty panel. The self-checks at the end feed the same
+checker synthetic dashboards to prove that it does catch an unknown metric. When promtool is
+installed, every expression is also parsed by it (Grafana's variables replaced by plain values)."""
 
 import copy
 import json
-import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-SOURCE_ROOT = Path(os.environ.get("WEIR_SOURCE_ROOT", Path(__file__).resolve().parents[2]))
+from exported_families import (METRIC_NAME, SOURCE_ROOT, exported_from_sources, exported_metrics,
+                               family_of)
+
 DASHBOARD = SOURCE_ROOT / "docs" / "grafana" / "weir.json"
-METRICS_CC = SOURCE_ROOT / "control" / "metrics.cc"
-CATALOGUE_H = SOURCE_ROOT / "common" / "counter_catalogue.h"
-WEIR_CONTROL_CC = SOURCE_ROOT / "control" / "weir_control.cc"
 METRICS_MD = SOURCE_ROOT / "docs" / "metrics.md"
 PROMETHEUS_SECTION = "## Prometheus (weir-control)"
 
-METRIC_NAME = re.compile(r"weir_[a-z0-9_]+")
-HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 COUNTER_FUNCTIONS = {"rate", "irate", "increase"}
 
 TEMPLATE_QUERIES = {
@@ -38,29 +32,9 @@ TEMPLATE_QUERIES = {
 }
 
 
-# ----------------------------------------------------------------------------- the exported names
-
-def _strip_comments(source: str) -> str:
-    """C++ source without // and /* */ comments (string literals kept; none here holds a // )."""
-    source = re.sub(r"/\*.*?\*/", " ", source, flags=re.S)
-    return re.sub(r"//[^\n]*", "", source)
-
-
-def exported_metrics(exporter_sources, weir_control_cc: str):
-    """(every exported family name, the histogram family names) from the sources' text: the
-    exporter's (control/metrics.cc and the counter catalogue) and weir-control's."""
-    names = set()
-    for source in exporter_sources:
-        names.update(re.findall(r'"(weir_[a-z0-9_]*)"', _strip_comments(source)))
-    histograms = set(re.findall(r'BuildHistogram\(\)\s*\.Name\(\s*"(weir_[a-z0-9_]+)"\s*\)',
-                                _strip_comments(weir_control_cc)))
-    return names | histograms, histograms
-
-
 @pytest.fixture(scope="module")
 def exported():
-    return exported_metrics([METRICS_CC.read_text(), CATALOGUE_H.read_text()],
-                            WEIR_CONTROL_CC.read_text())
+    return exported_from_sources()
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +85,6 @@ def template_queries(dashboard):
                 out.append((f"variable {variable.get('name')!r} definition",
                             variable["definition"]))
     return out
-
-
-def family_of(series: str, histograms) -> str:
-    """The family a series name belongs to: a histogram's _bucket/_sum/_count map to it."""
-    for suffix in HISTOGRAM_SUFFIXES:
-        if series.endswith(suffix) and series[: -len(suffix)] in histograms:
-            return series[: -len(suffix)]
-    return series
 
 
 def _enclosing_functions(expr: str, position: int):
@@ -173,9 +139,11 @@ def test_exported_set_is_read_from_the_sources(exported):
     # One per kind of source: metrics.cc, the catalogue, the histogram.
     for name in ("weir_build_info", "weir_port_drops_total", "weir_listener_bytes_total",
                  "weir_backend_state", "weir_tcp_retransmitted_segments_total",
-                 "weir_tcp_keepalive_probes_total", "weir_health_check_duration_seconds"):
+                 "weir_tcp_keepalive_probes_total", "weir_health_check_duration_seconds",
+                 "weir_worker_busy_seconds_total", "process_cpu_seconds_total"):
         assert name in names, name
-    assert all(METRIC_NAME.fullmatch(n) for n in names), sorted(names)
+    assert "weir_worker_busy_ratio" not in names  # a per-scrape ratio, replaced by the counter
+    assert all(METRIC_NAME.fullmatch(n) or n.startswith("process_") for n in names), sorted(names)
 
 
 def test_dashboard_is_valid_json_with_rows_and_panels(dashboard):

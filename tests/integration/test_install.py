@@ -124,6 +124,8 @@ def test_licence_and_docs_the_man_pages_name_are_installed(layout):
     assert (doc / "LICENSE").read_bytes() == (SOURCE_ROOT / "LICENSE").read_bytes()
     for name in ("operations.md", "metrics.md", "configuration.md"):
         assert (doc / "docs" / name).read_bytes() == (SOURCE_ROOT / "docs" / name).read_bytes()
+    rules = Path("prometheus") / "weir-rules.yml"  # docs/operations.md, "Alerts" names this path
+    assert (doc / "docs" / rules).read_bytes() == (SOURCE_ROOT / "docs" / rules).read_bytes()
     page = inside(layout, layout["man"] / "man8" / "weir-dataplane.8").read_text()
     assert str(layout["doc"] / "docs") in page
 

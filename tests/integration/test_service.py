@@ -81,6 +81,23 @@ def test_ready_only_once_it_serves_and_stopping_on_sigterm(workdir):
             ({"daemon": "weir-control", "version": built["version"],
               "revision": built["revision"]}, 1.0)], text
         assert samples(text, "weir_dataplane_up") == [({}, 0.0)], text
+        # process_*: weir-control's own, read from /proc/<its pid> here to compare.
+        with open(f"/proc/{proc.pid}/stat") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        start_time = boot + started_ticks / os.sysconf("SC_CLK_TCK")
+        assert samples(text, "process_start_time_seconds") == [
+            ({"daemon": "weir-control"}, pytest.approx(start_time, abs=0.02))], text
+        fds = len(os.listdir(f"/proc/{proc.pid}/fd"))
+        (labels, open_fds), = samples(text, "process_open_fds")
+        assert labels == {"daemon": "weir-control"} and 3 <= open_fds <= fds + 2, (open_fds, fds)
+        (_, resident), = samples(text, "process_resident_memory_bytes")
+        (_, virtual), = samples(text, "process_virtual_memory_bytes")
+        assert 0 < resident <= virtual, text
+        (_, cpu), = samples(text, "process_cpu_seconds_total")
+        assert cpu >= 0 and samples(text, "process_max_fds")[0][1] >= open_fds, text
+        assert "# TYPE process_cpu_seconds_total counter" in text, text
         assert stop(proc) == 0, log()
         notify.wait_for("STOPPING=1", proc, timeout_s=5)
     finally:

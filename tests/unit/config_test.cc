@@ -341,6 +341,23 @@ INSTANTIATE_TEST_SUITE_P(
               "0)"}}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
+TEST(ConfigDataplane, ShutdownGraceIsReadDefaultedAndBounded) {
+  const LoadResult defaults = load_string(D + E, "t.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config->dataplane.shutdown_grace_ms, 5'000u);
+  const LoadResult none = load_string(D + "  shutdown_grace_ms: 0\n" + E, "t.yaml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none.config->dataplane.shutdown_grace_ms, 0u) << "0: reset at once";
+  const LoadResult longest = load_string(D + "  shutdown_grace_ms: 60000\n" + E, "t.yaml");
+  ASSERT_TRUE(longest.ok());
+  EXPECT_EQ(longest.config->dataplane.shutdown_grace_ms, 60'000u);
+  EXPECT_EQ(errors_of(D + "  shutdown_grace_ms: 60001\n" + E),
+            std::vector<std::string>{"t.yaml:5:22: dataplane.shutdown_grace_ms: 60001 is out of "
+                                     "range; allowed: [0, 60000]"});
+  EXPECT_EQ(errors_of(D + "  shutdown_grace_ms: -1\n" + E).size(), 1u);
+  EXPECT_EQ(errors_of(D + "  shutdown_grace_ms: 5s\n" + E).size(), 1u);
+}
+
 // What a dataplane can hold is checked in the file, at the first element past the limit.
 TEST(ConfigTcp, TimeoutsAndCapsAreReadAndDefaulted) {
   const LoadResult defaults = load_string(D + E, "t.yaml");

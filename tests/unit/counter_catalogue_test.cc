@@ -41,6 +41,7 @@ std::vector<Table> real_tables() {
       {"listener direction", kListenerDirectionCounters, kListenerDirectionLabels},
       {"backend", kBackendCounters, kBackendLabels},
       {"device", kDeviceCounters, kDeviceLabels},
+      {"process", kProcessMetrics, kProcessLabels},
   };
 }
 
@@ -70,6 +71,7 @@ std::vector<JsonObject> real_objects() {
       {"tcp", names(kTcpCounters)},
       {"drops", names(kDropReasons)},
       {"devices.PORT", names(kDeviceCounters)},
+      {"process", names(kProcessMetrics)},
       worker,
       port,
       listener,
@@ -112,14 +114,27 @@ std::vector<std::string> problems(const std::vector<Table>& tables,
       if (!is_identifier(e.name)) out.push_back(where + ": not a lower-case identifier");
       if (e.help.empty()) out.push_back(where + ": no help");
       if (!e.exported()) continue;
-      if (!is_identifier(e.family) || !e.family.starts_with("weir_")) {
-        out.push_back(where + ": family " + std::string(e.family) + " is not weir_[a-z0-9_]+");
+      // Prometheus's standard process families keep their own names.
+      const std::string_view prefix = table.where == "process" ? "process_" : "weir_";
+      if (!is_identifier(e.family) || !e.family.starts_with(prefix)) {
+        out.push_back(where + ": family " + std::string(e.family) + " is not " +
+                      std::string(prefix) + "[a-z0-9_]+");
       }
       if ((e.kind == Kind::counter) != e.family.ends_with("_total")) {
         out.push_back(where + ": counters, and only they, end in _total");
       }
-      if (e.label.empty() != e.label_value.empty() || e.label.empty() != e.family_help.empty()) {
-        out.push_back(where + ": a fixed label needs its value and the family's help");
+      if (e.label.empty() != e.label_value.empty()) {
+        out.push_back(where + ": a fixed label needs its value");
+      }
+      // A family's own help when its meaning differs from the entry's: one of several entries
+      // (a fixed label), or other units (a conversion).
+      if (e.family_help.empty() != (e.label.empty() && e.divided_by.empty())) {
+        out.push_back(where +
+                      ": the family's help is needed with, and only with, a fixed label "
+                      "or a conversion");
+      }
+      if (!e.divided_by.empty() && e.divided_by != kTscHz) {
+        out.push_back(where + ": a conversion divides by tsc_hz");
       }
       auto [it, added] = families.try_emplace(e.family, Family{&table, &e, {}});
       Family& family = it->second;
@@ -169,7 +184,7 @@ TEST(CounterCatalogue, ExportedNamesAreTheOnesDashboardsUse) {
 
 // The checker itself: each kind of fault in a synthetic table is reported.
 TEST(CounterCatalogue, CheckerFindsFaults) {
-  static constexpr std::array<Entry, 7> broken = {{
+  static constexpr std::array<Entry, 10> broken = {{
       unexported("twice", "h"),
       unexported("twice", "h"),
       unexported("no_help", ""),
@@ -177,15 +192,26 @@ TEST(CounterCatalogue, CheckerFindsFaults) {
       gauge("gauge_with_total", "h", "weir_b_total"),
       counter("shared_without_label", "h", "weir_c_total"),
       counter("shared_again", "h", "weir_c_total"),
+      {"converted_without_help", "h", "weir_d_seconds_total", Kind::counter, {}, {}, {}, kTscHz},
+      {"help_without_reason", "h", "weir_e_total", Kind::counter, {}, {}, "family help"},
+      {"converted_by_other", "h", "weir_f_seconds_total", Kind::counter, {}, {}, "f", "hz"},
   }};
-  const std::vector<Table> tables = {{"broken", broken, kWorkerLabels}};
+  static constexpr std::array<Entry, 1> process_broken = {{gauge("g", "h", "weir_g")}};
+  const std::vector<Table> tables = {{"broken", broken, kWorkerLabels},
+                                     {"process", process_broken, kProcessLabels}};
   const std::vector<JsonObject> objects = {{"broken", names(broken)}};
   const std::vector<std::string> found = problems(tables, objects);
   for (const std::string expected :
        {"broken: twice twice", "broken.no_help: no help",
         "broken.counter_without_total: counters, and only they, end in _total",
         "broken.gauge_with_total: counters, and only they, end in _total",
-        "broken.shared_again: shares a family without a fixed label"}) {
+        "broken.shared_again: shares a family without a fixed label",
+        "broken.converted_without_help: the family's help is needed with, and only with, a fixed "
+        "label or a conversion",
+        "broken.help_without_reason: the family's help is needed with, and only with, a fixed "
+        "label or a conversion",
+        "broken.converted_by_other: a conversion divides by tsc_hz",
+        "process.g: family weir_g is not process_[a-z0-9_]+"}) {
     EXPECT_NE(std::find(found.begin(), found.end(), expected), found.end()) << expected;
   }
 }
