@@ -1,0 +1,234 @@
+"""The Debian package and the Ansible roles (ansible/), on freshly made bookworm roots.
+
+One .deb serves every test: $WEIR_DEB when set (a package built already), else scripts/package
+builds it once here (a clone of the committed tree; some ten minutes on two cores). Then:
+scripts/package-install-check installs it into a fresh root with apt; ansible-lint and
+--syntax-check pass on ansible/; and ansible/site.yml, with the example inventory's lb1 and mon1
+pointed at another fresh root through Ansible's chroot connection (community.general.chroot),
+fails clearly without an IOMMU, applies, applies again with changed=0, and shows nothing to change
+under --check --diff; python3-testinfra then checks what it left, and a configuration that does
+not validate is refused with the file on the box unchanged.
+
+There is no systemd as PID 1 in a chroot: the roles see ansible_facts.is_chroot and change files
+only (ansible/README.md, "On a real host"), so starting, reloading and restarting are not tested
+here. Needs root, mmdebstrap and Debian's apt mirror."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import testinfra
+import yaml
+
+SOURCE_ROOT = Path(os.environ.get("WEIR_SOURCE_ROOT", ".")).resolve()
+ANSIBLE_DIR = SOURCE_ROOT / "ansible"
+EXAMPLE_INVENTORY = ANSIBLE_DIR / "inventory" / "example" / "hosts.yml"
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+                   re.MULTILINE)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mmdebstrap and chroot need root")
+
+
+def run(argv, timeout, cwd=None, env=None):
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def deb():
+    given = os.environ.get("WEIR_DEB")
+    if given:
+        yield Path(given).resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="weir-deb-") as out:
+        result = run([str(SOURCE_ROOT / "scripts" / "package"), out], timeout=1800,
+                     cwd=SOURCE_ROOT)
+        assert result.returncode == 0, result.stdout + result.stderr
+        debs = list(Path(out).glob("weir_*_amd64.deb"))
+        assert len(debs) == 1, debs
+        yield debs[0]
+
+
+def deb_version(deb: Path) -> str:
+    return run(["dpkg-deb", "-f", str(deb), "Version"], timeout=30).stdout.strip()
+
+
+def test_package_installs_on_a_fresh_root(deb):
+    result = run([str(SOURCE_ROOT / "scripts" / "package-install-check"), str(deb)], timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint_is_clean():
+    result = run(["ansible-lint", "--offline"], timeout=300, cwd=ANSIBLE_DIR)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_syntax_check():
+    result = run(["ansible-playbook", "--syntax-check", "site.yml"], timeout=120, cwd=ANSIBLE_DIR)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def root():
+    """A fresh bookworm root as a new box has it: systemd, and python3 for Ansible's modules."""
+    path = Path(tempfile.mkdtemp(prefix="weir-ansible-root."))
+    try:
+        result = run(["mmdebstrap", "--quiet", "--variant=apt", "--include=systemd,python3",
+                      "bookworm", str(path)], timeout=900)
+        assert result.returncode == 0, result.stderr
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def play(root, deb, tmp_path_factory):
+    """Runs site.yml for lb1 and mon1 of the example inventory, both in the root."""
+    overrides = tmp_path_factory.mktemp("inventory") / "chroot.yml"
+    box = {"ansible_connection": "community.general.chroot", "ansible_host": str(root)}
+    overrides.write_text(yaml.safe_dump({"all": {"hosts": {"lb1": box, "mon1": box}}}))
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+
+    def play_(*extra, limit="lb1,mon1", iommu_check=False):
+        argv = ["ansible-playbook", "-i", str(EXAMPLE_INVENTORY), "-i", str(overrides),
+                "--limit", limit, "-e", f"weir_package_deb={deb}",
+                "-e", f"dpdk_host_check_iommu={iommu_check}", *extra, "site.yml"]
+        result = run(argv, timeout=1200, cwd=ANSIBLE_DIR, env=env)
+        recap = {m[0]: {"ok": int(m[1]), "changed": int(m[2]), "unreachable": int(m[3]),
+                        "failed": int(m[4])} for m in RECAP.findall(result.stdout)}
+        return result, recap
+
+    return play_
+
+
+def in_root(root, *argv, timeout=60):
+    return run(["chroot", str(root), "env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG=C.UTF-8", *argv], timeout=timeout)
+
+
+def test_without_an_iommu_the_play_stops_before_changing_anything(play, root):
+    # A chroot has no /sys/kernel/iommu_groups: the same as a host booted without the IOMMU.
+    result, recap = play(iommu_check=True)
+    assert result.returncode != 0
+    assert "shows no IOMMU group in /sys/kernel/iommu_groups" in result.stdout
+    assert "vfio-pci cannot take 0000:01:00.0" in result.stdout
+    assert recap["lb1"]["failed"] == 1 and recap["lb1"]["changed"] == 0, recap
+    assert not (root / "etc" / "dpdk").exists(), "the dpdk package was installed anyway"
+
+
+def test_first_apply_changes_the_box(play):
+    result, recap = play()
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+    assert recap["lb1"]["failed"] == 0 and recap["lb1"]["changed"] > 0, recap
+    assert recap["mon1"]["failed"] == 0 and recap["mon1"]["changed"] > 0, recap
+
+
+def test_second_apply_changes_nothing(play):
+    result, recap = play()
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+    changed = {host: counts["changed"] for host, counts in recap.items()}
+    assert changed == {"lb1": 0, "mon1": 0}, result.stdout[-6000:]
+
+
+def test_check_mode_shows_nothing_to_change(play):
+    result, recap = play("--check", "--diff")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+    assert {host: counts["changed"] for host, counts in recap.items()} == {"lb1": 0, "mon1": 0}
+    assert "--- before" not in result.stdout and "+++ after" not in result.stdout, result.stdout
+
+
+@pytest.fixture(scope="module")
+def host():
+    return testinfra.get_host("local://")
+
+
+def test_the_package_is_installed(host, root, deb):
+    status = host.run("chroot %s dpkg-query -W -f '${Status} ${Version}' weir", str(root))
+    assert status.stdout == f"install ok installed {deb_version(deb)}"
+    for binary in ["usr/sbin/weir-dataplane", "usr/sbin/weir-control", "usr/bin/weirctl"]:
+        assert host.file(str(root / binary)).mode == 0o755
+
+
+def test_the_configuration_is_the_inventorys_and_valid(host, root):
+    config = host.file(str(root / "etc/weir/weir.yaml"))
+    assert (config.user, config.group, config.mode) == ("root", "root", 0o644)
+    written = yaml.safe_load(config.content_string)
+    group = yaml.safe_load((EXAMPLE_INVENTORY.parent / "group_vars" / "weir.yml").read_text())
+    lb1 = yaml.safe_load((EXAMPLE_INVENTORY.parent / "host_vars" / "lb1.yml").read_text())
+    assert written == {"node_id": lb1["weir_node_id"], "dataplane": lb1["weir_dataplane"],
+                       "tcp": group["weir_tcp"], "listeners": group["weir_listeners"],
+                       "pools": group["weir_pools"], "control": lb1["weir_control"]}
+    checked = in_root(root, "weir-dataplane", "--check-config", "/etc/weir/weir.yaml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_units_are_enabled_and_verify(host, root):
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    for unit in ["weir-dataplane.service", "weir-control.service", "dpdk.service",
+                 "prometheus.service"]:
+        link = host.file(str(wants / unit))
+        assert link.is_symlink, unit
+        assert host.file(str(root / link.linked_to.lstrip("/"))).is_file, unit
+    dropin = host.file(str(root / "etc/systemd/system/weir-dataplane.service.d/cpus.conf"))
+    assert "CPUAffinity=1-4" in dropin.content_string and dropin.mode == 0o644
+    # systemd-analyze reads /proc; --man=no because the root has no man-db
+    # (scripts/package-install-check opens the man pages).
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True, timeout=30)
+    try:
+        verified = in_root(root, "systemd-analyze", "verify", "--man=no",
+                           "weir-dataplane.service", "weir-control.service")
+    finally:
+        subprocess.run(["umount", str(root / "proc")], check=True, timeout=30)
+    assert verified.returncode == 0 and verified.stdout + verified.stderr == "", \
+        verified.stdout + verified.stderr
+
+
+def test_the_dpdk_host_files(host, root):
+    conf = host.file(str(root / "etc/dpdk/dpdk.conf")).content_string
+    assert re.findall(r"^NR_2M_PAGES=.*$", conf, re.MULTILINE) == ['NR_2M_PAGES="1024"']
+    interfaces = host.file(str(root / "etc/dpdk/interfaces")).content_string
+    assert re.findall(r"^pci.*$", interfaces, re.MULTILINE) == ["pci\t0000:01:00.0\tvfio-pci"]
+    assert host.file(str(root / "etc/modules-load.d/dpdk-host-vfio-pci.conf")) \
+        .content_string.splitlines()[-1] == "vfio-pci"
+    grub = host.file(str(root / "etc/default/grub.d/dpdk-host.cfg")).content_string
+    assert 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX intel_iommu=on iommu=pt isolcpus=2-4 ' \
+        'nohz_full=2-4 rcu_nocbs=2-4"' in grub
+    manager = host.file(str(root / "etc/systemd/system.conf.d/dpdk-host-cpus.conf"))
+    assert "CPUAffinity=0-1" in manager.content_string.splitlines()
+
+
+def test_prometheus_scrapes_both_boxes_with_checked_rules(host, root):
+    config = yaml.safe_load(host.file(str(root / "etc/prometheus/prometheus.yml")).content_string)
+    weir_job = [job for job in config["scrape_configs"] if job["job_name"] == "weir"]
+    assert weir_job and weir_job[0]["static_configs"] == [
+        {"targets": ["10.10.0.11:9464"], "labels": {"box": "lb1"}},
+        {"targets": ["10.10.0.12:9464"], "labels": {"box": "lb2"}}]
+    rules = in_root(root, "promtool", "check", "rules", "/etc/prometheus/rules/weir.rules.yml")
+    assert rules.returncode == 0 and "SUCCESS: 10 rules found" in rules.stdout, rules.stdout
+    checked = in_root(root, "promtool", "check", "config", "/etc/prometheus/prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_grafana_provisions_the_repositorys_dashboard(host, root):
+    dashboard = host.file(str(root / "var/lib/grafana/dashboards/weir/weir.json")).content_string
+    source = (SOURCE_ROOT / "docs" / "grafana" / "weir.json").read_text()
+    assert "${DS_PROMETHEUS}" in source and "${DS_PROMETHEUS}" not in dashboard
+    assert dashboard.rstrip("\n") == source.rstrip("\n").replace("${DS_PROMETHEUS}",
+                                                                 "weir-prometheus")
+    provider = yaml.safe_load(
+        host.file(str(root / "etc/grafana/provisioning/dashboards/weir.yaml")).content_string)
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards/weir"
+
+
+def test_an_invalid_configuration_is_refused_and_the_box_keeps_its_file(play, root):
+    before = (root / "etc/weir/weir.yaml").read_bytes()
+    bad = '{"weir_pools": [{"name": "web", "backends": [{"name": "web1", ' \
+          '"address": "198.51.100.11", "port": 70000}]}]}'
+    result, recap = play("-e", bad, limit="lb1")
+    assert result.returncode != 0
+    assert recap["lb1"]["failed"] == 1, recap
+    assert "pools[0].backends[0].port: 70000 is out of range" in result.stdout, result.stdout
+    assert (root / "etc/weir/weir.yaml").read_bytes() == before
