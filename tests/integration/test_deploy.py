@@ -24,6 +24,14 @@ import pytest
 import testinfra
 import yaml
 
+from netbed import (  # noqa: F401 (fixtures)
+    ADDRESSES,
+    LISTENER_ADDRESS,
+    DataplaneProcess,
+    poll_until,
+    testbed_factory,
+)
+
 SOURCE_ROOT = Path(os.environ.get("WEIR_SOURCE_ROOT", ".")).resolve()
 ANSIBLE_DIR = SOURCE_ROOT / "ansible"
 EXAMPLE_INVENTORY = ANSIBLE_DIR / "inventory" / "example" / "hosts.yml"
@@ -38,7 +46,28 @@ def run(argv, timeout, cwd=None, env=None):
 
 
 @pytest.fixture(scope="module")
-def deb():
+def fresh_root():
+    """mmdebstrap making the root the roles are applied to (a bookworm root as a new box has it:
+    systemd, and python3 for Ansible's modules), started first, so that it runs while the package
+    builds; the root fixture waits for it."""
+    path = Path(tempfile.mkdtemp(prefix="weir-ansible-root."))
+    log = path.with_suffix(".log")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["mmdebstrap", "--quiet", "--variant=apt",
+                                 "--include=systemd,python3", "bookworm", str(path)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield path, proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        shutil.rmtree(path, ignore_errors=True)
+        log.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def deb(fresh_root):
     given = os.environ.get("WEIR_DEB")
     if given:
         yield Path(given).resolve()
@@ -72,16 +101,10 @@ def test_syntax_check():
 
 
 @pytest.fixture(scope="module")
-def root():
-    """A fresh bookworm root as a new box has it: systemd, and python3 for Ansible's modules."""
-    path = Path(tempfile.mkdtemp(prefix="weir-ansible-root."))
-    try:
-        result = run(["mmdebstrap", "--quiet", "--variant=apt", "--include=systemd,python3",
-                      "bookworm", str(path)], timeout=900)
-        assert result.returncode == 0, result.stderr
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+def root(fresh_root):
+    path, proc, log = fresh_root
+    assert proc.wait(900) == 0, log.read_text(errors="replace")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +255,75 @@ def test_an_invalid_configuration_is_refused_and_the_box_keeps_its_file(play, ro
     assert recap["lb1"]["failed"] == 1, recap
     assert "pools[0].backends[0].port: 70000 is out of range" in result.stdout, result.stdout
     assert (root / "etc/weir/weir.yaml").read_bytes() == before
+
+
+def exec_start(root: Path, unit: str) -> list[str]:
+    """The unit's ExecStart= command line, as installed in the root."""
+    lines = (root / "lib/systemd/system" / unit).read_text().splitlines()
+    starts = [line.split("=", 1)[1].split() for line in lines if line.startswith("ExecStart=")]
+    assert len(starts) == 1, starts
+    return starts[0]
+
+
+class InstalledProcess(DataplaneProcess):
+    """A command of the root's, started chrooted in one of the test bed's namespaces, with its
+    output in the test bed's work directory (DataplaneProcess's readiness and counters)."""
+
+    def __init__(self, testbed, root: Path, role: str, argv: list[str], config: dict, name: str):
+        super().__init__(testbed, config, name=name)
+        self.root, self.role, self.argv = root, role, argv
+
+    def start(self):
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = self.testbed.popen(self.role, ["chroot", str(self.root), *self.argv],
+                                           stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        return self
+
+
+def test_the_installed_daemons_carry_traffic(root, testbed_factory):
+    """The root's binaries, started with the units' own command lines, in the namespace test bed:
+    the dataplane echoes a client's data on its af_packet port, and weir-control (in the ctl
+    namespace) reaches it through /run/weir and answers weirctl. The root's /etc/weir/weir.yaml
+    becomes the test bed's configuration: this test runs last."""
+    tb = testbed_factory()
+    config = tb.dataplane_config()
+    config["dataplane"]["control_socket"] = "/run/weir/dataplane.sock"
+    config["control"] = {"socket": "/run/weir/control.sock",
+                         "metrics": {"listen": f"{ADDRESSES['ctl']}:9464"}}
+    dataplane_argv = exec_start(root, "weir-dataplane.service")
+    control_argv = exec_start(root, "weir-control.service")
+    assert dataplane_argv[-2:] == control_argv[-2:] == ["--config", "/etc/weir/weir.yaml"]
+    (root / "etc/weir/weir.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True, timeout=30)
+    try:
+        # /run/weir as systemd-tmpfiles makes it at boot from the package's entry.
+        made = in_root(root, "systemd-tmpfiles", "--create", "weir.conf")
+        assert made.returncode == 0 and (root / "run/weir").is_dir(), made.stderr
+        with InstalledProcess(tb, root, "dp", dataplane_argv, config, "installed-dataplane") as dp:
+            dp.wait_ready(timeout_s=30.0)
+            reply = tb.python("client", ECHO_ONCE, {"address": LISTENER_ADDRESS, "size": 1 << 20})
+            assert reply == {"sent": 1 << 20, "echoed_equal": True}, reply
+            with InstalledProcess(tb, root, "ctl", control_argv, config,
+                                  "installed-control") as ctl:
+                status = poll_until(
+                    lambda: (lambda r: r if r.returncode == 0 and "connected" in r.stdout
+                             and "not connected" not in r.stdout else None)(
+                        in_root(root, "weirctl", "--config", "/etc/weir/weir.yaml", "status")),
+                    20.0, what="weirctl status to show the dataplane connected",
+                    describe=ctl.output)
+                assert "/etc/weir/weir.yaml" in status.stdout
+                assert ctl.stop() == 0, ctl.output()
+            assert dp.stop() == 0, dp.output()
+    finally:
+        subprocess.run(["umount", str(root / "proc")], check=True, timeout=30)
+
+
+ECHO_ONCE = """
+import os, socket
+data = os.urandom(ARGS["size"])
+with socket.create_connection((ARGS["address"], 7), timeout=20) as sock:
+    sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
+    got = recv_all(sock)
+emit({"sent": len(data), "echoed_equal": got == data})
+"""
