@@ -13,6 +13,8 @@ There is no systemd as PID 1 in a chroot: the roles see ansible_facts.is_chroot 
 only (ansible/README.md, "On a real host"), so starting, reloading and restarting are not tested
 here. Needs root, mmdebstrap and Debian's apt mirror."""
 
+import copy
+import json
 import os
 import re
 import shutil
@@ -175,15 +177,19 @@ def test_the_package_is_installed(host, root, deb):
         assert host.file(str(root / binary)).mode == 0o755
 
 
+def inventory_config(box: str) -> dict:
+    """/etc/weir/weir.yaml as the example inventory gives it for box."""
+    group = yaml.safe_load((EXAMPLE_INVENTORY.parent / "group_vars" / "weir.yml").read_text())
+    own = yaml.safe_load((EXAMPLE_INVENTORY.parent / "host_vars" / f"{box}.yml").read_text())
+    return {"node_id": own["weir_node_id"], "dataplane": own["weir_dataplane"],
+            "tcp": group["weir_tcp"], "listeners": group["weir_listeners"],
+            "pools": group["weir_pools"], "control": own["weir_control"]}
+
+
 def test_the_configuration_is_the_inventorys_and_valid(host, root):
     config = host.file(str(root / "etc/weir/weir.yaml"))
     assert (config.user, config.group, config.mode) == ("root", "root", 0o644)
-    written = yaml.safe_load(config.content_string)
-    group = yaml.safe_load((EXAMPLE_INVENTORY.parent / "group_vars" / "weir.yml").read_text())
-    lb1 = yaml.safe_load((EXAMPLE_INVENTORY.parent / "host_vars" / "lb1.yml").read_text())
-    assert written == {"node_id": lb1["weir_node_id"], "dataplane": lb1["weir_dataplane"],
-                       "tcp": group["weir_tcp"], "listeners": group["weir_listeners"],
-                       "pools": group["weir_pools"], "control": lb1["weir_control"]}
+    assert yaml.safe_load(config.content_string) == inventory_config("lb1")
     checked = in_root(root, "weir-dataplane", "--check-config", "/etc/weir/weir.yaml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -255,6 +261,64 @@ def test_an_invalid_configuration_is_refused_and_the_box_keeps_its_file(play, ro
     assert recap["lb1"]["failed"] == 1, recap
     assert "pools[0].backends[0].port: 70000 is out of range" in result.stdout, result.stdout
     assert (root / "etc/weir/weir.yaml").read_bytes() == before
+
+
+def edited(section: str, edit) -> dict:
+    """An extra-vars dict changing one section of lb1's configuration by edit(copy)."""
+    config = inventory_config("lb1")
+    names = {"node_id": "weir_node_id", "dataplane": "weir_dataplane", "tcp": "weir_tcp",
+             "listeners": "weir_listeners", "pools": "weir_pools", "control": "weir_control"}
+    value = edit(config[section])
+    return {names[section]: value}
+
+
+def setting(path: list, value):
+    """An edit setting the item at path (keys and indexes) of a section to value."""
+
+    def edit(section):
+        section = copy.deepcopy(section)
+        target = section
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        return section
+    return edit
+
+
+# (what changes, extra vars, (restart the dataplane, restart weir-control)); neither: a reload.
+DECISIONS = [
+    ("nothing", {}, (False, False)),
+    ("a backend's weight", edited("pools", setting([0, "backends", 0, "weight"], 3)),
+     (False, False)),
+    ("a backend removed", edited("pools", setting([0, "backends"], [
+        {"name": "web1", "address": "198.51.100.11", "port": 8080}])), (False, False)),
+    ("a listener's port", edited("listeners", setting([0, "port"], 8080)), (False, False)),
+    ("the health checks", edited("pools", setting([0, "health", "fall"], 5)), (False, False)),
+    ("a port's address", edited("dataplane", setting(["ports", 0, "address"], "192.0.2.21/24")),
+     (True, False)),
+    ("the EAL arguments", edited("dataplane", setting(["eal", 1], "2-5")), (True, False)),
+    ("node_id", edited("node_id", lambda _: 9), (True, False)),
+    ("the tcp section removed", {"weir_tcp": {}}, (True, False)),
+    ("the metrics address", edited("control", setting(["metrics", "listen"], "10.10.0.11:9500")),
+     (False, True)),
+]
+
+
+@pytest.mark.parametrize("what,extra,expected", DECISIONS, ids=[d[0] for d in DECISIONS])
+def test_a_change_gets_a_reload_or_the_restart_it_needs(tmp_path, what, extra, expected):
+    """The weir role's decision (roles/weir/tasks/decide.yml), which its handlers act on: run on
+    the controller against lb1's current file, with one section changed in the inventory."""
+    on_box = tmp_path / "weir.yaml"
+    on_box.write_text(yaml.safe_dump(inventory_config("lb1"), sort_keys=False))
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"))
+    result = run(["ansible-playbook", "-i", str(EXAMPLE_INVENTORY), "--limit", "lb1",
+                  "-e", "ansible_connection=local",
+                  "-e", "ansible_python_interpreter=/usr/bin/python3",
+                  "-e", f"weir_config_path={on_box}", "-e", json.dumps(extra),
+                  str(SOURCE_ROOT / "tests" / "ansible" / "decide.yml")], timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    decision = json.loads(re.search(r'"DECISION (.*)"', result.stdout)[1].replace('\\"', '"'))
+    assert (decision["dataplane"], decision["control"]) == expected, what
 
 
 def exec_start(root: Path, unit: str) -> list[str]:
