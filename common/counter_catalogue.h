@@ -139,6 +139,20 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
             "segments resent during recovery because the SACK scoreboard showed them lost "
             "(RFC 6675 NextSeg)",
             "weir_tcp_sack_retransmits_total"),
+    counter("tail_loss_probes",
+            "probes sent when ACKs stopped with data outstanding (RFC 8985 7: the last segment "
+            "again after about two round trips, long before the retransmission timeout)",
+            "weir_tcp_tail_loss_probes_total"),
+    counter("losses_marked_by_time",
+            "times unacknowledged data below SACKed data was declared lost because a reordering "
+            "window passed (RFC 8985's time-based rule), not because three segments above it "
+            "were SACKed",
+            "weir_tcp_losses_marked_by_time_total"),
+    counter("lost_retransmissions",
+            "retransmissions found lost themselves during recovery: data SACKed more than a "
+            "round trip and a reordering window after the oldest retransmission left, which was "
+            "still missing (RFC 8985's rule in time form); those holes go again",
+            "weir_tcp_lost_retransmissions_total"),
     unexported("sack_scoreboards_exhausted",
                "ACKs whose SACK blocks were ignored because the worker had no scoreboard free "
                "(that connection recovers by NewReno)"),

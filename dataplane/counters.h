@@ -69,8 +69,11 @@ struct TcpCounters {
   Counter segments_out;
   Counter retransmitted_segments;
   Counter rto_expirations;
-  Counter fast_retransmits;  // loss recoveries entered (three duplicate ACKs or SACK loss)
-  Counter sack_retransmits;  // segments resent because the SACK scoreboard showed them lost
+  Counter fast_retransmits;       // loss recoveries entered (three duplicate ACKs or SACK loss)
+  Counter sack_retransmits;       // segments resent because the SACK scoreboard showed them lost
+  Counter tail_loss_probes;       // RFC 8985 7: the last segment again after ~2 SRTT of silence
+  Counter losses_marked_by_time;  // holes below SACKed data declared lost after a reordering window
+  Counter lost_retransmissions;   // repairs lost again, found from later SACKs, not the RTO
   Counter sack_scoreboards_exhausted;  // SACK information ignored: no scoreboard free
   Counter syn_cookies_sent;
   Counter syn_cookies_accepted;

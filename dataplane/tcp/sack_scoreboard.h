@@ -33,6 +33,8 @@ class SackScoreboard {
     count_ = 0;
     high_rxt_ = Seq();
     high_rxt_valid_ = false;
+    lost_below_ = Seq();
+    lost_below_valid_ = false;
   }
   bool empty() const { return count_ == 0; }
   uint8_t ranges() const { return count_; }
@@ -92,8 +94,9 @@ class SackScoreboard {
   Seq highest_sacked() const { return ranges_[count_ - 1].end; }
 
   // RFC 6675 section 4, IsLost(SeqNum): DupThresh discontiguous SACKed ranges above `seq`, or more
-  // than (DupThresh - 1) * SMSS SACKed bytes above it.
+  // than (DupThresh - 1) * SMSS SACKed bytes above it; or below the mark set by mark_lost_below().
   bool is_lost(Seq seq, uint32_t smss) const {
+    if (lost_below_valid_ && seq < lost_below_) return true;
     uint32_t above = 0;
     uint32_t ranges_above = 0;
     for (uint8_t i = 0; i < count_; ++i) {
@@ -132,11 +135,36 @@ class SackScoreboard {
     return next_hole(una, smss, false);
   }
 
-  // The highest sequence retransmitted in this recovery (HighRxt), one past its last byte.
-  void retransmitted(Seq end) {
+  // Declares every unSACKed byte below `end` lost, however few SACKed bytes lie above it: the
+  // time-based rule of RFC 8985 (RACK) in its sequence form. Data sent later than a hole was
+  // delivered and a reordering window has passed, or an acknowledged retransmission showed that
+  // everything sent before it and still missing is gone. Only ever moves up.
+  void mark_lost_below(Seq end) {
+    if (!lost_below_valid_ || lost_below_ < end) lost_below_ = end;
+    lost_below_valid_ = true;
+  }
+  // Whether an unSACKed byte below the highest SACKed one is not yet counted lost: what a
+  // reordering window waits on.
+  bool has_unmarked_hole(Seq una, uint32_t smss) const {
+    if (count_ == 0) return false;
+    const auto hole = next_hole(una, smss, false);
+    return hole && !is_lost(hole->start, smss);
+  }
+
+  // The highest sequence retransmitted in this recovery (HighRxt), one past its last byte; and
+  // when the retransmissions from SND.UNA up began (the oldest still unacknowledged went then).
+  void retransmitted(Seq end, uint64_t now_us) {
+    if (!high_rxt_valid_) rxt_start_us_ = now_us;
     if (!high_rxt_valid_ || high_rxt_ < end) high_rxt_ = end;
     high_rxt_valid_ = true;
   }
+  // Whether the retransmission at `una` left before `before_us` and is still unacknowledged.
+  bool retransmitted_before(Seq una, uint64_t before_us) const {
+    return high_rxt_valid_ && una < high_rxt_ && rxt_start_us_ < before_us;
+  }
+  // The retransmissions were lost themselves: the holes from SND.UNA up go again (still lost, so
+  // NextSeg finds them), and leave the pipe.
+  void retransmissions_lost() { high_rxt_valid_ = false; }
 
  private:
   std::optional<Hole> next_hole(Seq una, uint32_t smss, bool lost_only) const {
@@ -155,7 +183,10 @@ class SackScoreboard {
 
   std::array<Range, kMaxRanges> ranges_{};
   Seq high_rxt_;
+  Seq lost_below_;
+  uint64_t rxt_start_us_ = 0;
   bool high_rxt_valid_ = false;
+  bool lost_below_valid_ = false;
   uint8_t count_ = 0;
 };
 

@@ -312,12 +312,7 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     c.snd_.wnd = uint32_t{s.window} << c.snd_.wnd_scale;
     c.snd_.wl1 = s.seq;
     c.snd_.wl2 = s.ack;
-    // Karn (RFC 6298 3) for the handshake, as in SYN-SENT below.
-    if (c.retransmissions_ > 0) {
-      c.rto_.restart_after_handshake_timeout();
-    } else if (c.ts_ok_ && s.timestamps && s.timestamps->echo_reply != 0) {
-      c.rto_.sample((timestamp_now(now_us) - s.timestamps->echo_reply) * uint64_t{1000});
-    }
+    handshake_rtt(c, s, now_us);
     wheel_.cancel(c.retransmit_timer_);
     c.retransmissions_ = 0;
     established(c, now_us);
@@ -368,15 +363,20 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
     if (c.snd_.nxt < c.snd_.una) c.snd_.nxt = c.snd_.una;
     c.retransmissions_ = 0;
     c.snd_.dupacks = 0;
+    c.probe_outstanding_ = false;
     if (SackScoreboard* board = scoreboard(c)) board->advance(c.snd_.una);
-    update_scoreboard(c, s);
+    detect_lost_retransmission(c, update_scoreboard(c, s), now_us);
     if (c.in_recovery_) {
       if (s.ack >= c.snd_.recover) {
         // RFC 6582 3.2 (3) and RFC 6675 5 (A): a full acknowledgment ends recovery.
         c.in_recovery_ = false;
-      } else if (scoreboard(c) == nullptr) {
-        // RFC 6582 3.2 (4): a partial ACK; the next hole is retransmitted at once. (With a
-        // scoreboard, output() sends what it says is lost.)
+      } else if (SackScoreboard* board = scoreboard(c)) {
+        // A partial ACK acknowledges a retransmission, sent after everything still missing below
+        // the recovery point: all of that is lost (RFC 8985's rule, which RFC 6582 applies to
+        // the next segment), however little was SACKed above it. output() resends it.
+        board->mark_lost_below(c.snd_.recover);
+      } else {
+        // RFC 6582 3.2 (4): a partial ACK; the next hole is retransmitted at once.
         send_segment(c, c.snd_.una, TcpFlag::ack, retransmit_length(c), now_us);
       }
     } else {
@@ -412,6 +412,7 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
     }
   } else if (s.ack == c.snd_.una && c.snd_.max > c.snd_.una) {
     const uint32_t newly_sacked = update_scoreboard(c, s);
+    detect_lost_retransmission(c, newly_sacked, now_us);
     // A duplicate ACK: with a scoreboard, one that SACKs new data (RFC 6675 2); without, RFC 5681
     // 2's ACK that carries nothing and changes nothing.
     const SackScoreboard* board = scoreboard(c);
@@ -425,7 +426,45 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
                             (board != nullptr && board->is_lost(c.snd_.una, c.segment_payload()))))
       enter_recovery(c, now_us);
   }
+  if (c.snd_.una < c.snd_.max) watch_reordering(c, now_us);
   return true;
+}
+
+// Karn (RFC 6298 3) for the handshake, with the timestamps telling transmissions apart. After a
+// SYN (or SYN-ACK) was sent again, the peer's TSecr may echo the first one (it keeps TS.Recent from
+// it, RFC 7323 4.3), or the answer may be one the peer's own timer sent: either measures a
+// retransmission timeout rather than the path, and such a sample (a second or more) held the RTO
+// at seconds long after the handshake. So a sample is taken only when TSecr echoes the last
+// handshake segment sent, and only below the initial RTO (a longer one spans a timer of the
+// peer's). Without one after a retransmission, RTO is 3 s until the first ACK of data gives a
+// sample (RFC 6298 5.7). Taking the sample where it is sound matters under burst loss: the
+// handshake's lost segments otherwise left 3 s RTOs that were the longest idles there.
+void TcpStack::handshake_rtt(Connection& c, const Segment& s, uint64_t now_us) {
+  if (c.ts_ok_ && s.timestamps && s.timestamps->echo_reply != 0 &&
+      static_cast<int32_t>(s.timestamps->echo_reply - timestamp_now(c.rtt_start_us_)) >= 0) {
+    const uint64_t rtt_us =
+        std::max<uint64_t>(uint64_t{timestamp_now(now_us) - s.timestamps->echo_reply} * 1000, 1);
+    if (rtt_us < RtoEstimator::kInitialRtoUs) {
+      c.rto_.sample(rtt_us);
+      return;
+    }
+  }
+  if (c.retransmissions_ > 0) c.rto_.restart_after_handshake_timeout();
+}
+
+// In recovery, data newly SACKed more than a round trip and a reordering window after the oldest
+// retransmission left, while that retransmission is still missing: it was lost too (RFC 8985's
+// rule, in time form: data sent after it has arrived). Without this, a lost repair waits for the
+// retransmission timeout, and burst loss takes repairs as readily as originals.
+void TcpStack::detect_lost_retransmission(Connection& c, uint32_t newly_sacked, uint64_t now_us) {
+  SackScoreboard* board = scoreboard(c);
+  if (!c.in_recovery_ || newly_sacked == 0 || board == nullptr) return;
+  const uint64_t srtt = c.rto_.srtt_us();
+  const uint64_t wait = srtt + std::max(srtt / 4, wheel_.tick_us());
+  if (now_us > wait && board->retransmitted_before(c.snd_.una, now_us - wait)) {
+    board->retransmissions_lost();
+    counters_.lost_retransmissions.add();
+  }
 }
 
 void TcpStack::enter_recovery(Connection& c, uint64_t now_us) {
@@ -437,7 +476,7 @@ void TcpStack::enter_recovery(Connection& c, uint64_t now_us) {
   // RFC 6675 5 (4.3) and RFC 6582 3.2 (2): the first unacknowledged segment goes again at once.
   const uint32_t length = retransmit_length(c);
   send_segment(c, c.snd_.una, TcpFlag::ack, length, now_us);
-  if (SackScoreboard* board = scoreboard(c)) board->retransmitted(c.snd_.una + length);
+  if (SackScoreboard* board = scoreboard(c)) board->retransmitted(c.snd_.una + length, now_us);
 }
 
 uint32_t TcpStack::update_scoreboard(Connection& c, const Segment& s) {
@@ -709,18 +748,7 @@ void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, ui
   }
   c.snd_.una = s.ack;
   c.snd_.wl2 = s.ack;
-  // Karn (RFC 6298 3) for the handshake: after a SYN was sent again, the SYN-ACK's TSecr may echo
-  // the first SYN (the peer keeps TS.Recent from it, RFC 7323 4.3), or the SYN-ACK may be one its
-  // own timer sent, and so measure a retransmission timeout rather than the path. Such a sample
-  // (a second or more) held the RTO at several seconds long after the handshake, and a burst of
-  // loss then stalled the connection that long. RTO is 3 s until the first ACK of data gives a
-  // sample (RFC 6298 5.7).
-  if (c.retransmissions_ > 0) {
-    c.rto_.restart_after_handshake_timeout();
-  } else if (c.ts_ok_ && s.timestamps->echo_reply != 0) {
-    c.rto_.sample(
-        std::max<uint64_t>(uint64_t{timestamp_now(now_us) - s.timestamps->echo_reply} * 1000, 1));
-  }
+  handshake_rtt(c, s, now_us);
   wheel_.cancel(c.retransmit_timer_);
   c.retransmissions_ = 0;
   established(c, now_us);

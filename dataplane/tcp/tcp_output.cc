@@ -156,7 +156,7 @@ void TcpStack::sack_retransmit(Connection& c, uint64_t now_us) {
     const uint32_t length = std::min(hole->length, smss);
     send_segment(c, hole->start, TcpFlag::ack, length, now_us);
     counters_.sack_retransmits.add();
-    board.retransmitted(hole->start + length);
+    board.retransmitted(hole->start + length, now_us);
   }
 }
 
@@ -383,6 +383,7 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
     counters_.allocation_failures.add();
     return;
   }
+  c.rtt_start_us_ = now_us;  // the handshake's RTT is timed from its last SYN
   if (c.retransmissions_ > 0) counters_.retransmitted_segments.add();
   counters_.segments_out.add();
   net_stack_.send_ipv4(c.port_, m, now_us);
@@ -429,6 +430,7 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
   }
   if (c != nullptr) {
     c->rcv_.edge = c->rcv_.nxt + window;
+    c->rtt_start_us_ = now_us;  // the handshake's RTT is timed from its last SYN-ACK
   }
   counters_.segments_out.add();
   net_stack_.send_ipv4(port, m, now_us);

@@ -176,6 +176,10 @@ class Connection {
     uint8_t kind = 0;
   };
   enum TimerKind : uint8_t { kRetransmit, kDelayedAck, kWait };
+  // What the retransmission timer is set for: the timeout itself, a tail loss probe (RFC 8985
+  // 7), or the end of a reordering window (RFC 8985 6.3). One timer serves the three, as Linux's
+  // does, since only the earliest matters.
+  enum class LossTimer : uint8_t { rto, probe, reorder };
 
   FourTuple tuple_;
   PortIndex port_ = 0;
@@ -221,14 +225,16 @@ class Connection {
   uint32_t unread_ = 0;
   uint32_t ts_recent_ = 0;
   Seq rtt_seq_;
-  uint64_t rtt_start_us_ = 0;
+  uint64_t rtt_start_us_ = 0;  // when the timed segment left (in the handshake: the last SYN)
   uint32_t slot_ = 0;
   uint16_t ooo_block_ = UINT16_MAX;   // the out-of-order block in use, if any
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
   uint8_t keepalive_probes_sent_ = 0;
-  RateLimit challenge_acks_;      // RFC 5961 7
-  RateLimit out_of_window_acks_;  // Linux's tcp_invalid_ratelimit
+  bool probe_outstanding_ = false;         // a tail loss probe sent; no new data acknowledged since
+  LossTimer loss_timer_ = LossTimer::rto;  // (a running reordering window ends at its deadline)
+  RateLimit challenge_acks_;               // RFC 5961 7
+  RateLimit out_of_window_acks_;           // Linux's tcp_invalid_ratelimit
   RtoEstimator rto_{200'000, 120'000'000};
   std::unique_ptr<CongestionControl> cc_;
   MbufQueue send_queue_;  // from SND.UNA: sent-unacknowledged, then unsent
@@ -359,6 +365,8 @@ class TcpStack final : public net::TransportHandler {
   void send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
                   uint64_t now_us);
   void send_challenge_ack(Connection& c, uint64_t now_us);
+  // The RTT sample (or the RFC 6298 5.7 fallback) when a handshake completes.
+  void handshake_rtt(Connection& c, const Segment& s, uint64_t now_us);
   // The ACK RFC 9293 3.10.7.4 sends for a segment that is not acceptable (or fails PAWS).
   void send_out_of_window_ack(Connection& c, const Segment& s, uint64_t now_us);
   uint32_t receive_window(const Connection& c) const;
@@ -379,7 +387,20 @@ class TcpStack final : public net::TransportHandler {
   void sample_memory(uint64_t now_us);
   void prune_out_of_order();
   void reopen_clamped_windows(uint64_t now_us);
+  // Arms the retransmission timer for the earliest of the RTO, a tail loss probe and a running
+  // reordering window.
   void arm_retransmit(Connection& c, uint64_t now_us);
+  // RFC 8985 7.2's probe timeout, or 0 when no probe is due (see tcp_timers.cc).
+  uint64_t probe_timeout(const Connection& c) const;
+  void send_loss_probe(Connection& c, uint64_t now_us);
+  // After an ACK: starts a reordering window when a hole lies below SACKed data without being
+  // lost by RFC 6675's count; its end declares it lost (RFC 8985 6.3).
+  void watch_reordering(Connection& c, uint64_t now_us);
+  void detect_lost_retransmission(Connection& c, uint32_t newly_sacked, uint64_t now_us);
+  void reordering_window_passed(Connection& c, uint64_t now_us);
+  static bool reordering_window_running(const Connection& c) {
+    return c.loss_timer_ == Connection::LossTimer::reorder && c.retransmit_timer_.armed();
+  }
   void on_timer(Timer& timer, uint64_t now_us);
   uint32_t timestamp_now(uint64_t now_us) const { return static_cast<uint32_t>(now_us / 1000); }
 

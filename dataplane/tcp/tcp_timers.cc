@@ -84,6 +84,14 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     }
     return;
   }
+  if (c.loss_timer_ == Connection::LossTimer::probe) {
+    send_loss_probe(c, now_us);
+    return;
+  }
+  if (c.loss_timer_ == Connection::LossTimer::reorder) {
+    reordering_window_passed(c, now_us);
+    return;
+  }
   counters_.rto_expirations.add();
   if (++c.retransmissions_ > settings_.max_retransmissions) {
     counters_.timeouts.add();
@@ -144,7 +152,89 @@ void TcpStack::fin_wait2_expired(Connection& c, uint64_t now_us) {
 }
 
 void TcpStack::arm_retransmit(Connection& c, uint64_t now_us) {
-  wheel_.arm(c.retransmit_timer_, now_us + c.rto_.rto_us());
+  uint64_t deadline = now_us + c.rto_.rto_us();
+  Connection::LossTimer kind = Connection::LossTimer::rto;
+  if (const uint64_t probe = probe_timeout(c); probe != 0 && now_us + probe < deadline) {
+    deadline = now_us + probe;
+    kind = Connection::LossTimer::probe;
+  }
+  // A running reordering window is not pushed back by the ACKs that follow.
+  if (reordering_window_running(c) &&
+      c.retransmit_timer_.deadline_tick() * wheel_.tick_us() <= deadline) {
+    return;
+  }
+  c.loss_timer_ = kind;
+  wheel_.arm(c.retransmit_timer_, deadline);
+}
+
+// RFC 8985 7.2: when the ACKs stop with data outstanding, probe after about two round trips
+// rather than wait for the RTO, which under a noisy RTT is many times longer. Burst loss takes
+// the tail of a flight whole, and nothing is left to SACK it: the probe's ACK shows the holes. Only
+// with SACK (the probe is useless without it), outside recovery, one probe per episode, and not
+// after a timeout until a new RTT sample (the backoff then says the path is in trouble).
+uint64_t TcpStack::probe_timeout(const Connection& c) const {
+  constexpr uint64_t kWorstCaseDelayedAckUs = 200'000;  // RFC 8985 7.2's WCDelAckT
+  constexpr uint64_t kFloorUs = 10'000;  // not faster than a busy peer's ACK can come back
+  if (!c.sack_ok_ || c.in_recovery_ || c.probe_outstanding_ || c.rto_.backoffs() != 0 ||
+      !(c.snd_.una < c.snd_.max)) {
+    return 0;
+  }
+  if (c.state_ != State::established && c.state_ != State::close_wait &&
+      c.state_ != State::fin_wait_1 && c.state_ != State::closing && c.state_ != State::last_ack) {
+    return 0;
+  }
+  // Without a sample (a handshake that was retransmitted leaves RTO at 3 s), RFC 8985's 1 s.
+  if (!c.rto_.has_sample()) return RtoEstimator::kInitialRtoUs;
+  uint64_t timeout = 2 * c.rto_.srtt_us();
+  // A lone segment may wait out the peer's delayed-ACK timer before anything comes back.
+  if (static_cast<uint32_t>(c.snd_.max - c.snd_.una) <= c.segment_payload() + 1u) {
+    timeout += kWorstCaseDelayedAckUs;
+  }
+  return std::max(timeout, kFloorUs);
+}
+
+// RFC 8985 7.3: the highest segment sent, again (with the FIN if one was sent), then the RTO.
+void TcpStack::send_loss_probe(Connection& c, uint64_t now_us) {
+  counters_.tail_loss_probes.add();
+  c.probe_outstanding_ = true;
+  const Seq data_end = c.snd_.max - (c.fin_sent_ ? 1u : 0u);
+  const uint32_t length =
+      std::min<uint32_t>(c.segment_payload(), static_cast<uint32_t>(data_end - c.snd_.una));
+  const TcpFlags flags = c.fin_sent_ ? TcpFlag::ack | TcpFlag::fin : TcpFlags(TcpFlag::ack);
+  send_segment(c, data_end - length, flags, length, now_us);
+  arm_retransmit(c, now_us);
+}
+
+void TcpStack::watch_reordering(Connection& c, uint64_t now_us) {
+  const SackScoreboard* board = scoreboard(c);
+  if (board == nullptr || !board->has_unmarked_hole(c.snd_.una, c.segment_payload())) {
+    if (reordering_window_running(c)) {  // nothing left to wait for
+      c.loss_timer_ = Connection::LossTimer::rto;
+      arm_retransmit(c, now_us);
+    }
+    return;
+  }
+  if (reordering_window_running(c)) return;
+  // RFC 8985 6.2's reordering window, a quarter of the round trip (SRTT here, for want of the
+  // minimum), at least a tick of the wheel.
+  const uint64_t deadline = now_us + std::max(c.rto_.srtt_us() / 4, wheel_.tick_us());
+  if (!c.retransmit_timer_.armed() ||
+      deadline < c.retransmit_timer_.deadline_tick() * wheel_.tick_us()) {
+    wheel_.arm(c.retransmit_timer_, deadline);
+    c.loss_timer_ = Connection::LossTimer::reorder;
+  }
+}
+
+void TcpStack::reordering_window_passed(Connection& c, uint64_t now_us) {
+  c.loss_timer_ = Connection::LossTimer::rto;
+  if (SackScoreboard* board = scoreboard(c);
+      board != nullptr && board->has_unmarked_hole(c.snd_.una, c.segment_payload())) {
+    board->mark_lost_below(board->highest_sacked());
+    counters_.losses_marked_by_time.add();
+    if (!c.in_recovery_) enter_recovery(c, now_us);
+    output(c, now_us);
+  }
+  if (c.snd_.una < c.snd_.max) arm_retransmit(c, now_us);
 }
 
 void TcpStack::enter_time_wait(Connection& c, uint64_t now_us) {

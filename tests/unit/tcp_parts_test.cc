@@ -121,7 +121,7 @@ TEST(SackScoreboard, PipeAndNextSegmentFollowRfc6675) {
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(next->start, segment(0));
   EXPECT_EQ(next->length, kSmss);
-  board.retransmitted(segment(1));
+  board.retransmitted(segment(1), 0);
   EXPECT_EQ(board.pipe(una, high, kSmss), 5 * kSmss) << "a retransmitted byte is in the network";
   EXPECT_FALSE(board.next_lost(una, kSmss).has_value()) << "hole 4 is not lost yet";
   auto rule3 = board.next_unsacked(una, kSmss);

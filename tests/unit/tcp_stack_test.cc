@@ -574,14 +574,134 @@ TEST_F(TcpScript, AfterATimeoutSackedDataIsSentAgain) {
   }
   auto at = [&](uint32_t n) { return iss + 1 + n * 1448; };
   EXPECT_TRUE(send(kEcho, A, seq, at(0), "", ts(103).nop().nop().sack({{at(1), at(3)}})).empty());
-  // RFC 2018 8: the receiver may renege, so after the timeout the sender trusts no SACK block
-  // and goes back to SND.UNA; the segment after the hole is sent again when the ACK for it comes.
-  const auto first = advance_to(kStart + 200'000);
+  // The reordering window passes: the hole is lost and goes again (see the tail-loss test)...
+  const auto repair = advance_to(kStart + 100'000);
+  ASSERT_EQ(repair.size(), 1u);
+  EXPECT_EQ(repair[0].seq, at(0));
+  // ...and is lost again. RFC 2018 8: the receiver may renege, so after the timeout the sender
+  // trusts no SACK block and goes back to SND.UNA; the segment after the hole is sent again when
+  // the ACK for it comes.
+  const auto first = advance_to(kStart + 400'000);
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(first[0].seq, at(0));
+  EXPECT_EQ(counters_.rto_expirations.get(), 1u);
   const auto next = send(kEcho, A, seq, at(1), "", ts(104));
   ASSERT_FALSE(next.empty());
   EXPECT_EQ(next[0].seq, at(1)) << "SACKed before the timeout, sent again after it";
+}
+
+// The loss-recovery scripts: a flight of full segments echoed back, 'a', 'b', ... in turn.
+class TcpLossScript : public TcpScript {
+ protected:
+  void SetUp() override {
+    iss_ = handshake(kEcho);
+    next_ = kClientIsn + 1;
+  }
+  // The client sends `segments` full segments; the echo answers each (the window lets them go).
+  void echo_flight(int segments) {
+    for (int i = 0; i < segments; ++i) {
+      ASSERT_FALSE(
+          send(kEcho, A, next_, iss_ + 1, std::string(1448, char('a' + i)), ts(102)).empty());
+      next_ += 1448;
+    }
+  }
+  // The first byte of the echo's n-th segment.
+  uint32_t at(uint32_t n) const { return iss_ + 1 + n * 1448; }
+  // An ACK from the client: cumulative `ack`, with SACK blocks.
+  std::vector<Out> ack(uint32_t ack, uint32_t tsval, std::vector<net::SackBlock> blocks = {}) {
+    TcpOptions options = ts(tsval);
+    if (!blocks.empty()) options = options.nop().nop().sack(blocks);
+    return send(kEcho, A, next_, ack, "", options);
+  }
+  uint32_t iss_ = 0;
+  uint32_t next_ = 0;
+};
+
+// Burst loss takes a flight's whole tail: nothing arrives above the hole, so nothing SACKs it,
+// and RFC 6675 alone waits for the retransmission timeout (200 ms at least, seconds under a noisy
+// RTT). A tail loss probe (RFC 8985 7) resends the last segment after about two round trips; its
+// SACK shows the hole, which the reordering window then declares lost (RFC 8985 6).
+TEST_F(TcpLossScript, ATailLostWholeIsRepairedByAProbeLongBeforeTheTimeout) {
+  echo_flight(4);
+  // Only the first echoed segment arrives.
+  EXPECT_TRUE(ack(at(1), 103).empty());
+  EXPECT_TRUE(advance_to(kStart + 5'000).empty()) << "not before two round trips";
+  const auto probe = advance_to(kStart + 50'000);
+  ASSERT_EQ(probe.size(), 1u);
+  EXPECT_EQ(probe[0].seq, at(3)) << "the highest segment sent";
+  EXPECT_EQ(probe[0].payload, std::vector<uint8_t>(1448, 'd'));
+  EXPECT_EQ(counters_.tail_loss_probes.get(), 1u);
+  // The probe arrives; its ACK reports the two segments still missing below it.
+  EXPECT_TRUE(ack(at(1), 104, {{at(3), at(4)}}).empty())
+      << "one segment SACKed above the holes: not lost by RFC 6675's count";
+  const auto repairs = advance_to(kStart + 100'000);
+  ASSERT_EQ(repairs.size(), 2u) << "both holes, once the reordering window passed";
+  EXPECT_EQ(repairs[0].seq, at(1));
+  EXPECT_EQ(repairs[1].seq, at(2));
+  EXPECT_EQ(counters_.losses_marked_by_time.get(), 1u);
+  EXPECT_TRUE(ack(at(4), 105).empty());
+  EXPECT_TRUE(advance_to(kStart + 5'000'000).empty());
+  EXPECT_EQ(counters_.rto_expirations.get(), 0u) << "no timeout was needed";
+  EXPECT_EQ(counters_.tail_loss_probes.get(), 1u) << "one probe per episode";
+}
+
+// Without SACK a probe's ACK could not show what is missing: no probe, the RTO repairs.
+TEST_F(TcpScript, NoTailLossProbeWithoutSack) {
+  const auto synack = send(kEcho, S, kClientIsn, 0, "", TcpOptions().mss(1460), 65535);
+  ASSERT_EQ(synack.size(), 1u);
+  const uint32_t iss = synack[0].seq;
+  EXPECT_TRUE(send(kEcho, A, kClientIsn + 1, iss + 1, "").empty());
+  uint32_t seq = kClientIsn + 1;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_FALSE(send(kEcho, A, seq, iss + 1, std::string(1460, char('a' + i))).empty());
+    seq += 1460;
+  }
+  EXPECT_TRUE(send(kEcho, A, seq, iss + 1 + 1460, "").empty());
+  EXPECT_TRUE(advance_to(kStart + 150'000).empty());
+  EXPECT_EQ(counters_.tail_loss_probes.get(), 0u);
+}
+
+// A partial ACK in SACK recovery acknowledges a retransmission, sent after everything still
+// missing below the recovery point: all of it is lost, however little is SACKed above it, and goes
+// at once rather than after a reordering window or a timeout.
+TEST_F(TcpLossScript, APartialAckInSackRecoveryResendsTheOtherHolesAtOnce) {
+  echo_flight(8);
+  // Segments 0, 5 and 6 lost. Four SACKed above 0: lost by RFC 6675, recovery starts.
+  auto out = ack(at(0), 103, {{at(1), at(5)}});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].seq, at(0));
+  // Segment 7 arrives: only one SACKed above 5 and 6, not lost by the count.
+  EXPECT_TRUE(ack(at(0), 104, {{at(7), at(8)}, {at(1), at(5)}}).empty());
+  // The repair of 0 arrives: a partial ACK.
+  out = ack(at(5), 105, {{at(7), at(8)}});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].seq, at(5));
+  EXPECT_EQ(out[1].seq, at(6));
+  EXPECT_EQ(counters_.losses_marked_by_time.get(), 0u) << "no window was waited for";
+  EXPECT_TRUE(ack(at(8), 106).empty());
+  EXPECT_TRUE(advance_to(kStart + 5'000'000).empty());
+  EXPECT_EQ(counters_.rto_expirations.get(), 0u);
+}
+
+// A repair lost in its turn: data SACKed more than a round trip after the retransmission left,
+// while the retransmitted hole is still missing, shows it lost; it goes again at once instead of
+// at the retransmission timeout (RFC 8985's rule, in time form).
+TEST_F(TcpLossScript, ALostRetransmissionIsSentAgainWithoutWaitingForTheTimeout) {
+  echo_flight(8);
+  auto out = ack(at(0), 103, {{at(1), at(5)}});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].seq, at(0)) << "fast retransmit";
+  EXPECT_TRUE(advance_to(kStart + 50'000).empty());
+  // Segment 6 arrives 50 ms later (many round trips here); the repair of 0 has not.
+  out = ack(at(0), 104, {{at(6), at(7)}, {at(1), at(5)}});
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out[0].seq, at(0)) << "the lost repair, again";
+  EXPECT_EQ(out[0].payload, std::vector<uint8_t>(1448, 'a'));
+  EXPECT_EQ(counters_.lost_retransmissions.get(), 1u);
+  EXPECT_EQ(counters_.rto_expirations.get(), 0u);
+  // A SACK that comes right after a repair says nothing about it.
+  ack(at(0), 105, {{at(6), at(8)}, {at(1), at(5)}});
+  EXPECT_EQ(counters_.lost_retransmissions.get(), 1u);
 }
 
 }  // namespace
