@@ -101,20 +101,15 @@ def open_connections(n):
             s.setblocking(False)
             s.connect_ex((ARGS["address"], ARGS["port"]))
             pending[s.fileno()] = s
-        poller = select.poll()
-        for fd in pending:
-            poller.register(fd, select.POLLOUT)
-        deadline = time.monotonic() + 30
-        while pending and time.monotonic() < deadline:
-            for fd, _ in poller.poll(1000):
-                s = pending.pop(fd)
-                poller.unregister(fd)
-                error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if error == 0:
-                    held.append(s)
-                else:
-                    failures.append("connect: " + errno.errorcode.get(error, str(error)))
-                    s.close()
+        def connected(s):
+            error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error == 0:
+                held.append(s)
+            else:
+                failures.append("connect: " + errno.errorcode.get(error, str(error)))
+                s.close()
+            return True
+        pending = poll_each(pending, select.POLLOUT, 30, connected)
         for s in pending.values():
             failures.append("connect timed out")
             s.close()
@@ -124,39 +119,34 @@ wait_for(ARGS["half"])
 open_connections(count - count // 2)
 report("all", {})
 wait_for(ARGS["go"])
-done = 0
+done, expected = 0, {}
 for first in range(0, len(held), 500):
     batch = {}
     for i in range(first, min(first + 500, len(held))):
         message = ("%s %d" % (source, i)).encode().ljust(ARGS["message"], b".")
         held[i].send(message)
-        batch[held[i].fileno()] = (held[i], message, bytearray())
-    poller = select.poll()
-    for fd in batch:
-        poller.register(fd, select.POLLIN)
-    deadline = time.monotonic() + 60
-    while batch and time.monotonic() < deadline:
-        for fd, _ in poller.poll(1000):
-            s, message, got = batch[fd]
-            try:
-                piece = s.recv(len(message) - len(got))
-            except ConnectionError as error:
-                piece, reason = b"", repr(error)
-            else:
-                reason = "EOF after %d bytes" % len(got)
-            if not piece:
-                failures.append(reason)
-            else:
-                got += piece
-                if len(got) < len(message):
-                    continue
-                if bytes(got) == message:
-                    done += 1
-                else:
-                    failures.append("came back different")
-            poller.unregister(fd)
-            del batch[fd]
-    failures.extend(["no answer"] * len(batch))
+        batch[held[i].fileno()] = held[i]
+        expected[held[i]] = (message, bytearray())
+    def answered(s):
+        global done
+        message, got = expected[s]
+        try:
+            piece = s.recv(len(message) - len(got))
+        except ConnectionError as error:
+            failures.append(repr(error))
+            return True
+        if not piece:
+            failures.append("EOF after %d bytes" % len(got))
+            return True
+        got += piece
+        if len(got) < len(message):
+            return False
+        if bytes(got) == message:
+            done += 1
+        else:
+            failures.append("came back different")
+        return True
+    failures.extend(["no answer"] * len(poll_each(batch, select.POLLIN, 60, answered)))
 report("done", {"transactions": done})
 for s in held:
     s.close()
