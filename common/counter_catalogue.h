@@ -344,6 +344,10 @@ inline constexpr auto kBackendCounters = std::to_array<Entry>({
             "weir_backend_connect_failures_total"),
     counter("drain_resets", "sessions reset when the backend's drain timeout expired",
             "weir_backend_drain_resets_total"),
+    counter("source_ports_exhausted",
+            "connection attempts that found no free source port toward the backend on any of the "
+            "port's source addresses (each is also a `connect_failures`); add `source_addresses`",
+            "weir_backend_source_ports_exhausted_total"),
 });
 
 // ---- per process: Prometheus's standard process_* families, both daemons ------------------------

@@ -15,6 +15,7 @@
 
 #include "common/channel/socket_path.h"
 #include "common/maglev.h"
+#include "config/port_addresses.h"
 #include "config/yaml_reader.h"
 
 namespace weir::config {
@@ -134,20 +135,6 @@ void read_list(MapReader& map, std::string_view key, bool required, Each each) {
 
 // ---- addresses ---------------------------------------------------------------------------------
 
-uint32_t prefix_mask(uint8_t length) {
-  return length == 0 ? 0 : ~uint32_t{0} << (32 - length);
-}
-
-// Why `address` cannot be a host address Weir owns or talks to, or nullopt if it can.
-std::optional<std::string> unusable_host_address(Ipv4Address address) {
-  const uint32_t value = address.value();
-  if (value >> 24 == 0) return "is in 0.0.0.0/8 (\"this network\", RFC 1122 3.2.1.3)";
-  if (value >> 24 == 127) return "is a loopback address (127.0.0.0/8)";
-  if (value >> 28 == 0xe) return "is a multicast address (224.0.0.0/4)";
-  if (value >> 28 == 0xf) return "is reserved or broadcast (240.0.0.0/4)";
-  return std::nullopt;
-}
-
 bool is_pci_address(std::string_view text) {
   // DDDD:BB:DD.F or BB:DD.F, hexadecimal (rte_pci_addr_parse accepts both).
   auto hex = [](char c) {
@@ -168,6 +155,7 @@ bool is_pci_address(std::string_view text) {
 // Positions kept while walking, for checks that need the whole document.
 struct Positions {
   std::vector<YAML::Mark> ports, port_devices, port_addresses;
+  std::vector<std::vector<WrittenAt>> port_sources;  // by port, where each source address is
   std::vector<YAML::Mark> listeners, listener_ports;
   struct PoolReference {
     size_t listener;
@@ -270,6 +258,7 @@ class Schema {
     at_.ports.push_back(map.mark());
     at_.port_devices.push_back(map.mark());
     at_.port_addresses.push_back(map.mark());
+    at_.port_sources.emplace_back();
     if (!map.is_map()) {
       config_.dataplane.ports.push_back(port);
       return;
@@ -283,7 +272,8 @@ class Schema {
       if (const auto value = read_ipv4_prefix(d_, *address, map.path_of("address"))) {
         port.address = value->first;
         port.prefix_length = value->second;
-        address_checks(address->Mark(), map.path_of("address"), port.address, port.prefix_length);
+        check_host_address(d_, address->Mark(), map.path_of("address"), port.address,
+                           port.prefix_length);
       }
     }
     if (const auto gateway = map.take("gateway")) {
@@ -301,26 +291,13 @@ class Schema {
         }
       }
     }
+    if (const auto sources = map.take("source_addresses")) {
+      at_.port_sources.back() =
+          read_source_addresses(d_, *sources, map.path_of("source_addresses"), port);
+    }
     read_uint_field(map, "mtu", port.mtu, kMinMtu, kMaxMtu);
     map.finish();
     config_.dataplane.ports.push_back(port);
-  }
-
-  void address_checks(const YAML::Mark& mark, const std::string& path, Ipv4Address address,
-                      uint8_t prefix_length) {
-    if (auto why = unusable_host_address(address)) {
-      d_.error(mark, path, address.to_string() + " " + *why + "; use a unicast host address");
-      return;
-    }
-    // RFC 3021 makes both addresses of a /31 usable; shorter prefixes reserve the first and last.
-    if (prefix_length <= 30) {
-      const uint32_t host = address.value() & ~prefix_mask(prefix_length);
-      if (host == 0 || host == ~prefix_mask(prefix_length)) {
-        d_.error(mark, path,
-                 address.to_string() + "/" + std::to_string(prefix_length) + " is the subnet's " +
-                     (host == 0 ? "network" : "broadcast") + " address; use a host address");
-      }
-    }
   }
 
   void tcp(const YAML::Node& node) {
@@ -667,6 +644,8 @@ class Schema {
                      std::to_string(port_addresses[port.address]) + "]");
       }
     }
+
+    check_source_addresses_across(d_, ports, at_.port_sources, config_.listeners);
 
     if (config_.pools.size() > kMaxPools) {
       d_.error(at_.pools[kMaxPools], index_path("pools", kMaxPools),

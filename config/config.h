@@ -31,6 +31,8 @@ inline constexpr uint16_t kDefaultMtu = 1500;
 inline constexpr uint16_t kMinMtu = 576;   // RFC 791: every host must accept 576-byte datagrams
 inline constexpr uint16_t kMaxMtu = 9000;  // jumbo frames; one mbuf segment holds a whole frame
 inline constexpr uint32_t kDefaultConnections = 262'144;
+// A port's source_addresses beyond its own: each adds 64,512 source ports toward every backend.
+inline constexpr size_t kMaxSourceAddresses = 32;
 inline constexpr uint32_t kMaxConnections = 16'777'216;
 inline constexpr uint32_t kDefaultMinRtoMs = 200;  // Linux's TCP_RTO_MIN (RFC 6298 2.4 says 1 s)
 inline constexpr uint32_t kDefaultMaxRtoMs = 120'000;
@@ -85,6 +87,10 @@ struct Port {
   Ipv4Address address;
   uint8_t prefix_length = 0;
   std::optional<Ipv4Address> gateway;
+  // More addresses of the port, answered by ARP and used with `address` as the sources of backend
+  // connections (DPVS's local addresses): each allows 64,512 connections to one backend
+  // address:port more.
+  std::vector<Ipv4Address> source_addresses;
   uint16_t mtu = kDefaultMtu;
 };
 

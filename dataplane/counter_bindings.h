@@ -171,6 +171,7 @@ inline constexpr auto kBackendBindings = std::to_array<CounterBinding<proxy::Bac
     {"active", &proxy::BackendCounters::connections, &proxy::BackendCounters::closed},
     {"connect_failures", &proxy::BackendCounters::connect_failures},
     {"drain_resets", &proxy::BackendCounters::drain_resets},
+    {"source_ports_exhausted", &proxy::BackendCounters::source_ports_exhausted},
 });
 
 // The device's counters are plain numbers read at the snapshot, not Counters a worker adds to.

@@ -3,8 +3,8 @@
 // own worker (proxy.cc), and ports without RSS hand each segment to its owner in software
 // (steering.h). Both ask flow_owner(): the Toeplitz hash (Microsoft RSS specification) of the
 // flow's 4-tuple under the key every RSS port is programmed with (port.cc), through the
-// indirection table as port.cc programs it (entry i -> queue i mod workers), or modulo the workers
-// when there is no table.
+// indirection table as port.cc programs it (entry i -> queue i mod workers), or through a table of
+// the same kind when there is none.
 #pragma once
 
 #include <array>
@@ -63,6 +63,11 @@ struct FlowOwnership {
   uint16_t worker = 0;  // this worker's index, which is also its queue on every port
 };
 
+// Without an indirection table (software steering) flows are owned as through a table of this
+// many entries, so that there too the low bits of the hash decide the owner: the proxy's source
+// ports rely on it (proxy/source_ports.h).
+inline constexpr uint32_t kSoftwareTableSize = 512;
+
 // The worker that receives a segment from `remote`:`remote_port` to `local`:`local_port` (host
 // order).
 inline uint16_t flow_owner(const FlowOwnership& ownership, uint32_t remote, uint32_t local,
@@ -70,7 +75,8 @@ inline uint16_t flow_owner(const FlowOwnership& ownership, uint32_t remote, uint
   if (ownership.workers <= 1) return 0;
   const uint32_t hash =
       toeplitz_hash(kRssToeplitzKey, rss_ipv4_tcp_input(remote, local, remote_port, local_port));
-  const uint32_t entry = ownership.reta_size != 0 ? hash % ownership.reta_size : hash;
+  const uint32_t entry =
+      hash % (ownership.reta_size != 0 ? uint32_t{ownership.reta_size} : kSoftwareTableSize);
   return static_cast<uint16_t>(entry % ownership.workers);
 }
 

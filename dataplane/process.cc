@@ -122,6 +122,7 @@ net::StackConfig stack_config_for(const config::Config& config,
     sp.prefix_length = port.prefix_length;
     if (port.gateway) sp.gateway = *port.gateway;
     sp.mtu = port.mtu;
+    sp.source_addresses = port.source_addresses;
     sp.rx_ipv4_checksum_offload = ports[i].capabilities.rx_ipv4_checksum;
     sp.rx_l4_checksum_offload = ports[i].capabilities.rx_l4_checksum;
     stack.ports.push_back(sp);

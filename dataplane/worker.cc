@@ -32,8 +32,8 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
       tx_(*io_, port_counters_),
       net_stack_(stack_config, mbuf_pool, tx_, port_counters_, l3_counters_),
       tcp_(settings.tcp, net_stack_, mbuf_pool, tcp_counters_, settings.secret, monotonic_us()),
-      proxy_(tcp_, net_stack_, mbuf_pool, settings.pools, settings.proxied,
-             settings.flow_ownership),
+      proxy_(tcp_, net_stack_, mbuf_pool, settings.pools, settings.proxied, settings.flow_ownership,
+             settings.tcp.time_wait_us),
       backoff_(settings.idle_mode, settings.max_sleep_us),
       mbuf_pool_(mbuf_pool) {
   net_stack_.set_transport(&tcp_);

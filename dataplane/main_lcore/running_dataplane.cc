@@ -43,7 +43,8 @@ std::string fixed_difference(const config::Config& a, const config::Config& b) {
     const config::Port& x = a.dataplane.ports[i];
     const config::Port& y = b.dataplane.ports[i];
     if (x.name != y.name || x.device != y.device || x.address != y.address ||
-        x.prefix_length != y.prefix_length || x.gateway != y.gateway || x.mtu != y.mtu)
+        x.prefix_length != y.prefix_length || x.gateway != y.gateway || x.mtu != y.mtu ||
+        x.source_addresses != y.source_addresses)
       return "dataplane.ports";
   }
   if (a.dataplane.limits.connections != b.dataplane.limits.connections) return "dataplane.limits";

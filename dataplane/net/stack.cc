@@ -28,7 +28,13 @@ Stack::Stack(const StackConfig& config, rte_mempool* pool, TxBuffers& tx,
       tx_(tx),
       port_counters_(port_counters),
       l3_counters_(l3_counters),
-      neighbours_(config.neighbour_capacity, config.neighbour_timers) {}
+      neighbours_(config.neighbour_capacity, config.neighbour_timers) {
+  for (const StackPort& port : config_.ports) {
+    backend_sources_.emplace_back(1, port.address);
+    backend_sources_.back().insert(backend_sources_.back().end(), port.source_addresses.begin(),
+                                   port.source_addresses.end());
+  }
+}
 
 std::optional<PortIndex> Stack::route(Ipv4Address destination) const {
   for (PortIndex i = 0; i < config_.ports.size(); ++i) {
@@ -44,6 +50,9 @@ std::optional<PortIndex> Stack::route(Ipv4Address destination) const {
 bool Stack::owns(Ipv4Address address) const {
   for (const StackPort& port : config_.ports) {
     if (port.address == address) return true;
+    for (const Ipv4Address& source : port.source_addresses) {
+      if (source == address) return true;
+    }
   }
   for (const Ipv4Address& listener : config_.listener_addresses) {
     if (listener == address) return true;
@@ -392,6 +401,7 @@ void Stack::start(uint64_t now_us, bool announce) {
       send_arp(port, kArpRequest, address, MacAddress{}, address, MacAddress::broadcast());
     };
     announce(config_.ports[port].address);
+    for (const Ipv4Address& source : config_.ports[port].source_addresses) announce(source);
     for (const Ipv4Address& listener : config_.listener_addresses) {
       if (listener != config_.ports[port].address) announce(listener);
     }

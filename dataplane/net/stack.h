@@ -33,6 +33,9 @@ struct StackPort {
   uint8_t prefix_length = 24;
   std::optional<Ipv4Address> gateway;
   uint16_t mtu = 1500;
+  // More addresses of this port (config: source_addresses), answered by ARP here and used with the
+  // port's own as sources of backend connections (DPVS's local addresses).
+  std::vector<Ipv4Address> source_addresses;
   bool rx_ipv4_checksum_offload = false;  // trust RTE_MBUF_F_RX_IP_CKSUM_GOOD/BAD flags
   bool rx_l4_checksum_offload = false;    // trust RTE_MBUF_F_RX_L4_CKSUM_GOOD/BAD flags
 };
@@ -89,6 +92,10 @@ class Stack final : private NeighbourTable::Sink {
   // The port that reaches `destination`: one whose subnet holds it, else the first with a gateway.
   std::optional<PortIndex> route(Ipv4Address destination) const;
   Ipv4Address port_address(PortIndex port) const { return config_.ports[port].address; }
+  // The sources of backend connections through `port`: its address, then its source_addresses.
+  const std::vector<Ipv4Address>& backend_sources(PortIndex port) const {
+    return backend_sources_[port];
+  }
   uint16_t port_mtu(PortIndex port) const { return config_.ports[port].mtu; }
   const NeighbourTable& neighbours() const { return neighbours_; }
 
@@ -115,6 +122,7 @@ class Stack final : private NeighbourTable::Sink {
   NeighbourTable neighbours_;
   TransportHandler* transport_ = nullptr;
   uint64_t next_expiry_us_ = 0;
+  std::vector<std::vector<Ipv4Address>> backend_sources_;  // by port
 };
 
 }  // namespace weir::net

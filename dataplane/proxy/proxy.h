@@ -1,6 +1,7 @@
 // The load balancer on a worker: `tcp` and `framed` listeners. Each accepted client connection
-// becomes a Session: a backend chosen from the pool's Maglev table, a connection to it from the
-// port's address with an ephemeral port whose replies return to this worker, and a relay of both
+// becomes a Session: a backend chosen from the pool's Maglev table, a connection to it from one of
+// the port's source addresses with a source port whose replies return to this worker (taken in
+// O(1) from source_ports.h), and a relay of both
 // directions through the TCP stack's zero-copy send queues, with backpressure (a side's received
 // bytes are consumed only once the other side's send queue has taken them, so a slow reader
 // closes the far side's window instead of growing Weir's memory).
@@ -27,6 +28,7 @@
 #include "dataplane/flow_owner.h"
 #include "dataplane/net/stack.h"
 #include "dataplane/proxy/frame_relay.h"
+#include "dataplane/proxy/source_ports.h"
 #include "dataplane/tcp/tcp_stack.h"
 
 namespace weir::proxy {
@@ -87,6 +89,9 @@ struct BackendCounters {
   Counter closed;       // of those, ended (active = connections - closed)
   Counter connect_failures;
   Counter drain_resets;  // sessions reset when the backend's drain timeout expired
+  // Attempts that found no free source port toward the backend on any source address (every one
+  // this worker owns in use or resting in TIME-WAIT): counted, not searched for.
+  Counter source_ports_exhausted;
 };
 
 // Per listener, per worker; one writer (the worker). docs/metrics.md.
@@ -116,9 +121,12 @@ class Proxy {
   static constexpr size_t kMaxListeners = config::kMaxProxiedListeners;
   static constexpr size_t kMaxBackendSlots = config::kMaxBackendsPerPool;
 
+  // `source_port_rest_us`: how long a backend connection's source port rests after it closed
+  // before it is chosen again (the TCP stack's TIME-WAIT).
   Proxy(tcp::TcpStack& tcp, net::Stack& net_stack, rte_mempool* pool,
         std::vector<std::shared_ptr<const PoolPlan>> pools, std::vector<ListenerPlan> listeners,
-        const dataplane::FlowOwnership& ownership);
+        const dataplane::FlowOwnership& ownership,
+        uint64_t source_port_rest_us = tcp::TcpSettings{}.time_wait_us);
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -148,11 +156,14 @@ class Proxy {
   bool listener_retired(size_t i) const;
 
   size_t sessions() const { return active_; }
+  const SourcePorts& source_ports() const { return source_ports_; }
   size_t listener_count() const;
   const ListenerPlan& listener(size_t i) const;
   const ListenerCounters& counters(size_t i) const;
 
   struct Session;
+  // What one session's record takes (besides its two connections), for the memory figures.
+  static size_t session_record_bytes();
 
  private:
   struct Side;
@@ -160,6 +171,14 @@ class Proxy {
 
   Session* new_session(ListenerState& listener);
   void connect_backend(Session& s);
+  enum class ConnectResult { connected, no_source_port, table_full };
+  // A connection to `backend` through `port` from the next source address in turn that has a
+  // free source port (each source tried once): O(sources), never a search of ports.
+  ConnectResult connect_from_sources(Session& s, dataplane::PortIndex port,
+                                     const BackendPlan& backend, uint64_t now_us,
+                                     uint64_t timeout_us);
+  // A backend connection is gone: its source port goes back to the free list.
+  void release_source_port(const tcp::FourTuple& tuple);
   void on_established(Session& s, bool client_side);
   void on_data(Session& s, bool client_side, rte_mbuf* data);
   void on_writable(Session& s, bool client_side);
@@ -189,14 +208,13 @@ class Proxy {
   std::atomic<size_t> pool_count_{0};
   std::vector<std::unique_ptr<ListenerState>> listeners_;  // reserved to kMaxListeners
   std::atomic<size_t> listener_count_{0};
-  // Local ports for backend connections (the same range Linux uses by default is not assumed:
-  // the port addresses belong to Weir alone).
-  static constexpr uint16_t kFirstEphemeralPort = 1024;
-  static constexpr uint32_t kEphemeralPorts = 65536 - kFirstEphemeralPort;
+  // Source ports for backend connections, 1024-65535 on every source address (the range Linux
+  // uses by default is not assumed: the addresses belong to Weir alone).
+  SourcePorts source_ports_;
+  uint32_t next_source_ = 0;  // the source address the next backend connection starts from
   std::vector<std::unique_ptr<Session>> sessions_;  // every session ever made, live or free
   std::vector<Session*> free_sessions_;
   size_t active_ = 0;
-  uint16_t next_port_ = 0;               // where the ephemeral port search resumes
   uint64_t next_drain_us_ = UINT64_MAX;  // the earliest drain deadline, if any
   bool started_ = false;                 // listeners registered with the TCP stack
 };

@@ -654,7 +654,10 @@ class Testbed:
         return proc
 
     # What every Python source run in a namespace sees besides ARGS: emit(obj) hands the result
-    # back; recv_all(sock) reads a socket to EOF; recv_exactly(sock, n) reads n bytes or raises.
+    # back; recv_all(sock) reads a socket to EOF; recv_exactly(sock, n) reads n bytes or raises;
+    # poll_each(pending, events, timeout_s, ready) polls the sockets of `pending` (fd -> socket,
+    # non-blocking) and calls ready(socket) for each that is ready until it returns True (done
+    # with it), for at most timeout_s; returns the sockets never done with, by fd.
     _PYTHON_PRELUDE = (
         "import json, sys\n"
         "def emit(obj):\n"
@@ -674,6 +677,18 @@ class Testbed:
         "            raise EOFError(f'EOF after {len(data)} of {n} bytes')\n"
         "        data += piece\n"
         "    return data\n"
+        "def poll_each(pending, events, timeout_s, ready):\n"
+        "    import select, time\n"
+        "    pending, poller = dict(pending), select.poll()\n"
+        "    for fd in pending:\n"
+        "        poller.register(fd, events)\n"
+        "    deadline = time.monotonic() + timeout_s\n"
+        "    while pending and time.monotonic() < deadline:\n"
+        "        for fd, _ in poller.poll(1000):\n"
+        "            if ready(pending[fd]):\n"
+        "                poller.unregister(fd)\n"
+        "                del pending[fd]\n"
+        "    return pending\n"
     )
 
     def python(self, role: str, source: str, args: Any = None, *, timeout: float = 60.0) -> Any:

@@ -497,6 +497,8 @@ def test_metrics_count_injected_corruption(testbed_factory):
 FIXED_SETTINGS = {
     "dataplane.eal": lambda c: c["dataplane"]["eal"].append("--log-level=7"),
     "dataplane.ports": lambda c: c["dataplane"]["ports"][0].update(mtu=1400),
+    "dataplane.ports (source_addresses)":
+        lambda c: c["dataplane"]["ports"][0].update(source_addresses=["10.77.0.201"]),
     "dataplane.limits": lambda c: c["dataplane"].update(limits={"connections": 1000}),
     "dataplane.idle": lambda c: c["dataplane"].update(idle={"mode": "busy-poll"}),
     "tcp": lambda c: c.update(tcp={"min_rto_ms": 50}),
@@ -551,7 +553,7 @@ def test_reload_refuses_what_a_running_dataplane_keeps_and_its_caps_and_changes_
     sock = Path(dp.config["control"]["socket"])
     original = path.read_text()
     before = (dp.control({"op": "pools"}), dp.control({"op": "listeners"}))
-    attempts = [(name, change, name) for name, change in FIXED_SETTINGS.items()]
+    attempts = [(name, change, name.split()[0]) for name, change in FIXED_SETTINGS.items()]
     attempts += [(name, change, message) for name, (change, message) in CAPS.items()]
     for name, change, message in attempts:
         config = yaml.safe_load(original)

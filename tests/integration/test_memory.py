@@ -74,25 +74,20 @@ for first in range(0, count, batch):
         s.setblocking(False)
         s.connect_ex((ARGS["address"], ARGS["port"]))
         pending[s.fileno()] = s
-    poller = select.poll()
-    for fd in pending:
-        poller.register(fd, select.POLLOUT)
-    deadline = time.monotonic() + 30
-    while pending and time.monotonic() < deadline:
-        for fd, _ in poller.poll(1000):
-            s = pending.pop(fd)
-            poller.unregister(fd)
-            error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if error == 0:
-                s.send(b"F")
-                held.append(s)
-                outcomes["connected"] += 1
-            else:
-                s.close()
-                key = "refused" if error == errno.ECONNREFUSED else "other"
-                outcomes[key] += 1
-                if key == "other":
-                    others.append(errno.errorcode.get(error, str(error)))
+    def connected(s):
+        error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error == 0:
+            s.send(b"F")
+            held.append(s)
+            outcomes["connected"] += 1
+        else:
+            s.close()
+            key = "refused" if error == errno.ECONNREFUSED else "other"
+            outcomes[key] += 1
+            if key == "other":
+                others.append(errno.errorcode.get(error, str(error)))
+        return True
+    pending = poll_each(pending, select.POLLOUT, 30, connected)
     for s in pending.values():
         outcomes["other"] += 1
         others.append("connect timed out")

@@ -358,6 +358,77 @@ TEST(ConfigDataplane, ShutdownGraceIsReadDefaultedAndBounded) {
   EXPECT_EQ(errors_of(D + "  shutdown_grace_ms: 5s\n" + E).size(), 1u);
 }
 
+// source_addresses: more local addresses for backend connections, each checked against its port,
+// and then against the other ports and the listeners.
+TEST(ConfigPorts, SourceAddressesAreReadAndEachBadOneNamed) {
+  const std::string head =
+      "dataplane:\n"
+      "  eal: [\"--no-pci\", \"--vdev=net_tap0,iface=x\", \"--vdev=net_tap1,iface=y\"]\n"
+      "  ports:\n"
+      "    - name: p0\n"
+      "      device: net_tap0\n"
+      "      address: 10.0.0.2/24\n"
+      "      gateway: 10.0.0.1\n"
+      "      source_addresses:\n";
+  const std::string tail =
+      "    - { name: p1, device: net_tap1, address: 10.0.1.2/24, source_addresses: [10.0.0.3] }\n"
+      "listeners:\n"
+      "  - { name: e, address: 10.0.0.100, port: 7, protocol: echo }\n";
+  const LoadResult good =
+      load_string(head + "        - 10.0.0.3\n        - 10.0.0.4\n" +
+                      "    - { name: p1, device: net_tap1, address: 10.0.1.2/24 }\n" + E,
+                  "t.yaml");
+  ASSERT_TRUE(good.ok()) << (good.errors.empty() ? "" : good.errors[0].to_string());
+  EXPECT_EQ(good.config->dataplane.ports[0].source_addresses,
+            (std::vector<Ipv4Address>{Ipv4Address::from_octets(10, 0, 0, 3),
+                                      Ipv4Address::from_octets(10, 0, 0, 4)}));
+  EXPECT_TRUE(good.config->dataplane.ports[1].source_addresses.empty());
+
+  EXPECT_EQ(errors_of(head +
+                      "        - 10.0.0.3\n"    // line 9: fine
+                      "        - 10.0.1.3\n"    // 10: another subnet
+                      "        - 10.0.0.2\n"    // 11: the port's own
+                      "        - 10.0.0.1\n"    // 12: the gateway
+                      "        - 10.0.0.3\n"    // 13: twice
+                      "        - 10.0.0.255\n"  // 14: broadcast
+                      "        - 127.0.0.1\n"   // 15: loopback
+                      "        - 10.0.0.100\n"  // 16: a listener's
+                      "        - 10.0.0\n" +    // 17: not an address
+                      tail),                    // 18: p1 takes p0's 10.0.0.3 (and off-subnet)
+            (std::vector<std::string>{
+                "t.yaml:10:11: dataplane.ports[0].source_addresses[1]: 10.0.1.3 is not on the "
+                "port's subnet 10.0.0.0/24; backends answer a source address through ARP on this "
+                "link",
+                "t.yaml:11:11: dataplane.ports[0].source_addresses[2]: is the port's own "
+                "address, which is a source already; list only the others",
+                "t.yaml:12:11: dataplane.ports[0].source_addresses[3]: is the port's gateway; a "
+                "source address must be Weir's own",
+                "t.yaml:13:11: dataplane.ports[0].source_addresses[4]: 10.0.0.3 is listed twice "
+                "(also dataplane.ports[0].source_addresses[0])",
+                "t.yaml:14:11: dataplane.ports[0].source_addresses[5]: 10.0.0.255/24 is the "
+                "subnet's broadcast address; use a host address",
+                "t.yaml:15:11: dataplane.ports[0].source_addresses[6]: 127.0.0.1 is a loopback "
+                "address (127.0.0.0/8); use a unicast host address",
+                "t.yaml:16:11: dataplane.ports[0].source_addresses[7]: 10.0.0.100 is the address "
+                "of listeners[0]; source addresses are for backend connections only",
+                "t.yaml:17:11: dataplane.ports[0].source_addresses[8]: expected an IPv4 address "
+                "in dotted-quad form (e.g. 10.0.0.1, no leading zeros), got \"10.0.0\"",
+                "t.yaml:18:78: dataplane.ports[1].source_addresses[0]: 10.0.0.3 is not on the "
+                "port's subnet 10.0.1.0/24; backends answer a source address through ARP on this "
+                "link"}));
+  // The same address on two ports (both on-link), and more than 32 on one.
+  std::string many =
+      "    - name: p1\n      device: net_tap1\n      address: 10.0.0.9/24\n"
+      "      source_addresses: [10.0.0.3";
+  for (int i = 0; i < 32; ++i) many += ", 10.0.0." + std::to_string(150 + i);
+  EXPECT_EQ(errors_of(head + "        - 10.0.0.3\n" + many + "]\n" + E),
+            (std::vector<std::string>{
+                "t.yaml:13:25: dataplane.ports[1].source_addresses: 33 addresses; a port holds "
+                "at most 32",
+                "t.yaml:13:26: dataplane.ports[1].source_addresses[0]: 10.0.0.3 is already "
+                "dataplane.ports[0].source_addresses[0]; each address is one port's"}));
+}
+
 // What a dataplane can hold is checked in the file, at the first element past the limit.
 TEST(ConfigTcp, TimeoutsAndCapsAreReadAndDefaulted) {
   const LoadResult defaults = load_string(D + E, "t.yaml");

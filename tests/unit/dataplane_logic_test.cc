@@ -95,7 +95,8 @@ TEST(Rss, AgreesWithDpdkSoftRssOnRandomTuples) {
 }
 
 // flow_owner() is what a NIC does with the hash: through the indirection table as port.cc programs
-// it (entry i -> queue i mod workers), or modulo the workers without one; one worker owns all.
+// it (entry i -> queue i mod workers), or a table of kSoftwareTableSize entries without one; one
+// worker owns all.
 TEST(FlowOwner, FollowsTheIndirectionTableOrTheHashAlone) {
   std::mt19937 rng(11);
   std::array<int, 3> owners_seen{};
@@ -108,7 +109,9 @@ TEST(FlowOwner, FollowsTheIndirectionTableOrTheHashAlone) {
     const FlowOwnership without_table{3, 0, 0};
     const uint16_t owner = flow_owner(with_table, remote, local, remote_port, local_port);
     ASSERT_EQ(owner, (hash % 128) % 3) << i;
-    ASSERT_EQ(flow_owner(without_table, remote, local, remote_port, local_port), hash % 3) << i;
+    ASSERT_EQ(flow_owner(without_table, remote, local, remote_port, local_port),
+              (hash % kSoftwareTableSize) % 3)
+        << i;
     ASSERT_EQ(flow_owner(FlowOwnership{}, remote, local, remote_port, local_port), 0) << i;
     ++owners_seen[owner];
   }

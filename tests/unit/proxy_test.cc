@@ -6,7 +6,9 @@
 
 #include <rte_thash.h>
 
+#include <algorithm>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "dataplane/net/tcp.h"
@@ -34,11 +36,20 @@ using test::TcpOptions;
 constexpr uint16_t kBackendPort = 8000;
 constexpr uint64_t kNow = 10'000'000;
 
+// The port's config with more source addresses for backend connections.
+net::StackConfig port_config_with_sources(std::vector<Ipv4Address> sources) {
+  net::StackConfig config = test::harness_port_config();
+  config.ports[0].source_addresses = std::move(sources);
+  return config;
+}
+
 class ProxyHarness {
  public:
-  explicit ProxyHarness(const dataplane::FlowOwnership& ownership) {
+  explicit ProxyHarness(const dataplane::FlowOwnership& ownership,
+                        std::vector<Ipv4Address> sources = {}, uint32_t max_sessions = 100)
+      : port_(port_config_with_sources(std::move(sources)), test::test_mbuf_pool()) {
     tcp::TcpSettings settings;
-    settings.max_connections = 256;
+    settings.max_connections = std::max<uint32_t>(256, 2 * max_sessions + 16);
     tcp_ = std::make_unique<tcp::TcpStack>(settings, *port_.stack, port_.pool, counters_,
                                            tcp::Secret{3}, kNow);
     port_.stack->set_transport(tcp_.get());
@@ -53,7 +64,7 @@ class ProxyHarness {
     listener.name = "web";
     listener.address = kVip;
     listener.port = 80;
-    listener.max_connections = 100;
+    listener.max_connections = max_sessions;
     proxy_ = std::make_unique<Proxy>(*tcp_, *port_.stack, port_.pool,
                                      std::vector<std::shared_ptr<const PoolPlan>>{pool},
                                      std::vector<ListenerPlan>{listener}, ownership);
@@ -69,7 +80,10 @@ class ProxyHarness {
 
   // A client completes the handshake from `client_port`; returns the SYN the proxy sends the
   // backend (as the TCP view's source port), or 0.
-  uint16_t backend_syn_port(uint16_t client_port) {
+  uint16_t backend_syn_port(uint16_t client_port) { return backend_syn(client_port).second; }
+  // The same, with the SYN's source address; {0, 0} when there is none. `sent` gets every frame.
+  std::pair<uint32_t, uint16_t> backend_syn(uint16_t client_port,
+                                            std::vector<Frame>* sent = nullptr) {
     inject(
         Eth(kClientMac, kPortMac)
             .IPv4(kClientIp, kVip)
@@ -77,23 +91,27 @@ class ProxyHarness {
             .build());
     const auto synack = drain();
     EXPECT_EQ(synack.size(), 1u);
-    if (synack.empty()) return 0;
+    if (synack.empty()) return {0, 0};
     const auto tcp = net::ConstTcpView::parse(std::span<const uint8_t>(synack[0]).subspan(34));
     inject(
         Eth(kClientMac, kPortMac)
             .IPv4(kClientIp, kVip)
             .TCP(client_port, 80, net::TcpFlags::from_bits(0x10), 1001, tcp->sequence_number() + 1)
             .build());
-    for (const Frame& f : drain()) {
+    const std::vector<Frame> frames = drain();
+    if (sent != nullptr) *sent = frames;
+    for (const Frame& f : frames) {
       const auto view = net::ConstTcpView::parse(std::span<const uint8_t>(f).subspan(34));
-      if (view && view->destination_port() == kBackendPort && view->flags().bits() == 0x02)
-        return view->source_port();
+      const auto ip = net::ConstIpv4View::parse(std::span<const uint8_t>(f).subspan(14));
+      if (view && ip && view->destination_port() == kBackendPort && view->flags().bits() == 0x02)
+        return {ip->source().value(), view->source_port()};
     }
-    return 0;
+    return {0, 0};
   }
+  const Proxy& proxy() const { return *proxy_; }
 
  private:
-  test::StackPortHarness port_{test::harness_port_config(), test::test_mbuf_pool()};
+  test::StackPortHarness port_;
   dataplane::TcpCounters counters_{};
   std::unique_ptr<tcp::TcpStack> tcp_;
   std::unique_ptr<Proxy> proxy_;
@@ -101,10 +119,11 @@ class ProxyHarness {
 
 // The queue the NIC picks for a backend's reply, computed the way the hardware does it, with
 // DPDK's own software Toeplitz (rte_softrss) over the RETA Weir programs.
-uint16_t nic_queue(uint16_t local_port, uint16_t queues, uint16_t reta_size) {
+uint16_t nic_queue(uint16_t local_port, uint16_t queues, uint16_t reta_size,
+                   uint32_t local_address = kPortIp.value()) {
   rte_ipv4_tuple tuple{};
   tuple.src_addr = kBackendIp.value();
-  tuple.dst_addr = kPortIp.value();
+  tuple.dst_addr = local_address;
   tuple.sport = kBackendPort;
   tuple.dport = local_port;
   const uint32_t hash = rte_softrss(reinterpret_cast<uint32_t*>(&tuple), RTE_THASH_V4_L4_LEN,
@@ -133,6 +152,53 @@ TEST(ProxySteering, WithoutRssAnyPortWillDo) {
   for (uint16_t client = 40000; client < 40040; ++client)
     ++queues[nic_queue(h.backend_syn_port(client), 4, 128)];
   EXPECT_GT(queues.size(), 1u) << "consecutive ports spread over queues when nothing steers";
+}
+
+// Backend connections leave from the port's address and its source addresses in turn, each with a
+// source port whose replies come back to this worker for that address.
+TEST(ProxySourceAddresses, BackendConnectionsTakeEachSourceInTurn) {
+  const Ipv4Address second = Ipv4Address::from_octets(10, 77, 0, 201);
+  const Ipv4Address third = Ipv4Address::from_octets(10, 77, 0, 202);
+  const dataplane::FlowOwnership ownership{4, 128, 2};
+  ProxyHarness h(ownership, {second, third});
+  std::map<uint32_t, int> by_source;
+  for (uint16_t client = 40000; client < 40030; ++client) {
+    const auto [source, port] = h.backend_syn(client);
+    ASSERT_NE(port, 0) << client;
+    EXPECT_EQ(nic_queue(port, 4, 128, source), 2) << "source port " << port;
+    ++by_source[source];
+  }
+  EXPECT_EQ(by_source, (std::map<uint32_t, int>{
+                           {kPortIp.value(), 10}, {second.value(), 10}, {third.value(), 10}}));
+}
+
+// Every source port this worker owns toward the backend in use (the backend never answers, so
+// each SYN holds its port): the next client is reset at once, counted as exhaustion, not searched.
+TEST(ProxySourceAddresses, ExhaustionIsCountedAndTheClientReset) {
+  const dataplane::FlowOwnership ownership{4, 128, 1};
+  SourcePorts reference(ownership, 0);
+  uint32_t owned = 0;
+  while (reference.take(kPortIp.value(), kBackendIp.value(), kBackendPort, 0)) ++owned;
+  ProxyHarness h(ownership, {}, owned + 1);
+  std::set<uint16_t> ports;
+  for (uint32_t i = 0; i < owned; ++i) {
+    const uint16_t port = h.backend_syn_port(static_cast<uint16_t>(1024 + i));
+    ASSERT_NE(port, 0) << i;
+    ports.insert(port);
+  }
+  EXPECT_EQ(ports.size(), owned);
+  std::vector<Frame> sent;
+  EXPECT_EQ(h.backend_syn(static_cast<uint16_t>(1024 + owned), &sent).second, 0);
+  bool client_reset = false;
+  for (const Frame& f : sent) {
+    const auto view = net::ConstTcpView::parse(std::span<const uint8_t>(f).subspan(34));
+    if (view && view->source_port() == 80 && (view->flags().bits() & 0x04) != 0)
+      client_reset = true;
+  }
+  EXPECT_TRUE(client_reset) << "the client is reset when no source port is free";
+  // The first attempt and both retries found none.
+  EXPECT_EQ(h.proxy().backend_counters(0, 0).source_ports_exhausted.get(), 3u);
+  EXPECT_EQ(h.proxy().counters(0).no_backend.get(), 1u);
 }
 
 }  // namespace

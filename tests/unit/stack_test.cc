@@ -29,6 +29,8 @@ using test::kVip;
 
 constexpr MacAddress kGatewayMac({0x02, 0x77, 0x00, 0x00, 0x00, 0xfe});
 constexpr Ipv4Address kGatewayIp = Ipv4Address::from_octets(10, 77, 0, 254);
+// One of the port's source_addresses (backend-side sources): answered and announced like its own.
+constexpr Ipv4Address kSourceAddress = Ipv4Address::from_octets(10, 77, 0, 201);
 constexpr Ipv4Address kRemoteIp = Ipv4Address::from_octets(198, 51, 100, 7);
 constexpr Ipv4Address kOtherIp = Ipv4Address::from_octets(10, 77, 0, 99);
 constexpr uint16_t kArpRequest = 1;
@@ -65,6 +67,7 @@ class StackTest : public ::testing::Test {
   static StackConfig make_config() {
     StackConfig config = test::harness_port_config();
     config.ports[0].gateway = kGatewayIp;
+    config.ports[0].source_addresses = {kSourceAddress};
     config.neighbour_timers.retry_us = 1'000'000;
     config.neighbour_timers.max_probes = 3;
     config.neighbour_capacity = 16;
@@ -142,8 +145,8 @@ class StackTest : public ::testing::Test {
   test::StackPortHarness port_{make_config(), test::test_mbuf_pool()};
 };
 
-TEST_F(StackTest, AnswersArpForThePortAndListenerAddresses) {
-  for (const Ipv4Address target : {kPortIp, kVip}) {
+TEST_F(StackTest, AnswersArpForThePortItsSourceAndListenerAddresses) {
+  for (const Ipv4Address target : {kPortIp, kVip, kSourceAddress}) {
     const std::vector<Frame> out = deliver(arp_request(target));
     ASSERT_EQ(out.size(), 1u) << target.to_string();
     // RFC 826: the reply swaps sender and target and names our MAC; the request's padding stays.
@@ -152,8 +155,8 @@ TEST_F(StackTest, AnswersArpForThePortAndListenerAddresses) {
                           .pad_to(60)
                           .build());
   }
-  EXPECT_EQ(port_.l3.arp_requests_answered.get(), 2u);
-  EXPECT_EQ(port_.port_counters[0].tx_packets.get(), 2u);
+  EXPECT_EQ(port_.l3.arp_requests_answered.get(), 3u);
+  EXPECT_EQ(port_.port_counters[0].tx_packets.get(), 3u);
   EXPECT_EQ(total_drops(), 0u);
   // A request that targets us also teaches us the sender (RFC 826 merge, "am I the target?").
   ASSERT_NE(port_.stack->neighbours().find(kClientIp.value()), nullptr);
@@ -184,14 +187,17 @@ TEST_F(StackTest, GratuitousArpAnnouncesEveryOwnedAddressAtStart) {
   port_.stack->start(0, true);
   const std::vector<Frame> out = port_.take_sent();
   // RFC 5227 2.4 announcement: a broadcast request with sender and target both the address.
-  ASSERT_EQ(out.size(), 2u);
+  ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0], Eth(kPortMac, MacAddress::broadcast())
                         .ARP(kArpRequest, kPortMac, kPortIp, MacAddress(), kPortIp)
                         .build());
   EXPECT_EQ(out[1], Eth(kPortMac, MacAddress::broadcast())
+                        .ARP(kArpRequest, kPortMac, kSourceAddress, MacAddress(), kSourceAddress)
+                        .build());
+  EXPECT_EQ(out[2], Eth(kPortMac, MacAddress::broadcast())
                         .ARP(kArpRequest, kPortMac, kVip, MacAddress(), kVip)
                         .build());
-  EXPECT_EQ(port_.l3.gratuitous_arp_sent.get(), 2u);
+  EXPECT_EQ(port_.l3.gratuitous_arp_sent.get(), 3u);
 }
 
 TEST_F(StackTest, OnlyTheAnnouncingWorkerSendsGratuitousArp) {
