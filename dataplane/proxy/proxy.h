@@ -26,6 +26,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/flow_owner.h"
 #include "dataplane/net/stack.h"
+#include "dataplane/proxy/frame_events.h"
 #include "dataplane/proxy/frame_relay.h"
 #include "dataplane/tcp/tcp_stack.h"
 
@@ -87,6 +88,10 @@ struct BackendCounters {
   Counter closed;       // of those, ended (active = connections - closed)
   Counter connect_failures;
   Counter drain_resets;  // sessions reset when the backend's drain timeout expired
+  // The framed verdicts of its sessions, by Direction (where corruption happens).
+  std::array<Counter, 2> frames_verified;
+  std::array<Counter, 2> frames_corrupt;
+  std::array<Counter, 2> frames_malformed;
 };
 
 // Per listener, per worker; one writer (the worker). docs/metrics.md.
@@ -147,6 +152,11 @@ class Proxy {
   }
   bool listener_retired(size_t i) const;
 
+  // Main lcore (the ring's single consumer): the next frame event, if any.
+  bool take_frame_event(FrameEvent& event) { return frame_events_.try_pop(event); }
+  // Frame events lost because the ring was full.
+  const Counter& frame_events_dropped() const { return frame_events_dropped_; }
+
   size_t sessions() const { return active_; }
   size_t listener_count() const;
   const ListenerPlan& listener(size_t i) const;
@@ -168,6 +178,7 @@ class Proxy {
   // Moves what `from` has parked into the other side's send queue, as far as it takes.
   void pump(Session& s, bool from_client);
   bool inspect_frames(Session& s, bool from_client, rte_mbuf* data);
+  void record_frame_event(const Session& s, Direction direction, const FrameFault& fault);
   void reset_both(Session& s);
   void touch(Session& s);
   void finish_if_done(Session& s);
@@ -199,6 +210,8 @@ class Proxy {
   uint16_t next_port_ = 0;               // where the ephemeral port search resumes
   uint64_t next_drain_us_ = UINT64_MAX;  // the earliest drain deadline, if any
   bool started_ = false;                 // listeners registered with the TCP stack
+  FrameEventRing frame_events_;          // this worker produces, the main lcore consumes
+  Counter frame_events_dropped_;
 };
 
 }  // namespace weir::proxy
