@@ -18,12 +18,16 @@
 //   listeners.LISTENER                           kListenerCounters, and kListenerDirectionCounters
 //                                                once per direction, named NAME_to_backend and
 //                                                NAME_to_client
+//   frame_events (the `counters` reply only)     kFrameEventCounters (the main lcore's)
 // and in the `pools` reply: pools[].backends[]   kBackendCounters, beside name, address, port,
-//                                                state and weight
+//                                                state and weight; kBackendDirectionCounters and
+//                                                kBackendDirectionGauges once per direction, named
+//                                                like the listener's (a gauge absent: no series)
 #pragma once
 
 #include <array>
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace weir::counters {
@@ -73,6 +77,11 @@ inline constexpr std::array<std::string_view, 2> kListenerDirectionLabels = {"li
 
 // The value of the `direction` label and the JSON suffix, by the proxy's direction index.
 inline constexpr std::array<std::string_view, 2> kDirections = {"to_backend", "to_client"};
+
+// The JSON key of a per-direction entry for direction index `d`: NAME_to_backend, NAME_to_client.
+inline std::string direction_key(std::string_view name, size_t d) {
+  return std::string(name) + "_" + std::string(kDirections[d]);
+}
 
 // The stats JSON's top-level TSC frequency (cycles per second), which turns cycles into seconds.
 inline constexpr std::string_view kTscHz = "tsc_hz";
@@ -348,6 +357,50 @@ inline constexpr auto kBackendCounters = std::to_array<Entry>({
             "connection attempts that found no free source port toward the backend on any of the "
             "port's source addresses (each is also a `connect_failures`); add `source_addresses`",
             "weir_backend_source_ports_exhausted_total"),
+});
+
+// The framed listeners' verdicts again, by the backend of the session the frame belonged to, so
+// that corruption can be located to a path (client to that backend, or back). A frame that
+// arrives before the session has a backend (its connect still failing over) counts on the
+// listener only.
+inline constexpr std::array<std::string_view, 3> kBackendDirectionLabels = {"pool", "backend",
+                                                                            "direction"};
+inline constexpr auto kBackendDirectionCounters = std::to_array<Entry>({
+    counter("frames_verified", "framed: frames on the backend's sessions whose trailer matched",
+            "weir_backend_frames_verified_total"),
+    counter("frames_corrupt",
+            "framed: frames on the backend's sessions whose trailer did not match",
+            "weir_backend_frames_corrupt_total"),
+    counter("frames_malformed",
+            "framed: headers on the backend's sessions that broke the format (the session is "
+            "reset)",
+            "weir_backend_frames_malformed_total"),
+});
+
+// Not counters: when the path last saw a corrupt or malformed frame, from the frame event log
+// (dataplane/main_lcore/frame_event_log.h). Absent from the JSON, and no series, until it has.
+inline constexpr auto kBackendDirectionGauges = std::to_array<Entry>({
+    gauge("last_corrupt_frame_unix",
+          "framed: when a corrupt or malformed frame was last seen on the path (Unix time, in "
+          "seconds; a frame event the worker's ring had no room for is not seen)",
+          "weir_backend_last_corrupt_frame_timestamp_seconds"),
+});
+
+// ---- the frame event log (the main lcore's), in the `counters` reply ---------------------------
+
+inline constexpr auto kFrameEventCounters = std::to_array<Entry>({
+    counter("recorded",
+            "frame events (corrupt or malformed frames) the main lcore took from the workers",
+            "weir_frame_events_total"),
+    counter("dropped",
+            "frame events lost because a worker's event ring was full (the frames are still "
+            "counted in the frames families)",
+            "weir_frame_events_dropped_total"),
+    counter("logged", "frame event lines written to the log", "weir_frame_event_log_lines_total"),
+    counter("suppressed",
+            "frame event lines held back by the per-listener rate limit (10 at once, then one a "
+            "second); `weirctl events` still shows the events",
+            "weir_frame_event_log_suppressed_total"),
 });
 
 // ---- per process: Prometheus's standard process_* families, both daemons ------------------------

@@ -77,12 +77,16 @@ double number(const nlohmann::json& object, std::string_view key) {
 // stats JSON object of the dataplane's counters reply): each series carries `labels`, then the
 // entry's own label. `suffix` is appended to the JSON names (a direction's). `top` is the whole
 // reply, whose numbers convert the entries with a `divided_by` (left out without it).
+// `only_present`: an entry absent from `object` has no series (a gauge of a time that has not
+// come yet), rather than 0.
 template <size_t N>
 void export_table(Families& out, const std::array<counters::Entry, N>& table,
                   const nlohmann::json& object, const Labels& labels, std::string_view suffix = {},
-                  const nlohmann::json* top = nullptr) {
+                  const nlohmann::json* top = nullptr, bool only_present = false) {
   for (const counters::Entry& entry : table) {
     if (!entry.exported()) continue;
+    if (only_present && !member(object, std::string(entry.name) + std::string(suffix)).is_number())
+      continue;
     Labels series = labels;
     if (!entry.label.empty()) {
       series.push_back({std::string(entry.label), std::string(entry.label_value)});
@@ -131,6 +135,9 @@ void dataplane_counters(Families& out, const nlohmann::json& counters) {
     out.gauge("weir_mbuf_pool_available", "Mbufs free in the dataplane's pool", {},
               number(member(counters, "mbufs"), "available"));
   }
+  if (counters.contains("frame_events")) {
+    export_table(out, counters::kFrameEventCounters, object_member(counters, "frame_events"), {});
+  }
   for (const auto& [port, c] : object_member(counters, "devices").items())
     export_table(out, counters::kDeviceCounters, c, {{"port", port}});
   for (const auto& [name, l] : object_member(counters, "listeners").items()) {
@@ -160,6 +167,14 @@ void backends(Families& out, const nlohmann::json& pools) {
       }
       out.gauge("weir_backend_weight", "The backend's Maglev weight", labels, number(b, "weight"));
       export_table(out, counters::kBackendCounters, b, labels);
+      for (const std::string_view direction : counters::kDirections) {
+        Labels with_direction = labels;
+        with_direction.push_back({"direction", std::string(direction)});
+        export_table(out, counters::kBackendDirectionCounters, b, with_direction,
+                     "_" + std::string(direction));
+        export_table(out, counters::kBackendDirectionGauges, b, with_direction,
+                     "_" + std::string(direction), nullptr, true);
+      }
     }
   }
 }

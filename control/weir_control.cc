@@ -27,6 +27,7 @@
 
 #include "common/channel/envelope.h"
 #include "common/channel/line_server.h"
+#include "common/log.h"
 #include "common/service_notify.h"
 #include "common/version.h"
 #include "config/config.h"
@@ -63,7 +64,7 @@ class Daemon {
   int run() {
     const auto& config = controller_.config();
     if (std::string error = admin_.open(config.control.socket, "control.socket"); !error.empty()) {
-      std::fprintf(stderr, "weir-control: %s (control.socket)\n", error.c_str());
+      log::printf(log::Level::error, "%s (control.socket)", error.c_str());
       return 1;
     }
     const config::Endpoint& listen = config.control.metrics.listen;
@@ -73,19 +74,17 @@ class Daemon {
     try {
       exposer = std::make_unique<prometheus::Exposer>(metrics_address);
     } catch (const std::exception& e) {
-      std::fprintf(stderr,
-                   "weir-control: cannot serve metrics on %s: %s (control.metrics.listen)\n",
-                   metrics_address.c_str(), e.what());
+      log::printf(log::Level::error, "cannot serve metrics on %s: %s (control.metrics.listen)",
+                  metrics_address.c_str(), e.what());
       return 1;
     }
     collector_ = std::make_shared<MetricsCollector>(config.dataplane.control_socket,
                                                     [this] { return state_for_metrics(); });
     exposer->RegisterCollectable(collector_);
     exposer->RegisterCollectable(registry_);
-    std::printf("weir-control: metrics on http://%s/metrics, admin socket %s, dataplane %s\n",
+    log::printf(log::Level::notice, "metrics on http://%s/metrics, admin socket %s, dataplane %s",
                 metrics_address.c_str(), config.control.socket.c_str(),
                 config.dataplane.control_socket.c_str());
-    std::fflush(stdout);
 
     sigset_t signals;
     sigemptyset(&signals);
@@ -106,7 +105,8 @@ class Daemon {
         while (read(signal_fd, &info, sizeof info) == sizeof info) {
           if (info.ssi_signo == SIGHUP) {
             const nlohmann::json result = reload();
-            std::fprintf(stderr, "weir-control: SIGHUP: %s\n", result.dump().c_str());
+            log::printf(result.value("ok", false) ? log::Level::notice : log::Level::error,
+                        "SIGHUP: %s", result.dump().c_str());
           } else {
             running = false;
           }
@@ -155,8 +155,9 @@ class Daemon {
           .Observe(static_cast<double>(s.last_duration_us) / 1e6);
     }
     for (const auto& t : health_->take_transitions()) {
-      std::fprintf(stderr, "weir-control: %s/%s is %s: %s\n", t.pool.c_str(), t.backend.c_str(),
-                   t.up ? "up" : "down", t.reason.c_str());
+      // A flapping backend (or many failing at once) is limited to a few lines and a count.
+      WEIR_LOG_LIMITED(t.up ? log::Level::notice : log::Level::warning, "%s/%s is %s: %s",
+                       t.pool.c_str(), t.backend.c_str(), t.up ? "up" : "down", t.reason.c_str());
       controller_.health(t.pool, t.backend, t.up);
       dirty_ = true;
     }
@@ -169,7 +170,7 @@ class Daemon {
     try {
       sync_once();
     } catch (const nlohmann::json::exception& e) {
-      std::fprintf(stderr, "weir-control: a malformed reply from the dataplane: %s\n", e.what());
+      WEIR_LOG_LIMITED(log::Level::error, "a malformed reply from the dataplane: %s", e.what());
       dataplane_connected_ = false;
     }
   }
@@ -179,15 +180,15 @@ class Daemon {
     const auto hello = dataplane_.call({{"op", "hello"}}, error);
     if (!hello) {
       if (dataplane_connected_)
-        std::fprintf(stderr, "weir-control: lost the dataplane: %s\n", error.c_str());
+        log::printf(log::Level::error, "lost the dataplane: %s", error.c_str());
       dataplane_connected_ = false;
       return;
     }
     const int64_t pid = hello->value("pid", int64_t{0});
     const bool everything = !dataplane_connected_ || pid != dataplane_pid_;
     if (everything) {
-      std::fprintf(stderr, "weir-control: connected to the dataplane (pid %lld)\n",
-                   static_cast<long long>(pid));
+      log::printf(log::Level::notice, "connected to the dataplane (pid %lld)",
+                  static_cast<long long>(pid));
     }
     dataplane_connected_ = true;
     dataplane_pid_ = pid;
@@ -211,9 +212,9 @@ class Daemon {
                                           {"weight", c.weight}},
                                          error);
       if (!reply || !reply->value("ok", false)) {
-        std::fprintf(stderr, "weir-control: the dataplane refused %s/%s -> %s: %s\n",
-                     c.pool.c_str(), c.backend.c_str(), c.state.c_str(),
-                     reply ? reply->value("error", "").c_str() : error.c_str());
+        WEIR_LOG_LIMITED(log::Level::error, "the dataplane refused %s/%s -> %s: %s", c.pool.c_str(),
+                         c.backend.c_str(), c.state.c_str(),
+                         reply ? reply->value("error", "").c_str() : error.c_str());
         dataplane_connected_ = false;  // everything again on the next sync
         return;
       }
@@ -328,6 +329,13 @@ class Daemon {
       if (!answer) return fail("the dataplane is not reachable: " + error);
       reply = *answer;
       reply["id"] = id;
+    } else if (op == "events") {
+      nlohmann::json ask{{"op", "events"}};
+      if (request.contains("limit")) ask["limit"] = request["limit"];
+      const auto answer = dataplane_.call(ask, error);
+      if (!answer) return fail("the dataplane is not reachable: " + error);
+      reply = *answer;
+      reply["id"] = id;
     } else if (op == "backends") {
       const auto pools = dataplane_.call({{"op", "pools"}}, error);
       if (!pools) return fail("the dataplane is not reachable: " + error);
@@ -432,8 +440,10 @@ int main(int argc, char** argv) {
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  weir::log::init("weir-control");
   const weir::config::LoadResult result = weir::config::load_file(argv[2]);
-  for (const auto& error : result.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+  for (const auto& error : result.errors)
+    weir::log::write(weir::log::Level::error, error.to_string());
   if (!result.ok()) return 1;
   weir::control::Daemon daemon(argv[2], result.config);
   return daemon.run();

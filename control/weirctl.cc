@@ -72,6 +72,8 @@ void print_usage(FILE* out) {
       "  check-config FILE         validate FILE locally (no daemon needed); print every error\n"
       "                            as FILE:LINE:COLUMN: path: message\n"
       "  stats                     the dataplane's counters\n"
+      "  events [N]                the latest N (default 20, at most 256) corrupt or malformed\n"
+      "                            frames: time, listener, path, stream, CRCs, what Weir did\n"
       "  help                      this text\n"
       "\n"
       "options:\n"
@@ -313,6 +315,17 @@ uint32_t parse_weight(const std::string& text) {
   return weight;
 }
 
+// `events N`: 1 to 256 (the dataplane keeps the latest 256).
+uint32_t parse_event_limit(const std::string& text) {
+  uint32_t limit = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), limit);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || limit < 1 ||
+      limit > 256) {
+    throw UsageError("events takes a count from 1 to 256, got \"" + text + "\"");
+  }
+  return limit;
+}
+
 void print_json(const json& value) {
   std::printf("%s\n", value.dump(2, ' ', false, json::error_handler_t::replace).c_str());
 }
@@ -471,6 +484,40 @@ void print_stats(const json& reply) {
   std::printf("\nevery counter: weirctl --json stats (docs/metrics.md)\n");
 }
 
+void print_events(const json& reply) {
+  Table table({{"TIME"},
+               {"LISTENER"},
+               {"DIRECTION"},
+               {"CLIENT"},
+               {"POOL/BACKEND"},
+               {"STREAM", Table::right},
+               {"LENGTH", Table::right},
+               {"VERDICT"},
+               {"EXPECTED_CRC"},
+               {"RECEIVED_CRC"},
+               {"ACTION"}});
+  const json& events = field(reply, "events");
+  if (events.is_array()) {
+    for (const auto& e : events) {
+      const std::string backend = text(field(e, "backend"));
+      table.add({text(field(e, "time")), text(field(e, "listener")), text(field(e, "direction")),
+                 text(field(e, "client")),
+                 text(field(e, "pool")) + "/" + (backend.empty() ? "-" : backend),
+                 text(field(e, "stream")), text(field(e, "length")),
+                 text(field(e, "verdict")) +
+                     (field(e, "reason").is_string() ? " (" + text(field(e, "reason")) + ")" : ""),
+                 field(e, "expected_crc").is_string() ? text(field(e, "expected_crc")) : "-",
+                 field(e, "received_crc").is_string() ? text(field(e, "received_crc")) : "-",
+                 text(field(e, "action"))});
+    }
+  }
+  if (table.empty()) {
+    std::printf("no corrupt or malformed frames seen\n");
+    return;
+  }
+  table.print();
+}
+
 int check_config(const std::string& file, bool as_json) {
   const config::LoadResult result = config::load_file(file);
   if (as_json) {
@@ -528,6 +575,11 @@ int run(const Options& options) {
             : command == "listeners" ? print_listeners
             : command == "reload"    ? print_reload
                                      : print_stats;
+  } else if (command == "events") {
+    expect_arguments(args, 0, 1);
+    request["op"] = "events";
+    request["limit"] = args.size() == 2 ? parse_event_limit(args[1]) : 20;
+    print = print_events;
   } else if (command == "backends") {
     expect_arguments(args, 0, 1);
     request["op"] = "backends";

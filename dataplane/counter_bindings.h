@@ -166,6 +166,9 @@ inline constexpr auto kListenerBindings = std::to_array<CounterBinding<ListenerC
     {"idle_timeouts", &ListenerCounters::idle_timeouts},
 });
 
+// The counters kept per direction, indexed by proxy::Direction.
+using DirectionCounters = std::array<Counter, 2>;
+
 inline constexpr auto kBackendBindings = std::to_array<CounterBinding<proxy::BackendCounters>>({
     {"connections", &proxy::BackendCounters::connections},
     {"active", &proxy::BackendCounters::connections, &proxy::BackendCounters::closed},
@@ -173,6 +176,13 @@ inline constexpr auto kBackendBindings = std::to_array<CounterBinding<proxy::Bac
     {"drain_resets", &proxy::BackendCounters::drain_resets},
     {"source_ports_exhausted", &proxy::BackendCounters::source_ports_exhausted},
 });
+
+inline constexpr auto kBackendDirectionBindings =
+    std::to_array<CounterBinding<proxy::BackendCounters, DirectionCounters>>({
+        {"frames_verified", &proxy::BackendCounters::frames_verified},
+        {"frames_corrupt", &proxy::BackendCounters::frames_corrupt},
+        {"frames_malformed", &proxy::BackendCounters::frames_malformed},
+    });
 
 // The device's counters are plain numbers read at the snapshot, not Counters a worker adds to.
 struct DeviceCounterBinding {
@@ -186,8 +196,7 @@ inline constexpr auto kDeviceBindings = std::to_array<DeviceCounterBinding>({
     {"tx_errors", &DeviceCounters::tx_errors},
 });
 
-// The listener's counters kept per direction, indexed by proxy::Direction.
-using DirectionCounters = std::array<Counter, 2>;
+// The listener's counters kept per direction.
 inline constexpr auto kListenerDirectionBindings =
     std::to_array<CounterBinding<ListenerCounters, DirectionCounters>>({
         {"bytes", &ListenerCounters::bytes},
@@ -210,6 +219,8 @@ static_assert(counters::names_match(counters::kListenerCounters, kListenerBindin
 static_assert(counters::names_match(counters::kListenerDirectionCounters,
                                     kListenerDirectionBindings));
 static_assert(counters::names_match(counters::kBackendCounters, kBackendBindings));
+static_assert(counters::names_match(counters::kBackendDirectionCounters,
+                                    kBackendDirectionBindings));
 static_assert(counters::names_match(counters::kDeviceCounters, kDeviceBindings));
 static_assert(sizeof(DeviceCounters) == kDeviceBindings.size() * sizeof(uint64_t));
 static_assert(reasons_in_enum_order());
@@ -222,7 +233,8 @@ static_assert(sizeof(SteeringCounters) == distinct_members(kSteeringBindings) * 
 static_assert(sizeof(L3Counters) == distinct_members(kL3Bindings) * sizeof(Counter));
 static_assert(sizeof(TcpCounters) == distinct_members(kTcpBindings) * sizeof(Counter));
 static_assert(sizeof(proxy::BackendCounters) ==
-              distinct_members(kBackendBindings) * sizeof(Counter));
+              distinct_members(kBackendBindings) * sizeof(Counter) +
+                  distinct_members(kBackendDirectionBindings) * sizeof(DirectionCounters));
 static_assert(sizeof(PortCounters) ==
               (distinct_members(kPortBindings) + kDropReasonBindings.size()) * sizeof(Counter));
 static_assert(sizeof(ListenerCounters) ==

@@ -5,6 +5,7 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "common/channel/line_server.h"
+#include "common/log.h"
 #include "common/service_notify.h"
 #include "dataplane/main_lcore/control_requests.h"
 #include "dataplane/main_lcore/pool_state.h"
@@ -35,11 +37,7 @@ namespace {
 
 constexpr unsigned kMbufCache = 256;
 
-uint64_t monotonic_us() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-}
+using log::monotonic_us;
 
 bool has_argument(const std::vector<std::string>& args, const std::string& name) {
   return std::any_of(args.begin(), args.end(), [&](const std::string& a) {
@@ -56,6 +54,36 @@ uint64_t reserved_hugepages() {
     meminfo.ignore(256, '\n');
   }
   return 0;
+}
+
+// DPDK's own messages (rte_log) through Weir's log: the same time or journal priority, and the
+// level DPDK gave each (its levels are syslog's plus one). DPDK writes and flushes each message;
+// the stream's write function receives it whole and logs it line by line.
+ssize_t write_dpdk_log(void*, const char* data, size_t size) {
+  const unsigned dpdk_level = static_cast<unsigned>(rte_log_cur_msg_loglevel());
+  const log::Level level = dpdk_level <= RTE_LOG_ERR       ? log::Level::error
+                           : dpdk_level == RTE_LOG_WARNING ? log::Level::warning
+                           : dpdk_level == RTE_LOG_NOTICE  ? log::Level::notice
+                           : dpdk_level == RTE_LOG_INFO    ? log::Level::info
+                                                           : log::Level::debug;
+  std::string_view text(data, size);
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    if (!line.empty()) log::write(level, line);
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return static_cast<ssize_t>(size);
+}
+
+void route_dpdk_log() {
+  cookie_io_functions_t functions{};
+  functions.write = write_dpdk_log;
+  if (FILE* stream = fopencookie(nullptr, "w", functions)) {
+    setvbuf(stream, nullptr, _IOLBF, 0);
+    rte_openlog_stream(stream);
+  }
 }
 
 struct WorkerLaunch {
@@ -150,12 +178,11 @@ class Shutdown {
       phase_ = Phase::stop_listening;
       started_us_ = now_us;
       deadline_us_ = now_us + uint64_t{running.config().dataplane.shutdown_grace_ms} * 1000;
-      std::printf("weir-dataplane: %s: stopping; no new connections\n", name);
+      log::printf(log::Level::notice, "%s: stopping; no new connections", name);
     } else if (phase_ != Phase::resetting) {
       deadline_us_ = now_us;
-      std::printf("weir-dataplane: %s again: the sessions left are reset now\n", name);
+      log::printf(log::Level::notice, "%s again: the sessions left are reset now", name);
     }
-    std::fflush(stdout);
   }
 
   // Moves the shutdown on; true once the workers may stop.
@@ -169,12 +196,11 @@ class Shutdown {
       case Phase::closing_listeners:
         if (!running.listening_stopped() && now_us < deadline_us_) return false;
         phase_ = Phase::draining;
-        std::printf(
-            "weir-dataplane: listeners closed; %llu session(s) have until %llu ms after "
-            "the signal to finish\n",
-            static_cast<unsigned long long>(running.open_sessions()),
-            static_cast<unsigned long long>((deadline_us_ - started_us_) / 1000));
-        std::fflush(stdout);
+        log::printf(log::Level::info,
+                    "listeners closed; %llu session(s) have until %llu ms after "
+                    "the signal to finish",
+                    static_cast<unsigned long long>(running.open_sessions()),
+                    static_cast<unsigned long long>((deadline_us_ - started_us_) / 1000));
         return false;
       case Phase::draining: {
         const uint64_t open = running.open_sessions();
@@ -183,7 +209,7 @@ class Shutdown {
         phase_ = Phase::resetting;
         resetting_since_us_ = now_us;
         if (open == 0) {
-          std::printf("weir-dataplane: every session finished within %llu ms\n",
+          log::printf(log::Level::info, "every session finished within %llu ms",
                       static_cast<unsigned long long>((now_us - started_us_) / 1000));
         }
         return false;
@@ -194,11 +220,10 @@ class Shutdown {
         const std::optional<uint64_t> reset = running.sessions_reset();
         if (!reset && now_us < resetting_since_us_ + 1'000'000) return false;
         if (!reset || *reset != 0) {
-          std::printf("weir-dataplane: grace over after %llu ms: reset %s session(s)\n",
+          log::printf(log::Level::notice, "grace over after %llu ms: reset %s session(s)",
                       static_cast<unsigned long long>((now_us - started_us_) / 1000),
                       reset ? std::to_string(*reset).c_str() : "some (a worker did not answer)");
         }
-        std::fflush(stdout);
         return true;
       }
     }
@@ -228,7 +253,6 @@ class DataplaneProcess {
     close_ports(ports_);
     if (mbuf_pool_ != nullptr) rte_mempool_free(mbuf_pool_);
     if (eal_started_) rte_eal_cleanup();
-    std::fflush(stdout);
   }
   DataplaneProcess(const DataplaneProcess&) = delete;
   DataplaneProcess& operator=(const DataplaneProcess&) = delete;
@@ -262,31 +286,31 @@ class DataplaneProcess {
 bool DataplaneProcess::start_eal() {
   const std::vector<std::string>& eal = config_->dataplane.eal;
   if (!has_argument(eal, "--no-huge") && reserved_hugepages() == 0) {
-    std::fprintf(
-        stderr,
-        "weir-dataplane: no hugepages are reserved (HugePages_Total is 0 in /proc/meminfo)."
-        " Reserve some (echo 512 > /proc/sys/vm/nr_hugepages) or add \"--no-huge\", "
-        "\"-m\", \"512\" to dataplane.eal\n");
+    log::printf(log::Level::error,
+                "no hugepages are reserved (HugePages_Total is 0 in /proc/meminfo)."
+                " Reserve some (echo 512 > /proc/sys/vm/nr_hugepages) or add \"--no-huge\", "
+                "\"-m\", \"512\" to dataplane.eal");
     return false;
   }
+  route_dpdk_log();
   std::vector<std::string> arguments{"weir-dataplane"};
   arguments.insert(arguments.end(), eal.begin(), eal.end());
   std::vector<char*> argv;
   for (std::string& a : arguments) argv.push_back(a.data());
   argv.push_back(nullptr);
   if (rte_eal_init(static_cast<int>(argv.size() - 1), argv.data()) < 0) {
-    std::fprintf(stderr,
-                 "weir-dataplane: EAL initialisation failed: %s. Check dataplane.eal (the EAL "
-                 "message above names the argument); without hugepages use \"--no-huge\"\n",
-                 rte_strerror(rte_errno));
+    log::printf(log::Level::error,
+                "EAL initialisation failed: %s. Check dataplane.eal (the EAL "
+                "message above names the argument); without hugepages use \"--no-huge\"",
+                rte_strerror(rte_errno));
     return false;
   }
   eal_started_ = true;
   worker_count_ = rte_lcore_count() - 1;
   if (worker_count_ == 0) {
-    std::fprintf(stderr,
-                 "weir-dataplane: dataplane.eal gives one lcore; Weir needs a main lcore and at "
-                 "least one worker (e.g. \"-l\", \"0-1\")\n");
+    log::printf(log::Level::error,
+                "dataplane.eal gives one lcore; Weir needs a main lcore and at "
+                "least one worker (e.g. \"-l\", \"0-1\")");
     return false;
   }
   return true;
@@ -308,9 +332,8 @@ bool DataplaneProcess::create_mbuf_pool() {
       rte_pktmbuf_pool_create("weir_mbufs", mbufs, kMbufCache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                               static_cast<int>(rte_socket_id()));
   if (mbuf_pool_ == nullptr) {
-    std::fprintf(stderr,
-                 "weir-dataplane: cannot allocate %u mbufs: %s (raise -m in dataplane.eal)\n",
-                 mbufs, rte_strerror(rte_errno));
+    log::printf(log::Level::error, "cannot allocate %u mbufs: %s (raise -m in dataplane.eal)",
+                mbufs, rte_strerror(rte_errno));
     return false;
   }
   return true;
@@ -326,7 +349,7 @@ bool DataplaneProcess::open_dataplane_ports() {
   }
   std::string error;
   if (!open_ports(requests, static_cast<uint16_t>(worker_count_), mbuf_pool_, ports_, error)) {
-    std::fprintf(stderr, "weir-dataplane: %s\n", error.c_str());
+    log::printf(log::Level::error, "%s", error.c_str());
     return false;
   }
   return true;
@@ -396,8 +419,8 @@ bool DataplaneProcess::create_steering_rings() {
       rte_ring* ring =
           rte_ring_create(name.c_str(), 4096, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
       if (ring == nullptr) {
-        std::fprintf(stderr, "weir-dataplane: cannot create steering ring %s: %s\n", name.c_str(),
-                     rte_strerror(rte_errno));
+        log::printf(log::Level::error, "cannot create steering ring %s: %s", name.c_str(),
+                    rte_strerror(rte_errno));
         return false;
       }
       out[from][to] = ring;
@@ -406,7 +429,7 @@ bool DataplaneProcess::create_steering_rings() {
   }
   for (size_t w = 0; w < n; ++w) workers_[w]->enable_steering(out[w], in[w], software_steering_);
   if (software_steering_)
-    std::printf("weir-dataplane: no RSS on the ports: %zu workers steer TCP in software\n", n);
+    log::printf(log::Level::info, "no RSS on the ports: %zu workers steer TCP in software", n);
   return true;
 }
 
@@ -423,13 +446,12 @@ void DataplaneProcess::launch_workers() {
   }
   launched_ = true;
   for (const OpenPort& port : ports_) {
-    std::printf("weir-dataplane: port %s: device %s (driver %s), MAC %s, RSS %s\n",
+    log::printf(log::Level::info, "port %s: device %s (driver %s), MAC %s, RSS %s",
                 port.request.name.c_str(), port.request.device.c_str(), port.driver.c_str(),
                 net::MacAddress(port.mac).to_string().c_str(),
                 port.capabilities.rss ? "on" : "off");
   }
-  std::printf("weir-dataplane: running with %u worker(s)\n", worker_count_);
-  std::fflush(stdout);
+  log::printf(log::Level::info, "running with %u worker(s)", worker_count_);
 }
 
 // The main lcore's loop: the control socket and the signals (through a signalfd), polled
@@ -441,11 +463,10 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
   channel::LineServer server([&](std::string_view line) { return requests.handle(line); });
   const std::string& socket_path = config_->dataplane.control_socket;
   if (std::string error = server.open(socket_path, "dataplane.control_socket"); !error.empty()) {
-    std::fprintf(stderr, "weir-dataplane: %s\n", error.c_str());
+    log::printf(log::Level::error, "%s", error.c_str());
     return false;
   }
-  std::printf("weir-dataplane: control socket %s\n", socket_path.c_str());
-  std::fflush(stdout);
+  log::printf(log::Level::info, "control socket %s", socket_path.c_str());
   // Ready for systemd only now: the ports are started, the workers poll them and the control
   // socket listens, so that weir-control, ordered after this unit, finds it serving.
   notify_ready("running with " + std::to_string(worker_count_) + " worker(s), control socket " +
@@ -464,16 +485,17 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
         }
         if (info.ssi_signo == SIGUSR1) print_stats(stdout, running.config(), ports_, workers_);
         if (info.ssi_signo == SIGHUP) {
-          std::fprintf(stderr,
-                       "weir-dataplane: SIGHUP refused: the dataplane does not reload on a "
-                       "signal. Reload with `weirctl reload` or SIGHUP to weir-control, which "
-                       "applies the file to the dataplane; what a running dataplane keeps "
-                       "(ports, EAL, limits, tcp) needs a restart\n");
+          log::printf(log::Level::warning,
+                      "SIGHUP refused: the dataplane does not reload on a "
+                      "signal. Reload with `weirctl reload` or SIGHUP to weir-control, which "
+                      "applies the file to the dataplane; what a running dataplane keeps "
+                      "(ports, EAL, limits, tcp) needs a restart");
         }
       }
     }
     server.serve(fds);
     running.collect_done();
+    running.drain_frame_events();
   }
   close(signal_fd);
   notify_stopping();
@@ -481,13 +503,14 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
   rte_eal_mp_wait_lcore();
   launched_ = false;
   print_stats(stdout, running.config(), ports_, workers_);
-  std::printf("weir-dataplane: stopped\n");
+  log::printf(log::Level::notice, "stopped");
   return true;
 }
 
 }  // namespace
 
 int run(std::shared_ptr<const config::Config> config) {
+  log::init("weir-dataplane", true);
   // Block the process signals before EAL creates its threads, so that they inherit the mask and
   // only the main lcore receives them, synchronously, through a signalfd.
   sigset_t signals;

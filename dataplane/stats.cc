@@ -76,9 +76,8 @@ json listener_json(const std::vector<std::unique_ptr<Worker>>& workers, const st
   }
   for (const auto& binding : kListenerDirectionBindings) {
     for (size_t d = 0; d < counters::kDirections.size(); ++d) {
-      const std::string key =
-          std::string(binding.name) + "_" + std::string(counters::kDirections[d]);
-      out[key] = sum([&](const ListenerCounters& c) { return (c.*binding.member)[d].get(); });
+      out[counters::direction_key(binding.name, d)] =
+          sum([&](const ListenerCounters& c) { return (c.*binding.member)[d].get(); });
     }
   }
   return out;

@@ -117,6 +117,8 @@ class alignas(64) Worker {
   const WorkerLoopCounters& loop_counters() const { return loop_counters_; }
   const TcpCounters& tcp_counters() const { return tcp_counters_; }
   const proxy::Proxy& proxy() const { return proxy_; }
+  // Main lcore (the single consumer of the worker's frame event ring): the next event, if any.
+  bool take_frame_event(proxy::FrameEvent& event) { return proxy_.take_frame_event(event); }
   // Read from the main lcore (plain loads of values the worker writes; approximate by design).
   size_t tcp_connections() const { return tcp_.connections(); }
   size_t tcp_capacity() const { return tcp_.capacity(); }

@@ -27,9 +27,9 @@ from netbed import (  # noqa: E402
     DataplaneProcess,
     FrameEchoes,
     Testbed,
-    _read_line,
     bad_switch_config,
     bpf_object,
+    poll_until,
 )
 
 BACKENDS = ("b1", "b2", "b3")
@@ -117,11 +117,15 @@ def main() -> int:
             import yaml
             control_config = tb.workdir / "weir.yaml"
             control_config.write_text(yaml.safe_dump(dp.config, sort_keys=False))
-            control = tb.popen("ctl", [str(build / "control" / "weir-control"), "--config",
-                                       str(control_config)],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            print(_read_line(control, 20.0).replace("weir-control: ", "weir-control (ctl "
-                                                                       "namespace): "))
+            log = tb.workdir / "weir-control.log"
+            with open(log, "wb") as out:
+                tb.popen("ctl", [str(build / "control" / "weir-control"), "--config",
+                                 str(control_config)], stdout=subprocess.DEVNULL, stderr=out)
+            # Its log says when it serves (each line: time, level, "weir-control: ...").
+            ready = poll_until(lambda: [line for line in log.read_text().splitlines()
+                                        if "weir-control: metrics on" in line], 20.0,
+                               what="weir-control to serve")[0]
+            print("weir-control (ctl namespace): " + ready.split("weir-control: ", 1)[1])
             rows = {}
             print(f"sending {args.seconds} s through the `tcp` listener (port {TCP_PORT})...")
             rows["tcp (no verification)"] = phase(tb, dp, echoes, switch, build, TCP_PORT,

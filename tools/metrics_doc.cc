@@ -141,7 +141,13 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
        }},
       {"prometheus-backend",
        [] {
-         return prometheus_table({{c::kBackendCounters, c::kBackendLabels}});
+         return prometheus_table({{c::kBackendCounters, c::kBackendLabels},
+                                  {c::kBackendDirectionCounters, c::kBackendDirectionLabels},
+                                  {c::kBackendDirectionGauges, c::kBackendDirectionLabels}});
+       }},
+      {"prometheus-frame-events",
+       [] {
+         return prometheus_table({{c::kFrameEventCounters, {}}});
        }},
       {"prometheus-listener",
        [] {

@@ -1,6 +1,9 @@
 #include "dataplane/main_lcore/control_requests.h"
 
+#include <algorithm>
+
 #include "common/channel/envelope.h"
+#include "common/log.h"
 
 namespace weir::dataplane {
 
@@ -8,6 +11,8 @@ using nlohmann::json;
 
 std::string ControlRequests::error(const json& id, const std::string& message) {
   ++errors_;
+  // Whoever can reach the socket can send a storm of bad requests: a few lines and a count.
+  WEIR_LOG_LIMITED(log::Level::warning, "control request refused: %s", message.c_str());
   return channel::error_line(id, message);
 }
 
@@ -29,6 +34,14 @@ std::string ControlRequests::handle(std::string_view line) {
     reply["listeners"] = target_.listeners();
   } else if (op == "pools") {
     reply["pools"] = target_.pools();
+  } else if (op == "events") {
+    size_t limit = kMaxEvents;
+    if (request.contains("limit")) {
+      if (!request["limit"].is_number_unsigned() || request["limit"].get<uint64_t>() == 0)
+        return error(id, "\"limit\" must be a positive integer");
+      limit = static_cast<size_t>(std::min<uint64_t>(request["limit"].get<uint64_t>(), kMaxEvents));
+    }
+    reply["events"] = target_.events(limit);
   } else if (op == "set_backend") {
     for (const char* field : {"pool", "backend"}) {
       if (!request.contains(field) || !request[field].is_string())
@@ -63,9 +76,9 @@ std::string ControlRequests::handle(std::string_view line) {
     }
     reply.update(result);
   } else {
-    return error(id,
-                 "unknown operation \"" + op +
-                     "\" (known: hello, counters, listeners, pools, set_backend, apply_config)");
+    return error(id, "unknown operation \"" + op +
+                         "\" (known: hello, counters, listeners, pools, events, set_backend, "
+                         "apply_config)");
   }
   return reply.dump();
 }

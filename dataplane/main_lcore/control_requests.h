@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,6 +24,8 @@ class ControlTarget {
   virtual nlohmann::json counters() = 0;
   virtual nlohmann::json listeners() = 0;
   virtual nlohmann::json pools() = 0;
+  // The latest `limit` frame events, oldest first (dataplane/main_lcore/frame_event_log.h).
+  virtual nlohmann::json events(size_t limit) = 0;
   // Returns an error message, or "" when the change was handed to the workers.
   virtual std::string set_backend(const std::string& pool, const std::string& backend,
                                   const std::optional<std::string>& state,
@@ -34,6 +37,8 @@ class ControlTarget {
 
 class ControlRequests {
  public:
+  static constexpr size_t kMaxEvents = 256;  // the most `events` returns (and keeps)
+
   explicit ControlRequests(ControlTarget& target) : target_(target) {}
 
   // One request line in, one reply line out (without the newline).

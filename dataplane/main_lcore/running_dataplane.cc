@@ -1,8 +1,10 @@
 #include "dataplane/main_lcore/running_dataplane.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 
 #include "common/channel/envelope.h"
 #include "common/version.h"
@@ -80,7 +82,54 @@ nlohmann::json RunningDataplane::hello() {
 }
 
 nlohmann::json RunningDataplane::counters() {
-  return stats_json(*config_, devices_, workers_);
+  nlohmann::json out = stats_json(*config_, devices_, workers_);
+  uint64_t dropped = 0;
+  for (const auto& worker : workers_) dropped += worker->proxy().frame_events_dropped().get();
+  const std::array<uint64_t, 4> values = {frame_events_.recorded(), dropped, frame_events_.logged(),
+                                          frame_events_.suppressed()};
+  static_assert(counters::kFrameEventCounters[0].name == "recorded" &&
+                counters::kFrameEventCounters[1].name == "dropped" &&
+                counters::kFrameEventCounters[2].name == "logged" &&
+                counters::kFrameEventCounters[3].name == "suppressed" &&
+                counters::kFrameEventCounters.size() == values.size());
+  nlohmann::json events = nlohmann::json::object();
+  for (size_t i = 0; i < values.size(); ++i)
+    events[std::string(counters::kFrameEventCounters[i].name)] = values[i];
+  out["frame_events"] = std::move(events);
+  return out;
+}
+
+nlohmann::json RunningDataplane::events(size_t limit) {
+  drain_frame_events();
+  return frame_events_.recent(limit);
+}
+
+void RunningDataplane::drain_frame_events() {
+  timespec realtime{};
+  clock_gettime(CLOCK_REALTIME, &realtime);
+  const uint64_t now_us = log::monotonic_us();
+  const uint64_t unix_now_us = static_cast<uint64_t>(realtime.tv_sec) * 1'000'000u +
+                               static_cast<uint64_t>(realtime.tv_nsec) / 1000u;
+  proxy::FrameEvent event;
+  for (const auto& worker : workers_) {
+    const proxy::Proxy& proxy = worker->proxy();
+    while (worker->take_frame_event(event)) {
+      FrameEventNames names;
+      if (event.listener < proxy.listener_count())
+        names.listener = proxy.listener(event.listener).name;
+      if (event.pool < states_.pool_count()) {
+        names.pool = states_.pool(event.pool).name;
+        for (size_t b = 0; b < states_.pool(event.pool).backends.size(); ++b) {
+          if (states_.slot(event.pool, b) == event.backend_slot)
+            names.backend = states_.pool(event.pool).backends[b].name;
+        }
+      }
+      // The worker's monotonic time, carried over to the wall clock.
+      const uint64_t age_us = now_us > event.time_us ? now_us - event.time_us : 0;
+      frame_events_.record(event, names, unix_now_us - std::min(age_us, unix_now_us), now_us);
+    }
+  }
+  frame_events_.report_suppressed(now_us);
 }
 
 nlohmann::json RunningDataplane::listeners() {
@@ -102,6 +151,7 @@ nlohmann::json RunningDataplane::listeners() {
 }
 
 nlohmann::json RunningDataplane::pools() {
+  drain_frame_events();  // the last-seen times as of now
   nlohmann::json out = nlohmann::json::array();
   for (size_t p = 0; p < states_.pool_count(); ++p) {
     const config::Pool& pool = states_.pool(p);
@@ -112,13 +162,32 @@ nlohmann::json RunningDataplane::pools() {
                              {"port", pool.backends[b].port},
                              {"state", name_of(states_.state(p, b))},
                              {"weight", states_.weight(p, b)}};
-      for (const auto& binding : kBackendBindings) {
-        uint64_t sum = 0;
+      // Summed over the workers that have the pool (a new one may not be applied everywhere yet).
+      const auto sum = [&](auto value) {
+        uint64_t total = 0;
         for (const auto& worker : workers_) {
-          if (p >= worker->proxy().pool_count()) continue;  // a new pool not applied yet
-          sum += value_of(binding, worker->proxy().backend_counters(p, states_.slot(p, b)));
+          if (p >= worker->proxy().pool_count()) continue;
+          total += value(worker->proxy().backend_counters(p, states_.slot(p, b)));
         }
-        backend[std::string(binding.name)] = sum;
+        return total;
+      };
+      for (const auto& binding : kBackendBindings) {
+        backend[std::string(binding.name)] =
+            sum([&](const proxy::BackendCounters& c) { return value_of(binding, c); });
+      }
+      for (const auto& binding : kBackendDirectionBindings) {
+        for (size_t d = 0; d < counters::kDirections.size(); ++d) {
+          backend[counters::direction_key(binding.name, d)] =
+              sum([&](const proxy::BackendCounters& c) { return (c.*binding.member)[d].get(); });
+        }
+      }
+      static_assert(counters::kBackendDirectionGauges.size() == 1);
+      for (uint8_t d = 0; d < counters::kDirections.size(); ++d) {
+        const uint64_t last = frame_events_.last_seen_unix_us(pool.name, pool.backends[b].name, d);
+        if (last != 0) {
+          backend[counters::direction_key(counters::kBackendDirectionGauges[0].name, d)] =
+              static_cast<double>(last) / 1e6;
+        }
       }
       backends.push_back(std::move(backend));
     }

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "dataplane/main_lcore/control_requests.h"
+#include "dataplane/main_lcore/frame_event_log.h"
 #include "dataplane/main_lcore/pool_state.h"
 #include "dataplane/port.h"
 #include "dataplane/worker.h"
@@ -31,6 +32,7 @@ class RunningDataplane final : public ControlTarget {
   nlohmann::json counters() override;
   nlohmann::json listeners() override;
   nlohmann::json pools() override;
+  nlohmann::json events(size_t limit) override;
   std::string set_backend(const std::string& pool, const std::string& backend,
                           const std::optional<std::string>& state,
                           const std::optional<uint32_t>& weight) override;
@@ -38,6 +40,8 @@ class RunningDataplane final : public ControlTarget {
 
   // Frees the messages the workers have handed back.
   void collect_done();
+  // Takes every frame event the workers have queued, names and logs them (frame_event_log.h).
+  void drain_frame_events();
 
   // Shutdown (SIGTERM, docs/operations.md "Stopping"). stop_listening: every worker stops
   // accepting connections; from then on apply_config is refused. reset_sessions: every worker
@@ -65,6 +69,7 @@ class RunningDataplane final : public ControlTarget {
   size_t resets_returned_ = 0;  // reset_sessions messages handed back
   uint64_t sessions_reset_ = 0;
   PoolStates& states_;
+  FrameEventLog frame_events_;
   const std::vector<OpenPort>& devices_;
   const std::vector<std::unique_ptr<Worker>>& workers_;
 };

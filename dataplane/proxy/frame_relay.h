@@ -35,6 +35,18 @@ struct FrameCounts {
   uint64_t frames_malformed = 0;
 };
 
+// One frame that failed (FrameRelay::process reports each as it finds it): what the frame
+// event log (dataplane/proxy/frame_events.h) records.
+struct FrameFault {
+  bool malformed = false;     // else corrupt: the trailer did not match
+  frame::Malformed reason{};  // malformed only
+  uint32_t stream = 0;        // as the header announced (malformed: its raw bytes)
+  uint32_t length = 0;        // payload bytes the header announced
+  uint32_t expected_crc = 0;  // corrupt only: the CRC-32C of the bytes as they arrived
+  uint32_t received_crc = 0;  // corrupt only: the trailer
+  bool forwarded = false;     // count mode: the corrupt frame went on
+};
+
 class FrameRelay {
  public:
   enum class Outcome : uint8_t { forward, reset_corrupt, reset_malformed };
@@ -50,6 +62,11 @@ class FrameRelay {
   // Inspects `chunk` (the next bytes of the stream), rewriting hop and trailer bytes in place when
   // stamping. After reset_* nothing more may be forwarded in this direction.
   Result process(std::span<uint8_t> chunk) {
+    return process(chunk, [](const FrameFault&) {});
+  }
+  // The same, calling on_fault(const FrameFault&) for each corrupt or malformed frame.
+  template <class OnFault>
+  Result process(std::span<uint8_t> chunk, OnFault&& on_fault) {
     Result result;
     size_t pos = 0;
     size_t trailer_start = chunk.size();  // where this chunk's bytes of an incomplete trailer begin
@@ -58,12 +75,17 @@ class FrameRelay {
       switch (phase_) {
         case Phase::header: {
           const size_t take = std::min<size_t>(frame::kHeaderSize - filled_, left);
+          // The raw header as received (a malformed one is never parsed: the event shows it).
+          std::copy_n(chunk.begin() + pos, take, raw_header_.begin() + filled_);
           feed(chunk.subspan(pos, take));
           if (settings_.stamp_hop) stamp_header_bytes(chunk.subspan(pos, take), filled_);
           filled_ += static_cast<uint32_t>(take);
           pos += take;
           if (malformed_) {
             ++counts_.frames_malformed;
+            on_fault(FrameFault{
+                true, malformed_reason_, wire::load_be32(raw_header_.data() + frame::kStreamOffset),
+                wire::load_be32(raw_header_.data() + frame::kLengthOffset), 0, 0, false});
             result.outcome = Outcome::reset_malformed;
             return result;
           }
@@ -103,6 +125,13 @@ class FrameRelay {
             counts_.bytes_verified += frame::encoded_size(header_.length);
           } else {
             ++counts_.frames_corrupt;
+            on_fault(FrameFault{false,
+                                {},
+                                header_.stream,
+                                header_.length,
+                                v.computed_crc,
+                                v.received_crc,
+                                !settings_.reset_on_corrupt});
             if (settings_.reset_on_corrupt) {
               result.outcome = Outcome::reset_corrupt;
               return result;
@@ -152,7 +181,10 @@ class FrameRelay {
     }
     void on_payload(std::span<const uint8_t>) {}
     void on_verdict(const frame::Header&, const Verdict& v) { relay.verdict_ = v; }
-    void on_malformed(frame::Malformed) { relay.malformed_ = true; }
+    void on_malformed(frame::Malformed reason) {
+      relay.malformed_ = true;
+      relay.malformed_reason_ = reason;
+    }
   };
 
   void feed(std::span<const uint8_t> bytes) {
@@ -179,6 +211,8 @@ class FrameRelay {
   frame::Header header_{};
   std::optional<Verdict> verdict_;
   bool malformed_ = false;
+  frame::Malformed malformed_reason_{};
+  std::array<uint8_t, frame::kHeaderSize> raw_header_{};
   std::array<uint8_t, frame::kTrailerSize> held_{};
   std::array<uint8_t, frame::kTrailerSize> released_{};
   size_t held_count_ = 0;

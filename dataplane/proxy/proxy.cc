@@ -137,6 +137,7 @@ class Refuser final : public tcp::ConnectionHandler {
 
 struct Proxy::ListenerState final : tcp::ListenerHandler {
   Proxy* proxy = nullptr;
+  uint16_t index = 0;                // in the Proxy's listeners_ (frame events name it so)
   std::atomic<bool> retired{false};  // removed by a reload; its sessions finish undisturbed
   ListenerPlan plan;
   std::unique_ptr<ListenerCounters> counters = std::make_unique<ListenerCounters>();
@@ -194,6 +195,7 @@ void Proxy::add_listener(ListenerPlan plan) {
   if (listeners_.size() == kMaxListeners) return;  // refused on the main lcore before it is sent
   auto state = std::make_unique<ListenerState>();
   state->proxy = this;
+  state->index = static_cast<uint16_t>(listeners_.size());
   state->plan = std::move(plan);
   state->refuser = std::make_unique<Refuser>(tcp_);
   ListenerState& l = *state;
@@ -426,7 +428,8 @@ bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
       continue;
     }
     const FrameRelay::Result r =
-        relay.process({rte_pktmbuf_mtod(segment, uint8_t*), segment->data_len});
+        relay.process({rte_pktmbuf_mtod(segment, uint8_t*), segment->data_len},
+                      [&](const FrameFault& fault) { record_frame_event(s, direction, fault); });
     if (r.outcome != FrameRelay::Outcome::forward) {
       ok = false;
       rte_pktmbuf_free(segment);
@@ -459,11 +462,32 @@ bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
   counters.bytes_verified[direction].add(after.bytes_verified - before.bytes_verified);
   counters.frames_corrupt[direction].add(after.frames_corrupt - before.frames_corrupt);
   counters.frames_malformed[direction].add(after.frames_malformed - before.frames_malformed);
+  if (s.backend_slot != UINT32_MAX) {  // the path: this listener's pool, the session's backend
+    BackendCounters& path = pools_[s.listener->plan.pool_index].counters[s.backend_slot];
+    path.frames_verified[direction].add(after.frames_verified - before.frames_verified);
+    path.frames_corrupt[direction].add(after.frames_corrupt - before.frames_corrupt);
+    path.frames_malformed[direction].add(after.frames_malformed - before.frames_malformed);
+  }
   if (!ok) {
     counters.corrupt_resets[direction].add();
     reset_both(s);
   }
   return ok;
+}
+
+void Proxy::record_frame_event(const Session& s, Direction direction, const FrameFault& fault) {
+  FrameEvent event;
+  event.time_us = tcp_.now_us();
+  event.fault = fault;
+  if (s.client != nullptr) {
+    event.client_address = s.client->tuple().remote_address;
+    event.client_port = s.client->tuple().remote_port;
+  }
+  event.listener = s.listener->index;
+  event.pool = static_cast<uint16_t>(s.listener->plan.pool_index);
+  if (s.backend_slot != UINT32_MAX) event.backend_slot = static_cast<uint16_t>(s.backend_slot);
+  event.direction = direction;
+  if (!frame_events_.try_push(event)) frame_events_dropped_.add();
 }
 
 void Proxy::pump(Session& s, bool from_client) {

@@ -27,6 +27,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/flow_owner.h"
 #include "dataplane/net/stack.h"
+#include "dataplane/proxy/frame_events.h"
 #include "dataplane/proxy/frame_relay.h"
 #include "dataplane/proxy/source_ports.h"
 #include "dataplane/tcp/tcp_stack.h"
@@ -92,6 +93,10 @@ struct BackendCounters {
   // Attempts that found no free source port toward the backend on any source address (every one
   // this worker owns in use or resting in TIME-WAIT): counted, not searched for.
   Counter source_ports_exhausted;
+  // The framed verdicts of its sessions, by Direction (where corruption happens).
+  std::array<Counter, 2> frames_verified;
+  std::array<Counter, 2> frames_corrupt;
+  std::array<Counter, 2> frames_malformed;
 };
 
 // Per listener, per worker; one writer (the worker). docs/metrics.md.
@@ -155,6 +160,11 @@ class Proxy {
   }
   bool listener_retired(size_t i) const;
 
+  // Main lcore (the ring's single consumer): the next frame event, if any.
+  bool take_frame_event(FrameEvent& event) { return frame_events_.try_pop(event); }
+  // Frame events lost because the ring was full.
+  const Counter& frame_events_dropped() const { return frame_events_dropped_; }
+
   size_t sessions() const { return active_; }
   const SourcePorts& source_ports() const { return source_ports_; }
   size_t listener_count() const;
@@ -187,6 +197,7 @@ class Proxy {
   // Moves what `from` has parked into the other side's send queue, as far as it takes.
   void pump(Session& s, bool from_client);
   bool inspect_frames(Session& s, bool from_client, rte_mbuf* data);
+  void record_frame_event(const Session& s, Direction direction, const FrameFault& fault);
   void reset_both(Session& s);
   void touch(Session& s);
   void finish_if_done(Session& s);
@@ -217,6 +228,8 @@ class Proxy {
   size_t active_ = 0;
   uint64_t next_drain_us_ = UINT64_MAX;  // the earliest drain deadline, if any
   bool started_ = false;                 // listeners registered with the TCP stack
+  FrameEventRing frame_events_;          // this worker produces, the main lcore consumes
+  Counter frame_events_dropped_;
 };
 
 }  // namespace weir::proxy

@@ -15,7 +15,6 @@ from netbed import (  # noqa: F401 (fixtures)
     ADDRESSES,
     LISTENER_ADDRESS,
     DataplaneProcess,
-    _read_line,
     poll_until,
     testbed_factory,
 )
@@ -47,8 +46,12 @@ class ControlProcess:
         out = open(self.log, "ab")
         self.proc = self.tb.popen("ctl", [str(CONTROL), "--config", str(self.config_path)],
                                   stdout=subprocess.PIPE, stderr=out)
-        line = _read_line(self.proc, 20.0)
-        assert line.startswith("weir-control: metrics on"), line + self.log.read_text()
+        # Its log (stderr, each line with the time and level) says when it serves.
+        def serving() -> bool:
+            assert self.proc.poll() is None, self.log.read_text()
+            return "weir-control: metrics on" in self.log.read_text()
+
+        poll_until(serving, 20.0, what="weir-control to serve")
         return self
 
     def stop(self) -> int:
@@ -78,17 +81,24 @@ def metric(text: str, name: str, **labels) -> float:
     return total
 
 
-def running_plane(tb, config, mode: str = "name"):
+def start_control(tb, dp) -> tuple[ControlProcess, Path]:
+    """weir-control on the running dataplane's configuration, once connected to it; and the
+    configuration file it reads."""
     import yaml
 
+    path = tb.workdir / "weir.yaml"
+    path.write_text(yaml.safe_dump(dp.config, sort_keys=False))
+    control = ControlProcess(tb, path).start()
+    poll_until(lambda: "connected to the dataplane" in control.log.read_text(), 10.0,
+               what="weir-control to connect to the dataplane")
+    return control, path
+
+
+def running_plane(tb, config, mode: str = "name"):
     backends = Backends(tb, mode)
     with DataplaneProcess(tb, config) as dp:
         dp.wait_ready(timeout_s=30.0)
-        path = tb.workdir / "weir.yaml"
-        path.write_text(yaml.safe_dump(dp.config, sort_keys=False))
-        control = ControlProcess(tb, path).start()
-        poll_until(lambda: "connected to the dataplane" in control.log.read_text(), 10.0,
-                   what="weir-control to connect to the dataplane")
+        control, path = start_control(tb, dp)
         yield tb, dp, control, backends, path
         if control.proc.poll() is None:
             assert control.stop() == 0
@@ -590,9 +600,9 @@ def test_sighup_reloads_adding_a_pool_and_a_listener(plane):
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     control.proc.send_signal(signal.SIGHUP)
     line = poll_until(lambda: [l for l in control.log.read_text().splitlines()
-                               if l.startswith("weir-control: SIGHUP: ")], 10.0,
+                               if " notice weir-control: SIGHUP: " in l], 10.0,
                       what="weir-control to log the reload")[0]
-    reply = json.loads(line.removeprefix("weir-control: SIGHUP: "))
+    reply = json.loads(line.split(" notice weir-control: SIGHUP: ", 1)[1])
     assert reply["ok"], reply
     assert {"pool second added", "listener more added", "backend second/only added"} <= set(
         reply["changes"]), reply

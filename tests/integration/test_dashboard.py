@@ -156,7 +156,7 @@ def test_dashboard_is_valid_json_with_rows_and_panels(dashboard):
     ids = [p.get("id") for p in all_panels(dashboard)]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for panel in data_panels(dashboard):
-        assert panel.get("type") in ("timeseries", "stat"), panel.get("title")
+        assert panel.get("type") in ("timeseries", "stat", "table"), panel.get("title")
     cells = {}  # no two panels of the expanded layout overlap
     for panel in dashboard["panels"]:
         grid = panel.get("gridPos", {})

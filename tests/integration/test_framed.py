@@ -61,6 +61,18 @@ def attach_bad_switch(tb: Testbed, every_nth: int):
     return program
 
 
+def attach_bad_switch_on_backend(tb: Testbed, role: str, every_nth: int):
+    """The bad switch on `role`'s link, corrupting its answers (segments from the backend
+    port)."""
+    tb.set_offloads(role, "eth0", enabled=False)
+    tb.set_offloads("br", Testbed.bridge_port(role), enabled=False)
+    program = tb.attach_tc_bpf("br", Testbed.bridge_port(role), bpf_object("bad_switch"),
+                               direction="ingress")
+    program.map_update("bad_switch_cfg", b"\0\0\0\0",
+                       bad_switch_config(BACKEND_PORT, every_nth, match_source=True))
+    return program
+
+
 def framed_totals(dp: DataplaneProcess) -> dict:
     return dp.stats()["listeners"]["framed"]
 
@@ -241,13 +253,7 @@ def test_count_mode_forwards_exactly_what_it_counted(bed):
 
 def test_corruption_on_the_backend_side_never_reaches_the_client(bed):
     echoes = FrameEchoes(bed, ROLES, BACKEND_PORT)
-    # The bad switch on b1's link, corrupting b1's answers (segments from the backend port).
-    bed.set_offloads("b1", "eth0", enabled=False)
-    bed.set_offloads("br", Testbed.bridge_port("b1"), enabled=False)
-    program = bed.attach_tc_bpf("br", Testbed.bridge_port("b1"), bpf_object("bad_switch"),
-                                direction="ingress")
-    program.map_update("bad_switch_cfg", b"\0\0\0\0",
-                       bad_switch_config(BACKEND_PORT, 5, match_source=True))
+    program = attach_bad_switch_on_backend(bed, "b1", every_nth=5)
     with DataplaneProcess(bed, framed_config(bed, {"on_corrupt": "reset"})) as dp:
         dp.wait_ready(timeout_s=30.0)
         summary = run_load(bed, "--connections", "12", "--duration", "3", "--sizes", "4000",

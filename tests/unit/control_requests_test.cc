@@ -17,6 +17,7 @@ class FakeTarget final : public ControlTarget {
   json counters() override { return {{"workers", json::array()}}; }
   json listeners() override { return json::array({json{{"name", "web"}}}); }
   json pools() override { return json::array({json{{"name", "app"}}}); }
+  json events(size_t limit) override { return json::array({json{{"limit", limit}}}); }
   std::string set_backend(const std::string& pool, const std::string& backend,
                           const std::optional<std::string>& state,
                           const std::optional<uint32_t>& weight) override {

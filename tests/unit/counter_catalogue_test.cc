@@ -40,6 +40,9 @@ std::vector<Table> real_tables() {
       {"listener", kListenerCounters, kListenerLabels},
       {"listener direction", kListenerDirectionCounters, kListenerDirectionLabels},
       {"backend", kBackendCounters, kBackendLabels},
+      {"backend direction", kBackendDirectionCounters, kBackendDirectionLabels},
+      {"backend direction gauges", kBackendDirectionGauges, kBackendDirectionLabels},
+      {"frame events", kFrameEventCounters, {}},
       {"device", kDeviceCounters, kDeviceLabels},
       {"process", kProcessMetrics, kProcessLabels},
   };
@@ -72,12 +75,19 @@ std::vector<JsonObject> real_objects() {
       {"drops", names(kDropReasons)},
       {"devices.PORT", names(kDeviceCounters)},
       {"process", names(kProcessMetrics)},
+      {"frame_events", names(kFrameEventCounters)},
       worker,
       port,
       listener,
       {"pools[].backends[]",
        [] {
          std::vector<std::string> keys = names(kBackendCounters);
+         for (const std::string_view direction : kDirections) {
+           for (std::string& name : names(kBackendDirectionCounters, "_" + std::string(direction)))
+             keys.push_back(std::move(name));
+           for (std::string& name : names(kBackendDirectionGauges, "_" + std::string(direction)))
+             keys.push_back(std::move(name));
+         }
          for (const char* key : {"name", "address", "port", "state", "weight"}) keys.push_back(key);
          return keys;
        }()},

@@ -659,3 +659,71 @@ TEST(FrameRelayTest, StampingStillResetsBeforeACorruptTrailer) {
 
 }  // namespace
 }  // namespace weir::proxy
+
+// ---- the faults reported for the frame event log ----------------------------------------------
+
+namespace weir::proxy {
+namespace {
+
+TEST(FrameRelayFaults, ACorruptFrameIsReportedWithItsStreamLengthAndBothCrcs) {
+  const std::vector<uint8_t> payload = payload_of(300, 9);
+  std::vector<uint8_t> good = frame::encode(0, 4242, 0, payload);
+  std::vector<uint8_t> bytes = frame::encode(0, 1, 0, payload_of(10, 1));  // a clean one first
+  const size_t damaged_at = bytes.size();
+  bytes.insert(bytes.end(), good.begin(), good.end());
+  bytes[damaged_at + kHeaderSize + 7] ^= 0x04;
+  const uint32_t trailer = wire::load_be32(good.data() + good.size() - kTrailerSize);
+  const uint32_t damaged_crc = crc32c(bytes.data() + damaged_at, kHeaderSize + payload.size());
+  ASSERT_NE(trailer, damaged_crc);
+
+  FrameRelaySettings count_mode;
+  count_mode.reset_on_corrupt = false;
+  FrameRelay relay(count_mode);
+  std::vector<FrameFault> faults;
+  // Split inside the damaged frame's trailer: the verdict comes with the second chunk.
+  const size_t split = bytes.size() - 2;
+  for (auto chunk :
+       {std::span<uint8_t>(bytes).first(split), std::span<uint8_t>(bytes).subspan(split)}) {
+    relay.process(chunk, [&](const FrameFault& f) { faults.push_back(f); });
+  }
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_FALSE(faults[0].malformed);
+  EXPECT_EQ(faults[0].stream, 4242u);
+  EXPECT_EQ(faults[0].length, payload.size());
+  EXPECT_EQ(faults[0].received_crc, trailer);
+  EXPECT_EQ(faults[0].expected_crc, damaged_crc);
+  EXPECT_TRUE(faults[0].forwarded);  // count mode
+  EXPECT_EQ(relay.counts().frames_verified, 1u);
+}
+
+TEST(FrameRelayFaults, AMalformedHeaderIsReportedWithItsReasonAndRawFields) {
+  std::vector<uint8_t> bytes = frame::encode(0, 77, 0, payload_of(20, 2));
+  bytes[0] = 'X';  // bad magic
+  FrameRelay relay(FrameRelaySettings{});
+  std::vector<FrameFault> faults;
+  for (size_t i = 0; i < bytes.size(); ++i) {  // a byte at a time: the header straddles chunks
+    const auto r = relay.process(std::span<uint8_t>(bytes).subspan(i, 1),
+                                 [&](const FrameFault& f) { faults.push_back(f); });
+    if (r.outcome != Outcome::forward) break;
+  }
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_TRUE(faults[0].malformed);
+  EXPECT_EQ(faults[0].reason, frame::Malformed::bad_magic);
+  EXPECT_EQ(faults[0].stream, 77u);
+  EXPECT_EQ(faults[0].length, 20u);
+  EXPECT_FALSE(faults[0].forwarded);
+}
+
+TEST(FrameRelayFaults, ResetModeReportsTheCorruptFrameAsNotForwarded) {
+  std::vector<uint8_t> bytes = frame::encode(0, 5, 0, payload_of(64, 3));
+  bytes[kHeaderSize] ^= 1;
+  FrameRelay relay(FrameRelaySettings{});
+  std::vector<FrameFault> faults;
+  const auto r = relay.process(bytes, [&](const FrameFault& f) { faults.push_back(f); });
+  EXPECT_EQ(r.outcome, Outcome::reset_corrupt);
+  ASSERT_EQ(faults.size(), 1u);
+  EXPECT_FALSE(faults[0].forwarded);
+}
+
+}  // namespace
+}  // namespace weir::proxy
