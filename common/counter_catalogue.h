@@ -330,6 +330,14 @@ inline constexpr auto kBackendCounters = std::to_array<Entry>({
             "weir_backend_connect_failures_total"),
     counter("drain_resets", "sessions reset when the backend's drain timeout expired",
             "weir_backend_drain_resets_total"),
+    unexported("sessions",
+               "sessions holding a connection to the backend, those still connecting included "
+               "(`active` counts established ones only); what `weirctl drain --wait` waits to see "
+               "at 0"),
+    counter("resets",
+            "established backend connections the backend reset (RST) or that timed out "
+            "unacknowledged: with `connect_failures`, the errors passive health counts",
+            "weir_backend_resets_total"),
 });
 
 // ---- per process: Prometheus's standard process_* families, both daemons ------------------------

@@ -168,6 +168,8 @@ inline constexpr auto kBackendBindings = std::to_array<CounterBinding<proxy::Bac
     {"active", &proxy::BackendCounters::connections, &proxy::BackendCounters::closed},
     {"connect_failures", &proxy::BackendCounters::connect_failures},
     {"drain_resets", &proxy::BackendCounters::drain_resets},
+    {"sessions", &proxy::BackendCounters::assigned, &proxy::BackendCounters::released},
+    {"resets", &proxy::BackendCounters::resets},
 });
 
 // The device's counters are plain numbers read at the snapshot, not Counters a worker adds to.

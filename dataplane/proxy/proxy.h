@@ -87,6 +87,13 @@ struct BackendCounters {
   Counter closed;       // of those, ended (active = connections - closed)
   Counter connect_failures;
   Counter drain_resets;  // sessions reset when the backend's drain timeout expired
+  // Backend connections started for sessions (connecting ones included) and, of those, ended
+  // (sessions = assigned - released): what `weirctl drain --wait` waits to see at zero.
+  Counter assigned;
+  Counter released;
+  // Established backend connections the backend ended with a RST, or that timed out (our data
+  // unacknowledged through every retransmission): with connect_failures, passive health's errors.
+  Counter resets;
 };
 
 // Per listener, per worker; one writer (the worker). docs/metrics.md.
@@ -136,6 +143,11 @@ class Proxy {
   // A listener added or removed by a reload (control messages, like update_pool).
   void add_listener(ListenerPlan plan);
   bool remove_listener(const std::string& name);
+  // The box's drain (weirctl drain-box): false unregisters every listener from the TCP stack (a
+  // SYN is answered with RST) and keeps the sessions; true registers them again. A listener added
+  // meanwhile waits for true.
+  void set_accepting(bool accepting);
+  bool accepting() const { return accepting_; }
   // Shutdown, once dataplane.shutdown_grace_ms is over: resets both sides of every session still
   // open, and returns how many there were.
   size_t reset_all_sessions();
@@ -199,6 +211,7 @@ class Proxy {
   uint16_t next_port_ = 0;               // where the ephemeral port search resumes
   uint64_t next_drain_us_ = UINT64_MAX;  // the earliest drain deadline, if any
   bool started_ = false;                 // listeners registered with the TCP stack
+  bool accepting_ = true;                // set_accepting
 };
 
 }  // namespace weir::proxy

@@ -33,6 +33,7 @@ def control_config(tb) -> dict:
     config["pools"][0]["health"] = {"type": "tcp", "interval_ms": INTERVAL_MS,
                                     "timeout_ms": TIMEOUT_MS, "rise": RISE, "fall": FALL}
     config["control"] = {"socket": str(tb.workdir / "control.sock"),
+                         "state_file": str(tb.workdir / "control-state.json"),
                          "metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"}}
     return config
 
