@@ -357,6 +357,14 @@ inline constexpr auto kBackendCounters = std::to_array<Entry>({
             "connection attempts that found no free source port toward the backend on any of the "
             "port's source addresses (each is also a `connect_failures`); add `source_addresses`",
             "weir_backend_source_ports_exhausted_total"),
+    unexported("sessions",
+               "sessions holding a connection to the backend, those still connecting included "
+               "(`active` counts established ones only); what `weirctl drain --wait` waits to see "
+               "at 0"),
+    counter("resets",
+            "established backend connections the backend reset (RST) or that timed out "
+            "unacknowledged: with `connect_failures`, the errors passive health counts",
+            "weir_backend_resets_total"),
 });
 
 // The framed listeners' verdicts again, by the backend of the session the frame belonged to, so

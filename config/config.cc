@@ -486,6 +486,16 @@ class Schema {
       pool.health = Health{};
       health(*health_node, map.path_of("health"), *pool.health);
     }
+    if (const auto passive_node = map.take("passive_health")) {
+      pool.passive_health = PassiveHealth{};
+      MapReader passive(d_, *passive_node, map.path_of("passive_health"));
+      if (passive.is_map()) {
+        read_uint_field(passive, "error_limit", pool.passive_health->error_limit, 1, 1'000'000);
+        read_uint_field(passive, "hold_down_ms", pool.passive_health->hold_down_ms, 100,
+                        86'400'000);
+        passive.finish();
+      }
+    }
     map.finish();
 
     const uint32_t size = pool.hash.table_size;
@@ -598,6 +608,11 @@ class Schema {
     if (read_string_field(map, "socket", config_.control.socket)) {
       at_.sockets.emplace_back(map.take("socket")->Mark(), map.path_of("socket"));
       socket_path_check(map, "socket", config_.control.socket);
+    }
+    if (read_string_field(map, "state_file", config_.control.state_file) &&
+        config_.control.state_file.front() != '/') {
+      d_.error(map.take("state_file")->Mark(), map.path_of("state_file"),
+               "\"" + config_.control.state_file + "\" must be an absolute path");
     }
     if (const auto metrics_node = map.take("metrics")) {
       MapReader metrics(d_, *metrics_node, map.path_of("metrics"));

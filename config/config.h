@@ -164,6 +164,13 @@ struct Health {
   std::optional<HttpCheck> http;  // set for type http
 };
 
+// pools[].passive_health: the dataplane's own failed connects and backend resets mark a backend
+// down (HAProxy's `observe layer4` with `on-error mark-down`), judged by weir-control.
+struct PassiveHealth {
+  uint32_t error_limit = 10;      // errors with no successful connect between them
+  uint32_t hold_down_ms = 10000;  // how long a backend so marked stays down at least
+};
+
 struct Backend {
   std::string name;
   Ipv4Address address;
@@ -181,6 +188,7 @@ struct Pool {
   Hash hash;
   std::vector<Backend> backends;
   std::optional<Health> health;  // absent: backends are taken as up until an operator says not
+  std::optional<PassiveHealth> passive_health;  // absent: off
   uint32_t retries = kDefaultRetries;
   uint32_t drain_timeout_ms = kDefaultDrainTimeoutMs;
   uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;
@@ -197,6 +205,9 @@ struct Metrics {
 
 struct Control {
   std::string socket = "/run/weir/control.sock";
+  // weir-control's manual overrides (weirctl drain, down, weight, drain-box), kept across its
+  // restarts.
+  std::string state_file = "/var/lib/weir/control-state.json";
   Metrics metrics;
 };
 

@@ -24,7 +24,7 @@ void Controller::adopt(std::shared_ptr<const config::Config> config) {
 
 std::string Controller::effective_state(const Backend& b) {
   if (b.override_state) return *b.override_state;
-  return b.health_up ? "up" : "down";
+  return b.health_up && !b.passive_down ? "up" : "down";
 }
 
 uint32_t Controller::effective_weight(const Backend& b) {
@@ -33,6 +33,11 @@ uint32_t Controller::effective_weight(const Backend& b) {
 
 void Controller::health(const std::string& pool, const std::string& backend, bool up) {
   if (auto it = backends_.find({pool, backend}); it != backends_.end()) it->second.health_up = up;
+}
+
+void Controller::passive(const std::string& pool, const std::string& backend, bool down) {
+  if (auto it = backends_.find({pool, backend}); it != backends_.end())
+    it->second.passive_down = down;
 }
 
 std::string Controller::set(const std::string& pool, const std::string& backend,
@@ -68,6 +73,64 @@ std::vector<BackendChange> Controller::pending(bool everything) {
     b.sent_weight = weight;
   }
   return out;
+}
+
+std::optional<bool> Controller::pending_box(bool everything) {
+  if (!everything && sent_box_ == box_drained_) return std::nullopt;
+  sent_box_ = box_drained_;
+  return box_drained_;
+}
+
+nlohmann::json Controller::overrides() const {
+  nlohmann::json backends = nlohmann::json::array();
+  for (const Key& key : order_) {
+    const Backend& b = backends_.at(key);
+    if (!b.override_state && !b.override_weight) continue;
+    nlohmann::json entry{{"pool", key.first}, {"backend", key.second}};
+    if (b.override_state) entry["state"] = *b.override_state;
+    if (b.override_weight) entry["weight"] = *b.override_weight;
+    backends.push_back(std::move(entry));
+  }
+  return {{"box_drained", box_drained_}, {"backends", backends}};
+}
+
+std::string Controller::restore(const nlohmann::json& state, std::vector<std::string>& skipped) {
+  if (!state.is_object()) return "not a JSON object";
+  const auto box = state.find("box_drained");
+  if (box != state.end() && !box->is_boolean()) return "\"box_drained\" is not true or false";
+  const auto list = state.find("backends");
+  if (list != state.end() && !list->is_array()) return "\"backends\" is not a list";
+  if (box != state.end()) box_drained_ = box->get<bool>();
+  if (list == state.end()) return "";
+  for (size_t i = 0; i < list->size(); ++i) {
+    const nlohmann::json& entry = (*list)[i];
+    const std::string where = "backends[" + std::to_string(i) + "]";
+    if (!entry.is_object() || !entry.contains("pool") || !entry["pool"].is_string() ||
+        !entry.contains("backend") || !entry["backend"].is_string()) {
+      skipped.push_back(where + ": no \"pool\" and \"backend\" strings");
+      continue;
+    }
+    std::optional<std::string> override_state;
+    std::optional<uint32_t> weight;
+    if (entry.contains("state")) {
+      if (!entry["state"].is_string() || entry["state"] == "auto") {
+        skipped.push_back(where + ": \"state\" is not up, down or draining");
+        continue;
+      }
+      override_state = entry["state"].get<std::string>();
+    }
+    if (entry.contains("weight")) {
+      if (!entry["weight"].is_number_unsigned() || entry["weight"].get<uint64_t>() > UINT32_MAX) {
+        skipped.push_back(where + ": \"weight\" is not a positive integer");
+        continue;
+      }
+      weight = entry["weight"].get<uint32_t>();
+    }
+    const std::string pool = entry["pool"], backend = entry["backend"];
+    if (const std::string error = set(pool, backend, override_state, weight); !error.empty())
+      skipped.push_back(where + " (" + pool + "/" + backend + "): " + error);
+  }
+  return "";
 }
 
 std::string Controller::reload(std::shared_ptr<const config::Config> next,
@@ -119,6 +182,7 @@ nlohmann::json Controller::describe() const {
                               : b.health_up ? "up"
                                             : "down"},
                    {"override", b.override_state ? nlohmann::json(*b.override_state) : nullptr},
+                   {"passive", b.passive_down ? "down" : "ok"},
                    {"state", effective_state(b)},
                    {"weight", effective_weight(b)}});
   }

@@ -226,6 +226,19 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
     out.gauge("weir_health_up", "1 when the backend's health checks say up", labels,
               h.value("up", true) ? 1 : 0);
   }
+  for (const auto& p : control.value("passive", nlohmann::json::array())) {
+    if (!p.is_object()) continue;
+    const Labels labels{{"pool", p.value("pool", "")}, {"backend", p.value("backend", "")}};
+    out.gauge("weir_backend_passive_down",
+              "1 while passive health holds the backend down (its data-path errors reached "
+              "error_limit)",
+              labels, p.value("down", false) ? 1 : 0);
+    out.counter("weir_backend_passive_mark_downs_total",
+                "Times passive health marked the backend down", labels, number(p, "mark_downs"));
+  }
+  out.gauge("weir_box_drained",
+            "1 while the box is drained (weirctl drain-box): its listeners refuse new connections",
+            {}, control.value("box_drained", false) ? 1 : 0);
   out.counter("weir_config_reloads_total", "Configuration reloads, by result",
               {{"result", "success"}}, number(control, "reloads_ok"));
   out.counter("weir_config_reloads_total", "Configuration reloads, by result",

@@ -23,6 +23,7 @@ class MetricsCollector final : public prometheus::Collectable {
  public:
   // `control_state` returns weir-control's own state as JSON (thread-safe; called at scrape
   // time): {"health": [{"pool","backend","up","checks","failures","transitions"}],
+  //         "passive": [{"pool","backend","down","mark_downs",...}], "box_drained",
   //         "reloads_ok", "reloads_failed", "last_reload_success_unix", "version", "revision",
   //         "dataplane_version", "dataplane_revision" (empty before the dataplane's first hello)}.
   // Collect() adds weir-control's own "process" (common/process_stats.h) to it.

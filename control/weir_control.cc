@@ -35,6 +35,8 @@
 #include "control/dataplane_channel.h"
 #include "control/health.h"
 #include "control/metrics.h"
+#include "control/passive_health.h"
+#include "control/state_file.h"
 
 namespace weir::control {
 namespace {
@@ -59,6 +61,7 @@ class Daemon {
         admin_([this](std::string_view line) { return admin(line); }) {
     last_reload_success_ = unix_now();
     start_health(*config);
+    restore_state();
   }
 
   int run() {
@@ -140,6 +143,52 @@ class Daemon {
     return static_cast<uint64_t>(ts.tv_nsec) ^ (static_cast<uint64_t>(getpid()) << 32);
   }
 
+  // The overrides of the last run (control/state_file.h). A file that cannot be used is reported
+  // and set aside; weir-control starts without overrides rather than not at all.
+  void restore_state() {
+    const std::string& path = controller_.config().control.state_file;
+    const LoadedState loaded = load_state(path);
+    if (!loaded.error.empty()) {
+      std::fprintf(stderr,
+                   "weir-control: the state file %s is unusable (%s); starting without manual "
+                   "overrides%s\n",
+                   path.c_str(), loaded.error.c_str(),
+                   loaded.kept_as.empty() ? "" : ("; it was kept as " + loaded.kept_as).c_str());
+      state_file_error_ = loaded.error;
+      return;
+    }
+    if (!loaded.state) return;
+    std::vector<std::string> skipped;
+    if (const std::string refused = controller_.restore(*loaded.state, skipped); !refused.empty()) {
+      std::fprintf(stderr,
+                   "weir-control: the state file %s is unusable (%s); starting without "
+                   "manual overrides\n",
+                   path.c_str(), refused.c_str());
+      state_file_error_ = refused;
+      return;
+    }
+    for (const std::string& s : skipped)
+      std::fprintf(stderr, "weir-control: state file %s: %s; that override is dropped\n",
+                   path.c_str(), s.c_str());
+    const nlohmann::json kept = controller_.overrides();
+    std::fprintf(stderr, "weir-control: restored %zu manual override(s)%s from %s\n",
+                 kept["backends"].size(), kept["box_drained"] == true ? " and the box's drain" : "",
+                 path.c_str());
+  }
+
+  // After an override changed (mutex_ held): the state file, or why it could not be written.
+  std::string save_overrides() {
+    const std::string& path = controller_.config().control.state_file;
+    std::string error = save_state(path, controller_.overrides());
+    if (!error.empty()) {
+      std::fprintf(stderr, "weir-control: the state file was not written: %s\n", error.c_str());
+      error =
+          "applied, but not saved (" + error + "): it will not survive a restart of weir-control";
+    }
+    state_file_error_ = error;
+    return error;
+  }
+
   void poll_health() {
     std::lock_guard<std::mutex> lock(mutex_);
     health_->poll(0);
@@ -198,10 +247,13 @@ class Daemon {
       dataplane_version_ = hello->value("version", "");
       dataplane_revision_ = hello->value("revision", "");
     }
+    observe_passive();
     std::vector<BackendChange> changes;
+    std::optional<bool> box;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       changes = controller_.pending(everything);
+      box = controller_.pending_box(everything);
       dirty_ = false;
     }
     for (const BackendChange& c : changes) {
@@ -218,6 +270,35 @@ class Daemon {
         dataplane_connected_ = false;  // everything again on the next sync
         return;
       }
+    }
+    if (box) {
+      const auto reply = dataplane_.call({{"op", "set_accepting"}, {"accepting", !*box}}, error);
+      if (!reply || !reply->value("ok", false)) {
+        std::fprintf(stderr, "weir-control: the dataplane refused the box's %s: %s\n",
+                     *box ? "drain" : "undrain",
+                     reply ? reply->value("error", "").c_str() : error.c_str());
+        std::lock_guard<std::mutex> lock(mutex_);
+        controller_.box_unsent();
+      }
+    }
+  }
+
+  // Passive health (control/passive_health.h): one look at the dataplane's per-backend counters,
+  // when a pool asks for it.
+  void observe_passive() {
+    bool wanted = false;
+    for (const config::Pool& pool : controller_.config().pools)
+      wanted = wanted || pool.passive_health.has_value();
+    if (!wanted) return;
+    std::string error;
+    const auto pools = dataplane_.call({{"op", "pools"}}, error);
+    if (!pools || !pools->contains("pools")) return;  // the next sync looks again
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& v :
+         passive_.observe(controller_.config(), (*pools)["pools"], HealthChecker::now_us())) {
+      std::fprintf(stderr, "weir-control: %s/%s is %s by passive health: %s\n", v.pool.c_str(),
+                   v.backend.c_str(), v.down ? "down" : "no longer down", v.reason.c_str());
+      controller_.passive(v.pool, v.backend, v.down);
     }
   }
 
@@ -293,6 +374,8 @@ class Daemon {
                         {"transitions", s.transitions}});
     }
     return {{"health", health},
+            {"passive", passive_.describe()},
+            {"box_drained", controller_.box_drained()},
             {"reloads_ok", reloads_ok_},
             {"reloads_failed", reloads_failed_},
             {"last_reload_success_unix", last_reload_success_},
@@ -323,6 +406,12 @@ class Daemon {
                           {"failed", reloads_failed_},
                           {"last_success_unix", last_reload_success_}};
       reply["health"] = {{"checks", health_ ? health_->size() : 0}};
+      reply["passive"] = passive_.describe();
+      reply["box"] = {{"drained", controller_.box_drained()}};
+      reply["state_file"] = {
+          {"path", controller_.config().control.state_file},
+          {"error", state_file_error_.empty() ? nlohmann::json(nullptr)
+                                              : nlohmann::json(state_file_error_)}};
     } else if (op == "listeners" || op == "stats") {
       const auto answer =
           dataplane_.call({{"op", op == "stats" ? "counters" : "listeners"}}, error);
@@ -352,6 +441,7 @@ class Daemon {
             if (d["pool"] == pool["name"] && d["backend"] == b["name"]) {
               b["health"] = d["health"];
               b["override"] = d["override"];
+              b["passive"] = d["passive"];
             }
           }
         }
@@ -376,14 +466,41 @@ class Daemon {
             std::min<uint64_t>(request["weight"].get<uint64_t>(), UINT32_MAX));
       }
       if (!state && !weight) return fail("set needs \"state\" or \"weight\"");
+      std::string unsaved;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         error = controller_.set(request["pool"], request["backend"], state, weight);
-        if (error.empty()) dirty_ = true;
+        if (error.empty()) {
+          dirty_ = true;
+          unsaved = save_overrides();
+        }
       }
       if (!error.empty()) return fail(error);
       sync();  // at once, so that weirctl returns after the dataplane has it
       if (!dataplane_connected_) return fail("recorded, but the dataplane is not reachable");
+      if (!unsaved.empty()) return fail(unsaved);
+    } else if (op == "drain_box" || op == "undrain_box") {
+      std::string unsaved;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        controller_.drain_box(op == "drain_box");
+        dirty_ = true;
+        unsaved = save_overrides();
+      }
+      sync();
+      if (!dataplane_connected_) return fail("recorded, but the dataplane is not reachable");
+      if (!unsaved.empty()) return fail(unsaved);
+    } else if (op == "box") {
+      const auto box = dataplane_.call({{"op", "box"}}, error);
+      if (!box || !box->value("ok", false))
+        return fail("the dataplane is not reachable: " +
+                    (box ? box->value("error", std::string("refused")) : error));
+      reply["dataplane"] = *box;
+      reply["dataplane"].erase("v");
+      reply["dataplane"].erase("id");
+      reply["dataplane"].erase("ok");
+      std::lock_guard<std::mutex> lock(mutex_);
+      reply["drained"] = controller_.box_drained();
     } else if (op == "reload") {
       nlohmann::json result = reload();
       result["v"] = channel::kProtocolVersion;
@@ -404,7 +521,9 @@ class Daemon {
   std::shared_ptr<MetricsCollector> collector_;
   std::unique_ptr<HealthChecker> health_;
   std::vector<uint64_t> checks_seen_;
-  std::mutex mutex_;  // health_, controller_ and the counters below, against the metrics threads
+  PassiveHealth passive_;
+  std::string state_file_error_;  // the state file's last problem, for status; "" when fine
+  std::mutex mutex_;  // health_, controller_, passive_ and the counters below, against /metrics
   bool dirty_ = true;
   bool dataplane_connected_ = false;
   int64_t dataplane_pid_ = 0;

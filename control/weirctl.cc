@@ -4,7 +4,8 @@
 // is printed as an aligned table, or as JSON with --json. check-config runs locally and needs no
 // daemon.
 //
-// Exit codes: 0 ok, 1 the operation failed or weir-control could not be reached, 2 bad usage.
+// Exit codes: 0 ok, 1 the operation failed or weir-control could not be reached, 2 bad usage,
+// 3 a --wait timed out with sessions left.
 
 #include <algorithm>
 #include <cerrno>
@@ -19,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -39,7 +41,11 @@ constexpr const char* kProgram = "weirctl";
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitTimedOut = 3;
 constexpr std::chrono::seconds kTimeout{5};
+// How often --wait asks again: a CLI's poll, well under a second and cheap for the dataplane (one
+// pools or box request).
+constexpr std::chrono::milliseconds kWaitPoll{100};
 
 // Bad command line: exit 2 with the usage.
 struct UsageError : std::runtime_error {
@@ -62,12 +68,19 @@ void print_usage(FILE* out) {
       "  status                    weir-control, the dataplane, reloads, health checks\n"
       "  listeners                 listeners with their connections\n"
       "  backends [POOL]           backends of every pool, or of POOL\n"
-      "  drain POOL/BACKEND        no new sessions; existing ones end or are reset after the\n"
-      "                            pool's drain_timeout_ms\n"
+      "  drain [--wait [--timeout S]] POOL/BACKEND\n"
+      "                            no new sessions; existing ones end or are reset after the\n"
+      "                            pool's drain_timeout_ms. --wait: return once no session is\n"
+      "                            left (exit 3 if S seconds pass first)\n"
       "  undrain POOL/BACKEND      clear the manual override: health checks decide again\n"
       "  down POOL/BACKEND         no new sessions (manual override)\n"
       "  up POOL/BACKEND           clear the manual override: health checks decide again\n"
       "  weight POOL/BACKEND N     set the backend's weight (1-65535)\n"
+      "  drain-box [--wait [--timeout S]]\n"
+      "                            every listener of the box refuses new connections (RST);\n"
+      "                            sessions go on. --wait: return once none is left (exit 3 if\n"
+      "                            S seconds pass first)\n"
+      "  undrain-box               the listeners accept connections again\n"
       "  reload                    reload the configuration file; print what changed\n"
       "  check-config FILE         validate FILE locally (no daemon needed); print every error\n"
       "                            as FILE:LINE:COLUMN: path: message\n"
@@ -82,7 +95,8 @@ void print_usage(FILE* out) {
       "  --json          print the reply as JSON\n"
       "  --version       print the version and source revision\n"
       "\n"
-      "exit codes: 0 ok, 1 operation failed or weir-control unreachable, 2 usage error\n");
+      "exit codes: 0 ok, 1 operation failed or weir-control unreachable, 2 usage error,\n"
+      "            3 --wait timed out with sessions left\n");
 }
 
 struct Options {
@@ -91,8 +105,20 @@ struct Options {
   bool json = false;
   bool help = false;
   bool version = false;
-  std::vector<std::string> args;  // the command and its arguments
+  bool wait = false;                // drain, drain-box: until no session is left
+  std::optional<double> timeout_s;  // of --wait; none: as long as it takes
+  std::vector<std::string> args;    // the command and its arguments
 };
+
+double parse_seconds(const std::string& text) {
+  double seconds = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !(seconds > 0) ||
+      seconds > 86400 * 7)
+    throw UsageError("--timeout must be a number of seconds above 0 (at most a week), got \"" +
+                     text + "\"");
+  return seconds;
+}
 
 Options parse_options(int argc, char** argv) {
   Options options;
@@ -119,6 +145,10 @@ Options parse_options(int argc, char** argv) {
       options.version = true;
       continue;
     }
+    if (arg == "--wait") {
+      options.wait = true;
+      continue;
+    }
     // Options with a value, as the next argument or after '='.
     std::string_view name = arg;
     std::optional<std::string> value;
@@ -126,7 +156,7 @@ Options parse_options(int argc, char** argv) {
       name = arg.substr(0, equals);
       value = std::string(arg.substr(equals + 1));
     }
-    if (name != "--socket" && name != "--config") {
+    if (name != "--socket" && name != "--config" && name != "--timeout") {
       throw UsageError("unknown option " + std::string(arg));
     }
     if (!value) {
@@ -134,6 +164,11 @@ Options parse_options(int argc, char** argv) {
       value = argv[++i];
     }
     if (value->empty()) throw UsageError(std::string(name) + " needs a non-empty value");
+    if (name == "--timeout") {
+      if (options.timeout_s) throw UsageError("--timeout given twice");
+      options.timeout_s = parse_seconds(*value);
+      continue;
+    }
     auto& slot = name == "--socket" ? options.socket : options.config_file;
     if (slot) throw UsageError(std::string(name) + " given twice");
     slot = std::move(value);
@@ -141,6 +176,7 @@ Options parse_options(int argc, char** argv) {
   if (options.socket && options.config_file) {
     throw UsageError("--socket and --config are alternatives; give one");
   }
+  if (options.timeout_s && !options.wait) throw UsageError("--timeout goes with --wait");
   return options;
 }
 
@@ -253,7 +289,7 @@ class Table {
 
 // Connects, sends `request` as one line and returns the reply, checked against the channel's
 // envelope. Throws Failure.
-json exchange(const std::string& path, const json& request) {
+json ask_weir_control(const std::string& path, const json& request) {
   weir::channel::LineClient client(path, "weir-control", kTimeout);
   std::string error;
   std::optional<json> reply = client.call(request, error);
@@ -346,6 +382,25 @@ void print_status(const json& reply) {
                             std::to_string(count(reloads, "failed")) + " failed, last success " +
                             utc_time(field(reloads, "last_success_unix"))});
   table.add({"health", std::to_string(count(field(reply, "health"), "checks")) + " checks"});
+  std::string passive_down;
+  size_t passive_tracked = 0;
+  if (const json& passive = field(reply, "passive"); passive.is_array()) {
+    for (const auto& p : passive) {
+      ++passive_tracked;
+      if (field(p, "down") == true)
+        passive_down += (passive_down.empty() ? "" : ", ") + text(field(p, "pool")) + "/" +
+                        text(field(p, "backend"));
+    }
+  }
+  if (passive_tracked > 0)
+    table.add({"passive", std::to_string(passive_tracked) + " backends observed, " +
+                              (passive_down.empty() ? "none down" : "down: " + passive_down)});
+  if (const json& box = field(reply, "box"); box.is_object())
+    table.add({"box", field(box, "drained") == true
+                          ? "drained (weirctl drain-box): listeners refuse new connections"
+                          : "accepting"});
+  if (const json& error = field(field(reply, "state_file"), "error"); error.is_string())
+    table.add({"state", text(field(field(reply, "state_file"), "path")) + ": " + text(error)});
   table.print(false);
 }
 
@@ -379,7 +434,8 @@ void print_backends(const json& reply) {
                {"ACTIVE", Table::right},
                {"CONNECTIONS", Table::right},
                {"HEALTH"},
-               {"OVERRIDE"}});
+               {"OVERRIDE"},
+               {"PASSIVE"}});
   const json& pools = field(reply, "pools");
   if (pools.is_array()) {
     for (const auto& pool : pools) {
@@ -389,7 +445,7 @@ void print_backends(const json& reply) {
         table.add({text(field(pool, "name")), text(field(b, "name")), endpoint(b),
                    text(field(b, "state")), text(field(b, "weight")), text(field(b, "active")),
                    text(field(b, "connections")), text(field(b, "health")),
-                   text(field(b, "override"))});
+                   text(field(b, "override")), text(field(b, "passive"))});
       }
     }
   }
@@ -533,6 +589,113 @@ int check_config(const std::string& file, bool as_json) {
   return result.ok() ? kExitOk : kExitFailed;
 }
 
+// --wait: what one poll found. `left` is the sessions still open, none while the dataplane has not
+// applied the change on every worker yet (a session could still be placed); `failure` ends the
+// wait at once.
+struct WaitPoll {
+  std::optional<uint64_t> left;
+  std::string failure;
+  uint64_t resets = 0;  // sessions the dataplane reset for the drain, so far
+};
+
+// Asks `request` every kWaitPoll until `read` finds no session left (0), `read` fails (1) or
+// --timeout passes (3). Prints the outcome; `what` names the target ("app/b1", "the box").
+int wait_until_empty(const std::string& socket, const Options& options, const json& request,
+                     WaitPoll (*read)(const json&, const json&), const json& target,
+                     const std::string& what) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  std::optional<uint64_t> first_resets;
+  WaitPoll poll;
+  for (;;) {
+    const json reply = ask_weir_control(socket, request);
+    if (field(reply, "ok") != true) {
+      poll.failure = text(field(reply, "error"));
+    } else {
+      poll = read(reply, target);
+    }
+    if (!first_resets) first_resets = poll.resets;
+    const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+    const uint64_t reset = poll.resets - std::min(poll.resets, *first_resets);
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f", waited);
+    if (!poll.failure.empty()) {
+      std::fprintf(stderr, "%s: waiting for %s to drain: %s\n", kProgram, what.c_str(),
+                   poll.failure.c_str());
+      return kExitFailed;
+    }
+    if (poll.left && *poll.left == 0) {
+      if (options.json) {
+        print_json({{"ok", true},
+                    {"drained", what},
+                    {"sessions", 0},
+                    {"waited_seconds", waited},
+                    {"sessions_reset", reset}});
+      } else {
+        std::printf("%s: drained, no session left (waited %s s%s)\n", what.c_str(), seconds,
+                    reset == 0 ? ""
+                               : ("; " + std::to_string(reset) +
+                                  " reset when the pool's drain_timeout_ms passed")
+                                     .c_str());
+      }
+      return kExitOk;
+    }
+    if (options.timeout_s && waited >= *options.timeout_s) {
+      const std::string left = poll.left ? std::to_string(*poll.left) : "unknown (not applied)";
+      if (options.json) {
+        print_json({{"ok", false},
+                    {"error", "timed out"},
+                    {"drained", what},
+                    {"sessions", poll.left ? json(*poll.left) : json(nullptr)},
+                    {"waited_seconds", waited}});
+      }
+      std::fprintf(stderr,
+                   "%s: %s still has %s session%s after %s s (--timeout); it stays drained\n",
+                   kProgram, what.c_str(), left.c_str(), poll.left == 1u ? "" : "s", seconds);
+      return kExitTimedOut;
+    }
+    std::this_thread::sleep_for(kWaitPoll);
+  }
+}
+
+// A backends reply: the target backend's sessions once its pool's plan is applied everywhere.
+WaitPoll backend_sessions(const json& reply, const json& target) {
+  WaitPoll out;
+  const json& pools = field(reply, "pools");
+  if (pools.is_array()) {
+    for (const auto& pool : pools) {
+      if (field(pool, "name") != target["pool"]) continue;
+      const json& backends = field(pool, "backends");
+      if (!backends.is_array()) continue;
+      for (const auto& b : backends) {
+        if (field(b, "name") != target["backend"]) continue;
+        out.resets = count(b, "drain_resets");
+        if (field(b, "state") != "draining") {
+          out.failure = "it is " + text(field(b, "state")) +
+                        " now, no longer draining (the override was changed meanwhile)";
+        } else if (field(pool, "plan_applied") != false) {
+          out.left = count(b, "sessions");
+        }
+        return out;
+      }
+    }
+  }
+  out.failure = "the backend is gone from weir-control's reply (a reload removed it?)";
+  return out;
+}
+
+// A box reply: the sessions open on the dataplane once every worker has stopped accepting.
+WaitPoll box_sessions(const json& reply, const json&) {
+  WaitPoll out;
+  const json& dataplane = field(reply, "dataplane");
+  if (field(reply, "drained") != true) {
+    out.failure = "the box is no longer drained (weirctl undrain-box meanwhile)";
+  } else if (field(dataplane, "applied") == true) {
+    out.left = count(dataplane, "sessions");
+  }
+  return out;
+}
+
 void expect_arguments(const std::vector<std::string>& args, size_t min, size_t max) {
   const size_t given = args.size() - 1;
   if (given < min || given > max) {
@@ -555,6 +718,8 @@ int run(const Options& options) {
   if (options.args.empty()) throw UsageError("no command given");
   const std::vector<std::string>& args = options.args;
   const std::string& command = args[0];
+  if (options.wait && command != "drain" && command != "drain-box")
+    throw UsageError("--wait goes with drain and drain-box, not " + command);
 
   if (command == "help") {
     print_usage(stdout);
@@ -601,6 +766,11 @@ int run(const Options& options) {
       request["state"] = "auto";
       done = args[1] + ": manual override cleared; health checks decide";
     }
+  } else if (command == "drain-box" || command == "undrain-box") {
+    expect_arguments(args, 0, 0);
+    request["op"] = command == "drain-box" ? "drain_box" : "undrain_box";
+    done = command == "drain-box" ? "box drained: every listener refuses new connections"
+                                  : "box undrained: the listeners accept connections";
   } else if (command == "weight") {
     expect_arguments(args, 2, 2);
     const Target target = parse_target(args[1]);
@@ -614,8 +784,17 @@ int run(const Options& options) {
     throw UsageError("unknown command \"" + command + "\"");
   }
 
-  const json reply = exchange(socket_path(options), request);
+  const std::string socket = socket_path(options);
+  const json reply = ask_weir_control(socket, request);
   const bool ok = field(reply, "ok").get<bool>();
+  if (ok && options.wait) {
+    if (!options.json) std::printf("%s\n", done.c_str());
+    std::fflush(stdout);  // the drain is in effect now, whoever reads this while it waits
+    if (command == "drain-box")
+      return wait_until_empty(socket, options, {{"op", "box"}}, box_sessions, request, "the box");
+    return wait_until_empty(socket, options, {{"op", "backends"}, {"pool", request["pool"]}},
+                            backend_sessions, request, args[1]);
+  }
   if (options.json) {
     print_json(reply);
     return ok ? kExitOk : kExitFailed;

@@ -175,6 +175,8 @@ inline constexpr auto kBackendBindings = std::to_array<CounterBinding<proxy::Bac
     {"connect_failures", &proxy::BackendCounters::connect_failures},
     {"drain_resets", &proxy::BackendCounters::drain_resets},
     {"source_ports_exhausted", &proxy::BackendCounters::source_ports_exhausted},
+    {"sessions", &proxy::BackendCounters::assigned, &proxy::BackendCounters::released},
+    {"resets", &proxy::BackendCounters::resets},
 });
 
 inline constexpr auto kBackendDirectionBindings =

@@ -37,11 +37,7 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
       backoff_(settings.idle_mode, settings.max_sleep_us),
       mbuf_pool_(mbuf_pool) {
   net_stack_.set_transport(&tcp_);
-  for (const ServiceListener& service : settings.services) {
-    tcp::ListenerHandler* handler = service.echo ? static_cast<tcp::ListenerHandler*>(&echo_)
-                                                 : static_cast<tcp::ListenerHandler*>(&discard_);
-    tcp_.listen(service.address, service.port, handler, service.backlog);
-  }
+  for (const ServiceListener& service : settings.services) listen_service(service);
   proxy_.start();
   const std::string in = "weir_in_" + std::to_string(settings.id);
   const std::string done = "weir_done_" + std::to_string(settings.id);
@@ -110,6 +106,12 @@ Worker::~Worker() {
   rte_ring_free(done_);
 }
 
+void Worker::listen_service(const ServiceListener& service) {
+  tcp::ListenerHandler* handler = service.echo ? static_cast<tcp::ListenerHandler*>(&echo_)
+                                               : static_cast<tcp::ListenerHandler*>(&discard_);
+  tcp_.listen(service.address, service.port, handler, service.backlog);
+}
+
 bool Worker::post(WorkerMessage* message) {
   return rte_ring_sp_enqueue(inbox_, message) == 0;
 }
@@ -135,9 +137,8 @@ void Worker::apply_messages() {
         proxy_.remove_listener(message->name);
         break;
       case WorkerMessage::Kind::add_service: {
-        const ServiceListener& s = message->service;
-        tcp_.listen(s.address, s.port,
-                    s.echo ? static_cast<tcp::ListenerHandler*>(&echo_) : &discard_, s.backlog);
+        // While the box is drained, set_accepting(true) opens it with the others.
+        if (proxy_.accepting()) listen_service(message->service);
         break;
       }
       case WorkerMessage::Kind::remove_service:
@@ -156,6 +157,17 @@ void Worker::apply_messages() {
         break;
       case WorkerMessage::Kind::reset_sessions:
         message->count = proxy_.reset_all_sessions();
+        break;
+      case WorkerMessage::Kind::set_accepting:
+        if (message->accepting == proxy_.accepting()) break;
+        proxy_.set_accepting(message->accepting);
+        for (const ServiceListener& s : message->services) {
+          if (message->accepting) {
+            listen_service(s);
+          } else {
+            tcp_.unlisten(s.address, s.port);
+          }
+        }
         break;
     }
     // The done ring is as large as the inbox, and main drains it before posting more.

@@ -45,6 +45,10 @@ struct WorkerMessage {
     // on. Then, once the grace is over, every session left is reset; the worker sets `count`.
     stop_listening,
     reset_sessions,
+    // The box's drain (weirctl drain-box): `accepting` false, every proxied listener and the
+    // `services` stop accepting, sessions go on; true, they listen again. Reversible, unlike
+    // stop_listening.
+    set_accepting,
   };
   Kind kind = Kind::pool;
   size_t pool = 0;
@@ -54,7 +58,8 @@ struct WorkerMessage {
   std::string name;
   ServiceListener service;
   std::vector<net::Ipv4Address> addresses;
-  std::vector<ServiceListener> services;  // stop_listening: the echo and discard listeners
+  std::vector<ServiceListener> services;  // stop_listening, set_accepting: echo and discard
+  bool accepting = true;                  // set_accepting
   size_t count = 0;                       // reset_sessions: the sessions the worker reset
 };
 
@@ -125,6 +130,7 @@ class alignas(64) Worker {
   rte_mempool* mbuf_pool() const { return mbuf_pool_; }
 
  private:
+  void listen_service(const ServiceListener& service);
   WorkerSettings settings_;
   std::unique_ptr<PacketIo> io_;
   std::array<PortCounters, kMaxPorts> port_counters_{};

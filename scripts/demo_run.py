@@ -43,7 +43,8 @@ METRICS = "127.0.0.1:9464"  # inside the ctl namespace, where weir-control runs
 
 def config(tb: Testbed) -> dict:
     c = tb.dataplane_config()
-    c["control"] = {"socket": str(tb.workdir / "control.sock"), "metrics": {"listen": METRICS}}
+    c["control"] = {"socket": str(tb.workdir / "control.sock"), "metrics": {"listen": METRICS},
+                    "state_file": str(tb.workdir / "control-state.json")}
     c["pools"] = [{
         "name": "frames",
         "backends": [{"name": r, "address": ADDRESSES[r], "port": BACKEND_PORT} for r in BACKENDS],

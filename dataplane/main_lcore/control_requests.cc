@@ -75,10 +75,17 @@ std::string ControlRequests::handle(std::string_view line) {
       return failure.dump();
     }
     reply.update(result);
+  } else if (op == "set_accepting") {
+    if (!request.contains("accepting") || !request["accepting"].is_boolean())
+      return error(id, "set_accepting needs \"accepting\" (true or false)");
+    const std::string failure = target_.set_accepting(request["accepting"].get<bool>());
+    if (!failure.empty()) return error(id, failure);
+  } else if (op == "box") {
+    reply.update(target_.box());
   } else {
     return error(id, "unknown operation \"" + op +
                          "\" (known: hello, counters, listeners, pools, events, set_backend, "
-                         "apply_config)");
+                         "apply_config, set_accepting, box)");
   }
   return reply.dump();
 }

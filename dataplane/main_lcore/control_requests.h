@@ -33,6 +33,12 @@ class ControlTarget {
   // Reads, validates and applies the configuration at `path` as a difference; the reply's fields
   // ("ok", "changes", or "error" and "diagnostics").
   virtual nlohmann::json apply_config(const std::string& path) = 0;
+  // The box's drain (weirctl drain-box): false, every listener stops accepting connections (a SYN
+  // is answered with RST, as on a closed port) while sessions go on; true, they accept again.
+  // Returns an error message, or "" when handed to the workers.
+  virtual std::string set_accepting(bool accepting) = 0;
+  // {"accepting", "applied" (every worker has the last set_accepting), "sessions" (open)}.
+  virtual nlohmann::json box() = 0;
 };
 
 class ControlRequests {

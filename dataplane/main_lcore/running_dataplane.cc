@@ -152,6 +152,7 @@ nlohmann::json RunningDataplane::listeners() {
 
 nlohmann::json RunningDataplane::pools() {
   drain_frame_events();  // the last-seen times as of now
+  collect_done();
   nlohmann::json out = nlohmann::json::array();
   for (size_t p = 0; p < states_.pool_count(); ++p) {
     const config::Pool& pool = states_.pool(p);
@@ -191,7 +192,8 @@ nlohmann::json RunningDataplane::pools() {
       }
       backends.push_back(std::move(backend));
     }
-    out.push_back({{"name", pool.name}, {"backends", backends}});
+    const bool applied = p >= plans_posted_.size() || plans_posted_[p] == plans_returned_[p];
+    out.push_back({{"name", pool.name}, {"backends", backends}, {"plan_applied", applied}});
   }
   return out;
 }
@@ -309,6 +311,9 @@ void RunningDataplane::collect_done() {
   for (const auto& worker : workers_) {
     while (WorkerMessage* m = worker->take_done()) {
       if (m->kind == WorkerMessage::Kind::stop_listening) ++stops_returned_;
+      if (m->kind == WorkerMessage::Kind::set_accepting) ++accepting_returned_;
+      if (m->kind == WorkerMessage::Kind::pool && m->pool < plans_returned_.size())
+        ++plans_returned_[m->pool];
       if (m->kind == WorkerMessage::Kind::reset_sessions) {
         ++resets_returned_;
         sessions_reset_ += m->count;
@@ -323,11 +328,38 @@ bool RunningDataplane::stop_listening() {
   shutting_down_ = true;
   auto* m = new WorkerMessage;
   m->kind = WorkerMessage::Kind::stop_listening;
-  for (const config::Listener& l : config_->listeners) {
-    if (!l.pool) m->services.push_back(ServiceListener{l.address, l.port, true, 1});
-  }
+  m->services = services();
   post_all(m);
   return true;
+}
+
+std::vector<ServiceListener> RunningDataplane::services() const {
+  std::vector<ServiceListener> out;
+  for (const config::Listener& l : config_->listeners) {
+    if (!l.pool)
+      out.push_back(ServiceListener{l.address, l.port, l.protocol == config::Protocol::echo,
+                                    std::min<uint32_t>(l.max_connections, 1024)});
+  }
+  return out;
+}
+
+std::string RunningDataplane::set_accepting(bool accepting) {
+  if (shutting_down_) return "the dataplane is shutting down (SIGTERM); its listeners stay closed";
+  if (!room_for(1)) return "a worker's inbox is full; try again";
+  accepting_ = accepting;
+  auto* m = new WorkerMessage;
+  m->kind = WorkerMessage::Kind::set_accepting;
+  m->accepting = accepting;
+  m->services = services();
+  accepting_posted_ += post_all(m);
+  return "";
+}
+
+nlohmann::json RunningDataplane::box() {
+  collect_done();
+  return {{"accepting", accepting_ && !shutting_down_},
+          {"applied", accepting_posted_ == accepting_returned_},
+          {"sessions", open_sessions()}};
 }
 
 bool RunningDataplane::reset_sessions() {
@@ -368,11 +400,17 @@ bool RunningDataplane::room_for(size_t messages) {
   return true;
 }
 
-void RunningDataplane::post_all(WorkerMessage* message) {
+size_t RunningDataplane::post_all(WorkerMessage* message) {
+  size_t posted = 0;
   for (size_t i = 0; i < workers_.size(); ++i) {
     WorkerMessage* copy = i + 1 == workers_.size() ? message : new WorkerMessage(*message);
-    if (!workers_[i]->post(copy)) delete copy;
+    if (workers_[i]->post(copy)) {
+      ++posted;
+    } else {
+      delete copy;
+    }
   }
+  return posted;
 }
 
 void RunningDataplane::post_pool(size_t pool) {
@@ -381,7 +419,11 @@ void RunningDataplane::post_pool(size_t pool) {
   m->pool = pool;
   // The plan is built once, here, and shared read-only by every worker.
   m->plan = states_.plan(pool);
-  post_all(m);
+  if (plans_posted_.size() <= pool) {
+    plans_posted_.resize(pool + 1, 0);
+    plans_returned_.resize(pool + 1, 0);
+  }
+  plans_posted_[pool] += post_all(m);
 }
 
 }  // namespace weir::dataplane

@@ -37,6 +37,8 @@ class RunningDataplane final : public ControlTarget {
                           const std::optional<std::string>& state,
                           const std::optional<uint32_t>& weight) override;
   nlohmann::json apply_config(const std::string& path) override;
+  std::string set_accepting(bool accepting) override;
+  nlohmann::json box() override;
 
   // Frees the messages the workers have handed back.
   void collect_done();
@@ -59,8 +61,9 @@ class RunningDataplane final : public ControlTarget {
 
  private:
   bool room_for(size_t messages);
-  // Every worker gets its own copy of `message` (room checked beforehand).
-  void post_all(WorkerMessage* message);
+  // Every worker gets its own copy of `message` (room checked beforehand); returns how many
+  // workers took one.
+  size_t post_all(WorkerMessage* message);
   void post_pool(size_t pool);
 
   std::shared_ptr<const config::Config> config_;
@@ -68,6 +71,13 @@ class RunningDataplane final : public ControlTarget {
   size_t stops_returned_ = 0;   // stop_listening messages handed back
   size_t resets_returned_ = 0;  // reset_sessions messages handed back
   uint64_t sessions_reset_ = 0;
+  // By pool: plan messages posted to the workers and handed back applied. Equal: every worker
+  // places new sessions by the pool's latest plan (a drained backend takes no more).
+  std::vector<uint64_t> plans_posted_, plans_returned_;
+  bool accepting_ = true;  // the box is not drained
+  uint64_t accepting_posted_ = 0, accepting_returned_ = 0;
+  // The echo and discard listeners of the configuration in force (drain-box, stop_listening).
+  std::vector<ServiceListener> services() const;
   PoolStates& states_;
   FrameEventLog frame_events_;
   const std::vector<OpenPort>& devices_;

@@ -201,7 +201,7 @@ void Proxy::add_listener(ListenerPlan plan) {
   ListenerState& l = *state;
   listeners_.push_back(std::move(state));
   listener_count_.store(listeners_.size(), std::memory_order_release);
-  if (started_) {
+  if (started_ && accepting_) {
     tcp_.listen(l.plan.address, l.plan.port, &l, std::min<uint32_t>(l.plan.max_connections, 1024));
   }
 }
@@ -214,6 +214,21 @@ bool Proxy::remove_listener(const std::string& name) {
     return true;
   }
   return false;
+}
+
+void Proxy::set_accepting(bool accepting) {
+  if (accepting == accepting_) return;
+  accepting_ = accepting;
+  if (!started_) return;
+  for (auto& l : listeners_) {
+    if (l->retired.load(std::memory_order_relaxed)) continue;
+    if (accepting) {
+      tcp_.listen(l->plan.address, l->plan.port, l.get(),
+                  std::min<uint32_t>(l->plan.max_connections, 1024));
+    } else {
+      tcp_.unlisten(l->plan.address, l->plan.port);
+    }
+  }
 }
 
 size_t Proxy::reset_all_sessions() {
@@ -325,6 +340,7 @@ void Proxy::connect_backend(Session& s) {
       continue;
     }
     s.backend_slot = slot;
+    runtime.counters[slot].assigned.add();
     return;
   }
   // Nothing to connect to: the client is reset (the real cause is in the counters).
@@ -531,6 +547,8 @@ void Proxy::on_peer_fin(Session& s, bool client_side) {
 
 void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
   ListenerState& l = *s.listener;
+  // Every backend connection a session starts ends here exactly once, whatever the reason.
+  if (!client_side) pools_[l.plan.pool_index].counters[s.backend_slot].released.add();
   if (!client_side && s.backend_counted) {
     pools_[l.plan.pool_index].counters[s.backend_slot].closed.add();
     s.backend_counted = false;
@@ -553,6 +571,8 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
     s.backend = nullptr;
     const bool was_established = s.backend_established;
     s.backend_established = false;
+    if (was_established && (reason == tcp::CloseReason::rst || reason == tcp::CloseReason::timeout))
+      pools_[l.plan.pool_index].counters[s.backend_slot].resets.add();
     if (!was_established && s.client != nullptr &&
         (reason == tcp::CloseReason::refused || reason == tcp::CloseReason::timeout)) {
       // The backend refused or never answered: the next candidate, within pool.retries.

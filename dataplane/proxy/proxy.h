@@ -97,6 +97,13 @@ struct BackendCounters {
   std::array<Counter, 2> frames_verified;
   std::array<Counter, 2> frames_corrupt;
   std::array<Counter, 2> frames_malformed;
+  // Backend connections started for sessions (connecting ones included) and, of those, ended
+  // (sessions = assigned - released): what `weirctl drain --wait` waits to see at zero.
+  Counter assigned;
+  Counter released;
+  // Established backend connections the backend ended with a RST, or that timed out (our data
+  // unacknowledged through every retransmission): with connect_failures, passive health's errors.
+  Counter resets;
 };
 
 // Per listener, per worker; one writer (the worker). docs/metrics.md.
@@ -149,6 +156,11 @@ class Proxy {
   // A listener added or removed by a reload (control messages, like update_pool).
   void add_listener(ListenerPlan plan);
   bool remove_listener(const std::string& name);
+  // The box's drain (weirctl drain-box): false unregisters every listener from the TCP stack (a
+  // SYN is answered with RST) and keeps the sessions; true registers them again. A listener added
+  // meanwhile waits for true.
+  void set_accepting(bool accepting);
+  bool accepting() const { return accepting_; }
   // Shutdown, once dataplane.shutdown_grace_ms is over: resets both sides of every session still
   // open, and returns how many there were.
   size_t reset_all_sessions();
@@ -230,6 +242,7 @@ class Proxy {
   bool started_ = false;                 // listeners registered with the TCP stack
   FrameEventRing frame_events_;          // this worker produces, the main lcore consumes
   Counter frame_events_dropped_;
+  bool accepting_ = true;                // set_accepting
 };
 
 }  // namespace weir::proxy

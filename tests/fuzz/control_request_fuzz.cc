@@ -57,6 +57,11 @@ class FakeTarget final : public weir::dataplane::ControlTarget {
       return {{"ok", false}, {"error", "cannot read " + path}, {"diagnostics", {path + ":1:1"}}};
     return {{"ok", true}, {"changes", json::array({path})}};
   }
+  std::string set_accepting(bool) override {
+    ++calls;
+    return "";
+  }
+  json box() override { return {{"accepting", true}, {"applied", true}, {"sessions", 0}}; }
   size_t calls = 0;
 };
 

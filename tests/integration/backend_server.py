@@ -11,6 +11,7 @@ Modes, per connection:
   flood  send --flood-bytes as fast as the connection takes them; STATUS.progress holds the bytes
          sent and, of those, the ones not yet acknowledged (see flood())
   hold   send "+", then read until the connection ends; the record says how: "eof" or "reset"
+  named_hold  as hold, but send NAME and a newline first
   proxy  parse a PROXY protocol v2 header, answer "ADDRESS PORT" of the source it carries
 It prints "ready" on stdout once listening and appends one JSON line per finished connection to
 --status when given."""
@@ -106,8 +107,9 @@ def serve(conn, args, lock):
         elif args.mode == "flood":
             sent = flood(conn, args)
             record.update(sent=sent)
-        elif args.mode == "hold":
-            conn.sendall(b"+")
+        elif args.mode in ("hold", "named_hold"):
+            # named_hold answers with its name, so a client knows which backend holds it.
+            conn.sendall(b"+" if args.mode == "hold" else args.name.encode() + b"\n")
             try:
                 while conn.recv(65536):
                     pass
@@ -137,7 +139,8 @@ def main():
     parser.add_argument("--listen", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--mode", required=True,
-                        choices=["sha", "echo", "name", "rst", "flood", "hold", "proxy"])
+                        choices=["sha", "echo", "name", "rst", "flood", "hold", "named_hold",
+                                 "proxy"])
     parser.add_argument("--status")
     parser.add_argument("--flood-bytes", type=int, default=64 << 20)
     args = parser.parse_args()

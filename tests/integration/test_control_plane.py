@@ -32,6 +32,7 @@ def control_config(tb) -> dict:
     config["pools"][0]["health"] = {"type": "tcp", "interval_ms": INTERVAL_MS,
                                     "timeout_ms": TIMEOUT_MS, "rise": RISE, "fall": FALL}
     config["control"] = {"socket": str(tb.workdir / "control.sock"),
+                         "state_file": str(tb.workdir / "control-state.json"),
                          "metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"}}
     return config
 
@@ -562,6 +563,9 @@ def test_reload_refuses_what_a_running_dataplane_keeps_and_its_caps_and_changes_
     tb, dp, control, _, path = plane
     sock = Path(dp.config["control"]["socket"])
     original = path.read_text()
+    # Once every worker has applied the states weir-control sent at its start (plan_applied).
+    poll_until(lambda: all(p["plan_applied"] for p in dp.control({"op": "pools"})["pools"]), 10.0,
+               what="the workers to apply weir-control's first states")
     before = (dp.control({"op": "pools"}), dp.control({"op": "listeners"}))
     attempts = [(name, change, name.split()[0]) for name, change in FIXED_SETTINGS.items()]
     attempts += [(name, change, message) for name, (change, message) in CAPS.items()]

@@ -225,7 +225,7 @@ def test_systemd_analyze_reports_a_broken_unit(layout, system_root):
     assert "Unknown key" in output and "Typo" in output and "lots" in output, output
 
 
-def test_tmpfiles_entry_creates_run_weir(layout, system_root):
+def test_tmpfiles_entry_creates_run_weir_and_var_lib_weir(layout, system_root):
     entry = inside(layout, layout["tmpfiles"] / "weir.conf")
     assert entry.is_file() and mode(entry) == 0o644
     # By name: systemd-tmpfiles looks it up in its search path under the root.
@@ -234,6 +234,8 @@ def test_tmpfiles_entry_creates_run_weir(layout, system_root):
     assert result.returncode == 0, result.stdout + result.stderr
     run_weir = system_root / "run" / "weir"
     assert run_weir.is_dir() and mode(run_weir) == 0o755
+    state = system_root / "var" / "lib" / "weir"  # weir-control's state file (control.state_file)
+    assert state.is_dir() and mode(state) == 0o755
 
 
 MAN_PAGES = {

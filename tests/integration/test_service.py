@@ -39,6 +39,7 @@ def write_config(workdir: Path, metrics_port: int) -> Path:
     config = yaml.safe_load((SOURCE_ROOT / "config" / "examples" / "minimal.yaml").read_text())
     config["dataplane"]["control_socket"] = str(workdir / "dataplane.sock")  # nobody listens
     config["control"] = {"socket": str(workdir / "control.sock"),
+                         "state_file": str(workdir / "control-state.json"),
                          "metrics": {"listen": f"127.0.0.1:{metrics_port}"}}
     path = workdir / "weir.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -28,6 +28,12 @@ STATUS = {
     "config": "/etc/weir/weir.yaml",
     "reloads": {"ok": 3, "failed": 1, "last_success_unix": 1700000000},
     "health": {"checks": 4},
+    "passive": [{"pool": "app", "backend": "b1", "down": False, "errors_in_row": 1,
+                 "mark_downs": 0},
+                {"pool": "app", "backend": "b2", "down": True, "errors_in_row": 0,
+                 "mark_downs": 2}],
+    "box": {"drained": True},
+    "state_file": {"path": "/var/lib/weir/control-state.json", "error": "not valid JSON"},
 }
 
 LISTENERS = {
@@ -42,9 +48,10 @@ LISTENERS = {
 POOLS = [
     {"name": "app", "backends": [
         {"name": "b1", "address": "10.0.0.11", "port": 8080, "state": "up", "weight": 1,
-         "active": 10, "connections": 400, "health": "up", "override": None},
+         "active": 10, "connections": 400, "health": "up", "override": None, "passive": "ok"},
         {"name": "b2", "address": "10.0.0.12", "port": 8080, "state": "draining", "weight": 2,
-         "active": 3, "connections": 250, "health": "up", "override": "draining"},
+         "active": 3, "connections": 250, "health": "up", "override": "draining",
+         "passive": "down"},
     ]},
     {"name": "api", "backends": [
         {"name": "a1", "address": "10.0.1.1", "port": 9000, "state": "down", "weight": 100,
@@ -233,6 +240,9 @@ def test_status(exe, control):
         "config     /etc/weir/weir.yaml\n"
         "reloads    3 ok, 1 failed, last success 2023-11-14 22:13:20 UTC\n"
         "health     4 checks\n"
+        "passive    2 backends observed, down: app/b2\n"
+        "box        drained (weirctl drain-box): listeners refuse new connections\n"
+        "state      /var/lib/weir/control-state.json: not valid JSON\n"
     )
     assert only_request(control) == {"op": "status"}
 
@@ -275,11 +285,16 @@ def test_backends_table(exe, control):
     result = ctl(exe, control, "backends")
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
-        "POOL  BACKEND  ADDRESS         STATE     WEIGHT  ACTIVE  CONNECTIONS  HEALTH     OVERRIDE\n"
-        "app   b1       10.0.0.11:8080  up             1      10          400  up         -\n"
-        "app   b2       10.0.0.12:8080  draining       2       3          250  up         draining\n"
-        "api   a1       10.0.1.1:9000   down         100       0            0  down       -\n"
-        "api   a2       10.0.1.2:9000   up           100       0            0  unchecked  up\n"
+        "POOL  BACKEND  ADDRESS         STATE     WEIGHT  ACTIVE  CONNECTIONS  HEALTH     OVERRIDE"
+        "  PASSIVE\n"
+        "app   b1       10.0.0.11:8080  up             1      10          400  up         -       "
+        "  ok\n"
+        "app   b2       10.0.0.12:8080  draining       2       3          250  up         draining"
+        "  down\n"
+        "api   a1       10.0.1.1:9000   down         100       0            0  down       -       "
+        "  -\n"
+        "api   a2       10.0.1.2:9000   up           100       0            0  unchecked  up      "
+        "  -\n"
     )
     assert only_request(control) == {"op": "backends"}
 
@@ -289,7 +304,7 @@ def test_backends_of_one_pool(exe, control):
     assert result.returncode == 0, result.stderr
     rows = result.stdout.splitlines()
     assert rows[0].split() == ["POOL", "BACKEND", "ADDRESS", "STATE", "WEIGHT", "ACTIVE",
-                               "CONNECTIONS", "HEALTH", "OVERRIDE"]
+                               "CONNECTIONS", "HEALTH", "OVERRIDE", "PASSIVE"]
     assert [row.split()[:2] for row in rows[1:]] == [["api", "a1"], ["api", "a2"]]
     assert only_request(control) == {"op": "backends", "pool": "api"}
 
@@ -341,6 +356,60 @@ def test_set_requests(exe, control, args, request_fields, printed):
     assert result.returncode == 0, result.stderr
     assert result.stdout == printed
     assert only_request(control) == {"op": "set", "pool": "app", "backend": "b1", **request_fields}
+
+
+@pytest.mark.parametrize("args, op, printed", [
+    (["drain-box"], "drain_box", "box drained: every listener refuses new connections\n"),
+    (["undrain-box"], "undrain_box", "box undrained: the listeners accept connections\n"),
+])
+def test_box_requests(exe, control, args, op, printed):
+    control.replies[op] = {}
+    result = ctl(exe, control, *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed
+    assert only_request(control) == {"op": op}
+
+
+def waited_pool(state: str, sessions: int, applied: bool = True) -> dict:
+    return {"pools": [{"name": "app", "plan_applied": applied, "backends": [
+        {"name": "b1", "state": state, "sessions": sessions, "drain_resets": 0}]}]}
+
+
+def test_drain_wait_polls_until_no_session_is_left(exe, control):
+    answers = [waited_pool("draining", 2, applied=False), waited_pool("draining", 0, False),
+               waited_pool("draining", 1), waited_pool("draining", 0)]
+    control.replies["backends"] = lambda request: answers.pop(0)
+    result = ctl(exe, control, "drain", "--wait", "app/b1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "app/b1: draining (manual override)"
+    assert lines[1].startswith("app/b1: drained, no session left (waited "), lines
+    # Not before the plan was applied everywhere (the 0 of the second answer does not count).
+    assert answers == []
+    polls = [r for r in control.requests if r["op"] == "backends"]
+    assert len(polls) == 4 and all(r["pool"] == "app" for r in polls)
+
+
+def test_drain_wait_times_out_and_stops_if_undrained(exe, control):
+    control.replies["backends"] = waited_pool("draining", 2)
+    result = ctl(exe, control, "drain", "--wait", "--timeout=0.3", "app/b1")
+    assert result.returncode == 3, result.stderr
+    assert "app/b1 still has 2 sessions after" in result.stderr
+    control.replies["backends"] = waited_pool("up", 2)
+    result = ctl(exe, control, "drain", "--wait", "app/b1")
+    assert result.returncode == 1
+    assert "no longer draining" in result.stderr
+
+
+def test_drain_box_wait(exe, control):
+    control.replies["drain_box"] = {}
+    answers = [{"drained": True, "dataplane": {"applied": True, "sessions": 3}},
+               {"drained": True, "dataplane": {"applied": True, "sessions": 0}}]
+    control.replies["box"] = lambda request: answers.pop(0)
+    result = ctl(exe, control, "drain-box", "--wait", "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith("the box: drained, no session left")
+    assert answers == []
 
 
 def test_set_json(exe, control):
@@ -573,6 +642,11 @@ def test_check_config_missing_file(exe, short_dir):
     ["weight", "app/b1", "-3"],
     ["weight", "app/b1", "2x"],
     ["check-config"],
+    ["drain", "--timeout", "1", "app/b1"],
+    ["drain", "--wait", "--timeout", "0", "app/b1"],
+    ["drain", "--wait", "--timeout", "soon", "app/b1"],
+    ["status", "--wait"],
+    ["drain-box", "extra"],
     ["--bogus", "status"],
     ["--socket"],
     ["--socket", "/tmp/a.sock", "--config", "/tmp/weir.yaml", "status"],
@@ -591,7 +665,9 @@ def test_help(exe, args):
     result = weirctl(exe, *args)
     assert result.returncode == 0
     assert result.stdout.startswith("usage: weirctl ")
-    for command in ["status", "listeners", "backends [POOL]", "drain POOL/BACKEND",
-                    "undrain POOL/BACKEND", "down POOL/BACKEND", "up POOL/BACKEND",
-                    "weight POOL/BACKEND N", "reload", "check-config FILE", "stats", "help"]:
-        assert f"  {command} " in result.stdout, command
+    for command in ["status", "listeners", "backends [POOL]",
+                    "drain [--wait [--timeout S]] POOL/BACKEND\n", "undrain POOL/BACKEND",
+                    "down POOL/BACKEND", "up POOL/BACKEND", "weight POOL/BACKEND N",
+                    "drain-box [--wait [--timeout S]]\n", "undrain-box", "reload",
+                    "check-config FILE", "stats", "help"]:
+        assert f"  {command}" + ("" if command.endswith("\n") else " ") in result.stdout, command

@@ -427,6 +427,45 @@ TEST(ConfigPorts, SourceAddressesAreReadAndEachBadOneNamed) {
                 "at most 32",
                 "t.yaml:13:26: dataplane.ports[1].source_addresses[0]: 10.0.0.3 is already "
                 "dataplane.ports[0].source_addresses[0]; each address is one port's"}));
+TEST(ConfigControl, StateFileIsAnAbsolutePathWithADefault) {
+  const LoadResult defaults = load_string(D + E, "t.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config->control.state_file, "/var/lib/weir/control-state.json");
+  const LoadResult given =
+      load_string(D + E + "control: { state_file: /srv/w/s.json }\n", "t.yaml");
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given.config->control.state_file, "/srv/w/s.json");
+  EXPECT_EQ(errors_of(D + E + "control: { state_file: s.json }\n"),
+            std::vector<std::string>{
+                "t.yaml:7:24: control.state_file: \"s.json\" must be an absolute path"});
+}
+
+TEST(ConfigPools, PassiveHealthIsOffUnlessPresentAndBounded) {
+  const std::string pool =
+      "listeners:\n"
+      "  - { name: web, address: 10.0.0.100, port: 80, protocol: tcp, pool: app }\n"
+      "pools:\n"
+      "  - name: app\n"
+      "    backends: [{ name: b1, address: 10.0.1.1, port: 80 }]\n";
+  const LoadResult off = load_string(D + pool, "t.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off.config->pools[0].passive_health.has_value());
+  const LoadResult on = load_string(
+      D + pool + "    passive_health: { error_limit: 3, hold_down_ms: 500 }\n", "t.yaml");
+  ASSERT_TRUE(on.ok());
+  EXPECT_EQ(on.config->pools[0].passive_health->error_limit, 3u);
+  EXPECT_EQ(on.config->pools[0].passive_health->hold_down_ms, 500u);
+  const std::vector<std::string> errors = errors_of(
+      D + pool + "    passive_health: { error_limit: 0, hold_down_ms: 99, mark: down }\n");
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_NE(errors[0].find("pools[0].passive_health.error_limit: 0 is out of range"),
+            std::string::npos)
+      << errors[0];
+  EXPECT_NE(errors[1].find("pools[0].passive_health.hold_down_ms: 99 is out of range"),
+            std::string::npos)
+      << errors[1];
+  EXPECT_NE(errors[2].find("pools[0].passive_health.mark: unknown key"), std::string::npos)
+      << errors[2];
 }
 
 // What a dataplane can hold is checked in the file, at the first element past the limit.

@@ -29,6 +29,11 @@ class FakeTarget final : public ControlTarget {
     return path == "bad.yaml" ? json{{"ok", false}, {"error", "invalid"}, {"diagnostics", {"x"}}}
                               : json{{"ok", true}, {"changes", json::array()}};
   }
+  std::string set_accepting(bool accepting) override {
+    calls.push_back({"accepting", accepting ? "true" : "false"});
+    return "";
+  }
+  json box() override { return {{"accepting", true}, {"applied", true}, {"sessions", 0}}; }
   std::vector<std::vector<std::string>> calls;
 };
 

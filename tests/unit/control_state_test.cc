@@ -1,0 +1,189 @@
+// weir-control's state beyond health checks: passive health's runs and hold-down
+// (control/passive_health.h), the overrides kept in the state file (control/state_file.h,
+// Controller::overrides and restore), and the box's drain.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "control/controller.h"
+#include "control/passive_health.h"
+#include "control/state_file.h"
+
+namespace weir::control {
+namespace {
+
+using nlohmann::json;
+
+std::shared_ptr<const config::Config> config(const std::string& passive) {
+  const std::string text =
+      "dataplane:\n"
+      "  eal: [\"--no-pci\", \"--vdev=net_tap0,iface=x\"]\n"
+      "  ports:\n"
+      "    - { name: p0, device: net_tap0, address: 10.0.0.2/24 }\n"
+      "listeners:\n"
+      "  - { name: web, address: 10.0.0.100, port: 80, protocol: tcp, pool: app }\n"
+      "pools:\n"
+      "  - name: app\n" +
+      passive +
+      "    backends:\n"
+      "      - { name: b1, address: 10.0.1.1, port: 80 }\n"
+      "      - { name: b2, address: 10.0.1.2, port: 80 }\n";
+  const config::LoadResult result = config::load_string(text, "t.yaml");
+  EXPECT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].to_string());
+  return result.config;
+}
+
+// A pools reply with b1's counters as given and b2 idle.
+json pools(uint64_t connections, uint64_t connect_failures, uint64_t resets) {
+  return json::array(
+      {{{"name", "app"},
+        {"backends",
+         json::array(
+             {{{"name", "b1"},
+               {"connections", connections},
+               {"connect_failures", connect_failures},
+               {"resets", resets}},
+              {{"name", "b2"}, {"connections", 0}, {"connect_failures", 0}, {"resets", 0}}})}}});
+}
+
+constexpr uint64_t kSecond = 1'000'000;
+
+TEST(PassiveHealth, ARunOfErrorsReachingTheLimitMarksDownAndTheHoldDownBringsItBack) {
+  const auto c = config("    passive_health: { error_limit: 5, hold_down_ms: 3000 }\n");
+  PassiveHealth passive;
+  // The first look is a baseline: errors from before are not judged.
+  EXPECT_TRUE(passive.observe(*c, pools(10, 100, 0), 0).empty());
+  EXPECT_TRUE(passive.observe(*c, pools(10, 102, 1), 1 * kSecond).empty()) << "3 of 5";
+  const auto down = passive.observe(*c, pools(10, 103, 2), 2 * kSecond);
+  ASSERT_EQ(down.size(), 1u);
+  EXPECT_EQ(down[0].backend, "b1");
+  EXPECT_TRUE(down[0].down);
+  EXPECT_NE(down[0].reason.find("5 data-path errors"), std::string::npos) << down[0].reason;
+  EXPECT_TRUE(passive.observe(*c, pools(10, 110, 2), 4 * kSecond).empty()) << "held down";
+  const auto up = passive.observe(*c, pools(10, 110, 2), 5 * kSecond);
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_FALSE(up[0].down);
+  const json described = passive.describe();
+  EXPECT_EQ(described[0]["mark_downs"], 1);
+  EXPECT_EQ(described[0]["down"], false);
+  EXPECT_EQ(described[0]["errors_in_row"], 0) << "a new run starts after the hold-down";
+}
+
+TEST(PassiveHealth, ASuccessStartsTheRunAgainAndAnIdleOrRestartedDataplaneMarksNothing) {
+  const auto c = config("    passive_health: { error_limit: 4 }\n");
+  PassiveHealth passive;
+  passive.observe(*c, pools(0, 0, 0), 0);
+  EXPECT_TRUE(passive.observe(*c, pools(0, 3, 0), 1 * kSecond).empty());
+  // A success in the next look: the run restarts from that look's errors (2), not 3 + 2.
+  EXPECT_TRUE(passive.observe(*c, pools(1, 5, 0), 2 * kSecond).empty());
+  EXPECT_EQ(passive.describe()[0]["errors_in_row"], 2);
+  // A restarted dataplane (counters back to small numbers) is a new baseline, not errors.
+  EXPECT_TRUE(passive.observe(*c, pools(0, 1, 0), 3 * kSecond).empty());
+  EXPECT_EQ(passive.describe()[0]["errors_in_row"], 0);
+  EXPECT_EQ(passive.observe(*c, pools(0, 5, 0), 4 * kSecond).size(), 1u) << "4 new errors";
+}
+
+TEST(PassiveHealth, OffWithoutTheKeyAndAMarkDownIsLiftedWhenTheSettingGoes) {
+  const auto off = config("");
+  EXPECT_FALSE(off->pools[0].passive_health.has_value());
+  const auto on = config("    passive_health: {}\n");
+  ASSERT_TRUE(on->pools[0].passive_health.has_value());
+  EXPECT_EQ(on->pools[0].passive_health->error_limit, 10u) << "HAProxy's error-limit default";
+  PassiveHealth passive;
+  EXPECT_TRUE(passive.observe(*off, pools(0, 0, 0), 0).empty());
+  EXPECT_TRUE(passive.observe(*off, pools(0, 50, 0), kSecond).empty()) << "off: not judged";
+  passive.observe(*on, pools(0, 50, 0), 2 * kSecond);
+  ASSERT_EQ(passive.observe(*on, pools(0, 60, 0), 3 * kSecond).size(), 1u);
+  const auto lifted = passive.observe(*off, pools(0, 60, 0), 4 * kSecond);
+  ASSERT_EQ(lifted.size(), 1u) << "a reload turned it off: nothing stays down for it";
+  EXPECT_FALSE(lifted[0].down);
+}
+
+TEST(Controller, PassiveDownTakesABackendOutUnlessTheOperatorOverrides) {
+  Controller controller(config(""));
+  controller.pending(true);
+  controller.passive("app", "b1", true);
+  auto changes = controller.pending(false);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].state, "down");
+  ASSERT_EQ(controller.set("app", "b1", std::string("up"), std::nullopt), "");
+  changes = controller.pending(false);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].state, "up") << "a manual state wins, as over the active checks";
+  EXPECT_EQ(controller.describe()[0]["passive"], "down");
+}
+
+TEST(Controller, OverridesAndTheBoxDrainRoundTripAndBadEntriesAreSkipped) {
+  Controller before(config(""));
+  ASSERT_EQ(before.set("app", "b2", std::string("draining"), 7u), "");
+  before.drain_box(true);
+  json state = before.overrides();
+  EXPECT_EQ(state, json::parse(R"({"box_drained": true, "backends": [
+      {"pool": "app", "backend": "b2", "state": "draining", "weight": 7}]})"));
+  state["backends"].push_back({{"pool", "app"}, {"backend", "gone"}, {"state", "down"}});
+  state["backends"].push_back({{"pool", "app"}, {"backend", "b1"}, {"state", "sideways"}});
+  state["backends"].push_back(42);
+  Controller after(config(""));
+  std::vector<std::string> skipped;
+  ASSERT_EQ(after.restore(state, skipped), "");
+  ASSERT_EQ(skipped.size(), 3u);
+  EXPECT_NE(skipped[0].find("gone"), std::string::npos) << skipped[0];
+  EXPECT_NE(skipped[1].find("sideways"), std::string::npos) << skipped[1];
+  EXPECT_NE(skipped[2].find("backends[3]"), std::string::npos) << skipped[2];
+  EXPECT_TRUE(after.box_drained());
+  EXPECT_EQ(after.pending_box(false), std::optional<bool>(true));
+  EXPECT_EQ(after.pending_box(false), std::nullopt) << "sent once";
+  EXPECT_EQ(after.overrides(), before.overrides());
+  EXPECT_NE(after.restore(json::array(), skipped), "");
+  EXPECT_NE(after.restore({{"box_drained", "yes"}}, skipped), "");
+}
+
+class StateFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/weir-state-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    path_ = dir_ + "/control-state.json";
+  }
+  void TearDown() override {
+    for (const char* suffix : {"", ".tmp", ".corrupt"}) std::remove((path_ + suffix).c_str());
+    rmdir(dir_.c_str());
+  }
+  void write(const std::string& text) { std::ofstream(path_) << text; }
+  bool exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+  std::string dir_, path_;
+};
+
+TEST_F(StateFile, SavedThenLoadedWithNoTemporaryLeft) {
+  EXPECT_FALSE(load_state(path_).state.has_value()) << "no file: a first start";
+  EXPECT_EQ(load_state(path_).error, "");
+  ASSERT_EQ(save_state(path_, {{"box_drained", false}, {"backends", json::array()}}), "");
+  EXPECT_FALSE(exists(path_ + ".tmp"));
+  const LoadedState loaded = load_state(path_);
+  ASSERT_TRUE(loaded.state.has_value()) << loaded.error;
+  EXPECT_EQ((*loaded.state)["version"], kStateFileVersion);
+  EXPECT_EQ(save_state(dir_ + "/missing/dir/state.json", json::object()).find("cannot create"), 0u);
+}
+
+TEST_F(StateFile, ACorruptFileIsReportedAndKeptAside) {
+  for (const std::string& text :
+       {std::string("{\"version\": 1, \"backends\": ["), std::string("[1, 2]"),
+        std::string("{\"version\": 9}"), std::string("\xff\xfe")}) {
+    write(text);
+    const LoadedState loaded = load_state(path_);
+    EXPECT_FALSE(loaded.state.has_value()) << text;
+    EXPECT_NE(loaded.error, "") << text;
+    EXPECT_EQ(loaded.kept_as, path_ + ".corrupt");
+    EXPECT_FALSE(exists(path_)) << "moved aside, so the next save cannot overwrite it";
+    std::ifstream kept(path_ + ".corrupt");
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), text);
+  }
+}
+
+}  // namespace
+}  // namespace weir::control
