@@ -110,8 +110,10 @@ bool Contexts::load(const config::Config& config, std::vector<std::string>& erro
     }
     listeners_.push_back(std::move(out));
   }
+  if (ticket_keys_.size() == 0) ticket_keys_.rotate(TicketKeys::generate());
   // The callback's argument points into listeners_, which no longer moves.
   for (ListenerContexts& listener : listeners_) {
+    for (const SslCtxPtr& ctx : listener.contexts) ticket_keys_.install(ctx.get());
     if (listener.contexts.empty()) continue;
     SSL_CTX_set_tlsext_servername_callback(listener.contexts[0].get(), on_server_name);
     SSL_CTX_set_tlsext_servername_arg(listener.contexts[0].get(), &listener);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "tls/ticket_keys.h"
 
 namespace weir::tls {
 
@@ -45,8 +46,13 @@ class Contexts {
   // The index of the ex-data slot holding a session's SniChoice*.
   static int sni_choice_index();
 
+  // Shared by every context; load() starts them with one key of this process's own. Contexts must
+  // not move after load() (the contexts point at it).
+  TicketKeys& ticket_keys() { return ticket_keys_; }
+
  private:
   std::vector<ListenerContexts> listeners_;
+  TicketKeys ticket_keys_;
 };
 
 }  // namespace weir::tls

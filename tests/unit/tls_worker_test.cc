@@ -61,7 +61,7 @@ class Harness {
 
   // A client that trusts `root` and checks the server's name, capped at `max_version`.
   Client& connect(uint64_t id, const std::string& listener, const X509* root,
-                  const std::string& sni = "", int max_version = 0) {
+                  const std::string& sni = "", int max_version = 0, SSL_SESSION* resume = nullptr) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
     client_contexts_.push_back(ctx);
     X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), const_cast<X509*>(root));
@@ -78,6 +78,7 @@ class Harness {
       SSL_set_tlsext_host_name(c.ssl, sni.c_str());
       SSL_set1_host(c.ssl, sni.c_str());
     }
+    if (resume != nullptr) SSL_set_session(c.ssl, resume);
     send(id, Kind::open,
          tls_channel::encode(tls_channel::OpenPayload{0x0a000001, 40000, listener}));
     SSL_do_handshake(c.ssl);
@@ -255,22 +256,46 @@ class TlsWorkerTest : public ::testing::Test {
         "      min_version: \"1.3\"\n";
   }
 
-  void start() {
+  // A worker (its contexts, a channel, the harness on the channel's other side).
+  struct Instance {
+    Contexts contexts;
+    std::optional<shm::ChannelMemory> memory;
+    std::unique_ptr<TlsWorker> worker;
+    std::unique_ptr<Harness> harness;
+  };
+
+  void start_instance(Instance& in) {
     const config::LoadResult loaded = config::load_string(config_text_, "t.yaml");
     ASSERT_TRUE(loaded.ok()) << (loaded.errors.empty() ? "" : loaded.errors[0].to_string());
     std::vector<std::string> errors;
-    ASSERT_TRUE(contexts_.load(*loaded.config, errors)) << ::testing::PrintToString(errors);
+    ASSERT_TRUE(in.contexts.load(*loaded.config, errors)) << ::testing::PrintToString(errors);
     std::string error;
     auto memory = shm::ChannelMemory::create(tls_channel::kDefaultRingBytes, error);
     ASSERT_TRUE(memory) << error;
-    memory_ = std::move(*memory);
-    worker_ = std::make_unique<TlsWorker>(contexts_);
-    std::string map_error;
+    in.memory = std::move(*memory);
+    in.worker = std::make_unique<TlsWorker>(in.contexts);
     // The worker maps its own view, as a worker process does with the fd it is given.
-    auto view = shm::ChannelMemory::map(dup(memory_->fd()), map_error);
-    ASSERT_TRUE(view) << map_error;
-    worker_->add_channel(std::move(*view), -1);
-    harness_ = std::make_unique<Harness>(worker_.get(), *memory_, -1, -1);
+    auto view = shm::ChannelMemory::map(dup(in.memory->fd()), error);
+    ASSERT_TRUE(view) << error;
+    in.worker->add_channel(std::move(*view), -1);
+    in.harness = std::make_unique<Harness>(in.worker.get(), *in.memory, -1, -1);
+  }
+
+  void start() {
+    start_instance(a_);
+    worker_ = a_.worker.get();
+    harness_ = a_.harness.get();
+  }
+
+  // Handshake to completion on `h`, then the client reads (TLS 1.3 tickets arrive after it).
+  void handshake_on(Harness& h, uint64_t id) {
+    for (int i = 0; i < 10 && !SSL_is_init_finished(h.client(id).ssl); ++i) {
+      h.pump();
+      h.client_step(id);
+    }
+    h.pump();
+    std::vector<uint8_t> ignored;
+    h.client_step(id, &ignored);
   }
 
   // Handshake to completion, both sides pumped.
@@ -311,10 +336,9 @@ class TlsWorkerTest : public ::testing::Test {
   test::TempDir dir_;
   test::Issued root_, intermediate_, site_, api_;
   std::string config_text_;
-  Contexts contexts_;
-  std::optional<shm::ChannelMemory> memory_;
-  std::unique_ptr<TlsWorker> worker_;
-  std::unique_ptr<Harness> harness_;
+  Instance a_;
+  TlsWorker* worker_ = nullptr;
+  Harness* harness_ = nullptr;
 };
 
 std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
@@ -455,6 +479,51 @@ TEST_F(TlsWorkerTest, CloseNotifyAndFinsEndTheSessionCleanly) {
   EXPECT_EQ(SSL_shutdown(c.ssl), 1) << "the client received the worker's close_notify";
   EXPECT_EQ(worker_->sessions(), 0u);
   EXPECT_FALSE(c.reset);
+}
+
+// Tickets issued by one worker resume on another that holds the same keys (as weir-control will
+// give every worker), in TLS 1.3 and 1.2, while the key is among the last three; after a third
+// rotation the ticket is refused and the client gets a full handshake.
+TEST_F(TlsWorkerTest, TicketsResumeOnAnotherWorkerUntilThreeRotationsPass) {
+  start();
+  Instance b;
+  start_instance(b);
+  auto rotate_both = [&] {
+    const TicketKey key = TicketKeys::generate();
+    a_.contexts.ticket_keys().rotate(key);
+    b.contexts.ticket_keys().rotate(key);
+  };
+  rotate_both();
+  uint64_t id = 1;
+  for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(version);
+    harness_->connect(id, "secure", root_.cert.get(), "site.example", version);
+    handshake_on(*harness_, id);
+    ASSERT_TRUE(harness_->client(id).done);
+    EXPECT_FALSE(harness_->client(id).handshake.resumed);
+    SSL_SESSION* session = SSL_get1_session(harness_->client(id).ssl);
+    ASSERT_TRUE(session != nullptr && SSL_SESSION_is_resumable(session));
+    ++id;
+    b.harness->connect(id, "secure", root_.cert.get(), "site.example", version, session);
+    handshake_on(*b.harness, id);
+    EXPECT_TRUE(b.harness->client(id).handshake.resumed) << "resumed on the other worker";
+    EXPECT_EQ(SSL_session_reused(b.harness->client(id).ssl), 1);
+    ++id;
+    rotate_both();
+    rotate_both();  // the ticket's key is now the oldest of three
+    b.harness->connect(id, "secure", root_.cert.get(), "site.example", version, session);
+    handshake_on(*b.harness, id);
+    EXPECT_TRUE(b.harness->client(id).handshake.resumed) << "two rotations later";
+    ++id;
+    rotate_both();  // and now forgotten
+    b.harness->connect(id, "secure", root_.cert.get(), "site.example", version, session);
+    handshake_on(*b.harness, id);
+    EXPECT_TRUE(b.harness->client(id).done) << "a full handshake instead";
+    EXPECT_FALSE(b.harness->client(id).handshake.resumed) << "three rotations later";
+    ++id;
+    SSL_SESSION_free(session);
+  }
+  EXPECT_EQ(b.worker->counters().handshakes_resumed, 4u);
 }
 
 // The real binary, run as an unprivileged user: when this test runs as root, the worker is
