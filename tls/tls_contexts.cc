@@ -58,6 +58,10 @@ SslCtxPtr make_context(const config::ListenerTls& tls, tls_files::CertifiedKey& 
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // Memory BIOs: nothing blocks, and the worker hands whole records to the ring.
   SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  // Resumption with client certificates needs a session id context (OpenSSL refuses to resume
+  // without one when peers are verified); the same for every worker, so tickets travel.
+  static const unsigned char kSessionContext[] = "weir-tls";
+  SSL_CTX_set_session_id_context(ctx.get(), kSessionContext, sizeof kSessionContext - 1);
   if (SSL_CTX_use_certificate(ctx.get(), certified.chain[0].get()) != 1 ||
       SSL_CTX_use_PrivateKey(ctx.get(), certified.key.get()) != 1) {
     errors.push_back(where + ": " + tls_files::last_openssl_error());
