@@ -16,6 +16,8 @@
 #include "common/channel/socket_path.h"
 #include "common/maglev.h"
 #include "config/port_addresses.h"
+#include "config/field_readers.h"
+#include "config/tls_schema.h"
 #include "config/yaml_reader.h"
 
 namespace weir::config {
@@ -36,8 +38,16 @@ std::string_view name_of(Protocol protocol) {
       return "echo";
     case Protocol::discard:
       return "discard";
+    case Protocol::tls:
+      return "tls";
   }
   return "?";
+}
+std::string_view name_of(TlsInner inner) {
+  return inner == TlsInner::tcp ? "tcp" : "framed";
+}
+std::string_view name_of(TlsVersion version) {
+  return version == TlsVersion::v1_2 ? "1.2" : "1.3";
 }
 std::string_view name_of(OnCorrupt on_corrupt) {
   return on_corrupt == OnCorrupt::reset ? "reset" : "count";
@@ -63,75 +73,6 @@ std::string_view name_of(HealthType type) {
 namespace {
 
 constexpr uint64_t kU32Max = 0xffff'ffff;
-
-// ---- small helpers over MapReader: "if present, read it into `out`" ----------------------------
-
-template <typename T>
-bool read_uint_field(MapReader& map, std::string_view key, T& out, uint64_t min, uint64_t max,
-                     bool required = false) {
-  const auto node = required ? map.require(key, "an integer in [" + std::to_string(min) + ", " +
-                                                    std::to_string(max) + "]")
-                             : map.take(key);
-  if (!node) return false;
-  const auto value = read_unsigned(map.diagnostics(), *node, map.path_of(key), min, max);
-  if (value) out = static_cast<T>(*value);
-  return value.has_value();
-}
-
-bool read_string_field(MapReader& map, std::string_view key, std::string& out,
-                       bool required = false) {
-  const auto node = required ? map.require(key, "a string") : map.take(key);
-  if (!node) return false;
-  const auto value = read_string(map.diagnostics(), *node, map.path_of(key));
-  if (value) out = *value;
-  return value.has_value();
-}
-
-bool read_name_field(MapReader& map, std::string& out) {
-  const auto node = map.require("name", "a name");
-  if (!node) return false;
-  const auto value = read_name(map.diagnostics(), *node, map.path_of("name"));
-  if (value) out = *value;
-  return value.has_value();
-}
-
-bool read_ipv4_field(MapReader& map, std::string_view key, Ipv4Address& out,
-                     bool required = false) {
-  const auto node = required ? map.require(key, "an IPv4 address") : map.take(key);
-  if (!node) return false;
-  const auto value = read_ipv4(map.diagnostics(), *node, map.path_of(key));
-  if (value) out = *value;
-  return value.has_value();
-}
-
-template <typename Enum>
-bool read_choice_field(MapReader& map, std::string_view key, Enum& out, Choices<Enum> choices,
-                       bool required = false) {
-  std::string allowed;
-  for (const auto& [name, value] : choices)
-    allowed += (allowed.empty() ? "" : " | ") + std::string(name);
-  const auto node = required ? map.require(key, "one of " + allowed) : map.take(key);
-  if (!node) return false;
-  const auto value = read_choice(map.diagnostics(), *node, map.path_of(key), choices);
-  if (value) out = *value;
-  return value.has_value();
-}
-
-// A list under `key`; calls `each(node, path)` for every element.
-template <typename Each>
-void read_list(MapReader& map, std::string_view key, bool required, Each each) {
-  const auto node = required ? map.require(key, "a list") : map.take(key);
-  if (!node) return;
-  const std::string path = map.path_of(key);
-  if (!node->IsSequence()) {
-    map.diagnostics().error(node->Mark(), path, "expected a list");
-    return;
-  }
-  if (required && node->size() == 0) {
-    map.diagnostics().error(node->Mark(), path, "the list is empty; at least one entry is needed");
-  }
-  for (size_t i = 0; i < node->size(); ++i) each((*node)[i], index_path(path, i));
-}
 
 // ---- addresses ---------------------------------------------------------------------------------
 
@@ -159,6 +100,7 @@ struct Positions {
   std::vector<YAML::Mark> listeners, listener_ports;
   struct PoolReference {
     size_t listener;
+    std::optional<size_t> sni_entry;  // unset: the listener's pool; else its tls.sni_pools entry
     std::string name;
     YAML::Mark mark;
     std::string path;
@@ -191,6 +133,7 @@ class Schema {
     read_list(top, "pools", false,
               [&](const YAML::Node& node, const std::string& path) { pool(node, path); });
     if (const auto node = top.take("control")) control(*node);
+    if (const auto node = top.take("tls")) read_tls_section(d_, *node, config_.tls);
     top.finish();
     cross_checks();
   }
@@ -354,53 +297,75 @@ class Schema {
       at_.listener_ports.back() = map.take("port")->Mark();
     }
     bool protocol_known = false;
-    if (const auto protocol = map.require("protocol", "tcp | framed | echo | discard")) {
-      if (protocol->IsScalar() && protocol->Scalar() == "tls") {
-        d_.error(protocol->Mark(), map.path_of("protocol"),
-                 "tls is not supported yet (it arrives with the TLS offload workers); allowed: "
-                 "tcp, framed, echo, discard");
-      } else if (auto value = read_choice<Protocol>(d_, *protocol, map.path_of("protocol"),
-                                                    {{"tcp", Protocol::tcp},
-                                                     {"framed", Protocol::framed},
-                                                     {"echo", Protocol::echo},
-                                                     {"discard", Protocol::discard}})) {
+    if (const auto protocol = map.require("protocol", "tcp | framed | tls | echo | discard")) {
+      listener.protocol_at =
+          Place{protocol->Mark().line + 1, protocol->Mark().column + 1, map.path_of("protocol")};
+      if (auto value = read_choice<Protocol>(d_, *protocol, map.path_of("protocol"),
+                                             {{"tcp", Protocol::tcp},
+                                              {"framed", Protocol::framed},
+                                              {"tls", Protocol::tls},
+                                              {"echo", Protocol::echo},
+                                              {"discard", Protocol::discard}})) {
         listener.protocol = *value;
         protocol_known = true;
       }
     }
     const std::string protocol_name(name_of(listener.protocol));
-    const bool proxied =
-        listener.protocol == Protocol::tcp || listener.protocol == Protocol::framed;
+    const bool proxied = listener.protocol == Protocol::tcp ||
+                         listener.protocol == Protocol::framed ||
+                         listener.protocol == Protocol::tls;
     if (!protocol_known) {
       // Without a protocol nothing protocol-specific can be judged; accept the keys as known.
       map.take("pool");
       map.take("framed");
       map.take("proxy_protocol");
+      map.take("tls");
     } else if (proxied) {
       if (const auto pool = map.require("pool", "the name of a pool under `pools`")) {
         if (auto name = read_string(d_, *pool, map.path_of("pool"))) {
-          at_.pool_references.push_back({index, *name, pool->Mark(), map.path_of("pool")});
+          at_.pool_references.push_back(
+              {index, std::nullopt, *name, pool->Mark(), map.path_of("pool")});
         }
       }
     } else {
       map.forbid("pool", "protocol " + protocol_name +
                              " is served by the dataplane itself and takes no pool; pool is for "
-                             "protocol tcp or framed");
+                             "protocol tcp, framed or tls");
     }
-    if (protocol_known && listener.protocol == Protocol::framed) {
+    if (protocol_known && listener.protocol == Protocol::tls) {
+      listener.tls = ListenerTls{};
+      if (const auto tls_node = map.require("tls", "a map with certificates")) {
+        std::vector<SniPoolReference> sni;
+        read_listener_tls(d_, *tls_node, map.path_of("tls"), *listener.tls, sni);
+        for (auto& r : sni)
+          at_.pool_references.push_back({index, r.entry, std::move(r.pool), r.mark, r.path});
+      }
+    } else if (protocol_known) {
+      map.forbid("tls", "tls settings apply only to protocol tls (this listener is " +
+                            protocol_name + ")");
+    }
+    // The plaintext of a tls listener is frames with inner: framed, verified as on a framed one.
+    const bool frames = listener.protocol == Protocol::framed ||
+                        (listener.tls && listener.tls->inner == TlsInner::framed);
+    const bool bytes = listener.protocol == Protocol::tcp ||
+                       (listener.tls && listener.tls->inner == TlsInner::tcp);
+    if (protocol_known && frames) {
       listener.framed = Framed{};
       if (const auto framed_node = map.take("framed"))
         framed(*framed_node, map.path_of("framed"), *listener.framed, index);
     } else if (protocol_known) {
-      map.forbid("framed", "framed settings apply only to protocol framed (this listener is " +
-                               protocol_name + ")");
+      map.forbid("framed",
+                 "framed settings apply only to protocol framed, or tls with inner: "
+                 "framed (this listener is " +
+                     protocol_name + ")");
     }
-    if (protocol_known && listener.protocol == Protocol::tcp) {
+    if (protocol_known && bytes) {
       read_choice_field(map, "proxy_protocol", listener.proxy_protocol,
                         {{"none", ProxyProtocol::none}, {"v2", ProxyProtocol::v2}});
     } else if (protocol_known) {
       map.forbid("proxy_protocol",
-                 "a PROXY protocol header applies only to protocol tcp (this listener is " +
+                 "a PROXY protocol header applies only to protocol tcp, or tls with inner: tcp "
+                 "(this listener is " +
                      protocol_name + ")");
     }
     read_uint_field(map, "idle_timeout_ms", listener.idle_timeout_ms, 1, 86'400'000);
@@ -699,6 +664,9 @@ class Schema {
         d_.error(reference.mark, reference.path,
                  "no pool named \"" + reference.name +
                      "\"; defined pools: " + (known.empty() ? "none" : known));
+      } else if (reference.sni_entry) {
+        config_.listeners[reference.listener].tls->sni_pools[*reference.sni_entry].pool =
+            found->second;
       } else {
         config_.listeners[reference.listener].pool = found->second;
       }
@@ -707,11 +675,12 @@ class Schema {
     size_t proxied = 0;
     for (size_t i = 0; i < config_.listeners.size(); ++i) {
       const Protocol protocol = config_.listeners[i].protocol;
-      if (protocol != Protocol::tcp && protocol != Protocol::framed) continue;
+      if (protocol != Protocol::tcp && protocol != Protocol::framed && protocol != Protocol::tls)
+        continue;
       if (++proxied == kMaxProxiedListeners + 1) {
         d_.error(at_.listeners[i], at_.listener_paths[i],
                  "more than " + std::to_string(kMaxProxiedListeners) +
-                     " tcp and framed listeners; a dataplane holds at most " +
+                     " tcp, framed and tls listeners; a dataplane holds at most " +
                      std::to_string(kMaxProxiedListeners));
       }
     }

@@ -58,10 +58,19 @@ inline constexpr size_t kMaxProxiedListeners = 64;
 inline constexpr size_t kMaxBackendsPerPool = 256;
 inline constexpr uint32_t kMinTableSlotsPerBackend = 100;  // Maglev: M > 100 N for ~1% shares
 inline constexpr uint32_t kMaxWeight = 65'535;
+// TLS (docs/tls.md): weir-tls-worker processes, session ticket key rotation, handshake deadline.
+inline constexpr uint32_t kDefaultTlsWorkers = 1;
+inline constexpr uint32_t kMaxTlsWorkers = 64;
+inline constexpr uint32_t kDefaultTicketKeyRotationS = 43'200;  // 12 h
+inline constexpr uint32_t kDefaultHandshakeTimeoutMs = 10'000;
+inline constexpr size_t kMaxCertificatesPerListener = 64;
+inline constexpr size_t kMaxSniPoolsPerListener = 256;
 
 enum class IdleMode { backoff, busy_poll };
 enum class Congestion { cubic, newreno };
-enum class Protocol { tcp, framed, echo, discard };
+enum class Protocol { tcp, framed, echo, discard, tls };
+enum class TlsInner { tcp, framed };
+enum class TlsVersion { v1_2, v1_3 };
 enum class OnCorrupt { reset, count };
 enum class ProxyProtocol { none, v2 };
 enum class HashKey { five_tuple, source_ip };
@@ -75,6 +84,8 @@ std::string_view name_of(OnCorrupt);
 std::string_view name_of(ProxyProtocol);
 std::string_view name_of(HashKey);
 std::string_view name_of(HealthType);
+std::string_view name_of(TlsInner);
+std::string_view name_of(TlsVersion);
 
 struct Idle {
   IdleMode mode = IdleMode::backoff;
@@ -137,13 +148,38 @@ struct Framed {
   bool stamp_hop = false;
 };
 
+// One certificate chain and its private key, PEM files. Only weir-tls-worker loads the key;
+// check_certificates (config/certificate_check.h) reads both for --check-config.
+struct TlsCertificate {
+  std::string cert;  // the leaf first, then its intermediates
+  std::string key;
+  Place cert_at, key_at;
+};
+
+struct SniPool {
+  std::string server_name;  // lower case; "*.example.com" matches one label
+  size_t pool = 0;          // index into Config::pools
+};
+
+struct ListenerTls {
+  std::vector<TlsCertificate> certificates;  // chosen by SNI; the first is the default
+  TlsInner inner = TlsInner::tcp;            // what the plaintext is: bytes, or Weir frames
+  std::vector<SniPool> sni_pools;            // SNI -> pool; other names use the listener's pool
+  TlsVersion min_version = TlsVersion::v1_2;
+  std::optional<std::string> client_ca;  // set: clients must present a certificate it verifies
+  Place client_ca_at;
+  uint32_t handshake_timeout_ms = kDefaultHandshakeTimeoutMs;
+};
+
 struct Listener {
   std::string name;
   Ipv4Address address;
   uint16_t port = 0;
   Protocol protocol = Protocol::tcp;
-  std::optional<size_t> pool;    // index into Config::pools; set for tcp and framed
-  std::optional<Framed> framed;  // set for framed (defaults when the map is absent)
+  Place protocol_at;
+  std::optional<size_t> pool;      // index into Config::pools; set for tcp, framed and tls
+  std::optional<Framed> framed;    // set for framed, and tls with inner framed (defaults if absent)
+  std::optional<ListenerTls> tls;  // set for tls
   ProxyProtocol proxy_protocol = ProxyProtocol::none;
   uint32_t idle_timeout_ms = kDefaultIdleTimeoutMs;
   uint32_t max_connections = 0;  // 0 in the file is refused; the default is limits.connections
@@ -211,11 +247,22 @@ struct Control {
   Metrics metrics;
 };
 
+// The TLS workers as a whole (docs/tls.md). Read by weir-control (supervision, ticket keys) and
+// weir-tls-worker.
+struct Tls {
+  uint32_t workers = kDefaultTlsWorkers;
+  uint32_t ticket_key_rotation_s = kDefaultTicketKeyRotationS;
+  // The account a worker started as root switches to once its keys are loaded. Unset: a worker
+  // started as root refuses to run.
+  std::optional<std::string> user;
+};
+
 struct Config {
   std::string source;  // the file it was read from, for messages
   uint32_t node_id = 0;
   Dataplane dataplane;
   Tcp tcp;
+  Tls tls;
   std::vector<Listener> listeners;
   std::vector<Pool> pools;
   Control control;

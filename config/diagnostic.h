@@ -21,4 +21,16 @@ struct Diagnostic {
   }
 };
 
+// Where a value stood in the file, kept in the Config for checks made after loading (the
+// certificate files named by a tls listener are read by check_certificates, not by the loader).
+struct Place {
+  int line = 0;  // 1-based, as in Diagnostic
+  int column = 0;
+  std::string path;  // e.g. "listeners[0].tls.certificates[1].key"
+
+  Diagnostic error(const std::string& file, std::string message) const {
+    return Diagnostic{file, line, column, path, std::move(message)};
+  }
+};
+
 }  // namespace weir::config

@@ -29,6 +29,7 @@
 
 #include "common/channel/line_client.h"
 #include "common/version.h"
+#include "config/certificate_check.h"
 #include "config/config.h"
 
 namespace {
@@ -576,17 +577,19 @@ void print_events(const json& reply) {
 
 int check_config(const std::string& file, bool as_json) {
   const config::LoadResult result = config::load_file(file);
+  std::vector<config::Diagnostic> errors = result.errors;
+  // The certificate and key files of tls listeners, as weir-dataplane --check-config reads them.
+  if (result.ok()) errors = config::check_certificates(*result.config, std::time(nullptr));
+  const bool ok = result.ok() && errors.empty();
   if (as_json) {
     json diagnostics = json::array();
-    for (const auto& error : result.errors) diagnostics.push_back(error.to_string());
-    print_json({{"ok", result.ok()}, {"file", file}, {"diagnostics", diagnostics}});
+    for (const auto& error : errors) diagnostics.push_back(error.to_string());
+    print_json({{"ok", ok}, {"file", file}, {"diagnostics", diagnostics}});
   } else {
-    for (const auto& error : result.errors) {
-      std::fprintf(stderr, "%s\n", error.to_string().c_str());
-    }
-    if (result.ok()) std::printf("%s: configuration is valid\n", file.c_str());
+    for (const auto& error : errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+    if (ok) std::printf("%s: configuration is valid\n", file.c_str());
   }
-  return result.ok() ? kExitOk : kExitFailed;
+  return ok ? kExitOk : kExitFailed;
 }
 
 // --wait: what one poll found. `left` is the sessions still open, none while the dataplane has not

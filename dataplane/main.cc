@@ -1,11 +1,15 @@
 // weir-dataplane: argument parsing only; the process itself is dataplane/process.cc.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include "common/version.h"
+#include "config/certificate_check.h"
 #include "config/config.h"
 #include "dataplane/process.h"
+#include "dataplane/unserved_listeners.h"
 
 namespace {
 
@@ -25,6 +29,18 @@ int load_and(const std::string& path, bool run) {
   const weir::config::LoadResult result = weir::config::load_file(path);
   for (const auto& error : result.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
   if (!result.ok()) return 1;
+  std::vector<weir::config::Diagnostic> errors =
+      weir::dataplane::unserved_listeners(*result.config);
+  if (!run) {
+    // Only the check reads certificate and key files; the running dataplane never reads a key.
+    for (auto& error : weir::config::check_certificates(*result.config, std::time(nullptr)))
+      errors.push_back(std::move(error));
+    std::stable_sort(errors.begin(), errors.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+  }
+  for (const auto& error : errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
+  if (!errors.empty()) return 1;
   if (!run) {
     std::printf("%s: configuration is valid\n", path.c_str());
     return 0;

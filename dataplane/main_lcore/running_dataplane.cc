@@ -10,6 +10,7 @@
 #include "common/version.h"
 #include "dataplane/counter_bindings.h"
 #include "dataplane/stats.h"
+#include "dataplane/unserved_listeners.h"
 
 namespace weir::dataplane {
 namespace {
@@ -226,6 +227,15 @@ nlohmann::json RunningDataplane::apply_config(const std::string& path) {
     for (const auto& d : result.errors) diagnostics.push_back(d.to_string());
     return {{"ok", false},
             {"error", "the configuration is invalid; the running one stays"},
+            {"diagnostics", diagnostics}};
+  }
+  if (const auto unserved = unserved_listeners(*result.config); !unserved.empty()) {
+    nlohmann::json diagnostics = nlohmann::json::array();
+    for (const auto& d : unserved) diagnostics.push_back(d.to_string());
+    return {{"ok", false},
+            {"error",
+             "the configuration has listeners this dataplane cannot serve; the running "
+             "one stays"},
             {"diagnostics", diagnostics}};
   }
   const config::Config& now = *config_;

@@ -592,6 +592,32 @@ def test_reload_refuses_what_a_running_dataplane_keeps_and_its_caps_and_changes_
     assert metric(scrape, "weir_config_reloads_total", result="success") == 1
 
 
+def test_reload_refuses_a_tls_listener_until_the_dataplane_serves_it(plane):
+    # Accepted by the configuration, refused aloud by the dataplane, nothing applied (docs/tls.md,
+    # "Status"): served as plain tcp it would hand ciphertext to the backend.
+    import yaml
+
+    tb, dp, control, _, path = plane
+    sock = Path(dp.config["control"]["socket"])
+    original = path.read_text()
+    before = dp.control({"op": "listeners"})
+    config = yaml.safe_load(original)
+    first = config["listeners"][0]
+    config["listeners"].append({
+        "name": "secure", "address": first["address"], "port": 7443, "protocol": "tls",
+        "pool": config["pools"][0]["name"],
+        "tls": {"certificates": [{"cert": "/nonexistent/site.pem", "key": "/nonexistent/site.key"}]},
+    })
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    reply = admin(tb, sock, {"op": "reload"})
+    assert not reply["ok"], reply
+    assert "cannot serve" in reply["error"], reply
+    assert any("protocol tls is not served by this weir-dataplane yet" in d
+               for d in reply["diagnostics"]), reply
+    assert dp.control({"op": "listeners"}) == before
+    path.write_text(original)
+
+
 def test_sighup_reloads_adding_a_pool_and_a_listener(plane):
     import yaml
 

@@ -56,7 +56,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"unknown_top_level_key",
              D + E + "colour: blue\n",
              {"t.yaml:7:1: colour: unknown key; allowed here: node_id, dataplane, tcp, listeners, "
-              "pools, control"}},
+              "pools, control, tls"}},
         Case{"duplicate_top_level_key",
              D + E + "node_id: 1\nnode_id: 2\n",
              {"t.yaml:8:1: node_id: duplicate key (first given at line 7); each key may appear "
@@ -179,12 +179,12 @@ INSTANTIATE_TEST_SUITE_P(
                  "  - name: p\n"
                  "    backends: [{ name: b1, address: 10.0.0.11, port: 80 }]\n"
                  "    health: { type: tcp, http: { request: GET / HTTP/1.1 } }\n",
-             {"t.yaml:7:7: listeners[0].framed: framed settings apply only to protocol framed "
-              "(this listener is tcp)",
+             {"t.yaml:7:7: listeners[0].framed: framed settings apply only to protocol framed, "
+              "or tls with inner: framed (this listener is tcp)",
               "t.yaml:9:7: listeners[1].proxy_protocol: a PROXY protocol header applies only to "
-              "protocol tcp (this listener is framed)",
+              "protocol tcp, or tls with inner: tcp (this listener is framed)",
               "t.yaml:10:63: listeners[2].pool: protocol echo is served by the dataplane itself "
-              "and takes no pool; pool is for protocol tcp or framed",
+              "and takes no pool; pool is for protocol tcp, framed or tls",
               "t.yaml:14:26: pools[0].health.http: http settings apply only to type http (this "
               "check is tcp)"}},
         Case{"maglev_table_size",
@@ -227,7 +227,7 @@ INSTANTIATE_TEST_SUITE_P(
                  "listeners:\n"
                  "  - { name: a, address: 10.0.0.100, port: 80, protocol: framed, pool: p,\n"
                  "      framed: { on_corrupt: drop, stamp_hop: yes } }\n"
-                 "  - { name: b, address: 10.0.0.100, port: 443, protocol: tls }\n"
+                 "  - { name: b, address: 10.0.0.100, port: 443, protocol: tlz }\n"
                  "pools:\n"
                  "  - { name: p, hash: { key: dest-ip }, backends: [{ name: b1, address: "
                  "10.0.0.11, port: 80 }] }\n",
@@ -237,8 +237,8 @@ INSTANTIATE_TEST_SUITE_P(
               "t.yaml:10:29: listeners[0].framed.on_corrupt: unknown value \"drop\"; allowed: "
               "reset, count",
               "t.yaml:10:46: listeners[0].framed.stamp_hop: expected true or false, got \"yes\"",
-              "t.yaml:11:58: listeners[1].protocol: tls is not supported yet (it arrives with the "
-              "TLS offload workers); allowed: tcp, framed, echo, discard",
+              "t.yaml:11:58: listeners[1].protocol: unknown value \"tlz\"; allowed: tcp, framed, "
+              "tls, echo, discard",
               "t.yaml:13:29: pools[0].hash.key: unknown value \"dest-ip\"; allowed: five-tuple, "
               "source-ip"}},
         Case{"stamp_hop_needs_node_id",
@@ -512,8 +512,8 @@ TEST(ConfigLimits, PoolsProxiedListenersAndBackendsBeyondWhatADataplaneHolds) {
             std::vector<std::string>{
                 "t.yaml:200:5: pools[64]: more than 64 pools; a dataplane holds at most 64"});
   EXPECT_EQ(errors_of(D + proxied(65) + pools(1, 1)),
-            std::vector<std::string>{"t.yaml:70:5: listeners[64]: more than 64 tcp and framed "
-                                     "listeners; a dataplane holds at most 64"});
+            std::vector<std::string>{"t.yaml:70:5: listeners[64]: more than 64 tcp, framed "
+                                     "and tls listeners; a dataplane holds at most 64"});
   EXPECT_EQ(errors_of(D + proxied(1) + pools(1, 257)),
             std::vector<std::string>{
                 "t.yaml:8:5: pools[0].backends: 257 backends; a pool holds at most 256"});

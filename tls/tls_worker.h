@@ -1,0 +1,85 @@
+// The TLS worker: one process, no threads. It serves every channel a dataplane worker opened to it
+// (common/shm_channel.h): reads session records from each inbound ring, drives OpenSSL over
+// memory BIOs (SSL_do_handshake, SSL_read, SSL_write), and writes ciphertext for the client and
+// plaintext for the backend back (docs/tls.md). Bad input ends only its own session, counted by
+// reason; a channel whose ring breaks loses its own sessions only.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common/shm_channel.h"
+#include "common/tls_channel.h"
+#include "tls/tls_contexts.h"
+
+namespace weir::tls {
+
+struct WorkerCounters {
+  uint64_t sessions_opened = 0;
+  uint64_t handshakes_tls12 = 0;
+  uint64_t handshakes_tls13 = 0;
+  uint64_t handshakes_resumed = 0;
+  std::array<uint64_t, tls_channel::kResetReasons> resets{};  // by ResetReason
+  uint64_t ciphertext_in = 0, ciphertext_out = 0;             // bytes
+  uint64_t plaintext_in = 0, plaintext_out = 0;
+  uint64_t input_deferred = 0;  // passes that left inbound records for lack of outbound room
+  uint64_t channels_broken = 0;
+  uint64_t reset(tls_channel::ResetReason r) const { return resets[static_cast<size_t>(r)]; }
+};
+
+class TlsWorker {
+ public:
+  // Sessions per channel beyond which `open` is refused (too_many_sessions).
+  static constexpr size_t kMaxSessionsPerChannel = 65'536;
+
+  explicit TlsWorker(const Contexts& contexts);
+  ~TlsWorker();
+  TlsWorker(const TlsWorker&) = delete;
+  TlsWorker& operator=(const TlsWorker&) = delete;
+
+  // Serves `memory` as side B. `wake_event` is written to wake the dataplane side (-1: it polls).
+  void add_channel(shm::ChannelMemory memory, int wake_event);
+
+  // One pass over every channel and the handshake deadlines; true if anything was done.
+  bool poll_once(uint64_t now_ms);
+  // Announces sleep on every channel; true if all are still idle (block, then call awake()).
+  bool prepare_sleep();
+  void awake();
+  // Milliseconds until the next handshake deadline (-1: none).
+  int next_deadline_in(uint64_t now_ms) const;
+
+  const WorkerCounters& counters() const { return counters_; }
+  size_t sessions() const;
+
+ private:
+  struct Session;
+  struct Channel;
+  using Deadlines = std::multimap<uint64_t, std::pair<Channel*, uint64_t>>;
+
+  void handle(Channel& ch, const shm::Record& record, uint64_t now_ms);
+  void open(Channel& ch, uint64_t id, std::span<const uint8_t> payload, uint64_t now_ms);
+  void on_ciphertext(Channel& ch, Session& s, std::span<const uint8_t> bytes);
+  void on_plaintext(Channel& ch, Session& s, std::span<const uint8_t> bytes);
+  void on_client_end(Channel& ch, Session& s);
+  void on_backend_end(Channel& ch, Session& s);
+  // Runs the handshake or reads plaintext, then sends what OpenSSL wrote. False: the session ended.
+  bool drive(Channel& ch, Session& s);
+  bool flush_ciphertext(Channel& ch, Session& s);
+  void fail(Channel& ch, Session& s, tls_channel::ResetReason reason, bool send_alert);
+  void finish(Channel& ch, Session& s);
+  void reset_unknown(Channel& ch, uint64_t id, tls_channel::ResetReason reason);
+  void drop_channel(Channel& ch);
+
+  const Contexts& contexts_;
+  std::vector<std::unique_ptr<Channel>> channels_;
+  Deadlines deadlines_;
+  WorkerCounters counters_;
+};
+
+}  // namespace weir::tls
