@@ -41,7 +41,8 @@ ADDED = {"tx64_added_us": "tx64_machine_us", "tx64_testbed_added_us": "tx64_test
 CHART = (
     ("tx64_per_s", "tx/s\n64 ↑"), ("tx1000_per_s", "tx/s\n1,000 ↑"),
     ("tx1000_p99_us", "tx p99\n1,000 ↓"), ("latency_p50_us", "p50 at\nfixed rate ↓"),
-    ("tx64_machine_us", "machine\nCPU/tx ↓"), ("tx64_testbed_added_us", "test-bed CPU/tx\nadded ↓"),
+    ("tx64_machine_us", "machine\nCPU/tx ↓"),
+    ("tx64_testbed_added_us", "test-bed CPU/tx\nadded ↓"),
     ("tx64_lb_us", "LB\nCPU/tx ↓"),
     ("bulk1_gbit_s", "bulk\n1 conn ↑"), ("bulk16_gbit_s", "bulk\n16 conns ↑"),
     ("bulk16_machine_s_per_gb", "machine\nCPU/GB ↓"), ("bulk16_lb_s_per_gb", "LB\nCPU/GB ↓"),
