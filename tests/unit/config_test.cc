@@ -427,6 +427,8 @@ TEST(ConfigPorts, SourceAddressesAreReadAndEachBadOneNamed) {
                 "at most 32",
                 "t.yaml:13:26: dataplane.ports[1].source_addresses[0]: 10.0.0.3 is already "
                 "dataplane.ports[0].source_addresses[0]; each address is one port's"}));
+}
+
 TEST(ConfigControl, StateFileIsAnAbsolutePathWithADefault) {
   const LoadResult defaults = load_string(D + E, "t.yaml");
   ASSERT_TRUE(defaults.ok());
