@@ -104,11 +104,14 @@ def main() -> int:
     args = parser.parse_args()
     build = Path(os.environ.setdefault("WEIR_BUILD_ROOT", str(root / "build")))
     results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
-    with Testbed() as tb:
-        FrameEchoes(tb, BACKENDS, BACKEND_PORT)
-        for run in range(args.runs):
-            for name, (device, vdev) in VARIANTS.items():
-                print(f"run {run + 1}: {name}...", file=sys.stderr, flush=True)
+    # A fresh test bed for every measurement: the backends' and the client's TIME-WAIT entries
+    # from an earlier dataplane's connections would meet the next one's SYNs (same addresses and
+    # ports, an unrelated ISN), and the rate then depended on the order of the runs.
+    for run in range(args.runs):
+        for name, (device, vdev) in VARIANTS.items():
+            print(f"run {run + 1}: {name}...", file=sys.stderr, flush=True)
+            with Testbed() as tb:
+                FrameEchoes(tb, BACKENDS, BACKEND_PORT)
                 with DataplaneProcess(tb, weir_config(tb, device, vdev), name="dp") as dp:
                     dp.wait_ready(timeout_s=30.0)
                     if run == 0 and device.startswith("net_af_xdp"):
