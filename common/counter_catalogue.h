@@ -251,6 +251,11 @@ inline constexpr auto kPortCounters = std::to_array<Entry>({
             "weir_port_rx_bytes_total"),
     counter("tx_packets", "frames the device accepted", "weir_port_tx_packets_total"),
     counter("tx_bytes", "bytes of the frames the device accepted", "weir_port_tx_bytes_total"),
+    counter("tx_linearised",
+            "frames built as a chain of mbufs and copied into fewer before transmit, because "
+            "the device cannot send chains (no RTE_ETH_TX_OFFLOAD_MULTI_SEGS, e.g. net_af_xdp) "
+            "or not one that long (nb_mtu_seg_max)",
+            "weir_port_tx_linearised_total"),
 });
 
 // Why a frame was dropped, in the order of dataplane::DropReason: one series of
@@ -281,6 +286,11 @@ inline constexpr auto kDropReasons = std::to_array<Entry>({
     drop_reason("no_neighbour", "the next hop did not resolve, or its wait queue was full"),
     drop_reason("tx_ring_full", "the device refused a burst; the unsent packets were freed"),
     drop_reason("mbuf_exhausted", "no mbuf for a reply"),
+    drop_reason("tx_linearise_failed",
+                "a chained frame the device cannot send could not be copied into one it can (no "
+                "mbuf free, or longer than the device's segment limit holds)"),
+    drop_reason("tx_prepare_refused",
+                "the device's transmit check (rte_eth_tx_prepare) refused the frame"),
 });
 
 // ---- per port, as the device counts (rte_eth_stats), read at the snapshot

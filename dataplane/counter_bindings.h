@@ -126,6 +126,7 @@ inline constexpr auto kPortBindings = std::to_array<CounterBinding<PortCounters>
     {"rx_bytes", &PortCounters::rx_bytes},
     {"tx_packets", &PortCounters::tx_packets},
     {"tx_bytes", &PortCounters::tx_bytes},
+    {"tx_linearised", &PortCounters::tx_linearised},
 });
 
 struct DropReasonBinding {
@@ -145,6 +146,8 @@ inline constexpr auto kDropReasonBindings = std::to_array<DropReasonBinding>({
     {"no_neighbour", DropReason::no_neighbour},
     {"tx_ring_full", DropReason::tx_ring_full},
     {"mbuf_exhausted", DropReason::mbuf_exhausted},
+    {"tx_linearise_failed", DropReason::tx_linearise_failed},
+    {"tx_prepare_refused", DropReason::tx_prepare_refused},
 });
 
 // True when the reasons are bound in the enum's order (the catalogue's order is the array's).

@@ -35,6 +35,10 @@ enum class DropReason : uint8_t {
   no_neighbour,    // next hop unresolved after the ARP retries, or its wait queue full
   tx_ring_full,    // the device refused the burst; the unsent mbufs were freed
   mbuf_exhausted,  // no mbuf to build a reply
+  // A chain the device cannot send (TxLimits) could not be copied into one it can: no mbuf free,
+  // or more bytes than its segment limit holds.
+  tx_linearise_failed,
+  tx_prepare_refused,  // the device's rte_eth_tx_prepare refused the packet
   count_,
 };
 
@@ -43,6 +47,7 @@ struct PortCounters {
   Counter rx_bytes;
   Counter tx_packets;
   Counter tx_bytes;
+  Counter tx_linearised;  // chains copied into fewer mbufs for a device that cannot send them
   std::array<Counter, static_cast<size_t>(DropReason::count_)> drops;
 
   void drop(DropReason reason, uint64_t n = 1) { drops[static_cast<size_t>(reason)].add(n); }

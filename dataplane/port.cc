@@ -3,6 +3,7 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -85,6 +86,28 @@ bool open_port(const PortRequest& request, uint16_t queues, rte_mempool* pool, O
   conf.txmode.offloads = info.tx_offload_capa & kTxChecksum;
   port.capabilities.tx_ipv4_checksum = (conf.txmode.offloads & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) != 0;
   port.capabilities.tx_tcp_checksum = (conf.txmode.offloads & RTE_ETH_TX_OFFLOAD_TCP_CKSUM) != 0;
+  // TCP's data segments are chains (a header mbuf, the payload as indirect mbufs): asked for
+  // where the device offers it, and bounded by its descriptor limits (ethdev reports UINT16_MAX
+  // for a driver that sets none). Without it TxBuffers copies every chain into one mbuf.
+  if ((info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0) {
+    conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    port.capabilities.tx_multi_segs = true;
+    uint16_t max_segments = UINT16_MAX;
+    for (uint16_t limit : {info.tx_desc_lim.nb_seg_max, info.tx_desc_lim.nb_mtu_seg_max}) {
+      if (limit != 0) max_segments = std::min(max_segments, limit);
+    }
+    port.capabilities.tx_limits.max_segments = max_segments;
+  }
+  // Received frames are never chained (no scatter is asked for), so one mbuf must hold a frame
+  // of the MTU: refused here, with the cause, rather than dropped by the device at run time.
+  const uint32_t frame_room = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+  const uint32_t largest_frame = uint32_t{request.mtu} + RTE_ETHER_HDR_LEN;
+  if (largest_frame > frame_room) {
+    error = "port '" + request.name + "' (device " + request.device + "): MTU " +
+            std::to_string(request.mtu) + " needs " + std::to_string(largest_frame) +
+            "-byte frames but an mbuf holds " + std::to_string(frame_room);
+    return false;
+  }
 
   if (int rc = rte_eth_dev_configure(port_id, queues, queues, &conf); rc != 0) {
     error = port_error(request, "configure failed", rc);
@@ -178,7 +201,10 @@ void close_ports(std::vector<OpenPort>& ports) {
 
 EthdevQueueIo::EthdevQueueIo(const std::vector<OpenPort>& ports, uint16_t queue)
     : port_count_(static_cast<PortIndex>(ports.size())), queue_(queue) {
-  for (PortIndex i = 0; i < port_count_; ++i) dpdk_port_ids_[i] = ports[i].dpdk_port_id;
+  for (PortIndex i = 0; i < port_count_; ++i) {
+    dpdk_port_ids_[i] = ports[i].dpdk_port_id;
+    tx_limits_[i] = ports[i].capabilities.tx_limits;
+  }
 }
 
 uint16_t EthdevQueueIo::receive(PortIndex port, rte_mbuf** packets, uint16_t max) {
@@ -187,6 +213,12 @@ uint16_t EthdevQueueIo::receive(PortIndex port, rte_mbuf** packets, uint16_t max
 
 uint16_t EthdevQueueIo::transmit(PortIndex port, rte_mbuf** packets, uint16_t count) {
   return rte_eth_tx_burst(dpdk_port_ids_[port], queue_, packets, count);
+}
+
+uint16_t EthdevQueueIo::prepare(PortIndex port, rte_mbuf** packets, uint16_t count) {
+  // A no-op returning `count` for a driver without a prepare step; others check segment counts
+  // and offload requests (and fix up pseudo-header checksums for the offloads they do).
+  return rte_eth_tx_prepare(dpdk_port_ids_[port], queue_, packets, count);
 }
 
 DeviceCounters read_device_counters(const OpenPort& port) {

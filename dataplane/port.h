@@ -29,6 +29,10 @@ struct PortCapabilities {
   bool rx_l4_checksum = false;    // the device validates TCP checksums
   bool tx_ipv4_checksum = false;  // the device can compute IPv4 header checksums
   bool tx_tcp_checksum = false;   // the device can compute TCP checksums
+  // RTE_ETH_TX_OFFLOAD_MULTI_SEGS negotiated: the device sends chains of up to
+  // tx_desc_lim.nb_mtu_seg_max (and nb_seg_max) mbufs; without it, one mbuf a packet.
+  bool tx_multi_segs = false;
+  TxLimits tx_limits{.max_segments = 1};
 };
 
 struct OpenPort {
@@ -64,9 +68,12 @@ class EthdevQueueIo final : public PacketIo {
   PortIndex port_count() const override { return port_count_; }
   uint16_t receive(PortIndex port, rte_mbuf** packets, uint16_t max) override;
   uint16_t transmit(PortIndex port, rte_mbuf** packets, uint16_t count) override;
+  TxLimits tx_limits(PortIndex port) const override { return tx_limits_[port]; }
+  uint16_t prepare(PortIndex port, rte_mbuf** packets, uint16_t count) override;
 
  private:
   std::array<uint16_t, kMaxPorts> dpdk_port_ids_{};
+  std::array<TxLimits, kMaxPorts> tx_limits_{};
   PortIndex port_count_ = 0;
   uint16_t queue_;
 };

@@ -1,6 +1,9 @@
 // Buffered transmit: protocol code queues packets per port during a poll; the worker flushes every
 // port once per loop iteration, so a burst of replies leaves as one device call. Packets the device
 // refuses are freed and counted as tx_ring_full: a worker never waits on a full TX ring.
+// Before a burst goes, each chain longer than the device takes (PacketIo::tx_limits) is copied
+// into one it does take (counted as tx_linearised), and the device checks the burst
+// (PacketIo::prepare, rte_eth_tx_prepare).
 #pragma once
 
 #include <rte_mbuf.h>
@@ -15,6 +18,12 @@ namespace weir::dataplane {
 
 inline constexpr uint16_t kBurstSize = 32;
 inline constexpr PortIndex kMaxPorts = 8;
+
+// Returns `chain`'s bytes in at most `max_segments` mbufs: in its first mbuf when that is the
+// chain's own and has the room (no allocation), else copied into fresh mbufs of the first one's
+// pool. On success `chain` is consumed (it may be the mbuf returned); on failure (no mbuf free,
+// or the bytes need more than `max_segments` buffers) nullptr, and `chain` is untouched.
+rte_mbuf* linearise(rte_mbuf* chain, uint16_t max_segments);
 
 class TxBuffers {
  public:
@@ -45,23 +54,10 @@ class TxBuffers {
     uint16_t count = 0;
   };
 
-  void flush(PortIndex port) {
-    Pending& pending = pending_[port];
-    if (pending.count == 0) return;
-    uint64_t bytes = 0;
-    for (uint16_t i = 0; i < pending.count; ++i) bytes += rte_pktmbuf_pkt_len(pending.packets[i]);
-    const uint16_t sent = io_.transmit(port, pending.packets.data(), pending.count);
-    uint64_t unsent_bytes = 0;
-    for (uint16_t i = sent; i < pending.count; ++i) {
-      unsent_bytes += rte_pktmbuf_pkt_len(pending.packets[i]);
-      rte_pktmbuf_free(pending.packets[i]);
-    }
-    PortCounters& counters = counters_[port];
-    counters.tx_packets.add(sent);
-    counters.tx_bytes.add(bytes - unsent_bytes);
-    if (sent < pending.count) counters.drop(DropReason::tx_ring_full, pending.count - sent);
-    pending.count = 0;
-  }
+  void flush(PortIndex port);
+  // Linearises what the device cannot chain and drops what it refuses to prepare; compacts
+  // `pending` to the packets left.
+  void fit_to_device(PortIndex port, Pending& pending);
 
   PacketIo& io_;
   std::array<PortCounters, kMaxPorts>& counters_;

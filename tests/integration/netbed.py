@@ -8,7 +8,8 @@ in its own network namespace, all joined by a Linux bridge that lives in a names
     weir-<runid>-b1      eth0 10.77.0.11  ─┼── br0 (10.77.0.254, "the gateway"; STP off, no
     weir-<runid>-b2      eth0 10.77.0.12  ─┤        forward delay, no multicast snooping); ports
     weir-<runid>-b3      eth0 10.77.0.13  ─┤        p-client, p-ctl, p-b1..3, p-dp
-    weir-<runid>-dp      dp0 (no address) ─┘   DPDK reads dp0 through net_af_packet
+    weir-<runid>-dp      dp0 (no address) ─┘   DPDK reads dp0 through net_af_packet (or
+                                                net_af_xdp: PORT_DRIVERS)
 
 Safety: nothing here touches the host's interfaces. Each veth pair is created from inside the
 namespace of one end (`ip -n NS link add eth0 ... peer name p-ROLE netns BRIDGE_NS`), so neither
@@ -884,10 +885,13 @@ class Testbed:
 
     # --- the dataplane
 
-    def dataplane_config(self) -> dict:
+    def dataplane_config(self, driver: Optional[str] = None) -> dict:
         """The base configuration for a weir-dataplane on this test bed (the shape of
-        config/examples/contract.yaml): one port on dp0 through net_af_packet. Tests add
-        listeners and backends to a copy."""
+        config/examples/contract.yaml): one port on dp0 through `driver` (PORT_DRIVERS; by
+        default $WEIR_TEST_PORT_DRIVER, else af_packet). Tests add listeners and backends to a
+        copy."""
+        driver = driver or default_port_driver()
+        device, vdev = PORT_DRIVERS[driver]
         return {
             "dataplane": {
                 # In the test bed's work directory: test beds run side by side.
@@ -895,14 +899,12 @@ class Testbed:
                 "eal": [
                     *("-l", "0-1", "--no-huge", "-m", "512", "--no-pci", "--no-shconf"),
                     *("--file-prefix", self.dpdk_file_prefix),
-                    # 4096 ring frames a queue: the default 512 overflows under bursts of
-                    # 64 KiB writes, and every overflow costs a retransmission timeout.
-                    f"--vdev=net_af_packet0,iface={DATAPLANE_IFACE},framecnt=4096",
+                    f"--vdev={device},{vdev}",
                 ],
                 "ports": [
                     {
                         "name": DATAPLANE_IFACE,
-                        "device": "net_af_packet0",
+                        "device": device,
                         "address": f"{ADDRESSES['dp']}/{PREFIX_LENGTH}",
                         "gateway": ADDRESSES["gateway"],
                         "mtu": 1500,
@@ -913,6 +915,37 @@ class Testbed:
                 {"name": "echo", "address": LISTENER_ADDRESS, "port": 7, "protocol": "echo"},
             ],
         }
+
+
+# How the dataplane reaches dp0: driver name -> (DPDK device, its --vdev arguments).
+PORT_DRIVERS = {
+    # 4096 ring frames a queue: the default 512 overflows under bursts of 64 KiB writes, and
+    # every overflow costs a retransmission timeout.
+    "af_packet": ("net_af_packet0", f"iface={DATAPLANE_IFACE},framecnt=4096"),
+    # An AF_XDP socket on dp0's queue 0: the PMD attaches its XDP program to dp0 (native XDP on
+    # a veth; libxdp warns that without bpffs it loads the program without its dispatcher).
+    "af_xdp": ("net_af_xdp0", f"iface={DATAPLANE_IFACE},start_queue=0,queue_count=1"),
+}
+PORT_DRIVER_ENV = "WEIR_TEST_PORT_DRIVER"
+
+
+def default_port_driver() -> str:
+    """$WEIR_TEST_PORT_DRIVER (af_packet or af_xdp), else af_packet: CI runs af_packet, and a
+    developer can run any integration suite over af_xdp by setting the variable."""
+    driver = os.environ.get(PORT_DRIVER_ENV, "af_packet")
+    if driver not in PORT_DRIVERS:
+        raise AssertionError(f"{PORT_DRIVER_ENV}={driver!r}: choose one of {sorted(PORT_DRIVERS)}")
+    return driver
+
+
+def kernel_has_af_xdp() -> Optional[str]:
+    """None if this kernel opens AF_XDP sockets, else why not (the reason to skip with)."""
+    af_xdp = getattr(socket, "AF_XDP", 44)
+    try:
+        socket.socket(af_xdp, socket.SOCK_RAW).close()
+    except OSError as error:
+        return f"this kernel cannot open an AF_XDP socket ({error}): CONFIG_XDP_SOCKETS is off"
+    return None
 
 
 def _stop_process(proc: subprocess.Popen, grace_s: float) -> Optional[int]:

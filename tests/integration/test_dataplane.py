@@ -279,7 +279,7 @@ def run_expecting_failure(tb, config: dict, name: str) -> str:
 def test_start_up_errors_are_clear(testbed_factory):
     tb = testbed_factory()
 
-    config = tb.dataplane_config()
+    config = tb.dataplane_config("af_packet")
     config["dataplane"]["eal"] = [
         "--vdev=net_af_packet0,iface=nosuchif0" if a.startswith("--vdev") else a
         for a in config["dataplane"]["eal"]
@@ -300,7 +300,7 @@ def test_start_up_errors_are_clear(testbed_factory):
 
 def two_worker_config(tb, qpairs: int) -> dict:
     """Two workers on this 2-core machine: lcore 0 (main) on CPU 0, lcores 1 and 2 share CPU 1."""
-    config = tb.dataplane_config()
+    config = tb.dataplane_config("af_packet")  # qpairs is net_af_packet's
     eal = config["dataplane"]["eal"]
     at = eal.index("-l")
     eal[at : at + 2] = ["--lcores", "0@0,1@1,2@1"]

@@ -62,8 +62,8 @@ class Backends:
 
 
 def proxy_config(tb, backends=("b1", "b2", "b3"), weights=None, listener_extra=None,
-                 pool_extra=None) -> dict:
-    config = tb.dataplane_config()
+                 pool_extra=None, driver=None) -> dict:
+    config = tb.dataplane_config(driver)
     weights = weights or {}
     pool = {
         "name": "app",
@@ -467,7 +467,7 @@ def test_two_workers_without_rss_steer_both_halves_of_each_flow_in_software(bed)
     """net_af_packet has no RSS: the kernel spreads frames over the two queues by its own hash,
     and the workers hand each TCP segment to its owner (dataplane/steering.h)."""
     Backends(bed, "sha")
-    config = proxy_config(bed)
+    config = proxy_config(bed, driver="af_packet")  # qpairs is net_af_packet's
     eal = config["dataplane"]["eal"]
     at = eal.index("-l")
     eal[at: at + 2] = ["--lcores", "0@0,1@1,2@1"]  # two workers sharing CPU 1

@@ -1,6 +1,7 @@
 // An in-memory PacketIo: tests push frames into a port's RX queue and read what the code under
 // test transmitted, with no DPDK port. Bounded like a real ring: transmit takes at most
-// `tx_capacity` packets per port until the test drains them.
+// `tx_capacity` packets per port until the test drains them. set_tx_limits() makes it a device
+// with a segment limit that punishes a chain beyond it as real ones do (packet_io.h, TxLimits).
 #pragma once
 
 #include <rte_mbuf.h>
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <stdexcept>
 #include <vector>
 
 #include "dataplane/packet_io.h"
@@ -41,9 +43,40 @@ class MemoryIo final : public dataplane::PacketIo {
 
   uint16_t transmit(dataplane::PortIndex port, rte_mbuf** packets, uint16_t count) override {
     uint16_t taken = 0;
-    while (taken < count && tx_[port].size() < tx_capacity_) tx_[port].push_back(packets[taken++]);
+    while (taken < count && tx_[port].size() < tx_capacity_ && !tx_stopped_) {
+      rte_mbuf* m = packets[taken];
+      if (m->nb_segs > limits_.max_segments) {
+        ++tx_violations_;
+        if (limits_.max_segments > 1) {
+          // A device that chains, given a longer chain: i40e stops the queue.
+          tx_stopped_ = true;
+          break;
+        }
+        m = first_segment_only(m);  // one that does not chain: net_af_xdp
+      }
+      tx_[port].push_back(m);
+      ++taken;
+    }
     return taken;
   }
+
+  dataplane::TxLimits tx_limits(dataplane::PortIndex) const override { return limits_; }
+
+  // As a chaining device's rte_eth_tx_prepare: a chain beyond its limit is refused.
+  uint16_t prepare(dataplane::PortIndex, rte_mbuf** packets, uint16_t count) override {
+    for (uint16_t i = 0; i < count; ++i) {
+      if (limits_.max_segments > 1 && packets[i]->nb_segs > limits_.max_segments) return i;
+    }
+    return count;
+  }
+
+  // The device takes chains of at most `limits.max_segments` mbufs. Beyond it, a device that does
+  // not chain (1) sends the frame's length from its first mbuf, the rest garbage; one that
+  // chains refuses it in prepare() and, if transmitted anyway, stops its queue for good.
+  void set_tx_limits(dataplane::TxLimits limits) { limits_ = limits; }
+  // Chains offered to transmit() beyond the limit: 0 unless the code under test ignored it.
+  uint64_t tx_violations() const { return tx_violations_; }
+  bool tx_stopped() const { return tx_stopped_; }
 
   // How many packets a port's TX holds until drained: 0 makes the next transmit refuse everything
   // (a full ring).
@@ -74,7 +107,24 @@ class MemoryIo final : public dataplane::PacketIo {
   }
 
  private:
+  // What net_af_xdp puts on the wire for a chain: pkt_len bytes from the first mbuf's data,
+  // which hold the headers and then whatever the buffer held before (here a fixed pattern).
+  rte_mbuf* first_segment_only(rte_mbuf* chain) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_);
+    if (m == nullptr) throw std::runtime_error("MemoryIo: mbuf pool exhausted");
+    const uint32_t length = rte_pktmbuf_pkt_len(chain);
+    auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(length)));
+    if (data == nullptr) throw std::runtime_error("MemoryIo: frame larger than an mbuf");
+    std::memset(data, 0xee, length);
+    std::memcpy(data, rte_pktmbuf_mtod(chain, const uint8_t*), rte_pktmbuf_data_len(chain));
+    rte_pktmbuf_free(chain);
+    return m;
+  }
+
   rte_mempool* pool_;
+  dataplane::TxLimits limits_{};
+  uint64_t tx_violations_ = 0;
+  bool tx_stopped_ = false;
   std::vector<std::deque<rte_mbuf*>> rx_;
   std::vector<std::deque<rte_mbuf*>> tx_;
   size_t tx_capacity_;

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <rte_ring.h>
 
+#include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "tests/support/dataplane_harness.h"
@@ -22,14 +24,15 @@ using test::kPortIp;
 
 constexpr uint64_t kNow = 1'000'000;
 
-// Two workers of an RSS port: each polls its own queue (a MemoryIo of one port), and the ARP an
-// RSS device leaves on queue 0 is all worker 1 would ever see of its neighbours without sharing.
-struct TwoRssWorkers {
-  TwoRssWorkers() {
+// The workers of an RSS port: each polls its own queue (a MemoryIo of one port), and the ARP an
+// RSS device leaves on queue 0 is all workers 1..N-1 would ever see of their neighbours without
+// sharing.
+struct RssWorkers {
+  explicit RssWorkers(uint16_t count) : queue(count), worker(count) {
     WorkerSettings settings;
     settings.tcp.max_connections = 64;
-    settings.flow_ownership = FlowOwnership{2, 128, 0};
-    for (uint16_t id : {0, 1}) {
+    settings.flow_ownership = FlowOwnership{count, 128, 0};
+    for (uint16_t id = 0; id < count; ++id) {
       auto io = std::make_unique<test::MemoryIo>(1, test::test_mbuf_pool());
       queue[id] = io.get();
       settings.id = id;
@@ -38,27 +41,39 @@ struct TwoRssWorkers {
                                             test::test_mbuf_pool());
     }
   }
+  // One ring per ordered pair, as DataplaneProcess::create_steering_rings makes them.
   void share_arp() {
-    rte_ring* zero_to_one =
-        rte_ring_create("wt_0_1", 64, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    rte_ring* one_to_zero =
-        rte_ring_create("wt_1_0", 64, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
-    ASSERT_NE(zero_to_one, nullptr);
-    ASSERT_NE(one_to_zero, nullptr);
+    const size_t n = worker.size();
+    std::vector<std::vector<rte_ring*>> out(n, std::vector<rte_ring*>(n, nullptr)), in(n);
+    for (size_t from = 0; from < n; ++from) {
+      for (size_t to = 0; to < n; ++to) {
+        if (from == to) continue;
+        const std::string name = "wt_" + std::to_string(from) + "_" + std::to_string(to);
+        rte_ring* ring =
+            rte_ring_create(name.c_str(), 64, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        ASSERT_NE(ring, nullptr) << name;
+        out[from][to] = ring;
+        in[to].push_back(ring);
+      }
+    }
     // Each worker owns (and frees) the rings it reads.
-    worker[0]->enable_steering({nullptr, zero_to_one}, {one_to_zero}, /*steer_tcp=*/false);
-    worker[1]->enable_steering({one_to_zero, nullptr}, {zero_to_one}, /*steer_tcp=*/false);
+    for (size_t w = 0; w < n; ++w) worker[w]->enable_steering(out[w], in[w], /*steer_tcp=*/false);
   }
-  void poll_both() {
+  void poll_all() {
     for (auto& w : worker) w->poll_once(kNow);
   }
-  bool knows_client(int id) const {
-    return worker[id]->neighbours().find(kClientIp.value()) != nullptr;
+  // Resolved: an entry with a MAC (one still waiting for its reply does not count).
+  bool knows(size_t id, net::Ipv4Address address) const {
+    const net::NeighbourTable::Entry* entry = worker[id]->neighbours().find(address.value());
+    return entry != nullptr && entry->state != net::NeighbourTable::State::incomplete &&
+           entry->state != net::NeighbourTable::State::empty &&
+           entry->state != net::NeighbourTable::State::tombstone;
   }
+  bool knows_client(size_t id) const { return knows(id, kClientIp); }
 
   test::MbufLeakCheck mbufs{test::test_mbuf_pool()};
-  std::array<test::MemoryIo*, 2> queue{};
-  std::array<std::unique_ptr<Worker>, 2> worker;
+  std::vector<test::MemoryIo*> queue;
+  std::vector<std::unique_ptr<Worker>> worker;
 };
 
 test::Frame arp_request_for_us() {
@@ -69,10 +84,10 @@ test::Frame arp_request_for_us() {
 }
 
 TEST(WorkerArpSharing, AnArpRequestOnQueueZeroTeachesEveryWorkerAndIsAnsweredOnce) {
-  TwoRssWorkers w;
+  RssWorkers w(2);
   w.share_arp();
   w.queue[0]->inject(0, arp_request_for_us());
-  w.poll_both();
+  w.poll_all();
   EXPECT_TRUE(w.knows_client(0));
   EXPECT_TRUE(w.knows_client(1)) << "worker 1 learned from worker 0's copy";
   EXPECT_EQ(w.queue[0]->drain(0).size(), 1u) << "the receiver answers";
@@ -80,19 +95,56 @@ TEST(WorkerArpSharing, AnArpRequestOnQueueZeroTeachesEveryWorkerAndIsAnsweredOnc
   EXPECT_EQ(w.worker[0]->steering_counters().arp_copies.get(), 1u);
   EXPECT_EQ(w.worker[1]->steering_counters().taken_in.get(), 1u);
   EXPECT_EQ(w.worker[1]->l3_counters().arp_requests_answered.get(), 0u);
-  w.worker = {};
+  w.worker.clear();
   EXPECT_EQ(w.mbufs.leaked(), 0);
 }
 
 TEST(WorkerArpSharing, WithoutTheRingsOnlyTheReceivingWorkerLearns) {
   // What an RSS port with several workers did before ARP was shared: the reason for the above.
-  TwoRssWorkers w;
+  RssWorkers w(2);
   w.queue[0]->inject(0, arp_request_for_us());
-  w.poll_both();
+  w.poll_all();
   EXPECT_TRUE(w.knows_client(0));
   EXPECT_FALSE(w.knows_client(1));
   w.queue[0]->drain(0);
-  w.worker = {};
+  w.worker.clear();
+  EXPECT_EQ(w.mbufs.leaked(), 0);
+}
+
+TEST(WorkerArpSharing, OnFourQueuesTheReplyOnQueueZeroResolvesWorkerThreesNeighbour) {
+  // Worker 3 must answer a SYN from the backend (a RST: nothing listens) and does not know the
+  // backend's MAC: it asks (an ARP request on its own queue) and holds the RST. The device leaves
+  // the ARP reply on queue 0; worker 0 learns from it and copies it to every other worker, and
+  // worker 3's held RST goes out. (A ping would not do: echo replies go back to the request's
+  // source MAC without a lookup.)
+  RssWorkers w(4);
+  w.share_arp();
+  w.queue[3]->inject(0, Eth(test::kBackendMac, test::kPortMac)
+                            .IPv4(test::kBackendIp, kPortIp)
+                            .TCP(40000, 80, net::TcpFlag::syn, 1000, 0)
+                            .build());
+  w.poll_all();
+  const std::vector<test::Frame> asked = w.queue[3]->drain(0);
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0][12], 0x08);
+  EXPECT_EQ(asked[0][13], 0x06) << "an ARP request, the RST held";
+  for (size_t id = 0; id < 4; ++id) EXPECT_FALSE(w.knows(id, test::kBackendIp)) << id;
+
+  w.queue[0]->inject(0, Eth(test::kBackendMac, test::kPortMac)
+                            .ARPReply(test::kBackendMac, test::kBackendIp, test::kPortMac, kPortIp)
+                            .pad_to(60)
+                            .build());
+  w.poll_all();
+  for (size_t id = 0; id < 4; ++id) EXPECT_TRUE(w.knows(id, test::kBackendIp)) << id;
+  const std::vector<test::Frame> answered = w.queue[3]->drain(0);
+  ASSERT_EQ(answered.size(), 1u);
+  const test::Frame& reply = answered[0];
+  EXPECT_TRUE(std::equal(reply.begin(), reply.begin() + 6, test::kBackendMac.octets().begin()));
+  EXPECT_EQ(reply[23], 6) << "TCP";
+  EXPECT_NE(reply[47] & 0x04, 0) << "a RST";
+  for (size_t id = 0; id < 3; ++id) EXPECT_TRUE(w.queue[id]->drain(0).empty()) << id;
+  EXPECT_EQ(w.worker[0]->steering_counters().arp_copies.get(), 3u);
+  w.worker.clear();
   EXPECT_EQ(w.mbufs.leaked(), 0);
 }
 
