@@ -13,14 +13,48 @@ uint32_t slot_hash(uint32_t address) {
 }  // namespace
 
 NeighbourTable::NeighbourTable(uint32_t capacity_pow2, const NeighbourTimers& timers)
-    : slots_(capacity_pow2), mask_(capacity_pow2 - 1), timers_(timers) {
+    : slots_(capacity_pow2), waiting_(kWaitingPackets), mask_(capacity_pow2 - 1), timers_(timers) {
   assert(capacity_pow2 >= 2 && (capacity_pow2 & mask_) == 0);
+  for (uint16_t i = 0; i < kWaitingPackets; ++i) {
+    waiting_[i].next = free_;
+    free_ = i;
+  }
+  free_count_ = kWaitingPackets;
 }
 
 NeighbourTable::~NeighbourTable() {
-  for (Entry& entry : slots_) {
-    for (uint8_t i = 0; i < entry.queued; ++i) rte_pktmbuf_free(entry.queue[i]);
-    entry.queued = 0;
+  for (Entry& entry : slots_) drain(entry, [](rte_mbuf* packet) { rte_pktmbuf_free(packet); });
+}
+
+bool NeighbourTable::enqueue(Entry& entry, rte_mbuf* packet) {
+  if (entry.queued == kQueuePerNeighbour || free_ == kNone) return false;
+  const uint16_t place = free_;
+  free_ = waiting_[place].next;
+  --free_count_;
+  waiting_[place] = Waiting{packet, kNone};
+  if (entry.tail == kNone) {
+    entry.head = place;
+  } else {
+    waiting_[entry.tail].next = place;
+  }
+  entry.tail = place;
+  ++entry.queued;
+  return true;
+}
+
+template <typename Each>
+void NeighbourTable::drain(Entry& entry, Each each) {
+  uint16_t place = entry.head;
+  entry.head = entry.tail = kNone;
+  entry.queued = 0;
+  while (place != kNone) {
+    const uint16_t next = waiting_[place].next;
+    rte_mbuf* packet = waiting_[place].packet;
+    waiting_[place] = Waiting{nullptr, free_};
+    free_ = place;
+    ++free_count_;
+    each(packet);  // after the place is free: `each` may queue again
+    place = next;
   }
 }
 
@@ -71,14 +105,11 @@ NeighbourTable::Resolve NeighbourTable::resolve(PortIndex port, uint32_t address
     entry->port = port;
     entry->probes_sent = 1;
     entry->deadline_us = now_us + timers_.retry_us;
-    entry->queue[entry->queued++] = packet;
-    return Resolve::queued_probe;
+    return enqueue(*entry, packet) ? Resolve::queued_probe : Resolve::probe_only;
   }
   switch (entry->state) {
     case State::incomplete:
-      if (entry->queued == kQueuePerNeighbour) return Resolve::queue_full;
-      entry->queue[entry->queued++] = packet;
-      return Resolve::queued;
+      return enqueue(*entry, packet) ? Resolve::queued : Resolve::queue_full;
     case State::stale:
       // In use again: refresh with unicast probes while traffic continues (RFC 1122 2.3.2.1).
       entry->state = State::probe;
@@ -109,9 +140,7 @@ void NeighbourTable::learn(PortIndex port, uint32_t address, const MacAddress& m
   entry->state = State::reachable;
   entry->probes_sent = 0;
   entry->deadline_us = now_us + timers_.reachable_us;
-  const uint8_t queued = entry->queued;
-  entry->queued = 0;
-  for (uint8_t i = 0; i < queued; ++i) sink.release(port, mac, entry->queue[i]);
+  drain(*entry, [&](rte_mbuf* packet) { sink.release(port, mac, packet); });
 }
 
 void NeighbourTable::expire(uint64_t now_us, Sink& sink) {
@@ -120,8 +149,8 @@ void NeighbourTable::expire(uint64_t now_us, Sink& sink) {
     switch (entry.state) {
       case State::incomplete:
         if (entry.probes_sent >= timers_.max_probes) {
-          for (uint8_t i = 0; i < entry.queued; ++i) sink.give_up(entry.port, entry.queue[i]);
-          entry.queued = 0;
+          const PortIndex port = entry.port;
+          drain(entry, [&](rte_mbuf* packet) { sink.give_up(port, packet); });
           erase(entry);
           break;
         }

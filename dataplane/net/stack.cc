@@ -338,6 +338,10 @@ void Stack::send_ipv4(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
     case NeighbourTable::Resolve::queued_probe:
       probe(port, next_hop.value(), nullptr);
       return;
+    case NeighbourTable::Resolve::probe_only:
+      probe(port, next_hop.value(), nullptr);
+      drop(port, packet, DropReason::no_neighbour);
+      return;
     case NeighbourTable::Resolve::queue_full:
     case NeighbourTable::Resolve::table_full:
       drop(port, packet, DropReason::no_neighbour);

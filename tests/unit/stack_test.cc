@@ -463,6 +463,34 @@ TEST_F(StackTest, TheQueueForAnUnresolvedNeighbourIsBounded) {
   EXPECT_EQ(deliver(arp_reply_from(kClientMac, kClientIp), 100).size(), bound);
 }
 
+// What waits for resolution is bounded per worker as well as per neighbour: a thousand SYNs to
+// new backends fit, the packet past the store is dropped but its neighbour still gets its ARP
+// request, and a resolution gives the room back.
+TEST_F(StackTest, WaitingPacketsShareABoundedStoreAndANewNeighbourIsStillAsked) {
+  auto to = [](uint8_t host) {
+    return Eth(kPortMac, kClientMac)
+        .IPv4(kVip, net::Ipv4Address::from_octets(10, 77, 0, host))
+        .TCP(7, 40000, TcpFlag::syn, 1, 0)
+        .build();
+  };
+  constexpr size_t kPer = NeighbourTable::kQueuePerNeighbour;
+  constexpr size_t kFull = NeighbourTable::kWaitingPackets / kPer;  // neighbours that fill it
+  for (uint8_t n = 0; n < kFull; ++n) {
+    for (size_t i = 0; i < kPer; ++i) send_ipv4(to(static_cast<uint8_t>(20 + n)), 0);
+  }
+  EXPECT_EQ(drops(DropReason::no_neighbour), 0u);
+  EXPECT_EQ(port_.stack->neighbours().waiting(), NeighbourTable::kWaitingPackets);
+  const std::vector<Frame> asked = send_ipv4(to(200), 0);
+  ASSERT_EQ(asked.size(), 1u) << "the ARP request for the new neighbour goes out";
+  EXPECT_EQ(drops(DropReason::no_neighbour), 1u) << "its packet had no room";
+  // The first neighbour answers: its packets leave, and their places are free again.
+  const Ipv4Address first = net::Ipv4Address::from_octets(10, 77, 0, 20);
+  EXPECT_EQ(deliver(arp_reply_from(kClientMac, first), 100).size(), kPer);
+  EXPECT_EQ(port_.stack->neighbours().waiting(), NeighbourTable::kWaitingPackets - kPer);
+  EXPECT_TRUE(send_ipv4(to(200), 200).empty()) << "queued now";
+  EXPECT_EQ(drops(DropReason::no_neighbour), 1u);
+}
+
 TEST_F(StackTest, AnArpReplyWeDidNotAskForCreatesNoEntry) {
   // RFC 826 merge rule: a reply for someone else updates nothing that does not exist already.
   const Frame unsolicited = Eth(kGatewayMac, MacAddress::broadcast())
