@@ -48,6 +48,14 @@ bool is_prime(uint32_t n);
 inline constexpr uint32_t kDefaultTableSize = 65537;
 inline constexpr uint32_t kMaxTableSize = uint32_t{1} << 24;
 
+// A flow hash's index in a table of `size` entries: multiply-shift range reduction (Lemire, "Fast
+// Random Integer Generation in an Interval", 2019) of the hash folded to 32 bits; uniform to within
+// size / 2^32. Shared by the Maglev table and the cluster's owner table (common/owner_table.h).
+inline uint32_t reduce_to_table(uint64_t flow_hash, uint32_t size) {
+  const uint32_t folded = static_cast<uint32_t>(flow_hash ^ (flow_hash >> 32));
+  return static_cast<uint32_t>((uint64_t{folded} * size) >> 32);
+}
+
 struct Backend {
   std::string name;
   uint32_t address;        // IPv4, host byte order
@@ -92,12 +100,8 @@ class Table {
     return owners_[slot_for(flow_hash)];
   }
 
-  // The slot a flow hash selects: multiply-shift range reduction (Lemire, "Fast Random Integer
-  // Generation in an Interval", 2019) of the hash folded to 32 bits; uniform to within M / 2^32.
-  uint32_t slot_for(uint64_t flow_hash) const {
-    const uint32_t folded = static_cast<uint32_t>(flow_hash ^ (flow_hash >> 32));
-    return static_cast<uint32_t>((uint64_t{folded} * size_) >> 32);
-  }
+  // The slot a flow hash selects (reduce_to_table, below).
+  uint32_t slot_for(uint64_t flow_hash) const { return reduce_to_table(flow_hash, size_); }
 
   uint32_t size() const { return size_; }
 

@@ -15,8 +15,9 @@
 
 #include "common/channel/socket_path.h"
 #include "common/maglev.h"
-#include "config/port_addresses.h"
+#include "config/cluster_schema.h"
 #include "config/field_readers.h"
+#include "config/port_addresses.h"
 #include "config/tls_schema.h"
 #include "config/yaml_reader.h"
 
@@ -134,6 +135,7 @@ class Schema {
               [&](const YAML::Node& node, const std::string& path) { pool(node, path); });
     if (const auto node = top.take("control")) control(*node);
     if (const auto node = top.take("tls")) read_tls_section(d_, *node, config_.tls);
+    if (const auto node = top.take("cluster")) read_cluster_section(d_, *node, config_);
     top.finish();
     cross_checks();
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/net/address.h"
+#include "common/owner_table.h"
 #include "config/diagnostic.h"
 
 namespace weir::config {
@@ -65,6 +66,8 @@ inline constexpr uint32_t kDefaultTicketKeyRotationS = 43'200;  // 12 h
 inline constexpr uint32_t kDefaultHandshakeTimeoutMs = 10'000;
 inline constexpr size_t kMaxCertificatesPerListener = 64;
 inline constexpr size_t kMaxSniPoolsPerListener = 256;
+// cluster.peers: the owner table's bound (one byte a row entry).
+inline constexpr size_t kMaxClusterPeers = cluster::kMaxPeers;
 
 enum class IdleMode { backoff, busy_poll };
 enum class Congestion { cubic, newreno };
@@ -257,6 +260,19 @@ struct Tls {
   std::optional<std::string> user;
 };
 
+// Scale-out (docs/scale-out.md): the boxes that share the VIPs behind ECMP, the same list on every
+// box. Read by weir-dataplane (the owner table, forwarding) and weir-control (announcements).
+struct ClusterPeer {
+  std::string name;     // the owner table ranks peers by name, so a name never changes
+  Ipv4Address address;  // where other boxes send this box's forwarded packets
+};
+
+struct Cluster {
+  std::string node;  // this box: one of peers
+  std::vector<ClusterPeer> peers;
+  size_t node_index = 0;  // peers[node_index].name == node
+};
+
 struct Config {
   std::string source;  // the file it was read from, for messages
   uint32_t node_id = 0;
@@ -266,6 +282,7 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Pool> pools;
   Control control;
+  std::optional<Cluster> cluster;  // absent: a single box
 };
 
 struct LoadResult {

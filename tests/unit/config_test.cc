@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/config_cases.h"
+
 namespace weir::config {
 namespace {
 
@@ -22,25 +24,11 @@ constexpr const char* kEchoListener =
     "listeners:\n"
     "  - { name: e, address: 10.0.0.100, port: 7, protocol: echo }\n";
 
-std::vector<std::string> errors_of(const std::string& text) {
-  const LoadResult result = load_string(text, "t.yaml");
-  std::vector<std::string> lines;
-  for (const Diagnostic& d : result.errors) lines.push_back(d.to_string());
-  EXPECT_EQ(result.ok(), lines.empty()) << "a config is returned exactly when there is no error";
-  return lines;
-}
-
 std::string source_root() {
   return WEIR_SOURCE_ROOT;
 }
 
-struct Case {
-  const char* name;
-  std::string text;
-  std::vector<std::string> expected;
-};
-
-class ConfigErrors : public ::testing::TestWithParam<Case> {};
+using ConfigErrors = ConfigCases;
 
 TEST_P(ConfigErrors, ReportsEveryErrorWithItsPosition) {
   EXPECT_EQ(errors_of(GetParam().text), GetParam().expected);
@@ -56,7 +44,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"unknown_top_level_key",
              D + E + "colour: blue\n",
              {"t.yaml:7:1: colour: unknown key; allowed here: node_id, dataplane, tcp, listeners, "
-              "pools, control, tls"}},
+              "pools, control, tls, cluster"}},
         Case{"duplicate_top_level_key",
              D + E + "node_id: 1\nnode_id: 2\n",
              {"t.yaml:8:1: node_id: duplicate key (first given at line 7); each key may appear "
