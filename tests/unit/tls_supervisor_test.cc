@@ -12,6 +12,7 @@
 #include "common/ticket_key_wire.h"
 #include "control/ticket_key_schedule.h"
 #include "control/tls_supervisor.h"
+#include "control/tls_workers.h"
 
 namespace weir::control {
 namespace {
@@ -208,6 +209,34 @@ TEST(TicketKeyWire, RoundTripsAndRefusesMalformedMessages) {
   bad = message;
   bad[4] = 2;  // a count that does not match the length
   EXPECT_FALSE(ticket_keys::decode(reinterpret_cast<const uint8_t*>(bad.data()), bad.size()));
+}
+
+// Workers run for a `tls:` section or a `tls` listener, and only then.
+TEST(TlsWorkers, WantedForATlsSectionOrATlsListenerOnly) {
+  const std::string base =
+      "dataplane:\n"
+      "  eal: [\"--no-pci\", \"--vdev=net_tap0,iface=x\"]\n"
+      "  ports: [{ name: p0, device: net_tap0, address: 10.0.0.2/24 }]\n"
+      "pools:\n"
+      "  - { name: kv, backends: [{ name: b1, address: 10.0.0.11, port: 80 }] }\n"
+      "listeners:\n"
+      "  - { name: web, address: 10.0.0.100, port: 80, protocol: tcp, pool: kv }\n";
+  const std::string tls_listener =
+      "  - name: secure\n"
+      "    address: 10.0.0.100\n"
+      "    port: 443\n"
+      "    protocol: tls\n"
+      "    pool: kv\n"
+      "    tls: { certificates: [{ cert: /etc/weir/site.pem, key: /etc/weir/site.key }] }\n";
+  auto wanted = [](const std::string& text) {
+    const config::LoadResult loaded = config::load_string(text, "t.yaml");
+    EXPECT_TRUE(loaded.ok()) << (loaded.errors.empty() ? "" : loaded.errors[0].to_string());
+    return loaded.ok() && TlsWorkers::wanted(*loaded.config);
+  };
+  EXPECT_FALSE(wanted(base));
+  EXPECT_TRUE(wanted("tls: { workers: 2 }\n" + base));
+  EXPECT_TRUE(wanted("tls: {}\n" + base));
+  EXPECT_TRUE(wanted(base + tls_listener));
 }
 
 }  // namespace
