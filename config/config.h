@@ -253,6 +253,7 @@ struct Control {
 // The TLS workers as a whole (docs/tls.md). Read by weir-control (supervision, ticket keys) and
 // weir-tls-worker.
 struct Tls {
+  bool configured = false;  // the file has a `tls:` section (weir-control then runs workers)
   uint32_t workers = kDefaultTlsWorkers;
   uint32_t ticket_key_rotation_s = kDefaultTicketKeyRotationS;
   // The account a worker started as root switches to once its keys are loaded. Unset: a worker

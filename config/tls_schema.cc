@@ -67,6 +67,7 @@ std::string server_name_problem(std::string_view name) {
 void read_tls_section(Diagnostics& d, const YAML::Node& node, Tls& tls) {
   MapReader map(d, node, "tls");
   if (!map.is_map()) return;
+  tls.configured = true;
   read_uint_field(map, "workers", tls.workers, 1, kMaxTlsWorkers);
   read_uint_field(map, "ticket_key_rotation_s", tls.ticket_key_rotation_s, 60, 7 * 86'400);
   if (std::string user; read_string_field(map, "user", user)) tls.user = user;

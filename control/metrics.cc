@@ -236,6 +236,17 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
     out.counter("weir_backend_passive_mark_downs_total",
                 "Times passive health marked the backend down", labels, number(p, "mark_downs"));
   }
+  // The TLS workers weir-control supervises (control/tls_workers.h): only with TLS configured.
+  if (const nlohmann::json& tls = member(control, "tls"); tls.is_object()) {
+    out.gauge("weir_tls_workers_running", "weir-tls-worker processes running", {},
+              number(tls, "workers_running"));
+    out.counter("weir_tls_worker_restarts_total",
+                "weir-tls-worker processes started again after one ended", {},
+                number(tls, "restarts"));
+    out.counter("weir_tls_ticket_key_rotations_total",
+                "Session ticket keys rotated (a new key made and sent to every worker)", {},
+                number(tls, "key_rotations"));
+  }
   out.gauge("weir_box_drained",
             "1 while the box is drained (weirctl drain-box): its listeners refuse new connections",
             {}, control.value("box_drained", false) ? 1 : 0);

@@ -25,7 +25,8 @@ class MetricsCollector final : public prometheus::Collectable {
   // time): {"health": [{"pool","backend","up","checks","failures","transitions"}],
   //         "passive": [{"pool","backend","down","mark_downs",...}], "box_drained",
   //         "reloads_ok", "reloads_failed", "last_reload_success_unix", "version", "revision",
-  //         "dataplane_version", "dataplane_revision" (empty before the dataplane's first hello)}.
+  //         "dataplane_version", "dataplane_revision" (empty before the dataplane's first hello),
+  //         "tls": {"workers_running", "restarts", "key_rotations"} or null (no TLS configured)}.
   // Collect() adds weir-control's own "process" (common/process_stats.h) to it.
   MetricsCollector(std::string dataplane_socket, std::function<nlohmann::json()> control_state)
       : client_(dataplane_channel(std::move(dataplane_socket))),

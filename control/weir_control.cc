@@ -1,7 +1,7 @@
 // weir-control: health checks, Prometheus metrics, the weirctl admin socket and configuration
 // reload, beside a running weir-dataplane (docs/operations.md, "The control plane").
 //
-//   weir-control --config FILE
+//   weir-control --config FILE [--tls-worker PATH]
 //
 // One thread runs the loop below (signals, health checks, the admin socket, the dataplane link);
 // prometheus-cpp's exposer serves /metrics on its own threads, reading the dataplane through its
@@ -37,6 +37,7 @@
 #include "control/metrics.h"
 #include "control/passive_health.h"
 #include "control/state_file.h"
+#include "control/tls_workers.h"
 
 namespace weir::control {
 namespace {
@@ -49,8 +50,9 @@ double unix_now() {
 
 class Daemon {
  public:
-  Daemon(std::string path, std::shared_ptr<const config::Config> config)
+  Daemon(std::string path, std::shared_ptr<const config::Config> config, std::string tls_worker)
       : path_(std::move(path)),
+        tls_worker_(std::move(tls_worker)),
         controller_(config),
         dataplane_(dataplane_channel(config->dataplane.control_socket)),
         registry_(std::make_shared<prometheus::Registry>()),
@@ -91,8 +93,9 @@ class Daemon {
 
     sigset_t signals;
     sigemptyset(&signals);
-    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&signals, s);
     const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    start_tls(config);
     // Ready for systemd once /metrics and the admin socket listen and the dataplane link has been
     // tried once (it is retried every second): a dataplane that is not there yet is not a failure.
     sync();
@@ -103,10 +106,17 @@ class Daemon {
       std::vector<pollfd> fds{{signal_fd, POLLIN, 0}};
       if (health_) fds.push_back({health_->fd(), POLLIN, 0});
       admin_.add_poll_fds(fds);
-      if (::poll(fds.data(), fds.size(), 200) > 0) {
+      int timeout_ms = 200;
+      if (tls_) timeout_ms = std::min(timeout_ms, tls_->next_due_in(now_ms()));
+      if (::poll(fds.data(), fds.size(), timeout_ms) > 0) {
         signalfd_siginfo info{};
         while (read(signal_fd, &info, sizeof info) == sizeof info) {
-          if (info.ssi_signo == SIGHUP) {
+          if (info.ssi_signo == SIGCHLD) {
+            if (tls_) {
+              std::lock_guard<std::mutex> lock(mutex_);
+              tls_->reap(now_ms());
+            }
+          } else if (info.ssi_signo == SIGHUP) {
             const nlohmann::json result = reload();
             log::printf(result.value("ok", false) ? log::Level::notice : log::Level::error,
                         "SIGHUP: %s", result.dump().c_str());
@@ -117,6 +127,10 @@ class Daemon {
         if (health_ && fds[1].revents != 0) poll_health();
       }
       admin_.serve(fds);
+      if (tls_) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        tls_->tick(now_ms());
+      }
       // The dataplane link: every second, or at once when there is something to send.
       const uint64_t now = HealthChecker::now_us();
       if (now - last_sync_us >= 1'000'000 || dirty_) {
@@ -125,6 +139,10 @@ class Daemon {
       }
     }
     notify_stopping();
+    if (tls_) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tls_->stop(5000);
+    }
     close(signal_fd);
     return 0;
   }
@@ -137,6 +155,18 @@ class Daemon {
     if (!targets.empty()) health_ = std::make_unique<HealthChecker>(std::move(targets), seed());
     checks_seen_.assign(health_ ? health_->size() : 0, 0);
   }
+  static uint64_t now_ms() { return HealthChecker::now_us() / 1000; }
+
+  // The TLS workers (control/tls_workers.h), when the configuration has TLS. The count and the
+  // rotation period are read at start; a reload does not change them (docs/tls.md).
+  void start_tls(const config::Config& config) {
+    if (!TlsWorkers::wanted(config)) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    tls_ = std::make_unique<TlsWorkers>(
+        tls_worker_.empty() ? TlsWorkers::default_binary() : tls_worker_, path_, config, now_ms());
+    tls_->start(now_ms());
+  }
+
   static uint64_t seed() {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -373,7 +403,14 @@ class Daemon {
                         {"failures", s.failures},
                         {"transitions", s.transitions}});
     }
+    nlohmann::json tls = nullptr;
+    if (tls_) {
+      tls = {{"workers_running", tls_->running()},
+             {"restarts", tls_->restarts()},
+             {"key_rotations", tls_->key_rotations()}};
+    }
     return {{"health", health},
+            {"tls", tls},
             {"passive", passive_.describe()},
             {"box_drained", controller_.box_drained()},
             {"reloads_ok", reloads_ok_},
@@ -408,6 +445,7 @@ class Daemon {
       reply["health"] = {{"checks", health_ ? health_->size() : 0}};
       reply["passive"] = passive_.describe();
       reply["box"] = {{"drained", controller_.box_drained()}};
+      reply["tls"] = tls_ ? tls_->describe() : nlohmann::json(nullptr);
       reply["state_file"] = {
           {"path", controller_.config().control.state_file},
           {"error", state_file_error_.empty() ? nlohmann::json(nullptr)
@@ -513,6 +551,7 @@ class Daemon {
   }
 
   std::string path_;
+  std::string tls_worker_;  // --tls-worker; "" for the one next to weir-control
   Controller controller_;
   channel::LineClient dataplane_;
   std::shared_ptr<prometheus::Registry> registry_;
@@ -520,6 +559,7 @@ class Daemon {
   channel::LineServer admin_;
   std::shared_ptr<MetricsCollector> collector_;
   std::unique_ptr<HealthChecker> health_;
+  std::unique_ptr<TlsWorkers> tls_;  // when the configuration has TLS
   std::vector<uint64_t> checks_seen_;
   PassiveHealth passive_;
   std::string state_file_error_;  // the state file's last problem, for status; "" when fine
@@ -540,7 +580,8 @@ class Daemon {
 
 int main(int argc, char** argv) {
   constexpr const char* kUsage =
-      "usage: weir-control --config FILE\n       weir-control --version\n";
+      "usage: weir-control --config FILE [--tls-worker PATH]\n       weir-control --version\n"
+      "\n  --tls-worker PATH  the weir-tls-worker binary (default: the one beside weir-control)\n";
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::printf("%s", kUsage);
     return 0;
@@ -549,14 +590,15 @@ int main(int argc, char** argv) {
     std::printf("%s\n", weir::version_line("weir-control").c_str());
     return 0;
   }
-  if (argc != 3 || std::strcmp(argv[1], "--config") != 0) {
+  if ((argc != 3 && argc != 5) || std::strcmp(argv[1], "--config") != 0 ||
+      (argc == 5 && std::strcmp(argv[3], "--tls-worker") != 0)) {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
   // Signals are read through a signalfd; block them before any thread (the exposer's) starts.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   weir::log::init("weir-control");
@@ -564,6 +606,6 @@ int main(int argc, char** argv) {
   for (const auto& error : result.errors)
     weir::log::write(weir::log::Level::error, error.to_string());
   if (!result.ok()) return 1;
-  weir::control::Daemon daemon(argv[2], result.config);
+  weir::control::Daemon daemon(argv[2], result.config, argc == 5 ? argv[4] : "");
   return daemon.run();
 }

@@ -4,9 +4,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,11 +26,16 @@ namespace {
 void print_usage(FILE* out) {
   std::fprintf(
       out,
-      "usage: weir-tls-worker --config FILE --event-fd FD --channel FD[,PEER_EVENT_FD]...\n"
+      "usage: weir-tls-worker --config FILE --event-fd FD [--ticket-keys FD]\n"
+      "                       [--channel FD[,PEER_EVENT_FD]]...\n"
       "       weir-tls-worker --version\n"
       "\n"
       "  --config FILE     the Weir configuration (its tls listeners and tls section)\n"
       "  --event-fd FD     an inherited eventfd this worker sleeps on\n"
+      "  --ticket-keys FD  an inherited SOCK_SEQPACKET socket weir-control sends the session\n"
+      "                    ticket keys on (common/ticket_key_wire.h); its end means\n"
+      "                    weir-control is gone, and the worker stops. Omitted: a key of\n"
+      "                    its own, never rotated\n"
       "  --channel FD,...  an inherited channel memfd (common/shm_channel.h), and the\n"
       "                    eventfd that wakes its dataplane side (omitted: it polls)\n");
 }
@@ -46,6 +54,30 @@ int parse_fd(const std::string& text) {
              : -1;
 }
 
+enum class KeyRead { none, keys, closed, malformed };
+
+// One message from weir-control's ticket key socket, if there is one (`wait_ms`: how long to wait
+// for it; 0 does not block).
+KeyRead read_ticket_keys(int fd, int wait_ms, weir::tls::TicketKeys& keys) {
+  pollfd p{fd, POLLIN, 0};
+  if (wait_ms > 0 && poll(&p, 1, wait_ms) <= 0) return KeyRead::none;
+  uint8_t buffer[weir::ticket_keys::kMaxMessageBytes + 1];
+  const ssize_t n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT | MSG_TRUNC);
+  if (n == 0) return KeyRead::closed;
+  if (n < 0) return errno == EAGAIN || errno == EINTR ? KeyRead::none : KeyRead::closed;
+  const auto decoded = static_cast<size_t>(n) <= weir::ticket_keys::kMaxMessageBytes
+                           ? weir::ticket_keys::decode(buffer, static_cast<size_t>(n))
+                           : std::nullopt;
+  std::memset(buffer, 0, sizeof buffer);
+  if (!decoded) return KeyRead::malformed;
+  keys.replace(*decoded);
+  // The acknowledgement: the newest key's name, once it encrypts this worker's tickets (what
+  // weir-control's status and the tests wait for).
+  [[maybe_unused]] const ssize_t sent = send(
+      fd, decoded->front().name.data(), decoded->front().name.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  return KeyRead::keys;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,6 +88,7 @@ int main(int argc, char** argv) {
   }
   std::string config_path;
   int event_fd = -1;
+  int keys_fd = -1;
   std::vector<std::pair<int, int>> channels;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string option = argv[i], value = argv[i + 1];
@@ -63,6 +96,12 @@ int main(int argc, char** argv) {
       config_path = value;
     } else if (option == "--event-fd") {
       event_fd = parse_fd(value);
+    } else if (option == "--ticket-keys") {
+      keys_fd = parse_fd(value);
+      if (keys_fd < 0) {
+        std::fprintf(stderr, "weir-tls-worker: bad --ticket-keys \"%s\"\n", value.c_str());
+        return 2;
+      }
     } else if (option == "--channel") {
       const size_t comma = value.find(',');
       const int fd = parse_fd(value.substr(0, comma));
@@ -86,6 +125,12 @@ int main(int argc, char** argv) {
   for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
   if (!loaded.ok()) return 1;
   tls::Contexts contexts;
+  // weir-control wrote the current keys before starting this process: they are there to read, and
+  // no ticket is ever issued under a key of this worker's own.
+  if (keys_fd >= 0 && read_ticket_keys(keys_fd, 10'000, contexts.ticket_keys()) != KeyRead::keys) {
+    std::fprintf(stderr, "weir-tls-worker: no ticket keys on fd %d\n", keys_fd);
+    return 1;
+  }
   std::vector<std::string> errors;
   if (!contexts.load(*loaded.config, errors)) {
     for (const auto& error : errors) std::fprintf(stderr, "weir-tls-worker: %s\n", error.c_str());
@@ -115,17 +160,40 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   sigprocmask(SIG_BLOCK, &stop, nullptr);
   const int signals = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+  // The key socket is looked at when the worker sleeps, and once a second while it is busy (a
+  // system call a second, not one per pass).
+  uint64_t keys_checked_ms = now_ms();
+  auto take_keys = [&]() {
+    if (keys_fd < 0) return true;
+    keys_checked_ms = now_ms();
+    for (;;) {
+      switch (read_ticket_keys(keys_fd, 0, contexts.ticket_keys())) {
+        case KeyRead::none:
+          return true;
+        case KeyRead::keys:
+          continue;
+        case KeyRead::malformed:
+          std::fprintf(stderr, "weir-tls-worker: a malformed ticket key message, ignored\n");
+          continue;
+        case KeyRead::closed:
+          std::fprintf(stderr, "weir-tls-worker: weir-control is gone (ticket key socket)\n");
+          return false;
+      }
+    }
+  };
   for (;;) {
+    if (keys_fd >= 0 && now_ms() - keys_checked_ms >= 1000 && !take_keys()) break;
     if (worker.poll_once(now_ms())) continue;
     if (!worker.prepare_sleep()) continue;
-    pollfd fds[2] = {{event_fd, POLLIN, 0}, {signals, POLLIN, 0}};
-    poll(fds, 2, worker.next_deadline_in(now_ms()));
+    pollfd fds[3] = {{event_fd, POLLIN, 0}, {signals, POLLIN, 0}, {keys_fd, POLLIN, 0}};
+    poll(fds, keys_fd >= 0 ? 3 : 2, worker.next_deadline_in(now_ms()));
     worker.awake();
     if (fds[0].revents & POLLIN) {
       uint64_t n;
       [[maybe_unused]] const ssize_t r = read(event_fd, &n, sizeof n);
     }
     if (fds[1].revents & POLLIN) break;
+    if (fds[2].revents != 0 && !take_keys()) break;
   }
   const tls::WorkerCounters& c = worker.counters();
   std::fprintf(stderr,

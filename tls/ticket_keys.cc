@@ -44,6 +44,13 @@ void TicketKeys::rotate(const TicketKey& key) {
   }
 }
 
+void TicketKeys::replace(const std::vector<TicketKey>& newest_first) {
+  for (TicketKey& key : keys_) OPENSSL_cleanse(&key, sizeof(TicketKey));
+  keys_.clear();
+  for (size_t i = 0; i < newest_first.size() && i < kAccepted; ++i)
+    keys_.push_back(newest_first[i]);
+}
+
 void TicketKeys::install(SSL_CTX* ctx) {
   SSL_CTX_set_ex_data(ctx, keys_index(), this);
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, callback);

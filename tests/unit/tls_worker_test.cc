@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,7 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "common/ticket_key_wire.h"
 #include "config/config.h"
+#include "control/ticket_key_schedule.h"
 #include "tests/support/test_pki.h"
 #include "tls/privileges.h"
 #include "tls/tls_worker.h"
@@ -333,6 +336,72 @@ class TlsWorkerTest : public ::testing::Test {
     return received;
   }
 
+  // The weir-tls-worker binary on a channel (and a ticket key socket, if `keys_fd` >= 0), run as
+  // tls.user nobody when this test is root.
+  struct Process {
+    std::optional<shm::ChannelMemory> memory;
+    int worker_event = -1, own_event = -1;
+    pid_t pid = -1;
+    std::unique_ptr<Harness> harness;
+    ~Process() {
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+      if (worker_event >= 0) close(worker_event);
+      if (own_event >= 0) close(own_event);
+    }
+  };
+  void start_process(Process& p, int keys_fd = -1) {
+    if (geteuid() == 0 && config_text_.rfind("tls:", 0) != 0)
+      config_text_ = "tls: { user: nobody }\n" + config_text_;
+    std::ofstream(dir_.file("weir.yaml")) << config_text_;
+    std::string error;
+    auto memory = shm::ChannelMemory::create(tls_channel::kDefaultRingBytes, error);
+    ASSERT_TRUE(memory) << error;
+    p.memory = std::move(*memory);
+    p.worker_event = eventfd(0, EFD_NONBLOCK);
+    p.own_event = eventfd(0, EFD_NONBLOCK);
+    p.pid = fork();
+    ASSERT_GE(p.pid, 0);
+    if (p.pid == 0) {
+      // Keep the fds across exec (CLOEXEC cleared on the memfd).
+      fcntl(p.memory->fd(), F_SETFD, 0);
+      const std::string channel =
+          std::to_string(p.memory->fd()) + "," + std::to_string(p.own_event);
+      const std::string config = dir_.file("weir.yaml"), event = std::to_string(p.worker_event),
+                        keys = std::to_string(keys_fd);
+      if (keys_fd >= 0) {
+        fcntl(keys_fd, F_SETFD, 0);
+        execl(WEIR_TLS_WORKER, WEIR_TLS_WORKER, "--config", config.c_str(), "--event-fd",
+              event.c_str(), "--ticket-keys", keys.c_str(), "--channel", channel.c_str(),
+              static_cast<char*>(nullptr));
+      } else {
+        execl(WEIR_TLS_WORKER, WEIR_TLS_WORKER, "--config", config.c_str(), "--event-fd",
+              event.c_str(), "--channel", channel.c_str(), static_cast<char*>(nullptr));
+      }
+      _exit(127);
+    }
+    p.harness = std::make_unique<Harness>(nullptr, *p.memory, p.worker_event, p.own_event);
+  }
+
+  // A handshake through a worker process, then the client reads its tickets.
+  static void handshake_with_process(Harness& h, uint64_t id) {
+    for (int i = 0; i < 10 && !h.client(id).done && !h.client(id).reset; ++i) {
+      ASSERT_TRUE(h.exchange()) << "the worker process answered nothing within 5 s";
+      h.client_step(id);
+    }
+    std::vector<uint8_t> ignored;
+    h.client_step(id, &ignored);
+    // TLS 1.3's tickets may come after handshake_done.
+    for (int i = 0; i < 10 && SSL_version(h.client(id).ssl) == TLS1_3_VERSION &&
+                    SSL_SESSION_is_resumable(SSL_get0_session(h.client(id).ssl)) == 0;
+         ++i) {
+      ASSERT_TRUE(h.exchange()) << "no ticket within 5 s";
+      h.client_step(id, &ignored);
+    }
+  }
+
   test::TempDir dir_;
   test::Issued root_, intermediate_, site_, api_;
   std::string config_text_;
@@ -533,25 +602,10 @@ TEST_F(TlsWorkerTest, TheWorkerProcessServesUnprivileged) {
   const bool root = geteuid() == 0;
   const passwd* nobody = getpwnam("nobody");
   ASSERT_NE(nobody, nullptr);
-  if (root) config_text_ = "tls: { user: nobody }\n" + config_text_;
-  std::ofstream(dir_.file("weir.yaml")) << config_text_;
-  std::string error;
-  auto memory = shm::ChannelMemory::create(tls_channel::kDefaultRingBytes, error);
-  ASSERT_TRUE(memory) << error;
-  const int worker_event = eventfd(0, EFD_NONBLOCK);
-  const int own_event = eventfd(0, EFD_NONBLOCK);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // Keep the fds across exec (CLOEXEC cleared on the memfd).
-    fcntl(memory->fd(), F_SETFD, 0);
-    const std::string channel = std::to_string(memory->fd()) + "," + std::to_string(own_event);
-    execl(WEIR_TLS_WORKER, WEIR_TLS_WORKER, "--config", dir_.file("weir.yaml").c_str(),
-          "--event-fd", std::to_string(worker_event).c_str(), "--channel", channel.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  Harness harness(nullptr, *memory, worker_event, own_event);
+  Process worker;
+  start_process(worker);
+  Harness& harness = *worker.harness;
+  const pid_t child = worker.pid;
   harness.connect(1, "secure", root_.cert.get(), "site.example");
   for (int i = 0; i < 10 && !harness.client(1).done && !harness.client(1).reset; ++i) {
     ASSERT_TRUE(harness.exchange()) << "the worker process answered nothing within 5 s";
@@ -569,9 +623,85 @@ TEST_F(TlsWorkerTest, TheWorkerProcessServesUnprivileged) {
   kill(child, SIGTERM);
   int wait_status = 0;
   ASSERT_EQ(waitpid(child, &wait_status, 0), child);
+  worker.pid = -1;
   EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0) << wait_status;
-  close(worker_event);
-  close(own_event);
+}
+
+// Two worker processes given weir-control's keys over their --ticket-keys sockets, as
+// control/tls_workers.cc sends them (the same schedule and wire format): a ticket from one
+// resumes on the other, still after two rotations, not after the third; a malformed message
+// changes nothing; the socket's end stops the worker.
+TEST_F(TlsWorkerTest, ProcessesResumeEachOthersTicketsWithKeysFromTheirSocket) {
+  uint64_t now = 0;
+  control::TicketKeySchedule schedule(1000, now);
+  int pairs[2][2];
+  Process workers[2];
+  for (int w = 0; w < 2; ++w) {
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pairs[w]), 0);
+    const std::string message = ticket_keys::encode(schedule.keys());
+    ASSERT_EQ(send(pairs[w][0], message.data(), message.size(), 0),
+              static_cast<ssize_t>(message.size()));
+    start_process(workers[w], pairs[w][1]);
+    close(pairs[w][1]);
+  }
+  // Each worker acknowledges a set with its newest key's name once its tickets use it.
+  auto acknowledged = [&](int w) {
+    pollfd p{pairs[w][0], POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return std::array<uint8_t, 16>{};
+    std::array<uint8_t, 16> name{};
+    EXPECT_EQ(recv(pairs[w][0], name.data(), name.size(), 0), 16);
+    return name;
+  };
+  for (int w = 0; w < 2; ++w) ASSERT_EQ(acknowledged(w), schedule.keys().front().name);
+  auto rotate = [&] {
+    now += 1000;
+    ASSERT_TRUE(schedule.tick(now));
+    const std::string message = ticket_keys::encode(schedule.keys());
+    for (int w = 0; w < 2; ++w) {
+      ASSERT_EQ(send(pairs[w][0], message.data(), message.size(), 0),
+                static_cast<ssize_t>(message.size()));
+      ASSERT_EQ(acknowledged(w), schedule.keys().front().name) << "worker " << w;
+    }
+  };
+  Harness& a = *workers[0].harness;
+  Harness& b = *workers[1].harness;
+  uint64_t id = 1;
+  for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(version);
+    a.connect(id, "secure", root_.cert.get(), "site.example", version);
+    handshake_with_process(a, id);
+    ASSERT_TRUE(a.client(id).done);
+    EXPECT_FALSE(a.client(id).handshake.resumed);
+    SSL_SESSION* session = SSL_get1_session(a.client(id).ssl);
+    ASSERT_TRUE(session != nullptr && SSL_SESSION_is_resumable(session));
+    ++id;
+    b.connect(id, "secure", root_.cert.get(), "site.example", version, session);
+    handshake_with_process(b, id);
+    EXPECT_TRUE(b.client(id).handshake.resumed) << "resumed on the other process";
+    ++id;
+    // Garbage on the key socket: ignored (no acknowledgement), the keys stay.
+    ASSERT_EQ(send(pairs[1][0], "WTK1", 4, 0), 4);
+    rotate();
+    rotate();  // the ticket's key is now the oldest of three
+    b.connect(id, "secure", root_.cert.get(), "site.example", version, session);
+    handshake_with_process(b, id);
+    EXPECT_TRUE(b.client(id).handshake.resumed) << "two rotations later";
+    ++id;
+    rotate();  // and now forgotten
+    b.connect(id, "secure", root_.cert.get(), "site.example", version, session);
+    handshake_with_process(b, id);
+    EXPECT_TRUE(b.client(id).done) << "a full handshake instead";
+    EXPECT_FALSE(b.client(id).handshake.resumed) << "three rotations later";
+    ++id;
+    SSL_SESSION_free(session);
+  }
+  // weir-control gone: the worker stops by itself, cleanly.
+  close(pairs[0][0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(workers[0].pid, &status, 0), workers[0].pid);
+  workers[0].pid = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  close(pairs[1][0]);
 }
 
 TEST(TlsWorkerPrivileges, RootWithoutAUserIsRefused) {

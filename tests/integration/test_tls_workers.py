@@ -1,0 +1,183 @@
+"""weir-control supervising weir-tls-worker processes (docs/tls.md, "Worker crash"): with a `tls:`
+section it starts tls.workers of them, each acknowledging the ticket keys weir-control sent it; a
+worker killed with SIGKILL is replaced (a new pid, the restart counted in /metrics); weir-control's
+SIGTERM leaves no worker behind, and a weir-control killed with SIGKILL takes its workers with it
+(their ticket key socket ends). No dataplane, no namespaces; root only to check the workers drop to
+tls.user."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netbed import poll_until
+from service_support import samples
+
+BUILD_ROOT = Path(os.environ.get("WEIR_BUILD_ROOT", "build"))
+SOURCE_ROOT = Path(os.environ.get("WEIR_SOURCE_ROOT", "."))
+CONTROL = BUILD_ROOT / "control" / "weir-control"
+TLS_WORKER = BUILD_ROOT / "tls" / "weir-tls-worker"
+WORKERS = 3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Control:
+    """weir-control with a tls section, its admin socket and /metrics."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        config = yaml.safe_load((SOURCE_ROOT / "config" / "examples" / "minimal.yaml").read_text())
+        config["dataplane"]["control_socket"] = str(workdir / "dataplane.sock")  # nobody listens
+        config["control"] = {"socket": str(workdir / "control.sock"),
+                             "state_file": str(workdir / "control-state.json"),
+                             "metrics": {"listen": f"127.0.0.1:{self.port}"}}
+        config["tls"] = {"workers": WORKERS, "ticket_key_rotation_s": 3600}
+        if os.geteuid() == 0:
+            config["tls"]["user"] = "nobody"
+        path = workdir / "weir.yaml"
+        path.write_text(yaml.safe_dump(config))
+        self.log_path = workdir / "weir-control.log"
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [str(CONTROL), "--config", str(path), "--tls-worker", str(TLS_WORKER)],
+            stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def status(self) -> dict:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(self.workdir / "control.sock"))
+            s.sendall(b'{"v": 1, "id": 1, "op": "status"}\n')
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                assert chunk, "weir-control closed the admin connection"
+                data += chunk
+        reply = json.loads(data)
+        assert reply["ok"], reply
+        return reply
+
+    def tls(self):
+        """The status's tls part, or None before the admin socket answers."""
+        assert self.proc.poll() is None, self.log()
+        try:
+            return self.status()["tls"]
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
+
+    def scrape(self) -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics",
+                                      timeout=10).read().decode()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def process(pid: int):
+    """(state, ppid, executable path, uid) of a live process, or None (gone or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        exe = os.readlink(f"/proc/{pid}/exe")
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    if state == "Z":
+        return None
+    uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+    return state, int(ppid), exe, uid
+
+
+@pytest.fixture
+def control():
+    with tempfile.TemporaryDirectory(prefix="weir-tls-workers-") as d:
+        c = Control(Path(d))
+        try:
+            yield c
+        finally:
+            c.close()
+
+
+def all_running_with_keys(control: Control):
+    tls = control.tls()
+    if tls and tls["running"] == WORKERS and tls["with_current_key"] == WORKERS:
+        return tls
+    return None
+
+
+def check_workers(control: Control, pids):
+    expected_uid = __import__("pwd").getpwnam("nobody").pw_uid if os.geteuid() == 0 \
+        else os.geteuid()
+    for pid in pids:
+        seen = process(pid)
+        assert seen is not None, (pid, control.log())
+        _, ppid, exe, uid = seen
+        assert ppid == control.proc.pid and exe == str(TLS_WORKER.resolve()), seen
+        assert uid == expected_uid, ("the worker dropped to tls.user", seen)
+
+
+def test_workers_started_restarted_after_sigkill_and_stopped(control):
+    tls = poll_until(lambda: all_running_with_keys(control), 30.0,
+                     what=f"{WORKERS} TLS workers holding the current ticket key",
+                     describe=control.log)
+    assert tls["workers"] == WORKERS and tls["restarts"] == 0 and tls["key_rotations"] == 0, tls
+    pids = tls["pids"]
+    assert len(set(pids)) == WORKERS, tls
+    check_workers(control, pids)
+    text = control.scrape()
+    assert samples(text, "weir_tls_workers_running") == [({}, float(WORKERS))], text
+    assert samples(text, "weir_tls_worker_restarts_total") == [({}, 0.0)], text
+    assert samples(text, "weir_tls_ticket_key_rotations_total") == [({}, 0.0)], text
+
+    victim = pids[1]
+    os.kill(victim, signal.SIGKILL)
+
+    def replaced():
+        t = control.tls()
+        if t["restarts"] == 1 and t["running"] == WORKERS and t["with_current_key"] == WORKERS:
+            return t
+        return None
+
+    tls = poll_until(replaced, 30.0, what="the killed worker replaced", describe=control.log)
+    assert victim not in tls["pids"] and set(pids) - {victim} < set(tls["pids"]), (pids, tls)
+    assert process(victim) is None, "reaped, not left a zombie"
+    check_workers(control, tls["pids"])
+    text = control.scrape()
+    assert samples(text, "weir_tls_worker_restarts_total") == [({}, 1.0)], text
+    assert samples(text, "weir_tls_workers_running") == [({}, float(WORKERS))], text
+    assert f"killed by signal {signal.SIGKILL}" in control.log(), control.log()
+
+    control.proc.send_signal(signal.SIGTERM)
+    assert control.proc.wait(timeout=30) == 0, control.log()
+    # weir-control reaped its workers before it exited: none is left, not even as a zombie.
+    assert [pid for pid in tls["pids"] if process(pid) is not None] == [], control.log()
+
+
+def test_workers_end_with_a_killed_weir_control(control):
+    tls = poll_until(lambda: all_running_with_keys(control), 30.0,
+                     what=f"{WORKERS} TLS workers holding the current ticket key",
+                     describe=control.log)
+    control.proc.kill()
+    control.proc.wait()
+    # No SIGTERM from weir-control: each worker stops by itself, on the parent-death signal set at
+    # fork, or (once its setuid to tls.user cleared that) on its ticket key socket's end.
+    poll_until(lambda: all(process(pid) is None for pid in tls["pids"]), 30.0,
+               what="the orphaned workers to stop",
+               describe=lambda: repr([(pid, process(pid)) for pid in tls["pids"]]))
