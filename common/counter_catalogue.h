@@ -19,6 +19,7 @@
 //                                                once per direction, named NAME_to_backend and
 //                                                NAME_to_client
 //   frame_events (the `counters` reply only)     kFrameEventCounters (the main lcore's)
+//   session_log (the `counters` reply only)      kSessionLogCounters (the main lcore's)
 // and in the `pools` reply: pools[].backends[]   kBackendCounters, beside name, address, port,
 //                                                state and weight; kBackendDirectionCounters and
 //                                                kBackendDirectionGauges once per direction, named
@@ -419,6 +420,16 @@ inline constexpr auto kFrameEventCounters = std::to_array<Entry>({
             "frame event lines held back by the per-listener rate limit (10 at once, then one a "
             "second); `weirctl events` still shows the events",
             "weir_frame_event_log_suppressed_total"),
+});
+
+// ---- the session log (the main lcore's), in the `counters` reply -------------------------------
+
+inline constexpr auto kSessionLogCounters = std::to_array<Entry>({
+    counter("logged", "session log lines written (listeners with `session_log_sample`)",
+            "weir_session_log_lines_total"),
+    counter("dropped",
+            "sampled sessions not logged because a worker's session record ring was full",
+            "weir_session_log_dropped_total"),
 });
 
 // ---- per process: Prometheus's standard process_* families, both daemons ------------------------

@@ -371,6 +371,10 @@ class Schema {
                      protocol_name + ")");
     }
     read_uint_field(map, "idle_timeout_ms", listener.idle_timeout_ms, 1, 86'400'000);
+    if (!protocol_known || (proxied && !listener.tls))  // tcp and framed
+      read_uint_field(map, "session_log_sample", listener.session_log_sample, 1, 1'000'000);
+    else
+      map.forbid("session_log_sample", "the session log is kept for protocol tcp and framed");
     if (read_uint_field(map, "max_connections", listener.max_connections, 1, kMaxConnections)) {
       at_.max_connections.back() = map.take("max_connections")->Mark();
     }

@@ -185,7 +185,8 @@ struct Listener {
   std::optional<ListenerTls> tls;  // set for tls
   ProxyProtocol proxy_protocol = ProxyProtocol::none;
   uint32_t idle_timeout_ms = kDefaultIdleTimeoutMs;
-  uint32_t max_connections = 0;  // 0 in the file is refused; the default is limits.connections
+  uint32_t max_connections = 0;     // 0 in the file is refused; the default is limits.connections
+  uint32_t session_log_sample = 0;  // 0: no session log; N: one session in N (tcp, framed)
 };
 
 struct HttpCheck {

@@ -138,6 +138,9 @@ void dataplane_counters(Families& out, const nlohmann::json& counters) {
   if (counters.contains("frame_events")) {
     export_table(out, counters::kFrameEventCounters, object_member(counters, "frame_events"), {});
   }
+  if (counters.contains("session_log")) {
+    export_table(out, counters::kSessionLogCounters, object_member(counters, "session_log"), {});
+  }
   for (const auto& [port, c] : object_member(counters, "devices").items())
     export_table(out, counters::kDeviceCounters, c, {{"port", port}});
   for (const auto& [name, l] : object_member(counters, "listeners").items()) {

@@ -124,6 +124,9 @@ class alignas(64) Worker {
   const proxy::Proxy& proxy() const { return proxy_; }
   // Main lcore (the single consumer of the worker's frame event ring): the next event, if any.
   bool take_frame_event(proxy::FrameEvent& event) { return proxy_.take_frame_event(event); }
+  bool take_session_record(proxy::SessionRecord& record) {
+    return proxy_.take_session_record(record);
+  }
   // Read from the main lcore (plain loads of values the worker writes; approximate by design).
   size_t tcp_connections() const { return tcp_.connections(); }
   size_t tcp_capacity() const { return tcp_.capacity(); }

@@ -149,6 +149,10 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
        [] {
          return prometheus_table({{c::kFrameEventCounters, {}}});
        }},
+      {"prometheus-session-log",
+       [] {
+         return prometheus_table({{c::kSessionLogCounters, {}}});
+       }},
       {"prometheus-listener",
        [] {
          return prometheus_table({{c::kListenerCounters, c::kListenerLabels},

@@ -37,8 +37,9 @@ std::string_view direction_of(const proxy::FrameEvent& event) {
   return counters::kDirections[event.direction & 1];
 }
 
-// A name as a log value: spaces would break the key=value form ("-" when empty).
-std::string value(const std::string& name) {
+}  // namespace
+
+std::string log_value(const std::string& name) {
   if (name.empty()) return "-";
   std::string out = name;
   for (char& c : out) {
@@ -46,8 +47,6 @@ std::string value(const std::string& name) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string utc_time(uint64_t unix_us) {
   const time_t seconds = static_cast<time_t>(unix_us / 1'000'000);
@@ -63,9 +62,9 @@ std::string utc_time(uint64_t unix_us) {
 std::string format_frame_event(const proxy::FrameEvent& event, const FrameEventNames& names,
                                uint64_t unix_us) {
   std::string line =
-      "frame event: time=" + utc_time(unix_us) + " listener=" + value(names.listener) +
+      "frame event: time=" + utc_time(unix_us) + " listener=" + log_value(names.listener) +
       " direction=" + std::string(direction_of(event)) + " client=" + client_of(event) +
-      " pool=" + value(names.pool) + " backend=" + value(names.backend) +
+      " pool=" + log_value(names.pool) + " backend=" + log_value(names.backend) +
       " stream=" + std::to_string(event.fault.stream) +
       " length=" + std::to_string(event.fault.length) + " verdict=" + verdict_of(event);
   if (event.fault.malformed) {
@@ -128,7 +127,7 @@ void FrameEventLog::report_suppressed(uint64_t now_us) {
     if (listener.unreported == 0 || !listener.limit.allow(now_us)) continue;
     listener.limit.take_suppressed();
     sink_(log::Level::warning,
-          "frame events: listener=" + value(name) + ": " + std::to_string(listener.unreported) +
+          "frame events: listener=" + log_value(name) + ": " + std::to_string(listener.unreported) +
               " more not logged (rate limit); `weirctl events` shows the latest");
     listener.unreported = 0;
   }

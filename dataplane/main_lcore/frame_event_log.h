@@ -41,6 +41,8 @@ nlohmann::json frame_event_json(const proxy::FrameEvent& event, const FrameEvent
                                 uint64_t unix_us);
 // "2026-12-02T10:45:19.123456Z"
 std::string utc_time(uint64_t unix_us);
+// A name as a log value: spaces would break the key=value form ("-" when empty).
+std::string log_value(const std::string& name);
 
 class FrameEventLog {
  public:

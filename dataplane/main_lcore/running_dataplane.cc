@@ -9,6 +9,7 @@
 #include "common/channel/envelope.h"
 #include "common/version.h"
 #include "dataplane/counter_bindings.h"
+#include "dataplane/main_lcore/session_log.h"
 #include "dataplane/stats.h"
 #include "dataplane/unserved_listeners.h"
 
@@ -34,7 +35,7 @@ bool same_listener(const config::Config& a_config, const config::Listener& a,
          a.framed.has_value() == b.framed.has_value() && fa.max_frame == fb.max_frame &&
          fa.on_corrupt == fb.on_corrupt && fa.stamp_hop == fb.stamp_hop &&
          a.proxy_protocol == b.proxy_protocol && a.idle_timeout_ms == b.idle_timeout_ms &&
-         a.max_connections == b.max_connections;
+         a.max_connections == b.max_connections && a.session_log_sample == b.session_log_sample;
 }
 
 // The parts a running dataplane keeps: EAL, ports, limits, idle policy, TCP, node id.
@@ -97,6 +98,13 @@ nlohmann::json RunningDataplane::counters() {
   for (size_t i = 0; i < values.size(); ++i)
     events[std::string(counters::kFrameEventCounters[i].name)] = values[i];
   out["frame_events"] = std::move(events);
+  uint64_t sessions_dropped = 0;
+  for (const auto& worker : workers_)
+    sessions_dropped += worker->proxy().session_records_dropped().get();
+  static_assert(counters::kSessionLogCounters[0].name == "logged" &&
+                counters::kSessionLogCounters[1].name == "dropped" &&
+                counters::kSessionLogCounters.size() == 2);
+  out["session_log"] = {{"logged", session_log_lines_}, {"dropped", sessions_dropped}};
   return out;
 }
 
@@ -111,26 +119,43 @@ void RunningDataplane::drain_frame_events() {
   const uint64_t now_us = log::monotonic_us();
   const uint64_t unix_now_us = static_cast<uint64_t>(realtime.tv_sec) * 1'000'000u +
                                static_cast<uint64_t>(realtime.tv_nsec) / 1000u;
+  // A worker's monotonic time, carried over to the wall clock.
+  const auto unix_of = [&](uint64_t worker_us) {
+    const uint64_t age_us = now_us > worker_us ? now_us - worker_us : 0;
+    return unix_now_us - std::min(age_us, unix_now_us);
+  };
   proxy::FrameEvent event;
+  proxy::SessionRecord session;
   for (const auto& worker : workers_) {
     const proxy::Proxy& proxy = worker->proxy();
     while (worker->take_frame_event(event)) {
-      FrameEventNames names;
-      if (event.listener < proxy.listener_count())
-        names.listener = proxy.listener(event.listener).name;
-      if (event.pool < states_.pool_count()) {
-        names.pool = states_.pool(event.pool).name;
-        for (size_t b = 0; b < states_.pool(event.pool).backends.size(); ++b) {
-          if (states_.slot(event.pool, b) == event.backend_slot)
-            names.backend = states_.pool(event.pool).backends[b].name;
-        }
-      }
-      // The worker's monotonic time, carried over to the wall clock.
-      const uint64_t age_us = now_us > event.time_us ? now_us - event.time_us : 0;
-      frame_events_.record(event, names, unix_now_us - std::min(age_us, unix_now_us), now_us);
+      const FrameEventNames names = names_of(proxy, event.listener, event.pool, event.backend_slot);
+      frame_events_.record(event, names, unix_of(event.time_us), now_us);
+    }
+    // The session log: sampled already, and bounded by the ring (session_log.h).
+    while (worker->take_session_record(session)) {
+      const FrameEventNames names =
+          names_of(proxy, session.listener, session.pool, session.backend_slot);
+      log::write(log::Level::info,
+                 format_session_record(session, names, unix_of(session.start_us)));
+      ++session_log_lines_;
     }
   }
   frame_events_.report_suppressed(now_us);
+}
+
+FrameEventNames RunningDataplane::names_of(const proxy::Proxy& proxy, uint16_t listener,
+                                           uint16_t pool, uint16_t backend_slot) const {
+  FrameEventNames names;
+  if (listener < proxy.listener_count()) names.listener = proxy.listener(listener).name;
+  if (pool < states_.pool_count()) {
+    names.pool = states_.pool(pool).name;
+    for (size_t b = 0; b < states_.pool(pool).backends.size(); ++b) {
+      if (states_.slot(pool, b) == backend_slot)
+        names.backend = states_.pool(pool).backends[b].name;
+    }
+  }
+  return names;
 }
 
 nlohmann::json RunningDataplane::listeners() {

@@ -42,7 +42,8 @@ class RunningDataplane final : public ControlTarget {
 
   // Frees the messages the workers have handed back.
   void collect_done();
-  // Takes every frame event the workers have queued, names and logs them (frame_event_log.h).
+  // Takes every frame event the workers have queued, names and logs them (frame_event_log.h),
+  // and every session record of the session log (session_log.h).
   void drain_frame_events();
 
   // Shutdown (SIGTERM, docs/operations.md "Stopping"). stop_listening: every worker stops
@@ -80,6 +81,10 @@ class RunningDataplane final : public ControlTarget {
   std::vector<ServiceListener> services() const;
   PoolStates& states_;
   FrameEventLog frame_events_;
+  uint64_t session_log_lines_ = 0;
+  // The names of a record's indices, as the main lcore knows them now.
+  FrameEventNames names_of(const proxy::Proxy& proxy, uint16_t listener, uint16_t pool,
+                           uint16_t backend_slot) const;
   const std::vector<OpenPort>& devices_;
   const std::vector<std::unique_ptr<Worker>>& workers_;
 };

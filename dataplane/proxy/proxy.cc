@@ -39,6 +39,7 @@ ListenerPlan plan_listener(const config::Config& config, const config::Listener&
   }
   plan.proxy_protocol_v2 = listener.proxy_protocol == config::ProxyProtocol::v2;
   plan.idle_timeout_us = uint64_t{listener.idle_timeout_ms} * 1000;
+  plan.session_log_sample = listener.session_log_sample;
   plan.max_connections = std::max<uint32_t>(1, (listener.max_connections + workers - 1) / workers);
   plan.pool_index = pool_index;
   return plan;
@@ -96,6 +97,8 @@ struct Proxy::Session {
   // By Direction, framed listeners only: out of line, so that an idle `tcp` session costs 350
   // bytes less (the 100,000-session test measures the memory per idle session).
   std::unique_ptr<FrameRelay> relay[2];
+  // Sampled sessions of a listener with a session log only (the rest pay a pointer).
+  std::unique_ptr<SessionRecord> log;
 
   void reset() {
     listener = nullptr;
@@ -106,6 +109,7 @@ struct Proxy::Session {
       pending[d].clear();
       relay[d].reset();
     }
+    log.reset();
     attempts = 0;
     tried = flow_hash = last_activity_us = 0;
     backend_slot = UINT32_MAX;
@@ -143,6 +147,7 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
   std::unique_ptr<ListenerCounters> counters = std::make_unique<ListenerCounters>();
   std::unique_ptr<Refuser> refuser;
   uint32_t active = 0;
+  uint64_t sessions_seen = 0;  // accepted sessions, for the session log's one in N
   Session* idle_head = nullptr;
   Session* idle_tail = nullptr;
 
@@ -156,6 +161,10 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
     Session* s = proxy->new_session(*this);
     s->client = &c;
     const tcp::FourTuple& t = c.tuple();
+    if (s->log) {
+      s->log->client_address = t.remote_address;
+      s->log->client_port = t.remote_port;
+    }
     s->flow_hash =
         maglev::flow_hash(proxy->pools_[plan.pool_index].plan->key,
                           maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port,
@@ -236,7 +245,7 @@ size_t Proxy::reset_all_sessions() {
   for (const auto& session : sessions_) {  // a reset session goes to the free list, not away
     if (!session->live) continue;
     ++count;
-    reset_both(*session);
+    reset_both(*session, SessionEnd::shutdown);
   }
   return count;
 }
@@ -287,6 +296,13 @@ Proxy::Session* Proxy::new_session(ListenerState& listener) {
   if (listener.plan.framed) {
     s->relay[kToBackend] = std::make_unique<FrameRelay>(listener.plan.frames);
     s->relay[kToClient] = std::make_unique<FrameRelay>(listener.plan.frames);
+  }
+  if (listener.plan.session_log_sample != 0 &&
+      listener.sessions_seen++ % listener.plan.session_log_sample == 0) {
+    s->log = std::make_unique<SessionRecord>();
+    s->log->start_us = tcp_.now_us();
+    s->log->listener = listener.index;
+    s->log->pool = static_cast<uint16_t>(listener.plan.pool_index);
   }
   ++listener.active;
   ++active_;
@@ -340,11 +356,13 @@ void Proxy::connect_backend(Session& s) {
       continue;
     }
     s.backend_slot = slot;
+    if (s.log) s.log->backend_slot = slot;
     runtime.counters[slot].assigned.add();
     return;
   }
   // Nothing to connect to: the client is reset (the real cause is in the counters).
   l.counters->no_backend.add();
+  note_end(s, SessionEnd::no_backend);
   if (s.client != nullptr) tcp_.abort(*s.client, now);
 }
 
@@ -486,7 +504,7 @@ bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
   }
   if (!ok) {
     counters.corrupt_resets[direction].add();
-    reset_both(s);
+    reset_both(s, SessionEnd::corrupt_frame);
   }
   return ok;
 }
@@ -524,6 +542,7 @@ void Proxy::pump(Session& s, bool from_client) {
   }
   if (moved > 0) {
     s.listener->counters->bytes[direction].add(moved);
+    if (s.log) s.log->bytes[direction] += moved;
     // The source's window reopens only for what the sink's send queue has taken: backpressure.
     if (source != nullptr) tcp_.consumed(*source, static_cast<uint32_t>(moved), now);
   }
@@ -563,6 +582,8 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
     return;
   }
   if (client_side) {
+    note_end(s, reason == tcp::CloseReason::timeout ? SessionEnd::client_timeout
+                                                    : SessionEnd::client_reset);
     s.client = nullptr;
     // A client gone by RST, timeout or abort takes the backend with it.
     if (reason != tcp::CloseReason::fin && s.backend != nullptr)
@@ -573,6 +594,9 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
     s.backend_established = false;
     if (was_established && (reason == tcp::CloseReason::rst || reason == tcp::CloseReason::timeout))
       pools_[l.plan.pool_index].counters[s.backend_slot].resets.add();
+    if (was_established)
+      note_end(s, reason == tcp::CloseReason::timeout ? SessionEnd::backend_timeout
+                                                      : SessionEnd::backend_reset);
     if (!was_established && s.client != nullptr &&
         (reason == tcp::CloseReason::refused || reason == tcp::CloseReason::timeout)) {
       // The backend refused or never answered: the next candidate, within pool.retries.
@@ -584,6 +608,17 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
     }
   }
   finish_if_done(s);
+}
+
+void Proxy::note_end(Session& s, SessionEnd end) {
+  if (!s.log || s.log->ended) return;
+  s.log->end = end;
+  s.log->ended = true;
+}
+
+void Proxy::reset_both(Session& s, SessionEnd end) {
+  note_end(s, end);
+  reset_both(s);
 }
 
 void Proxy::reset_both(Session& s) {
@@ -622,6 +657,11 @@ void Proxy::finish_if_done(Session& s) {
   --l.active;
   --active_;
   l.counters->closed.add();
+  if (s.log) {
+    s.log->end_us = tcp_.now_us();  // not ended by anything else: both sides closed with FIN
+    if (!session_records_.try_push(*s.log)) session_records_dropped_.add();
+    s.log.reset();
+  }
   // The TCP stack may still be inside a callback of this session: it is recycled, never freed
   // here, and only handed out again by a later accept.
   free_sessions_.push_back(&s);
@@ -672,7 +712,7 @@ void Proxy::expire_drains(uint64_t now_us) {
             s.backend == nullptr)
           continue;
         runtime.counters[b].drain_resets.add();
-        reset_both(s);
+        reset_both(s, SessionEnd::drain);
       }
     }
   }
@@ -692,7 +732,7 @@ void Proxy::tick(uint64_t now_us) {
       l.idle_head = s.idle_next;
       (l.idle_head ? l.idle_head->idle_prev : l.idle_tail) = nullptr;
       s.idle_linked = false;
-      reset_both(s);
+      reset_both(s, SessionEnd::idle_timeout);
     }
   }
 }

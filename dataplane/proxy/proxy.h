@@ -29,6 +29,7 @@
 #include "dataplane/net/stack.h"
 #include "dataplane/proxy/frame_events.h"
 #include "dataplane/proxy/frame_relay.h"
+#include "dataplane/proxy/session_records.h"
 #include "dataplane/proxy/source_ports.h"
 #include "dataplane/tcp/tcp_stack.h"
 
@@ -69,8 +70,9 @@ struct ListenerPlan {
   FrameRelaySettings frames;  // for framed listeners, per direction
   bool proxy_protocol_v2 = false;
   uint64_t idle_timeout_us = 0;
-  uint32_t max_connections = 0;  // per worker
-  size_t pool_index = 0;         // the Proxy's pool (its plan is the Proxy's, kept current)
+  uint32_t max_connections = 0;     // per worker
+  uint32_t session_log_sample = 0;  // 0: no session log; N: one session in N is logged
+  size_t pool_index = 0;            // the Proxy's pool (its plan is the Proxy's, kept current)
 };
 
 // A proxied listener of `config` (protocol tcp or framed) on the Proxy's pool `pool_index`, its
@@ -176,6 +178,9 @@ class Proxy {
   bool take_frame_event(FrameEvent& event) { return frame_events_.try_pop(event); }
   // Frame events lost because the ring was full.
   const Counter& frame_events_dropped() const { return frame_events_dropped_; }
+  // The same for the session log's records (session_records.h).
+  bool take_session_record(SessionRecord& record) { return session_records_.try_pop(record); }
+  const Counter& session_records_dropped() const { return session_records_dropped_; }
 
   size_t sessions() const { return active_; }
   const SourcePorts& source_ports() const { return source_ports_; }
@@ -211,6 +216,10 @@ class Proxy {
   bool inspect_frames(Session& s, bool from_client, rte_mbuf* data);
   void record_frame_event(const Session& s, Direction direction, const FrameFault& fault);
   void reset_both(Session& s);
+  // Weir itself ends the session (resets both sides): `end` is why, for the session log.
+  void reset_both(Session& s, SessionEnd end);
+  // The session's end cause, unless an earlier one was set.
+  static void note_end(Session& s, SessionEnd end);
   void touch(Session& s);
   void finish_if_done(Session& s);
   bool send_proxy_header(Session& s);
@@ -242,7 +251,9 @@ class Proxy {
   bool started_ = false;                 // listeners registered with the TCP stack
   FrameEventRing frame_events_;          // this worker produces, the main lcore consumes
   Counter frame_events_dropped_;
-  bool accepting_ = true;                // set_accepting
+  SessionRecordRing session_records_;  // the same, for the session log
+  Counter session_records_dropped_;
+  bool accepting_ = true;  // set_accepting
 };
 
 }  // namespace weir::proxy

@@ -124,7 +124,8 @@ def test_the_issue_s_alerts_are_there(rules):
     alerts = {rule.get("alert") for rule in rules_of(rules)}
     for needed in ("WeirDataplaneDown", "WeirCorruptFrames", "WeirPoolNoBackendUp",
                    "WeirMbufPoolNearlyEmpty", "WeirTcpMemoryPressure", "WeirPortRxMissed",
-                   "WeirPortRxNoMbuf"):
+                   "WeirPortRxNoMbuf", "WeirBackendPathCorrupt", "WeirBackendPassivelyDown",
+                   "WeirSourcePortsExhausted", "WeirFrameEventsDropped"):
         assert needed in alerts, sorted(alerts)
     for rule in rules_of(rules):
         assert rule.get("labels", {}).get("severity") in ("warning", "critical"), rule["alert"]

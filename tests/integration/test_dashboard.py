@@ -203,6 +203,22 @@ def test_template_variables(dashboard):
         assert 'instance=~"$instance"' in expr, where
 
 
+# Families issue 16 (operate) wants on a panel: passive health, the box's drain, source ports,
+# TX linearisation and TCP loss recovery (not alerts: read beside one).
+PANELLED_FAMILIES = ("weir_backend_passive_down", "weir_backend_passive_mark_downs_total",
+                     "weir_box_drained", "weir_backend_source_ports_exhausted_total",
+                     "weir_port_tx_linearised_total", "weir_tcp_tail_loss_probes_total",
+                     "weir_tcp_losses_marked_by_time_total", "weir_tcp_lost_retransmissions_total",
+                     "weir_tcp_rto_expirations_total")
+
+
+def test_the_operations_families_have_panels(dashboard):
+    read = {match.group(0) for _, expr in expressions(dashboard)
+            for match in METRIC_NAME.finditer(expr)}
+    missing = [family for family in PANELLED_FAMILIES if family not in read]
+    assert missing == [], missing
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_parses_every_expression(dashboard, tmp_path):
     rules = []

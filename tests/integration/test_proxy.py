@@ -3,6 +3,7 @@ listener on the dataplane, which places each connection on one of three Linux ba
 by Maglev and relays both directions (issue 5)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -486,4 +487,66 @@ def test_two_workers_without_rss_steer_both_halves_of_each_flow_in_software(bed)
         assert sum(w["steering"]["taken_in"] for w in workers) == sum(
             w["steering"]["handed_out"] for w in workers)
         assert listener_stats(dp)["connections"] == 20
+        assert dp.stop() == 0, dp.output()
+
+
+SESSION_LINE = re.compile(
+    r" info weir-dataplane: session: start=\S+ listener=(?P<listener>\S+) "
+    r"client=(?P<client>\S+) pool=(?P<pool>\S+) backend=(?P<backend>\S+) "
+    r"bytes_to_backend=(?P<to_backend>\d+) bytes_to_client=(?P<to_client>\d+) "
+    r"duration_ms=\d+\.\d end=(?P<end>\S+)$")
+
+
+def session_lines(dp: DataplaneProcess) -> list[dict]:
+    return [m.groupdict() for line in dp.stdout_path.read_text().splitlines()
+            if (m := SESSION_LINE.search(line))]
+
+
+def test_the_session_log_says_how_each_sampled_session_ended(bed):
+    """Issue 16's session log: every session of the listener with session_log_sample 1 is one
+    line with its client, backend, bytes each way and how it ended (a clean close, the client's
+    RST, the idle timeout); the listener with 3 logs one session in three; one without logs none."""
+    Backends(bed, "sha", roles=("b1",))  # reads to EOF, answers "DIGEST COUNT", closes
+    config = proxy_config(bed, backends=("b1",),
+                          listener_extra={"session_log_sample": 1, "idle_timeout_ms": 2000})
+    base = config["listeners"][0]
+    config["listeners"] += [dict(base, name="sampled", port=VIP_PORT + 1, session_log_sample=3),
+                            {k: v for k, v in dict(base, name="quiet", port=VIP_PORT + 2).items()
+                             if k != "session_log_sample"}]
+    with DataplaneProcess(bed, config) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        sha = {"address": LISTENER_ADDRESS, "size": 1000}
+        clean = bed.python("client", SHA_CLIENT, dict(sha, port=VIP_PORT, connections=2))
+        answers = [r["answer"] for r in clean["results"]]
+        assert all(a.split()[1] == "1000" for a in answers), clean
+        bed.python("client", RST_CLIENT.replace('assert s.recv(1) == b"+"', 's.sendall(b"x")'),
+                   {"address": LISTENER_ADDRESS, "port": VIP_PORT})
+        idle = bed.python("client", HOLD_CLIENT, {"address": LISTENER_ADDRESS, "port": VIP_PORT,
+                                                  "connections": 1, "wait": 10})
+        assert [o["outcome"] for o in idle] == ["reset"], idle
+        for port in (VIP_PORT + 1, VIP_PORT + 2):
+            for _ in range(6):  # one after the other: the one-in-three is by accept order
+                bed.python("client", SHA_CLIENT, dict(sha, port=port, connections=1))
+
+        def all_logged():
+            lines = session_lines(dp)
+            return lines if len(lines) >= 6 and listener_stats(dp)["active"] == 0 else None
+
+        lines = poll_until(all_logged, 10.0, what="the session lines", describe=dp.output)
+        web = [line for line in lines if line["listener"] == "web"]
+        assert sorted(line["end"] for line in web) == \
+            ["client_reset", "fin", "fin", "idle_timeout"], lines
+        for line in web:
+            assert line["client"].startswith(ADDRESSES["client"] + ":"), line
+            assert (line["pool"], line["backend"]) == ("app", "b1"), line
+        for line in (line for line in web if line["end"] == "fin"):
+            assert int(line["to_backend"]) == 1000, line
+            assert int(line["to_client"]) == len(answers[0]), line
+        idle_line = next(line for line in web if line["end"] == "idle_timeout")
+        assert (idle_line["to_backend"], idle_line["to_client"]) == ("0", "0"), idle_line
+        sampled = [line for line in lines if line["listener"] == "sampled"]
+        assert [line["end"] for line in sampled] == ["fin", "fin"], lines
+        assert not [line for line in lines if line["listener"] == "quiet"], lines
+        assert len(lines) == 6, lines
+        assert dp.control({"op": "counters"})["session_log"] == {"logged": 6, "dropped": 0}
         assert dp.stop() == 0, dp.output()

@@ -175,6 +175,19 @@ INSTANTIATE_TEST_SUITE_P(
               "and takes no pool; pool is for protocol tcp, framed or tls",
               "t.yaml:14:26: pools[0].health.http: http settings apply only to type http (this "
               "check is tcp)"}},
+        Case{"session_log_sample",
+             D + "listeners:\n"
+                 "  - { name: a, address: 10.0.0.100, port: 80, protocol: tcp,"
+                 " pool: p, session_log_sample: 0 }\n"
+                 "  - { name: c, address: 10.0.0.100, port: 7, protocol: echo, session_log_sample: "
+                 "1 }\n"
+                 "pools:\n"
+                 "  - name: p\n"
+                 "    backends: [{ name: b1, address: 10.0.0.11, port: 80 }]\n",
+             {"t.yaml:6:91: listeners[0].session_log_sample: 0 is out of range; allowed: [1, "
+              "1000000]",
+              "t.yaml:7:62: listeners[1].session_log_sample: the session log is kept for "
+              "protocol tcp and framed"}},
         Case{"maglev_table_size",
              D + "listeners:\n"
                  "  - { name: a, address: 10.0.0.100, port: 80, protocol: tcp, pool: p }\n"

@@ -43,6 +43,7 @@ std::vector<Table> real_tables() {
       {"backend direction", kBackendDirectionCounters, kBackendDirectionLabels},
       {"backend direction gauges", kBackendDirectionGauges, kBackendDirectionLabels},
       {"frame events", kFrameEventCounters, {}},
+      {"session log", kSessionLogCounters, {}},
       {"device", kDeviceCounters, kDeviceLabels},
       {"process", kProcessMetrics, kProcessLabels},
   };
@@ -76,6 +77,7 @@ std::vector<JsonObject> real_objects() {
       {"devices.PORT", names(kDeviceCounters)},
       {"process", names(kProcessMetrics)},
       {"frame_events", names(kFrameEventCounters)},
+      {"session_log", names(kSessionLogCounters)},
       worker,
       port,
       listener,

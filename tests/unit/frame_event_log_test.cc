@@ -6,11 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "common/net/address.h"
+#include "dataplane/main_lcore/session_log.h"
 
 namespace weir::dataplane {
 namespace {
@@ -165,6 +168,42 @@ TEST(FrameEventLog, RemembersTheLastTimeOfEachPath) {
   EXPECT_EQ(log.last_seen_unix_us("frames", "b1", kToClient), 7'000'000u);
   EXPECT_EQ(log.last_seen_unix_us("frames", "b1", kToBackend), 0u);
   EXPECT_EQ(log.last_seen_unix_us("frames", "b2", kToClient), 0u);
+}
+
+}  // namespace
+}  // namespace weir::dataplane
+
+namespace weir::dataplane {
+namespace {
+
+// The session log's line (dataplane/main_lcore/session_log.h): every field, the duration from the
+// worker's two times, and each way a session can end named.
+TEST(SessionLogFormat, TheLineCarriesEveryField) {
+  proxy::SessionRecord r;
+  r.start_us = 5'000'000;
+  r.end_us = 5'012'345;  // 12.345 ms later
+  r.bytes = {1000, 72};
+  r.client_address = net::Ipv4Address::from_octets(10, 99, 0, 2).value();
+  r.client_port = 40001;
+  r.end = proxy::SessionEnd::client_reset;
+  EXPECT_EQ(format_session_record(r, FrameEventNames{"web", "app", "b 1"}, kUnixUs),
+            "session: start=2026-12-02T10:45:19.123456Z listener=web client=10.99.0.2:40001 "
+            "pool=app backend=b_1 bytes_to_backend=1000 bytes_to_client=72 duration_ms=12.3 "
+            "end=client_reset");
+}
+
+TEST(SessionLogFormat, NoBackendAndEveryEndHaveNames) {
+  proxy::SessionRecord r;
+  r.end = proxy::SessionEnd::no_backend;
+  EXPECT_NE(format_session_record(r, FrameEventNames{"web", "app", ""}, kUnixUs)
+                .find(" backend=- bytes_to_backend=0 bytes_to_client=0 duration_ms=0.0 "
+                      "end=no_backend"),
+            std::string::npos);
+  std::vector<std::string_view> names(proxy::kSessionEndNames.begin(),
+                                      proxy::kSessionEndNames.end());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(std::unique(names.begin(), names.end()), names.end()) << "names must differ";
+  EXPECT_EQ(proxy::name_of(proxy::SessionEnd::shutdown), "shutdown");
 }
 
 }  // namespace
