@@ -430,6 +430,10 @@ inline constexpr auto kSessionLogCounters = std::to_array<Entry>({
     counter("dropped",
             "sampled sessions not logged because a worker's session record ring was full",
             "weir_session_log_dropped_total"),
+    counter("suppressed",
+            "session log lines held back by the per-listener rate limit (100 at once, then 10 a "
+            "second); the next line let through says how many",
+            "weir_session_log_suppressed_total"),
 });
 
 // ---- per process: Prometheus's standard process_* families, both daemons ------------------------

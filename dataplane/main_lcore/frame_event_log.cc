@@ -109,28 +109,19 @@ void FrameEventLog::record(const proxy::FrameEvent& event, const FrameEventNames
     uint64_t& last = last_seen_[{names.pool, names.backend, event.direction}];
     last = std::max(last, unix_us);
   }
-  ListenerLimit& listener = limits_[names.listener];
-  if (!listener.limit.allow(now_us)) {
-    ++suppressed_;
-    ++listener.unreported;
-    return;
-  }
-  listener.limit.take_suppressed();
+  const std::optional<uint64_t> held_back = limits_.admit(names.listener, now_us);
+  if (!held_back) return;
   ++logged_;
   sink_(log::Level::warning,
-        log::with_suppressed(format_frame_event(event, names, unix_us), listener.unreported));
-  listener.unreported = 0;
+        log::with_suppressed(format_frame_event(event, names, unix_us), *held_back));
 }
 
 void FrameEventLog::report_suppressed(uint64_t now_us) {
-  for (auto& [name, listener] : limits_) {
-    if (listener.unreported == 0 || !listener.limit.allow(now_us)) continue;
-    listener.limit.take_suppressed();
+  limits_.report_held_back(now_us, [&](const std::string& listener, uint64_t count) {
     sink_(log::Level::warning,
-          "frame events: listener=" + log_value(name) + ": " + std::to_string(listener.unreported) +
+          "frame events: listener=" + log_value(listener) + ": " + std::to_string(count) +
               " more not logged (rate limit); `weirctl events` shows the latest");
-    listener.unreported = 0;
-  }
+  });
 }
 
 nlohmann::json FrameEventLog::recent(size_t limit) const {

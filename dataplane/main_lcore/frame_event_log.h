@@ -20,7 +20,7 @@
 #include <tuple>
 
 #include "common/log.h"
-#include "common/rate_limit.h"
+#include "dataplane/main_lcore/listener_log_limits.h"
 #include "dataplane/proxy/frame_events.h"
 
 namespace weir::dataplane {
@@ -71,20 +71,15 @@ class FrameEventLog {
 
   uint64_t recorded() const { return recorded_; }
   uint64_t logged() const { return logged_; }
-  uint64_t suppressed() const { return suppressed_; }
+  uint64_t suppressed() const { return limits_.suppressed(); }
 
  private:
-  struct ListenerLimit {
-    LogRateLimit limit{kBurst, kIntervalUs};
-    uint64_t unreported = 0;  // held back since the last line that said so
-  };
   Sink sink_;
-  std::map<std::string, ListenerLimit> limits_;  // by listener: at most the listeners ever made
+  ListenerLogLimits limits_{kBurst, kIntervalUs};
   std::deque<nlohmann::json> recent_;
   std::map<std::tuple<std::string, std::string, uint8_t>, uint64_t> last_seen_;  // by path
   uint64_t recorded_ = 0;
   uint64_t logged_ = 0;
-  uint64_t suppressed_ = 0;
 };
 
 }  // namespace weir::dataplane

@@ -103,8 +103,11 @@ nlohmann::json RunningDataplane::counters() {
     sessions_dropped += worker->proxy().session_records_dropped().get();
   static_assert(counters::kSessionLogCounters[0].name == "logged" &&
                 counters::kSessionLogCounters[1].name == "dropped" &&
-                counters::kSessionLogCounters.size() == 2);
-  out["session_log"] = {{"logged", session_log_lines_}, {"dropped", sessions_dropped}};
+                counters::kSessionLogCounters[2].name == "suppressed" &&
+                counters::kSessionLogCounters.size() == 3);
+  out["session_log"] = {{"logged", session_log_.logged()},
+                        {"dropped", sessions_dropped},
+                        {"suppressed", session_log_.suppressed()}};
   return out;
 }
 
@@ -132,16 +135,15 @@ void RunningDataplane::drain_frame_events() {
       const FrameEventNames names = names_of(proxy, event.listener, event.pool, event.backend_slot);
       frame_events_.record(event, names, unix_of(event.time_us), now_us);
     }
-    // The session log: sampled already, and bounded by the ring (session_log.h).
+    // The session log: sampled already, bounded by the ring, and rate-limited (session_log.h).
     while (worker->take_session_record(session)) {
       const FrameEventNames names =
           names_of(proxy, session.listener, session.pool, session.backend_slot);
-      log::write(log::Level::info,
-                 format_session_record(session, names, unix_of(session.start_us)));
-      ++session_log_lines_;
+      session_log_.record(session, names, unix_of(session.start_us), now_us);
     }
   }
   frame_events_.report_suppressed(now_us);
+  session_log_.report_suppressed(now_us);
 }
 
 FrameEventNames RunningDataplane::names_of(const proxy::Proxy& proxy, uint16_t listener,

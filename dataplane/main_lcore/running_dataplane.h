@@ -13,6 +13,7 @@
 #include "dataplane/main_lcore/control_requests.h"
 #include "dataplane/main_lcore/frame_event_log.h"
 #include "dataplane/main_lcore/pool_state.h"
+#include "dataplane/main_lcore/session_log.h"
 #include "dataplane/port.h"
 #include "dataplane/worker.h"
 
@@ -81,7 +82,7 @@ class RunningDataplane final : public ControlTarget {
   std::vector<ServiceListener> services() const;
   PoolStates& states_;
   FrameEventLog frame_events_;
-  uint64_t session_log_lines_ = 0;
+  SessionLog session_log_;
   // The names of a record's indices, as the main lcore knows them now.
   FrameEventNames names_of(const proxy::Proxy& proxy, uint16_t listener, uint16_t pool,
                            uint16_t backend_slot) const;

@@ -19,4 +19,20 @@ std::string format_session_record(const proxy::SessionRecord& record, const Fram
          " end=" + std::string(proxy::name_of(record.end));
 }
 
+void SessionLog::record(const proxy::SessionRecord& record, const FrameEventNames& names,
+                        uint64_t start_unix_us, uint64_t now_us) {
+  const std::optional<uint64_t> held_back = limits_.admit(names.listener, now_us);
+  if (!held_back) return;
+  ++logged_;
+  sink_(log::Level::info,
+        log::with_suppressed(format_session_record(record, names, start_unix_us), *held_back));
+}
+
+void SessionLog::report_suppressed(uint64_t now_us) {
+  limits_.report_held_back(now_us, [&](const std::string& listener, uint64_t count) {
+    sink_(log::Level::info, "session log: listener=" + log_value(listener) + ": " +
+                                std::to_string(count) + " more sessions not logged (rate limit)");
+  });
+}
+
 }  // namespace weir::dataplane

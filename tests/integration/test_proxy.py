@@ -548,5 +548,58 @@ def test_the_session_log_says_how_each_sampled_session_ended(bed):
         assert [line["end"] for line in sampled] == ["fin", "fin"], lines
         assert not [line for line in lines if line["listener"] == "quiet"], lines
         assert len(lines) == 6, lines
-        assert dp.control({"op": "counters"})["session_log"] == {"logged": 6, "dropped": 0}
+        assert dp.control({"op": "counters"})["session_log"] == {"logged": 6, "dropped": 0,
+                                                            "suppressed": 0}
+        assert dp.stop() == 0, dp.output()
+
+
+# A session line of the rate-limited session log, and the counts of held-back lines that a line
+# let through ("(N similar messages suppressed)") or a summary line says.
+SESSION_STORM_LINE = re.compile(r"session: start=\S+ listener=web .* end=\S+")
+SESSIONS_HELD_BACK = re.compile(r"\((\d+) similar messages? suppressed\)$|"
+                                r"session log: listener=web: (\d+) more sessions not logged")
+SESSION_LOG_BURST = 100  # SessionLog::kBurst (dataplane/main_lcore/session_log.h)
+
+
+def test_a_storm_of_short_sessions_is_a_few_session_lines_and_counts_that_add_up(bed):
+    """The Jawas seed: every session sampled (session_log_sample 1), a storm of short sessions
+    must not be as many log lines. Each sampled session is either a line or counted held back (or
+    dropped by a full ring), the held-back ones are all said in the end, and the lines stay within
+    the limit (the burst, then ten a second)."""
+    import math
+    import time
+
+    Backends(bed, "name", roles=("b1",))
+    count = 1200
+    config = proxy_config(bed, backends=("b1",), listener_extra={"session_log_sample": 1})
+    with DataplaneProcess(bed, config) as dp:
+        dp.wait_ready(timeout_s=30.0)
+        started = time.monotonic()
+        counts = bed.python("client", NAME_CLIENT, {"address": LISTENER_ADDRESS,
+                                                    "port": VIP_PORT, "connections": count,
+                                                    "parallel": 4}, timeout=600)
+        assert counts == {"b1": count}, counts
+
+        def settled():
+            log = dp.control({"op": "counters"})["session_log"]
+            lines = [line for line in dp.stdout_path.read_text().splitlines()
+                     if SESSION_STORM_LINE.search(line) or SESSIONS_HELD_BACK.search(line)]
+            said = sum(int(a or b) for line in lines for a, b in SESSIONS_HELD_BACK.findall(line))
+            if (log["logged"] + log["suppressed"] + log["dropped"] == count
+                    and said == log["suppressed"]):
+                return log, lines
+            return None
+
+        log, lines = poll_until(settled, 20.0, what="every session logged or counted",
+                                describe=dp.output)
+        elapsed = time.monotonic() - started
+        logged = [line for line in lines if SESSION_STORM_LINE.search(line)]
+        print(f"{count} sessions in {elapsed:.1f} s: {log['logged']} session lines, "
+              f"{log['suppressed']} held back, {log['dropped']} dropped, "
+              f"{len(lines) - len(logged)} summary lines")
+        assert len(logged) == log["logged"]
+        assert log["suppressed"] > 0
+        # The limit: the burst, then ten lines a second (session or summary), whatever the storm.
+        assert len(lines) <= SESSION_LOG_BURST + 10 * math.ceil(elapsed) + 1, len(lines)
+        assert listener_stats(dp)["connections"] == count
         assert dp.stop() == 0, dp.output()

@@ -206,5 +206,40 @@ TEST(SessionLogFormat, NoBackendAndEveryEndHaveNames) {
   EXPECT_EQ(proxy::name_of(proxy::SessionEnd::shutdown), "shutdown");
 }
 
+// The session log's rate limit: a storm of short sessions on one listener is kBurst lines and a
+// count (every record either logged or counted held back), another listener keeps its lines, and
+// the held-back ones are said by the next line or by a summary once the limit allows one.
+TEST(SessionLog, AStormOfSessionsIsLimitedPerListenerAndEveryRecordIsCounted) {
+  std::vector<std::string> lines;
+  SessionLog log([&](log::Level level, const std::string& line) {
+    EXPECT_EQ(level, log::Level::info);
+    lines.push_back(line);
+  });
+  proxy::SessionRecord r;
+  r.end = proxy::SessionEnd::fin;
+  uint64_t now = 1'000'000;
+  for (int i = 0; i < 1000; ++i) log.record(r, {"web", "app", "b1"}, kUnixUs, now);
+  EXPECT_EQ(lines.size(), SessionLog::kBurst);
+  EXPECT_EQ(log.suppressed(), 1000 - SessionLog::kBurst);
+  log.record(r, {"other", "app", "b2"}, kUnixUs, now);
+  ASSERT_EQ(lines.size(), SessionLog::kBurst + 1);
+  EXPECT_NE(lines.back().find("listener=other"), std::string::npos);
+  log.report_suppressed(now);  // no token yet: nothing said
+  EXPECT_EQ(lines.size(), SessionLog::kBurst + 1);
+  now += SessionLog::kIntervalUs;
+  log.record(r, {"web", "app", "b1"}, kUnixUs, now);
+  ASSERT_EQ(lines.size(), SessionLog::kBurst + 2);
+  EXPECT_TRUE(lines.back().ends_with("end=fin (900 similar messages suppressed)")) << lines.back();
+  for (int i = 0; i < 5; ++i) log.record(r, {"web", "app", "b1"}, kUnixUs, now);
+  now += SessionLog::kIntervalUs;
+  log.report_suppressed(now);
+  ASSERT_EQ(lines.size(), SessionLog::kBurst + 3);
+  EXPECT_EQ(lines.back(), "session log: listener=web: 5 more sessions not logged (rate limit)");
+  log.report_suppressed(now + 10 * SessionLog::kIntervalUs);  // said once
+  EXPECT_EQ(lines.size(), SessionLog::kBurst + 3);
+  EXPECT_EQ(log.logged() + log.suppressed(), 1007u);
+  EXPECT_EQ(log.logged(), SessionLog::kBurst + 2);
+}
+
 }  // namespace
 }  // namespace weir::dataplane
