@@ -14,6 +14,10 @@
 // checks (or the operator) say otherwise, and a new run must reach error_limit to take it down
 // again. The first look after weir-control starts, or after the dataplane restarted (a counter
 // went backwards), only takes the counters as they are: errors from before are not judged.
+//
+// A backend held down survives weir-control's restart: its hold-down's end, on the wall clock (a
+// reboot resets the monotonic one), goes into the state file (control/state_file.h, key
+// "passive_down") and is restored on start; one whose hold-down ended meanwhile comes back up.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -44,6 +48,18 @@ class PassiveHealth {
 
   // Per tracked backend: {"pool", "backend", "down", "errors_in_row", "mark_downs"}.
   nlohmann::json describe() const;
+
+  // The backends held down at now_us, for the state file: [{"pool", "backend",
+  // "down_until_unix_ms"}], the hold-down's end moved to the wall clock (unix_now_ms is now).
+  nlohmann::json held_down(uint64_t now_us, uint64_t unix_now_ms) const;
+  // A state file's "passive_down" list: each backend of a pool with passive_health whose hold-down
+  // has not ended at unix_now_ms is down until then (at most the pool's hold_down_ms from now: a
+  // clock set back or an edited file cannot hold a backend down longer). Returns the backends
+  // restored down, and "... is up: its hold-down ended ..." entries (down false) for the others;
+  // an entry this configuration cannot take is skipped with a sentence in `skipped`.
+  std::vector<Verdict> restore(const config::Config& config, const nlohmann::json& held_down,
+                               uint64_t now_us, uint64_t unix_now_ms,
+                               std::vector<std::string>& skipped);
 
  private:
   struct Track {

@@ -204,12 +204,38 @@ class Daemon {
     std::fprintf(stderr, "weir-control: restored %zu manual override(s)%s from %s\n",
                  kept["backends"].size(), kept["box_drained"] == true ? " and the box's drain" : "",
                  path.c_str());
+    if (loaded.state->contains("passive_down")) restore_passive((*loaded.state)["passive_down"]);
   }
 
-  // After an override changed (mutex_ held): the state file, or why it could not be written.
+  // The backends passive health held down when weir-control stopped (control/passive_health.h).
+  void restore_passive(const nlohmann::json& held_down) {
+    std::vector<std::string> skipped;
+    for (const auto& v : passive_.restore(controller_.config(), held_down, HealthChecker::now_us(),
+                                          unix_now_ms(), skipped)) {
+      std::fprintf(stderr, "weir-control: %s/%s is %s by passive health: %s\n", v.pool.c_str(),
+                   v.backend.c_str(), v.down ? "down" : "no longer down", v.reason.c_str());
+      controller_.passive(v.pool, v.backend, v.down);
+    }
+    for (const std::string& s : skipped)
+      std::fprintf(stderr, "weir-control: state file %s: %s; that hold-down is dropped\n",
+                   controller_.config().control.state_file.c_str(), s.c_str());
+  }
+
+  static uint64_t unix_now_ms() { return static_cast<uint64_t>(unix_now() * 1000); }
+
+  // What the state file keeps (mutex_ held): the overrides, and the passive hold-downs if any.
+  nlohmann::json state_document() const {
+    nlohmann::json state = controller_.overrides();
+    nlohmann::json held_down = passive_.held_down(HealthChecker::now_us(), unix_now_ms());
+    if (!held_down.empty()) state["passive_down"] = std::move(held_down);
+    return state;
+  }
+
+  // After an override or a passive hold-down changed (mutex_ held): the state file, or why it
+  // could not be written.
   std::string save_overrides() {
     const std::string& path = controller_.config().control.state_file;
-    std::string error = save_state(path, controller_.overrides());
+    std::string error = save_state(path, state_document());
     if (!error.empty()) {
       std::fprintf(stderr, "weir-control: the state file was not written: %s\n", error.c_str());
       error =
@@ -324,12 +350,15 @@ class Daemon {
     const auto pools = dataplane_.call({{"op", "pools"}}, error);
     if (!pools || !pools->contains("pools")) return;  // the next sync looks again
     std::lock_guard<std::mutex> lock(mutex_);
+    bool changed = false;
     for (const auto& v :
          passive_.observe(controller_.config(), (*pools)["pools"], HealthChecker::now_us())) {
       std::fprintf(stderr, "weir-control: %s/%s is %s by passive health: %s\n", v.pool.c_str(),
                    v.backend.c_str(), v.down ? "down" : "no longer down", v.reason.c_str());
       controller_.passive(v.pool, v.backend, v.down);
+      changed = true;
     }
+    if (changed) save_overrides();  // a hold-down survives a restart of weir-control
   }
 
   nlohmann::json reload() {

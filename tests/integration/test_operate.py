@@ -8,6 +8,7 @@ when each one ends."""
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from netbed import (  # noqa: F401 (fixtures)
@@ -214,6 +215,35 @@ def test_passive_health_takes_out_a_backend_the_health_checks_still_see_up(testb
         load.wait(30)
         results = {result for _, _, result in load_records(out)}
         assert results <= {"b1", "b2"}, results
+
+        # The hold-down survives a restart of weir-control (the state file), though the
+        # dataplane is told otherwise meanwhile: only the restored hold-down puts b3 down again.
+        state_file = Path(dp.config["control"]["state_file"])
+        held = json.loads(state_file.read_text())["passive_down"]
+        assert [(h["pool"], h["backend"]) for h in held] == [("app", "b3")], held
+        assert held[0]["down_until_unix_ms"] > time.time() * 1000 + 500_000, held
+        assert control.stop() == 0
+        assert dp.control({"op": "set_backend", "pool": "app", "backend": "b3", "state": "up",
+                           "weight": 1})["ok"]
+        control.start()
+        poll_until(lambda: backend_view(dp, "b3")["state"] == "down", 10.0,
+                   what="the restored hold-down sent to the dataplane")
+        assert "app/b3 is down by passive health: held down across weir-control's restart" in \
+            control.log.read_text()
+        listing = json.loads(weirctl(tb, path, "--json", "backends", "app").stdout)
+        b3 = [b for b in listing["pools"][0]["backends"] if b["name"] == "b3"][0]
+        assert (b3["state"], b3["health"], b3["passive"]) == ("down", "up", "down"), b3
+
+        # A hold-down that ended while weir-control was stopped: b3 comes back up.
+        assert control.stop() == 0
+        state = json.loads(state_file.read_text())
+        state["passive_down"][0]["down_until_unix_ms"] = int(time.time() * 1000) - 1000
+        state_file.write_text(json.dumps(state))
+        control.start()
+        poll_until(lambda: backend_view(dp, "b3")["state"] == "up", 10.0,
+                   what="b3 up once its hold-down is over")
+        assert "app/b3 is no longer down by passive health: its hold-down ended" in \
+            control.log.read_text()
 
 
 def test_overrides_survive_a_weir_control_restart_and_a_corrupt_state_file_does_not_stop_it(

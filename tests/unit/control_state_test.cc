@@ -103,6 +103,78 @@ TEST(PassiveHealth, OffWithoutTheKeyAndAMarkDownIsLiftedWhenTheSettingGoes) {
   EXPECT_FALSE(lifted[0].down);
 }
 
+// A hold-down survives weir-control's restart through the state file: saved on the wall clock,
+// restored with what is left of it (never more than hold_down_ms), ended if it passed meanwhile,
+// and entries the configuration cannot take are skipped, not trusted.
+TEST(PassiveHealth, AHoldDownIsSavedOnTheWallClockAndRestoredWithWhatIsLeftOfIt) {
+  const auto c = config("    passive_health: { error_limit: 2, hold_down_ms: 60000 }\n");
+  PassiveHealth before;
+  before.observe(*c, pools(0, 0, 0), 0);
+  ASSERT_EQ(before.observe(*c, pools(0, 2, 0), 1 * kSecond).size(), 1u);
+  constexpr uint64_t kUnixMs = 1'796'208'319'000;
+  // 10 s into the 60 s hold-down: 50 s left.
+  const json saved = before.held_down(11 * kSecond, kUnixMs);
+  EXPECT_EQ(saved,
+            json::array(
+                {{{"pool", "app"}, {"backend", "b1"}, {"down_until_unix_ms", kUnixMs + 50'000}}}));
+
+  // Restarted 20 s later (another monotonic clock): down for the 30 s left.
+  PassiveHealth after;
+  std::vector<std::string> skipped;
+  const auto restored = after.restore(*c, saved, 500 * kSecond, kUnixMs + 20'000, skipped);
+  EXPECT_TRUE(skipped.empty());
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_TRUE(restored[0].down);
+  EXPECT_EQ(restored[0].backend, "b1");
+  EXPECT_EQ(after.held_down(500 * kSecond, kUnixMs + 20'000), saved);
+  // The first look is a baseline (errors from before are not judged again); it stays down...
+  EXPECT_TRUE(after.observe(*c, pools(0, 7, 0), 501 * kSecond).empty());
+  EXPECT_TRUE(after.observe(*c, pools(0, 7, 0), 529 * kSecond).empty());
+  EXPECT_EQ(after.describe()[0]["down"], true);
+  // ... until the 30 s are over.
+  const auto up = after.observe(*c, pools(0, 7, 0), 530 * kSecond);
+  ASSERT_EQ(up.size(), 1u);
+  EXPECT_FALSE(up[0].down);
+  EXPECT_TRUE(after.held_down(530 * kSecond, kUnixMs + 50'000).empty());
+
+  // Restarted after the hold-down ended: up, and said so.
+  PassiveHealth late;
+  const auto ended = late.restore(*c, saved, 0, kUnixMs + 50'000, skipped);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_FALSE(ended[0].down);
+  EXPECT_TRUE(late.held_down(0, kUnixMs + 50'000).empty());
+}
+
+TEST(PassiveHealth, ARestoredHoldDownIsBoundedAndBadEntriesAreSkipped) {
+  const auto c = config("    passive_health: { hold_down_ms: 5000 }\n");
+  constexpr uint64_t kUnixMs = 1'796'208'319'000;
+  const json file = json::array({
+      {{"pool", "app"}, {"backend", "b2"}, {"down_until_unix_ms", kUnixMs + 86'400'000}},
+      {{"pool", "app"}, {"backend", "gone"}, {"down_until_unix_ms", kUnixMs + 1000}},
+      {{"pool", "other"}, {"backend", "b1"}, {"down_until_unix_ms", kUnixMs + 1000}},
+      {{"pool", "app"}, {"backend", "b1"}, {"down_until_unix_ms", -5}},
+      "b1",
+  });
+  PassiveHealth passive;
+  std::vector<std::string> skipped;
+  const auto restored = passive.restore(*c, file, 0, kUnixMs, skipped);
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_EQ(restored[0].backend, "b2");
+  ASSERT_EQ(skipped.size(), 4u);
+  EXPECT_NE(skipped[0].find("passive_down[1] (app/gone): not configured"), std::string::npos)
+      << skipped[0];
+  // A day ahead (a clock set back, an edited file) is cut to the pool's hold_down_ms.
+  EXPECT_EQ(passive.held_down(0, kUnixMs)[0]["down_until_unix_ms"], kUnixMs + 5000);
+  // A pool without passive_health takes no hold-down.
+  const auto off = config("");
+  std::vector<std::string> off_skipped;
+  EXPECT_TRUE(PassiveHealth().restore(*off, file, 0, kUnixMs, off_skipped).empty());
+  EXPECT_NE(off_skipped[0].find("its pool has no passive_health"), std::string::npos);
+  std::vector<std::string> not_list;
+  EXPECT_TRUE(PassiveHealth().restore(*c, json::object(), 0, kUnixMs, not_list).empty());
+  EXPECT_EQ(not_list.size(), 1u);
+}
+
 TEST(Controller, PassiveDownTakesABackendOutUnlessTheOperatorOverrides) {
   Controller controller(config(""));
   controller.pending(true);
