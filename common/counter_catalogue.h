@@ -24,6 +24,7 @@
 //                                                state and weight; kBackendDirectionCounters and
 //                                                kBackendDirectionGauges once per direction, named
 //                                                like the listener's (a gauge absent: no series)
+// and in weir-control's own state: certificates[]  kCertificateGauges
 #pragma once
 
 #include <array>
@@ -434,6 +435,20 @@ inline constexpr auto kSessionLogCounters = std::to_array<Entry>({
             "session log lines held back by the per-listener rate limit (100 at once, then 10 a "
             "second); the next line let through says how many",
             "weir_session_log_suppressed_total"),
+});
+
+// ---- weir-control's own: the configured certificates (control/certificate_expiry.h) -------------
+
+// Each entry of the `certificates` list weir-control reads at start and on reload, one series per
+// tls listener and certificate file (its path as configured).
+inline constexpr std::array<std::string_view, 2> kCertificateLabels = {"listener", "certificate"};
+
+inline constexpr auto kCertificateGauges = std::to_array<Entry>({
+    gauge("not_after_unix",
+          "when the certificate chain stops being valid: the soonest notAfter of its certificates "
+          "(Unix time, in seconds; read at weir-control's start and on each reload; 0 when the "
+          "file cannot be read, so that the expiry alert fires)",
+          "weir_tls_certificate_expiry_timestamp_seconds"),
 });
 
 // ---- per process: Prometheus's standard process_* families, both daemons ------------------------

@@ -63,6 +63,15 @@ time_t to_time_t(const ASN1_TIME* t) {
   return timegm(&tm);
 }
 
+time_t earliest_not_after(const std::vector<X509Ptr>& chain) {
+  time_t earliest = 0;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    const time_t expiry = to_time_t(X509_get0_notAfter(chain[i].get()));
+    if (i == 0 || expiry < earliest) earliest = expiry;
+  }
+  return earliest;
+}
+
 void check_validity(const std::vector<X509Ptr>& chain, const std::string& path, time_t now,
                     Loaded& out) {
   for (size_t i = 0; i < chain.size(); ++i) {
@@ -75,9 +84,8 @@ void check_validity(const std::vector<X509Ptr>& chain, const std::string& path, 
       out.problems.push_back(
           {File::cert, which + " is not valid yet (notBefore is in the future)"});
     }
-    const time_t expiry = to_time_t(X509_get0_notAfter(chain[i].get()));
-    if (i == 0 || expiry < out.certified.earliest_expiry) out.certified.earliest_expiry = expiry;
   }
+  out.certified.earliest_expiry = earliest_not_after(chain);
 }
 
 void check_order(const std::vector<X509Ptr>& chain, const std::string& path, Loaded& out) {
@@ -141,6 +149,15 @@ Loaded load_certified_key(const std::string& cert_path, const std::string& key_p
     ERR_clear_error();
   }
   return out;
+}
+
+time_t read_chain_expiry(const std::string& cert_path, std::string& problem) {
+  problem.clear();
+  BioPtr bio = open_file(cert_path, problem);
+  if (!bio) return 0;
+  const std::vector<X509Ptr> chain = read_certificates(bio.get(), cert_path, problem);
+  if (!problem.empty()) return 0;
+  return earliest_not_after(chain);
 }
 
 std::vector<X509Ptr> load_ca_bundle(const std::string& path, std::vector<std::string>& problems) {

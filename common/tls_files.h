@@ -48,6 +48,12 @@ struct Loaded {
 // issued (name and signature) by the one after it.
 Loaded load_certified_key(const std::string& cert_path, const std::string& key_path, time_t now);
 
+// When the chain in `cert_path` (PEM) stops being valid: the soonest notAfter of its
+// certificates (Unix time), or 0 with `problem` set when the file cannot be read or holds no
+// certificate. Reads the certificates only, never a key (weir-control's certificate expiry metric,
+// docs/tls.md).
+time_t read_chain_expiry(const std::string& cert_path, std::string& problem);
+
 // A bundle of CA certificates (client_ca): readable, at least one PEM certificate, each a CA.
 std::vector<X509Ptr> load_ca_bundle(const std::string& path, std::vector<std::string>& problems);
 

@@ -239,6 +239,10 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
     out.counter("weir_backend_passive_mark_downs_total",
                 "Times passive health marked the backend down", labels, number(p, "mark_downs"));
   }
+  for (const auto& c : array_member(control, "certificates")) {
+    export_table(out, counters::kCertificateGauges, c,
+                 {{"listener", text(c, "listener")}, {"certificate", text(c, "certificate")}});
+  }
   // The TLS workers weir-control supervises (control/tls_workers.h): only with TLS configured.
   if (const nlohmann::json& tls = member(control, "tls"); tls.is_object()) {
     out.gauge("weir_tls_workers_running", "weir-tls-worker processes running", {},

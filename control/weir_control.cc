@@ -31,6 +31,7 @@
 #include "common/service_notify.h"
 #include "common/version.h"
 #include "config/config.h"
+#include "control/certificate_expiry.h"
 #include "control/controller.h"
 #include "control/dataplane_channel.h"
 #include "control/health.h"
@@ -63,6 +64,7 @@ class Daemon {
         admin_([this](std::string_view line) { return admin(line); }) {
     last_reload_success_ = unix_now();
     start_health(*config);
+    read_certificates(*config);
     restore_state();
   }
 
@@ -156,6 +158,19 @@ class Daemon {
     checks_seen_.assign(health_ ? health_->size() : 0, 0);
   }
   static uint64_t now_ms() { return HealthChecker::now_us() / 1000; }
+
+  // The certificates' expiry for /metrics (control/certificate_expiry.h): at start and on reload.
+  void read_certificates(const config::Config& config) {
+    nlohmann::json certificates = certificate_expiries(config);
+    for (const auto& c : certificates) {
+      if (c.contains("error"))
+        log::printf(log::Level::error, "listener %s: cannot read the certificate: %s",
+                    c["listener"].get<std::string>().c_str(),
+                    c["error"].get<std::string>().c_str());
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    certificates_ = std::move(certificates);
+  }
 
   // The TLS workers (control/tls_workers.h), when the configuration has TLS. The count and the
   // rotation period are read at start; a reload does not change them (docs/tls.md).
@@ -415,6 +430,7 @@ class Daemon {
     }
     if (!refusal.empty()) return {{"ok", false}, {"error", refusal}};
     start_health(*result.config);
+    read_certificates(*result.config);
     reply["changes"] = changes;
     return reply;
   }
@@ -440,6 +456,7 @@ class Daemon {
     }
     return {{"health", health},
             {"tls", tls},
+            {"certificates", certificates_},
             {"passive", passive_.describe()},
             {"box_drained", controller_.box_drained()},
             {"reloads_ok", reloads_ok_},
@@ -591,6 +608,7 @@ class Daemon {
   std::unique_ptr<TlsWorkers> tls_;  // when the configuration has TLS
   std::vector<uint64_t> checks_seen_;
   PassiveHealth passive_;
+  nlohmann::json certificates_ = nlohmann::json::array();  // certificate_expiries(), for /metrics
   std::string state_file_error_;  // the state file's last problem, for status; "" when fine
   std::mutex mutex_;  // health_, controller_, passive_ and the counters below, against /metrics
   bool dirty_ = true;

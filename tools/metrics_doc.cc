@@ -153,6 +153,10 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
        [] {
          return prometheus_table({{c::kSessionLogCounters, {}}});
        }},
+      {"prometheus-certificates",
+       [] {
+         return prometheus_table({{c::kCertificateGauges, c::kCertificateLabels}});
+       }},
       {"prometheus-listener",
        [] {
          return prometheus_table({{c::kListenerCounters, c::kListenerLabels},

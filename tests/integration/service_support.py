@@ -1,11 +1,14 @@
-"""What the service and install suites share: systemd's notification socket played by the test
-(sd_notify's protocol: datagrams of NAME=VALUE lines on the Unix socket named by NOTIFY_SOCKET),
-and the version line every binary prints with --version."""
+"""What the service, install and TLS worker suites share: systemd's notification socket played by
+the test (sd_notify's protocol: datagrams of NAME=VALUE lines on the Unix socket named by
+NOTIFY_SOCKET), the version line every binary prints with --version, and a fake dataplane control
+socket for weir-control without a dataplane."""
 
+import json
 import re
 import select
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -71,3 +74,53 @@ class NotifySocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class FakeDataplane:
+    """The dataplane's control socket at `path` played by the test: each request line gets the
+    envelope (v, id) and `reply(op)`'s fields; `served` lists the ops asked, in order. A context
+    manager: the socket is served from a thread until the block ends."""
+
+    def __init__(self, path: Path, reply):
+        self.reply = reply
+        self.served: list = []
+        self._stopping = threading.Event()
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(str(path))
+        self._server.listen(8)
+        self._server.settimeout(0.2)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stopping.set()
+        self._thread.join(10)
+        self._server.close()
+
+    def _serve(self):
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                buffer = b""
+                conn.settimeout(5)
+                try:
+                    while not self._stopping.is_set():
+                        data = conn.recv(65536)
+                        if not data:
+                            break
+                        buffer += data
+                        while b"\n" in buffer:
+                            line, buffer = buffer.split(b"\n", 1)
+                            request = json.loads(line)
+                            self.served.append(request.get("op"))
+                            reply = {"v": 1, "id": request.get("id"),
+                                     **self.reply(request.get("op"))}
+                            conn.sendall(json.dumps(reply).encode() + b"\n")
+                except (socket.timeout, OSError):
+                    pass

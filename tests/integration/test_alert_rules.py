@@ -125,7 +125,8 @@ def test_the_issue_s_alerts_are_there(rules):
     for needed in ("WeirDataplaneDown", "WeirCorruptFrames", "WeirPoolNoBackendUp",
                    "WeirMbufPoolNearlyEmpty", "WeirTcpMemoryPressure", "WeirPortRxMissed",
                    "WeirPortRxNoMbuf", "WeirBackendPathCorrupt", "WeirBackendPassivelyDown",
-                   "WeirSourcePortsExhausted", "WeirFrameEventsDropped"):
+                   "WeirSourcePortsExhausted", "WeirFrameEventsDropped",
+                   "WeirCertificateExpiresSoon"):
         assert needed in alerts, sorted(alerts)
     for rule in rules_of(rules):
         assert rule.get("labels", {}).get("severity") in ("warning", "critical"), rule["alert"]

@@ -209,7 +209,8 @@ PANELLED_FAMILIES = ("weir_backend_passive_down", "weir_backend_passive_mark_dow
                      "weir_box_drained", "weir_backend_source_ports_exhausted_total",
                      "weir_port_tx_linearised_total", "weir_tcp_tail_loss_probes_total",
                      "weir_tcp_losses_marked_by_time_total", "weir_tcp_lost_retransmissions_total",
-                     "weir_tcp_rto_expirations_total")
+                     "weir_tcp_rto_expirations_total",
+                     "weir_tls_certificate_expiry_timestamp_seconds")
 
 
 def test_the_operations_families_have_panels(dashboard):

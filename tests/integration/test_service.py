@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from netbed import poll_until
-from service_support import NotifySocket, samples, version_of
+from service_support import FakeDataplane, NotifySocket, samples, version_of
 
 BUILD_ROOT = Path(os.environ.get("WEIR_BUILD_ROOT", "build"))
 SOURCE_ROOT = Path(os.environ.get("WEIR_SOURCE_ROOT", "."))
@@ -134,62 +134,24 @@ FAKE_DATAPLANE_REPLY = {"ok": True, "pid": "not a number", "workers": [1], "vers
 
 
 def test_malformed_dataplane_replies_do_not_stop_weir_control(workdir):
-    import json
-    import threading
-
-    served = []
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(workdir / "dataplane.sock"))
-    server.listen(8)
-    server.settimeout(0.2)
-    stopping = threading.Event()
-
-    def serve():
-        while not stopping.is_set():
-            try:
-                conn, _ = server.accept()
-            except socket.timeout:
-                continue
-            with conn:
-                buffer = b""
-                conn.settimeout(5)
-                try:
-                    while not stopping.is_set():
-                        data = conn.recv(65536)
-                        if not data:
-                            break
-                        buffer += data
-                        while b"\n" in buffer:
-                            line, buffer = buffer.split(b"\n", 1)
-                            request = json.loads(line)
-                            served.append(request.get("op"))
-                            reply = {"v": 1, "id": request.get("id"), **FAKE_DATAPLANE_REPLY}
-                            conn.sendall(json.dumps(reply).encode() + b"\n")
-                except (socket.timeout, OSError):
-                    pass
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    port = free_port()
-    proc = start(write_config(workdir, port), workdir, {})
-    try:
-        # Several syncs (one a second) with replies it cannot use, and a scrape and a reload.
-        poll_until(lambda: served.count("hello") >= 3, 30.0, interval_s=0.2,
-                   what="weir-control to ask the fake dataplane three times",
-                   describe=lambda: (workdir / "weir-control.log").read_text())
-        assert proc.poll() is None, (workdir / "weir-control.log").read_text()
-        assert "weir_build_info{" in scrape(port)
-        proc.send_signal(signal.SIGHUP)
-        poll_until(lambda: "SIGHUP" in (workdir / "weir-control.log").read_text(), 30.0,
-                   what="weir-control to answer the reload")
-        assert proc.poll() is None, (workdir / "weir-control.log").read_text()
-        log = (workdir / "weir-control.log").read_text()
-        assert "malformed reply from the dataplane" in log, log
-        assert stop(proc) == 0
-    finally:
-        stopping.set()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        thread.join(10)
-        server.close()
+    with FakeDataplane(workdir / "dataplane.sock", lambda op: FAKE_DATAPLANE_REPLY) as fake:
+        port = free_port()
+        proc = start(write_config(workdir, port), workdir, {})
+        try:
+            # Several syncs (one a second) with replies it cannot use, and a scrape and a reload.
+            poll_until(lambda: fake.served.count("hello") >= 3, 30.0, interval_s=0.2,
+                       what="weir-control to ask the fake dataplane three times",
+                       describe=lambda: (workdir / "weir-control.log").read_text())
+            assert proc.poll() is None, (workdir / "weir-control.log").read_text()
+            assert "weir_build_info{" in scrape(port)
+            proc.send_signal(signal.SIGHUP)
+            poll_until(lambda: "SIGHUP" in (workdir / "weir-control.log").read_text(), 30.0,
+                       what="weir-control to answer the reload")
+            assert proc.poll() is None, (workdir / "weir-control.log").read_text()
+            log = (workdir / "weir-control.log").read_text()
+            assert "malformed reply from the dataplane" in log, log
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from netbed import poll_until
-from service_support import samples
+from service_support import FakeDataplane, samples
 
 BUILD_ROOT = Path(os.environ.get("WEIR_BUILD_ROOT", "build"))
 SOURCE_ROOT = Path(os.environ.get("WEIR_SOURCE_ROOT", "."))
@@ -188,3 +188,95 @@ def test_workers_end_with_a_killed_weir_control(control):
     poll_until(lambda: all(process(pid) is None for pid in tls["pids"]), 30.0,
                what="the orphaned workers to stop",
                describe=lambda: repr([(pid, process(pid)) for pid in tls["pids"]]))
+
+
+# ------------------------------------------------ certificate expiry (issue 16: /metrics, alerts)
+
+# The dataplane's control socket as weir-control needs it for a reload: hello, an apply_config
+# that applies, and empty counters and pools. A reload goes through the dataplane first; the real
+# one refuses tls listeners until its relay stage lands (docs/tls.md).
+FAKE_DATAPLANE_OPS = {"hello": {"pid": 4242, "workers": 1, "version": "fake", "revision": "fake"},
+                      "apply_config": {"changes": []}, "pools": {"pools": []}}
+
+
+def self_signed(d: Path, name: str, days: int) -> int:
+    """A self-signed certificate NAME.pem (key NAME.key) valid for `days`; its notAfter (Unix)."""
+    import datetime
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key", "-out",
+                    f"{name}.pem", "-subj", f"/CN={name}.example", "-days", str(days)],
+                   cwd=d, check=True, capture_output=True, timeout=60)
+    for f in (f"{name}.key", f"{name}.pem"):
+        (d / f).chmod(0o644)  # readable by the workers once they run as tls.user
+    end = subprocess.run(["openssl", "x509", "-enddate", "-noout", "-in", f"{name}.pem"], cwd=d,
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    when = datetime.datetime.strptime(end.strip().split("=", 1)[1], "%b %d %H:%M:%S %Y GMT")
+    return int(when.replace(tzinfo=datetime.timezone.utc).timestamp())
+
+
+def test_certificate_expiry_is_exported_and_read_again_on_reload():
+    with tempfile.TemporaryDirectory(prefix="weir-cert-expiry-") as name:
+        d = Path(name)
+        d.chmod(0o755)
+        site_until = self_signed(d, "site", 30)
+        renewed_until = self_signed(d, "renewed", 3)
+        port = free_port()
+        config = yaml.safe_load((SOURCE_ROOT / "config" / "examples" / "minimal.yaml").read_text())
+        config["dataplane"]["control_socket"] = str(d / "dataplane.sock")
+        config["control"] = {"socket": str(d / "control.sock"),
+                             "state_file": str(d / "control-state.json"),
+                             "metrics": {"listen": f"127.0.0.1:{port}"}}
+        config["tls"] = {"workers": 1}
+        if os.geteuid() == 0:
+            config["tls"]["user"] = "nobody"
+        config["pools"] = [{"name": "kv", "backends": [
+            {"name": "b1", "address": "192.0.2.11", "port": 80}]}]
+        secure = {"name": "secure", "address": "192.0.2.100", "port": 443, "protocol": "tls",
+                  "pool": "kv", "tls": {"certificates": [
+                      {"cert": str(d / "site.pem"), "key": str(d / "site.key")}]}}
+        config["listeners"].append(secure)
+        path = d / "weir.yaml"
+        path.write_text(yaml.safe_dump(config))
+        with FakeDataplane(d / "dataplane.sock",
+                           lambda op: {"ok": True, **FAKE_DATAPLANE_OPS.get(op, {})}):
+            log_path = d / "weir-control.log"
+            proc = subprocess.Popen([str(CONTROL), "--config", str(path), "--tls-worker",
+                                     str(TLS_WORKER)], stdout=open(log_path, "wb"),
+                                    stderr=subprocess.STDOUT)
+            family = "weir_tls_certificate_expiry_timestamp_seconds"
+
+            def expiries():
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                                  timeout=10).read().decode()
+                except OSError:
+                    return None
+                return sorted((s[0]["certificate"], s[0]["listener"], s[1])
+                              for s in samples(text, family)) or None
+
+            try:
+                assert poll_until(expiries, 30.0, what="the first scrape") == [
+                    (str(d / "site.pem"), "secure", float(site_until))]
+                # Renewed (a shorter one here, so that the value moves) and a second certificate
+                # whose file is missing: read again on reload, the missing one as 0 (the alert's
+                # critical case) and said in the log.
+                secure["tls"]["certificates"] = [
+                    {"cert": str(d / "renewed.pem"), "key": str(d / "renewed.key")},
+                    {"cert": str(d / "missing.pem"), "key": str(d / "renewed.key")}]
+                path.write_text(yaml.safe_dump(config))
+                proc.send_signal(signal.SIGHUP)
+                expected = sorted([(str(d / "renewed.pem"), "secure", float(renewed_until)),
+                                   (str(d / "missing.pem"), "secure", 0.0)])
+                poll_until(lambda: expiries() == expected, 30.0, what="the reloaded certificates",
+                           describe=lambda: f"{expiries()}\n{log_path.read_text()}")
+                log = log_path.read_text()
+                assert "listener secure: cannot read the certificate" in log, log
+                assert "missing.pem" in log
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0, log_path.read_text()
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()

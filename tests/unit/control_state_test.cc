@@ -1,17 +1,23 @@
 // weir-control's state beyond health checks: passive health's runs and hold-down
-// (control/passive_health.h), the overrides kept in the state file (control/state_file.h,
-// Controller::overrides and restore), and the box's drain.
+// (control/passive_health.h), the overrides and hold-downs kept in the state file
+// (control/state_file.h, Controller::overrides and restore), the box's drain, and the configured
+// certificates' expiry (control/certificate_expiry.h) as exported to Prometheus.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "control/certificate_expiry.h"
 #include "control/controller.h"
+#include "control/metrics.h"
 #include "control/passive_health.h"
 #include "control/state_file.h"
+#include "tests/support/test_pki.h"
 
 namespace weir::control {
 namespace {
@@ -255,6 +261,73 @@ TEST_F(StateFile, ACorruptFileIsReportedAndKeptAside) {
     std::ifstream kept(path_ + ".corrupt");
     EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), text);
   }
+}
+
+// The expiry of a chain is its soonest notAfter (here the intermediate's, before the leaf's), read
+// without the key (the key files named here do not exist); a file that cannot be read is 0 with
+// the reason, so that the alert fires rather than the series going silent.
+TEST(CertificateExpiry, TheSoonestNotAfterOfEachChainPerListenerAndUnreadableIsZero) {
+  test::TempDir dir;
+  const time_t before = std::time(nullptr);
+  const test::Issued root = test::issue({"Root", {}, true, -3600, 90 * 86'400}, nullptr);
+  const test::Issued inter = test::issue({"Inter", {}, true, -3600, 5 * 86'400}, &root);
+  const test::Issued leaf =
+      test::issue({"site", {"site.example"}, false, -3600, 10 * 86'400}, &inter);
+  const time_t after = std::time(nullptr);
+  test::write_pem(dir.path() / "chain.pem", {leaf.cert.get(), inter.cert.get()});
+  test::write_pem(dir.path() / "leaf.pem", {leaf.cert.get()});
+  const std::string text =
+      "dataplane:\n"
+      "  eal: [\"--no-pci\", \"--vdev=net_tap0,iface=x\"]\n"
+      "  ports:\n"
+      "    - { name: p0, device: net_tap0, address: 10.0.0.2/24 }\n"
+      "pools:\n"
+      "  - { name: kv, backends: [{ name: b1, address: 10.0.0.11, port: 80 }] }\n"
+      "tls: { workers: 1 }\n"
+      "listeners:\n"
+      "  - { name: plain, address: 10.0.0.100, port: 80, protocol: tcp, pool: kv }\n"
+      "  - { name: secure, address: 10.0.0.100, port: 443, protocol: tls, pool: kv,\n"
+      "      tls: { certificates: [\n"
+      "        { cert: " +
+      dir.file("chain.pem") + ", key: " + dir.file("no.key") +
+      " },\n"
+      "        { cert: " +
+      dir.file("leaf.pem") + ", key: " + dir.file("no.key") +
+      " },\n"
+      "        { cert: " +
+      dir.file("missing.pem") + ", key: " + dir.file("no.key") + " } ] } }\n";
+  const config::LoadResult loaded = config::load_string(text, "t.yaml");
+  ASSERT_TRUE(loaded.ok()) << loaded.errors[0].to_string();
+  const json expiries = certificate_expiries(*loaded.config);
+  ASSERT_EQ(expiries.size(), 3u) << expiries.dump();
+  const auto within = [](const json& e, time_t low, time_t high) {
+    const int64_t t = e["not_after_unix"].get<int64_t>();
+    return t >= low && t <= high;
+  };
+  EXPECT_EQ(expiries[0]["listener"], "secure");
+  EXPECT_EQ(expiries[0]["certificate"], dir.file("chain.pem"));
+  EXPECT_TRUE(within(expiries[0], before + 5 * 86'400, after + 5 * 86'400)) << expiries[0];
+  EXPECT_TRUE(within(expiries[1], before + 10 * 86'400, after + 10 * 86'400)) << expiries[1];
+  EXPECT_FALSE(expiries[0].contains("error"));
+  EXPECT_EQ(expiries[2]["not_after_unix"], 0);
+  EXPECT_NE(expiries[2]["error"].get<std::string>().find("missing.pem"), std::string::npos);
+
+  // Exported as one gauge series per listener and certificate.
+  const auto families = MetricsCollector::build(nullptr, nullptr, {{"certificates", expiries}});
+  const auto family =
+      std::find_if(families.begin(), families.end(), [](const prometheus::MetricFamily& f) {
+        return f.name == "weir_tls_certificate_expiry_timestamp_seconds";
+      });
+  ASSERT_NE(family, families.end());
+  ASSERT_EQ(family->metric.size(), 3u);
+  const prometheus::ClientMetric& first = family->metric[0];
+  ASSERT_EQ(first.label.size(), 2u);
+  EXPECT_EQ(first.label[0].name, "listener");
+  EXPECT_EQ(first.label[0].value, "secure");
+  EXPECT_EQ(first.label[1].name, "certificate");
+  EXPECT_EQ(first.label[1].value, dir.file("chain.pem"));
+  EXPECT_EQ(first.gauge.value, expiries[0]["not_after_unix"].get<double>());
+  EXPECT_EQ(family->metric[2].gauge.value, 0.0);
 }
 
 }  // namespace
