@@ -114,6 +114,19 @@ def main() -> int:
                 "frames_sent", "responses_ok", "connection_resets") if k in summary))
             time.sleep(3)  # the last scrapes
             end = time.time()
+            # Why b1's signal is short (docs/operations.md, the caption): per backend, the frames
+            # caught corrupt and malformed (a malformed header resets its session even in count
+            # mode) and the backend connections made (a reset session's replacement lands on b1
+            # again only one time in three).
+            for what, family in (("corrupt", "weir_backend_frames_corrupt_total"),
+                                 ("malformed", "weir_backend_frames_malformed_total"),
+                                 ("connections", "weir_backend_connections_total")):
+                reply = tb.python("ctl", API_CALL, ["/api/v1/query", {
+                    "query": f"sum by (backend) ({family})", "time": end}])
+                counts = {r["metric"].get("backend", "?"): int(float(r["value"][1]))
+                          for r in reply["data"]["result"]}
+                print(f"{what} by backend: " + ", ".join(f"{b} {counts[b]}"
+                                                         for b in sorted(counts)))
             span = int(end - start) + 1
             series = {}
             for pid, panel in panels.items():
