@@ -206,7 +206,8 @@ std::string socket_path(const Options& options) {
   try {
     const YAML::Node root = YAML::LoadFile(file);
     const YAML::Node control = root.IsMap() ? root["control"] : YAML::Node();
-    const YAML::Node socket = control.IsMap() ? control["socket"] : YAML::Node();
+    const YAML::Node given = control.IsMap() ? control["socket"] : YAML::Node();
+    const YAML::Node socket = given.IsMap() ? given["path"] : given;  // {path, mode, group, level}
     const bool absent = !socket.IsDefined() || socket.IsNull();
     if (absent || (socket.IsScalar() && !socket.Scalar().empty())) {
       const std::string path = absent ? config::Control{}.socket : socket.Scalar();
