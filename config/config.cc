@@ -13,10 +13,11 @@
 #include <set>
 #include <sstream>
 
-#include "common/channel/socket_path.h"
 #include "common/maglev.h"
 #include "config/cluster_schema.h"
+#include "config/control_schema.h"
 #include "config/field_readers.h"
+#include "config/health_schema.h"
 #include "config/port_addresses.h"
 #include "config/tls_schema.h"
 #include "config/yaml_reader.h"
@@ -111,7 +112,7 @@ struct Positions {
   std::vector<std::optional<YAML::Mark>> max_connections, stamp_hop;
   std::vector<YAML::Mark> pools;
   YAML::Mark limits_connections, node_id;
-  std::vector<std::pair<YAML::Mark, std::string>> sockets;  // the socket paths given, in order
+  std::vector<SocketGiven> sockets;  // the socket keys given, in order
   bool limits_connections_given = false;
   bool node_id_given = false;
 };
@@ -133,7 +134,8 @@ class Schema {
               [&](const YAML::Node& node, const std::string& path) { listener(node, path); });
     read_list(top, "pools", false,
               [&](const YAML::Node& node, const std::string& path) { pool(node, path); });
-    if (const auto node = top.take("control")) control(*node);
+    if (const auto node = top.take("control"))
+      read_control_section(d_, *node, config_.control, at_.sockets);
     if (const auto node = top.take("tls")) read_tls_section(d_, *node, config_.tls);
     if (const auto node = top.take("cluster")) read_cluster_section(d_, *node, config_);
     top.finish();
@@ -156,10 +158,8 @@ class Schema {
       }
     }
     dp.control_socket = "/run/weir/dataplane.sock";
-    if (read_string_field(map, "control_socket", dp.control_socket)) {
-      at_.sockets.emplace_back(map.take("control_socket")->Mark(), map.path_of("control_socket"));
-      socket_path_check(map, "control_socket", dp.control_socket);
-    }
+    read_socket_field(map, "control_socket", LevelKey::refused, dp.control_socket,
+                      dp.control_socket_access, at_.sockets);
     if (const auto idle_node = map.take("idle")) {
       MapReader idle(d_, *idle_node, map.path_of("idle"));
       if (idle.is_map()) {
@@ -183,18 +183,6 @@ class Schema {
     }
     read_uint_field(map, "shutdown_grace_ms", dp.shutdown_grace_ms, 0, kMaxShutdownGraceMs);
     map.finish();
-  }
-
-  void socket_path_check(MapReader& map, std::string_view key, const std::string& path) {
-    const YAML::Mark mark = map.take(key)->Mark();
-    if (path.front() != '/') {
-      d_.error(mark, map.path_of(key), "\"" + path + "\" must be an absolute path");
-    } else if (path.size() > channel::kMaxSocketPath) {
-      d_.error(mark, map.path_of(key),
-               "is " + std::to_string(path.size()) +
-                   " bytes long; a control socket path holds at most " +
-                   std::to_string(channel::kMaxSocketPath));
-    }
   }
 
   void port(const YAML::Node& node, const std::string& path) {
@@ -455,7 +443,7 @@ class Schema {
     read_uint_field(map, "connect_timeout_ms", pool.connect_timeout_ms, 100, 600'000);
     if (const auto health_node = map.take("health")) {
       pool.health = Health{};
-      health(*health_node, map.path_of("health"), *pool.health);
+      read_health(d_, *health_node, map.path_of("health"), *pool.health);
     }
     if (const auto passive_node = map.take("passive_health")) {
       pool.passive_health = PassiveHealth{};
@@ -490,113 +478,6 @@ class Schema {
               "; shares drift beyond 1% below that; use a prime >= " + std::to_string(minimum));
     }
     config_.pools.push_back(pool);
-  }
-
-  void health(const YAML::Node& node, const std::string& path, Health& health) {
-    MapReader map(d_, node, path);
-    if (!map.is_map()) return;
-    const bool type_known = read_choice_field(map, "type", health.type,
-                                              {{"tcp", HealthType::tcp},
-                                               {"http", HealthType::http},
-                                               {"framed-ping", HealthType::framed_ping}},
-                                              true);
-    read_uint_field(map, "interval_ms", health.interval_ms, 10, 3'600'000);
-    read_uint_field(map, "timeout_ms", health.timeout_ms, 1, 3'600'000);
-    read_uint_field(map, "rise", health.rise, 1, 100);
-    read_uint_field(map, "fall", health.fall, 1, 100);
-    if (health.timeout_ms > health.interval_ms) {
-      d_.error(map.key_mark("timeout_ms"), map.path_of("timeout_ms"),
-               std::to_string(health.timeout_ms) + " exceeds interval_ms (" +
-                   std::to_string(health.interval_ms) +
-                   "); a check must finish before the next one starts");
-    }
-    if (type_known && health.type == HealthType::http) {
-      if (const auto http_node = map.require("http", "a map with request and status")) {
-        MapReader http(d_, *http_node, map.path_of("http"));
-        if (http.is_map()) {
-          HttpCheck check;
-          if (read_string_field(http, "request", check.request, true)) {
-            http_request_check(http, check.request);
-          }
-          if (const auto status = http.take("status"))
-            status_range(*status, http.path_of("status"), check);
-          http.finish();
-          health.http = check;
-        }
-      }
-    } else if (type_known) {
-      map.forbid("http", "http settings apply only to type http (this check is " +
-                             std::string(name_of(health.type)) + ")");
-    } else {
-      map.take("http");
-    }
-    map.finish();
-  }
-
-  void http_request_check(MapReader& http, const std::string& request) {
-    // RFC 9112 3: method SP request-target SP HTTP-version; Weir adds CRLF and the Host header.
-    const size_t first = request.find(' ');
-    const size_t second = first == std::string::npos ? first : request.find(' ', first + 1);
-    const bool shape = first != std::string::npos && first > 0 && second != std::string::npos &&
-                       second > first + 1 && request.find(' ', second + 1) == std::string::npos &&
-                       request.compare(second + 1, 7, "HTTP/1.") == 0 &&
-                       request.size() == second + 9 &&
-                       request.find_first_of("\r\n") == std::string::npos;
-    if (!shape) {
-      d_.error(http.take("request")->Mark(), http.path_of("request"),
-               "\"" + request +
-                   "\" is not a request line; expected METHOD TARGET HTTP/1.x, e.g. "
-                   "\"GET /healthz HTTP/1.1\"");
-    }
-  }
-
-  void status_range(const YAML::Node& node, const std::string& path, HttpCheck& check) {
-    // "200-399" or a single status "204".
-    const std::string expected =
-        "expected a status or a range of statuses within 100-599, e.g. "
-        "200 or 200-399";
-    unsigned low = 0, high = 0;
-    bool ok = false;
-    if (node.IsScalar()) {
-      std::istringstream in(node.Scalar());
-      char dash = 0;
-      if (in >> low) {
-        high = low;
-        ok = in.eof() || ((in >> dash) && dash == '-' && (in >> high) && in.eof());
-      }
-    }
-    if (!ok || low < 100 || high > 599 || low > high) {
-      d_.error(node.Mark(), path, expected);
-      return;
-    }
-    check.status_min = static_cast<uint16_t>(low);
-    check.status_max = static_cast<uint16_t>(high);
-  }
-
-  void control(const YAML::Node& node) {
-    MapReader map(d_, node, "control");
-    if (!map.is_map()) return;
-    if (read_string_field(map, "socket", config_.control.socket)) {
-      at_.sockets.emplace_back(map.take("socket")->Mark(), map.path_of("socket"));
-      socket_path_check(map, "socket", config_.control.socket);
-    }
-    if (read_string_field(map, "state_file", config_.control.state_file) &&
-        config_.control.state_file.front() != '/') {
-      d_.error(map.take("state_file")->Mark(), map.path_of("state_file"),
-               "\"" + config_.control.state_file + "\" must be an absolute path");
-    }
-    if (const auto metrics_node = map.take("metrics")) {
-      MapReader metrics(d_, *metrics_node, map.path_of("metrics"));
-      if (metrics.is_map()) {
-        if (const auto listen = metrics.take("listen")) {
-          if (auto endpoint = read_ipv4_endpoint(d_, *listen, metrics.path_of("listen"))) {
-            config_.control.metrics.listen = Endpoint{endpoint->first, endpoint->second};
-          }
-        }
-        metrics.finish();
-      }
-    }
-    map.finish();
   }
 
   // Checks across entries, after the walk.
@@ -645,14 +526,7 @@ class Schema {
                      " backends; a pool holds at most " + std::to_string(kMaxBackendsPerPool));
       }
     }
-    if (config_.control.socket == config_.dataplane.control_socket) {
-      // At the later of the two keys given (one of them is, or both would be their defaults).
-      const auto& [mark, path] = at_.sockets.back();
-      d_.error(mark, path,
-               "\"" + config_.control.socket +
-                   "\" is both dataplane.control_socket and control.socket; the dataplane's "
-                   "control socket and weir-control's admin socket must differ");
-    }
+    check_socket_paths(d_, config_, at_.sockets);
     std::map<std::string, size_t> pool_names;
     for (size_t i = 0; i < config_.pools.size(); ++i) {
       const std::string& name = config_.pools[i].name;

@@ -78,6 +78,9 @@ enum class OnCorrupt { reset, count };
 enum class ProxyProtocol { none, v2 };
 enum class HashKey { five_tuple, source_ip };
 enum class HealthType { tcp, http, framed_ping };
+// What a control or admin socket's clients may do (HAProxy's `stats socket ... level`): admin,
+// everything; read_only, the queries (status, counters, events) and no request that changes state.
+enum class SocketLevel { admin, read_only };
 
 // The spelling used in the YAML file, for messages and exported labels.
 std::string_view name_of(IdleMode);
@@ -89,6 +92,7 @@ std::string_view name_of(HashKey);
 std::string_view name_of(HealthType);
 std::string_view name_of(TlsInner);
 std::string_view name_of(TlsVersion);
+std::string_view name_of(SocketLevel);
 
 struct Idle {
   IdleMode mode = IdleMode::backoff;
@@ -108,6 +112,16 @@ struct Port {
   uint16_t mtu = kDefaultMtu;
 };
 
+// Who may open a control or admin socket (HAProxy's `stats socket PATH mode 660 group G level L`):
+// the server binds it under a temporary name, sets this mode and group, then renames it into place.
+inline constexpr uint32_t kDefaultSocketMode = 0600;  // only the owner (root) may steer Weir
+struct SocketAccess {
+  uint32_t mode = kDefaultSocketMode;
+  std::optional<std::string> group;  // a group name or number; unset: the process's own group
+  SocketLevel level = SocketLevel::admin;
+  bool operator==(const SocketAccess&) const = default;
+};
+
 struct Limits {
   uint32_t connections = kDefaultConnections;
 };
@@ -115,6 +129,7 @@ struct Limits {
 struct Dataplane {
   std::vector<std::string> eal;
   std::string control_socket;
+  SocketAccess control_socket_access;  // always admin: weir-control steers the dataplane through it
   Idle idle;
   std::vector<Port> ports;
   Limits limits;
@@ -245,6 +260,10 @@ struct Metrics {
 
 struct Control {
   std::string socket = "/run/weir/control.sock";
+  SocketAccess socket_access;
+  // A second socket at the read-only level, for monitoring (weirctl status, backends, stats).
+  std::optional<std::string> read_only_socket;
+  SocketAccess read_only_socket_access{kDefaultSocketMode, std::nullopt, SocketLevel::read_only};
   // weir-control's manual overrides (weirctl drain, down, weight, drain-box), kept across its
   // restarts.
   std::string state_file = "/var/lib/weir/control-state.json";

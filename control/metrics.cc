@@ -106,6 +106,31 @@ void export_table(Families& out, const std::array<counters::Entry, N>& table,
   }
 }
 
+// A control or admin socket's own counts (common/channel/line_server.h): clients turned away or
+// closed at its bounds, and requests refused at its level.
+void socket_counters(Families& out, const nlohmann::json& stats, const std::string& daemon,
+                     const std::string& socket) {
+  const Labels labels{{"daemon", daemon}, {"socket", socket}};
+  out.counter("weir_control_socket_clients_refused_total",
+              "Clients turned away because the socket had its most clients connected", labels,
+              number(stats, "clients_refused"));
+  for (const auto& [reason, key] :
+       {std::pair<std::string, std::string>{"idle", "clients_idle_closed"},
+        {"overflow", "clients_overflow_closed"}}) {
+    Labels closed = labels;
+    closed.push_back({"reason", reason});
+    out.counter("weir_control_socket_clients_closed_total",
+                "Clients closed by the socket: idle (no request for 60 s) or overflow (a request "
+                "over 1 MiB, or 16 MiB of replies unread)",
+                closed, number(stats, key));
+  }
+  if (stats.contains("read_only_refused")) {
+    out.counter("weir_control_socket_read_only_refusals_total",
+                "Requests refused because they change state and the socket is read-only", labels,
+                number(stats, "read_only_refused"));
+  }
+}
+
 void dataplane_counters(Families& out, const nlohmann::json& counters) {
   for (const auto& worker : array_member(counters, "workers")) {
     const nlohmann::json& id_field = member(worker, "id");
@@ -128,6 +153,7 @@ void dataplane_counters(Families& out, const nlohmann::json& counters) {
     out.counter("weir_dataplane_control_errors_total",
                 "Control requests the dataplane refused (malformed, unknown, failed)", {},
                 number(member(counters, "control"), "errors"));
+    socket_counters(out, member(counters, "control"), "weir-dataplane", "dataplane.control_socket");
   }
   if (counters.contains("mbufs")) {
     out.gauge("weir_mbuf_pool_size", "Mbufs in the dataplane's pool", {},
@@ -253,6 +279,10 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
     out.counter("weir_tls_ticket_key_rotations_total",
                 "Session ticket keys rotated (a new key made and sent to every worker)", {},
                 number(tls, "key_rotations"));
+  }
+  for (const auto& socket : control.value("sockets", nlohmann::json::array())) {
+    if (socket.is_object())
+      socket_counters(out, socket, "weir-control", socket.value("socket", ""));
   }
   out.gauge("weir_box_drained",
             "1 while the box is drained (weirctl drain-box): its listeners refuse new connections",

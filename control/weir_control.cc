@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -61,7 +62,8 @@ class Daemon {
                        .Name("weir_health_check_duration_seconds")
                        .Help("How long health checks took, from connect to verdict")
                        .Register(*registry_)),
-        admin_([this](std::string_view line) { return admin(line); }) {
+        admin_([this](std::string_view line) { return admin(line); }),
+        read_only_admin_([this](std::string_view line) { return admin(line); }) {
     last_reload_success_ = unix_now();
     start_health(*config);
     read_certificates(*config);
@@ -70,10 +72,7 @@ class Daemon {
 
   int run() {
     const auto& config = controller_.config();
-    if (std::string error = admin_.open(config.control.socket, "control.socket"); !error.empty()) {
-      log::printf(log::Level::error, "%s (control.socket)", error.c_str());
-      return 1;
-    }
+    if (!open_admin_sockets(config.control)) return 1;
     const config::Endpoint& listen = config.control.metrics.listen;
     const std::string metrics_address =
         listen.address.to_string() + ":" + std::to_string(listen.port);
@@ -108,6 +107,7 @@ class Daemon {
       std::vector<pollfd> fds{{signal_fd, POLLIN, 0}};
       if (health_) fds.push_back({health_->fd(), POLLIN, 0});
       admin_.add_poll_fds(fds);
+      read_only_admin_.add_poll_fds(fds);
       int timeout_ms = 200;
       if (tls_) timeout_ms = std::min(timeout_ms, tls_->next_due_in(now_ms()));
       if (::poll(fds.data(), fds.size(), timeout_ms) > 0) {
@@ -129,6 +129,11 @@ class Daemon {
         if (health_ && fds[1].revents != 0) poll_health();
       }
       admin_.serve(fds);
+      read_only_admin_.serve(fds);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);  // for /metrics, read on the exposer's threads
+        socket_stats_ = {admin_.stats(), read_only_admin_.stats()};
+      }
       if (tls_) {
         std::lock_guard<std::mutex> lock(mutex_);
         tls_->tick(now_ms());
@@ -435,6 +440,37 @@ class Daemon {
     return reply;
   }
 
+  // The admin socket (at its configured level) and the read-only one, if configured.
+  bool open_admin_sockets(const config::Control& control) {
+    auto open = [](channel::LineServer& server, const std::string& path, const std::string& key,
+                   const config::SocketAccess& access) {
+      if (access.level == config::SocketLevel::read_only)
+        server.set_read_only({std::begin(kQueries), std::end(kQueries)});
+      const std::string error =
+          server.open(path, key, {static_cast<mode_t>(access.mode), access.group});
+      if (!error.empty()) log::printf(log::Level::error, "%s", error.c_str());
+      return error.empty();
+    };
+    return open(admin_, control.socket, "control.socket", control.socket_access) &&
+           (!control.read_only_socket ||
+            open(read_only_admin_, *control.read_only_socket, "control.read_only_socket",
+                 control.read_only_socket_access));
+  }
+
+  nlohmann::json socket_state() const {
+    nlohmann::json sockets = nlohmann::json::array();
+    auto add = [&](const std::string& key, const channel::LineServerStats& s) {
+      sockets.push_back({{"socket", key},
+                         {"clients_refused", s.clients_refused},
+                         {"clients_idle_closed", s.clients_idle_closed},
+                         {"clients_overflow_closed", s.clients_overflow_closed},
+                         {"read_only_refused", s.read_only_refused}});
+    };
+    add("control.socket", socket_stats_[0]);
+    if (read_only_admin_.listening()) add("control.read_only_socket", socket_stats_[1]);
+    return sockets;
+  }
+
   nlohmann::json state_for_metrics() {
     std::lock_guard<std::mutex> lock(mutex_);
     nlohmann::json health = nlohmann::json::array();
@@ -465,7 +501,8 @@ class Daemon {
             {"version", version()},
             {"revision", revision()},
             {"dataplane_version", dataplane_version_},
-            {"dataplane_revision", dataplane_revision_}};
+            {"dataplane_revision", dataplane_revision_},
+            {"sockets", socket_state()}};
   }
 
   // The admin protocol (docs/weirctl.md): the dataplane's framing, weir-control's operations.
@@ -602,7 +639,12 @@ class Daemon {
   channel::LineClient dataplane_;
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Histogram>& durations_;
+  // The operations that change nothing: what a read-only socket answers (docs/weirctl.md).
+  static constexpr const char* kQueries[] = {"status", "listeners", "stats",
+                                             "events", "backends",  "box"};
   channel::LineServer admin_;
+  channel::LineServer read_only_admin_;  // control.read_only_socket, when configured
+  std::array<channel::LineServerStats, 2> socket_stats_{};  // copies of both, for /metrics
   std::shared_ptr<MetricsCollector> collector_;
   std::unique_ptr<HealthChecker> health_;
   std::unique_ptr<TlsWorkers> tls_;  // when the configuration has TLS

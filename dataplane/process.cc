@@ -461,8 +461,12 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
   RunningDataplane running(config_, *pool_states_, ports_, workers_);
   ControlRequests requests(running);
   channel::LineServer server([&](std::string_view line) { return requests.handle(line); });
+  requests.set_socket_stats(&server.stats());
   const std::string& socket_path = config_->dataplane.control_socket;
-  if (std::string error = server.open(socket_path, "dataplane.control_socket"); !error.empty()) {
+  const config::SocketAccess& access = config_->dataplane.control_socket_access;
+  if (std::string error = server.open(socket_path, "dataplane.control_socket",
+                                      {static_cast<mode_t>(access.mode), access.group});
+      !error.empty()) {
     log::printf(log::Level::error, "%s", error.c_str());
     return false;
   }
@@ -519,6 +523,14 @@ int run(std::shared_ptr<const config::Config> config) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Another dataplane serving the same control socket is refused before EAL and the ports are
+  // touched (open() checks again when it binds, after start-up).
+  if (std::string problem = channel::LineServer::check_path(config->dataplane.control_socket,
+                                                            "dataplane.control_socket");
+      !problem.empty()) {
+    log::printf(log::Level::error, "%s", problem.c_str());
+    return 1;
+  }
   DataplaneProcess process(std::move(config));
   if (!process.start_eal() || !process.create_mbuf_pool() || !process.open_dataplane_ports())
     return 1;

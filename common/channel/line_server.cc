@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -44,12 +45,20 @@ bool someone_listens(const sockaddr_un& address) {
   return listening;
 }
 
+// The group id `group` names (a name, or a number), or an error message.
+std::optional<gid_t> group_id(const std::string& group, std::string& error) {
+  if (!group.empty() && group.find_first_not_of("0123456789") == std::string::npos &&
+      group.size() < 10) {
+    return static_cast<gid_t>(std::stoul(group));
+  }
+  if (const struct group* entry = getgrnam(group.c_str())) return entry->gr_gid;
+  error = "no group named \"" + group + "\"";
+  return std::nullopt;
+}
+
 }  // namespace
 
-std::string LineServer::open(const std::string& path, const std::string& setting) {
-  // Bound under a temporary name, given its mode, then renamed into place: the socket is never
-  // reachable with the umask's mode, and a stale file left by a process that did not exit cleanly
-  // is replaced in one step.
+std::string LineServer::check_path(const std::string& path, const std::string& setting) {
   const std::string temporary = path + "." + std::to_string(getpid()) + ".tmp";
   sockaddr_un address{}, temporary_address{};
   if (!to_address(path, address) || !to_address(temporary, temporary_address)) {
@@ -60,25 +69,52 @@ std::string LineServer::open(const std::string& path, const std::string& setting
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
       return path + " exists and is not a socket (" + setting + "); it is left alone";
+    // A live socket is never unlinked: its process would go on running unreachable. One that
+    // nobody answers on was left by a process that did not exit cleanly, and is replaced.
     if (someone_listens(address)) {
       return "another process is serving " + path + " (" + setting +
              "; another dataplane or weir-control with the same socket?)";
     }
   }
+  return "";
+}
+
+std::string LineServer::open(const std::string& path, const std::string& setting,
+                             const SocketPermissions& permissions) {
+  // Bound under a temporary name, given its mode and group, then renamed into place: the socket
+  // is never reachable with the umask's mode, and a stale file left by a process that did not exit
+  // cleanly is replaced in one step.
+  if (std::string problem = check_path(path, setting); !problem.empty()) return problem;
+  const std::string temporary = path + "." + std::to_string(getpid()) + ".tmp";
+  sockaddr_un temporary_address{};
+  to_address(temporary, temporary_address);
+  std::optional<gid_t> gid;
+  if (permissions.group) {
+    std::string error;
+    gid = group_id(*permissions.group, error);
+    if (!gid) return error + " for control socket " + path + " (" + setting + ".group)";
+  }
   listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return std::string("cannot create the control socket: ") + strerror(errno);
   unlink(temporary.c_str());
-  const bool bound = bind(listen_fd_, reinterpret_cast<const sockaddr*>(&temporary_address),
-                          sizeof temporary_address) == 0 &&
-                     chmod(temporary.c_str(), 0600) == 0 &&  // only the owner (root) may steer Weir
-                     listen(listen_fd_, 16) == 0 && rename(temporary.c_str(), path.c_str()) == 0;
+  // The temporary name is reachable between bind and chmod with the umask's mode; nobody can
+  // connect to it before listen, which comes after the mode and group are set.
+  std::string hint = "does its directory exist?";
+  bool bound = bind(listen_fd_, reinterpret_cast<const sockaddr*>(&temporary_address),
+                    sizeof temporary_address) == 0 &&
+               chmod(temporary.c_str(), permissions.mode) == 0;
+  if (bound && gid && chown(temporary.c_str(), static_cast<uid_t>(-1), *gid) != 0) {
+    bound = false;
+    hint = "a process that is not root may only give its socket a group it is in";
+  }
+  bound = bound && listen(listen_fd_, 16) == 0 && rename(temporary.c_str(), path.c_str()) == 0;
   if (!bound) {
     const std::string why = strerror(errno);
     close(listen_fd_);
     listen_fd_ = -1;
     unlink(temporary.c_str());
-    return "cannot listen on control socket " + path + ": " + why + " (" + setting +
-           "; does its directory exist?)";
+    return "cannot listen on control socket " + path + ": " + why + " (" + setting + "; " + hint +
+           ")";
   }
   path_ = path;
   return "";
@@ -102,6 +138,7 @@ void LineServer::serve(const std::vector<pollfd>& fds) {
                                 " s; closing the connection") +
         "\n";
     c.closing = true;
+    ++stats_.clients_idle_closed;
     write_client(c);
   }
   for (const pollfd& p : fds) {
@@ -127,6 +164,7 @@ void LineServer::accept_clients() {
       const std::string busy = error_line(nullptr, "too many control clients") + "\n";
       [[maybe_unused]] const ssize_t ignored = write(fd, busy.data(), busy.size());
       close(fd);
+      ++stats_.clients_refused;
       continue;
     }
     clients_.push_back(Client{fd, {}, {}, false, clock_()});
@@ -137,6 +175,20 @@ void LineServer::accept_clients() {
 // error reply, never the process.
 std::string LineServer::answer(std::string_view line) {
   try {
+    if (queries_) {
+      // A malformed request goes on to the handler, which says what is wrong with it.
+      const Request request = parse_request(line, "server");
+      if (request.error.empty() &&
+          std::find(queries_->begin(), queries_->end(), request.op) == queries_->end()) {
+        ++stats_.read_only_refused;
+        std::string allowed;
+        for (const std::string& query : *queries_) allowed += (allowed.empty() ? "" : ", ") + query;
+        return error_line(request.id, "\"" + request.op +
+                                          "\" refused: this socket is read-only (level "
+                                          "read-only) and answers only " +
+                                          allowed + "; use the admin socket");
+      }
+    }
     return handle_(line);
   } catch (const std::exception& e) {
     return error_line(nullptr, std::string("the request could not be handled: ") + e.what());
@@ -169,6 +221,7 @@ void LineServer::read_client(Client& c) {
       c.output += error_line(nullptr, "request longer than 1 MiB, or replies not read") + "\n";
       c.input.clear();
       c.closing = true;
+      ++stats_.clients_overflow_closed;
       break;
     }
   }

@@ -2,13 +2,19 @@
 // loop (the dataplane's main lcore, weir-control's main thread). Lines in, lines out, through a
 // handler (the dataplane's control requests, weir-control's admin protocol). Bounded: at most
 // kMaxClients connections, kMaxRequestLine bytes per request, kMaxOutput bytes of replies waiting
-// per client; a client past a bound is told why (in the envelope) and disconnected. No DPDK.
+// per client; a client past a bound is told why (in the envelope) and disconnected, and counted.
+// A socket may be read-only (HAProxy's `level`): requests whose operation changes state are refused
+// before they reach the handler. No DPDK.
 #pragma once
 
 #include <poll.h>
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +22,21 @@
 #include "common/channel/envelope.h"
 
 namespace weir::channel {
+
+// Who may connect: the socket file's permission bits and group (HAProxy's `mode` and `group`).
+struct SocketPermissions {
+  mode_t mode = 0600;
+  std::optional<std::string> group;  // a name or a number; unset: the process's own group
+};
+
+// What the server counted about its clients (exported as weir_control_socket_*; docs/metrics.md).
+struct LineServerStats {
+  uint64_t clients_refused = 0;          // connections turned away: kMaxClients were connected
+  uint64_t clients_idle_closed = 0;      // closed after kIdleTimeout without a request
+  uint64_t clients_overflow_closed = 0;  // closed: a request over kMaxRequestLine, or kMaxOutput
+                                         // of replies unread
+  uint64_t read_only_refused = 0;        // requests refused because the socket is read-only
+};
 
 class LineServer {
  public:
@@ -32,9 +53,20 @@ class LineServer {
   LineServer(const LineServer&) = delete;
   LineServer& operator=(const LineServer&) = delete;
 
-  // Binds `path` (replacing a stale socket file). Returns an error message naming `setting`, the
-  // configuration key the path came from, or "".
-  std::string open(const std::string& path, const std::string& setting);
+  // Binds `path` with `permissions`, replacing a stale socket file but never a live one (another
+  // process answers on it) nor a file that is not a socket. Returns an error message naming
+  // `setting`, the configuration key the path came from, or "".
+  std::string open(const std::string& path, const std::string& setting,
+                   const SocketPermissions& permissions = {});
+  // What open() would refuse about `path` before binding (too long, not a socket, served by
+  // another process), or "": for a process to check before it spends seconds starting up.
+  static std::string check_path(const std::string& path, const std::string& setting);
+  // Makes the socket read-only: a request whose "op" is not one of `queries` (the operations that
+  // change nothing) is refused with an error naming them, without reaching the handler. A list of
+  // what is allowed, so that an operation added later is refused here until it is listed.
+  void set_read_only(std::vector<std::string> queries) { queries_ = std::move(queries); }
+  bool read_only() const { return queries_.has_value(); }
+  bool listening() const { return listen_fd_ >= 0; }
   // The descriptors to poll, appended to `fds`.
   void add_poll_fds(std::vector<pollfd>& fds) const;
   // Serves whatever `fds` (as returned by poll) says is ready, and closes idle clients: call it
@@ -45,6 +77,7 @@ class LineServer {
     clock_ = std::move(clock);
   }
   size_t clients() const { return clients_.size(); }
+  const LineServerStats& stats() const { return stats_; }
 
  private:
   struct Client {
@@ -60,7 +93,9 @@ class LineServer {
   void write_client(Client& c);
 
   std::function<std::string(std::string_view)> handle_;
+  std::optional<std::vector<std::string>> queries_;  // set: the socket is read-only
   std::string path_;
+  LineServerStats stats_;
   int listen_fd_ = -1;
   std::vector<Client> clients_;
   std::function<std::chrono::steady_clock::time_point()> clock_ = [] {

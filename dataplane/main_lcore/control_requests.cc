@@ -30,6 +30,12 @@ std::string ControlRequests::handle(std::string_view line) {
     reply.update(target_.counters());
     // This channel's own: requests served and refused (malformed, unknown, failed).
     reply["control"] = {{"requests", requests_}, {"errors", errors_}};
+    if (socket_stats_) {
+      reply["control"].update(
+          {{"clients_refused", socket_stats_->clients_refused},
+           {"clients_idle_closed", socket_stats_->clients_idle_closed},
+           {"clients_overflow_closed", socket_stats_->clients_overflow_closed}});
+    }
   } else if (op == "listeners") {
     reply["listeners"] = target_.listeners();
   } else if (op == "pools") {

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/channel/line_server.h"
+
 namespace weir::dataplane {
 
 // What the control protocol can ask of a dataplane.
@@ -50,6 +52,9 @@ class ControlRequests {
   // One request line in, one reply line out (without the newline).
   std::string handle(std::string_view line);
 
+  // The socket's own counts (clients refused, closed), added to the `counters` reply.
+  void set_socket_stats(const channel::LineServerStats* stats) { socket_stats_ = stats; }
+
   uint64_t requests() const { return requests_; }
   uint64_t errors() const { return errors_; }
 
@@ -57,6 +62,7 @@ class ControlRequests {
   std::string error(const nlohmann::json& id, const std::string& message);
 
   ControlTarget& target_;
+  const channel::LineServerStats* socket_stats_ = nullptr;
   uint64_t requests_ = 0;
   uint64_t errors_ = 0;
 };

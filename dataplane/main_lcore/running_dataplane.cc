@@ -41,7 +41,9 @@ bool same_listener(const config::Config& a_config, const config::Listener& a,
 // The parts a running dataplane keeps: EAL, ports, limits, idle policy, TCP, node id.
 std::string fixed_difference(const config::Config& a, const config::Config& b) {
   if (a.dataplane.eal != b.dataplane.eal) return "dataplane.eal";
-  if (a.dataplane.control_socket != b.dataplane.control_socket) return "dataplane.control_socket";
+  if (a.dataplane.control_socket != b.dataplane.control_socket ||
+      a.dataplane.control_socket_access != b.dataplane.control_socket_access)
+    return "dataplane.control_socket";
   if (a.dataplane.ports.size() != b.dataplane.ports.size()) return "dataplane.ports";
   for (size_t i = 0; i < a.dataplane.ports.size(); ++i) {
     const config::Port& x = a.dataplane.ports[i];

@@ -1143,6 +1143,11 @@ class DataplaneProcess:
         """A worker counter (section "loop" or "l3") summed over workers."""
         return sum(worker[section][name] for worker in stats["workers"])
 
+    def control_socket(self) -> str:
+        """dataplane.control_socket's path (the key is a path, or a map with one)."""
+        given = self.config["dataplane"]["control_socket"]
+        return given if isinstance(given, str) else given["path"]
+
     def control(self, request: dict, timeout_s: float = 10.0) -> dict:
         """One request on the dataplane's control socket (docs/protocol.md, "The control
         channel"); the reply. `v` and `id` are filled in when absent."""
@@ -1151,7 +1156,7 @@ class DataplaneProcess:
         message = {"v": 1, "id": 1, **request}
         with socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM) as s:
             s.settimeout(timeout_s)
-            s.connect(self.config["dataplane"]["control_socket"])
+            s.connect(self.control_socket())
             s.sendall(json.dumps(message).encode() + b"\n")
             reply = b""
             while not reply.endswith(b"\n"):

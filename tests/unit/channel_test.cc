@@ -338,15 +338,160 @@ TEST(LineServer, AClientThatSendsNothingForTheIdleTimeoutIsToldAndClosed) {
   now += LineServer::kIdleTimeout - std::chrono::milliseconds(1);
   serve_once();
   EXPECT_EQ(server.clients(), 1u) << "not idle yet";
+  EXPECT_EQ(server.stats().clients_idle_closed, 0u);
   now += std::chrono::milliseconds(1);
   serve_once();
   EXPECT_EQ(server.clients(), 0u);
+  EXPECT_EQ(server.stats().clients_idle_closed, 1u);
   std::string reply;
   char buffer[512];
   for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;) reply.append(buffer, n);
   close(fd);
   EXPECT_EQ(json::parse(reply.substr(0, reply.find('\n')))["error"],
             "no request for 60 s; closing the connection");
+}
+
+// Connects a client to `path`; returns its descriptor.
+int connect_to(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+  EXPECT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  return fd;
+}
+
+// Serves `server` from this thread until `done` holds (at most 2 s of polls of 10 ms).
+void serve_until(LineServer& server, const std::function<bool()>& done) {
+  for (int i = 0; i < 200 && !done(); ++i) {
+    std::vector<pollfd> fds;
+    server.add_poll_fds(fds);
+    poll(fds.data(), fds.size(), 10);
+    server.serve(fds);
+  }
+}
+
+// Everything the server sends `fd` until it closes, served meanwhile.
+std::string read_until_closed(LineServer& server, int fd) {
+  std::string text;
+  bool closed = false;
+  serve_until(server, [&] {
+    char buffer[4096];
+    for (;;) {
+      const ssize_t n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+      if (n > 0) {
+        text.append(buffer, static_cast<size_t>(n));
+        continue;
+      }
+      closed = n == 0;
+      return closed;
+    }
+  });
+  EXPECT_TRUE(closed) << "the server did not close the connection";
+  return text;
+}
+
+TEST(LineServer, CountsClientsTurnedAwayAndClosedAtItsBounds) {
+  const std::string path = socket_path("counted");
+  LineServer server([](std::string_view) { return ok_reply(nullptr).dump(); });
+  ASSERT_EQ(server.open(path, "control.socket"), "");
+  std::vector<int> held;
+  for (size_t i = 0; i < LineServer::kMaxClients; ++i) held.push_back(connect_to(path));
+  serve_until(server, [&] { return server.clients() == LineServer::kMaxClients; });
+  ASSERT_EQ(server.clients(), LineServer::kMaxClients);
+  EXPECT_EQ(server.stats().clients_refused, 0u);
+  const int one_too_many = connect_to(path);
+  const std::string busy = read_until_closed(server, one_too_many);
+  close(one_too_many);
+  EXPECT_EQ(json::parse(busy.substr(0, busy.find('\n')))["error"], "too many control clients");
+  EXPECT_EQ(server.stats().clients_refused, 1u);
+  EXPECT_EQ(server.clients(), LineServer::kMaxClients) << "the others are kept";
+
+  // One of them sends a request line over the limit: closed, and counted as an overflow.
+  const std::string flood(kMaxRequestLine + 4096, 'x');
+  size_t sent = 0;
+  serve_until(server, [&] {
+    const ssize_t n =
+        send(held[0], flood.data() + sent, flood.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) sent += static_cast<size_t>(n);
+    return sent == flood.size() || server.stats().clients_overflow_closed > 0;
+  });
+  const std::string refused = read_until_closed(server, held[0]);
+  EXPECT_EQ(json::parse(refused.substr(0, refused.find('\n')))["error"],
+            "request longer than 1 MiB, or replies not read");
+  EXPECT_EQ(server.stats().clients_overflow_closed, 1u);
+  EXPECT_EQ(server.stats().clients_idle_closed, 0u);
+  for (const int fd : held) close(fd);
+}
+
+TEST(LineServer, SetsTheSocketsModeAndGroupBeforeItIsReachable) {
+  const std::string path = socket_path("permissions");
+  LineServer server([](std::string_view) { return ok_reply(nullptr).dump(); });
+  const std::string own_group = std::to_string(getgid());
+  ASSERT_EQ(server.open(path, "control.socket", {0640, own_group}), "");
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_EQ(st.st_gid, getgid());
+  // No temporary name is left beside it.
+  const std::filesystem::path directory = std::filesystem::path(path).parent_path();
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    EXPECT_FALSE(entry.path().string().starts_with(path + ".")) << entry.path();
+  }
+  LineServer other([](std::string_view) { return std::string(); });
+  const std::string unknown = socket_path("unknown-group");
+  EXPECT_EQ(other.open(unknown, "control.socket", {0660, "no-such-group-x"}),
+            "no group named \"no-such-group-x\" for control socket " + unknown +
+                " (control.socket.group)");
+  EXPECT_NE(access(unknown.c_str(), F_OK), 0) << "nothing is created when the group is wrong";
+}
+
+TEST(LineServer, AReadOnlySocketAnswersQueriesAndRefusesEverythingElse) {
+  const std::string path = socket_path("read-only");
+  std::vector<std::string> handled;
+  LineServer server([&](std::string_view line) {
+    handled.emplace_back(line);
+    const Request request = parse_request(line, "test");
+    if (!request.error.empty()) return error_line(request.id, request.error);
+    return ok_reply(request.id).dump();
+  });
+  server.set_read_only({"status", "backends"});
+  ASSERT_EQ(server.open(path, "control.read_only_socket"), "");
+  const int fd = connect_to(path);
+  const std::string requests =
+      "{\"v\":1,\"id\":1,\"op\":\"status\"}\n"
+      "{\"v\":1,\"id\":2,\"op\":\"set\",\"pool\":\"app\",\"backend\":\"b1\",\"state\":\"down\"}\n"
+      "{\"v\":1,\"id\":3,\"op\":\"no-such-op\"}\n"
+      "{\"v\":\"1\",\"id\":4,\"op\":\"set\"}\n"
+      "{\"v\":1,\"id\":5,\"op\":\"backends\"}\n";
+  ASSERT_EQ(send(fd, requests.data(), requests.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(requests.size()));
+  shutdown(fd, SHUT_WR);
+  const std::string replies = read_until_closed(server, fd);
+  close(fd);
+  std::vector<json> answers;
+  for (size_t start = 0, end; (end = replies.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    answers.push_back(json::parse(replies.substr(start, end - start)));
+  }
+  ASSERT_EQ(answers.size(), 5u) << replies;
+  EXPECT_EQ(answers[0]["ok"], true);
+  EXPECT_EQ(answers[1]["ok"], false);
+  EXPECT_EQ(answers[1]["id"], 2);
+  EXPECT_EQ(answers[1]["error"],
+            "\"set\" refused: this socket is read-only (level read-only) and answers only "
+            "status, backends; use the admin socket");
+  EXPECT_EQ(answers[2]["ok"], false);
+  EXPECT_NE(answers[2]["error"].get<std::string>().find("\"no-such-op\" refused"),
+            std::string::npos);
+  // A malformed request reaches the handler, which says what is wrong with it.
+  EXPECT_EQ(answers[3]["ok"], false);
+  EXPECT_NE(answers[3]["error"].get<std::string>().find("field \"v\""), std::string::npos);
+  EXPECT_EQ(answers[4]["ok"], true);
+  EXPECT_EQ(server.stats().read_only_refused, 2u);
+  ASSERT_EQ(handled.size(), 3u) << "the refused requests never reach the handler";
+  EXPECT_NE(handled[1].find("\"v\":\"1\""), std::string::npos);
 }
 
 TEST(LineServer, OpenNamesTheSettingWhenItCannotListen) {

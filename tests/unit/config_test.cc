@@ -325,7 +325,7 @@ INSTANTIATE_TEST_SUITE_P(
              D + E + "control:\n  socket: /run/weir/dataplane.sock\n",
              {"t.yaml:8:11: control.socket: \"/run/weir/dataplane.sock\" is both "
               "dataplane.control_socket and control.socket; the dataplane's control socket and "
-              "weir-control's admin socket must differ"}},
+              "weir-control's sockets must each have their own path"}},
         Case{"control_character_in_a_string",
              D + E + "control:\n  socket: \"/run/weir/x\\ty.sock\"\n",
              {"t.yaml:8:11: control.socket: the string contains a control character (U+0009 at "
@@ -441,6 +441,70 @@ TEST(ConfigControl, StateFileIsAnAbsolutePathWithADefault) {
   EXPECT_EQ(errors_of(D + E + "control: { state_file: s.json }\n"),
             std::vector<std::string>{
                 "t.yaml:7:24: control.state_file: \"s.json\" must be an absolute path"});
+}
+
+TEST(ConfigControl, SocketsTakeAPathOrAMapWithModeGroupAndLevel) {
+  const LoadResult defaults = load_string(D + E, "t.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config->control.socket_access, SocketAccess{});
+  EXPECT_EQ(defaults.config->control.socket_access.mode, 0600u);
+  EXPECT_FALSE(defaults.config->control.read_only_socket);
+  const LoadResult given = load_string(
+      D + "  control_socket: { path: /run/w/dp.sock, mode: \"0660\", group: root }\n" + E +
+          "control:\n  socket: { path: /run/w/c.sock, mode: 640, group: \"0\", level: read-only }\n"
+          "  read_only_socket: { path: /run/w/ro.sock, mode: 0o666 }\n",
+      "t.yaml");
+  ASSERT_TRUE(given.ok());
+  const Config& c = *given.config;
+  EXPECT_EQ(c.dataplane.control_socket, "/run/w/dp.sock");
+  EXPECT_EQ(c.dataplane.control_socket_access, (SocketAccess{0660, "root", SocketLevel::admin}));
+  EXPECT_EQ(c.control.socket, "/run/w/c.sock");
+  EXPECT_EQ(c.control.socket_access, (SocketAccess{0640, "0", SocketLevel::read_only}));
+  EXPECT_EQ(c.control.read_only_socket, "/run/w/ro.sock");
+  EXPECT_EQ(c.control.read_only_socket_access,
+            (SocketAccess{0666, std::nullopt, SocketLevel::read_only}));
+}
+
+TEST(ConfigControl, BadSocketSettingsAreNamedWhereWritten) {
+  EXPECT_EQ(errors_of(D + E + "control:\n  socket: { path: /run/w/c.sock, mode: \"0778\" }\n"),
+            std::vector<std::string>{"t.yaml:8:40: control.socket.mode: expected the socket's "
+                                     "permission bits in octal, e.g. \"0660\" (at most 0777)"});
+  EXPECT_EQ(errors_of(D + E + "control:\n  socket: { path: /run/w/c.sock, mode: 4755 }\n"),
+            std::vector<std::string>{"t.yaml:8:40: control.socket.mode: expected the socket's "
+                                     "permission bits in octal, e.g. \"0660\" (at most 0777)"});
+  EXPECT_EQ(
+      errors_of(D + E + "control:\n  socket: { path: /run/w/c.sock, group: no-such-group-x }\n"),
+      std::vector<std::string>{
+          "t.yaml:8:41: control.socket.group: no group named \"no-such-group-x\" on this host"});
+  EXPECT_EQ(errors_of(D + E + "control:\n  socket: { mode: \"0600\" }\n"),
+            std::vector<std::string>{"t.yaml:8:11: control.socket.path: missing required key; "
+                                     "expected the socket's absolute path"});
+  EXPECT_EQ(errors_of(D + E + "control:\n  socket: { path: /run/w/c.sock, level: root }\n"),
+            std::vector<std::string>{"t.yaml:8:41: control.socket.level: unknown value \"root\"; "
+                                     "allowed: admin, read-only"});
+  // weir-control steers the dataplane through its socket: no level there, nor on the socket
+  // whose name says its level.
+  const std::vector<std::string> dataplane_level =
+      errors_of(D + "  control_socket: { path: /run/w/d.sock, level: admin }\n" + E);
+  ASSERT_EQ(dataplane_level.size(), 1u);
+  EXPECT_NE(dataplane_level[0].find("dataplane.control_socket.level: unknown key"),
+            std::string::npos)
+      << dataplane_level[0];
+  EXPECT_EQ(
+      errors_of(D + E + "control:\n  read_only_socket: { path: /r.sock, level: admin }\n").size(),
+      1u);
+  // The read-only socket at the path of another one: reported at the later key.
+  EXPECT_EQ(
+      errors_of(D + E + "control:\n  socket: /run/w/c.sock\n  read_only_socket: /run/w/c.sock\n"),
+      std::vector<std::string>{
+          "t.yaml:9:21: control.read_only_socket: \"/run/w/c.sock\" is both control.socket "
+          "and control.read_only_socket; the dataplane's control socket and weir-control's "
+          "sockets must each have their own path"});
+  EXPECT_EQ(errors_of(D + E + "control:\n  read_only_socket: { path: /run/weir/dataplane.sock }\n"),
+            std::vector<std::string>{
+                "t.yaml:8:21: control.read_only_socket: \"/run/weir/dataplane.sock\" is both "
+                "dataplane.control_socket and control.read_only_socket; the dataplane's control "
+                "socket and weir-control's sockets must each have their own path"});
 }
 
 TEST(ConfigPools, PassiveHealthIsOffUnlessPresentAndBounded) {

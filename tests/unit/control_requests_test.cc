@@ -51,6 +51,13 @@ TEST(ControlRequests, AnswersEachOperationWithTheRequestsId) {
   const json counters = ask(protocol, R"({"v":1,"op":"counters"})");
   EXPECT_TRUE(counters.contains("workers"));
   EXPECT_EQ(counters["control"]["requests"], 4) << "this request included";
+  EXPECT_FALSE(counters["control"].contains("clients_refused")) << "no socket stats given";
+  channel::LineServerStats socket_stats{3, 2, 1, 0};
+  protocol.set_socket_stats(&socket_stats);
+  const json with_socket = ask(protocol, R"({"v":1,"op":"counters"})");
+  EXPECT_EQ(with_socket["control"]["clients_refused"], 3);
+  EXPECT_EQ(with_socket["control"]["clients_idle_closed"], 2);
+  EXPECT_EQ(with_socket["control"]["clients_overflow_closed"], 1);
   const json set =
       ask(protocol, R"({"v":1,"id":3,"op":"set_backend","pool":"app","backend":"b1","weight":7})");
   EXPECT_EQ(set["ok"], true);
