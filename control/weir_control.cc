@@ -581,7 +581,8 @@ class Daemon {
 int main(int argc, char** argv) {
   constexpr const char* kUsage =
       "usage: weir-control --config FILE [--tls-worker PATH]\n       weir-control --version\n"
-      "\n  --tls-worker PATH  the weir-tls-worker binary (default: the one beside weir-control)\n";
+      "\n  --tls-worker PATH  the weir-tls-worker binary (default: the one beside weir-control,\n"
+      "                     else " WEIR_INSTALLED_TLS_WORKER ")\n";
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::printf("%s", kUsage);
     return 0;
