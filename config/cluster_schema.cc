@@ -77,6 +77,22 @@ void check_peer_address(Diagnostics& d, const ClusterPeer& peer, const PeerAt& a
   }
 }
 
+// `cluster.bird`: both paths absolute (weir-control runs with / as its working directory).
+ClusterBird read_bird(Diagnostics& d, const YAML::Node& node, MapReader& cluster) {
+  ClusterBird bird;
+  MapReader map(d, node, cluster.path_of("bird"));
+  if (!map.is_map()) return bird;
+  for (const auto& [key, field] :
+       {std::pair{"socket", &bird.socket}, std::pair{"routes_file", &bird.routes_file}}) {
+    if (read_string_field(map, key, *field) && field->front() != '/') {
+      d.error(map.take(key)->Mark(), map.path_of(key),
+              "\"" + *field + "\" must be an absolute path");
+    }
+  }
+  map.finish();
+  return bird;
+}
+
 }  // namespace
 
 void read_cluster_section(Diagnostics& d, const YAML::Node& node, Config& config) {
@@ -92,6 +108,7 @@ void read_cluster_section(Diagnostics& d, const YAML::Node& node, Config& config
   read_list(map, "peers", true, [&](const YAML::Node& n, const std::string& path) {
     at.push_back(read_peer(d, n, path, cluster.peers));
   });
+  if (const auto bird_node = map.take("bird")) cluster.bird = read_bird(d, *bird_node, map);
   map.finish();
   const bool all_peers_read =
       std::all_of(at.begin(), at.end(), [](const PeerAt& p) { return p.valid; });

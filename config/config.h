@@ -288,10 +288,18 @@ struct ClusterPeer {
   Ipv4Address address;  // where other boxes send this box's forwarded packets
 };
 
+// weir-control's VIP announcements through BIRD 2 (docs/scale-out.md, "BGP: BIRD 2"): the routes
+// it writes for BIRD to include, and BIRD's control socket it asks to reconfigure.
+struct ClusterBird {
+  std::string socket = "/run/bird/bird.ctl";
+  std::string routes_file = "/run/weir/bird-routes.conf";
+};
+
 struct Cluster {
   std::string node;  // this box: one of peers
   std::vector<ClusterPeer> peers;
-  size_t node_index = 0;  // peers[node_index].name == node
+  size_t node_index = 0;            // peers[node_index].name == node
+  std::optional<ClusterBird> bird;  // absent: weir-control announces nothing
 };
 
 struct Config {

@@ -75,6 +75,15 @@ std::vector<BackendChange> Controller::pending(bool everything) {
   return out;
 }
 
+bool Controller::pool_has_backend_up(size_t pool_index) const {
+  if (pool_index >= config_->pools.size()) return false;
+  const std::string& pool = config_->pools[pool_index].name;
+  for (const auto& [key, backend] : backends_) {
+    if (key.first == pool && effective_state(backend) == "up") return true;
+  }
+  return false;
+}
+
 std::optional<bool> Controller::pending_box(bool everything) {
   if (!everything && sent_box_ == box_drained_) return std::nullopt;
   sent_box_ = box_drained_;

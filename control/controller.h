@@ -49,6 +49,10 @@ class Controller {
   // `everything` (the dataplane restarted or weir-control just connected). Marks them sent.
   std::vector<BackendChange> pending(bool everything);
 
+  // Whether pools[pool_index] has a backend whose effective state is up (what a VIP announcement
+  // needs: control/bird_announcer.h).
+  bool pool_has_backend_up(size_t pool_index) const;
+
   // weirctl drain-box / undrain-box: no listener of the box accepts new connections while drained.
   void drain_box(bool drained) { box_drained_ = drained; }
   bool box_drained() const { return box_drained_; }

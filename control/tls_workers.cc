@@ -41,12 +41,17 @@ bool TlsWorkers::wanted(const config::Config& config) {
   return false;
 }
 
+// The one beside weir-control (the build tree), else the installed one: `meson install` puts the
+// worker in libexec/weir, not on PATH, as nothing but weir-control starts it.
 std::string TlsWorkers::default_binary() {
   char path[PATH_MAX];
   const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-  if (n <= 0) return "weir-tls-worker";
-  std::string self(path, static_cast<size_t>(n));
-  return self.substr(0, self.rfind('/') + 1) + "weir-tls-worker";
+  if (n > 0) {
+    const std::string self(path, static_cast<size_t>(n));
+    std::string beside = self.substr(0, self.rfind('/') + 1) + "weir-tls-worker";
+    if (access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  return WEIR_INSTALLED_TLS_WORKER;
 }
 
 TlsWorkers::TlsWorkers(std::string binary, std::string config_path, const config::Config& config,

@@ -32,6 +32,7 @@
 #include "common/service_notify.h"
 #include "common/version.h"
 #include "config/config.h"
+#include "control/bird_announcer.h"
 #include "control/certificate_expiry.h"
 #include "control/controller.h"
 #include "control/dataplane_channel.h"
@@ -144,7 +145,10 @@ class Daemon {
         sync();
         last_sync_us = now;
       }
+      announce(false);
     }
+    // Withdrawn before anything else stops, so that routers send no new flows here.
+    announce(true);
     notify_stopping();
     if (tls_) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -286,6 +290,44 @@ class Daemon {
       controller_.health(t.pool, t.backend, t.up);
       dirty_ = true;
     }
+  }
+
+  // The VIPs this box may attract, announced through BIRD (cluster.bird) when the set changes, and
+  // tried again at most once a second while BIRD does not answer (a hung BIRD must not stall this
+  // loop: each try waits one second at most).
+  void announce(bool stopping) {
+    const config::Config& config = controller_.config();
+    if (!config.cluster || !config.cluster->bird) {
+      bird_.reset();
+      return;
+    }
+    const config::ClusterBird& settings = *config.cluster->bird;
+    if (!bird_ || bird_settings_.socket != settings.socket ||
+        bird_settings_.routes_file != settings.routes_file) {
+      bird_ = std::make_unique<BirdAnnouncer>(settings, 1000);
+      bird_settings_ = settings;
+    }
+    std::vector<net::Ipv4Address> vips;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      vips =
+          vips_to_announce(config, {dataplane_connected_, controller_.box_drained(), stopping},
+                           [this](size_t pool) { return controller_.pool_has_backend_up(pool); });
+    }
+    if (bird_->in_sync() && vips == bird_->announced()) return;
+    const uint64_t now = now_ms();
+    if (!stopping && vips == bird_last_tried_ && now - bird_tried_ms_ < 1000) return;
+    bird_last_tried_ = vips;
+    bird_tried_ms_ = now;
+    if (const std::string error = bird_->announce(vips); !error.empty()) {
+      WEIR_LOG_LIMITED(log::Level::error,
+                       "BIRD did not take the VIPs to announce: %s (cluster.bird)", error.c_str());
+      return;
+    }
+    std::string list;
+    for (const net::Ipv4Address& vip : vips) list += (list.empty() ? "" : " ") + vip.to_string();
+    log::printf(log::Level::notice, "announcing %zu VIP(s) through BIRD: %s", vips.size(),
+                list.empty() ? "none" : list.c_str());
   }
 
   // Sends what the dataplane lacks; everything after a (re)connection or a dataplane restart. A
@@ -647,7 +689,11 @@ class Daemon {
   std::array<channel::LineServerStats, 2> socket_stats_{};  // copies of both, for /metrics
   std::shared_ptr<MetricsCollector> collector_;
   std::unique_ptr<HealthChecker> health_;
-  std::unique_ptr<TlsWorkers> tls_;  // when the configuration has TLS
+  std::unique_ptr<TlsWorkers> tls_;      // when the configuration has TLS
+  std::unique_ptr<BirdAnnouncer> bird_;  // when the configuration has cluster.bird
+  config::ClusterBird bird_settings_;
+  std::vector<net::Ipv4Address> bird_last_tried_;
+  uint64_t bird_tried_ms_ = 0;
   std::vector<uint64_t> checks_seen_;
   PassiveHealth passive_;
   nlohmann::json certificates_ = nlohmann::json::array();  // certificate_expiries(), for /metrics
@@ -670,7 +716,8 @@ class Daemon {
 int main(int argc, char** argv) {
   constexpr const char* kUsage =
       "usage: weir-control --config FILE [--tls-worker PATH]\n       weir-control --version\n"
-      "\n  --tls-worker PATH  the weir-tls-worker binary (default: the one beside weir-control)\n";
+      "\n  --tls-worker PATH  the weir-tls-worker binary (default: the one beside weir-control,\n"
+      "                     else " WEIR_INSTALLED_TLS_WORKER ")\n";
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::printf("%s", kUsage);
     return 0;

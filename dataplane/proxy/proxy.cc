@@ -429,6 +429,10 @@ bool Proxy::send_proxy_header(Session& s) {
 }
 
 void Proxy::on_data(Session& s, bool client_side, rte_mbuf* data) {
+  if (!client_side && s.client == nullptr) {
+    discard_for_gone_client(s, data);
+    return;
+  }
   touch(s);
   const Direction direction = client_side ? kToBackend : kToClient;
   if (s.relay[direction]) {
@@ -437,6 +441,21 @@ void Proxy::on_data(Session& s, bool client_side, rte_mbuf* data) {
     tcp_.keep_received(s.pending[direction], data);
   }
   pump(s, client_side);
+}
+
+// The backend sends toward a client already gone by RST or timeout after its own FIN. While the
+// client's bytes are still on their way to the backend, what it sends is dropped and its window
+// kept open; once they are all acknowledged, more data resets the backend, as Linux resets a
+// closed socket that still receives data (LINUX_MIB_TCPABORTONDATA).
+void Proxy::discard_for_gone_client(Session& s, rte_mbuf* data) {
+  const uint32_t length = rte_pktmbuf_pkt_len(data);
+  rte_pktmbuf_free(data);
+  const uint64_t now = tcp_.now_us();
+  if (s.fin_to[kToBackend] && s.backend->send_queued() == 0) {
+    tcp_.abort(*s.backend, now);
+    return;
+  }
+  tcp_.consumed(*s.backend, length, now);
 }
 
 // Runs each segment of `data` through the direction's frame relay and parks what may go: held
@@ -585,9 +604,19 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
     note_end(s, reason == tcp::CloseReason::timeout ? SessionEnd::client_timeout
                                                     : SessionEnd::client_reset);
     s.client = nullptr;
-    // A client gone by RST, timeout or abort takes the backend with it.
-    if (reason != tcp::CloseReason::fin && s.backend != nullptr)
+    s.pending[kToClient].clear();  // nowhere to go now
+    if (s.eof[kToBackend] && s.backend != nullptr && s.backend_established) {
+      // The client's stream was complete (its FIN came before the RST or timeout), and Weir
+      // acknowledged every byte of it: they still go to the backend, then a FIN, as a kernel
+      // proxy's close() would send them. What the backend sends from now on is discarded
+      // (on_data), and the backend reset once it has everything. (A backend still connecting is
+      // reset: its PROXY header and retries need the client connection.)
+      pump(s, true);
+    } else if (s.backend != nullptr) {
+      // A client gone by RST, timeout or abort mid-stream takes the backend with it: a truncated
+      // stream must not look complete to the backend.
       tcp_.abort(*s.backend, tcp_.now_us());
+    }
   } else {
     s.backend = nullptr;
     const bool was_established = s.backend_established;

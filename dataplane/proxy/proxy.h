@@ -208,6 +208,7 @@ class Proxy {
   void release_source_port(const tcp::FourTuple& tuple);
   void on_established(Session& s, bool client_side);
   void on_data(Session& s, bool client_side, rte_mbuf* data);
+  void discard_for_gone_client(Session& s, rte_mbuf* data);
   void on_writable(Session& s, bool client_side);
   void on_peer_fin(Session& s, bool client_side);
   void on_closed(Session& s, bool client_side, tcp::CloseReason reason);

@@ -52,6 +52,7 @@ def layout():
             "prefix": prefix,
             "bin": prefix / options["bindir"],
             "sbin": prefix / options["sbindir"],
+            "libexec": prefix / options["libexecdir"] / "weir",
             "etc": prefix / options["sysconfdir"],  # /etc when the prefix is /usr
             "man": prefix / options["mandir"],
             "doc": prefix / options["datadir"] / "doc" / "weir",
@@ -73,6 +74,7 @@ def mode(path: Path) -> int:
 
 DAEMONS = ["weir-dataplane", "weir-control"]
 COMMANDS = ["weirctl", "weir-frame-echo", "weir-frame-load"]
+HELPERS = ["weir-tls-worker"]  # started by weir-control only: libexec/weir, off PATH
 
 
 def test_binaries_in_sbin_and_bin_executable_by_all(layout):
@@ -85,11 +87,25 @@ def test_binaries_in_sbin_and_bin_executable_by_all(layout):
     for name in COMMANDS:
         path = inside(layout, layout["bin"] / name)
         assert path.is_file() and mode(path) == 0o755, (path, oct(mode(path)))
+    assert {p.name for p in inside(layout, layout["libexec"]).iterdir()} == set(HELPERS)
+    for name in HELPERS:
+        path = inside(layout, layout["libexec"] / name)
+        assert path.is_file() and mode(path) == 0o755, (path, oct(mode(path)))
+
+
+def test_weir_control_starts_the_installed_tls_worker_by_default(layout):
+    """Installed, weir-control has no weir-tls-worker beside it in sbin: its default is the path
+    `meson install` put the worker at."""
+    control = inside(layout, layout["sbin"] / "weir-control")
+    usage = subprocess.run([str(control), "--help"], capture_output=True, text=True, timeout=30)
+    assert usage.returncode == 0, usage.stderr
+    assert f"else {layout['libexec'] / 'weir-tls-worker'})" in usage.stdout, usage.stdout
 
 
 def test_every_installed_binary_prints_the_same_version_and_revision(layout):
     reports = {}
-    for directory, names in ((layout["sbin"], DAEMONS), (layout["bin"], COMMANDS)):
+    for directory, names in ((layout["sbin"], DAEMONS), (layout["bin"], COMMANDS),
+                             (layout["libexec"], HELPERS)):
         for name in names:
             reports[name] = version_of(inside(layout, directory / name))
     assert {r["program"] for r in reports.values()} == set(reports), reports
@@ -122,7 +138,7 @@ def test_example_configuration_is_installed_and_valid(layout):
 def test_licence_and_docs_the_man_pages_name_are_installed(layout):
     doc = inside(layout, layout["doc"])
     assert (doc / "LICENSE").read_bytes() == (SOURCE_ROOT / "LICENSE").read_bytes()
-    for name in ("operations.md", "metrics.md", "configuration.md"):
+    for name in ("operations.md", "metrics.md", "configuration.md", "tls.md"):
         assert (doc / "docs" / name).read_bytes() == (SOURCE_ROOT / "docs" / name).read_bytes()
     rules = Path("prometheus") / "weir-rules.yml"  # docs/operations.md, "Alerts" names this path
     assert (doc / "docs" / rules).read_bytes() == (SOURCE_ROOT / "docs" / rules).read_bytes()
@@ -243,6 +259,7 @@ MAN_PAGES = {
     "man8/weir-dataplane.8": ["weir-dataplane --check-config FILE", "SIGUSR1", "NOTIFY_SOCKET"],
     "man8/weir-control.8": ["weir-control --config FILE", "SIGHUP", "weir_build_info"],
     "man8/weirctl.8": ["check-config", "--socket PATH", "Exit codes"],
+    "man8/weir-tls-worker.8": ["weir-tls-worker - TLS termination", "--ticket-keys", "SIGTERM"],
     "man5/weir.yaml.5": ["dataplane.control_socket", "control.metrics", "Cross-checks"],
     "man1/weir-frame-echo.1": ["weir-frame-echo - a verifying echo", "--listen", "--reconnect"],
     "man1/weir-frame-load.1": ["weir-frame-load - a load generator", "--listen", "--reconnect"],

@@ -52,6 +52,20 @@ TEST(ConfigCluster, TheIssuesExampleIsRead) {
   EXPECT_EQ(c.peers[2].address, Ipv4Address::from_octets(10, 77, 1, 4));
 }
 
+TEST(ConfigCluster, BirdIsOptionalWithDefaultPaths) {
+  LoadResult result = load_string(kHead + kCluster, "t.yaml");
+  ASSERT_TRUE(result.ok());
+  EXPECT_FALSE(result.config->cluster->bird.has_value()) << "no announcements unless asked";
+  result = load_string(kHead + kCluster + "  bird: {}\n", "t.yaml");
+  ASSERT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].to_string());
+  ASSERT_TRUE(result.config->cluster->bird.has_value());
+  EXPECT_EQ(result.config->cluster->bird->socket, "/run/bird/bird.ctl");
+  EXPECT_EQ(result.config->cluster->bird->routes_file, "/run/weir/bird-routes.conf");
+  result = load_string(kHead + kCluster + "  bird: { socket: /run/b.ctl }\n", "t.yaml");
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result.config->cluster->bird->socket, "/run/b.ctl");
+}
+
 TEST(ConfigCluster, TheNodeMayBeAnyPeerAndItsAddressASourceAddress) {
   const LoadResult result = load_string(cluster("b",
                                                 "    - { name: a, address: 10.77.1.3 }\n"
@@ -93,7 +107,14 @@ INSTANTIATE_TEST_SUITE_P(
              {"t.yaml:9:10: cluster.peers: the list is empty; at least one entry is needed"}},
         Case{"unknown_keys",
              kHead + kCluster + "  colour: blue\n",
-             {"t.yaml:13:3: cluster.colour: unknown key; allowed here: node, peers"}},
+             {"t.yaml:13:3: cluster.colour: unknown key; allowed here: node, peers, bird"}},
+        Case{"bird_paths_relative",
+             kHead + kCluster + "  bird: { socket: bird.ctl, routes_file: r.conf }\n",
+             {"t.yaml:13:19: cluster.bird.socket: \"bird.ctl\" must be an absolute path",
+              "t.yaml:13:42: cluster.bird.routes_file: \"r.conf\" must be an absolute path"}},
+        Case{"bird_unknown_key",
+             kHead + kCluster + "  bird: { asn: 65001 }\n",
+             {"t.yaml:13:11: cluster.bird.asn: unknown key; allowed here: socket, routes_file"}},
         Case{"unknown_peer_key",
              cluster("a", "    - { name: a, address: 10.77.1.2, port: 7 }\n"),
              {"t.yaml:10:38: cluster.peers[0].port: unknown key; allowed here: name, address"}},

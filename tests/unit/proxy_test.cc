@@ -201,5 +201,145 @@ TEST(ProxySourceAddresses, ExhaustionIsCountedAndTheClientReset) {
   EXPECT_EQ(h.proxy().counters(0).no_backend.get(), 1u);
 }
 
+// What a test reads off a sent frame: its TCP ports, flags, sequence and payload length.
+struct SentSegment {
+  uint16_t source_port, destination_port;
+  uint8_t flags;
+  uint32_t seq, ack;
+  size_t payload;
+};
+std::vector<SentSegment> segments_of(const std::vector<Frame>& frames) {
+  std::vector<SentSegment> out;
+  for (const Frame& f : frames) {
+    if (f.size() < 34 + 20) continue;
+    const auto view = net::ConstTcpView::parse(std::span<const uint8_t>(f).subspan(34));
+    if (!view) continue;
+    const auto payload = view->payload();
+    out.push_back({view->source_port(), view->destination_port(), view->flags().bits(),
+                   view->sequence_number(), view->acknowledgment_number(),
+                   payload ? payload->size() : 0});
+  }
+  return out;
+}
+
+// A session whose client completed its handshake and whose backend answered with a zero
+// window: what the client sends waits in the proxy's send queue toward the backend.
+struct HeldSession {
+  uint16_t client_port;
+  uint32_t proxy_isn = 0;       // the proxy's SYN-ACK to the client
+  uint16_t backend_source = 0;  // the backend connection's source port
+  uint32_t backend_isn = 0;     // the proxy's SYN to the backend
+};
+HeldSession open_with_closed_backend_window(ProxyHarness& h, uint16_t client_port) {
+  HeldSession held{client_port};
+  h.inject(
+      Eth(kClientMac, kPortMac)
+          .IPv4(kClientIp, kVip)
+          .TCP(client_port, 80, net::TcpFlags::from_bits(0x02), 1000, 0, TcpOptions().mss(1460))
+          .build());
+  const auto synack = segments_of(h.drain());
+  EXPECT_EQ(synack.size(), 1u);
+  if (synack.empty()) return held;
+  held.proxy_isn = synack[0].seq;
+  h.inject(Eth(kClientMac, kPortMac)
+               .IPv4(kClientIp, kVip)
+               .TCP(client_port, 80, net::TcpFlags::from_bits(0x10), 1001, held.proxy_isn + 1)
+               .build());
+  for (const SentSegment& seg : segments_of(h.drain()))
+    if (seg.destination_port == kBackendPort && seg.flags == 0x02) {
+      held.backend_source = seg.source_port;
+      held.backend_isn = seg.seq;
+    }
+  if (held.backend_source == 0) return held;
+  h.inject(Eth(kBackendMac, kPortMac)
+               .IPv4(kBackendIp, kPortIp)
+               .TCP(kBackendPort, held.backend_source, net::TcpFlags::from_bits(0x12), 5000,
+                    held.backend_isn + 1, TcpOptions().mss(1460))
+               .window(0)
+               .build());
+  return held;
+}
+
+Frame from_client(const HeldSession& held, uint8_t flags, uint32_t seq, std::string_view data) {
+  return Eth(kClientMac, kPortMac)
+      .IPv4(kClientIp, kVip)
+      .TCP(held.client_port, 80, net::TcpFlags::from_bits(flags), seq,
+           (flags & 0x04) ? 0 : held.proxy_isn + 1)
+      .payload(data)
+      .build();
+}
+
+Frame from_backend(const HeldSession& held, uint8_t flags, uint32_t ack, std::string_view data) {
+  return Eth(kBackendMac, kPortMac)
+      .IPv4(kBackendIp, kPortIp)
+      .TCP(kBackendPort, held.backend_source, net::TcpFlags::from_bits(flags), 5001, ack)
+      .payload(data)
+      .build();
+}
+
+bool backend_reset(const std::vector<Frame>& sent) {
+  for (const SentSegment& seg : segments_of(sent))
+    if (seg.destination_port == kBackendPort && (seg.flags & 0x04)) return true;
+  return false;
+}
+
+constexpr uint8_t kAck = 0x10, kFinAck = 0x11, kRst = 0x04, kPshAck = 0x18;
+
+// A client that sent its request and its FIN, then vanished with a RST (its TIME-WAIT ended
+// before the proxy's FIN came, or it closed with SO_LINGER 0), while the backend had not taken the
+// request yet (zero window). Weir acknowledged those bytes to the client: they must still reach
+// the backend, then a FIN; never a RST that throws them away.
+TEST(ProxyClientGone, AResetAfterTheClientsFinStillDeliversItsBytesToTheBackend) {
+  ProxyHarness h(dataplane::FlowOwnership{});
+  const HeldSession held = open_with_closed_backend_window(h, 40100);
+  ASSERT_NE(held.backend_source, 0) << "the proxy connects to the backend";
+  const std::string request(100, 'q');
+  h.inject(from_client(held, kPshAck, 1001, request));
+  h.inject(from_client(held, kFinAck, 1101, ""));
+  bool fin_acknowledged = false;
+  for (const SentSegment& seg : segments_of(h.drain())) {
+    EXPECT_FALSE(seg.destination_port == kBackendPort && seg.payload > 0)
+        << "the backend's window is closed";
+    if (seg.destination_port == held.client_port && (seg.flags & kAck) && seg.ack == 1102)
+      fin_acknowledged = true;
+  }
+  ASSERT_TRUE(fin_acknowledged) << "the client's request and FIN are acknowledged";
+  // The client is gone.
+  h.inject(from_client(held, kRst, 1102, ""));
+  EXPECT_FALSE(backend_reset(h.drain()))
+      << "the backend is not reset while the client's acknowledged bytes are undelivered";
+  // The backend opens its window: the request goes, then the FIN.
+  h.inject(from_backend(held, kAck, held.backend_isn + 1, ""));
+  size_t delivered = 0;
+  bool fin = false, reset = false;
+  for (const SentSegment& seg : segments_of(h.drain())) {
+    if (seg.destination_port != kBackendPort) continue;
+    delivered += seg.payload;
+    fin = fin || (seg.flags & 0x01);
+    reset = reset || (seg.flags & kRst);
+  }
+  EXPECT_EQ(delivered, request.size());
+  EXPECT_TRUE(fin) << "a FIN follows the request";
+  EXPECT_FALSE(reset);
+  // Once the backend has it all, data toward the vanished client resets the backend (Linux's
+  // rule for a closed socket that receives data).
+  const uint32_t all_acknowledged =
+      held.backend_isn + 1 + static_cast<uint32_t>(request.size()) + 1;
+  h.inject(from_backend(held, kPshAck, all_acknowledged, "response"));
+  EXPECT_TRUE(backend_reset(h.drain()));
+}
+
+// The same client vanishing before its FIN: its stream is cut short, and the backend is reset so
+// that it cannot mistake the truncated request for a whole one.
+TEST(ProxyClientGone, AResetBeforeTheClientsFinResetsTheBackend) {
+  ProxyHarness h(dataplane::FlowOwnership{});
+  const HeldSession held = open_with_closed_backend_window(h, 40101);
+  ASSERT_NE(held.backend_source, 0);
+  h.inject(from_client(held, kPshAck, 1001, std::string(100, 'q')));
+  h.drain();
+  h.inject(from_client(held, kRst, 1101, ""));
+  EXPECT_TRUE(backend_reset(h.drain()));
+}
+
 }  // namespace
 }  // namespace weir::proxy
