@@ -189,10 +189,14 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
             "kept",
             "weir_tcp_out_of_order_drops_total"),
     counter("out_of_order_store_exhausted",
-            "out-of-order segments not kept because every out-of-order block of the worker was "
-            "in use (counted in out_of_order_drops too): that connection accepts in-order data "
-            "only until a block is free",
+            "out-of-order segments not kept because the worker's out-of-order store was full and "
+            "no connection held more than this one plus one (counted in out_of_order_drops too): "
+            "that connection accepts in-order data only until room frees",
             "weir_tcp_out_of_order_store_exhausted_total"),
+    counter("out_of_order_reclaimed",
+            "out-of-order segments freed, highest sequence first, from a connection holding more "
+            "of the full store than another that needed room (the senders retransmit them)",
+            "weir_tcp_out_of_order_reclaimed_total"),
     counter("resets_sent", "RST segments sent", "weir_tcp_resets_sent_total"),
     counter("resets_received", "RST segments received", "weir_tcp_resets_received_total"),
     counter("table_full", "connections refused because the worker's table was full",

@@ -100,6 +100,7 @@ inline constexpr auto kTcpBindings = std::to_array<CounterBinding<TcpCounters>>(
     {"out_of_window_acks_suppressed", &TcpCounters::out_of_window_acks_suppressed},
     {"out_of_order_drops", &TcpCounters::out_of_order_drops},
     {"out_of_order_store_exhausted", &TcpCounters::out_of_order_store_exhausted},
+    {"out_of_order_reclaimed", &TcpCounters::out_of_order_reclaimed},
     {"resets_sent", &TcpCounters::resets_sent},
     {"resets_received", &TcpCounters::resets_received},
     {"table_full", &TcpCounters::table_full},

@@ -87,7 +87,8 @@ struct TcpCounters {
   Counter challenge_acks_suppressed;
   Counter out_of_window_acks_suppressed;  // the per-connection limit on ACKs to such segments
   Counter out_of_order_drops;
-  Counter out_of_order_store_exhausted;  // of those, dropped because no block was free
+  Counter out_of_order_store_exhausted;  // of those, dropped because the store had no room
+  Counter out_of_order_reclaimed;  // held segments freed to make room for a connection holding less
   Counter resets_sent;
   Counter resets_received;
   Counter table_full;

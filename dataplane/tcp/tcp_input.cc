@@ -556,7 +556,7 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
       }
       packet = nullptr;
       if (c.state_ == State::closed) return;
-      if (c.ooo_block_ != UINT16_MAX) {
+      if (!c.ooo_.empty()) {
         // The segment may have filled a hole: what waited behind it follows, and the ACK that
         // tells the sender goes at once.
         deliver_out_of_order(c);
@@ -607,41 +607,23 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
 }
 
 bool TcpStack::stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload) {
-  if (c.ooo_block_ == UINT16_MAX) {
-    if (ooo_free_.empty()) {
-      // The worker's bound: this connection takes in-order data only until a block is free (the
-      // blocks in use return as soon as their holes fill), and its sender recovers without SACK.
-      counters_.out_of_order_store_exhausted.add();
-      return false;
-    }
-    c.ooo_block_ = ooo_free_.back();
-    ooo_free_.pop_back();
-    ooo_blocks_[c.ooo_block_].owner = &c;
+  uint32_t reclaimed = 0;
+  const OutOfOrderStore::Stored stored = ooo_store_.insert(c.ooo_, seq, payload, &reclaimed);
+  counters_.out_of_order_reclaimed.add(reclaimed);
+  if (stored == OutOfOrderStore::Stored::store_exhausted) {
+    // The worker's bound, and every other connection holds no more than this one plus one: it
+    // takes in-order data only for now, and its sender recovers from what it holds.
+    counters_.out_of_order_store_exhausted.add();
   }
-  OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
-  if (block.count == kOutOfOrderPerConnection) return false;  // the connection's bound
-  // Sorted by sequence number; a segment starting where one already does is a duplicate.
-  size_t at = 0;
-  while (at < block.count && block.seq[at] < seq) ++at;
-  if (at < block.count && block.seq[at] == seq) return false;
-  for (size_t i = block.count; i > at; --i) {
-    block.segments[i] = block.segments[i - 1];
-    block.seq[i] = block.seq[i - 1];
-  }
-  block.segments[at] = payload;
-  block.seq[at] = seq;
-  ++block.count;
+  if (stored != OutOfOrderStore::Stored::kept) return false;
   c.last_out_of_order_ = seq;
   return true;
 }
 
 void TcpStack::deliver_out_of_order(Connection& c) {
-  OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
-  size_t taken = 0;
-  while (taken < block.count && block.seq[taken] <= c.rcv_.nxt) {
-    rte_mbuf* m = block.segments[taken];
-    const Seq seq = block.seq[taken];
-    ++taken;
+  while (!c.ooo_.empty() && ooo_store_.front_seq(c.ooo_) <= c.rcv_.nxt) {
+    const Seq seq = ooo_store_.front_seq(c.ooo_);
+    rte_mbuf* m = ooo_store_.pop_front(c.ooo_);
     const uint32_t length = rte_pktmbuf_pkt_len(m);
     const uint32_t already = static_cast<uint32_t>(c.rcv_.nxt - seq);
     if (already >= length) {
@@ -659,27 +641,10 @@ void TcpStack::deliver_out_of_order(Connection& c) {
     }
     if (c.state_ == State::closed) break;  // free_out_of_order takes the rest
   }
-  if (c.ooo_block_ == UINT16_MAX) return;
-  for (size_t i = taken; i < block.count; ++i) {
-    block.segments[i - taken] = block.segments[i];
-    block.seq[i - taken] = block.seq[i];
-  }
-  block.count = static_cast<uint8_t>(block.count - taken);
-  if (block.count == 0) {
-    block.owner = nullptr;
-    ooo_free_.push_back(c.ooo_block_);
-    c.ooo_block_ = UINT16_MAX;
-  }
 }
 
 void TcpStack::free_out_of_order(Connection& c) {
-  if (c.ooo_block_ == UINT16_MAX) return;
-  OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
-  for (size_t i = 0; i < block.count; ++i) rte_pktmbuf_free(block.segments[i]);
-  block.count = 0;
-  block.owner = nullptr;
-  ooo_free_.push_back(c.ooo_block_);
-  c.ooo_block_ = UINT16_MAX;
+  ooo_store_.clear(c.ooo_);
 }
 
 void TcpStack::established(Connection& c, uint64_t now_us) {

@@ -57,11 +57,7 @@ void TcpStack::sample_memory(uint64_t now_us) {
 void TcpStack::prune_out_of_order() {
   // What waits behind a hole is the cheapest memory to give back: its sender still has it and
   // sends it again (RFC 2018 8 allows the receiver to renege on SACKed data).
-  for (OutOfOrderBlock& block : ooo_blocks_) {
-    if (block.owner == nullptr) continue;
-    counters_.out_of_order_pruned.add(block.count);
-    free_out_of_order(*block.owner);
-  }
+  counters_.out_of_order_pruned.add(ooo_store_.clear_all());
 }
 
 void TcpStack::reopen_clamped_windows(uint64_t now_us) {

@@ -222,20 +222,18 @@ void TcpStack::send_out_of_window_ack(Connection& c, const Segment& s, uint64_t 
 }
 
 size_t TcpStack::sack_option(const Connection& c, uint8_t* out, size_t max_blocks) const {
-  if (!c.sack_ok_ || c.ooo_block_ == UINT16_MAX) return 0;
-  const OutOfOrderBlock& block = ooo_blocks_[c.ooo_block_];
+  if (!c.sack_ok_ || c.ooo_.empty()) return 0;
   // The queue's contiguous ranges, in sequence order.
   std::array<std::pair<Seq, Seq>, kOutOfOrderPerConnection> ranges;
   size_t count = 0;
-  for (size_t i = 0; i < block.count; ++i) {
-    const Seq left = block.seq[i];
-    const Seq right = left + rte_pktmbuf_pkt_len(block.segments[i]);
+  ooo_store_.for_each(c.ooo_, [&](Seq left, const rte_mbuf* segment) {
+    const Seq right = left + rte_pktmbuf_pkt_len(segment);
     if (count > 0 && left <= ranges[count - 1].second) {
       ranges[count - 1].second = seq_max(ranges[count - 1].second, right);
     } else {
       ranges[count++] = {left, right};
     }
-  }
+  });
   // RFC 2018 4: the first block holds the most recently received segment; the others follow.
   size_t first = 0;
   for (size_t i = 0; i < count; ++i) {

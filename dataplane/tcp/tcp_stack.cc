@@ -65,10 +65,8 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& net_stack, rte_mempo
       table_(settings.max_connections, secret),
       wheel_(4096, 1000, now_us),
       slots_(settings.max_connections),
+      ooo_store_(settings.out_of_order_segments, kOutOfOrderPerConnection),
       last_now_us_(now_us) {
-  ooo_blocks_.resize(settings.out_of_order_blocks);
-  for (uint16_t i = settings.out_of_order_blocks; i > 0; --i)
-    ooo_free_.push_back(static_cast<uint16_t>(i - 1));
   scoreboards_.resize(settings.sack_scoreboards);
   for (uint16_t i = settings.sack_scoreboards; i > 0; --i)
     scoreboard_free_.push_back(static_cast<uint16_t>(i - 1));

@@ -26,6 +26,7 @@
 #include "dataplane/tcp/congestion.h"
 #include "dataplane/tcp/connection_table.h"
 #include "dataplane/tcp/mbuf_queue.h"
+#include "dataplane/tcp/out_of_order_store.h"
 #include "dataplane/tcp/rto.h"
 #include "dataplane/tcp/sack_scoreboard.h"
 #include "dataplane/tcp/seq.h"
@@ -125,9 +126,11 @@ struct TcpSettings {
   uint64_t keepalive_idle_us = 0;  // 0: off
   uint64_t keepalive_interval_us = 75'000'000;
   uint32_t keepalive_probes = 9;
-  // Out-of-order segments are kept in blocks of kOutOfOrderPerConnection taken from a per-worker
-  // pool: a bound per connection and one per worker (the SegmentSmack class of attack).
-  uint16_t out_of_order_blocks = 64;
+  // Out-of-order segments a worker keeps in all (at most 65,534), and at most
+  // kOutOfOrderPerConnection of them per connection: bounds against the SegmentSmack class of
+  // attack. When they are all in use a connection holding fewer than another takes room from it
+  // (out_of_order_store.h), so that a scarce store is shared rather than held by the first comers.
+  uint32_t out_of_order_segments = 4096;
   // SACK scoreboards (RFC 6675), per worker: a connection holds one only while its peer reports
   // holes. With none free, the connection recovers by NewReno (counted).
   uint16_t sack_scoreboards = 1024;
@@ -227,7 +230,7 @@ class Connection {
   Seq rtt_seq_;
   uint64_t rtt_start_us_ = 0;  // when the timed segment left (in the handshake: the last SYN)
   uint32_t slot_ = 0;
-  uint16_t ooo_block_ = UINT16_MAX;   // the out-of-order block in use, if any
+  OutOfOrderStore::Queue ooo_;        // the out-of-order segments held
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
   uint8_t keepalive_probes_sent_ = 0;
@@ -288,8 +291,8 @@ class TcpStack final : public net::TransportHandler {
   // The time of the last segment or tick, for callbacks that send.
   uint64_t now_us() const { return last_now_us_; }
   static constexpr size_t connection_record_bytes() { return sizeof(Connection); }
-  // The most out-of-order segments one connection holds (one block of the per-worker pool).
-  static constexpr size_t kOutOfOrderPerConnection = 64;
+  // The most out-of-order segments one connection holds.
+  static constexpr uint8_t kOutOfOrderPerConnection = 64;
 
   // net::TransportHandler
   void tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) override;
@@ -422,14 +425,7 @@ class TcpStack final : public net::TransportHandler {
 
   static constexpr uint64_t kChallengeWindowUs = 1'000'000;
   static constexpr uint8_t kChallengesPerWindow = 10;
-  struct OutOfOrderBlock {
-    std::array<rte_mbuf*, kOutOfOrderPerConnection> segments{};  // data starting at the payload
-    std::array<Seq, kOutOfOrderPerConnection> seq{};
-    Connection* owner = nullptr;
-    uint8_t count = 0;
-  };
-  std::vector<OutOfOrderBlock> ooo_blocks_;
-  std::vector<uint16_t> ooo_free_;
+  OutOfOrderStore ooo_store_;
   bool stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload);
   void deliver_out_of_order(Connection& c);
   void free_out_of_order(Connection& c);

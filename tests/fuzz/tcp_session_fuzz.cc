@@ -90,7 +90,7 @@ tcp::TcpSettings settings() {
   s.receive_buffer = kBufferBytes;
   s.send_buffer = kBufferBytes;
   s.max_send_segments = kSendSegments;
-  s.out_of_order_blocks = 4;
+  s.out_of_order_segments = 256;
   // Loss alone must not end a connection: liveness is checked.
   s.max_retransmissions = 100'000;
   s.syn_ack_retries = 100'000;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/tcp/out_of_order_store.h"
 #include "dataplane/tcp/tcp_stack.h"
 #include "tests/support/tcp_script.h"
 
@@ -245,6 +246,120 @@ TEST_F(TcpMemory, WindowsDoNotOpenUnderPressure) {
   ASSERT_EQ(sampled_.size(), 1u);
   EXPECT_EQ(sampled_[0].ack, seq + 2800);
   EXPECT_GT(sampled_[0].window, window_before);
+}
+
+// The out-of-order store shared when full: each row stores segments (one byte each, at the given
+// sequence numbers) for queues 0..2 in turn, with what each insertion must answer and reclaim,
+// then what each queue holds. The pool and the per-connection bound are small so that rows reach
+// them.
+TEST(OutOfOrderStore, AFullStoreIsSharedHighestSequenceFirst) {
+  using Stored = OutOfOrderStore::Stored;
+  struct Insert {
+    int queue;
+    uint32_t seq;
+    Stored answer;
+    uint32_t reclaimed;  // from another queue
+  };
+  struct Case {
+    const char* name;
+    uint32_t pool;
+    uint8_t per_connection;
+    std::vector<Insert> inserts;
+    std::vector<std::vector<uint32_t>> held;  // per queue, lowest first
+  };
+  const Stored kept = Stored::kept, exhausted = Stored::store_exhausted;
+  const Case cases[] = {
+      {"room: nothing is taken",
+       4,
+       8,
+       {{0, 30, kept, 0}, {0, 10, kept, 0}, {1, 50, kept, 0}, {0, 20, kept, 0}},
+       {{10, 20, 30}, {50}, {}}},
+      {"a newcomer takes the largest holder's highest sequence",
+       4,
+       8,
+       {{0, 10, kept, 0}, {0, 40, kept, 0}, {0, 20, kept, 0}, {0, 30, kept, 0}, {1, 99, kept, 1}},
+       {{10, 20, 30}, {99}, {}}},
+      {"holdings level out, then the store is exhausted",
+       6,
+       8,
+       {{0, 1, kept, 0},
+        {0, 2, kept, 0},
+        {0, 3, kept, 0},
+        {0, 4, kept, 0},
+        {0, 5, kept, 0},
+        {0, 6, kept, 0},
+        {1, 7, kept, 1},
+        {1, 8, kept, 1},
+        {1, 9, kept, 1},
+        {1, 10, exhausted, 0},
+        {2, 11, kept, 1},
+        {2, 12, kept, 1},
+        {2, 13, exhausted, 0}},
+       {{1, 2}, {7, 8}, {11, 12}}},
+      {"the largest of several gives first",
+       6,
+       8,
+       {{0, 1, kept, 0},
+        {1, 2, kept, 0},
+        {1, 3, kept, 0},
+        {1, 4, kept, 0},
+        {0, 5, kept, 0},
+        {0, 6, kept, 0},
+        {2, 7, kept, 1},
+        {2, 8, kept, 1},
+        {2, 9, exhausted, 0}},
+       {{1, 5}, {2, 3}, {7, 8}}},
+      {"no connection loses its last segment, nor takes from itself",
+       2,
+       8,
+       {{0, 1, kept, 0}, {1, 2, kept, 0}, {2, 3, exhausted, 0}, {0, 4, exhausted, 0}},
+       {{1}, {2}, {}}},
+      {"the per-connection bound, and duplicates, are refused",
+       8,
+       2,
+       {{0, 1, kept, 0},
+        {0, 1, Stored::duplicate, 0},
+        {0, 2, kept, 0},
+        {0, 3, Stored::connection_full, 0}},
+       {{1, 2}, {}, {}}},
+  };
+  rte_mempool* pool = test::test_mbuf_pool();
+  for (const Case& row : cases) {
+    SCOPED_TRACE(row.name);
+    const test::MbufLeakCheck mbufs(pool);
+    {
+      std::array<OutOfOrderStore::Queue, 3> queues{};  // outlive the store, as connections do
+      OutOfOrderStore store(row.pool, row.per_connection);
+      for (const Insert& in : row.inserts) {
+        rte_mbuf* m = rte_pktmbuf_alloc(pool);
+        ASSERT_NE(m, nullptr);
+        rte_pktmbuf_append(m, 1);
+        uint32_t reclaimed = 0;
+        const Stored answer = store.insert(queues[in.queue], Seq(in.seq), m, &reclaimed);
+        EXPECT_EQ(answer, in.answer) << "queue " << in.queue << ", seq " << in.seq;
+        EXPECT_EQ(reclaimed, in.reclaimed) << "queue " << in.queue << ", seq " << in.seq;
+        if (answer != Stored::kept) rte_pktmbuf_free(m);
+      }
+      uint32_t held = 0;
+      for (size_t q = 0; q < queues.size(); ++q) {
+        std::vector<uint32_t> seqs;
+        store.for_each(queues[q], [&](Seq seq, const rte_mbuf*) { seqs.push_back(seq.raw()); });
+        EXPECT_EQ(seqs, row.held[q]) << "queue " << q;
+        EXPECT_EQ(store.count(queues[q]), seqs.size()) << "queue " << q;
+        held += store.count(queues[q]);
+      }
+      EXPECT_EQ(store.free_segments(), row.pool - held);
+      // Delivery takes from the lowest; clearing frees the rest.
+      if (!queues[0].empty()) {
+        const Seq lowest = store.front_seq(queues[0]);
+        EXPECT_EQ(lowest.raw(), row.held[0].front());
+        rte_pktmbuf_free(store.pop_front(queues[0]));
+      }
+      EXPECT_EQ(store.clear(queues[1]), row.held[1].size());
+      EXPECT_TRUE(queues[1].empty());
+    }  // the store's destructor frees what the other queues hold
+    EXPECT_EQ(mbufs.leaked(), 0) << row.name;
+  }
 }
 
 }  // namespace
