@@ -692,24 +692,27 @@ void Proxy::tick(uint64_t now_us) {
 }
 
 // Each list's head is the first to expire. A session is taken off every list before it is reset,
-// so that it is counted once, even should the resets leave it live.
+// so that it is counted once, even should the resets leave it live. A timeout of 0 (a plan made
+// in code, not from a configuration) is none.
 void Proxy::expire_timeouts(uint64_t now_us) {
+  constexpr uint64_t kNever = UINT64_MAX / 2;
+  const auto or_never = [](uint64_t timeout_us) { return timeout_us == 0 ? kNever : timeout_us; };
   for (auto& listener : listeners_) {
     ListenerState& l = *listener;
     ListenerCounters& counters = *l.counters;
-    while (Session* s = l.client_quiet.expired(now_us, l.plan.client_timeout_us)) {
+    while (Session* s = l.client_quiet.expired(now_us, or_never(l.plan.client_timeout_us))) {
       stop_clocks(*s);
       counters.client_timeouts.add();
       counters.idle_timeouts.add();
       reset_both(*s, SessionEnd::idle_timeout);
     }
-    while (Session* s = l.server_quiet.expired(now_us, l.plan.server_timeout_us)) {
+    while (Session* s = l.server_quiet.expired(now_us, or_never(l.plan.server_timeout_us))) {
       stop_clocks(*s);
       counters.server_timeouts.add();
       counters.idle_timeouts.add();
       reset_both(*s, SessionEnd::idle_timeout);
     }
-    while (Session* s = l.client_frames.expired(now_us, l.plan.frame_timeout_us)) {
+    while (Session* s = l.client_frames.expired(now_us, or_never(l.plan.frame_timeout_us))) {
       stop_clocks(*s);
       counters.frame_timeouts.add();
       reset_both(*s, SessionEnd::frame_timeout);

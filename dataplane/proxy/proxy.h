@@ -70,10 +70,11 @@ struct ListenerPlan {
   FrameRelaySettings frames;  // for framed listeners, per direction
   bool proxy_protocol_v2 = false;
   // Each side's silence (nothing received from it, nothing it took of what is relayed to it) for
-  // this long resets the session: listeners[].client_timeout_ms, server_timeout_ms.
+  // this long resets the session: listeners[].client_timeout_ms, server_timeout_ms. 0: none.
   uint64_t client_timeout_us = 0;
   uint64_t server_timeout_us = 0;
   uint64_t frame_timeout_us = 0;  // framed: a client's frame must be whole this long after it began
+                                  // (0: no limit)
   uint32_t max_connections = 0;   // per worker
   uint32_t session_log_sample = 0;  // 0: no session log; N: one session in N is logged
   size_t pool_index = 0;            // the Proxy's pool (its plan is the Proxy's, kept current)

@@ -345,6 +345,15 @@ TEST(ProxyTimeouts, ASideThatKeepsTalkingIsNotTimedOut) {
   EXPECT_EQ(h.proxy().sessions(), 1u);
 }
 
+// A plan made in code without timeouts (0) has none: the TCP fuzz target's sessions rely on it.
+TEST(ProxyTimeouts, ZeroMeansNoTimeout) {
+  ProxyHarness h = timeout_harness(0, 0);
+  auto s = h.open_session(41005);
+  h.tick(kNow + 86'400'000 * kMs);
+  EXPECT_EQ(h.resets_sent(s), std::make_pair(false, false));
+  EXPECT_EQ(h.proxy().sessions(), 1u);
+}
+
 // Slowloris on a framed listener: a client sends a frame's header and never the rest. The frame's
 // clock starts with its first byte and is not restarted by more bytes of the same frame; at
 // frame_timeout_ms the session is reset, counted. A client whose frames complete is never reset.
