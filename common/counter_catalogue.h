@@ -335,8 +335,25 @@ inline constexpr auto kListenerCounters = std::to_array<Entry>({
                "backend connections refused (RST), unanswered or unroutable; each is followed by "
                "the next candidate while retries remain"),
     counter("idle_timeouts",
-            "sessions reset after `idle_timeout_ms` without data or FIN either way",
+            "sessions reset for a silent side: `client_timeouts` + `server_timeouts` (both "
+            "default to `idle_timeout_ms`)",
             "weir_listener_idle_timeouts_total"),
+    counter("client_timeouts",
+            "sessions reset because the client sent nothing and took nothing for "
+            "`client_timeout_ms`; the backend is reset too",
+            "weir_listener_client_timeouts_total"),
+    counter("server_timeouts",
+            "sessions reset because the backend sent nothing and took nothing for "
+            "`server_timeout_ms`; the client is reset too",
+            "weir_listener_server_timeouts_total"),
+    counter("frame_timeouts",
+            "framed: sessions reset because a client's frame stayed incomplete for "
+            "`framed.frame_timeout_ms` (slowloris)",
+            "weir_listener_frame_timeouts_total"),
+    gauge("partial_frames",
+          "framed: sessions whose client has begun a frame and not finished it (each one's "
+          "clock is `framed.frame_timeout_ms`)",
+          "weir_listener_partial_frames"),
 });
 
 inline constexpr auto kListenerDirectionCounters = std::to_array<Entry>({

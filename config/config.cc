@@ -358,7 +358,10 @@ class Schema {
                  "(this listener is " +
                      protocol_name + ")");
     }
-    read_uint_field(map, "idle_timeout_ms", listener.idle_timeout_ms, 1, 86'400'000);
+    read_uint_field(map, "idle_timeout_ms", listener.idle_timeout_ms, 1, kMaxTimeoutMs);
+    listener.client_timeout_ms = listener.server_timeout_ms = listener.idle_timeout_ms;
+    read_uint_field(map, "client_timeout_ms", listener.client_timeout_ms, 1, kMaxTimeoutMs);
+    read_uint_field(map, "server_timeout_ms", listener.server_timeout_ms, 1, kMaxTimeoutMs);
     if (!protocol_known || (proxied && !listener.tls))  // tcp and framed
       read_uint_field(map, "session_log_sample", listener.session_log_sample, 1, 1'000'000);
     else
@@ -382,6 +385,7 @@ class Schema {
         if (*value) at_.stamp_hop[listener] = stamp->Mark();
       }
     }
+    read_uint_field(map, "frame_timeout_ms", framed.frame_timeout_ms, 1, kMaxTimeoutMs);
     map.finish();
   }
 

@@ -45,6 +45,10 @@ inline constexpr uint32_t kMaxConnectionBuffer = 16'777'216;
 inline constexpr uint32_t kDefaultMaxFrame = 1'048'576;
 inline constexpr uint32_t kHardMaxFrame = 16'777'216;  // the frame format's hard limit
 inline constexpr uint32_t kDefaultIdleTimeoutMs = 300'000;
+// HAProxy's `timeout http-request` for Weir frames: a client's frame, begun, must be whole within
+// this, so that a client holding a partial frame (slowloris) does not hold a session for ever.
+inline constexpr uint32_t kDefaultFrameTimeoutMs = 60'000;
+inline constexpr uint32_t kMaxTimeoutMs = 86'400'000;
 inline constexpr uint32_t kDefaultRetries = 2;
 inline constexpr uint32_t kDefaultDrainTimeoutMs = 30'000;
 // HAProxy's `timeout connect` in spirit: without it a blackholed backend would hold each attempt
@@ -164,6 +168,7 @@ struct Framed {
   uint32_t max_frame = kDefaultMaxFrame;
   OnCorrupt on_corrupt = OnCorrupt::reset;
   bool stamp_hop = false;
+  uint32_t frame_timeout_ms = kDefaultFrameTimeoutMs;
 };
 
 // One certificate chain and its private key, PEM files. Only weir-tls-worker loads the key;
@@ -200,6 +205,10 @@ struct Listener {
   std::optional<ListenerTls> tls;  // set for tls
   ProxyProtocol proxy_protocol = ProxyProtocol::none;
   uint32_t idle_timeout_ms = kDefaultIdleTimeoutMs;
+  // HAProxy's `timeout client` / `timeout server`: how long each side may be silent (sends
+  // nothing and takes nothing of what is relayed to it). Each defaults to idle_timeout_ms.
+  uint32_t client_timeout_ms = kDefaultIdleTimeoutMs;
+  uint32_t server_timeout_ms = kDefaultIdleTimeoutMs;
   uint32_t max_connections = 0;     // 0 in the file is refused; the default is limits.connections
   uint32_t session_log_sample = 0;  // 0: no session log; N: one session in N (tcp, framed)
 };

@@ -168,6 +168,11 @@ inline constexpr auto kListenerBindings = std::to_array<CounterBinding<ListenerC
     {"no_backend", &ListenerCounters::no_backend},
     {"backend_connect_failures", &ListenerCounters::backend_connect_failures},
     {"idle_timeouts", &ListenerCounters::idle_timeouts},
+    {"client_timeouts", &ListenerCounters::client_timeouts},
+    {"server_timeouts", &ListenerCounters::server_timeouts},
+    {"frame_timeouts", &ListenerCounters::frame_timeouts},
+    {"partial_frames", &ListenerCounters::partial_frames_started,
+     &ListenerCounters::partial_frames_ended},
 });
 
 // The counters kept per direction, indexed by proxy::Direction.

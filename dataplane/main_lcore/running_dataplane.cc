@@ -34,8 +34,10 @@ bool same_listener(const config::Config& a_config, const config::Listener& a,
          pool_name(a_config, a) == pool_name(b_config, b) &&
          a.framed.has_value() == b.framed.has_value() && fa.max_frame == fb.max_frame &&
          fa.on_corrupt == fb.on_corrupt && fa.stamp_hop == fb.stamp_hop &&
-         a.proxy_protocol == b.proxy_protocol && a.idle_timeout_ms == b.idle_timeout_ms &&
-         a.max_connections == b.max_connections && a.session_log_sample == b.session_log_sample;
+         fa.frame_timeout_ms == fb.frame_timeout_ms && a.proxy_protocol == b.proxy_protocol &&
+         a.idle_timeout_ms == b.idle_timeout_ms && a.client_timeout_ms == b.client_timeout_ms &&
+         a.server_timeout_ms == b.server_timeout_ms && a.max_connections == b.max_connections &&
+         a.session_log_sample == b.session_log_sample;
 }
 
 // The parts a running dataplane keeps: EAL, ports, limits, idle policy, TCP, node id.

@@ -5,55 +5,11 @@
 #include <stdexcept>
 
 #include "dataplane/flow_owner.h"
+#include "dataplane/proxy/deadline_list.h"
 #include "dataplane/proxy/proxy_v2.h"
 #include "dataplane/tcp/mbuf_queue.h"
 
 namespace weir::proxy {
-
-// ---- plans --------------------------------------------------------------------------------------
-
-std::shared_ptr<PoolPlan> plan_pool(const config::Pool& pool, std::vector<BackendPlan> backends) {
-  std::vector<maglev::Backend> inputs;
-  for (const BackendPlan& b : backends)
-    inputs.push_back(maglev::Backend{b.name, b.address.value(), b.port, b.weight, b.accepts_new});
-  return std::make_shared<PoolPlan>(
-      PoolPlan{pool.name, std::move(backends), maglev::Table::build(inputs, pool.hash.table_size),
-               pool.hash.key == config::HashKey::source_ip ? maglev::FlowKey::source_ip
-                                                           : maglev::FlowKey::five_tuple,
-               pool.retries, uint64_t{pool.drain_timeout_ms} * 1000,
-               uint64_t{pool.connect_timeout_ms} * 1000});
-}
-
-ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
-                           unsigned workers, size_t pool_index) {
-  ListenerPlan plan;
-  plan.name = listener.name;
-  plan.address = listener.address;
-  plan.port = listener.port;
-  plan.framed = listener.protocol == config::Protocol::framed;
-  if (plan.framed) {
-    const config::Framed framed = listener.framed.value_or(config::Framed{});
-    plan.frames =
-        FrameRelaySettings{framed.max_frame, framed.on_corrupt == config::OnCorrupt::reset,
-                           framed.stamp_hop, config.node_id};
-  }
-  plan.proxy_protocol_v2 = listener.proxy_protocol == config::ProxyProtocol::v2;
-  plan.idle_timeout_us = uint64_t{listener.idle_timeout_ms} * 1000;
-  plan.session_log_sample = listener.session_log_sample;
-  plan.max_connections = std::max<uint32_t>(1, (listener.max_connections + workers - 1) / workers);
-  plan.pool_index = pool_index;
-  return plan;
-}
-
-std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers) {
-  std::vector<ListenerPlan> plans;
-  for (const config::Listener& listener : config.listeners) {
-    if (listener.protocol != config::Protocol::tcp && listener.protocol != config::Protocol::framed)
-      continue;
-    plans.push_back(plan_listener(config, listener, workers, *listener.pool));
-  }
-  return plans;
-}
 
 // ---- sessions -----------------------------------------------------------------------------------
 
@@ -85,15 +41,14 @@ struct Proxy::Session {
   // session, not the connection, so that a side that has closed cleanly still delivers them.
   tcp::MbufQueue pending[2];
   bool live = false;  // between accept and release
-  bool idle_linked = false;
   uint8_t attempts = 0;
   uint64_t tried = 0;                  // backends attempted (by index, the first 64)
   uint32_t backend_slot = UINT32_MAX;  // the chosen backend's counter slot
   bool backend_counted = false;        // in that backend's connections counter
   uint64_t flow_hash = 0;
-  uint64_t last_activity_us = 0;
-  Session* idle_prev = nullptr;  // the listener's idle list: least recently active first
-  Session* idle_next = nullptr;
+  // Each side's silence, and (framed) how long the client's frame in progress has been open:
+  // clocks on the listener's lists (deadline_list.h).
+  DeadlineLink<Session> client_quiet, server_quiet, client_frame;
   // By Direction, framed listeners only: out of line, so that an idle `tcp` session costs 350
   // bytes less (the 100,000-session test measures the memory per idle session).
   std::unique_ptr<FrameRelay> relay[2];
@@ -103,7 +58,7 @@ struct Proxy::Session {
   void reset() {
     listener = nullptr;
     client = backend = nullptr;
-    backend_established = live = idle_linked = false;
+    backend_established = live = false;
     for (int d = 0; d < 2; ++d) {
       fin_to[d] = eof[d] = false;
       pending[d].clear();
@@ -111,10 +66,10 @@ struct Proxy::Session {
     }
     log.reset();
     attempts = 0;
-    tried = flow_hash = last_activity_us = 0;
+    tried = flow_hash = 0;
     backend_slot = UINT32_MAX;
     backend_counted = false;
-    idle_prev = idle_next = nullptr;
+    client_quiet = server_quiet = client_frame = {};
   }
 
   tcp::Connection* from(bool client_side) const { return client_side ? client : backend; }
@@ -148,8 +103,9 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
   std::unique_ptr<Refuser> refuser;
   uint32_t active = 0;
   uint64_t sessions_seen = 0;  // accepted sessions, for the session log's one in N
-  Session* idle_head = nullptr;
-  Session* idle_tail = nullptr;
+  DeadlineList<Session, &Session::client_quiet> client_quiet;
+  DeadlineList<Session, &Session::server_quiet> server_quiet;
+  DeadlineList<Session, &Session::client_frame> client_frames;
 
   tcp::ConnectionHandler* accept(tcp::Connection& c) override {
     counters->connections.add();
@@ -306,7 +262,8 @@ Proxy::Session* Proxy::new_session(ListenerState& listener) {
   }
   ++listener.active;
   ++active_;
-  touch(*s);
+  touch(*s, true);
+  touch(*s, false);  // the backend's clock runs from the start: connect_timeout_ms bounds less
   return s;
 }
 
@@ -402,6 +359,7 @@ void Proxy::on_established(Session& s, bool client_side) {
     return;
   }
   s.backend_established = true;
+  touch(s, false);
   pools_[s.listener->plan.pool_index].counters[s.backend_slot].connections.add();
   s.backend_counted = true;
   if (s.listener->plan.proxy_protocol_v2 && !send_proxy_header(s)) {
@@ -433,7 +391,7 @@ void Proxy::on_data(Session& s, bool client_side, rte_mbuf* data) {
     discard_for_gone_client(s, data);
     return;
   }
-  touch(s);
+  touch(s, client_side);
   const Direction direction = client_side ? kToBackend : kToClient;
   if (s.relay[direction]) {
     if (!inspect_frames(s, client_side, data)) return;
@@ -521,6 +479,7 @@ bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
     path.frames_corrupt[direction].add(after.frames_corrupt - before.frames_corrupt);
     path.frames_malformed[direction].add(after.frames_malformed - before.frames_malformed);
   }
+  if (ok && client_side) track_client_frame(s, relay.between_frames());
   if (!ok) {
     counters.corrupt_resets[direction].add();
     reset_both(s, SessionEnd::corrupt_frame);
@@ -560,6 +519,7 @@ void Proxy::pump(Session& s, bool from_client) {
     moved += length;
   }
   if (moved > 0) {
+    touch(s, !from_client);  // the sink took data: it is reading (HAProxy counts writes too)
     s.listener->counters->bytes[direction].add(moved);
     if (s.log) s.log->bytes[direction] += moved;
     // The source's window reopens only for what the sink's send queue has taken: backpressure.
@@ -578,7 +538,7 @@ void Proxy::on_writable(Session& s, bool client_side) {
 }
 
 void Proxy::on_peer_fin(Session& s, bool client_side) {
-  touch(s);
+  touch(s, client_side);
   s.eof[client_side ? kToBackend : kToClient] = true;
   pump(s, client_side);
 }
@@ -656,31 +616,38 @@ void Proxy::reset_both(Session& s) {
   if (s.backend != nullptr) tcp_.abort(*s.backend, now);
 }
 
-void Proxy::touch(Session& s) {
+void Proxy::touch(Session& s, bool client_side) {
   ListenerState& l = *s.listener;
-  s.last_activity_us = tcp_.now_us();
-  if (s.idle_linked) {
-    if (l.idle_tail == &s) return;
-    // Unlink...
-    (s.idle_prev ? s.idle_prev->idle_next : l.idle_head) = s.idle_next;
-    (s.idle_next ? s.idle_next->idle_prev : l.idle_tail) = s.idle_prev;
+  if (client_side) {
+    l.client_quiet.restart(s, tcp_.now_us());
+  } else {
+    l.server_quiet.restart(s, tcp_.now_us());
   }
-  // ...and append: the list stays ordered by last activity.
-  s.idle_prev = l.idle_tail;
-  s.idle_next = nullptr;
-  (l.idle_tail ? l.idle_tail->idle_next : l.idle_head) = &s;
-  l.idle_tail = &s;
-  s.idle_linked = true;
+}
+
+void Proxy::track_client_frame(Session& s, bool between_frames) {
+  ListenerState& l = *s.listener;
+  if (between_frames) {
+    if (!l.client_frames.running(s)) return;
+    l.client_frames.remove(s);
+    l.counters->partial_frames_ended.add();
+  } else if (!l.client_frames.running(s)) {
+    l.client_frames.start(s, tcp_.now_us());
+    l.counters->partial_frames_started.add();
+  }
+}
+
+void Proxy::stop_clocks(Session& s) {
+  ListenerState& l = *s.listener;
+  l.client_quiet.remove(s);
+  l.server_quiet.remove(s);
+  track_client_frame(s, true);
 }
 
 void Proxy::finish_if_done(Session& s) {
   if (!s.live || s.client != nullptr || s.backend != nullptr) return;
   ListenerState& l = *s.listener;
-  if (s.idle_linked) {
-    (s.idle_prev ? s.idle_prev->idle_next : l.idle_head) = s.idle_next;
-    (s.idle_next ? s.idle_next->idle_prev : l.idle_tail) = s.idle_prev;
-    s.idle_linked = false;
-  }
+  stop_clocks(s);
   s.live = false;
   for (tcp::MbufQueue& q : s.pending) q.clear();
   --l.active;
@@ -750,18 +717,34 @@ void Proxy::expire_drains(uint64_t now_us) {
 void Proxy::tick(uint64_t now_us) {
   expire_drains(now_us);
   source_ports_.tick(now_us);
+  expire_timeouts(now_us);
+}
+
+// Each list's head is the first to expire. A session is taken off every list before it is reset,
+// so that it is counted once, even should the resets leave it live. A timeout of 0 (a plan made
+// in code, not from a configuration) is none.
+void Proxy::expire_timeouts(uint64_t now_us) {
+  constexpr uint64_t kNever = UINT64_MAX / 2;
+  const auto or_never = [](uint64_t timeout_us) { return timeout_us == 0 ? kNever : timeout_us; };
   for (auto& listener : listeners_) {
     ListenerState& l = *listener;
-    if (l.plan.idle_timeout_us == 0) continue;
-    while (l.idle_head != nullptr &&
-           l.idle_head->last_activity_us + l.plan.idle_timeout_us <= now_us) {
-      Session& s = *l.idle_head;
-      l.counters->idle_timeouts.add();
-      // Unlink first: the resets below end the session.
-      l.idle_head = s.idle_next;
-      (l.idle_head ? l.idle_head->idle_prev : l.idle_tail) = nullptr;
-      s.idle_linked = false;
-      reset_both(s, SessionEnd::idle_timeout);
+    ListenerCounters& counters = *l.counters;
+    while (Session* s = l.client_quiet.expired(now_us, or_never(l.plan.client_timeout_us))) {
+      stop_clocks(*s);
+      counters.client_timeouts.add();
+      counters.idle_timeouts.add();
+      reset_both(*s, SessionEnd::idle_timeout);
+    }
+    while (Session* s = l.server_quiet.expired(now_us, or_never(l.plan.server_timeout_us))) {
+      stop_clocks(*s);
+      counters.server_timeouts.add();
+      counters.idle_timeouts.add();
+      reset_both(*s, SessionEnd::idle_timeout);
+    }
+    while (Session* s = l.client_frames.expired(now_us, or_never(l.plan.frame_timeout_us))) {
+      stop_clocks(*s);
+      counters.frame_timeouts.add();
+      reset_both(*s, SessionEnd::frame_timeout);
     }
   }
 }

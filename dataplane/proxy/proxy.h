@@ -69,8 +69,13 @@ struct ListenerPlan {
   bool framed = false;
   FrameRelaySettings frames;  // for framed listeners, per direction
   bool proxy_protocol_v2 = false;
-  uint64_t idle_timeout_us = 0;
-  uint32_t max_connections = 0;     // per worker
+  // Each side's silence (nothing received from it, nothing it took of what is relayed to it) for
+  // this long resets the session: listeners[].client_timeout_ms, server_timeout_ms. 0: none.
+  uint64_t client_timeout_us = 0;
+  uint64_t server_timeout_us = 0;
+  uint64_t frame_timeout_us = 0;  // framed: a client's frame must be whole this long after it began
+                                  // (0: no limit)
+  uint32_t max_connections = 0;   // per worker
   uint32_t session_log_sample = 0;  // 0: no session log; N: one session in N is logged
   size_t pool_index = 0;            // the Proxy's pool (its plan is the Proxy's, kept current)
 };
@@ -115,7 +120,15 @@ struct ListenerCounters {
   Counter refused_max_connections;
   Counter no_backend;  // the client was reset: no backend eligible, or every attempt failed
   Counter backend_connect_failures;
-  Counter idle_timeouts;
+  Counter idle_timeouts;    // every inactivity reset: client_timeouts + server_timeouts
+  Counter client_timeouts;  // the client was silent for client_timeout_us
+  Counter server_timeouts;  // the backend was silent for server_timeout_us
+  // Framed: sessions reset because a client's frame stayed incomplete for frame_timeout_us, and
+  // client frames begun and not yet whole (partial_frames = started - ended; every held one is
+  // a session a slowloris client may be holding).
+  Counter frame_timeouts;
+  Counter partial_frames_started;
+  Counter partial_frames_ended;
   std::array<Counter, 2> bytes;  // by Direction
   std::array<Counter, 2> frames_verified;
   std::array<Counter, 2> bytes_verified;
@@ -221,7 +234,13 @@ class Proxy {
   void reset_both(Session& s, SessionEnd end);
   // The session's end cause, unless an earlier one was set.
   static void note_end(Session& s, SessionEnd end);
-  void touch(Session& s);
+  // The side has been heard from, or took what was relayed to it: its silence clock restarts.
+  void touch(Session& s, bool client_side);
+  // A client frame's clock: started when a frame begins, stopped when it is whole or the session
+  // ends.
+  void track_client_frame(Session& s, bool between_frames);
+  void stop_clocks(Session& s);
+  void expire_timeouts(uint64_t now_us);
   void finish_if_done(Session& s);
   bool send_proxy_header(Session& s);
 

@@ -659,6 +659,10 @@ class Testbed:
     # poll_each(pending, events, timeout_s, ready) polls the sockets of `pending` (fd -> socket,
     # non-blocking) and calls ready(socket) for each that is ready until it returns True (done
     # with it), for at most timeout_s; returns the sockets never done with, by fd.
+    # connect_in_batches(address, port, count, connected, batch, prepare) opens `count`
+    # connections, `batch` handshakes at a time (30 s each batch), calling prepare(socket) before
+    # each connect and connected(socket, error) (errno name or None) once each is done; returns
+    # how many timed out (closed).
     _PYTHON_PRELUDE = (
         "import json, sys\n"
         "def emit(obj):\n"
@@ -690,6 +694,26 @@ class Testbed:
         "                poller.unregister(fd)\n"
         "                del pending[fd]\n"
         "    return pending\n"
+        "def connect_in_batches(address, port, count, connected, batch=100, prepare=None):\n"
+        "    import errno, select, socket\n"
+        "    timed_out = 0\n"
+        "    for first in range(0, count, batch):\n"
+        "        pending = {}\n"
+        "        for _ in range(min(batch, count - first)):\n"
+        "            s = socket.socket()\n"
+        "            if prepare:\n"
+        "                prepare(s)\n"
+        "            s.setblocking(False)\n"
+        "            s.connect_ex((address, port))\n"
+        "            pending[s.fileno()] = s\n"
+        "        def done(s):\n"
+        "            error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)\n"
+        "            connected(s, errno.errorcode.get(error, str(error)) if error else None)\n"
+        "            return True\n"
+        "        for s in poll_each(pending, select.POLLOUT, 30, done).values():\n"
+        "            timed_out += 1\n"
+        "            s.close()\n"
+        "    return timed_out\n"
     )
 
     def python(self, role: str, source: str, args: Any = None, *, timeout: float = 60.0) -> Any:

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -550,6 +551,56 @@ TEST(ConfigTcp, TimeoutsAndCapsAreReadAndDefaulted) {
   EXPECT_EQ(given.config->tcp.fin_wait2_timeout_ms, 5'000u);
   EXPECT_EQ(given.config->tcp.max_time_wait, 0u);
   EXPECT_EQ(given.config->tcp.out_of_window_ack_interval_ms, 0u);
+}
+
+// client_timeout_ms and server_timeout_ms each default to idle_timeout_ms (the one key before
+// them), whichever order the keys come in; framed.frame_timeout_ms has its own default.
+TEST(ConfigListeners, SideTimeoutsDefaultToTheIdleTimeoutAndFrameTimeoutIsRead) {
+  const std::string pool =
+      "pools:\n"
+      "  - name: app\n"
+      "    backends: [{ name: b1, address: 10.0.1.1, port: 80 }]\n";
+  const auto listener = [&](const std::string& extra) {
+    return D + "listeners:\n  - { name: web, address: 10.0.0.100, port: 80, protocol: framed, " +
+           "pool: app" + extra + " }\n" + pool;
+  };
+  const LoadResult defaults = load_string(listener(""), "t.yaml");
+  ASSERT_TRUE(defaults.ok());
+  const Listener& d = defaults.config->listeners[0];
+  EXPECT_EQ(d.client_timeout_ms, kDefaultIdleTimeoutMs);
+  EXPECT_EQ(d.server_timeout_ms, kDefaultIdleTimeoutMs);
+  EXPECT_EQ(d.framed->frame_timeout_ms, 60'000u);
+  const LoadResult idle =
+      load_string(listener(", server_timeout_ms: 9000, idle_timeout_ms: 7000"), "t.yaml");
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(idle.config->listeners[0].idle_timeout_ms, 7'000u);
+  EXPECT_EQ(idle.config->listeners[0].client_timeout_ms, 7'000u) << "idle_timeout_ms's value";
+  EXPECT_EQ(idle.config->listeners[0].server_timeout_ms, 9'000u) << "its own, given first";
+  const LoadResult given = load_string(
+      listener(", client_timeout_ms: 1000, framed: { frame_timeout_ms: 250 }"), "t.yaml");
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given.config->listeners[0].client_timeout_ms, 1'000u);
+  EXPECT_EQ(given.config->listeners[0].server_timeout_ms, kDefaultIdleTimeoutMs);
+  EXPECT_EQ(given.config->listeners[0].framed->frame_timeout_ms, 250u);
+  const std::vector<std::string> errors = errors_of(listener(
+      ", client_timeout_ms: 0, server_timeout_ms: 86400001, framed: { frame_timeout_ms: 0 }"));
+  ASSERT_EQ(errors.size(), 3u) << ::testing::PrintToString(errors);
+  for (const std::string wanted :
+       {"listeners[0].client_timeout_ms: 0 is out of range; allowed: [1, 86400000]",
+        "listeners[0].server_timeout_ms: 86400001 is out of range",
+        "listeners[0].framed.frame_timeout_ms: 0 is out of range"}) {
+    EXPECT_EQ(std::count_if(errors.begin(), errors.end(),
+                            [&](const std::string& e) { return e.find(wanted) != e.npos; }),
+              1)
+        << wanted << " in " << ::testing::PrintToString(errors);
+  }
+  EXPECT_EQ(errors_of(D +
+                      "listeners:\n  - { name: web, address: 10.0.0.100, port: 80, protocol: "
+                      "tcp, pool: app, framed: { frame_timeout_ms: 5 } }\n" +
+                      pool)
+                .size(),
+            1u)
+      << "framed settings only on framed listeners";
 }
 
 TEST(ConfigLimits, PoolsProxiedListenersAndBackendsBeyondWhatADataplaneHolds) {

@@ -7,10 +7,12 @@
 #include <rte_thash.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <vector>
 
+#include "common/frame.h"
 #include "dataplane/net/tcp.h"
 #include "dataplane/port.h"
 #include "tests/support/dataplane_harness.h"
@@ -46,7 +48,8 @@ net::StackConfig port_config_with_sources(std::vector<Ipv4Address> sources) {
 class ProxyHarness {
  public:
   explicit ProxyHarness(const dataplane::FlowOwnership& ownership,
-                        std::vector<Ipv4Address> sources = {}, uint32_t max_sessions = 100)
+                        std::vector<Ipv4Address> sources = {}, uint32_t max_sessions = 100,
+                        const std::function<void(ListenerPlan&)>& adjust = {})
       : port_(port_config_with_sources(std::move(sources)), test::test_mbuf_pool()) {
     tcp::TcpSettings settings;
     settings.max_connections = std::max<uint32_t>(256, 2 * max_sessions + 16);
@@ -65,6 +68,7 @@ class ProxyHarness {
     listener.address = kVip;
     listener.port = 80;
     listener.max_connections = max_sessions;
+    if (adjust) adjust(listener);
     proxy_ = std::make_unique<Proxy>(*tcp_, *port_.stack, port_.pool,
                                      std::vector<std::shared_ptr<const PoolPlan>>{pool},
                                      std::vector<ListenerPlan>{listener}, ownership);
@@ -109,8 +113,80 @@ class ProxyHarness {
     return {0, 0};
   }
   const Proxy& proxy() const { return *proxy_; }
+  void tick(uint64_t now_us) {
+    tcp_->tick(now_us);
+    proxy_->tick(now_us);
+  }
+
+  // A session with both handshakes done at kNow: what the client and the backend send next.
+  struct Session {
+    uint16_t client_port = 0;
+    uint16_t backend_port = 0;    // the proxy's source port toward the backend
+    uint32_t client_next = 1001;  // the client's next sequence number
+    uint32_t to_client_ack = 0;   // the ack that covers what the proxy sent the client
+    uint32_t to_backend_ack = 0;  // the backend's ack of the proxy's SYN
+  };
+  Session open_session(uint16_t client_port) {
+    Session s;
+    s.client_port = client_port;
+    inject(
+        Eth(kClientMac, kPortMac)
+            .IPv4(kClientIp, kVip)
+            .TCP(client_port, 80, net::TcpFlags::from_bits(0x02), 1000, 0, TcpOptions().mss(1460))
+            .build());
+    const auto synack = drain();
+    EXPECT_EQ(synack.size(), 1u);
+    if (synack.empty()) return s;
+    s.to_client_ack = tcp_of(synack[0])->sequence_number() + 1;
+    inject(Eth(kClientMac, kPortMac)
+               .IPv4(kClientIp, kVip)
+               .TCP(client_port, 80, net::TcpFlags::from_bits(0x10), 1001, s.to_client_ack)
+               .build());
+    for (const Frame& f : drain()) {
+      const auto view = tcp_of(f);
+      if (view && view->destination_port() == kBackendPort && view->flags().bits() == 0x02) {
+        s.backend_port = view->source_port();
+        s.to_backend_ack = view->sequence_number() + 1;
+      }
+    }
+    EXPECT_NE(s.backend_port, 0);
+    inject(Eth(kBackendMac, kPortMac)
+               .IPv4(kBackendIp, kPortIp)
+               .TCP(kBackendPort, s.backend_port, net::TcpFlags::from_bits(0x12), 5000,
+                    s.to_backend_ack, TcpOptions().mss(1460))
+               .build());
+    drain();
+    return s;
+  }
+  // The client sends `bytes` at `now_us`.
+  void client_sends(Session& s, std::span<const uint8_t> bytes, uint64_t now_us) {
+    port_.deliver(
+        Eth(kClientMac, kPortMac)
+            .IPv4(kClientIp, kVip)
+            .TCP(s.client_port, 80, net::TcpFlags::from_bits(0x18), s.client_next, s.to_client_ack)
+            .payload(bytes)
+            .build(),
+        now_us);
+    s.client_next += static_cast<uint32_t>(bytes.size());
+  }
+  // Which of the session's two connections the proxy reset in what it sent since last asked.
+  std::pair<bool, bool> resets_sent(const Session& s) {
+    bool client = false, backend = false;
+    for (const Frame& f : drain()) {
+      const auto view = tcp_of(f);
+      if (!view || (view->flags().bits() & 0x04) == 0) continue;
+      if (view->source_port() == 80 && view->destination_port() == s.client_port) client = true;
+      if (view->source_port() == s.backend_port && view->destination_port() == kBackendPort)
+        backend = true;
+    }
+    return {client, backend};
+  }
 
  private:
+  static std::optional<net::ConstTcpView> tcp_of(const Frame& f) {
+    return net::ConstTcpView::parse(std::span<const uint8_t>(f).subspan(34));
+  }
+
   test::StackPortHarness port_;
   dataplane::TcpCounters counters_{};
   std::unique_ptr<tcp::TcpStack> tcp_;
@@ -339,6 +415,108 @@ TEST(ProxyClientGone, AResetBeforeTheClientsFinResetsTheBackend) {
   h.drain();
   h.inject(from_client(held, kRst, 1101, ""));
   EXPECT_TRUE(backend_reset(h.drain()));
+
+// ---- inactivity and frame timeouts
+// ---------------------------------------------------------------
+
+constexpr uint64_t kMs = 1000;
+
+ProxyHarness timeout_harness(uint64_t client_ms, uint64_t server_ms, uint64_t frame_ms = 0) {
+  return ProxyHarness(dataplane::FlowOwnership{}, {}, 100, [=](ListenerPlan& l) {
+    l.client_timeout_us = client_ms * kMs;
+    l.server_timeout_us = server_ms * kMs;
+    if (frame_ms != 0) {
+      l.framed = true;
+      l.frame_timeout_us = frame_ms * kMs;
+    }
+  });
+}
+
+// A client that sends nothing after its handshake: its own timeout resets both connections, and it
+// is counted as the client's, not the backend's.
+TEST(ProxyTimeouts, ASilentClientHitsTheClientTimeoutAndTheBackendIsResetToo) {
+  ProxyHarness h = timeout_harness(1000, 60'000);
+  auto s = h.open_session(41000);
+  h.tick(kNow + 999 * kMs);
+  EXPECT_EQ(h.resets_sent(s), std::make_pair(false, false));
+  h.tick(kNow + 1000 * kMs);
+  EXPECT_EQ(h.resets_sent(s), std::make_pair(true, true));
+  const ListenerCounters& c = h.proxy().counters(0);
+  EXPECT_EQ(c.client_timeouts.get(), 1u);
+  EXPECT_EQ(c.server_timeouts.get(), 0u);
+  EXPECT_EQ(c.idle_timeouts.get(), 1u);
+  EXPECT_EQ(h.proxy().sessions(), 0u);
+}
+
+// A client that keeps talking to a backend that never answers nor acknowledges: the backend's
+// clock runs from the last data it took (the client's request, relayed at once), and the
+// client's activity does not restart it.
+TEST(ProxyTimeouts, ASilentBackendHitsTheServerTimeoutAndTheClientIsResetToo) {
+  ProxyHarness h = timeout_harness(60'000, 1000);
+  auto s = h.open_session(41001);
+  const std::vector<uint8_t> request(100, 'r');
+  h.client_sends(s, request, kNow + 600 * kMs);  // relayed to the backend: it took data at 600
+  // The backend acknowledges nothing: the proxy's retransmissions are not its activity.
+  h.tick(kNow + 1000 * kMs);
+  EXPECT_EQ(h.resets_sent(s), std::make_pair(false, false)) << "the backend took data at 600 ms";
+  h.tick(kNow + 1599 * kMs);
+  EXPECT_EQ(h.resets_sent(s), std::make_pair(false, false));
+  h.tick(kNow + 1600 * kMs);
+  EXPECT_EQ(h.resets_sent(s), std::make_pair(true, true));
+  const ListenerCounters& c = h.proxy().counters(0);
+  EXPECT_EQ(c.server_timeouts.get(), 1u);
+  EXPECT_EQ(c.client_timeouts.get(), 0u);
+  EXPECT_EQ(c.idle_timeouts.get(), 1u);
+}
+
+// Each side's own activity keeps its own clock: a client that speaks every 600 ms outlives a
+// client timeout of 1 s for as long as it speaks (the backend's 60 s are not reached).
+TEST(ProxyTimeouts, ASideThatKeepsTalkingIsNotTimedOut) {
+  ProxyHarness h = timeout_harness(1000, 60'000);
+  auto s = h.open_session(41002);
+  const std::vector<uint8_t> byte(1, 'x');
+  for (uint64_t t = 600; t <= 6000; t += 600) {
+    h.client_sends(s, byte, kNow + t * kMs);
+    h.tick(kNow + t * kMs + 500 * kMs);
+  }
+  EXPECT_EQ(h.resets_sent(s), std::make_pair(false, false));
+  EXPECT_EQ(h.proxy().counters(0).idle_timeouts.get(), 0u);
+  EXPECT_EQ(h.proxy().sessions(), 1u);
+}
+
+// A plan made in code without timeouts (0) has none: the TCP fuzz target's sessions rely on it.
+TEST(ProxyTimeouts, ZeroMeansNoTimeout) {
+  ProxyHarness h = timeout_harness(0, 0);
+  auto s = h.open_session(41005);
+  h.tick(kNow + 86'400'000 * kMs);
+  EXPECT_EQ(h.resets_sent(s), std::make_pair(false, false));
+  EXPECT_EQ(h.proxy().sessions(), 1u);
+}
+
+// Slowloris on a framed listener: a client sends a frame's header and never the rest. The frame's
+// clock starts with its first byte and is not restarted by more bytes of the same frame; at
+// frame_timeout_ms the session is reset, counted. A client whose frames complete is never reset.
+TEST(ProxyTimeouts, AFrameLeftIncompleteIsResetAtTheFrameTimeout) {
+  ProxyHarness h = timeout_harness(60'000, 60'000, 2000);
+  auto slow = h.open_session(41003);
+  auto whole = h.open_session(41004);
+  const std::vector<uint8_t> payload(64, 'p');
+  const std::vector<uint8_t> frame = frame::encode(0, 1, 0, payload);
+  const std::span<const uint8_t> all(frame);
+  h.client_sends(slow, all.first(frame::kHeaderSize), kNow + 100 * kMs);
+  h.client_sends(whole, all.first(frame::kHeaderSize), kNow + 100 * kMs);
+  EXPECT_EQ(h.proxy().counters(0).partial_frames_started.get(), 2u);
+  h.client_sends(whole, all.subspan(frame::kHeaderSize), kNow + 1000 * kMs);  // now whole
+  // More of the slow client's frame, one byte: not a new frame, so its clock goes on.
+  h.client_sends(slow, all.subspan(frame::kHeaderSize, 1), kNow + 2000 * kMs);
+  h.tick(kNow + 2099 * kMs);
+  EXPECT_EQ(h.resets_sent(slow), std::make_pair(false, false));
+  h.tick(kNow + 2100 * kMs);
+  const ListenerCounters& c = h.proxy().counters(0);
+  EXPECT_EQ(c.frame_timeouts.get(), 1u);
+  EXPECT_EQ(c.partial_frames_started.get() - c.partial_frames_ended.get(), 0u);
+  EXPECT_EQ(h.proxy().sessions(), 1u) << "the client whose frame completed is still served";
+  EXPECT_EQ(c.idle_timeouts.get(), 0u);
 }
 
 }  // namespace
