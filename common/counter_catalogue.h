@@ -332,6 +332,13 @@ inline constexpr auto kListenerCounters = std::to_array<Entry>({
     counter("idle_timeouts",
             "sessions reset after `idle_timeout_ms` without data or FIN either way",
             "weir_listener_idle_timeouts_total"),
+    {"tls_no_worker",
+     "tls listeners: clients reset because no TLS worker was attached or its ring was full",
+     "weir_listener_refused_total", Kind::counter, "reason", "tls_no_worker", kRefusedHelp},
+    counter("tls_resets",
+            "tls listeners: sessions reset by the TLS relay (the worker's reason, a record the "
+            "worker may not send, or the worker gone)",
+            "weir_listener_tls_resets_total"),
 });
 
 inline constexpr auto kListenerDirectionCounters = std::to_array<Entry>({

@@ -167,6 +167,8 @@ inline constexpr auto kListenerBindings = std::to_array<CounterBinding<ListenerC
     {"no_backend", &ListenerCounters::no_backend},
     {"backend_connect_failures", &ListenerCounters::backend_connect_failures},
     {"idle_timeouts", &ListenerCounters::idle_timeouts},
+    {"tls_no_worker", &ListenerCounters::tls_no_worker},
+    {"tls_resets", &ListenerCounters::tls_resets},
 });
 
 // The counters kept per direction, indexed by proxy::Direction.

@@ -26,11 +26,13 @@ enum class SessionEnd : uint8_t {
   corrupt_frame,  // Weir reset it for a corrupt or malformed frame
   drain,          // Weir reset it when its backend's drain timeout expired
   shutdown,       // Weir reset it at the end of the dataplane's shutdown grace
+  tls_reset,      // tls listeners: the TLS worker ended it (bad input, timeout), or it went away
 };
 
-inline constexpr std::array<std::string_view, 10> kSessionEndNames = {
+inline constexpr std::array<std::string_view, 11> kSessionEndNames = {
     "fin",        "client_reset", "backend_reset", "client_timeout", "backend_timeout",
-    "no_backend", "idle_timeout", "corrupt_frame", "drain",          "shutdown"};
+    "no_backend", "idle_timeout", "corrupt_frame", "drain",          "shutdown",
+    "tls_reset"};
 
 inline std::string_view name_of(SessionEnd end) {
   return kSessionEndNames[static_cast<size_t>(end)];
