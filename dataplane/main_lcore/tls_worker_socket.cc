@@ -24,7 +24,10 @@ TlsWorkerSocket::~TlsWorkerSocket() {
   }
   if (listen_fd_ >= 0) {
     close(listen_fd_);
-    unlink(path_.c_str());
+    // Only our own file: a dataplane started meanwhile (a restart overlapping this one's exit)
+    // has bound a new one at the same path.
+    struct stat now {};
+    if (stat(path_.c_str(), &now) == 0 && now.st_ino == inode_) unlink(path_.c_str());
   }
 }
 
@@ -45,6 +48,8 @@ std::string TlsWorkerSocket::open(const std::string& path) {
     close(fd);
     return error;
   }
+  struct stat bound_file {};
+  if (stat(path.c_str(), &bound_file) == 0) inode_ = bound_file.st_ino;
   listen_fd_ = fd;
   path_ = path;
   return "";

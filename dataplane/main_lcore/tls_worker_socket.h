@@ -8,6 +8,7 @@
 #pragma once
 
 #include <poll.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
@@ -51,6 +52,7 @@ class TlsWorkerSocket {
   const std::vector<std::unique_ptr<Worker>>& workers_;
   uint64_t ring_bytes_;
   std::string path_;
+  ino_t inode_ = 0;  // of the socket file bound at path_
   int listen_fd_ = -1;
   std::vector<Peer> peers_;
   std::vector<bool> index_used_;      // by TLS worker index
