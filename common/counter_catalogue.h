@@ -354,6 +354,13 @@ inline constexpr auto kListenerCounters = std::to_array<Entry>({
           "framed: sessions whose client has begun a frame and not finished it (each one's "
           "clock is `framed.frame_timeout_ms`)",
           "weir_listener_partial_frames"),
+    {"tls_no_worker",
+     "tls listeners: clients reset because no TLS worker was attached or its ring was full",
+     "weir_listener_refused_total", Kind::counter, "reason", "tls_no_worker", kRefusedHelp},
+    counter("tls_resets",
+            "tls listeners: sessions reset by the TLS relay (the worker's reason, a record the "
+            "worker may not send, or the worker gone)",
+            "weir_listener_tls_resets_total"),
 });
 
 inline constexpr auto kListenerDirectionCounters = std::to_array<Entry>({

@@ -2,11 +2,13 @@
 #include "control/tls_workers.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,15 +17,62 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <span>
+#include <string>
+#include <vector>
 
 #include "common/log.h"
+#include "common/tls_attach.h"
 
 namespace weir::control {
 namespace {
 
-// The fds a worker gets, at fixed numbers.
+// The fds a worker gets, at fixed numbers: its channels from kChildFirstChannelFd on.
 constexpr int kChildKeysFd = 3;
 constexpr int kChildEventFd = 4;
+constexpr int kChildLinkFd = 5;
+constexpr int kChildFirstChannelFd = 6;
+
+// A new worker's channels from the dataplane (common/tls_attach.h): the connection, which the
+// worker keeps, and one memfd per dataplane worker. Nothing when no dataplane answers: the worker
+// then serves no session (and is attached when it is next started).
+struct Attachment {
+  int link = -1;
+  std::vector<int> channels;
+};
+
+Attachment attach_to_dataplane(const std::string& path, int event_fd) {
+  Attachment a;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) return a;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return a;
+  const int hello_fds[] = {event_fd};
+  const auto* hello = reinterpret_cast<const uint8_t*>(tls_attach::kHello);
+  pollfd p{fd, POLLIN, 0};
+  uint8_t answer[sizeof tls_attach::kHello + sizeof(uint32_t)];
+  std::vector<int> fds;
+  uint32_t count = 0;
+  // The dataplane answers at once from its main lcore's loop (100 ms at most): 2 s is a failure.
+  const bool ok =
+      connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      tls_attach::send_with_fds(fd, std::span(hello, sizeof tls_attach::kHello), hello_fds) &&
+      poll(&p, 1, 2000) == 1 &&
+      tls_attach::receive_with_fds(fd, answer, fds) == static_cast<ssize_t>(sizeof answer) &&
+      std::memcmp(answer, tls_attach::kHello, sizeof tls_attach::kHello) == 0 &&
+      (std::memcpy(&count, answer + sizeof tls_attach::kHello, sizeof count), true) &&
+      count == fds.size() && count > 0;
+  if (!ok) {
+    for (int f : fds) close(f);
+    close(fd);
+    return a;
+  }
+  a.link = fd;
+  a.channels = std::move(fds);
+  return a;
+}
 
 uint64_t monotonic_ms() {
   timespec ts{};
@@ -58,6 +107,7 @@ TlsWorkers::TlsWorkers(std::string binary, std::string config_path, const config
                        uint64_t now_ms)
     : binary_(std::move(binary)),
       config_path_(std::move(config_path)),
+      dataplane_socket_(tls_attach::socket_path(config.dataplane.control_socket)),
       keys_(uint64_t{config.tls.ticket_key_rotation_s} * 1000, now_ms),
       supervisor_(
           {.workers = config.tls.workers}, [this](size_t slot) { return spawn(slot); },
@@ -92,10 +142,33 @@ pid_t TlsWorkers::spawn(size_t slot) {
   key_sockets_[slot] = pair[0];
   // The current keys are in the socket before the worker starts: it reads them first.
   send_keys(slot);
-  const std::string keys_fd = std::to_string(kChildKeysFd),
-                    event_fd = std::to_string(kChildEventFd);
-  const char* argv[] = {binary_.c_str(),  "--config",      config_path_.c_str(), "--event-fd",
-                        event_fd.c_str(), "--ticket-keys", keys_fd.c_str(),      nullptr};
+  const Attachment attachment = attach_to_dataplane(dataplane_socket_, event);
+  if (attachment.link < 0)
+    WEIR_LOG_LIMITED(log::Level::warning,
+                     "TLS worker %zu: no dataplane on %s: it serves no session until restarted",
+                     slot, dataplane_socket_.c_str());
+  // Every argument and fd number is made before the fork.
+  std::vector<std::string> args = {binary_,
+                                   "--config",
+                                   config_path_,
+                                   "--event-fd",
+                                   std::to_string(kChildEventFd),
+                                   "--ticket-keys",
+                                   std::to_string(kChildKeysFd)};
+  std::vector<int> child_fds = {pair[1], event};  // to kChildKeysFd, kChildEventFd, then on
+  if (attachment.link >= 0) {
+    args.insert(args.end(), {"--dataplane-link", std::to_string(kChildLinkFd)});
+    child_fds.push_back(attachment.link);
+    for (size_t i = 0; i < attachment.channels.size(); ++i) {
+      args.insert(args.end(),
+                  {"--channel", std::to_string(kChildFirstChannelFd + static_cast<int>(i))});
+      child_fds.push_back(attachment.channels[i]);
+    }
+  }
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  argv.push_back(nullptr);
+  const int high_base = kChildKeysFd + static_cast<int>(child_fds.size()) + 16;
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
@@ -103,21 +176,30 @@ pid_t TlsWorkers::spawn(size_t slot) {
     // socket's end tells it.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(1);
-    const int keys_high = fcntl(pair[1], F_DUPFD, 10), event_high = fcntl(event, F_DUPFD, 10);
-    if (keys_high < 0 || event_high < 0 || dup2(keys_high, kChildKeysFd) < 0 ||
-        dup2(event_high, kChildEventFd) < 0)
-      _exit(126);
+    // Every fd first above the numbers they go to, then each to its number.
+    int high[3 + tls_attach::kMaxFds];
+    const size_t n = std::min(child_fds.size(), sizeof high / sizeof high[0]);
+    for (size_t i = 0; i < n; ++i) {
+      high[i] = fcntl(child_fds[i], F_DUPFD, high_base);
+      if (high[i] < 0) _exit(126);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (dup2(high[i], kChildKeysFd + static_cast<int>(i)) < 0) _exit(126);
+    }
     // Nothing else of weir-control's (its metrics listener, sockets) goes to the worker.
-    syscall(SYS_close_range, kChildEventFd + 1, ~0U, 0);
+    syscall(SYS_close_range, kChildKeysFd + static_cast<unsigned>(n), ~0U, 0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
-    execv(binary_.c_str(), const_cast<char* const*>(argv));
+    execv(binary_.c_str(), const_cast<char* const*>(argv.data()));
     _exit(127);
   }
   close(pair[1]);
   close(event);
+  // The worker holds the connection now: its end is the worker's end, for the dataplane.
+  if (attachment.link >= 0) close(attachment.link);
+  for (const int fd : attachment.channels) close(fd);
   if (pid < 0) {
     WEIR_LOG_LIMITED(log::Level::error, "TLS worker %zu: fork: %s", slot, strerror(errno));
     close(key_sockets_[slot]);

@@ -1,7 +1,9 @@
 // The weir-tls-worker processes of a configuration with TLS (docs/tls.md, "Worker crash" and
 // "Session tickets"), as weir-control runs them: TlsSupervisor's schedule with real processes
 // (fork and exec of the worker binary), and the ticket keys of a TicketKeySchedule delivered to
-// each worker over its own SOCK_SEQPACKET socket pair (common/ticket_key_wire.h).
+// each worker over its own SOCK_SEQPACKET socket pair (common/ticket_key_wire.h). Each worker's
+// channels to the dataplane are fetched from the dataplane's TLS worker socket just before it is
+// forked, and handed to it with the connection (common/tls_attach.h).
 //
 // Why a socket pair and not a key file: a worker drops root right after loading its certificates,
 // so it could not re-read a 0600 file owned by root; the keys never touch a disk; each message is
@@ -63,6 +65,7 @@ class TlsWorkers {
 
   std::string binary_;
   std::string config_path_;
+  std::string dataplane_socket_;  // where the workers' channels come from (common/tls_attach.h)
   TicketKeySchedule keys_;
   TlsSupervisor supervisor_;
   std::vector<int> key_sockets_;  // per slot, weir-control's end; -1 when not running

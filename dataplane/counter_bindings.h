@@ -173,6 +173,8 @@ inline constexpr auto kListenerBindings = std::to_array<CounterBinding<ListenerC
     {"frame_timeouts", &ListenerCounters::frame_timeouts},
     {"partial_frames", &ListenerCounters::partial_frames_started,
      &ListenerCounters::partial_frames_ended},
+    {"tls_no_worker", &ListenerCounters::tls_no_worker},
+    {"tls_resets", &ListenerCounters::tls_resets},
 });
 
 // The counters kept per direction, indexed by proxy::Direction.

@@ -25,9 +25,12 @@
 #include "common/channel/line_server.h"
 #include "common/log.h"
 #include "common/service_notify.h"
+#include "common/tls_attach.h"
+#include "common/tls_channel.h"
 #include "dataplane/main_lcore/control_requests.h"
 #include "dataplane/main_lcore/pool_state.h"
 #include "dataplane/main_lcore/running_dataplane.h"
+#include "dataplane/main_lcore/tls_worker_socket.h"
 #include "dataplane/port.h"
 #include "dataplane/stats.h"
 #include "dataplane/worker.h"
@@ -471,6 +474,13 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
     return false;
   }
   log::printf(log::Level::info, "control socket %s", socket_path.c_str());
+  // The TLS workers weir-control starts attach here for their channels (docs/tls.md).
+  TlsWorkerSocket tls_workers(workers_, tls_channel::kDefaultRingBytes);
+  const std::string tls_path = tls_attach::socket_path(socket_path);
+  if (std::string error = tls_workers.open(tls_path); !error.empty()) {
+    log::printf(log::Level::error, "%s", error.c_str());
+    return false;
+  }
   // Ready for systemd only now: the ports are started, the workers poll them and the control
   // socket listens, so that weir-control, ordered after this unit, finds it serving.
   notify_ready("running with " + std::to_string(worker_count_) + " worker(s), control socket " +
@@ -480,6 +490,7 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
   while (!shutdown.over(running, monotonic_us())) {
     std::vector<pollfd> fds{pollfd{signal_fd, POLLIN, 0}};
     server.add_poll_fds(fds);
+    tls_workers.add_poll_fds(fds);
     // Draining, the sessions' count is looked at every 10 ms, so that the stop follows the last.
     if (poll(fds.data(), fds.size(), shutdown.started() ? 10 : 100) > 0) {
       signalfd_siginfo info{};
@@ -498,6 +509,7 @@ bool DataplaneProcess::serve_main_lcore(const sigset_t& signals) {
       }
     }
     server.serve(fds);
+    tls_workers.serve(fds);
     running.collect_done();
     running.drain_frame_events();
   }

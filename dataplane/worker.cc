@@ -169,6 +169,13 @@ void Worker::apply_messages() {
           }
         }
         break;
+      case WorkerMessage::Kind::tls_channel:
+        proxy_.attach_tls_channel(message->tls_index, std::move(*message->tls_channel),
+                                  message->tls_event_fd);
+        break;
+      case WorkerMessage::Kind::tls_channel_gone:
+        proxy_.detach_tls_channel(message->tls_index);
+        break;
     }
     // The done ring is as large as the inbox, and main drains it before posting more.
     rte_ring_sp_enqueue(done_, message);
@@ -210,6 +217,9 @@ bool Worker::poll_once(uint64_t now_us) {
   net_stack_.tick(now_us);
   tcp_.tick(now_us);
   proxy_.tick(now_us);
+  // The TLS workers' records, after this burst's bytes went to them; then what they produced
+  // leaves with this loop's TX.
+  if (proxy_.poll_tls()) found_work = true;
   tx_.flush_all();
   return found_work;
 }

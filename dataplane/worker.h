@@ -49,6 +49,11 @@ struct WorkerMessage {
     // `services` stop accepting, sessions go on; true, they listen again. Reversible, unlike
     // stop_listening.
     set_accepting,
+    // tls listeners (main_lcore/tls_worker_socket.h): the channel to TLS worker `tls_index`
+    // (`tls_channel`, this worker's own memory, and `tls_event_fd`, its own dup of the eventfd
+    // that wakes the TLS worker: the worker closes it), or that TLS worker gone.
+    tls_channel,
+    tls_channel_gone,
   };
   Kind kind = Kind::pool;
   size_t pool = 0;
@@ -61,6 +66,9 @@ struct WorkerMessage {
   std::vector<ServiceListener> services;  // stop_listening, set_accepting: echo and discard
   bool accepting = true;                  // set_accepting
   size_t count = 0;                       // reset_sessions: the sessions the worker reset
+  size_t tls_index = 0;
+  std::shared_ptr<shm::ChannelMemory> tls_channel;  // shared: messages are copied (post_all)
+  int tls_event_fd = -1;
 };
 
 struct WorkerSettings {

@@ -27,7 +27,7 @@ void print_usage(FILE* out) {
   std::fprintf(
       out,
       "usage: weir-tls-worker --config FILE --event-fd FD [--ticket-keys FD]\n"
-      "                       [--channel FD[,PEER_EVENT_FD]]...\n"
+      "                       [--dataplane-link FD] [--channel FD[,PEER_EVENT_FD]]...\n"
       "       weir-tls-worker --version\n"
       "\n"
       "  --config FILE     the Weir configuration (its tls listeners and tls section)\n"
@@ -36,6 +36,9 @@ void print_usage(FILE* out) {
       "                    ticket keys on (common/ticket_key_wire.h); its end means\n"
       "                    weir-control is gone, and the worker stops. Omitted: a key of\n"
       "                    its own, never rotated\n"
+      "  --dataplane-link FD  the inherited connection to the dataplane the channels came\n"
+      "                    from (common/tls_attach.h); its end means the dataplane is\n"
+      "                    gone, and the worker stops (weir-control starts a new one)\n"
       "  --channel FD,...  an inherited channel memfd (common/shm_channel.h), and the\n"
       "                    eventfd that wakes its dataplane side (omitted: it polls)\n");
 }
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   int event_fd = -1;
   int keys_fd = -1;
+  int link_fd = -1;
   std::vector<std::pair<int, int>> channels;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string option = argv[i], value = argv[i + 1];
@@ -100,6 +104,12 @@ int main(int argc, char** argv) {
       keys_fd = parse_fd(value);
       if (keys_fd < 0) {
         std::fprintf(stderr, "weir-tls-worker: bad --ticket-keys \"%s\"\n", value.c_str());
+        return 2;
+      }
+    } else if (option == "--dataplane-link") {
+      link_fd = parse_fd(value);
+      if (link_fd < 0) {
+        std::fprintf(stderr, "weir-tls-worker: bad --dataplane-link \"%s\"\n", value.c_str());
         return 2;
       }
     } else if (option == "--channel") {
@@ -181,12 +191,28 @@ int main(int argc, char** argv) {
       }
     }
   };
+  // The dataplane's link carries nothing: readable means ended.
+  auto dataplane_gone = [&]() {
+    if (link_fd < 0) return false;
+    uint8_t byte;
+    const ssize_t n = recv(link_fd, &byte, 1, MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return false;
+    std::fprintf(stderr, "weir-tls-worker: the dataplane is gone (its link ended)\n");
+    return true;
+  };
   for (;;) {
-    if (keys_fd >= 0 && now_ms() - keys_checked_ms >= 1000 && !take_keys()) break;
+    if (now_ms() - keys_checked_ms >= 1000) {
+      if (keys_fd >= 0 && !take_keys()) break;
+      keys_checked_ms = now_ms();
+      if (dataplane_gone()) break;
+    }
     if (worker.poll_once(now_ms())) continue;
     if (!worker.prepare_sleep()) continue;
-    pollfd fds[3] = {{event_fd, POLLIN, 0}, {signals, POLLIN, 0}, {keys_fd, POLLIN, 0}};
-    poll(fds, keys_fd >= 0 ? 3 : 2, worker.next_deadline_in(now_ms()));
+    pollfd fds[4] = {{event_fd, POLLIN, 0},
+                     {signals, POLLIN, 0},
+                     {keys_fd, POLLIN, 0},
+                     {link_fd, POLLIN, 0}};  // a negative fd is ignored by poll
+    poll(fds, 4, worker.next_deadline_in(now_ms()));
     worker.awake();
     if (fds[0].revents & POLLIN) {
       uint64_t n;
@@ -194,6 +220,7 @@ int main(int argc, char** argv) {
     }
     if (fds[1].revents & POLLIN) break;
     if (fds[2].revents != 0 && !take_keys()) break;
+    if (fds[3].revents != 0 && dataplane_gone()) break;
   }
   const tls::WorkerCounters& c = worker.counters();
   std::fprintf(stderr,

@@ -27,6 +27,7 @@ ListenerPlan plan_listener(const config::Config& config, const config::Listener&
   plan.address = listener.address;
   plan.port = listener.port;
   plan.framed = listener.protocol == config::Protocol::framed;
+  plan.tls = listener.protocol == config::Protocol::tls;
   if (plan.framed) {
     const config::Framed framed = listener.framed.value_or(config::Framed{});
     plan.frames =
@@ -46,7 +47,8 @@ ListenerPlan plan_listener(const config::Config& config, const config::Listener&
 std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers) {
   std::vector<ListenerPlan> plans;
   for (const config::Listener& listener : config.listeners) {
-    if (listener.protocol != config::Protocol::tcp && listener.protocol != config::Protocol::framed)
+    if (listener.protocol != config::Protocol::tcp &&
+        listener.protocol != config::Protocol::framed && listener.protocol != config::Protocol::tls)
       continue;
     plans.push_back(plan_listener(config, listener, workers, *listener.pool));
   }

@@ -1,11 +1,13 @@
 #include "dataplane/proxy/proxy.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
 #include "dataplane/flow_owner.h"
-#include "dataplane/proxy/deadline_list.h"
+#include "dataplane/proxy/proxy_session.h"
 #include "dataplane/proxy/proxy_v2.h"
 #include "dataplane/tcp/mbuf_queue.h"
 
@@ -13,121 +15,9 @@ namespace weir::proxy {
 
 // ---- sessions -----------------------------------------------------------------------------------
 
-struct Proxy::Side final : tcp::ConnectionHandler {
-  Proxy* proxy = nullptr;
-  Session* session = nullptr;
-  bool client = false;
-  void on_established(tcp::Connection&) override { proxy->on_established(*session, client); }
-  void on_data(tcp::Connection&, rte_mbuf* data) override {
-    proxy->on_data(*session, client, data);
-  }
-  void on_writable(tcp::Connection&) override { proxy->on_writable(*session, client); }
-  void on_peer_fin(tcp::Connection&) override { proxy->on_peer_fin(*session, client); }
-  void on_closed(tcp::Connection& c, tcp::CloseReason reason) override {
-    if (!client) proxy->release_source_port(c.tuple());
-    proxy->on_closed(*session, client, reason);
-  }
-};
-
-struct Proxy::Session {
-  ListenerState* listener = nullptr;
-  Side client_side, backend_side;
-  tcp::Connection* client = nullptr;
-  tcp::Connection* backend = nullptr;  // null before the first connect and after it closed
-  bool backend_established = false;
-  bool fin_to[2] = {false, false};  // by Direction: shutdown_write done toward that side
-  bool eof[2] = {false, false};     // by Direction: the sending side's FIN has arrived
-  // By Direction: bytes received and not yet taken by the other side's send queue. Held by the
-  // session, not the connection, so that a side that has closed cleanly still delivers them.
-  tcp::MbufQueue pending[2];
-  bool live = false;  // between accept and release
-  uint8_t attempts = 0;
-  uint64_t tried = 0;                  // backends attempted (by index, the first 64)
-  uint32_t backend_slot = UINT32_MAX;  // the chosen backend's counter slot
-  bool backend_counted = false;        // in that backend's connections counter
-  uint64_t flow_hash = 0;
-  // Each side's silence, and (framed) how long the client's frame in progress has been open:
-  // clocks on the listener's lists (deadline_list.h).
-  DeadlineLink<Session> client_quiet, server_quiet, client_frame;
-  // By Direction, framed listeners only: out of line, so that an idle `tcp` session costs 350
-  // bytes less (the 100,000-session test measures the memory per idle session).
-  std::unique_ptr<FrameRelay> relay[2];
-  // Sampled sessions of a listener with a session log only (the rest pay a pointer).
-  std::unique_ptr<SessionRecord> log;
-
-  void reset() {
-    listener = nullptr;
-    client = backend = nullptr;
-    backend_established = live = false;
-    for (int d = 0; d < 2; ++d) {
-      fin_to[d] = eof[d] = false;
-      pending[d].clear();
-      relay[d].reset();
-    }
-    log.reset();
-    attempts = 0;
-    tried = flow_hash = 0;
-    backend_slot = UINT32_MAX;
-    backend_counted = false;
-    client_quiet = server_quiet = client_frame = {};
-  }
-
-  tcp::Connection* from(bool client_side) const { return client_side ? client : backend; }
-  tcp::Connection* to(bool client_side) const { return client_side ? backend : client; }
-};
-
 size_t Proxy::session_record_bytes() {
   return sizeof(Session);
 }
-
-// Resets a connection it is given right after the handshake: the listener was at its limit.
-class Refuser final : public tcp::ConnectionHandler {
- public:
-  explicit Refuser(tcp::TcpStack& tcp) : tcp_(tcp) {}
-  void on_established(tcp::Connection& c) override { tcp_.abort(c, tcp_.now_us()); }
-  void on_data(tcp::Connection& c, rte_mbuf* data) override {
-    rte_pktmbuf_free(data);
-    tcp_.abort(c, tcp_.now_us());
-  }
-
- private:
-  tcp::TcpStack& tcp_;
-};
-
-struct Proxy::ListenerState final : tcp::ListenerHandler {
-  Proxy* proxy = nullptr;
-  uint16_t index = 0;                // in the Proxy's listeners_ (frame events name it so)
-  std::atomic<bool> retired{false};  // removed by a reload; its sessions finish undisturbed
-  ListenerPlan plan;
-  std::unique_ptr<ListenerCounters> counters = std::make_unique<ListenerCounters>();
-  std::unique_ptr<Refuser> refuser;
-  uint32_t active = 0;
-  uint64_t sessions_seen = 0;  // accepted sessions, for the session log's one in N
-  DeadlineList<Session, &Session::client_quiet> client_quiet;
-  DeadlineList<Session, &Session::server_quiet> server_quiet;
-  DeadlineList<Session, &Session::client_frame> client_frames;
-
-  tcp::ConnectionHandler* accept(tcp::Connection& c) override {
-    counters->connections.add();
-    if (active >= plan.max_connections || retired.load(std::memory_order_relaxed)) {
-      counters->refused_max_connections.add();
-      counters->closed.add();
-      return refuser.get();
-    }
-    Session* s = proxy->new_session(*this);
-    s->client = &c;
-    const tcp::FourTuple& t = c.tuple();
-    if (s->log) {
-      s->log->client_address = t.remote_address;
-      s->log->client_port = t.remote_port;
-    }
-    s->flow_hash =
-        maglev::flow_hash(proxy->pools_[plan.pool_index].plan->key,
-                          maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port,
-                                            t.local_port, net::kIpProtocolTcp});
-    return &s->client_side;
-  }
-};
 
 Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& net_stack, rte_mempool* pool,
              std::vector<std::shared_ptr<const PoolPlan>> pools,
@@ -137,7 +27,8 @@ Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& net_stack, rte_mempool* pool,
       net_stack_(net_stack),
       mbuf_pool_(pool),
       ownership_(ownership),
-      source_ports_(ownership, source_port_rest_us) {
+      source_ports_(ownership, source_port_rest_us),
+      tls_relay_(*this, static_cast<uint32_t>(tcp.capacity())) {
   if (pools.size() > kMaxPools || listeners.size() > kMaxListeners)
     throw std::invalid_argument("more than " + std::to_string(kMaxPools) + " pools or " +
                                 std::to_string(kMaxListeners) + " proxied listeners");
@@ -210,7 +101,10 @@ bool Proxy::listener_retired(size_t i) const {
   return listeners_[i]->retired.load(std::memory_order_acquire);
 }
 
-Proxy::~Proxy() = default;
+Proxy::~Proxy() {
+  for (const int fd : tls_event_fds_)
+    if (fd >= 0) close(fd);
+}
 
 size_t Proxy::listener_count() const {
   return listener_count_.load(std::memory_order_acquire);
@@ -249,6 +143,7 @@ Proxy::Session* Proxy::new_session(ListenerState& listener) {
   s->backend_side.session = s;
   s->backend_side.client = false;
   s->live = true;
+  if (listener.plan.tls) s->tls = std::make_unique<TlsState>();
   if (listener.plan.framed) {
     s->relay[kToBackend] = std::make_unique<FrameRelay>(listener.plan.frames);
     s->relay[kToClient] = std::make_unique<FrameRelay>(listener.plan.frames);
@@ -355,7 +250,8 @@ void Proxy::release_source_port(const tcp::FourTuple& tuple) {
 
 void Proxy::on_established(Session& s, bool client_side) {
   if (client_side) {
-    connect_backend(s);
+    // A tls session's backend waits for the handshake (tls_handshake_done).
+    s.tls ? open_tls(s) : connect_backend(s);
     return;
   }
   s.backend_established = true;
@@ -393,6 +289,11 @@ void Proxy::on_data(Session& s, bool client_side, rte_mbuf* data) {
   }
   touch(s, client_side);
   const Direction direction = client_side ? kToBackend : kToClient;
+  if (s.tls) {
+    tcp_.keep_received(s.tls->parked[direction], data);
+    pump_tls(s, client_side);
+    return;
+  }
   if (s.relay[direction]) {
     if (!inspect_frames(s, client_side, data)) return;
   } else {
@@ -505,7 +406,8 @@ void Proxy::record_frame_event(const Session& s, Direction direction, const Fram
 void Proxy::pump(Session& s, bool from_client) {
   tcp::Connection* source = s.from(from_client);
   tcp::Connection* sink = s.to(from_client);
-  if (sink == nullptr || !s.backend_established) return;
+  // A tls session's ciphertext goes to the client before any backend is connected.
+  if (sink == nullptr || (!s.backend_established && !(s.tls && !from_client))) return;
   const Direction direction = from_client ? kToBackend : kToClient;
   tcp::MbufQueue& pending = s.pending[direction];
   const uint64_t now = tcp_.now_us();
@@ -523,7 +425,9 @@ void Proxy::pump(Session& s, bool from_client) {
     s.listener->counters->bytes[direction].add(moved);
     if (s.log) s.log->bytes[direction] += moved;
     // The source's window reopens only for what the sink's send queue has taken: backpressure.
-    if (source != nullptr) tcp_.consumed(*source, static_cast<uint32_t>(moved), now);
+    // (A tls session's source reopens it when the relay takes its bytes: pump_tls.)
+    if (source != nullptr && !s.tls) tcp_.consumed(*source, static_cast<uint32_t>(moved), now);
+    if (s.tls) pump_tls(s, from_client);  // room for more of what produces this output
   }
   // A FIN follows the data (half-close): the other direction keeps flowing.
   if (pending.empty() && s.eof[direction] && !s.fin_to[direction]) {
@@ -535,10 +439,16 @@ void Proxy::pump(Session& s, bool from_client) {
 void Proxy::on_writable(Session& s, bool client_side) {
   // This side can take more: pump toward it, from the other side.
   pump(s, !client_side);
+  if (s.tls) pump_tls(s, !client_side);
 }
 
 void Proxy::on_peer_fin(Session& s, bool client_side) {
   touch(s, client_side);
+  if (s.tls) {  // the stream's end goes to the TLS worker, which ends the other side's
+    s.tls->fin[client_side ? kToBackend : kToClient] = true;
+    pump_tls(s, client_side);
+    return;
+  }
   s.eof[client_side ? kToBackend : kToClient] = true;
   pump(s, client_side);
 }
@@ -554,9 +464,14 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
   if (reason == tcp::CloseReason::fin) {
     // A clean close: this side's FIN came (TIME-WAIT may have taken the connection before
     // on_peer_fin could be heard); what it sent still goes on, then a FIN.
-    s.eof[client_side ? kToBackend : kToClient] = true;
     (client_side ? s.client : s.backend) = nullptr;
-    pump(s, client_side);
+    if (s.tls) {
+      s.tls->fin[client_side ? kToBackend : kToClient] = true;
+      pump_tls(s, client_side);
+    } else {
+      s.eof[client_side ? kToBackend : kToClient] = true;
+      pump(s, client_side);
+    }
     finish_if_done(s);
     return;
   }
@@ -564,6 +479,7 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
     note_end(s, reason == tcp::CloseReason::timeout ? SessionEnd::client_timeout
                                                     : SessionEnd::client_reset);
     s.client = nullptr;
+    close_tls(s);
     s.pending[kToClient].clear();  // nowhere to go now
     if (s.eof[kToBackend] && s.backend != nullptr && s.backend_established) {
       // The client's stream was complete (its FIN came before the RST or timeout), and Weir
@@ -593,6 +509,7 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
       pools_[l.plan.pool_index].counters[s.backend_slot].connect_failures.add();
       connect_backend(s);
     } else if (reason != tcp::CloseReason::fin && s.client != nullptr) {
+      close_tls(s);
       tcp_.abort(*s.client, tcp_.now_us());
     }
   }
@@ -650,6 +567,10 @@ void Proxy::finish_if_done(Session& s) {
   stop_clocks(s);
   s.live = false;
   for (tcp::MbufQueue& q : s.pending) q.clear();
+  if (s.tls) {
+    close_tls(s);
+    for (tcp::MbufQueue& q : s.tls->parked) q.clear();
+  }
   --l.active;
   --active_;
   l.counters->closed.add();

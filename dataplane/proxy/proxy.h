@@ -31,6 +31,7 @@
 #include "dataplane/proxy/frame_relay.h"
 #include "dataplane/proxy/session_records.h"
 #include "dataplane/proxy/source_ports.h"
+#include "dataplane/proxy/tls_relay.h"
 #include "dataplane/tcp/tcp_stack.h"
 
 namespace weir::proxy {
@@ -68,6 +69,9 @@ struct ListenerPlan {
   uint16_t port = 0;
   bool framed = false;
   FrameRelaySettings frames;  // for framed listeners, per direction
+  // protocol tls: the client's bytes go to a TLS worker through the worker lcore's TlsRelay, and
+  // the backend is connected once the handshake is done (docs/tls.md).
+  bool tls = false;
   bool proxy_protocol_v2 = false;
   // Each side's silence (nothing received from it, nothing it took of what is relayed to it) for
   // this long resets the session: listeners[].client_timeout_ms, server_timeout_ms. 0: none.
@@ -80,8 +84,8 @@ struct ListenerPlan {
   size_t pool_index = 0;            // the Proxy's pool (its plan is the Proxy's, kept current)
 };
 
-// A proxied listener of `config` (protocol tcp or framed) on the Proxy's pool `pool_index`, its
-// connection limit split across `workers`.
+// A proxied listener of `config` (protocol tcp, framed or tls) on the Proxy's pool `pool_index`,
+// its connection limit split across `workers`.
 ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
                            unsigned workers, size_t pool_index);
 // Every proxied listener of `config`, at start: the Proxy's pools are in Config::pools order.
@@ -135,11 +139,15 @@ struct ListenerCounters {
   std::array<Counter, 2> frames_corrupt;
   std::array<Counter, 2> frames_malformed;
   std::array<Counter, 2> corrupt_resets;  // sessions reset for a corrupt or malformed frame
+  // tls listeners: sessions refused for want of a TLS worker (none attached, or its ring full),
+  // and sessions the relay reset (the worker's reason, a bad record, or the worker gone).
+  Counter tls_no_worker;
+  Counter tls_resets;
 };
 
 // ---- the per-worker proxy ---------------------------------------------------------------------
 
-class Proxy {
+class Proxy final : private TlsRelayHandler {
  public:
   // Fixed capacities, so that the structures the main lcore reads (counters, names) never move
   // while a worker adds to them; a configuration beyond them is refused.
@@ -154,7 +162,7 @@ class Proxy {
         std::vector<std::shared_ptr<const PoolPlan>> pools, std::vector<ListenerPlan> listeners,
         const dataplane::FlowOwnership& ownership,
         uint64_t source_port_rest_us = tcp::TcpSettings{}.time_wait_us);
-  ~Proxy();
+  ~Proxy() override;
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
 
@@ -180,6 +188,15 @@ class Proxy {
   // open, and returns how many there were.
   size_t reset_all_sessions();
 
+  // tls listeners (control messages, like update_pool): the channel to TLS worker `index` (its
+  // memory and the eventfd that wakes it, which the Proxy then owns), attached or gone. Its
+  // sessions are reset when it goes.
+  void attach_tls_channel(size_t index, shm::ChannelMemory memory, int worker_event);
+  void detach_tls_channel(size_t index);
+  // Once per poll loop: the TLS workers' records, and what was written to them published.
+  bool poll_tls() { return tls_relay_.poll(); }
+  const TlsRelayCounters& tls_counters() const { return tls_relay_.counters(); }
+
   // Read from the main lcore: published with release stores, never shrinking.
   size_t pool_count() const { return pool_count_.load(std::memory_order_acquire); }
   const BackendCounters& backend_counters(size_t pool, size_t slot) const {
@@ -202,6 +219,7 @@ class Proxy {
   const ListenerCounters& counters(size_t i) const;
 
   struct Session;
+  struct TlsState;
   // What one session's record takes (besides its two connections), for the memory figures.
   static size_t session_record_bytes();
 
@@ -244,6 +262,23 @@ class Proxy {
   void finish_if_done(Session& s);
   bool send_proxy_header(Session& s);
 
+  // tls listeners (proxy_tls.cc). The client's connection is up: a session at the relay.
+  void open_tls(Session& s);
+  // Hands what `from_client`'s side has parked to the relay, as far as the ring and the far
+  // side's pending output allow; its FIN after it.
+  void pump_tls(Session& s, bool from_client);
+  void close_tls(Session& s);
+  // Copies `bytes` into mbufs at the end of `queue`; false when the pool has none left.
+  bool append_copy(tcp::MbufQueue& queue, std::span<const uint8_t> bytes);
+  // TlsRelayHandler: `token` is the Session.
+  void tls_handshake_done(uint64_t token, const tls_channel::HandshakeDone& done) override;
+  void tls_to_client(uint64_t token, std::span<const uint8_t> ciphertext) override;
+  void tls_to_backend(uint64_t token, std::span<const uint8_t> plaintext) override;
+  void tls_client_end(uint64_t token) override;
+  void tls_backend_end(uint64_t token) override;
+  void tls_reset(uint64_t token, TlsRelayReset why) override;
+  void tls_writable(uint64_t token) override;
+
   struct PoolRuntime {
     std::shared_ptr<const PoolPlan> plan;
     std::unique_ptr<BackendCounters[]> counters;  // kMaxBackendSlots, by slot
@@ -274,6 +309,10 @@ class Proxy {
   SessionRecordRing session_records_;  // the same, for the session log
   Counter session_records_dropped_;
   bool accepting_ = true;  // set_accepting
+  TlsRelay tls_relay_;     // this worker's channels to the TLS workers
+  // By channel index: the eventfd that wakes that TLS worker, this worker's own dup (-1: none).
+  // Closed when the index is attached again, never while its channel could still write it.
+  std::vector<int> tls_event_fds_;
 };
 
 }  // namespace weir::proxy

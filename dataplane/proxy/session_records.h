@@ -27,12 +27,13 @@ enum class SessionEnd : uint8_t {
   drain,          // Weir reset it when its backend's drain timeout expired
   shutdown,       // Weir reset it at the end of the dataplane's shutdown grace
   frame_timeout,  // Weir reset it: the client's frame stayed incomplete for frame_timeout_ms
+  tls_reset,      // tls listeners: the TLS worker ended it (bad input, timeout), or it went away
 };
 
-inline constexpr std::array<std::string_view, 11> kSessionEndNames = {
+inline constexpr std::array<std::string_view, 12> kSessionEndNames = {
     "fin",          "client_reset", "backend_reset", "client_timeout", "backend_timeout",
     "no_backend",   "idle_timeout", "corrupt_frame", "drain",          "shutdown",
-    "frame_timeout"};
+    "frame_timeout", "tls_reset"};
 
 inline std::string_view name_of(SessionEnd end) {
   return kSessionEndNames[static_cast<size_t>(end)];

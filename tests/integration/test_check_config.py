@@ -113,7 +113,7 @@ def certificates(tmp_path):
     return tmp_path
 
 
-def tls_config(d: Path, cert: str, key: str) -> str:
+def tls_config(d: Path, cert: str, key: str, inner: str = "tcp") -> str:
     return f"""\
 dataplane:
   eal: ["--no-pci", "--vdev=net_tap0"]
@@ -129,22 +129,30 @@ listeners:
       certificates:
         - cert: {d / cert}
           key: {d / key}
+      inner: {inner}
 """
 
 
-def test_tls_listener_is_checked_and_refused_until_the_dataplane_serves_it(certificates):
+def test_tls_listener_is_checked_and_accepted(certificates):
     path = certificates / "weir.yaml"
     path.write_text(tls_config(certificates, "chain.pem", "site.key"))
     result = check(path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_tls_inner_framed_is_checked_and_refused_until_the_dataplane_serves_it(certificates):
+    path = certificates / "weir.yaml"
+    path.write_text(tls_config(certificates, "chain.pem", "site.key", inner="framed"))
+    result = check(path)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"{path}:9:15: listeners[0].protocol: listener \"secure\": protocol tls is not served by "
-        "this weir-dataplane yet (the TLS workers are not wired into the proxy: docs/tls.md); the "
-        "file is otherwise checked, certificates included"], result.stderr
+        f"{path}:9:15: listeners[0].protocol: listener \"secure\": tls.inner: framed is not "
+        "served by this weir-dataplane yet (docs/tls.md, \"Status\"); the file is otherwise "
+        "checked, certificates included"], result.stderr
     # Start refuses it the same way, before any EAL or port is touched.
     run = subprocess.run([str(EXE), "--config", str(path)], capture_output=True, text=True,
                          timeout=30)
-    assert run.returncode == 1 and "protocol tls is not served" in run.stderr, run.stderr
+    assert run.returncode == 1 and "tls.inner: framed is not served" in run.stderr, run.stderr
 
 
 @pytest.mark.parametrize("cert,key,line,message", [
@@ -160,9 +168,9 @@ def test_tls_certificate_problems_are_reported_at_their_keys(certificates, cert,
     result = check(path)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
-    assert len(lines) == 2, result.stderr  # the problem, and the refusal of protocol tls
-    parsed = DIAGNOSTIC.match(lines[1])
+    assert len(lines) == 1, result.stderr  # the problem alone: protocol tls is served
+    parsed = DIAGNOSTIC.match(lines[0])
     assert parsed and int(parsed["line"]) == line, result.stderr
     assert parsed["path"] == ("listeners[0].tls.certificates[0]." +
                               ("key" if line == 14 else "cert")), result.stderr
-    assert message in lines[1], result.stderr
+    assert message in lines[0], result.stderr

@@ -592,9 +592,9 @@ def test_reload_refuses_what_a_running_dataplane_keeps_and_its_caps_and_changes_
     assert metric(scrape, "weir_config_reloads_total", result="success") == 1
 
 
-def test_reload_refuses_a_tls_listener_until_the_dataplane_serves_it(plane):
+def test_reload_refuses_a_tls_inner_framed_listener_until_the_dataplane_serves_it(plane):
     # Accepted by the configuration, refused aloud by the dataplane, nothing applied (docs/tls.md,
-    # "Status"): served as plain tcp it would hand ciphertext to the backend.
+    # "Status"): served without the FrameRelay, its frames would go unverified.
     import yaml
 
     tb, dp, control, _, path = plane
@@ -606,13 +606,14 @@ def test_reload_refuses_a_tls_listener_until_the_dataplane_serves_it(plane):
     config["listeners"].append({
         "name": "secure", "address": first["address"], "port": 7443, "protocol": "tls",
         "pool": config["pools"][0]["name"],
-        "tls": {"certificates": [{"cert": "/nonexistent/site.pem", "key": "/nonexistent/site.key"}]},
+        "tls": {"certificates": [{"cert": "/nonexistent/site.pem", "key": "/nonexistent/site.key"}],
+                "inner": "framed"},
     })
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     reply = admin(tb, sock, {"op": "reload"})
     assert not reply["ok"], reply
     assert "cannot serve" in reply["error"], reply
-    assert any("protocol tls is not served by this weir-dataplane yet" in d
+    assert any("tls.inner: framed is not served by this weir-dataplane yet" in d
                for d in reply["diagnostics"]), reply
     assert dp.control({"op": "listeners"}) == before
     path.write_text(original)

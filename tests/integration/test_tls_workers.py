@@ -59,18 +59,7 @@ class Control:
         return self.log_path.read_text(errors="replace")
 
     def status(self) -> dict:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(10)
-            s.connect(str(self.workdir / "control.sock"))
-            s.sendall(b'{"v": 1, "id": 1, "op": "status"}\n')
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                assert chunk, "weir-control closed the admin connection"
-                data += chunk
-        reply = json.loads(data)
-        assert reply["ok"], reply
-        return reply
+        return control_status(self.workdir / "control.sock")
 
     def tls(self):
         """The status's tls part, or None before the admin socket answers."""
@@ -88,6 +77,22 @@ class Control:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def control_status(socket_path) -> dict:
+    """weir-control's `status` reply on its admin socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(socket_path))
+        s.sendall(b'{"v": 1, "id": 1, "op": "status"}\n')
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            assert chunk, "weir-control closed the admin connection"
+            data += chunk
+    reply = json.loads(data)
+    assert reply["ok"], reply
+    return reply
 
 
 def process(pid: int):
