@@ -242,6 +242,9 @@ class ProxyWireBed {
     worker = std::make_unique<::weir::dataplane::Worker>(proxy_worker_settings(), std::move(io),
                                                          harness_port_config(), pool);
     wire = std::make_unique<Wire>(*lb_io, client, backend, pool);
+    // Not before the worker's TCP read the clock: a time earlier than its start would make
+    // its timer wheel fire deadlines at once (under valgrind the worker takes a while to build).
+    now_us = monotonic_us();
   }
   // The worker first: its sessions hold none of the peers' mbufs.
   ~ProxyWireBed() {
@@ -274,7 +277,7 @@ class ProxyWireBed {
   std::unique_ptr<::weir::dataplane::Worker> worker;
   std::unique_ptr<Wire> wire;
   // The worker's TCP starts its clock from CLOCK_MONOTONIC; the fake one carries on from there.
-  uint64_t now_us = monotonic_us();
+  uint64_t now_us = 0;
   uint64_t rounds = 0;
 };
 
