@@ -3,6 +3,10 @@
 #include <bit>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
 namespace weir::net {
 namespace {
 
@@ -22,6 +26,33 @@ uint16_t fold(uint64_t sum) {
 // vectorises the loop.
 uint16_t native_sum(const uint8_t* p, size_t n) {
   uint64_t sum = 0;
+#if defined(__x86_64__)
+  // The bulk as 64-bit words in one add-with-carry chain (as Linux's csum_partial): about one
+  // instruction per 8 bytes, where the 32-bit loop below takes about five per 16. A carry out of
+  // the chain is worth 1 (2^64 = 1 modulo 2^16 - 1), added back below.
+  if (n >= 64) {
+    unsigned long long wide = 0;
+    unsigned char carry = 0;
+    const auto word = [](const uint8_t* at) {
+      unsigned long long w;
+      std::memcpy(&w, at, sizeof w);
+      return w;
+    };
+    while (n >= 64) {  // written out: GCC keeps the chain in CF only within straight-line code
+      carry = _addcarry_u64(carry, wide, word(p), &wide);
+      carry = _addcarry_u64(carry, wide, word(p + 8), &wide);
+      carry = _addcarry_u64(carry, wide, word(p + 16), &wide);
+      carry = _addcarry_u64(carry, wide, word(p + 24), &wide);
+      carry = _addcarry_u64(carry, wide, word(p + 32), &wide);
+      carry = _addcarry_u64(carry, wide, word(p + 40), &wide);
+      carry = _addcarry_u64(carry, wide, word(p + 48), &wide);
+      carry = _addcarry_u64(carry, wide, word(p + 56), &wide);
+      p += 64;
+      n -= 64;
+    }
+    sum = (wide & 0xffffffff) + (wide >> 32) + carry;  // at most 2^33: the loop below can't wrap
+  }
+#endif
   while (n >= 16) {
     uint32_t words[4];
     std::memcpy(words, p, sizeof words);

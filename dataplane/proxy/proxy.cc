@@ -27,7 +27,10 @@ Proxy::Proxy(tcp::TcpStack& tcp, net::Stack& net_stack, rte_mempool* pool,
       net_stack_(net_stack),
       mbuf_pool_(pool),
       ownership_(ownership),
-      source_ports_(ownership, source_port_rest_us),
+      // The TIME-WAIT ends up to a timer tick after its deadline: a port that rested exactly
+      // time_wait_us could find its 4-tuple still held, connect() refuses it, and after a few
+      // such ports the session was reset as "exhausted" with fresh ports left.
+      source_ports_(ownership, source_port_rest_us + tcp::TcpStack::kTimerTickUs),
       tls_relay_(*this, static_cast<uint32_t>(tcp.capacity())) {
   if (pools.size() > kMaxPools || listeners.size() > kMaxListeners)
     throw std::invalid_argument("more than " + std::to_string(kMaxPools) + " pools or " +

@@ -157,7 +157,7 @@ class Proxy final : private TlsRelayHandler {
   static constexpr size_t kMaxBackendSlots = config::kMaxBackendsPerPool;
 
   // `source_port_rest_us`: how long a backend connection's source port rests after it closed
-  // before it is chosen again (the TCP stack's TIME-WAIT).
+  // before it is chosen again (the TCP stack's TIME-WAIT; the Proxy adds one timer tick to it).
   Proxy(tcp::TcpStack& tcp, net::Stack& net_stack, rte_mempool* pool,
         std::vector<std::shared_ptr<const PoolPlan>> pools, std::vector<ListenerPlan> listeners,
         const dataplane::FlowOwnership& ownership,

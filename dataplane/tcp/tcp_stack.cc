@@ -63,7 +63,7 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& net_stack, rte_mempo
       counters_(counters),
       secret_(secret),
       table_(settings.max_connections, secret),
-      wheel_(4096, 1000, now_us),
+      wheel_(4096, kTimerTickUs, now_us),
       slots_(settings.max_connections),
       ooo_store_(settings.out_of_order_segments, kOutOfOrderPerConnection),
       last_now_us_(now_us) {

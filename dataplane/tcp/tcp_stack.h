@@ -291,6 +291,9 @@ class TcpStack final : public net::TransportHandler {
   // The time of the last segment or tick, for callbacks that send.
   uint64_t now_us() const { return last_now_us_; }
   static constexpr size_t connection_record_bytes() { return sizeof(Connection); }
+  // The timer wheel's resolution: a timer fires at the first tick at or after its deadline, so a
+  // TIME-WAIT holds its 4-tuple for up to this much longer than TcpSettings::time_wait_us.
+  static constexpr uint64_t kTimerTickUs = 1000;
   // The most out-of-order segments one connection holds.
   static constexpr uint8_t kOutOfOrderPerConnection = 64;
 

@@ -18,6 +18,7 @@
 #include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
 #include "tests/support/packet_builder.h"
+#include "tests/support/proxy_wire.h"
 
 namespace weir::proxy {
 namespace {
@@ -517,6 +518,24 @@ TEST(ProxyTimeouts, AFrameLeftIncompleteIsResetAtTheFrameTimeout) {
   EXPECT_EQ(c.partial_frames_started.get() - c.partial_frames_ended.get(), 0u);
   EXPECT_EQ(h.proxy().sessions(), 1u) << "the client whose frame completed is still served";
   EXPECT_EQ(c.idle_timeouts.get(), 0u);
+}
+
+// Back-to-back transactions toward one backend on a 1 ms TIME-WAIT: the source ports come back
+// from the rest FIFO again and again. A TIME-WAIT ends at the first timer tick after its deadline,
+// so a port that had rested exactly the TIME-WAIT could find its 4-tuple still held; the session
+// was then reset as "exhausted" with tens of thousands of fresh ports left.
+TEST(ProxySourceAddresses, PortsReusedAfterTimeWaitAreNeverStillHeld) {
+  test::ProxyWireBed bed(test::test_mbuf_pool(), 16);
+  // Enough for many generations of released ports (a generation lasts about a TIME-WAIT).
+  const uint64_t transactions = 3000;
+  ASSERT_TRUE(bed.run_until(transactions, 2'000'000))
+      << bed.clients.completed << " transactions done, " << bed.clients.failures << " failed";
+  EXPECT_EQ(bed.clients.failures, 0u);
+  EXPECT_EQ(bed.clients.mismatched_bytes, 0u);
+  EXPECT_EQ(bed.worker->proxy().backend_counters(0, 0).source_ports_exhausted.get(), 0u);
+  EXPECT_EQ(bed.worker->proxy().backend_counters(0, 0).connect_failures.get(), 0u);
+  // Rested ports are taken before fresh ones, so over this many TIME-WAITs they came back.
+  EXPECT_GT(bed.rounds * test::kRoundUs, 10 * test::kTimeWaitUs);
 }
 
 }  // namespace
