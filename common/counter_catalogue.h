@@ -10,6 +10,7 @@
 // Where each table's counters sit in the stats JSON:
 //   workers[].loop, .steering, .l3, .tcp         kLoopCounters, kSteeringCounters, kL3Counters,
 //                                                kTcpCounters
+//   workers[].cluster                            kClusterCounters
 //   workers[].tcp_connections, .tcp_capacity     kWorkerGauges
 //   process                                      kProcessMetrics (the dataplane's process)
 //   workers[].ports.PORT                         kPortCounters
@@ -116,6 +117,42 @@ inline constexpr auto kSteeringCounters = std::to_array<Entry>({
                "ARP messages copied to the other workers (each learns its neighbours)"),
     unexported("ring_full",
                "segments dropped because the owner's ring was full (TCP retransmits them)"),
+});
+
+// Scale-out between boxes (docs/scale-out.md). One family for the forwards, told apart by `to`,
+// and one for the drops, told apart by `reason`.
+inline constexpr std::string_view kClusterForwardedHelp =
+    "Packets of flows this box holds no state for, encapsulated (GUE) and sent to another box";
+inline constexpr std::string_view kClusterDroppedHelp =
+    "Packets the cluster forwarding dropped, by reason";
+inline constexpr auto kClusterCounters = std::to_array<Entry>({
+    counter("encapsulated_received",
+            "GUE packets from a cluster peer, stripped and handled as if received directly",
+            "weir_cluster_encapsulated_received_total"),
+    {"forwarded_to_primary",
+     "packets of flows this box holds no state for (a SYN when it is not the primary), sent to "
+     "the flow's primary",
+     "weir_cluster_forwarded_total", Kind::counter, "to", "primary", kClusterForwardedHelp},
+    {"forwarded_to_secondary",
+     "second chances: packets this box, the flow's primary, holds no state for, sent to the "
+     "flow's secondary",
+     "weir_cluster_forwarded_total", Kind::counter, "to", "secondary", kClusterForwardedHelp},
+    {"hop_limit_drops",
+     "packets that arrived forwarded twice already, match no connection here and would go "
+     "to a third box: dropped, never answered with a RST (the flow may live on a box whose "
+     "owner table differs)",
+     "weir_cluster_dropped_total", Kind::counter, "reason", "hop_limit", kClusterDroppedHelp},
+    {"malformed_drops",
+     "packets to the GUE port that are not a well-formed Weir hop (outer header, GUE version, "
+     "control bit, length, private data, inner packet): dropped",
+     "weir_cluster_dropped_total", Kind::counter, "reason", "malformed", kClusterDroppedHelp},
+    {"unknown_peer_drops",
+     "GUE packets whose outer source address is not in cluster.peers: dropped",
+     "weir_cluster_dropped_total", Kind::counter, "reason", "unknown_peer", kClusterDroppedHelp},
+    {"forward_failures",
+     "packets that could not be forwarded: no port reaches the peer, the encapsulated packet "
+     "exceeds the port's MTU, or no headroom for the outer headers",
+     "weir_cluster_dropped_total", Kind::counter, "reason", "forward_failed", kClusterDroppedHelp},
 });
 
 inline constexpr auto kL3Counters = std::to_array<Entry>({

@@ -68,6 +68,16 @@ inline constexpr auto kSteeringBindings = std::to_array<CounterBinding<SteeringC
     {"ring_full", &SteeringCounters::ring_full},
 });
 
+inline constexpr auto kClusterBindings = std::to_array<CounterBinding<ClusterCounters>>({
+    {"encapsulated_received", &ClusterCounters::encapsulated_received},
+    {"forwarded_to_primary", &ClusterCounters::forwarded_to_primary},
+    {"forwarded_to_secondary", &ClusterCounters::forwarded_to_secondary},
+    {"hop_limit_drops", &ClusterCounters::hop_limit_drops},
+    {"malformed_drops", &ClusterCounters::malformed_drops},
+    {"unknown_peer_drops", &ClusterCounters::unknown_peer_drops},
+    {"forward_failures", &ClusterCounters::forward_failures},
+});
+
 inline constexpr auto kL3Bindings = std::to_array<CounterBinding<L3Counters>>({
     {"arp_requests_answered", &L3Counters::arp_requests_answered},
     {"arp_requests_sent", &L3Counters::arp_requests_sent},
@@ -225,6 +235,7 @@ inline constexpr auto kListenerDirectionBindings =
 static_assert(counters::names_match(counters::kLoopCounters, kLoopBindings));
 static_assert(counters::names_match(counters::kSteeringCounters, kSteeringBindings));
 static_assert(counters::names_match(counters::kL3Counters, kL3Bindings));
+static_assert(counters::names_match(counters::kClusterCounters, kClusterBindings));
 static_assert(counters::names_match(counters::kTcpCounters, kTcpBindings));
 static_assert(counters::names_match(counters::kPortCounters, kPortBindings));
 static_assert(counters::names_match(counters::kDropReasons, kDropReasonBindings));
@@ -244,6 +255,7 @@ static_assert(counters::kDirections.size() == 2 && proxy::kToBackend == 0 && pro
 static_assert(sizeof(WorkerLoopCounters) == distinct_members(kLoopBindings) * sizeof(Counter));
 static_assert(sizeof(SteeringCounters) == distinct_members(kSteeringBindings) * sizeof(Counter));
 static_assert(sizeof(L3Counters) == distinct_members(kL3Bindings) * sizeof(Counter));
+static_assert(sizeof(ClusterCounters) == distinct_members(kClusterBindings) * sizeof(Counter));
 static_assert(sizeof(TcpCounters) == distinct_members(kTcpBindings) * sizeof(Counter));
 static_assert(sizeof(proxy::BackendCounters) ==
               distinct_members(kBackendBindings) * sizeof(Counter) +

@@ -118,6 +118,18 @@ struct SteeringCounters {
   Counter ring_full;   // segments dropped: the owner's ring was full (TCP recovers)
 };
 
+// Scale-out (docs/scale-out.md): packets of flows this box holds no state for, handed between
+// boxes in GUE (dataplane/net/gue.h, dataplane/cluster_forwarder.h).
+struct ClusterCounters {
+  Counter encapsulated_received;   // GUE packets from a peer, stripped and handled
+  Counter forwarded_to_primary;    // packets of unknown flows sent on to their row's primary
+  Counter forwarded_to_secondary;  // the second chance: a primary without state sent them on
+  Counter hop_limit_drops;         // forwarded twice already and still no state: dropped
+  Counter malformed_drops;         // GUE packets refused (net::gue::Malformed)
+  Counter unknown_peer_drops;      // GUE packets whose outer source is no cluster peer
+  Counter forward_failures;        // not forwarded: no route to the peer, too big, no headroom
+};
+
 struct WorkerLoopCounters {
   Counter polls;
   Counter busy_polls;    // polls that found work

@@ -31,6 +31,7 @@
 #include "dataplane/main_lcore/pool_state.h"
 #include "dataplane/main_lcore/running_dataplane.h"
 #include "dataplane/main_lcore/tls_worker_socket.h"
+#include "dataplane/net/gue.h"
 #include "dataplane/port.h"
 #include "dataplane/stats.h"
 #include "dataplane/worker.h"
@@ -358,6 +359,18 @@ bool DataplaneProcess::open_dataplane_ports() {
   return true;
 }
 
+// Every peer live: membership (heartbeats, drain states) is not built yet (docs/scale-out.md).
+std::shared_ptr<const ClusterPlan> cluster_plan_for(const config::Cluster& cluster) {
+  std::vector<cluster::Peer> peers;
+  std::vector<net::Ipv4Address> addresses;
+  for (const config::ClusterPeer& peer : cluster.peers) {
+    peers.push_back({peer.name, cluster::PeerState::live});
+    addresses.push_back(peer.address);
+  }
+  return std::make_shared<const ClusterPlan>(peers, std::move(addresses),
+                                             static_cast<uint8_t>(cluster.node_index));
+}
+
 // One worker per worker lcore, each with its own queue on every port, its own TCP secret share
 // of the connection limit, the services, and the first plans of every pool and listener.
 void DataplaneProcess::build_workers() {
@@ -374,6 +387,10 @@ void DataplaneProcess::build_workers() {
   // Each worker's connections share the pool's part for connections, at ~1 KiB of data an mbuf
   // (a collapsed queue keeps its buffers at least half full).
   settings.tcp.memory_budget_bytes = uint64_t{kMbufsForConnections} * 1024 / worker_count_;
+  if (config.cluster) {
+    settings.cluster = cluster_plan_for(*config.cluster);
+    settings.tcp.listen_mss_reserve = static_cast<uint16_t>(net::gue::kOverhead);
+  }
   std::random_device entropy;
   for (uint8_t& byte : settings.secret) byte = static_cast<uint8_t>(entropy());
   for (const config::Listener& listener : config.listeners) {

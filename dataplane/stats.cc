@@ -45,7 +45,8 @@ json worker_json(const config::Config& config, const Worker& worker) {
            {"loop", object_of(worker.loop_counters(), kLoopBindings)},
            {"steering", object_of(worker.steering_counters(), kSteeringBindings)},
            {"l3", object_of(worker.l3_counters(), kL3Bindings)},
-           {"tcp", object_of(worker.tcp_counters(), kTcpBindings)}};
+           {"tcp", object_of(worker.tcp_counters(), kTcpBindings)},
+           {"cluster", object_of(worker.cluster_counters(), kClusterBindings)}};
   for (const WorkerGaugeBinding& gauge : kWorkerGaugeBindings) {
     out[gauge.name] = (worker.*gauge.read)();
   }

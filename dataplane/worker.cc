@@ -37,6 +37,7 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
       backoff_(settings.idle_mode, settings.max_sleep_us),
       mbuf_pool_(mbuf_pool) {
   net_stack_.set_transport(&tcp_);
+  set_cluster_plan(settings.cluster);
   for (const ServiceListener& service : settings.services) listen_service(service);
   proxy_.start();
   const std::string in = "weir_in_" + std::to_string(settings.id);
@@ -45,6 +46,13 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
   done_ = rte_ring_create(done.c_str(), kInboxSize, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
   if (inbox_ == nullptr || done_ == nullptr)
     throw std::runtime_error("cannot create worker " + std::to_string(settings.id) + "'s rings");
+}
+
+std::shared_ptr<const ClusterPlan> Worker::set_cluster_plan(
+    std::shared_ptr<const ClusterPlan> plan) {
+  // A single box asks nothing about unknown flows: no SYN cookie is checked twice for nothing.
+  tcp_.set_miss_handler(plan != nullptr ? &cluster_ : nullptr);
+  return cluster_.set_plan(std::move(plan));
 }
 
 void Worker::enable_steering(std::vector<rte_ring*> out, std::vector<rte_ring*> in,
@@ -56,9 +64,9 @@ void Worker::enable_steering(std::vector<rte_ring*> out, std::vector<rte_ring*> 
 }
 
 // Hands `packet` to worker `to`. The port index rides in the mbuf's user hash field (Weir sets no
-// RSS hash to keep there).
-void Worker::steer(PortIndex port, rte_mbuf* packet, uint16_t to) {
-  packet->hash.usr = port;
+// RSS hash to keep there), and a stripped GUE packet's hop count above it.
+void Worker::steer(PortIndex port, rte_mbuf* packet, uint16_t to, uint8_t hops) {
+  packet->hash.usr = uint32_t{port} | uint32_t{hops} << 16;
   if (rte_ring_sp_enqueue(steer_out_[to], packet) != 0) {
     steering_counters_.ring_full.add();
     rte_pktmbuf_free(packet);
@@ -67,7 +75,33 @@ void Worker::steer(PortIndex port, rte_mbuf* packet, uint16_t to) {
   steering_counters_.handed_out.add();
 }
 
+void Worker::receive_inner(PortIndex port, rte_mbuf* frame, uint8_t hops, uint64_t now_us) {
+  // The device placed the packet by its outer header, which says nothing of the inner flow.
+  if (share_arp_) {
+    const SteeringVerdict verdict = classify_for_steering(frame, settings_.flow_ownership);
+    if (verdict.kind == SteeringClass::tcp && verdict.owner != settings_.id) {
+      steer(port, frame, verdict.owner, hops);
+      return;
+    }
+  }
+  cluster_.set_arrival_hops(hops);
+  net_stack_.receive(port, frame, now_us);
+  cluster_.set_arrival_hops(0);
+}
+
 void Worker::receive(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
+  if (cluster_.enabled()) {
+    uint8_t hops = 0;
+    switch (cluster_.strip(port, packet, hops)) {
+      case ClusterForwarder::Arrival::not_gue:
+        break;
+      case ClusterForwarder::Arrival::dropped:
+        return;
+      case ClusterForwarder::Arrival::inner:
+        receive_inner(port, packet, hops, now_us);
+        return;
+    }
+  }
   if (share_arp_) {
     // With RSS only ARP needs looking at: no hash is computed for the other packets.
     const SteeringVerdict verdict =
@@ -158,6 +192,9 @@ void Worker::apply_messages() {
       case WorkerMessage::Kind::reset_sessions:
         message->count = proxy_.reset_all_sessions();
         break;
+      case WorkerMessage::Kind::cluster_plan:
+        message->cluster_plan = set_cluster_plan(std::move(message->cluster_plan));
+        break;
       case WorkerMessage::Kind::set_accepting:
         if (message->accepting == proxy_.accepting()) break;
         proxy_.set_accepting(message->accepting);
@@ -203,13 +240,16 @@ bool Worker::poll_once(uint64_t now_us) {
     found_work = true;
     steering_counters_.taken_in.add(taken);
     for (unsigned i = 0; i < taken; ++i) {
-      const auto port = static_cast<PortIndex>(burst[i]->hash.usr);
+      const auto port = static_cast<PortIndex>(burst[i]->hash.usr & 0xffff);
+      const auto hops = static_cast<uint8_t>(burst[i]->hash.usr >> 16);
       // A copied ARP message is learned from only (its receiver answered it); segments handed
       // over are this worker's to process.
       if (is_arp(burst[i])) {
         net_stack_.learn_from_shared_arp(port, burst[i], now_us);
       } else {
+        cluster_.set_arrival_hops(hops);
         net_stack_.receive(port, burst[i], now_us);
+        cluster_.set_arrival_hops(0);
       }
     }
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "dataplane/cluster_forwarder.h"
 #include "dataplane/counters.h"
 #include "dataplane/idle_backoff.h"
 #include "dataplane/net/stack.h"
@@ -54,6 +55,9 @@ struct WorkerMessage {
     // that wakes the TLS worker: the worker closes it), or that TLS worker gone.
     tls_channel,
     tls_channel_gone,
+    // `cluster_plan`: the cluster's new peer set and owner table (null: no cluster). The worker
+    // hands back the one it replaced in the same field.
+    cluster_plan,
   };
   Kind kind = Kind::pool;
   size_t pool = 0;
@@ -69,6 +73,7 @@ struct WorkerMessage {
   size_t tls_index = 0;
   std::shared_ptr<shm::ChannelMemory> tls_channel;  // shared: messages are copied (post_all)
   int tls_event_fd = -1;
+  std::shared_ptr<const ClusterPlan> cluster_plan;
 };
 
 struct WorkerSettings {
@@ -80,7 +85,8 @@ struct WorkerSettings {
   std::vector<ServiceListener> services;
   std::vector<std::shared_ptr<const proxy::PoolPlan>> pools;  // one per Config::pools entry
   std::vector<proxy::ListenerPlan> proxied;                   // tcp and framed listeners
-  FlowOwnership flow_ownership;  // which worker owns a flow (flow_owner.h)
+  FlowOwnership flow_ownership;                // which worker owns a flow (flow_owner.h)
+  std::shared_ptr<const ClusterPlan> cluster;  // null: a single box
 };
 
 class alignas(64) Worker {
@@ -129,6 +135,7 @@ class alignas(64) Worker {
   const L3Counters& l3_counters() const { return l3_counters_; }
   const WorkerLoopCounters& loop_counters() const { return loop_counters_; }
   const TcpCounters& tcp_counters() const { return tcp_counters_; }
+  const ClusterCounters& cluster_counters() const { return cluster_counters_; }
   const proxy::Proxy& proxy() const { return proxy_; }
   // Main lcore (the single consumer of the worker's frame event ring): the next event, if any.
   bool take_frame_event(proxy::FrameEvent& event) { return proxy_.take_frame_event(event); }
@@ -142,6 +149,8 @@ class alignas(64) Worker {
 
  private:
   void listen_service(const ServiceListener& service);
+  // Returns the plan it replaces.
+  std::shared_ptr<const ClusterPlan> set_cluster_plan(std::shared_ptr<const ClusterPlan> plan);
   WorkerSettings settings_;
   std::unique_ptr<PacketIo> io_;
   std::array<PortCounters, kMaxPorts> port_counters_{};
@@ -154,9 +163,14 @@ class alignas(64) Worker {
   tcp::EchoService echo_{tcp_};
   tcp::DiscardService discard_{tcp_};
   proxy::Proxy proxy_;
+  ClusterCounters cluster_counters_{};
+  ClusterForwarder cluster_{net_stack_, cluster_counters_};
   IdleBackoff backoff_;
   void receive(PortIndex port, rte_mbuf* packet, uint64_t now_us);
-  void steer(PortIndex port, rte_mbuf* packet, uint16_t to);
+  // A stripped GUE packet's inner frame: handled here or by the worker that owns its flow.
+  void receive_inner(PortIndex port, rte_mbuf* frame, uint8_t hops, uint64_t now_us);
+  // `hops`: how often a stripped GUE packet was forwarded (0 for anything else).
+  void steer(PortIndex port, rte_mbuf* packet, uint16_t to, uint8_t hops = 0);
 
   rte_mempool* mbuf_pool_;
   bool share_arp_ = false;  // rings to the other workers exist

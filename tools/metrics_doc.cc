@@ -106,6 +106,7 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
       {"loop", [] { return json_table("counter", c::kLoopCounters); }},
       {"steering", [] { return json_table("counter", c::kSteeringCounters); }},
       {"tcp", [] { return json_table("counter", c::kTcpCounters); }},
+      {"cluster", [] { return json_table("counter", c::kClusterCounters); }},
       {"listener",
        [] {
          std::string out = json_table("counter", c::kListenerCounters);
@@ -124,6 +125,10 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
        [] {
          return prometheus_table(
              {{c::kTcpCounters, c::kWorkerLabels}, {c::kWorkerGauges, c::kWorkerLabels}});
+       }},
+      {"prometheus-cluster",
+       [] {
+         return prometheus_table({{c::kClusterCounters, c::kWorkerLabels}});
        }},
       {"devices", [] { return json_table("counter", c::kDeviceCounters); }},
       {"process", [] { return json_table("value", c::kProcessMetrics); }},

@@ -47,13 +47,18 @@ std::optional<PortIndex> Stack::route(Ipv4Address destination) const {
   return std::nullopt;
 }
 
-bool Stack::owns(Ipv4Address address) const {
+bool Stack::is_port_address(Ipv4Address address) const {
   for (const StackPort& port : config_.ports) {
     if (port.address == address) return true;
     for (const Ipv4Address& source : port.source_addresses) {
       if (source == address) return true;
     }
   }
+  return false;
+}
+
+bool Stack::owns(Ipv4Address address) const {
+  if (is_port_address(address)) return true;
   for (const Ipv4Address& listener : config_.listener_addresses) {
     if (listener == address) return true;
   }

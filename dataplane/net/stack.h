@@ -85,6 +85,10 @@ class Stack final : private NeighbourTable::Sink {
   void send_ipv4(PortIndex port, rte_mbuf* packet, uint64_t now_us);
 
   bool owns(Ipv4Address address) const;
+  // A port's address or one of its source addresses: this box's own, unlike the listener
+  // addresses (VIPs), which every box of a cluster shares.
+  bool is_port_address(Ipv4Address address) const;
+  const MacAddress& port_mac(PortIndex port) const { return config_.ports[port].mac; }
   // A reload's listener addresses (control message, between bursts).
   void set_listener_addresses(std::vector<Ipv4Address> addresses) {
     config_.listener_addresses = std::move(addresses);

@@ -71,6 +71,10 @@ void TcpStack::tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
     on_segment(*slots_[*slot], s, packet, now_us);
     return;
   }
+  if (miss_handler_ != nullptr &&
+      miss_handler_->divert(port, s.tuple, s.flags, completes_cookie(s, now_us), packet, now_us)) {
+    return;
+  }
   if (Listener* listener = find_listener(s.tuple.local_address, s.tuple.local_port)) {
     on_listen(*listener, port, s, packet, now_us);
     return;
@@ -128,6 +132,15 @@ void TcpStack::tcp_icmp_error(PortIndex, uint8_t type, uint8_t code, rte_mbuf* p
   // Other errors are soft (RFC 5927 4.1, RFC 1122 4.2.3.9): TCP's own timers decide.
 }
 
+bool TcpStack::completes_cookie(const Segment& s, uint64_t now_us) {
+  if (!s.has(TcpFlag::ack) || s.has(TcpFlag::syn) || s.has(TcpFlag::rst)) return false;
+  const Listener* listener = find_listener(s.tuple.local_address, s.tuple.local_port);
+  // The conditions on_listen() checks before it takes a cookie, in the same order.
+  return listener != nullptr && now_us < listener->cookies_until_us &&
+         memory_level_ == MemoryLevel::normal &&
+         check_cookie(secret_, s.tuple, s.seq - 1u, s.ack, now_us).has_value();
+}
+
 void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, rte_mbuf* packet,
                          uint64_t now_us) {
   // RFC 9293 3.10.7.2, LISTEN.
@@ -135,7 +148,8 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
     rte_pktmbuf_free(packet);
     return;
   }
-  const uint16_t our_mss = port_mss(port);
+  const uint16_t our_mss = static_cast<uint16_t>(
+      std::max<int>(port_mss(port) - settings_.listen_mss_reserve, settings_.min_mss));
   if (memory_level_ != MemoryLevel::normal && s.has(TcpFlag::syn) && !s.has(TcpFlag::ack)) {
     // Memory is short: a new connection would only compete with those already made for it. A
     // RST tells the client at once (a dropped SYN would leave it waiting for its own timeout).

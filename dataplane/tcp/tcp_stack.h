@@ -96,6 +96,17 @@ class ListenerHandler {
   virtual ConnectionHandler* accept(Connection&) = 0;
 };
 
+// Told of every segment that matches no connection, before any listener sees it: in a cluster the
+// flow may live on another box (dataplane/cluster_forwarder.h). Returns true when it took the
+// packet (whose data starts at the IPv4 header).
+class FlowMissHandler {
+ public:
+  virtual ~FlowMissHandler() = default;
+  // `completes_cookie`: a bare ACK this stack would accept as the return of its SYN cookie.
+  virtual bool divert(PortIndex port, const FourTuple& tuple, net::TcpFlags flags,
+                      bool completes_cookie, rte_mbuf* packet, uint64_t now_us) = 0;
+};
+
 struct TcpSettings {
   uint64_t min_rto_us = 200'000;
   uint64_t max_rto_us = 120'000'000;
@@ -106,6 +117,10 @@ struct TcpSettings {
   uint32_t max_time_wait = 1024;
   CongestionAlgorithm congestion = CongestionAlgorithm::cubic;
   uint16_t min_mss = 48;
+  // Taken from the MSS a listener advertises: room for the encapsulation a cluster box adds when
+  // it forwards the client's packets to this one (net::gue::kOverhead), so that they are never
+  // fragmented. 0 without a cluster.
+  uint16_t listen_mss_reserve = 0;
   uint32_t max_connections = 4096;
   uint32_t receive_buffer = 128 * 1024;  // per connection: the most we advertise
   uint32_t send_buffer = 128 * 1024;     // per connection: the send budget, in bytes
@@ -286,6 +301,7 @@ class TcpStack final : public net::TransportHandler {
   void tick(uint64_t now_us);
 
   size_t connections() const { return table_.size(); }
+  void set_miss_handler(FlowMissHandler* handler) { miss_handler_ = handler; }
   MemoryLevel memory_level() const { return memory_level_; }
   size_t capacity() const { return settings_.max_connections; }
   // The time of the last segment or tick, for callbacks that send.
@@ -339,6 +355,8 @@ class TcpStack final : public net::TransportHandler {
   };
 
   Listener* find_listener(uint32_t address, uint16_t port);
+  // A bare ACK that on_listen() would accept as the return of a SYN cookie.
+  bool completes_cookie(const Segment& s, uint64_t now_us);
   Connection* allocate(const FourTuple& tuple, PortIndex port, uint64_t now_us);
   void release(Connection& c);
   void close(Connection& c, CloseReason reason);
@@ -450,6 +468,7 @@ class TcpStack final : public net::TransportHandler {
   std::vector<Listener> listeners_;
   uint32_t time_wait_connections_ = 0;  // against settings_.max_time_wait
   MemoryLevel memory_level_ = MemoryLevel::normal;
+  FlowMissHandler* miss_handler_ = nullptr;
   unsigned free_mbufs_ = 0;  // at the last sample
   uint64_t next_memory_sample_us_ = 0;
   // Slots of connections that advertised a window under pressure, to reopen when it ends; past

@@ -59,6 +59,8 @@ DPDK_RUNTIME_DIR = Path("/var/run/dpdk")
 PREFIX_LENGTH = 24
 BRIDGE_ROLE = "br"
 DATAPLANE_ROLE = "dp"
+# A second dataplane box, for the scale-out tests (Testbed(second_dataplane=True)).
+SECOND_DATAPLANE_ROLE = "dp2"
 DATAPLANE_IFACE = "dp0"
 HOST_IFACE = "eth0"
 BRIDGE_IFACE = "br0"
@@ -67,6 +69,7 @@ BRIDGE_IFACE = "br0"
 ADDRESSES = {
     "client": "10.77.0.1",
     "dp": "10.77.0.2",  # the dataplane's port address: DPDK answers for it, never the kernel
+    "dp2": "10.77.0.3",  # the second dataplane's, when the test bed has one
     "ctl": "10.77.0.5",  # management path for the control process
     "b1": "10.77.0.11",
     "b2": "10.77.0.12",
@@ -197,6 +200,10 @@ def sweep_stale_runs() -> list[str]:
             if ns.startswith(PREFIX + record["runid"] + "-") and _delete_netns(ns) is None:
                 swept.append(ns)
         shutil.rmtree(DPDK_RUNTIME_DIR / f"{PREFIX}{record['runid']}", ignore_errors=True)
+        shutil.rmtree(
+            DPDK_RUNTIME_DIR / f"{PREFIX}{record['runid']}-{SECOND_DATAPLANE_ROLE}",
+            ignore_errors=True,
+        )
         workdir = record.get("workdir")
         if workdir and Path(workdir).name == f"{PREFIX}{record['runid']}-netbed":
             shutil.rmtree(workdir, ignore_errors=True)
@@ -433,12 +440,16 @@ class Testbed:
     macs = MACS
 
     def __init__(
-        self, *, with_ctl: bool = True, with_gateway: bool = True, workdir: Optional[Path] = None
+        self, *, with_ctl: bool = True, with_gateway: bool = True, workdir: Optional[Path] = None,
+        second_dataplane: bool = False,
     ):
         self.with_ctl = with_ctl
         self.with_gateway = with_gateway
         self.host_roles = ("client", *BACKEND_ROLES) + (("ctl",) if with_ctl else ())
-        self.roles = (BRIDGE_ROLE, *self.host_roles, DATAPLANE_ROLE)
+        self.dataplane_roles = (DATAPLANE_ROLE,) + (
+            (SECOND_DATAPLANE_ROLE,) if second_dataplane else ()
+        )
+        self.roles = (BRIDGE_ROLE, *self.host_roles, *self.dataplane_roles)
         self.runid: Optional[str] = None
         self._created: list[str] = []  # namespaces, in creation order
         self._marker: Optional[Path] = None
@@ -464,6 +475,13 @@ class Testbed:
     def dpdk_file_prefix(self) -> str:
         """--file-prefix for a DPDK process of this run: unique, and removed by destroy()."""
         return f"{PREFIX}{self.runid}"
+
+    def dpdk_prefix_for(self, role: str) -> str:
+        """--file-prefix for the dataplane in `role`'s namespace: the first one's is
+        dpdk_file_prefix, a second one's its own."""
+        if role == DATAPLANE_ROLE:
+            return self.dpdk_file_prefix
+        return f"{self.dpdk_file_prefix}-{role}"
 
     @staticmethod
     def bridge_port(role: str) -> str:
@@ -556,8 +574,8 @@ class Testbed:
             if self.exec(BRIDGE_ROLE, ["test", "-e", f"/proc/sys/{key}"], check=False).returncode == 0:
                 self.sysctl(BRIDGE_ROLE, key, "0")
 
-        for role in (*self.host_roles, DATAPLANE_ROLE):
-            iface = DATAPLANE_IFACE if role == DATAPLANE_ROLE else HOST_IFACE
+        for role in (*self.host_roles, *self.dataplane_roles):
+            iface = DATAPLANE_IFACE if role in self.dataplane_roles else HOST_IFACE
             ns = self.ns(role)
             port = self.bridge_port(role)
             # Created inside `ns` with its peer created directly in the bridge namespace: neither
@@ -565,7 +583,7 @@ class Testbed:
             peer = ["type", "veth", "peer", "name", port, "netns", br]
             run(["ip", "-n", ns, "link", "add", iface, "address", MACS[role], "mtu", "1500", *peer])
             run(["ip", "-n", br, "link", "set", port, "mtu", "1500", "master", BRIDGE_IFACE, "up"])
-            if role == DATAPLANE_ROLE:
+            if role in self.dataplane_roles:
                 # DPDK reads dp0 with an AF_PACKET socket: with offloads on, the kernel hands it
                 # frames with partial checksums or GSO frames larger than the MTU. Off on both
                 # ends: the bridge-side end's transmit path is where checksums get completed and
@@ -593,8 +611,8 @@ class Testbed:
         )
 
     def _all_links_up(self) -> bool:
-        for role in (*self.host_roles, DATAPLANE_ROLE):
-            iface = DATAPLANE_IFACE if role == DATAPLANE_ROLE else HOST_IFACE
+        for role in (*self.host_roles, *self.dataplane_roles):
+            iface = DATAPLANE_IFACE if role in self.dataplane_roles else HOST_IFACE
             (link,) = json.loads(
                 run(["ip", "-n", self.ns(role), "-j", "link", "show", iface]).stdout
             )
@@ -609,7 +627,7 @@ class Testbed:
             for link in links
             if link.get("master") == BRIDGE_IFACE
         }
-        expected = {self.bridge_port(role) for role in (*self.host_roles, DATAPLANE_ROLE)}
+        expected = {self.bridge_port(role) for role in (*self.host_roles, *self.dataplane_roles)}
         return set(states) == expected and all(state == "forwarding" for state in states.values())
 
     def destroy(self) -> None:
@@ -626,7 +644,8 @@ class Testbed:
                 errors.append(error)
         self._created = [ns for ns in self._created if _netns_exists(ns)]
         if self.runid is not None:
-            shutil.rmtree(DPDK_RUNTIME_DIR / self.dpdk_file_prefix, ignore_errors=True)
+            for role in self.dataplane_roles:
+                shutil.rmtree(DPDK_RUNTIME_DIR / self.dpdk_prefix_for(role), ignore_errors=True)
         if not self._created and self._marker is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._marker.unlink()
@@ -1044,8 +1063,9 @@ class DataplaneProcess:
     Output goes to files in the test bed's work directory; failures quote it."""
 
     def __init__(self, testbed: Testbed, config: dict, name: str = "dataplane",
-                 env: Optional[dict] = None):
+                 env: Optional[dict] = None, role: str = DATAPLANE_ROLE):
         self.testbed = testbed
+        self.role = role  # the namespace it runs in
         self.config = copy.deepcopy(config)
         self.name = name
         self.env = None if env is None else {**os.environ, **env}  # added to the environment
@@ -1071,7 +1091,7 @@ class DataplaneProcess:
         )
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = self.testbed.popen(
-                DATAPLANE_ROLE,
+                self.role,
                 [str(self.executable), "--config", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -34,6 +34,7 @@ std::vector<Table> real_tables() {
       {"steering", kSteeringCounters, kWorkerLabels},
       {"l3", kL3Counters, kWorkerLabels},
       {"tcp", kTcpCounters, kWorkerLabels},
+      {"cluster", kClusterCounters, kWorkerLabels},
       {"worker gauges", kWorkerGauges, kWorkerLabels},
       {"port", kPortCounters, kPortLabels},
       {"drops", kDropReasons, kPortLabels},
@@ -57,7 +58,7 @@ std::vector<std::string> names(std::span<const Entry> entries, std::string_view 
 
 std::vector<JsonObject> real_objects() {
   JsonObject worker{"workers[]", names(kWorkerGauges)};
-  for (const char* key : {"id", "loop", "steering", "l3", "tcp", "ports"}) {
+  for (const char* key : {"id", "loop", "steering", "l3", "tcp", "cluster", "ports"}) {
     worker.keys.push_back(key);
   }
   JsonObject port{"workers[].ports.PORT", names(kPortCounters)};
@@ -73,6 +74,7 @@ std::vector<JsonObject> real_objects() {
       {"steering", names(kSteeringCounters)},
       {"l3", names(kL3Counters)},
       {"tcp", names(kTcpCounters)},
+      {"cluster", names(kClusterCounters)},
       {"drops", names(kDropReasons)},
       {"devices.PORT", names(kDeviceCounters)},
       {"process", names(kProcessMetrics)},

@@ -1,0 +1,87 @@
+// Scale-out's packet path (docs/scale-out.md, "The packet path"): a worker's handling of packets
+// of flows this box holds no state for, and of the packets other boxes forward to it. One per
+// worker, shared-nothing; the plan it reads is immutable and shared by every worker of the box.
+//
+//   - A TCP segment to a VIP that matches no connection (TcpStack's FlowMissHandler): a SYN is
+//     this box's if it is the flow's primary, else forwarded to the primary; any other segment
+//     is forwarded to the primary, or, by the primary, to the secondary (the second chance), and
+//     is this box's only where no other box could hold it (no secondary) or it completes one of
+//     this box's SYN cookies. Segments to this box's own addresses (backend connections) are
+//     never forwarded: they cannot belong to another box.
+//   - A GUE packet (net/gue.h) from a peer to this box's cluster address: checked, stripped in
+//     place and received as the inner packet, remembering how often it was forwarded. A packet
+//     forwarded twice is never forwarded again: with no state here it is dropped, not answered
+//     with a RST (the flow may live on a box whose table disagrees, and a RST would kill it).
+// Replies leave the owner for the client directly (direct server return): the owner's TCP sends
+// them through its own route, never back through the box the packet came in by.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "common/owner_table.h"
+#include "dataplane/counters.h"
+#include "dataplane/net/stack.h"
+#include "dataplane/tcp/tcp_stack.h"
+
+namespace weir::dataplane {
+
+// What every worker of a box knows of the cluster: built on the main lcore when the peer set
+// changes, then read-only.
+struct ClusterPlan {
+  ClusterPlan(std::span<const cluster::Peer> peers, std::vector<net::Ipv4Address> addresses,
+              uint8_t self, uint32_t rows = cluster::kDefaultRows);
+
+  // The peer with this cluster address (an index into addresses and the owner table's input).
+  std::optional<uint8_t> peer_at(net::Ipv4Address address) const;
+
+  std::vector<net::Ipv4Address> addresses;  // by peer index: the order the table was built in
+  uint8_t self;                             // this box
+  cluster::OwnerTable table;
+};
+
+class ClusterForwarder final : public tcp::FlowMissHandler {
+ public:
+  ClusterForwarder(net::Stack& stack, ClusterCounters& counters)
+      : stack_(stack), counters_(counters) {}
+
+  // Between bursts. Null: no cluster (nothing is forwarded, GUE is not recognised). Returns the
+  // plan it replaces, to be freed off the worker.
+  std::shared_ptr<const ClusterPlan> set_plan(std::shared_ptr<const ClusterPlan> plan) {
+    plan_.swap(plan);
+    return plan;
+  }
+  bool enabled() const { return plan_ != nullptr; }
+
+  enum class Arrival : uint8_t {
+    not_gue,  // not a GUE packet to this box: `frame` is untouched
+    dropped,  // a GUE packet refused (counted); `frame` is freed
+    inner,    // stripped: `frame` is now the Ethernet header and the inner packet; `hops` set
+  };
+  // Looks at a received Ethernet frame.
+  Arrival strip(PortIndex port, rte_mbuf* frame, uint8_t& hops);
+
+  // How often the packet being received was forwarded already (0 unless it came in GUE): set
+  // around each net::Stack::receive() by the worker, read when the packet is diverted.
+  void set_arrival_hops(uint8_t hops) { arrival_hops_ = hops; }
+
+  // tcp::FlowMissHandler
+  bool divert(PortIndex port, const tcp::FourTuple& tuple, net::TcpFlags flags,
+              bool completes_cookie, rte_mbuf* packet, uint64_t now_us) override;
+
+ private:
+  void forward(rte_mbuf* packet, uint8_t to, uint64_t flow_hash, bool second_chance,
+               uint64_t now_us);
+
+  net::Stack& stack_;
+  ClusterCounters& counters_;
+  std::shared_ptr<const ClusterPlan> plan_;
+  uint8_t arrival_hops_ = 0;
+};
+
+}  // namespace weir::dataplane
