@@ -416,6 +416,7 @@ TEST(ProxyClientGone, AResetBeforeTheClientsFinResetsTheBackend) {
   h.drain();
   h.inject(from_client(held, kRst, 1101, ""));
   EXPECT_TRUE(backend_reset(h.drain()));
+}
 
 // ---- inactivity and frame timeouts
 // ---------------------------------------------------------------
