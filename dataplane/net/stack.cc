@@ -5,6 +5,7 @@
 #include "dataplane/net/arp.h"
 #include "dataplane/net/checksum.h"
 #include "dataplane/net/icmp.h"
+#include "dataplane/net/rx_checksum.h"
 #include "dataplane/net/tcp.h"
 
 namespace weir::net {
@@ -193,10 +194,12 @@ void Stack::receive_ipv4(PortIndex port, rte_mbuf* frame, uint64_t now_us) {
     return;
   }
   const StackPort& port_config = config_.ports[port];
+  // Without the offload the flags mean nothing; with it, UNKNOWN still needs the software check.
+  const RxChecksum ip_state = port_config.rx_ipv4_checksum_offload
+                                  ? rx_ipv4_checksum(frame->ol_flags)
+                                  : RxChecksum::unknown;
   const bool checksum_good =
-      port_config.rx_ipv4_checksum_offload
-          ? (frame->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD
-          : ip->checksum_valid();
+      ip_state == RxChecksum::good || (ip_state == RxChecksum::unknown && ip->checksum_valid());
   if (!checksum_good) {
     drop(port, frame, DropReason::bad_checksum);
     return;
@@ -235,10 +238,12 @@ void Stack::receive_ipv4(PortIndex port, rte_mbuf* frame, uint64_t now_us) {
         drop(port, frame, DropReason::truncated);
         return;
       }
-      const bool tcp_good =
-          port_config.rx_l4_checksum_offload
-              ? (frame->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD
-              : tcp_checksum_valid(ip->source(), ip->destination(), segment);
+      const RxChecksum tcp_state = port_config.rx_l4_checksum_offload
+                                       ? rx_l4_checksum(frame->ol_flags)
+                                       : RxChecksum::unknown;
+      const bool tcp_good = tcp_state == RxChecksum::good ||
+                            (tcp_state == RxChecksum::unknown &&
+                             tcp_checksum_valid(ip->source(), ip->destination(), segment));
       if (!tcp_good) {
         drop(port, frame, DropReason::bad_checksum);
         return;

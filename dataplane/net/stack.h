@@ -36,8 +36,10 @@ struct StackPort {
   // More addresses of this port (config: source_addresses), answered by ARP here and used with the
   // port's own as sources of backend connections (DPVS's local addresses).
   std::vector<Ipv4Address> source_addresses;
-  bool rx_ipv4_checksum_offload = false;  // trust RTE_MBUF_F_RX_IP_CKSUM_GOOD/BAD flags
-  bool rx_l4_checksum_offload = false;    // trust RTE_MBUF_F_RX_L4_CKSUM_GOOD/BAD flags
+  // Read the RX checksum flags (dataplane/net/rx_checksum.h: GOOD, NONE accepted, BAD dropped,
+  // UNKNOWN verified in software); without the offload every packet is verified in software.
+  bool rx_ipv4_checksum_offload = false;
+  bool rx_l4_checksum_offload = false;
 };
 
 struct StackConfig {

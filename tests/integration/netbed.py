@@ -9,7 +9,7 @@ in its own network namespace, all joined by a Linux bridge that lives in a names
     weir-<runid>-b2      eth0 10.77.0.12  ─┤        forward delay, no multicast snooping); ports
     weir-<runid>-b3      eth0 10.77.0.13  ─┤        p-client, p-ctl, p-b1..3, p-dp
     weir-<runid>-dp      dp0 (no address) ─┘   DPDK reads dp0 through net_af_packet (or
-                                                net_af_xdp: PORT_DRIVERS)
+                                                net_af_xdp, or virtio: PORT_DRIVERS)
 
 Safety: nothing here touches the host's interfaces. Each veth pair is created from inside the
 namespace of one end (`ip -n NS link add eth0 ... peer name p-ROLE netns BRIDGE_NS`), so neither
@@ -199,11 +199,9 @@ def sweep_stale_runs() -> list[str]:
         for ns in record.get("namespaces", []):
             if ns.startswith(PREFIX + record["runid"] + "-") and _delete_netns(ns) is None:
                 swept.append(ns)
-        shutil.rmtree(DPDK_RUNTIME_DIR / f"{PREFIX}{record['runid']}", ignore_errors=True)
-        shutil.rmtree(
-            DPDK_RUNTIME_DIR / f"{PREFIX}{record['runid']}-{SECOND_DATAPLANE_ROLE}",
-            ignore_errors=True,
-        )
+        for suffix in ("", f"-{SECOND_DATAPLANE_ROLE}", VHOST_SWITCH_SUFFIX):
+            shutil.rmtree(DPDK_RUNTIME_DIR / f"{PREFIX}{record['runid']}{suffix}",
+                          ignore_errors=True)
         workdir = record.get("workdir")
         if workdir and Path(workdir).name == f"{PREFIX}{record['runid']}-netbed":
             shutil.rmtree(workdir, ignore_errors=True)
@@ -454,6 +452,7 @@ class Testbed:
         self._created: list[str] = []  # namespaces, in creation order
         self._marker: Optional[Path] = None
         self._processes: list[subprocess.Popen] = []
+        self._vhost_switch: Optional[subprocess.Popen] = None
         self._own_workdir = workdir is None
         self._workdir_arg = workdir
         self.workdir: Optional[Path] = None
@@ -643,9 +642,12 @@ class Testbed:
             if error:
                 errors.append(error)
         self._created = [ns for ns in self._created if _netns_exists(ns)]
+        self._vhost_switch = None
         if self.runid is not None:
             for role in self.dataplane_roles:
                 shutil.rmtree(DPDK_RUNTIME_DIR / self.dpdk_prefix_for(role), ignore_errors=True)
+            shutil.rmtree(DPDK_RUNTIME_DIR / f"{self.dpdk_file_prefix}{VHOST_SWITCH_SUFFIX}",
+                          ignore_errors=True)
         if not self._created and self._marker is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._marker.unlink()
@@ -935,6 +937,8 @@ class Testbed:
         copy."""
         driver = driver or default_port_driver()
         device, vdev = PORT_DRIVERS[driver]
+        if driver == "virtio":
+            vdev = vdev.format(socket=self.vhost_switch())
         return {
             "dataplane": {
                 # In the test bed's work directory: test beds run side by side.
@@ -960,6 +964,67 @@ class Testbed:
         }
 
 
+    # --- the virtio port's other end
+
+    def vhost_switch(self, timeout_s: float = 30.0) -> Path:
+        """Starts, once per test bed, what stands in for a hypervisor's virtio-net backend:
+        dpdk-testpmd in the dp namespace with a vhost-user server port (net_vhost0, the socket
+        whose path is returned) forwarding in `io` mode to and from a net_af_packet port on dp0.
+        The dataplane's net_virtio_user port connects to the socket and negotiates virtio
+        features with DPDK's vhost library, as a guest's virtio PMD does with QEMU's. It polls
+        one core; destroy() stops it. Returns once testpmd forwards (its "Press enter to exit",
+        printed after start_packet_forwarding)."""
+        socket_path = self.workdir / "vhost-dp0.sock"
+        if self._vhost_switch is not None:
+            if self._vhost_switch.poll() is not None:
+                raise AssertionError(
+                    f"dpdk-testpmd (the vhost switch) exited with {self._vhost_switch.returncode}:"
+                    f"\n{self._vhost_switch_log().read_text(errors='replace')[-4000:]}"
+                )
+            return socket_path
+        testpmd = shutil.which("dpdk-testpmd")
+        if testpmd is None:
+            raise AssertionError("dpdk-testpmd not found: it is in Debian's dpdk-dev (scripts/deps)")
+        log = self._vhost_switch_log()
+        argv = [
+            # stdout line-buffered: the readiness line must reach the log file when printed.
+            "stdbuf", "-oL", testpmd,
+            *("-l", "0-1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf"),
+            *("--file-prefix", f"{self.dpdk_file_prefix}{VHOST_SWITCH_SUFFIX}"),
+            f"--vdev=net_vhost0,iface={socket_path},queues=1",
+            f"--vdev=net_af_packet0,iface={DATAPLANE_IFACE},framecnt=4096",
+            "--",
+            "--forward-mode=io",
+            f"--total-num-mbufs={VHOST_SWITCH_MBUFS}",
+            "--rxd=1024", "--txd=1024",
+        ]
+        with open(log, "wb") as out:
+            # stdin stays an open pipe: non-interactive testpmd exits when it reads EOF there.
+            self._vhost_switch = self.popen(
+                DATAPLANE_ROLE, argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT
+            )
+
+        def forwarding() -> bool:
+            if self._vhost_switch.poll() is not None:
+                raise AssertionError(
+                    f"dpdk-testpmd (the vhost switch) exited with {self._vhost_switch.returncode}:"
+                    f"\n{log.read_text(errors='replace')[-4000:]}"
+                )
+            return socket_path.is_socket() and "Press enter to exit" in log.read_text(
+                errors="replace")
+
+        poll_until(forwarding, timeout_s, what="dpdk-testpmd forwarding between vhost and dp0")
+        return socket_path
+
+    def _vhost_switch_log(self) -> Path:
+        return self.workdir / "vhost-switch.log"
+
+
+# The vhost switch's DPDK file prefix is the test bed's with this suffix.
+VHOST_SWITCH_SUFFIX = "-vhost"
+# Its one mbuf pool, for both ports' rings (1024 descriptors each way) and what is in flight.
+VHOST_SWITCH_MBUFS = 16384
+
 # How the dataplane reaches dp0: driver name -> (DPDK device, its --vdev arguments).
 PORT_DRIVERS = {
     # 4096 ring frames a queue: the default 512 overflows under bursts of 64 KiB writes, and
@@ -968,13 +1033,17 @@ PORT_DRIVERS = {
     # An AF_XDP socket on dp0's queue 0: the PMD attaches its XDP program to dp0 (native XDP on
     # a veth; libxdp warns that without bpffs it loads the program without its dispatcher).
     "af_xdp": ("net_af_xdp0", f"iface={DATAPLANE_IFACE},start_queue=0,queue_count=1"),
+    # DPDK's virtio PMD, as on a VM's virtio-net NIC, on a vhost-user socket served by
+    # Testbed.vhost_switch ({socket} is filled in by dataplane_config).
+    "virtio": ("net_virtio_user0", "path={socket},queues=1,queue_size=1024"),
 }
 PORT_DRIVER_ENV = "WEIR_TEST_PORT_DRIVER"
 
 
 def default_port_driver() -> str:
-    """$WEIR_TEST_PORT_DRIVER (af_packet or af_xdp), else af_packet: CI runs af_packet, and a
-    developer can run any integration suite over af_xdp by setting the variable."""
+    """$WEIR_TEST_PORT_DRIVER (af_packet, af_xdp or virtio), else af_packet: CI runs
+    af_packet, and the proxy and framed suites again over virtio (the `virtio` meson suite); a
+    developer can run any integration suite over another driver by setting the variable."""
     driver = os.environ.get(PORT_DRIVER_ENV, "af_packet")
     if driver not in PORT_DRIVERS:
         raise AssertionError(f"{PORT_DRIVER_ENV}={driver!r}: choose one of {sorted(PORT_DRIVERS)}")

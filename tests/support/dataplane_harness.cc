@@ -26,10 +26,11 @@ StackPortHarness::StackPortHarness(const net::StackConfig& config, rte_mempool* 
       tx(io, port_counters),
       stack(std::make_unique<net::Stack>(config, mbuf_pool, tx, port_counters, l3)) {}
 
-void StackPortHarness::deliver(const Frame& frame, uint64_t now_us) {
+void StackPortHarness::deliver(const Frame& frame, uint64_t now_us, uint64_t rx_ol_flags) {
   io.inject(0, frame);
   rte_mbuf* m = nullptr;
   if (io.receive(0, &m, 1) != 1) throw std::logic_error("StackPortHarness: injected frame lost");
+  m->ol_flags |= rx_ol_flags;
   stack->receive(0, m, now_us);
   tx.flush_all();
 }

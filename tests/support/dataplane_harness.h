@@ -52,9 +52,10 @@ class MbufLeakCheck {
 struct StackPortHarness {
   StackPortHarness(const net::StackConfig& config, rte_mempool* mbuf_pool);
 
-  // Hands `frame` to the stack as received on port 0 at `now_us`, then flushes what the stack
-  // sent in response into the port's transmit queue.
-  void deliver(const Frame& frame, uint64_t now_us);
+  // Hands `frame` to the stack as received on port 0 at `now_us`, with `rx_ol_flags` in its mbuf
+  // as a device's RX offloads would set them, then flushes what the stack sent in response into
+  // the port's transmit queue.
+  void deliver(const Frame& frame, uint64_t now_us, uint64_t rx_ol_flags = 0);
   // Flushes the TX buffers and removes the frames sent on port 0 since the last call.
   std::vector<Frame> take_sent();
 

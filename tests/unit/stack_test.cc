@@ -7,10 +7,13 @@
 #include <rte_mempool.h>
 
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "common/counter_catalogue.h"
+#include "dataplane/net/checksum.h"
+#include "dataplane/net/tcp.h"
 #include "tests/support/dataplane_harness.h"
 #include "tests/support/eal_environment.h"
 #include "tests/support/packet_builder.h"
@@ -555,6 +558,151 @@ TEST_F(StackTest, NoMbufForAnArpRequestIsCountedAsMbufExhausted) {
   EXPECT_EQ(deliver(arp_reply_from(kClientMac, kClientIp), 1'000'010), std::vector<Frame>{packet});
   EXPECT_EQ(drops(DropReason::mbuf_exhausted), 1u);
 }
+
+// The RX checksum flags of a port with checksum offload (dataplane/net/rx_checksum.h), every
+// state against an intact and a damaged packet. UNKNOWN is what virtio reports for a packet the
+// host did not checksum: it must fall back to the software check, not count as bad (issue 15).
+enum class Damage : uint8_t {
+  none,     // checksums right
+  corrupt,  // the checksum under test off by one bit
+  partial,  // TCP checksum field holding only the pseudo-header sum (virtio NEEDS_CSUM)
+};
+
+struct RxChecksumCase {
+  const char* name;
+  bool offload;       // the port enabled RX checksum offload (IPv4 and TCP)
+  uint64_t ol_flags;  // what the device reported
+  Damage damage;
+  bool accepted;  // else dropped as bad_checksum
+};
+
+constexpr uint64_t kL4Unknown = RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN;
+constexpr uint64_t kL4Good = RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+constexpr uint64_t kL4Bad = RTE_MBUF_F_RX_L4_CKSUM_BAD;
+constexpr uint64_t kL4None = RTE_MBUF_F_RX_L4_CKSUM_NONE;
+constexpr uint64_t kIpUnknown = RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
+constexpr uint64_t kIpGood = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+constexpr uint64_t kIpBad = RTE_MBUF_F_RX_IP_CKSUM_BAD;
+constexpr uint64_t kIpNone = RTE_MBUF_F_RX_IP_CKSUM_NONE;
+
+std::string rx_case_name(const ::testing::TestParamInfo<RxChecksumCase>& info) {
+  return info.param.name;
+}
+
+class RxChecksumTest : public ::testing::TestWithParam<RxChecksumCase> {
+ protected:
+  static StackConfig config_for(bool offload) {
+    StackConfig config = StackTest::make_config();
+    config.ports[0].rx_ipv4_checksum_offload = offload;
+    config.ports[0].rx_l4_checksum_offload = offload;
+    return config;
+  }
+  ~RxChecksumTest() override {
+    port_.stack.reset();
+    port_.take_sent();
+    EXPECT_EQ(mbufs_.leaked(), 0) << "mbufs leaked";
+  }
+  uint64_t bad_checksum_drops() const {
+    return port_.port_counters[0].dropped(DropReason::bad_checksum);
+  }
+
+  test::MbufLeakCheck mbufs_{test::test_mbuf_pool()};
+  test::StackPortHarness port_{config_for(GetParam().offload), test::test_mbuf_pool()};
+};
+
+class RxTcpChecksum : public RxChecksumTest {};
+
+TEST_P(RxTcpChecksum, AcceptsOrDropsPerFlagsAndContent) {
+  const RxChecksumCase& c = GetParam();
+  RecordingTransport transport;
+  port_.stack->set_transport(&transport);
+  auto syn = [](bool corrupt) {
+    auto builder = Eth(kClientMac, kPortMac)
+                       .IPv4(kClientIp, kVip)
+                       .TCP(40000, 7, TcpFlag::syn, 1000, 0, test::TcpOptions().mss(1460));
+    if (corrupt) builder.corrupt_tcp_checksum();
+    return builder.build();
+  };
+  Frame frame = syn(c.damage == Damage::corrupt);
+  if (c.damage == Damage::partial) {
+    // What a virtio host hands over for a packet it was asked to checksum (Linux's
+    // CHECKSUM_PARTIAL): the field holds the folded pseudo-header sum, the data is not summed.
+    const auto length = static_cast<uint16_t>(frame.size() - 14 - 20);
+    const uint16_t partial = ipv4_pseudo_header_sum(kClientIp, kVip, 6, length);
+    frame[14 + 20 + 16] = static_cast<uint8_t>(partial >> 8);
+    frame[14 + 20 + 17] = static_cast<uint8_t>(partial);
+    ASSERT_FALSE(tcp_checksum_valid(kClientIp, kVip, std::span(frame).subspan(14 + 20)));
+  }
+  port_.deliver(frame, 0, c.ol_flags);
+  if (c.accepted) {
+    ASSERT_EQ(transport.calls.size(), 1u) << "the segment reaches the transport";
+    EXPECT_EQ(transport.calls[0].bytes, Frame(frame.begin() + 14, frame.end()));
+    EXPECT_EQ(bad_checksum_drops(), 0u);
+  } else {
+    EXPECT_TRUE(transport.calls.empty());
+    EXPECT_EQ(bad_checksum_drops(), 1u);
+  }
+  port_.stack->set_transport(nullptr);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, RxTcpChecksum,
+    ::testing::Values(
+        // The virtio case: offload on, the host said nothing, the checksum is right.
+        RxChecksumCase{"unknown_intact", true, kL4Unknown, Damage::none, true},
+        RxChecksumCase{"unknown_corrupt", true, kL4Unknown, Damage::corrupt, false},
+        RxChecksumCase{"unknown_partial", true, kL4Unknown, Damage::partial, false},
+        RxChecksumCase{"good_intact", true, kL4Good, Damage::none, true},
+        // GOOD is the device's word: the software check is skipped (that is the offload).
+        RxChecksumCase{"good_corrupt", true, kL4Good, Damage::corrupt, true},
+        RxChecksumCase{"bad_intact", true, kL4Bad, Damage::none, false},
+        RxChecksumCase{"bad_corrupt", true, kL4Bad, Damage::corrupt, false},
+        RxChecksumCase{"none_partial", true, kL4None, Damage::partial, true},
+        RxChecksumCase{"none_intact", true, kL4None, Damage::none, true},
+        // An IPv4 verdict from the device stops the packet before TCP.
+        RxChecksumCase{"ip_bad_l4_good", true, kIpBad | kL4Good, Damage::none, false},
+        RxChecksumCase{"ip_good_l4_unknown_corrupt", true, kIpGood | kL4Unknown, Damage::corrupt,
+                       false},
+        // Without the offload the flags are not the device's and mean nothing.
+        RxChecksumCase{"no_offload_good_flag_corrupt", false, kL4Good, Damage::corrupt, false},
+        RxChecksumCase{"no_offload_none_flag_partial", false, kL4None, Damage::partial, false},
+        RxChecksumCase{"no_offload_bad_flag_intact", false, kL4Bad | kIpBad, Damage::none, true}),
+    rx_case_name);
+
+class RxIpv4Checksum : public RxChecksumTest {};
+
+TEST_P(RxIpv4Checksum, AnswersOrDropsPerFlagsAndContent) {
+  const RxChecksumCase& c = GetParam();
+  auto request = Eth(kClientMac, kPortMac)
+                     .IPv4(kClientIp, kPortIp)
+                     .id(0x1234)
+                     .ICMPEchoRequest(0x77, 1)
+                     .payload(kPingData);
+  if (c.damage == Damage::corrupt) request.corrupt_ip_checksum();
+  port_.deliver(request.build(), 0, c.ol_flags);
+  const std::vector<Frame> out = port_.take_sent();
+  if (c.accepted) {
+    ASSERT_EQ(out.size(), 1u) << "answered";
+    EXPECT_EQ(out[0], StackTest::expected_pong(kPortIp));
+    EXPECT_EQ(bad_checksum_drops(), 0u);
+  } else {
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(bad_checksum_drops(), 1u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, RxIpv4Checksum,
+    ::testing::Values(
+        RxChecksumCase{"unknown_intact", true, kIpUnknown, Damage::none, true},
+        RxChecksumCase{"unknown_corrupt", true, kIpUnknown, Damage::corrupt, false},
+        RxChecksumCase{"good_intact", true, kIpGood, Damage::none, true},
+        RxChecksumCase{"good_corrupt", true, kIpGood, Damage::corrupt, true},
+        RxChecksumCase{"bad_intact", true, kIpBad, Damage::none, false},
+        RxChecksumCase{"none_intact", true, kIpNone, Damage::none, true},
+        RxChecksumCase{"no_offload_good_flag_corrupt", false, kIpGood, Damage::corrupt, false},
+        RxChecksumCase{"no_offload_bad_flag_intact", false, kIpBad, Damage::none, true}),
+    rx_case_name);
 
 }  // namespace
 }  // namespace weir::net
