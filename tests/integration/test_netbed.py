@@ -218,6 +218,29 @@ def test_dp0_sees_only_mtu_sized_frames_with_complete_checksums(testbed_factory)
 # Lifecycle
 
 
+def test_the_vhost_switch_starts_once_and_teardown_stops_it():
+    """The virtio mode's dpdk-testpmd (Testbed.vhost_switch): forwarding once the call returns,
+    one process however often it is asked for, and gone with its DPDK runtime directory after
+    destroy(); one that died is reported with its log, not reused."""
+    with Testbed() as tb:
+        socket_path = tb.vhost_switch()
+        proc = tb._vhost_switch
+        assert socket_path.is_socket()
+        assert proc.poll() is None
+        assert tb.vhost_switch() == socket_path and tb._vhost_switch is proc
+        config = tb.dataplane_config("virtio")
+        assert f"--vdev=net_virtio_user0,path={socket_path},queues=1,queue_size=1024" in (
+            config["dataplane"]["eal"])
+        runtime = netbed.DPDK_RUNTIME_DIR / f"{tb.dpdk_file_prefix}{netbed.VHOST_SWITCH_SUFFIX}"
+        assert runtime.is_dir()  # made by rte_eal_init even with --no-shconf; destroy() removes it
+        proc.kill()  # SIGKILL: testpmd cannot clean up after itself
+        proc.wait(10)
+        with pytest.raises(AssertionError, match="dpdk-testpmd .* exited"):
+            tb.vhost_switch()
+    assert proc.poll() is not None
+    assert not runtime.exists()
+
+
 def test_teardown_deletes_every_namespace_and_the_marker():
     links_before = root_link_names()
     with Testbed() as tb:
