@@ -222,6 +222,10 @@ void Worker::apply_messages() {
 bool Worker::poll_once(uint64_t now_us) {
   std::array<rte_mbuf*, kBurstSize> burst{};
   bool found_work = false;
+  // Timers due by now fire before this poll's packets are seen: a TIME-WAIT past its deadline is
+  // gone before a SYN could need its 4-tuple (a source port rests exactly long enough for that),
+  // however long the worker slept. The second tick below reclaims what this burst closed.
+  tcp_.tick(now_us);
   for (PortIndex port = 0; port < io_->port_count(); ++port) {
     const uint16_t received = io_->receive(port, burst.data(), kBurstSize);
     if (received == 0) continue;

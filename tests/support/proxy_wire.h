@@ -11,6 +11,7 @@
 #include <ctime>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -231,7 +232,8 @@ class Wire {
 // their timers and send, the worker polls once, and what it sent is delivered.
 class ProxyWireBed {
  public:
-  ProxyWireBed(rte_mempool* pool, uint32_t concurrency)
+  ProxyWireBed(rte_mempool* pool, uint32_t concurrency,
+               std::optional<uint64_t> start_phase_us = std::nullopt)
       : client(kClientMac, kClientIp, pool),
         backend(kBackendMac, kBackendIp, pool),
         echo(*backend.tcp),
@@ -245,6 +247,9 @@ class ProxyWireBed {
     // Not before the worker's TCP read the clock: a time earlier than its start would make
     // its timer wheel fire deadlines at once (under valgrind the worker takes a while to build).
     now_us = monotonic_us();
+    // A phase pins where the fake clock starts within the worker's 1 ms timer tick: which
+    // deadlines share a tick with which packets depends on it (tests try several).
+    if (start_phase_us) now_us = (now_us / 1000 + 1) * 1000 + *start_phase_us;
   }
   // The worker first: its sessions hold none of the peers' mbufs.
   ~ProxyWireBed() {
