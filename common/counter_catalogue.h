@@ -344,7 +344,9 @@ inline constexpr auto kDeviceCounters = std::to_array<Entry>({
             "packets the device could not receive: no free mbuf to refill the RX ring (the mbuf "
             "pool was exhausted)",
             "weir_device_rx_nombuf_total"),
-    counter("rx_missed", "packets the device dropped because the RX ring was full (imissed)",
+    counter("rx_missed",
+            "packets the device dropped because the RX ring was full (imissed; on net_af_packet, "
+            "the kernel's drops at the socket's ring)",
             "weir_device_rx_missed_total"),
     counter("rx_errors", "bad frames the device dropped (ierrors)", "weir_device_rx_errors_total"),
     counter("tx_errors", "frames the device failed to send (oerrors)",

@@ -2,6 +2,7 @@
 
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_version.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -167,6 +168,14 @@ bool open_port(const PortRequest& request, uint16_t queues, rte_mempool* pool, O
     }
     port.capabilities.reta_size = info.reta_size;
   }
+#if RTE_VERSION < RTE_VERSION_NUM(23, 0, 0, 0)
+  // Verified with 22.11, whose driver never reads PACKET_STATISTICS. A driver that did would
+  // lose what our reads reset, so a newer DPDK needs checking before this is carried over.
+  if (port.driver == "net_af_packet") {
+    port.af_packet_ring_drops =
+        std::make_shared<AfPacketRingDrops>(AfPacketRingDrops::for_interface(info.if_index));
+  }
+#endif
   return true;
 }
 
@@ -227,6 +236,7 @@ DeviceCounters read_device_counters(const OpenPort& port) {
   if (rte_eth_stats_get(port.dpdk_port_id, &stats) != 0) return out;  // a device without stats
   out.rx_nombuf = stats.rx_nombuf;
   out.rx_missed = stats.imissed;
+  if (port.af_packet_ring_drops) out.rx_missed += port.af_packet_ring_drops->drops();
   out.rx_errors = stats.ierrors;
   out.tx_errors = stats.oerrors;
   return out;

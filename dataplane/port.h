@@ -6,9 +6,11 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "dataplane/af_packet_ring_drops.h"
 #include "dataplane/flow_owner.h"
 #include "dataplane/packet_io.h"
 #include "dataplane/tx_buffers.h"
@@ -41,6 +43,9 @@ struct OpenPort {
   std::array<uint8_t, 6> mac{};
   PortCapabilities capabilities;
   std::string driver;
+  // net_af_packet: the kernel's ring drops, which its driver leaves out of imissed. Shared by
+  // the copies of this OpenPort; read on the main lcore only.
+  std::shared_ptr<AfPacketRingDrops> af_packet_ring_drops;
 };
 
 // What the device itself counts (rte_eth_stats): packets it could not hand to Weir. Read on the
@@ -48,7 +53,7 @@ struct OpenPort {
 // (kDeviceCounters).
 struct DeviceCounters {
   uint64_t rx_nombuf = 0;  // no mbuf to receive into: the RX ring could not be refilled
-  uint64_t rx_missed = 0;  // imissed: the RX ring was full (the workers fell behind)
+  uint64_t rx_missed = 0;  // imissed (+ af_packet ring drops): the RX ring was full
   uint64_t rx_errors = 0;  // ierrors: bad frames the device dropped
   uint64_t tx_errors = 0;  // oerrors: frames the device failed to send
 };
