@@ -139,8 +139,18 @@ stream {{
 """
 
 
+# af_packet's ring, in frames. 4,096 (the test bed's) overflowed at 1,000 concurrent transactions:
+# 1.8 % of frames dropped by the kernel (rx_missed), each costing a retransmission timeout, which
+# made Weir's p99 there ~1 s (docs/operations.md, "Ports"). 16,384 is 32 MiB of kernel memory.
+RING_FRAMES = 16384
+
+
 def weir_config(tb: Testbed, workers: int) -> dict:
-    config = tb.dataplane_config()  # af_packet on dp0, framecnt=4096, idle backoff (default)
+    config = tb.dataplane_config()  # af_packet on dp0, idle backoff (default)
+    config["dataplane"]["eal"] = [
+        a.replace("framecnt=4096", f"framecnt={RING_FRAMES}") for a in config["dataplane"]["eal"]]
+    if not any(f"framecnt={RING_FRAMES}" in a for a in config["dataplane"]["eal"]):
+        raise SystemExit(f"the test bed's --vdev has no framecnt=4096 to replace: {config}")
     eal = config["dataplane"]["eal"]
     if workers == 2:
         # Main lcore floating over both CPUs (it mostly sleeps), one worker pinned to each.
@@ -359,7 +369,9 @@ class Bench:
         corrupt: dict[str, int] = {}  # every counter named *corrupt*, summed over workers
         for name, value in re.findall(r'"([a-z_]*corrupt[a-z_]*)": (\d+)', json.dumps(stats)):
             corrupt[name] = corrupt.get(name, 0) + int(value)
-        return {"drops": DataplaneProcess.drops(stats), "corrupt": corrupt}
+        devices = {port: {k: v for k, v in counters.items() if k.startswith(("rx_", "tx_"))}
+                   for port, counters in stats.get("devices", {}).items()}
+        return {"drops": DataplaneProcess.drops(stats), "corrupt": corrupt, "devices": devices}
 
 
 def summarise(results: dict) -> dict:
