@@ -56,6 +56,8 @@ void BM_InOrderSegmentReceivedAndAcked(benchmark::State& state) {
   weir::dataplane::TcpCounters counters{};
   weir::dataplane::TxBuffers tx(io, ports);
   weir::net::StackConfig config = weir::test::harness_port_config();
+  // A NIC that validates TCP checksums validates IPv4 header checksums too.
+  config.ports[0].rx_ipv4_checksum_offload = checksum_offload;
   config.ports[0].rx_l4_checksum_offload = checksum_offload;
   weir::net::Stack ip(config, g_pool, tx, ports, l3);
   weir::tcp::TcpSettings settings;
@@ -83,7 +85,11 @@ void BM_InOrderSegmentReceivedAndAcked(benchmark::State& state) {
   io.capture = &sent;
   deliver(Eth(kClientMac, kPortMac)
               .IPv4(kClientIp, kVip)
-              .TCP(40000, 9, weir::net::TcpFlag::syn, 1000, 0)
+              // As Linux opens (less timestamps): without an MSS option the peer's MSS would be
+              // RFC 9293's default 536, and every 1448-byte segment would open the window by more
+              // than two of those, each answered by a window update.
+              .TCP(40000, 9, weir::net::TcpFlag::syn, 1000, 0,
+                   weir::test::TcpOptions().mss(1460).window_scale(7))
               .build());
   io.capture = nullptr;
   const uint32_t iss = (uint32_t{sent.back()[38]} << 24) | (uint32_t{sent.back()[39]} << 16) |

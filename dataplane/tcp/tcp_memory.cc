@@ -12,8 +12,12 @@ namespace weir::tcp {
 
 uint32_t TcpStack::memory_share(const Connection& c) const {
   if (settings_.memory_budget_bytes == 0) return UINT32_MAX;
-  const uint64_t share = settings_.memory_budget_bytes / (2 * std::max<size_t>(table_.size(), 1));
-  return static_cast<uint32_t>(std::clamp<uint64_t>(share, 4u * c.mss_, UINT32_MAX));
+  return static_cast<uint32_t>(
+      std::clamp<uint64_t>(share_per_connection_, 4u * c.mss_, UINT32_MAX));
+}
+
+void TcpStack::refresh_memory_share() {
+  share_per_connection_ = settings_.memory_budget_bytes / (2 * std::max<size_t>(table_.size(), 1));
 }
 
 uint32_t TcpStack::pressure_window(const Connection& c) const {

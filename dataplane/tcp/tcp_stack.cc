@@ -73,6 +73,7 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& net_stack, rte_mempo
   free_slots_.reserve(settings.max_connections);
   for (uint32_t i = settings.max_connections; i > 0; --i) free_slots_.push_back(i - 1);
   closing_.reserve(64);
+  refresh_memory_share();
   clamped_.reserve(settings.max_connections);
 }
 
@@ -111,6 +112,7 @@ Connection* TcpStack::allocate(const FourTuple& tuple, PortIndex port, uint64_t)
   if (free_slots_.empty()) return nullptr;
   const uint32_t slot = free_slots_.back();
   if (!table_.insert(tuple, slot)) return nullptr;
+  refresh_memory_share();
   free_slots_.pop_back();
   slots_[slot] = std::make_unique<Connection>();
   Connection& c = *slots_[slot];
@@ -234,6 +236,7 @@ void TcpStack::close(Connection& c, CloseReason reason) {
   wheel_.cancel(c.wait_timer_);
   if (c.in_table_) {
     table_.erase(c.tuple_);
+    refresh_memory_share();
     c.in_table_ = false;
   }
   closing_.push_back(&c);

@@ -398,6 +398,8 @@ class TcpStack final : public net::TransportHandler {
   uint32_t pressure_window(const Connection& c) const;
   // A connection's equal share of memory_budget_bytes (see TcpSettings).
   uint32_t memory_share(const Connection& c) const;
+  // Recomputes share_per_connection_ after the table grew or shrank.
+  void refresh_memory_share();
   // What remains of the window last advertised: the edge less RCV.NXT.
   static uint32_t offered_window(const Connection& c) {
     return c.rcv_.edge > c.rcv_.nxt ? static_cast<uint32_t>(c.rcv_.edge - c.rcv_.nxt) : 0;
@@ -468,6 +470,9 @@ class TcpStack final : public net::TransportHandler {
   std::vector<Listener> listeners_;
   uint32_t time_wait_connections_ = 0;  // against settings_.max_time_wait
   MemoryLevel memory_level_ = MemoryLevel::normal;
+  // memory_budget_bytes / (2 x connections), kept up to date as connections come and go: a
+  // division per connection opened or closed rather than several per segment (receive_window).
+  uint64_t share_per_connection_ = 0;
   FlowMissHandler* miss_handler_ = nullptr;
   unsigned free_mbufs_ = 0;  // at the last sample
   uint64_t next_memory_sample_us_ = 0;
