@@ -8,12 +8,13 @@
 
 namespace weir::proxy {
 
+// In every proxied session three times, so no flag of its own: an item is on its list when it has a
+// predecessor or is the list's head.
 template <class T>
 struct DeadlineLink {
-  T* prev = nullptr;
+  T* prev = nullptr;  // null for the head, and off the list
   T* next = nullptr;
   uint64_t since_us = 0;  // when the clock started
-  bool linked = false;
 };
 
 template <class T, DeadlineLink<T> T::*Link>
@@ -22,7 +23,7 @@ class DeadlineList {
   // Starts the item's clock again at `now_us`: it moves to the tail.
   void restart(T& item, uint64_t now_us) {
     DeadlineLink<T>& link = item.*Link;
-    if (link.linked && tail_ == &item) {
+    if (tail_ == &item) {
       link.since_us = now_us;
       return;
     }
@@ -32,22 +33,20 @@ class DeadlineList {
     link.next = nullptr;
     (tail_ != nullptr ? (tail_->*Link).next : head_) = &item;
     tail_ = &item;
-    link.linked = true;
   }
 
   // Starts the clock unless it runs already.
   void start(T& item, uint64_t now_us) {
-    if (!(item.*Link).linked) restart(item, now_us);
+    if (!running(item)) restart(item, now_us);
   }
 
   // Stops the item's clock (nothing if it was not running).
   void remove(T& item) {
     DeadlineLink<T>& link = item.*Link;
-    if (!link.linked) return;
+    if (!running(item)) return;
     (link.prev != nullptr ? (link.prev->*Link).next : head_) = link.next;
     (link.next != nullptr ? (link.next->*Link).prev : tail_) = link.prev;
     link.prev = link.next = nullptr;
-    link.linked = false;
   }
 
   // The item whose clock has run longest, if it has run for `timeout_us` by `now_us`.
@@ -56,7 +55,7 @@ class DeadlineList {
     return head_;
   }
 
-  static bool running(const T& item) { return (item.*Link).linked; }
+  bool running(const T& item) const { return (item.*Link).prev != nullptr || head_ == &item; }
 
  private:
   T* head_ = nullptr;

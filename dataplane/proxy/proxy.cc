@@ -141,15 +141,12 @@ Proxy::Session* Proxy::new_session(ListenerState& listener) {
   s->client_side = Side{};
   s->client_side.proxy = this;
   s->client_side.session = s;
-  s->client_side.client = true;
   s->backend_side.proxy = this;
   s->backend_side.session = s;
-  s->backend_side.client = false;
   s->live = true;
   if (listener.plan.tls) s->tls = std::make_unique<TlsState>();
   if (listener.plan.framed) {
-    s->relay[kToBackend] = std::make_unique<FrameRelay>(listener.plan.frames);
-    s->relay[kToClient] = std::make_unique<FrameRelay>(listener.plan.frames);
+    s->relays = std::make_unique<FrameRelayPair>(listener.plan.frames);
   }
   if (listener.plan.session_log_sample != 0 &&
       listener.sessions_seen++ % listener.plan.session_log_sample == 0) {
@@ -297,7 +294,7 @@ void Proxy::on_data(Session& s, bool client_side, rte_mbuf* data) {
     pump_tls(s, client_side);
     return;
   }
-  if (s.relay[direction]) {
+  if (s.relays) {
     if (!inspect_frames(s, client_side, data)) return;
   } else {
     tcp_.keep_received(s.pending[direction], data);
@@ -326,7 +323,7 @@ void Proxy::discard_for_gone_client(Session& s, rte_mbuf* data) {
 // malformed header, resets both connections before the trailer leaves.
 bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
   const Direction direction = client_side ? kToBackend : kToClient;
-  FrameRelay& relay = *s.relay[direction];
+  FrameRelay& relay = *s.relay(direction);
   ListenerCounters& counters = *s.listener->counters;
   tcp::MbufQueue& pending = s.pending[direction];
   const FrameCounts before = relay.counts();

@@ -13,14 +13,17 @@ namespace weir::proxy {
 struct Proxy::Side final : tcp::ConnectionHandler {
   Proxy* proxy = nullptr;
   Session* session = nullptr;
-  bool client = false;
-  void on_established(tcp::Connection&) override { proxy->on_established(*session, client); }
+  // Which side this is: the session's client_side or its backend_side (no flag of its own: every
+  // session holds two sides).
+  bool is_client() const;
+  void on_established(tcp::Connection&) override { proxy->on_established(*session, is_client()); }
   void on_data(tcp::Connection&, rte_mbuf* data) override {
-    proxy->on_data(*session, client, data);
+    proxy->on_data(*session, is_client(), data);
   }
-  void on_writable(tcp::Connection&) override { proxy->on_writable(*session, client); }
-  void on_peer_fin(tcp::Connection&) override { proxy->on_peer_fin(*session, client); }
+  void on_writable(tcp::Connection&) override { proxy->on_writable(*session, is_client()); }
+  void on_peer_fin(tcp::Connection&) override { proxy->on_peer_fin(*session, is_client()); }
   void on_closed(tcp::Connection& c, tcp::CloseReason reason) override {
+    const bool client = is_client();
     if (!client) proxy->release_source_port(c.tuple());
     proxy->on_closed(*session, client, reason);
   }
@@ -35,33 +38,42 @@ struct Proxy::TlsState {
   bool end_sent[2] = {false, false};  // ... and the relay has taken it (after the parked bytes)
 };
 
+// A framed listener's two frame relays, by Direction: one allocation, out of the session's record.
+struct FrameRelayPair {
+  explicit FrameRelayPair(const FrameRelaySettings& settings)
+      : direction{FrameRelay(settings), FrameRelay(settings)} {}
+  FrameRelay direction[2];
+};
+
+// One per proxied session, live or on the free list. With its two connections' records it is the
+// memory of an idle session (docs/operations.md; at most 1 KiB, the many_connections suite), so
+// what only some listeners use is out of line behind a pointer, and the flags are bits.
 struct Proxy::Session {
   ListenerState* listener = nullptr;
   Side client_side, backend_side;
   tcp::Connection* client = nullptr;
   tcp::Connection* backend = nullptr;  // null before the first connect and after it closed
-  bool backend_established = false;
-  bool fin_to[2] = {false, false};  // by Direction: shutdown_write done toward that side
-  bool eof[2] = {false, false};     // by Direction: the sending side's FIN has arrived
   // By Direction: bytes received and not yet taken by the other side's send queue. Held by the
   // session, not the connection, so that a side that has closed cleanly still delivers them.
   tcp::MbufQueue pending[2];
-  bool live = false;  // between accept and release
-  uint8_t attempts = 0;
-  uint64_t tried = 0;                  // backends attempted (by index, the first 64)
-  uint32_t backend_slot = UINT32_MAX;  // the chosen backend's counter slot
-  bool backend_counted = false;        // in that backend's connections counter
+  uint64_t tried = 0;  // backends attempted (by index, the first 64)
   uint64_t flow_hash = 0;
   // Each side's silence, and (framed) how long the client's frame in progress has been open:
   // clocks on the listener's lists (deadline_list.h).
   DeadlineLink<Session> client_quiet, server_quiet, client_frame;
-  // By Direction, framed listeners only: out of line, so that an idle `tcp` session costs 350
-  // bytes less (the 100,000-session test measures the memory per idle session).
-  std::unique_ptr<FrameRelay> relay[2];
+  // Framed listeners only: out of line, so that an idle `tcp` session costs 350 bytes less.
+  std::unique_ptr<FrameRelayPair> relays;
   // Sampled sessions of a listener with a session log only (the rest pay a pointer).
   std::unique_ptr<SessionRecord> log;
   // Sessions of tls listeners only (the rest pay a pointer).
   std::unique_ptr<TlsState> tls;
+  uint32_t backend_slot = UINT32_MAX;  // the chosen backend's counter slot
+  bool fin_to[2] = {false, false};     // by Direction: shutdown_write done toward that side
+  bool eof[2] = {false, false};        // by Direction: the sending side's FIN has arrived
+  uint8_t attempts = 0;
+  bool backend_established : 1 = false;
+  bool live : 1 = false;             // between accept and release
+  bool backend_counted : 1 = false;  // in that backend's connections counter
 
   void reset() {
     listener = nullptr;
@@ -70,8 +82,8 @@ struct Proxy::Session {
     for (int d = 0; d < 2; ++d) {
       fin_to[d] = eof[d] = false;
       pending[d].clear();
-      relay[d].reset();
     }
+    relays.reset();
     log.reset();
     tls.reset();
     attempts = 0;
@@ -81,9 +93,19 @@ struct Proxy::Session {
     client_quiet = server_quiet = client_frame = {};
   }
 
+  // The direction's frame relay, on framed listeners (else null).
+  FrameRelay* relay(int direction) const {
+    return relays ? &relays->direction[direction] : nullptr;
+  }
   tcp::Connection* from(bool client_side) const { return client_side ? client : backend; }
   tcp::Connection* to(bool client_side) const { return client_side ? backend : client; }
 };
+// Growth here is growth of every idle session: 100,000 sessions, 100,000 times.
+static_assert(sizeof(Proxy::Session) <= 248, "a session's record outgrew its 248 bytes");
+
+inline bool Proxy::Side::is_client() const {
+  return this == &session->client_side;
+}
 
 // Resets a connection it is given right after the handshake: the listener was at its limit.
 class Refuser final : public tcp::ConnectionHandler {

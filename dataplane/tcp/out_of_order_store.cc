@@ -10,6 +10,7 @@ OutOfOrderStore::OutOfOrderStore(uint32_t segments, uint8_t per_connection)
       seq_(segments_.size()),
       next_(segments_.size(), kNone),
       count_(segments_.size(), 0),
+      latest_(segments_.size()),
       position_(segments_.size(), 0),
       per_connection_(std::max<uint8_t>(per_connection, 1)),
       buckets_(per_connection_ + 1u) {
@@ -60,6 +61,7 @@ void OutOfOrderStore::set_head(Queue& queue, uint16_t head) {
   if (head != kNone && !queue.empty()) {
     count_[head] = count_[queue.head];
     position_[head] = position_[queue.head];
+    latest_[head] = latest_[queue.head];
   }
   queue.head = head;
 }
@@ -108,6 +110,7 @@ OutOfOrderStore::Stored OutOfOrderStore::insert(Queue& queue, Seq seq, rte_mbuf*
     *link = entry;
   }
   count_[queue.head] = static_cast<uint8_t>(held + 1);
+  latest_[queue.head] = seq;
   bucket(queue);
   return Stored::kept;
 }

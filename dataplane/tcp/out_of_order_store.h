@@ -67,6 +67,10 @@ class OutOfOrderStore {
   }
 
   uint8_t count(const Queue& queue) const { return queue.empty() ? 0 : count_[queue.head]; }
+  // Where the segment kept last starts (RFC 2018 4: the first SACK block reports it). Kept here
+  // rather than in the connection's record, which then grows by nothing for out-of-order data.
+  // The queue must not be empty; the segment itself may have been taken since.
+  Seq latest(const Queue& queue) const { return latest_[queue.head]; }
   uint32_t free_segments() const { return free_count_; }
   uint32_t capacity() const { return static_cast<uint32_t>(segments_.size()); }
   uint8_t per_connection() const { return per_connection_; }
@@ -87,8 +91,10 @@ class OutOfOrderStore {
   std::vector<rte_mbuf*> segments_;
   std::vector<Seq> seq_;
   std::vector<uint16_t> next_;  // the next entry of the queue, or of the free list
-  // Valid at a queue's first entry only: how many it holds, and where it is in buckets_[count].
+  // Valid at a queue's first entry only: how many it holds, where it is in buckets_[count], and
+  // latest().
   std::vector<uint8_t> count_;
+  std::vector<Seq> latest_;
   std::vector<uint16_t> position_;
   uint16_t free_head_ = kNone;
   uint32_t free_count_ = 0;

@@ -25,20 +25,24 @@ class RtoEstimator {
   static constexpr uint64_t kGranularityUs = 1'000;                // the worker's timer tick
   static constexpr uint64_t kAfterHandshakeTimeoutUs = 3'000'000;  // RFC 6298 5.7
 
+  // The bounds are at most kMaxRtoUs (the configuration allows 600 s).
   RtoEstimator(uint64_t min_rto_us, uint64_t max_rto_us)
-      : min_rto_us_(min_rto_us), max_rto_us_(max_rto_us), rto_us_(clamp(kInitialRtoUs)) {}
+      : min_rto_us_(narrow(min_rto_us)),
+        max_rto_us_(narrow(max_rto_us)),
+        rto_us_(clamp(kInitialRtoUs)) {}
 
   void sample(uint64_t rtt_us) {
-    if (!has_sample_) {
-      srtt_us_ = rtt_us;
-      rttvar_us_ = rtt_us / 2;
-      has_sample_ = true;
-    } else {
+    rtt_us = std::min<uint64_t>(rtt_us, kMaxRttUs);
+    uint64_t srtt = rtt_us, rttvar = rtt_us / 2;
+    if (has_sample_) {
       const uint64_t error = srtt_us_ > rtt_us ? srtt_us_ - rtt_us : rtt_us - srtt_us_;
-      rttvar_us_ = (3 * rttvar_us_ + error) / 4;
-      srtt_us_ = (7 * srtt_us_ + rtt_us) / 8;
+      rttvar = (3 * uint64_t{rttvar_us_} + error) / 4;
+      srtt = (7 * uint64_t{srtt_us_} + rtt_us) / 8;
     }
-    rto_us_ = clamp(srtt_us_ + std::max(kGranularityUs, 4 * rttvar_us_));
+    srtt_us_ = static_cast<uint32_t>(srtt);
+    rttvar_us_ = static_cast<uint32_t>(rttvar);
+    has_sample_ = true;
+    rto_us_ = clamp(srtt + std::max(kGranularityUs, 4 * rttvar));
     backoffs_ = 0;
   }
 
@@ -52,7 +56,7 @@ class RtoEstimator {
   // The retransmission timer expired: RFC 6298 5.5.
   void back_off() {
     rto_us_ = std::min(rto_us_ * 2, max_rto_us_);
-    ++backoffs_;
+    if (backoffs_ < UINT8_MAX) ++backoffs_;
   }
 
   uint64_t rto_us() const { return rto_us_; }
@@ -62,15 +66,24 @@ class RtoEstimator {
   uint32_t backoffs() const { return backoffs_; }
 
  private:
-  uint64_t clamp(uint64_t rto) const { return std::clamp(rto, min_rto_us_, max_rto_us_); }
+  // Kept in 32 bits (every connection's record holds one: tcp_stack.h): an RTO is at most
+  // kMaxRtoUs, and a sample is taken as at most kMaxRttUs (over an hour), so that 4 RTTVAR and
+  // 7 SRTT are computed in 64 bits without overflow and stored back in 32.
+  static constexpr uint64_t kMaxRtoUs = 1'000'000'000;
+  static constexpr uint64_t kMaxRttUs = UINT32_MAX;
+  static uint32_t narrow(uint64_t us) { return static_cast<uint32_t>(std::min(us, kMaxRtoUs)); }
+  uint32_t clamp(uint64_t rto) const {
+    return static_cast<uint32_t>(std::clamp<uint64_t>(rto, min_rto_us_, max_rto_us_));
+  }
 
-  uint64_t min_rto_us_;
-  uint64_t max_rto_us_;
-  uint64_t rto_us_;
-  uint64_t srtt_us_ = 0;
-  uint64_t rttvar_us_ = 0;
+  uint32_t min_rto_us_;
+  uint32_t max_rto_us_;
+  uint32_t rto_us_;
+  uint32_t srtt_us_ = 0;
+  uint32_t rttvar_us_ = 0;
+  uint8_t backoffs_ = 0;  // saturates: only ever compared with small numbers
   bool has_sample_ = false;
-  uint32_t backoffs_ = 0;
 };
+static_assert(sizeof(RtoEstimator) <= 24, "every connection's record holds one");
 
 }  // namespace weir::tcp

@@ -192,7 +192,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
         c->snd_.wnd = uint32_t{s.window} << c->snd_.wnd_scale;
         c->snd_.wl1 = s.seq;
         c->snd_.wl2 = s.ack;
-        c->cc_ = make_congestion_control(settings_.congestion, c->mss_);
+        c->cc_ = CongestionControl(settings_.congestion, c->mss_);
         established(*c, now_us);
         if (c->state_ == State::closed) {
           rte_pktmbuf_free(packet);
@@ -394,7 +394,7 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
         send_segment(c, c.snd_.una, TcpFlag::ack, retransmit_length(c), now_us);
       }
     } else {
-      c.cc_->on_ack(data_acked, now_us, c.rto_.srtt_us());
+      c.cc_.on_ack(data_acked, now_us, c.rto_.srtt_us());
     }
     if (!c.in_recovery_ && scoreboard(c) != nullptr && scoreboard(c)->empty())
       release_scoreboard(c);
@@ -485,7 +485,7 @@ void TcpStack::enter_recovery(Connection& c, uint64_t now_us) {
   counters_.fast_retransmits.add();
   c.in_recovery_ = true;
   c.snd_.recover = c.snd_.max;  // RFC 6675 5 (4.1) RecoveryPoint = HighData
-  c.cc_->on_loss(static_cast<uint32_t>(c.snd_.max - c.snd_.una), now_us);
+  c.cc_.on_loss(static_cast<uint32_t>(c.snd_.max - c.snd_.una), now_us);
   c.timing_rtt_ = false;  // Karn: nothing sent from here on times the path
   // RFC 6675 5 (4.3) and RFC 6582 3.2 (2): the first unacknowledged segment goes again at once.
   const uint32_t length = retransmit_length(c);
@@ -629,9 +629,7 @@ bool TcpStack::stash_out_of_order(Connection& c, Seq seq, rte_mbuf* payload) {
     // takes in-order data only for now, and its sender recovers from what it holds.
     counters_.out_of_order_store_exhausted.add();
   }
-  if (stored != OutOfOrderStore::Stored::kept) return false;
-  c.last_out_of_order_ = seq;
-  return true;
+  return stored == OutOfOrderStore::Stored::kept;
 }
 
 void TcpStack::deliver_out_of_order(Connection& c) {
@@ -693,7 +691,7 @@ void TcpStack::negotiate(Connection& c, const Segment& s) {
     c.ts_recent_ = s.timestamps->value;
   }
   c.sack_ok_ = s.sack_permitted;
-  c.cc_ = make_congestion_control(settings_.congestion, c.mss_);
+  c.cc_ = CongestionControl(settings_.congestion, c.mss_);
 }
 
 void TcpStack::on_syn_sent(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {

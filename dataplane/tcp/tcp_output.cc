@@ -100,7 +100,7 @@ void TcpStack::output(Connection& c, uint64_t now_us) {
       const uint32_t flight = sack_recovery ? scoreboards_[c.scoreboard_].pipe(
                                                   c.snd_.una, c.snd_.max, c.segment_payload())
                                             : in_flight;
-      const uint32_t cwnd = c.cc_->cwnd();
+      const uint32_t cwnd = c.cc_.cwnd();
       const uint32_t allowed = std::min(cwnd > flight ? cwnd - flight : 0,
                                         c.snd_.wnd > in_flight ? c.snd_.wnd - in_flight : 0);
       if (allowed == 0) {
@@ -149,7 +149,7 @@ void TcpStack::sack_retransmit(Connection& c, uint64_t now_us) {
   const uint32_t smss = c.segment_payload();
   for (;;) {
     const uint32_t pipe = board.pipe(c.snd_.una, c.snd_.max, smss);
-    const uint32_t cwnd = c.cc_->cwnd();
+    const uint32_t cwnd = c.cc_.cwnd();
     if (cwnd <= pipe || cwnd - pipe < smss) return;
     const auto hole = board.next_lost(c.snd_.una, smss);
     if (!hole) return;
@@ -236,9 +236,9 @@ size_t TcpStack::sack_option(const Connection& c, uint8_t* out, size_t max_block
   });
   // RFC 2018 4: the first block holds the most recently received segment; the others follow.
   size_t first = 0;
+  const Seq latest = ooo_store_.latest(c.ooo_);
   for (size_t i = 0; i < count; ++i) {
-    if (ranges[i].first <= c.last_out_of_order_ && c.last_out_of_order_ < ranges[i].second)
-      first = i;
+    if (ranges[i].first <= latest && latest < ranges[i].second) first = i;
   }
   const size_t blocks = std::min(count, max_blocks);
   size_t n = 0;

@@ -7,11 +7,11 @@
 
 namespace weir::tcp {
 
-// An idle established connection holds no mbuf: its record, CUBIC's state and its two entries in a
-// connection table kept at most half full stay within 512 bytes (docs/benchmarks.md).
+// An idle established connection holds no mbuf: its record (CUBIC's state included) and its two
+// entries in a connection table kept at most half full stay within 384 bytes (docs/benchmarks.md).
 constexpr size_t kIdleConnectionBytes =
-    sizeof(Connection) + sizeof(Cubic) + 2 * (sizeof(FourTuple) + sizeof(ConnectionTable::Slot));
-static_assert(kIdleConnectionBytes <= 512, "an idle connection outgrew its 512 bytes");
+    sizeof(Connection) + 2 * (sizeof(FourTuple) + sizeof(ConnectionTable::Slot));
+static_assert(kIdleConnectionBytes <= 384, "an idle connection outgrew its 384 bytes");
 
 const char* name_of(State state) {
   switch (state) {
@@ -121,11 +121,9 @@ Connection* TcpStack::allocate(const FourTuple& tuple, PortIndex port, uint64_t)
   c.slot_ = slot;
   c.in_table_ = true;
   c.rto_ = RtoEstimator(settings_.min_rto_us, settings_.max_rto_us);
-  for (auto* timer : {&c.retransmit_timer_, &c.delayed_ack_timer_, &c.wait_timer_})
-    timer->owner = &c;
-  c.retransmit_timer_.kind = Connection::kRetransmit;
-  c.delayed_ack_timer_.kind = Connection::kDelayedAck;
-  c.wait_timer_.kind = Connection::kWait;
+  c.retransmit_timer_.set_tag(Connection::kRetransmit);
+  c.delayed_ack_timer_.set_tag(Connection::kDelayedAck);
+  c.wait_timer_.set_tag(Connection::kWait);
   return &c;
 }
 

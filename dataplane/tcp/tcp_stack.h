@@ -15,9 +15,11 @@
 #include <rte_mempool.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "dataplane/counters.h"
@@ -60,13 +62,16 @@ class Connection;
 // A connection's allowance of `per_window` ACKs of one kind in each window of `window_us`, a window
 // opening with the first ACK after the last one closed (window_us 0: no limit). Challenge ACKs and
 // ACKs to out-of-window segments each have one.
+// The window start is kept in milliseconds, in 32 bits (every connection holds two of these): after
+// 49 days without one, an ACK may find itself in an old window and be refused once.
 struct RateLimit {
-  uint64_t window_start_us = 0;
+  uint32_t window_start_ms = 0;
   uint8_t used = 0;
   // Takes one from the allowance; false when it is spent.
   bool take(uint64_t now_us, uint64_t window_us, uint8_t per_window) {
-    if (now_us - window_start_us >= window_us) {
-      window_start_us = now_us;
+    const uint32_t now_ms = static_cast<uint32_t>(now_us / 1000);
+    if (uint64_t{static_cast<uint32_t>(now_ms - window_start_ms)} * 1000 >= window_us) {
+      window_start_ms = now_ms;
       used = 0;
     }
     if (used >= per_window) return false;
@@ -171,7 +176,20 @@ struct TcpSettings {
 
 enum class MemoryLevel : uint8_t { normal, pressure, critical };
 
-class Connection {
+// A connection's three timers, first in its record (Connection derives from this): a timer's tag
+// says which it is, and from that the TcpStack finds the connection, so a timer carries no owner
+// pointer (tcp_timers.cc).
+struct ConnectionTimers {
+  Timer retransmit_timer_, delayed_ack_timer_, wait_timer_;
+};
+static_assert(std::is_standard_layout_v<ConnectionTimers>, "offsetof finds a timer's record");
+
+// A connection's record. Every idle connection holds one, so its size is most of the memory per
+// idle proxied session (docs/operations.md: at most 1 KiB for two connections and the session):
+// fields are as narrow as their ranges allow, flags are bits, and state only loss recovery or
+// out-of-order data needs lives in per-worker pools (the SACK scoreboards, the out-of-order store),
+// taken while needed. The static_assert under the class catches growth.
+class Connection : private ConnectionTimers {
  public:
   const FourTuple& tuple() const { return tuple_; }
   bool peer_closed() const { return fin_received_; }
@@ -189,33 +207,26 @@ class Connection {
 
  private:
   friend class TcpStack;
-  struct ConnTimer : Timer {
-    Connection* owner = nullptr;
-    uint8_t kind = 0;
-  };
+  // The tags of the three timers.
   enum TimerKind : uint8_t { kRetransmit, kDelayedAck, kWait };
   // What the retransmission timer is set for: the timeout itself, a tail loss probe (RFC 8985
   // 7), or the end of a reordering window (RFC 8985 6.3). One timer serves the three, as Linux's
   // does, since only the earliest matters.
   enum class LossTimer : uint8_t { rto, probe, reorder };
 
-  FourTuple tuple_;
-  PortIndex port_ = 0;
-  State state_ = State::closed;
-  bool in_table_ = false;
-  bool close_notified_ = false;
-  bool fin_queued_ = false;  // shutdown_write: a FIN follows the queued data
-  bool fin_sent_ = false;
-  bool fin_received_ = false;
-  bool ts_ok_ = false;
-  bool sack_ok_ = false;  // both SYNs carried SACK-permitted: our ACKs report out-of-order data
-  bool timing_rtt_ = false;
-  bool blocked_ = false;         // send() refused: on_writable owed
-  bool in_recovery_ = false;     // fast recovery (RFC 6582) until SND.UNA passes snd_.recover
-  bool window_clamped_ = false;  // advertised a window under memory pressure: reopen after it
-  uint16_t mss_ = 536;
-  uint32_t retransmissions_ = 0;
-  uint64_t last_received_us_ = 0;
+  // The connection whose timer this is (its tag says which of the three).
+  static Connection& of_timer(Timer& timer) {
+    static constexpr size_t kOffsets[] = {offsetof(ConnectionTimers, retransmit_timer_),
+                                          offsetof(ConnectionTimers, delayed_ack_timer_),
+                                          offsetof(ConnectionTimers, wait_timer_)};
+    auto* timers = reinterpret_cast<ConnectionTimers*>(reinterpret_cast<char*>(&timer) -
+                                                       kOffsets[timer.tag()]);
+    return static_cast<Connection&>(*timers);
+  }
+  void count_retransmission() {
+    if (retransmissions_ < UINT16_MAX) ++retransmissions_;
+  }
+
   // The send sequence variables (RFC 9293 3.3.1) and the sender's loss-recovery state.
   struct SendSequence {
     Seq iss;  // ISS
@@ -238,29 +249,49 @@ class Connection {
     uint8_t wnd_scale = 0;  // our shift (RFC 7323)
     uint8_t unacked_segments = 0;  // data segments received since our last ACK (delayed ACKs)
   };
+
+  // 8-byte members first (the timers are in the base), then narrower ones, so nothing is padded.
+  uint64_t last_received_us_ = 0;
+  uint64_t rtt_start_us_ = 0;  // when the timed segment left (in the handshake: the last SYN)
+  MbufQueue send_queue_;       // from SND.UNA: sent-unacknowledged, then unsent
+  MbufQueue parked_;
+  ConnectionHandler* handler_ = nullptr;
+  ListenerHandler* listener_ = nullptr;
+  CongestionControl cc_{CongestionAlgorithm::cubic, 536};  // set when the handshake completes
+  RtoEstimator rto_{200'000, 120'000'000};
   SendSequence snd_;
   ReceiveSequence rcv_;
+  FourTuple tuple_;
   uint32_t unread_ = 0;
   uint32_t ts_recent_ = 0;
   Seq rtt_seq_;
-  uint64_t rtt_start_us_ = 0;  // when the timed segment left (in the handshake: the last SYN)
   uint32_t slot_ = 0;
+  RateLimit challenge_acks_;          // RFC 5961 7
+  RateLimit out_of_window_acks_;      // Linux's tcp_invalid_ratelimit
   OutOfOrderStore::Queue ooo_;        // the out-of-order segments held
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
-  Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
+  uint16_t mss_ = 536;
+  PortIndex port_ = 0;
+  State state_ = State::closed;
+  uint16_t retransmissions_ = 0;  // saturates at UINT16_MAX (settings may say "never give up")
   uint8_t keepalive_probes_sent_ = 0;
-  bool probe_outstanding_ = false;         // a tail loss probe sent; no new data acknowledged since
   LossTimer loss_timer_ = LossTimer::rto;  // (a running reordering window ends at its deadline)
-  RateLimit challenge_acks_;               // RFC 5961 7
-  RateLimit out_of_window_acks_;           // Linux's tcp_invalid_ratelimit
-  RtoEstimator rto_{200'000, 120'000'000};
-  std::unique_ptr<CongestionControl> cc_;
-  MbufQueue send_queue_;  // from SND.UNA: sent-unacknowledged, then unsent
-  MbufQueue parked_;
-  ConnTimer retransmit_timer_, delayed_ack_timer_, wait_timer_;
-  ConnectionHandler* handler_ = nullptr;
-  ListenerHandler* listener_ = nullptr;
+  bool in_table_ : 1 = false;
+  bool close_notified_ : 1 = false;
+  bool fin_queued_ : 1 = false;  // shutdown_write: a FIN follows the queued data
+  bool fin_sent_ : 1 = false;
+  bool fin_received_ : 1 = false;
+  bool ts_ok_ : 1 = false;
+  bool sack_ok_ : 1 = false;  // both SYNs carried SACK-permitted: our ACKs report out-of-order data
+  bool timing_rtt_ : 1 = false;
+  bool blocked_ : 1 = false;         // send() refused: on_writable owed
+  bool in_recovery_ : 1 = false;     // fast recovery (RFC 6582) until SND.UNA passes snd_.recover
+  bool window_clamped_ : 1 = false;  // advertised a window under memory pressure: reopen after it
+  bool probe_outstanding_ : 1 = false;  // a tail loss probe sent; no new data acknowledged since
 };
+// Two records and the session's are the memory of an idle proxied session (at most 1 KiB, the
+// many_connections suite): a field added here is added 200,000 times at 100,000 sessions.
+static_assert(sizeof(Connection) <= 336, "a connection's record outgrew its 336 bytes");
 
 class TcpStack final : public net::TransportHandler {
  public:

@@ -26,10 +26,9 @@ void TcpStack::tick(uint64_t now_us) {
 }
 
 void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
-  auto& t = static_cast<Connection::ConnTimer&>(timer);
-  Connection& c = *t.owner;
+  Connection& c = Connection::of_timer(timer);
   if (c.state_ == State::closed) return;
-  switch (t.kind) {
+  switch (timer.tag()) {
     case Connection::kDelayedAck:
       send_ack(c, now_us);
       return;
@@ -55,7 +54,7 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
       close(c, CloseReason::timeout);
       return;
     }
-    ++c.retransmissions_;
+    c.count_retransmission();
     c.rto_.back_off();
     if (c.state_ == State::syn_sent) {
       send_syn(c, now_us);
@@ -93,7 +92,8 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
     return;
   }
   counters_.rto_expirations.add();
-  if (++c.retransmissions_ > settings_.max_retransmissions) {
+  c.count_retransmission();
+  if (c.retransmissions_ > settings_.max_retransmissions) {
     counters_.timeouts.add();
     send_reset(c.port_, c.tuple_, c.snd_.nxt, Seq(0), false, now_us);
     close(c, CloseReason::timeout);
@@ -101,7 +101,7 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
   }
   // RFC 6298 5.4-5.6 and RFC 5681 3.1: back off, collapse the window, go back to SND.UNA.
   c.rto_.back_off();
-  c.cc_->on_timeout(static_cast<uint32_t>(c.snd_.max - c.snd_.una), now_us);
+  c.cc_.on_timeout(static_cast<uint32_t>(c.snd_.max - c.snd_.una), now_us);
   c.timing_rtt_ = false;
   c.in_recovery_ = false;
   c.snd_.dupacks = 0;

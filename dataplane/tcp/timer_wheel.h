@@ -27,13 +27,19 @@ class Timer {
 
   bool armed() const { return prev_ != nullptr; }
   uint64_t deadline_tick() const { return deadline_tick_; }
+  // A byte the owner keeps in the timer (which of its timers this is), so that an owner with
+  // several needs no pointer or kind of its own beside each (tcp_stack.h's connections).
+  uint8_t tag() const { return static_cast<uint8_t>(tag_); }
+  void set_tag(uint8_t tag) { tag_ = tag; }
 
  private:
   friend class TimerWheel;
   Timer* prev_ = nullptr;  // null while not armed
   Timer* next_ = nullptr;
-  uint64_t deadline_tick_ = 0;
+  uint64_t deadline_tick_ : 56 = 0;  // ticks since the clock's epoch: 2^56 ms is millions of years
+  uint64_t tag_ : 8 = 0;
 };
+static_assert(sizeof(Timer) == 24, "a timer is embedded three times in every connection's record");
 
 class TimerWheel {
  public:

@@ -140,10 +140,12 @@ struct RunTotals {
   uint64_t recoveries = 0;
   uint64_t sack_retransmits = 0;
   uint64_t rto_expirations = 0;
+  uint64_t scoreboards_exhausted = 0;
 };
 
 // One run; returns a description of what went wrong, or "" when everything held.
-std::string run_once(uint64_t seed, RunTotals& totals) {
+std::string run_once(uint64_t seed, RunTotals& totals,
+                     const TcpSettings& settings = link_settings()) {
   rte_mempool* pool = test::test_mbuf_pool();
   const test::MbufLeakCheck mbufs(pool);
   std::mt19937_64 rng(seed);
@@ -155,8 +157,8 @@ std::string run_once(uint64_t seed, RunTotals& totals) {
   uint64_t step = 1'000;
   std::string failure;
   {
-    Endpoint a(kMacA, kIpA, pool, 1, step * kStepUs);
-    Endpoint b(kMacB, kIpB, pool, 2, step * kStepUs);
+    Endpoint a(kMacA, kIpA, pool, 1, step * kStepUs, settings);
+    Endpoint b(kMacB, kIpB, pool, 2, step * kStepUs, settings);
     EchoService echo(b.tcp);
     b.tcp.listen(kIpB, 7, &echo, 4);
     Client client(a.tcp, pool, data, 1 + rng() % 1499);
@@ -204,6 +206,7 @@ std::string run_once(uint64_t seed, RunTotals& totals) {
       totals.recoveries += e->counters.fast_retransmits.get();
       totals.sack_retransmits += e->counters.sack_retransmits.get();
       totals.rto_expirations += e->counters.rto_expirations.get();
+      totals.scoreboards_exhausted += e->counters.sack_scoreboards_exhausted.get();
     }
     if (!client.closed) {
       failure = "the client never reached CLOSED";
@@ -526,6 +529,31 @@ TEST(TcpOverASimulatedLink, EveryByteOnceInOrderAndBothSidesClose) {
   std::printf("recoveries %lu, SACK retransmissions %lu, RTO expirations %lu\n",
               static_cast<unsigned long>(totals.recoveries),
               static_cast<unsigned long>(totals.sack_retransmits),
+              static_cast<unsigned long>(totals.rto_expirations));
+}
+
+// The SACK scoreboards (the per-worker pool of loss-recovery state a connection takes only while
+// its peer reports holes) all taken: a connection that needs one goes without, counted, and
+// recovers by NewReno and the retransmission timeout. Its data must still arrive whole.
+TEST(TcpOverASimulatedLink, WithTheScoreboardPoolEmptyRecoveryFallsBackAndEveryByteArrives) {
+  TcpSettings settings = link_settings();
+  settings.sack_scoreboards = 0;
+  constexpr uint64_t kRuns = 300;
+  size_t failures = 0;
+  RunTotals totals;
+  for (uint64_t seed = 1; seed <= kRuns && failures < 5; ++seed) {
+    const std::string failure = run_once(seed, totals, settings);
+    if (!failure.empty()) {
+      ++failures;
+      ADD_FAILURE() << "seed " << seed << ": " << failure;
+    }
+  }
+  EXPECT_GT(totals.scoreboards_exhausted, 0u) << "the runs needed scoreboards and found none";
+  EXPECT_EQ(totals.sack_retransmits, 0u) << "no scoreboard, no retransmission chosen from one";
+  EXPECT_GT(totals.recoveries + totals.rto_expirations, 0u);
+  std::printf("without scoreboards: %lu refused, recoveries %lu, RTO expirations %lu\n",
+              static_cast<unsigned long>(totals.scoreboards_exhausted),
+              static_cast<unsigned long>(totals.recoveries),
               static_cast<unsigned long>(totals.rto_expirations));
 }
 

@@ -531,12 +531,10 @@ TEST(Cubic, FastConvergenceLowersWmaxWhenTheWindowShrinks) {
   EXPECT_EQ(cc.cwnd(), kMss);
 }
 
-TEST(Congestion, FactoryFollowsTheAlgorithm) {
-  EXPECT_NE(dynamic_cast<Cubic*>(make_congestion_control(CongestionAlgorithm::cubic, kMss).get()),
-            nullptr);
-  EXPECT_NE(
-      dynamic_cast<NewReno*>(make_congestion_control(CongestionAlgorithm::newreno, kMss).get()),
-      nullptr);
+TEST(Congestion, NamedAlgorithmsAreWhatTheyAreCalled) {
+  EXPECT_EQ(Cubic(kMss).algorithm(), CongestionAlgorithm::cubic);
+  EXPECT_EQ(NewReno(kMss).algorithm(), CongestionAlgorithm::newreno);
+  EXPECT_EQ(CongestionControl(CongestionAlgorithm::newreno, kMss).mss(), kMss);
 }
 
 }  // namespace
