@@ -33,6 +33,7 @@ struct Proxy::TlsState {
   tcp::MbufQueue parked[2];      // by Direction: from the client (ciphertext), from the backend
   bool fin[2] = {false, false};  // by Direction: that side's FIN has arrived
   bool end_sent[2] = {false, false};  // ... and the relay has taken it (after the parked bytes)
+  bool handshake_done = false;        // else an end at the relay is a failed handshake (counted)
 };
 
 struct Proxy::Session {
@@ -48,6 +49,9 @@ struct Proxy::Session {
   tcp::MbufQueue pending[2];
   bool live = false;  // between accept and release
   uint8_t attempts = 0;
+  // The Proxy's pool its backend comes from: the listener's, or (tls) its SNI route's, chosen
+  // when the handshake is done.
+  uint16_t pool = 0;
   uint64_t tried = 0;                  // backends attempted (by index, the first 64)
   uint32_t backend_slot = UINT32_MAX;  // the chosen backend's counter slot
   bool backend_counted = false;        // in that backend's connections counter
@@ -75,6 +79,7 @@ struct Proxy::Session {
     log.reset();
     tls.reset();
     attempts = 0;
+    pool = 0;
     tried = flow_hash = 0;
     backend_slot = UINT32_MAX;
     backend_counted = false;
@@ -126,10 +131,7 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
       s->log->client_address = t.remote_address;
       s->log->client_port = t.remote_port;
     }
-    s->flow_hash =
-        maglev::flow_hash(proxy->pools_[plan.pool_index].plan->key,
-                          maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port,
-                                            t.local_port, net::kIpProtocolTcp});
+    proxy->place_in_pool(*s, plan.pool_index);
     return &s->client_side;
   }
 };
