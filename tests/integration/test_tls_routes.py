@@ -19,6 +19,7 @@ from netbed import (  # noqa: F401 (fixtures)
     testbed_factory,
 )
 from test_framed import RECORDING_BACKEND
+from test_control_plane import metric
 from test_proxy import BACKEND_PORT, Backends
 from test_tls import TLS_PORT, Plane, tls_plane_config
 from test_tools import frame
@@ -34,6 +35,18 @@ def listener_totals(plane: Plane, name: str) -> dict:
 def backend_counters(plane: Plane, pool: str, backend: str) -> dict:
     pools = {p["name"]: p for p in plane.dp.control({"op": "pools"})["pools"]}
     return {b["name"]: b for b in pools[pool]["backends"]}[backend]
+
+
+SCRAPE = r"""
+import urllib.request
+emit(urllib.request.urlopen(ARGS["url"], timeout=10).read().decode())
+"""
+
+
+def scrape(plane: Plane) -> str:
+    """weir-control's /metrics, from its own namespace (it asks the dataplane on each scrape)."""
+    return plane.tb.python("ctl", SCRAPE, {
+        "url": f"http://{plane.config['control']['metrics']['listen']}/metrics"})
 
 
 def wait_for_counts(plane: Plane, name: str, expected: dict) -> dict:
@@ -72,6 +85,18 @@ for name in ARGS["names"]:
         answers.append(f"{type(error).__name__} after {got!r}")
     raw.close()
 emit(answers)
+"""
+
+
+# Not TLS at all: what the client sees once the worker has refused it.
+GARBAGE_CLIENT = r"""
+import socket
+s = socket.create_connection((ARGS["address"], ARGS["port"]), timeout=20)
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+try:
+    emit(repr(recv_all(s)))
+except ConnectionResetError as error:
+    emit(repr(error))
 """
 
 
@@ -120,6 +145,29 @@ def test_sni_pools_route_each_name_to_its_pool_and_any_other_to_the_listeners(sn
     assert backend_counters(plane, "alpha", "b2")["connections"] == 2
     assert backend_counters(plane, "beta", "b3")["connections"] == 1
     assert backend_counters(plane, "app", "b1")["connections"] == len(names) - routed
+    # The same through the catalogue into /metrics.
+    text = scrape(plane)
+    assert metric(text, "weir_listener_tls_sni_routed_total", listener="secure") == routed
+    assert metric(text, "weir_listener_tls_handshakes_total", listener="secure",
+                  version="1.3") == len(names)
+    assert metric(text, "weir_listener_tls_handshakes_total", listener="secure",
+                  version="1.2") == 0
+    assert metric(text, "weir_listener_tls_handshake_failures_total", listener="secure") == 0
+    # Every session's handshake crossed the rings both ways, and each backend's answer; the
+    # clients sent no data, so no plaintext came out of the worker for a backend.
+    for direction, way in (("to_backend", "to_worker"), ("to_client", "from_worker"),
+                           ("to_client", "to_worker")):
+        assert metric(text, "weir_listener_tls_records_total", listener="secure",
+                      direction=direction, way=way) >= len(names), (direction, way)
+    assert metric(text, "weir_listener_tls_records_total", listener="secure",
+                  direction="to_backend", way="from_worker") == 0
+    assert metric(text, "weir_listener_tls_ring_full_total", listener="secure") == 0
+
+    # Garbage instead of a ClientHello: the worker refuses it, and the handshake counts as failed.
+    plane.tb.python("client", GARBAGE_CLIENT, {"address": LISTENER_ADDRESS, "port": TLS_PORT})
+    wait_for_counts(plane, "secure", {"tls_handshakes_failed": 1, "tls_resets": 1})
+    assert metric(scrape(plane), "weir_listener_tls_handshake_failures_total",
+                  listener="secure") == 1
 
 
 # ---- inner: framed --------------------------------------------------------------------------------
