@@ -360,6 +360,13 @@ inline constexpr std::string_view kRefusedHelp =
     "connections reset at once: the listener was at `max_connections`, or no backend was "
     "eligible or every attempt failed";
 
+inline constexpr std::string_view kTlsHandshakesHelp =
+    "tls listeners: handshakes done (the TLS worker's handshake_done), by version";
+inline constexpr std::string_view kTlsRecordsHelp =
+    "tls listeners: records through the TLS workers' rings (to_backend: the client's ciphertext "
+    "to the worker, the plaintext from it; to_client: the backend's plaintext to the worker, the "
+    "ciphertext from it)";
+
 inline constexpr auto kListenerCounters = std::to_array<Entry>({
     counter("connections", "client connections accepted (after the handshake)",
             "weir_listener_connections_total"),
@@ -400,6 +407,25 @@ inline constexpr auto kListenerCounters = std::to_array<Entry>({
             "tls listeners: sessions reset by the TLS relay (the worker's reason, a record the "
             "worker may not send, or the worker gone)",
             "weir_listener_tls_resets_total"),
+    {"tls_handshakes_tls12", "tls listeners: TLS 1.2 handshakes done",
+     "weir_listener_tls_handshakes_total", Kind::counter, "version", "1.2", kTlsHandshakesHelp},
+    {"tls_handshakes_tls13", "tls listeners: TLS 1.3 handshakes done",
+     "weir_listener_tls_handshakes_total", Kind::counter, "version", "1.3", kTlsHandshakesHelp},
+    counter("tls_handshakes_resumed",
+            "tls listeners: of the handshakes done, those that resumed a session (a ticket)",
+            "weir_listener_tls_resumed_handshakes_total"),
+    counter("tls_handshakes_failed",
+            "tls listeners: sessions that ended before their handshake was done (the worker "
+            "refused it or it timed out, the client left, or the worker was gone)",
+            "weir_listener_tls_handshake_failures_total"),
+    counter("tls_sni_routed",
+            "tls listeners: sessions sent to a pool of `sni_pools` (their server_name matched) "
+            "rather than the listener's `pool`",
+            "weir_listener_tls_sni_routed_total"),
+    counter("tls_ring_full",
+            "tls listeners: writes toward a TLS worker that found its ring full (the bytes wait "
+            "with their TCP window closed, or a new session is refused)",
+            "weir_listener_tls_ring_full_total"),
 });
 
 inline constexpr auto kListenerDirectionCounters = std::to_array<Entry>({
@@ -417,6 +443,14 @@ inline constexpr auto kListenerDirectionCounters = std::to_array<Entry>({
             "weir_frames_malformed_total"),
     counter("corrupt_resets", "framed: sessions reset for a corrupt or malformed frame",
             "weir_frames_corrupt_resets_total"),
+    {"tls_records_to_worker",
+     "tls listeners: records written toward the TLS worker (to_backend: the client's ciphertext; "
+     "to_client: the backend's plaintext)",
+     "weir_listener_tls_records_total", Kind::counter, "way", "to_worker", kTlsRecordsHelp},
+    {"tls_records_from_worker",
+     "tls listeners: records read from the TLS worker (to_backend: plaintext for the backend; "
+     "to_client: ciphertext for the client)",
+     "weir_listener_tls_records_total", Kind::counter, "way", "from_worker", kTlsRecordsHelp},
 });
 
 // ---- per backend (the control channel's `pools` reply), summed over the workers ----------------

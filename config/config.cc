@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -47,6 +48,26 @@ std::string_view name_of(Protocol protocol) {
 }
 std::string_view name_of(TlsInner inner) {
   return inner == TlsInner::tcp ? "tcp" : "framed";
+}
+std::optional<size_t> match_sni_pool(const std::vector<SniPool>& sni_pools,
+                                     std::string_view server_name) {
+  if (server_name.empty()) return std::nullopt;
+  std::string lower(server_name);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (size_t i = 0; i < sni_pools.size(); ++i) {
+    const std::string_view pattern = sni_pools[i].server_name;
+    if (!pattern.starts_with("*.")) {
+      if (lower == pattern) return i;
+      continue;
+    }
+    // "*.example.com": one label (no dot, not empty), then ".example.com".
+    const std::string_view suffix = pattern.substr(1);
+    if (lower.size() > suffix.size() && lower.ends_with(suffix) &&
+        lower.find('.') == lower.size() - suffix.size())
+      return i;
+  }
+  return std::nullopt;
 }
 std::string_view name_of(TlsVersion version) {
   return version == TlsVersion::v1_2 ? "1.2" : "1.3";

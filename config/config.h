@@ -184,6 +184,13 @@ struct SniPool {
   size_t pool = 0;          // index into Config::pools
 };
 
+// The entry of `sni_pools` a client's server_name selects: the first whose name matches it
+// (compared in lower case; "*.example.com" matches exactly one label before ".example.com"), or
+// nullopt (no name, or none matches: the listener's own pool). weir-tls-worker and
+// weir-dataplane both match with it, so that they never disagree.
+std::optional<size_t> match_sni_pool(const std::vector<SniPool>& sni_pools,
+                                     std::string_view server_name);
+
 struct ListenerTls {
   std::vector<TlsCertificate> certificates;  // chosen by SNI; the first is the default
   TlsInner inner = TlsInner::tcp;            // what the plaintext is: bytes, or Weir frames

@@ -185,6 +185,12 @@ inline constexpr auto kListenerBindings = std::to_array<CounterBinding<ListenerC
      &ListenerCounters::partial_frames_ended},
     {"tls_no_worker", &ListenerCounters::tls_no_worker},
     {"tls_resets", &ListenerCounters::tls_resets},
+    {"tls_handshakes_tls12", &ListenerCounters::tls_handshakes_tls12},
+    {"tls_handshakes_tls13", &ListenerCounters::tls_handshakes_tls13},
+    {"tls_handshakes_resumed", &ListenerCounters::tls_handshakes_resumed},
+    {"tls_handshakes_failed", &ListenerCounters::tls_handshakes_failed},
+    {"tls_sni_routed", &ListenerCounters::tls_sni_routed},
+    {"tls_ring_full", &ListenerCounters::tls_ring_full},
 });
 
 // The counters kept per direction, indexed by proxy::Direction.
@@ -228,6 +234,8 @@ inline constexpr auto kListenerDirectionBindings =
         {"frames_corrupt", &ListenerCounters::frames_corrupt},
         {"frames_malformed", &ListenerCounters::frames_malformed},
         {"corrupt_resets", &ListenerCounters::corrupt_resets},
+        {"tls_records_to_worker", &ListenerCounters::tls_records_to_worker},
+        {"tls_records_from_worker", &ListenerCounters::tls_records_from_worker},
     });
 
 // ---- held to the catalogue --------------------------------------------------------------------

@@ -23,17 +23,8 @@ int on_server_name(SSL* ssl, int*, void* arg) {
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (size_t i = 0; i < listener->sni_pools.size(); ++i) {
-    const std::string& pattern = listener->sni_pools[i].server_name;
-    const bool wildcard = pattern.starts_with("*.");
-    if (wildcard ? (lower.size() > pattern.size() - 1 &&
-                    lower.ends_with(std::string_view(pattern).substr(1)) &&
-                    lower.find('.') == lower.size() - (pattern.size() - 1))
-                 : lower == pattern) {
-      choice->sni_pool = static_cast<int>(i);
-      break;
-    }
-  }
+  if (const auto entry = config::match_sni_pool(listener->sni_pools, lower))
+    choice->sni_pool = static_cast<int>(*entry);
   for (size_t i = 0; i < listener->leaves.size(); ++i) {
     if (X509_check_host(listener->leaves[i], lower.c_str(), lower.size(), 0, nullptr) == 1) {
       choice->certificate = static_cast<int>(i);

@@ -11,7 +11,6 @@
 #include "dataplane/counter_bindings.h"
 #include "dataplane/main_lcore/session_log.h"
 #include "dataplane/stats.h"
-#include "dataplane/unserved_listeners.h"
 
 namespace weir::dataplane {
 namespace {
@@ -21,6 +20,24 @@ const config::Listener* find_listener(const config::Config& c, const std::string
     if (l.name == name) return &l;
   }
   return nullptr;
+}
+
+// What of a tls listener the dataplane acts on: its inner protocol and its SNI routes (by pool
+// name). Certificates are the TLS workers' business.
+bool same_tls_routing(const config::Config& a_config, const config::Listener& a,
+                      const config::Config& b_config, const config::Listener& b) {
+  if (a.tls.has_value() != b.tls.has_value()) return false;
+  if (!a.tls) return true;
+  if (a.tls->inner != b.tls->inner || a.tls->sni_pools.size() != b.tls->sni_pools.size())
+    return false;
+  for (size_t i = 0; i < a.tls->sni_pools.size(); ++i) {
+    const config::SniPool& x = a.tls->sni_pools[i];
+    const config::SniPool& y = b.tls->sni_pools[i];
+    if (x.server_name != y.server_name ||
+        a_config.pools[x.pool].name != b_config.pools[y.pool].name)
+      return false;
+  }
+  return true;
 }
 
 bool same_listener(const config::Config& a_config, const config::Listener& a,
@@ -37,7 +54,7 @@ bool same_listener(const config::Config& a_config, const config::Listener& a,
          fa.frame_timeout_ms == fb.frame_timeout_ms && a.proxy_protocol == b.proxy_protocol &&
          a.idle_timeout_ms == b.idle_timeout_ms && a.client_timeout_ms == b.client_timeout_ms &&
          a.server_timeout_ms == b.server_timeout_ms && a.max_connections == b.max_connections &&
-         a.session_log_sample == b.session_log_sample;
+         a.session_log_sample == b.session_log_sample && same_tls_routing(a_config, a, b_config, b);
 }
 
 // The parts a running dataplane keeps: EAL, ports, limits, idle policy, TCP, node id.
@@ -260,15 +277,6 @@ nlohmann::json RunningDataplane::apply_config(const std::string& path) {
             {"error", "the configuration is invalid; the running one stays"},
             {"diagnostics", diagnostics}};
   }
-  if (const auto unserved = unserved_listeners(*result.config); !unserved.empty()) {
-    nlohmann::json diagnostics = nlohmann::json::array();
-    for (const auto& d : unserved) diagnostics.push_back(d.to_string());
-    return {{"ok", false},
-            {"error",
-             "the configuration has listeners this dataplane cannot serve; the running "
-             "one stays"},
-            {"diagnostics", diagnostics}};
-  }
   const config::Config& now = *config_;
   const config::Config& next = *result.config;
   if (std::string fixed = fixed_difference(now, next); !fixed.empty())
@@ -324,9 +332,11 @@ nlohmann::json RunningDataplane::apply_config(const std::string& path) {
     auto* m = new WorkerMessage;
     if (l->pool) {
       m->kind = WorkerMessage::Kind::add_listener;
-      const size_t pool_index = *states_.find_pool(next.pools[*l->pool].name);
+      std::vector<size_t> proxy_pool_of;  // every pool of `next` is in states_ by now
+      for (const config::Pool& pool : next.pools)
+        proxy_pool_of.push_back(*states_.find_pool(pool.name));
       m->listener =
-          proxy::plan_listener(next, *l, static_cast<unsigned>(workers_.size()), pool_index);
+          proxy::plan_listener(next, *l, static_cast<unsigned>(workers_.size()), proxy_pool_of);
     } else {
       m->kind = WorkerMessage::Kind::add_service;
       m->service = ServiceListener{l->address, l->port, l->protocol == config::Protocol::echo,

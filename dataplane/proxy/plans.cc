@@ -21,13 +21,19 @@ std::shared_ptr<PoolPlan> plan_pool(const config::Pool& pool, std::vector<Backen
 }
 
 ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
-                           unsigned workers, size_t pool_index) {
+                           unsigned workers, std::span<const size_t> proxy_pool_of) {
   ListenerPlan plan;
   plan.name = listener.name;
   plan.address = listener.address;
   plan.port = listener.port;
-  plan.framed = listener.protocol == config::Protocol::framed;
   plan.tls = listener.protocol == config::Protocol::tls;
+  // A tls listener with `inner: framed` verifies the plaintext as a framed listener does its bytes.
+  plan.framed = listener.protocol == config::Protocol::framed ||
+                (plan.tls && listener.tls && listener.tls->inner == config::TlsInner::framed);
+  if (plan.tls && listener.tls) {
+    for (const config::SniPool& entry : listener.tls->sni_pools)
+      plan.sni_pools.push_back(config::SniPool{entry.server_name, proxy_pool_of[entry.pool]});
+  }
   if (plan.framed) {
     const config::Framed framed = listener.framed.value_or(config::Framed{});
     plan.frames =
@@ -40,17 +46,19 @@ ListenerPlan plan_listener(const config::Config& config, const config::Listener&
   plan.server_timeout_us = uint64_t{listener.server_timeout_ms} * 1000;
   plan.session_log_sample = listener.session_log_sample;
   plan.max_connections = std::max<uint32_t>(1, (listener.max_connections + workers - 1) / workers);
-  plan.pool_index = pool_index;
+  plan.pool_index = proxy_pool_of[*listener.pool];
   return plan;
 }
 
 std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers) {
+  std::vector<size_t> same_order(config.pools.size());  // at start: the Proxy's pools are these
+  for (size_t i = 0; i < same_order.size(); ++i) same_order[i] = i;
   std::vector<ListenerPlan> plans;
   for (const config::Listener& listener : config.listeners) {
     if (listener.protocol != config::Protocol::tcp &&
         listener.protocol != config::Protocol::framed && listener.protocol != config::Protocol::tls)
       continue;
-    plans.push_back(plan_listener(config, listener, workers, *listener.pool));
+    plans.push_back(plan_listener(config, listener, workers, same_order));
   }
   return plans;
 }

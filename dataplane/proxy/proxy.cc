@@ -153,13 +153,21 @@ Proxy::Session* Proxy::new_session(ListenerState& listener) {
     s->log = std::make_unique<SessionRecord>();
     s->log->start_us = tcp_.now_us();
     s->log->listener = listener.index;
-    s->log->pool = static_cast<uint16_t>(listener.plan.pool_index);
   }
   ++listener.active;
   ++active_;
   touch(*s, true);
   touch(*s, false);  // the backend's clock runs from the start: connect_timeout_ms bounds less
   return s;
+}
+
+void Proxy::place_in_pool(Session& s, size_t pool) {
+  s.pool = static_cast<uint16_t>(pool);
+  if (s.log) s.log->pool = s.pool;
+  const tcp::FourTuple& t = s.client->tuple();
+  s.flow_hash = maglev::flow_hash(
+      pools_[pool].plan->key, maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port,
+                                                t.local_port, net::kIpProtocolTcp});
 }
 
 // The next candidate for a failed attempt: the flow hash stirred (SplitMix64's finaliser), so a
@@ -173,7 +181,7 @@ static uint64_t stir(uint64_t h) {
 
 void Proxy::connect_backend(Session& s) {
   ListenerState& l = *s.listener;
-  PoolRuntime& runtime = pools_[l.plan.pool_index];
+  PoolRuntime& runtime = pools_[s.pool];
   const PoolPlan& pool = *runtime.plan;
   const uint64_t now = tcp_.now_us();
   while (s.client != nullptr) {
@@ -256,7 +264,7 @@ void Proxy::on_established(Session& s, bool client_side) {
   }
   s.backend_established = true;
   touch(s, false);
-  pools_[s.listener->plan.pool_index].counters[s.backend_slot].connections.add();
+  pools_[s.pool].counters[s.backend_slot].connections.add();
   s.backend_counted = true;
   if (s.listener->plan.proxy_protocol_v2 && !send_proxy_header(s)) {
     reset_both(s);
@@ -290,12 +298,19 @@ void Proxy::on_data(Session& s, bool client_side, rte_mbuf* data) {
   touch(s, client_side);
   const Direction direction = client_side ? kToBackend : kToClient;
   if (s.tls) {
-    tcp_.keep_received(s.tls->parked[direction], data);
+    // The client's ciphertext goes to the worker as it came; the backend's plaintext, with
+    // `inner: framed`, is verified (and stamped) before the worker encrypts it.
+    tcp::MbufQueue& parked = s.tls->parked[direction];
+    if (client_side || !s.relays) {
+      tcp_.keep_received(parked, data);
+    } else if (!inspect_frames(s, false, data, parked)) {
+      return;
+    }
     pump_tls(s, client_side);
     return;
   }
   if (s.relays) {
-    if (!inspect_frames(s, client_side, data)) return;
+    if (!inspect_frames(s, client_side, data, s.pending[direction])) return;
   } else {
     tcp_.keep_received(s.pending[direction], data);
   }
@@ -321,11 +336,10 @@ void Proxy::discard_for_gone_client(Session& s, rte_mbuf* data) {
 // trailer bytes of an earlier segment first (in a small mbuf of their own; at most 3 bytes copied),
 // then the segment less any trailer bytes it ends with. A corrupt frame in reset mode, or a
 // malformed header, resets both connections before the trailer leaves.
-bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
+bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data, tcp::MbufQueue& pending) {
   const Direction direction = client_side ? kToBackend : kToClient;
   FrameRelay& relay = *s.relay(direction);
   ListenerCounters& counters = *s.listener->counters;
-  tcp::MbufQueue& pending = s.pending[direction];
   const FrameCounts before = relay.counts();
   bool ok = true;
   rte_mbuf* segment = data;
@@ -374,8 +388,8 @@ bool Proxy::inspect_frames(Session& s, bool client_side, rte_mbuf* data) {
   counters.bytes_verified[direction].add(after.bytes_verified - before.bytes_verified);
   counters.frames_corrupt[direction].add(after.frames_corrupt - before.frames_corrupt);
   counters.frames_malformed[direction].add(after.frames_malformed - before.frames_malformed);
-  if (s.backend_slot != UINT32_MAX) {  // the path: this listener's pool, the session's backend
-    BackendCounters& path = pools_[s.listener->plan.pool_index].counters[s.backend_slot];
+  if (s.backend_slot != UINT32_MAX) {  // the path: the session's pool and backend
+    BackendCounters& path = pools_[s.pool].counters[s.backend_slot];
     path.frames_verified[direction].add(after.frames_verified - before.frames_verified);
     path.frames_corrupt[direction].add(after.frames_corrupt - before.frames_corrupt);
     path.frames_malformed[direction].add(after.frames_malformed - before.frames_malformed);
@@ -397,7 +411,7 @@ void Proxy::record_frame_event(const Session& s, Direction direction, const Fram
     event.client_port = s.client->tuple().remote_port;
   }
   event.listener = s.listener->index;
-  event.pool = static_cast<uint16_t>(s.listener->plan.pool_index);
+  event.pool = s.pool;
   if (s.backend_slot != UINT32_MAX) event.backend_slot = static_cast<uint16_t>(s.backend_slot);
   event.direction = direction;
   if (!frame_events_.try_push(event)) frame_events_dropped_.add();
@@ -456,9 +470,9 @@ void Proxy::on_peer_fin(Session& s, bool client_side) {
 void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
   ListenerState& l = *s.listener;
   // Every backend connection a session starts ends here exactly once, whatever the reason.
-  if (!client_side) pools_[l.plan.pool_index].counters[s.backend_slot].released.add();
+  if (!client_side) pools_[s.pool].counters[s.backend_slot].released.add();
   if (!client_side && s.backend_counted) {
-    pools_[l.plan.pool_index].counters[s.backend_slot].closed.add();
+    pools_[s.pool].counters[s.backend_slot].closed.add();
     s.backend_counted = false;
   }
   if (reason == tcp::CloseReason::fin) {
@@ -498,7 +512,7 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
     const bool was_established = s.backend_established;
     s.backend_established = false;
     if (was_established && (reason == tcp::CloseReason::rst || reason == tcp::CloseReason::timeout))
-      pools_[l.plan.pool_index].counters[s.backend_slot].resets.add();
+      pools_[s.pool].counters[s.backend_slot].resets.add();
     if (was_established)
       note_end(s, reason == tcp::CloseReason::timeout ? SessionEnd::backend_timeout
                                                       : SessionEnd::backend_reset);
@@ -506,7 +520,7 @@ void Proxy::on_closed(Session& s, bool client_side, tcp::CloseReason reason) {
         (reason == tcp::CloseReason::refused || reason == tcp::CloseReason::timeout)) {
       // The backend refused or never answered: the next candidate, within pool.retries.
       l.counters->backend_connect_failures.add();
-      pools_[l.plan.pool_index].counters[s.backend_slot].connect_failures.add();
+      pools_[s.pool].counters[s.backend_slot].connect_failures.add();
       connect_backend(s);
     } else if (reason != tcp::CloseReason::fin && s.client != nullptr) {
       close_tls(s);
@@ -625,9 +639,7 @@ void Proxy::expire_drains(uint64_t now_us) {
       runtime.drain_deadline_us[b] = 0;
       for (const auto& session : sessions_) {
         Session& s = *session;
-        if (!s.live || s.listener->plan.pool_index != p || s.backend_slot != b ||
-            s.backend == nullptr)
-          continue;
+        if (!s.live || s.pool != p || s.backend_slot != b || s.backend == nullptr) continue;
         runtime.counters[b].drain_resets.add();
         reset_both(s, SessionEnd::drain);
       }

@@ -82,12 +82,15 @@ struct ListenerPlan {
   uint32_t max_connections = 0;   // per worker
   uint32_t session_log_sample = 0;  // 0: no session log; N: one session in N is logged
   size_t pool_index = 0;            // the Proxy's pool (its plan is the Proxy's, kept current)
+  // tls: a session whose client's server_name matches an entry (config::match_sni_pool) goes to
+  // that entry's pool (`pool`: the Proxy's pool index, like pool_index); any other, to pool_index.
+  std::vector<config::SniPool> sni_pools;
 };
 
-// A proxied listener of `config` (protocol tcp, framed or tls) on the Proxy's pool `pool_index`,
-// its connection limit split across `workers`.
+// A proxied listener of `config` (protocol tcp, framed or tls), its connection limit split across
+// `workers`; `proxy_pool_of[i]` is the Proxy's index of config.pools[i] (its pool and sni_pools').
 ListenerPlan plan_listener(const config::Config& config, const config::Listener& listener,
-                           unsigned workers, size_t pool_index);
+                           unsigned workers, std::span<const size_t> proxy_pool_of);
 // Every proxied listener of `config`, at start: the Proxy's pools are in Config::pools order.
 std::vector<ListenerPlan> plan_listeners(const config::Config& config, unsigned workers);
 
@@ -143,6 +146,22 @@ struct ListenerCounters {
   // and sessions the relay reset (the worker's reason, a bad record, or the worker gone).
   Counter tls_no_worker;
   Counter tls_resets;
+  // tls listeners: handshakes done, by version, and of those resumed; sessions that ended before
+  // their handshake was done (refused or timed out by the worker, the client gone, the worker
+  // gone); sessions sent to a pool of sni_pools rather than the listener's.
+  Counter tls_handshakes_tls12;
+  Counter tls_handshakes_tls13;
+  Counter tls_handshakes_resumed;
+  Counter tls_handshakes_failed;
+  Counter tls_sni_routed;
+  // Writes toward a TLS worker that found its ring full (the bytes wait, or a new session is
+  // refused).
+  Counter tls_ring_full;
+  // Records through the TLS worker's rings, by Direction: to_backend is the client's ciphertext
+  // to the worker and the plaintext from it; to_client the backend's plaintext to the worker and
+  // the ciphertext from it (handshake records included).
+  std::array<Counter, 2> tls_records_to_worker;
+  std::array<Counter, 2> tls_records_from_worker;
 };
 
 // ---- the per-worker proxy ---------------------------------------------------------------------
@@ -228,6 +247,9 @@ class Proxy final : private TlsRelayHandler {
   struct ListenerState;
 
   Session* new_session(ListenerState& listener);
+  // The session's backend will come from the Proxy's pool `pool`: its flow hash, by that pool's
+  // key, and its session log record say so.
+  void place_in_pool(Session& s, size_t pool);
   void connect_backend(Session& s);
   enum class ConnectResult { connected, no_source_port, table_full };
   // A connection to `backend` through `port` from the next source address in turn that has a
@@ -245,7 +267,9 @@ class Proxy final : private TlsRelayHandler {
   void on_closed(Session& s, bool client_side, tcp::CloseReason reason);
   // Moves what `from` has parked into the other side's send queue, as far as it takes.
   void pump(Session& s, bool from_client);
-  bool inspect_frames(Session& s, bool from_client, rte_mbuf* data);
+  // Runs `data` (received from the client, or not) through the session's frame relay of that
+  // direction into `out`; false when the session was reset for a bad frame.
+  bool inspect_frames(Session& s, bool from_client, rte_mbuf* data, tcp::MbufQueue& out);
   void record_frame_event(const Session& s, Direction direction, const FrameFault& fault);
   void reset_both(Session& s);
   // Weir itself ends the session (resets both sides): `end` is why, for the session log.
@@ -268,8 +292,11 @@ class Proxy final : private TlsRelayHandler {
   // side's pending output allow; its FIN after it.
   void pump_tls(Session& s, bool from_client);
   void close_tls(Session& s);
-  // Copies `bytes` into mbufs at the end of `queue`; false when the pool has none left.
-  bool append_copy(tcp::MbufQueue& queue, std::span<const uint8_t> bytes);
+  // Copies `bytes` from the TLS worker into mbufs at the end of `queue`, through the session's
+  // frame relay of `direction` first when `verify` (the plaintext of `inner: framed`). False: the
+  // session was reset (a bad frame, or no mbuf left).
+  bool take_from_worker(Session& s, Direction direction, std::span<const uint8_t> bytes,
+                        tcp::MbufQueue& queue, bool verify);
   // TlsRelayHandler: `token` is the Session.
   void tls_handshake_done(uint64_t token, const tls_channel::HandshakeDone& done) override;
   void tls_to_client(uint64_t token, std::span<const uint8_t> ciphertext) override;

@@ -36,6 +36,7 @@ struct Proxy::TlsState {
   tcp::MbufQueue parked[2];      // by Direction: from the client (ciphertext), from the backend
   bool fin[2] = {false, false};  // by Direction: that side's FIN has arrived
   bool end_sent[2] = {false, false};  // ... and the relay has taken it (after the parked bytes)
+  bool handshake_done = false;        // else an end at the relay is a failed handshake (counted)
 };
 
 // A framed listener's two frame relays, by Direction: one allocation, out of the session's record.
@@ -71,6 +72,9 @@ struct Proxy::Session {
   bool fin_to[2] = {false, false};     // by Direction: shutdown_write done toward that side
   bool eof[2] = {false, false};        // by Direction: the sending side's FIN has arrived
   uint8_t attempts = 0;
+  // The Proxy's pool its backend comes from: the listener's, or (tls) its SNI route's, chosen
+  // when the handshake is done.
+  uint16_t pool = 0;
   bool backend_established : 1 = false;
   bool live : 1 = false;             // between accept and release
   bool backend_counted : 1 = false;  // in that backend's connections counter
@@ -87,6 +91,7 @@ struct Proxy::Session {
     log.reset();
     tls.reset();
     attempts = 0;
+    pool = 0;
     tried = flow_hash = 0;
     backend_slot = UINT32_MAX;
     backend_counted = false;
@@ -148,10 +153,7 @@ struct Proxy::ListenerState final : tcp::ListenerHandler {
       s->log->client_address = t.remote_address;
       s->log->client_port = t.remote_port;
     }
-    s->flow_hash =
-        maglev::flow_hash(proxy->pools_[plan.pool_index].plan->key,
-                          maglev::FiveTuple{t.remote_address, t.local_address, t.remote_port,
-                                            t.local_port, net::kIpProtocolTcp});
+    proxy->place_in_pool(*s, plan.pool_index);
     return &s->client_side;
   }
 };

@@ -592,30 +592,37 @@ def test_reload_refuses_what_a_running_dataplane_keeps_and_its_caps_and_changes_
     assert metric(scrape, "weir_config_reloads_total", result="success") == 1
 
 
-def test_reload_refuses_a_tls_inner_framed_listener_until_the_dataplane_serves_it(plane):
-    # Accepted by the configuration, refused aloud by the dataplane, nothing applied (docs/tls.md,
-    # "Status"): served without the FrameRelay, its frames would go unverified.
+def test_reload_adds_a_tls_inner_framed_listener_with_sni_pools_and_a_change_of_route(plane):
+    # The dataplane serves `inner: framed` and `sni_pools` (docs/tls.md): a reload adds such a
+    # listener, and a reload that changes only its SNI routes or its inner protocol replaces it.
     import yaml
 
     tb, dp, control, _, path = plane
     sock = Path(dp.config["control"]["socket"])
     original = path.read_text()
-    before = dp.control({"op": "listeners"})
     config = yaml.safe_load(original)
     first = config["listeners"][0]
-    config["listeners"].append({
+    pool = config["pools"][0]["name"]
+    config["pools"].append({"name": "second", "backends": [
+        {"name": "only", "address": ADDRESSES["b2"], "port": BACKEND_PORT}]})
+    secure = {
         "name": "secure", "address": first["address"], "port": 7443, "protocol": "tls",
-        "pool": config["pools"][0]["name"],
+        "pool": pool,
         "tls": {"certificates": [{"cert": "/nonexistent/site.pem", "key": "/nonexistent/site.key"}],
-                "inner": "framed"},
-    })
+                "inner": "framed", "sni_pools": {"b.example": "second"}},
+    }
+    config["listeners"].append(secure)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     reply = admin(tb, sock, {"op": "reload"})
-    assert not reply["ok"], reply
-    assert "cannot serve" in reply["error"], reply
-    assert any("tls.inner: framed is not served by this weir-dataplane yet" in d
-               for d in reply["diagnostics"]), reply
-    assert dp.control({"op": "listeners"}) == before
+    assert reply["ok"], reply
+    assert "listener secure added" in reply["changes"], reply
+    assert "secure" in [l["name"] for l in dp.control({"op": "listeners"})["listeners"]]
+    for change in ({"sni_pools": {"b.example": pool}}, {"inner": "tcp"}):
+        secure["tls"].update(change)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        reply = admin(tb, sock, {"op": "reload"})
+        assert reply["ok"], (change, reply)
+        assert "listener secure changed" in reply["changes"], (change, reply)
     path.write_text(original)
 
 

@@ -41,9 +41,10 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def tls_plane_config(tb) -> dict:
+def tls_plane_config(tb, backends=("b1",)) -> dict:
+    """proxy_config's pool `app` over `backends`, and the tls listener `secure` on it."""
     cert, key = make_certificate(tb.workdir)
-    config = proxy_config(tb, backends=("b1",))
+    config = proxy_config(tb, backends=backends)
     config["listeners"].append({
         "name": "secure", "address": LISTENER_ADDRESS, "port": TLS_PORT, "protocol": "tls",
         "pool": "app", "tls": {"certificates": [{"cert": str(cert), "key": str(key)}]}})
@@ -59,12 +60,12 @@ def tls_plane_config(tb) -> dict:
 class Plane:
     """The echo backend, the dataplane, and weir-control with its TLS workers attached."""
 
-    def __init__(self, tb):
+    def __init__(self, tb, config=None, backends=None):
         import yaml
 
         self.tb = tb
-        self.config = tls_plane_config(tb)
-        self.backends = Backends(tb, "echo", roles=("b1",))
+        self.config = config or tls_plane_config(tb)
+        self.backends = backends or Backends(tb, "echo", roles=("b1",))
         self.dp = DataplaneProcess(tb, self.config).start()
         self.dp.wait_ready()
         path = tb.workdir / "weir.yaml"

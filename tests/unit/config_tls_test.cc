@@ -261,5 +261,23 @@ TEST_F(CertificateCheck, ClientCaMustBeACaCertificate) {
       << errors[0];
 }
 
+// The one matcher weir-tls-worker and weir-dataplane share: exact names in lower case, a
+// wildcard for exactly one label, the first entry that matches, and nothing for no name.
+TEST(MatchSniPool, ExactWildcardFirstAndNone) {
+  const std::vector<SniPool> routes = {
+      {"a.example", 1}, {"*.b.example", 2}, {"x.b.example", 3}, {"*.example", 4}};
+  EXPECT_EQ(match_sni_pool(routes, "a.example"), 0u);
+  EXPECT_EQ(match_sni_pool(routes, "A.Example"), 0u);
+  EXPECT_EQ(match_sni_pool(routes, "x.b.example"), 1u);  // the wildcard comes first
+  EXPECT_EQ(match_sni_pool(routes, "c.example"), 3u);
+  EXPECT_EQ(match_sni_pool(routes, "b.example"), 3u);                // "*.b.example" needs a label
+  EXPECT_EQ(match_sni_pool(routes, "y.x.b.example"), std::nullopt);  // ... exactly one
+  EXPECT_EQ(match_sni_pool(routes, ".b.example"), std::nullopt);     // ... not an empty one
+  EXPECT_EQ(match_sni_pool(routes, "example"), std::nullopt);
+  EXPECT_EQ(match_sni_pool(routes, "a.example.evil"), std::nullopt);
+  EXPECT_EQ(match_sni_pool(routes, ""), std::nullopt);
+  EXPECT_EQ(match_sni_pool({}, "a.example"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace weir::config
