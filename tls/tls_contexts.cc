@@ -84,7 +84,8 @@ int Contexts::sni_choice_index() {
   return index;
 }
 
-bool Contexts::load(const config::Config& config, std::vector<std::string>& errors) {
+bool Contexts::load(const config::Config& config, std::vector<std::string>& errors,
+                    const tls_files::FileContents* files) {
   const size_t errors_before = errors.size();
   listeners_.clear();
   listeners_.reserve(config.listeners.size());
@@ -96,11 +97,11 @@ bool Contexts::load(const config::Config& config, std::vector<std::string>& erro
     out.handshake_timeout_ms = listener.tls->handshake_timeout_ms;
     std::vector<tls_files::X509Ptr> client_ca;
     if (listener.tls->client_ca) {
-      client_ca = tls_files::load_ca_bundle(*listener.tls->client_ca, errors);
+      client_ca = tls_files::load_ca_bundle(*listener.tls->client_ca, errors, files);
     }
     for (const config::TlsCertificate& entry : listener.tls->certificates) {
       tls_files::Loaded loaded =
-          tls_files::load_certified_key(entry.cert, entry.key, std::time(nullptr));
+          tls_files::load_certified_key(entry.cert, entry.key, std::time(nullptr), files);
       const std::string where = "listener \"" + listener.name + "\"";
       if (!loaded.ok()) {
         for (const auto& problem : loaded.problems)
@@ -114,10 +115,10 @@ bool Contexts::load(const config::Config& config, std::vector<std::string>& erro
     }
     listeners_.push_back(std::move(out));
   }
-  if (ticket_keys_.size() == 0) ticket_keys_.rotate(TicketKeys::generate());
+  if (ticket_keys_->size() == 0) ticket_keys_->rotate(TicketKeys::generate());
   // The callback's argument points into listeners_, which no longer moves.
   for (ListenerContexts& listener : listeners_) {
-    for (const SslCtxPtr& ctx : listener.contexts) ticket_keys_.install(ctx.get());
+    for (const SslCtxPtr& ctx : listener.contexts) ticket_keys_->install(ctx.get());
     if (listener.contexts.empty()) continue;
     SSL_CTX_set_tlsext_servername_callback(listener.contexts[0].get(), on_server_name);
     SSL_CTX_set_tlsext_servername_arg(listener.contexts[0].get(), &listener);
