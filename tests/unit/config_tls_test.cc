@@ -267,7 +267,7 @@ TEST_F(CertificateCheck, ClientCaMustBeACaCertificate) {
 
 // After the tls section: a listener, which a configuration must have.
 constexpr const char* kPlainListener =
-    "listeners:\n  - { name: plain, address: 10.0.0.100, port: 80, pool: kv }\n";
+    "listeners:\n  - { name: plain, address: 10.0.0.100, port: 80, protocol: tcp, pool: kv }\n";
 
 // A key line: 80 bytes whose name starts with `tag` (so tests can tell keys apart), in base64.
 std::string key_line(uint8_t tag, size_t bytes = ticket_keys::kKeyBytes) {
