@@ -308,7 +308,10 @@ void TlsWorkers::use_file_keys(std::optional<std::vector<ticket_keys::Key>> keys
   }
   file_keys_ = std::move(keys);
   // Leaving the file: a fresh generated set, none of the file's keys kept.
-  if (!file_keys_) keys_ = std::make_unique<TicketKeySchedule>(rotation_ms_, now_ms);
+  if (!file_keys_) {
+    earlier_rotations_ += keys_->rotations();
+    keys_ = std::make_unique<TicketKeySchedule>(rotation_ms_, now_ms);
+  }
   for (size_t slot = 0; slot < key_sockets_.size(); ++slot) send_keys(slot);
 }
 
@@ -519,7 +522,7 @@ nlohmann::json TlsWorkers::describe() {
   return {{"workers", key_sockets_.size()},
           {"running", supervisor_.running()},
           {"restarts", supervisor_.restarts()},
-          {"key_rotations", keys_->rotations()},
+          {"key_rotations", key_rotations()},
           {"ticket_keys", file_keys_ ? "file" : "generated"},
           {"current_key_name", name},
           {"pids", pids},

@@ -68,7 +68,7 @@ class TlsWorkers {
 
   size_t running() const { return supervisor_.running(); }
   uint64_t restarts() const { return supervisor_.restarts(); }
-  uint64_t key_rotations() const { return keys_->rotations(); }
+  uint64_t key_rotations() const { return earlier_rotations_ + keys_->rotations(); }
   // For weirctl status: {"workers", "running", "restarts", "key_rotations", "pids",
   // "with_current_key" (workers that acknowledged the encrypting key), "ticket_keys" ("file" or
   // "generated"), "current_key_name" (hex: a ticket carries it in the clear),
@@ -95,6 +95,7 @@ class TlsWorkers {
 
   uint64_t rotation_ms_;
   std::unique_ptr<TicketKeySchedule> keys_;
+  uint64_t earlier_rotations_ = 0;  // of schedules replaced (a counter never goes back)
   std::optional<std::vector<ticket_keys::Key>> file_keys_;  // tls.ticket_keys_file's, when set
   TlsSupervisor supervisor_;
   std::vector<int> key_sockets_;  // per slot, weir-control's end; -1 when not running
