@@ -27,6 +27,25 @@ namespace weir::tls_attach {
 inline constexpr char kHello[8] = {'W', 'E', 'I', 'R', 'T', 'L', 'S', '1'};
 inline constexpr size_t kMaxFds = 64;  // channels in one answer: one per dataplane worker
 
+// A worker started while no dataplane answered serves nothing; weir-control keeps trying to
+// attach it and, once the dataplane answers, sends the worker this message on its ticket key
+// socket (common/ticket_key_wire.h) with the connection and the channel memfds attached, in that
+// order: the worker maps them and serves them from then on, without a restart.
+inline constexpr char kLateAttach[4] = {'W', 'T', 'A', '1'};
+
+// A certificate reload, also on the ticket key socket (docs/tls.md, "Certificate reload"): a
+// worker has dropped root and could not open a root-only key file, so weir-control opens the
+// files (it never reads a key) and sends their fds; the worker reads them and builds new contexts
+// for new handshakes. The message: kCertificateReload | generation (u32) | the paths, each ended
+// by a NUL, the configuration file first; one fd per path, in that order (so at most kMaxFds
+// files, the configuration included). The worker answers kCertificateReload | generation | 1
+// (applied) or 0 (refused: the old certificates stay).
+inline constexpr char kCertificateReload[4] = {'W', 'T', 'C', '1'};
+inline constexpr size_t kMaxCertificateReloadBytes = 16 * 1024;
+inline constexpr size_t kCertificateReloadAckBytes = sizeof kCertificateReload + 4 + 1;
+// A file larger than this is not read (a certificate chain, a key or a configuration).
+inline constexpr size_t kMaxReloadFileBytes = 1024 * 1024;
+
 // The dataplane's socket for TLS workers: beside its control socket.
 inline std::string socket_path(const std::string& control_socket) {
   const size_t slash = control_socket.rfind('/');
@@ -34,8 +53,10 @@ inline std::string socket_path(const std::string& control_socket) {
          "tls-workers.sock";
 }
 
-// One message of `bytes` with `fds` attached. False on any failure.
-inline bool send_with_fds(int socket, std::span<const uint8_t> bytes, std::span<const int> fds) {
+// One message of `bytes` with `fds` attached. False on any failure. `flags`: MSG_DONTWAIT where a
+// full socket must not block the sender.
+inline bool send_with_fds(int socket, std::span<const uint8_t> bytes, std::span<const int> fds,
+                          int flags = 0) {
   if (fds.size() > kMaxFds) return false;
   iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
   msghdr msg{};
@@ -51,7 +72,7 @@ inline bool send_with_fds(int socket, std::span<const uint8_t> bytes, std::span<
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
-  return sendmsg(socket, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  return sendmsg(socket, &msg, MSG_NOSIGNAL | flags) == static_cast<ssize_t>(bytes.size());
 }
 
 // One message into `bytes` (its length returned, -1 on failure or truncation), the fds that came

@@ -23,7 +23,16 @@ int no_passphrase(char*, int, int, void*) {
   return -1;
 }
 
-BioPtr open_file(const std::string& path, std::string& problem) {
+BioPtr open_file(const std::string& path, std::string& problem,
+                 const FileContents* files = nullptr) {
+  if (files != nullptr) {
+    const auto found = files->find(path);
+    BioPtr bio(found == files->end()
+                   ? nullptr
+                   : BIO_new_mem_buf(found->second.data(), static_cast<int>(found->second.size())));
+    if (!bio) problem = "cannot read \"" + path + "\": not handed over with the reload";
+    return bio;
+  }
   errno = 0;
   BioPtr bio(BIO_new_file(path.c_str(), "r"));
   if (!bio) {
@@ -120,15 +129,16 @@ std::string last_openssl_error() {
   return buffer;
 }
 
-Loaded load_certified_key(const std::string& cert_path, const std::string& key_path, time_t now) {
+Loaded load_certified_key(const std::string& cert_path, const std::string& key_path, time_t now,
+                          const FileContents* files) {
   Loaded out;
   std::string problem;
-  if (BioPtr bio = open_file(cert_path, problem)) {
+  if (BioPtr bio = open_file(cert_path, problem, files)) {
     out.certified.chain = read_certificates(bio.get(), cert_path, problem);
   }
   if (!problem.empty()) out.problems.push_back({File::cert, problem});
   problem.clear();
-  if (BioPtr bio = open_file(key_path, problem)) {
+  if (BioPtr bio = open_file(key_path, problem, files)) {
     out.certified.key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
     if (!out.certified.key) {
       problem = "\"" + key_path +
@@ -160,10 +170,11 @@ time_t read_chain_expiry(const std::string& cert_path, std::string& problem) {
   return earliest_not_after(chain);
 }
 
-std::vector<X509Ptr> load_ca_bundle(const std::string& path, std::vector<std::string>& problems) {
+std::vector<X509Ptr> load_ca_bundle(const std::string& path, std::vector<std::string>& problems,
+                                    const FileContents* files) {
   std::string problem;
   std::vector<X509Ptr> certificates;
-  if (BioPtr bio = open_file(path, problem))
+  if (BioPtr bio = open_file(path, problem, files))
     certificates = read_certificates(bio.get(), path, problem);
   if (!problem.empty()) problems.push_back(problem);
   for (size_t i = 0; i < certificates.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 
 #include <ctime>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,11 +43,18 @@ struct Loaded {
   bool ok() const { return problems.empty(); }
 };
 
+// Files already read, by path: what a worker that dropped root is handed on a certificate reload
+// (the fds weir-control opened, read by the worker, control/tls_workers.h). A path not in it
+// cannot be read.
+using FileContents = std::map<std::string, std::string>;
+
 // Reads `cert_path` (PEM: the leaf, then its intermediates) and `key_path` (PEM, unencrypted) and
 // checks: both readable and parseable, at least one certificate, the key belongs to the leaf,
 // every certificate valid at `now` (not expired, not before its notBefore), and each certificate
 // issued (name and signature) by the one after it.
-Loaded load_certified_key(const std::string& cert_path, const std::string& key_path, time_t now);
+// With `files`, the contents come from there instead of the file system.
+Loaded load_certified_key(const std::string& cert_path, const std::string& key_path, time_t now,
+                          const FileContents* files = nullptr);
 
 // When the chain in `cert_path` (PEM) stops being valid: the soonest notAfter of its
 // certificates (Unix time), or 0 with `problem` set when the file cannot be read or holds no
@@ -55,7 +63,8 @@ Loaded load_certified_key(const std::string& cert_path, const std::string& key_p
 time_t read_chain_expiry(const std::string& cert_path, std::string& problem);
 
 // A bundle of CA certificates (client_ca): readable, at least one PEM certificate, each a CA.
-std::vector<X509Ptr> load_ca_bundle(const std::string& path, std::vector<std::string>& problems);
+std::vector<X509Ptr> load_ca_bundle(const std::string& path, std::vector<std::string>& problems,
+                                    const FileContents* files = nullptr);
 
 // The last OpenSSL error of this thread as text (and the queue cleared), or "unknown error".
 std::string last_openssl_error();

@@ -292,6 +292,10 @@ struct Tls {
   bool configured = false;  // the file has a `tls:` section (weir-control then runs workers)
   uint32_t workers = kDefaultTlsWorkers;
   uint32_t ticket_key_rotation_s = kDefaultTicketKeyRotationS;
+  // Ticket keys shared by several boxes (common/ticket_key_file.h), re-read on reload; unset: keys
+  // made and rotated by weir-control. Read by weir-control and the checks only.
+  std::optional<std::string> ticket_keys_file;
+  Place ticket_keys_file_at;
   // The account a worker started as root switches to once its keys are loaded. Unset: a worker
   // started as root refuses to run.
   std::optional<std::string> user;

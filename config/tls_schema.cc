@@ -70,6 +70,9 @@ void read_tls_section(Diagnostics& d, const YAML::Node& node, Tls& tls) {
   tls.configured = true;
   read_uint_field(map, "workers", tls.workers, 1, kMaxTlsWorkers);
   read_uint_field(map, "ticket_key_rotation_s", tls.ticket_key_rotation_s, 60, 7 * 86'400);
+  if (std::string file;
+      read_file_path(map, "ticket_keys_file", file, tls.ticket_keys_file_at, false))
+    tls.ticket_keys_file = file;
   if (std::string user; read_string_field(map, "user", user)) tls.user = user;
   map.finish();
 }

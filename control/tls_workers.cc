@@ -27,6 +27,11 @@
 namespace weir::control {
 namespace {
 
+// How often a worker without channels tries the dataplane again.
+constexpr uint64_t kAttachRetryMs = 1000;
+// How long the certificate check before a reload may take.
+constexpr uint64_t kCertificateCheckTimeoutMs = 10'000;
+
 // The fds a worker gets, at fixed numbers: its channels from kChildFirstChannelFd on.
 constexpr int kChildKeysFd = 3;
 constexpr int kChildEventFd = 4;
@@ -108,24 +113,35 @@ TlsWorkers::TlsWorkers(std::string binary, std::string config_path, const config
     : binary_(std::move(binary)),
       config_path_(std::move(config_path)),
       dataplane_socket_(tls_attach::socket_path(config.dataplane.control_socket)),
-      keys_(uint64_t{config.tls.ticket_key_rotation_s} * 1000, now_ms),
+      rotation_ms_(uint64_t{config.tls.ticket_key_rotation_s} * 1000),
+      keys_(std::make_unique<TicketKeySchedule>(rotation_ms_, now_ms)),
       supervisor_(
           {.workers = config.tls.workers}, [this](size_t slot) { return spawn(slot); },
           [](pid_t pid, int signal) { kill(pid, signal); }),
       key_sockets_(config.tls.workers, -1),
-      acknowledged_(config.tls.workers) {}
+      acknowledged_(config.tls.workers),
+      unattached_events_(config.tls.workers, -1),
+      attached_(config.tls.workers, false),
+      certificates_applied_(config.tls.workers, 0),
+      certificates_refused_(config.tls.workers, 0) {}
 
 TlsWorkers::~TlsWorkers() {
-  for (int fd : key_sockets_) {
-    if (fd >= 0) close(fd);
-  }
+  for (size_t slot = 0; slot < key_sockets_.size(); ++slot) forget_slot(slot);
+}
+
+void TlsWorkers::forget_slot(size_t slot) {
+  if (key_sockets_[slot] >= 0) close(key_sockets_[slot]);
+  if (unattached_events_[slot] >= 0) close(unattached_events_[slot]);
+  key_sockets_[slot] = -1;
+  unattached_events_[slot] = -1;
+  attached_[slot] = false;
+  acknowledged_[slot] = {};
 }
 
 // fork and exec. Between them only async-signal-safe calls (weir-control has threads): the
 // arguments are built before the fork.
 pid_t TlsWorkers::spawn(size_t slot) {
-  if (key_sockets_[slot] >= 0) close(key_sockets_[slot]);
-  key_sockets_[slot] = -1;
+  forget_slot(slot);
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
     WEIR_LOG_LIMITED(log::Level::error, "TLS worker %zu: socketpair: %s", slot, strerror(errno));
@@ -145,8 +161,8 @@ pid_t TlsWorkers::spawn(size_t slot) {
   const Attachment attachment = attach_to_dataplane(dataplane_socket_, event);
   if (attachment.link < 0)
     WEIR_LOG_LIMITED(log::Level::warning,
-                     "TLS worker %zu: no dataplane on %s: it serves no session until restarted",
-                     slot, dataplane_socket_.c_str());
+                     "TLS worker %zu: no dataplane on %s yet: attached once it answers", slot,
+                     dataplane_socket_.c_str());
   // Every argument and fd number is made before the fork.
   std::vector<std::string> args = {binary_,
                                    "--config",
@@ -196,14 +212,22 @@ pid_t TlsWorkers::spawn(size_t slot) {
     _exit(127);
   }
   close(pair[1]);
-  close(event);
+  // Kept while the worker has no channels: the dataplane gets it with a late attachment.
+  if (attachment.link < 0 && pid > 0) {
+    unattached_events_[slot] = event;
+  } else {
+    close(event);
+  }
+  attached_[slot] = attachment.link >= 0;
+  // A worker started now reads the files itself: the current generation.
+  certificates_applied_[slot] = certificates_generation_;
+  certificates_refused_[slot] = 0;
   // The worker holds the connection now: its end is the worker's end, for the dataplane.
   if (attachment.link >= 0) close(attachment.link);
   for (const int fd : attachment.channels) close(fd);
   if (pid < 0) {
     WEIR_LOG_LIMITED(log::Level::error, "TLS worker %zu: fork: %s", slot, strerror(errno));
-    close(key_sockets_[slot]);
-    key_sockets_[slot] = -1;
+    forget_slot(slot);
     return -1;
   }
   log::printf(log::Level::notice, "TLS worker %zu started (pid %d): %s", slot,
@@ -211,17 +235,30 @@ pid_t TlsWorkers::spawn(size_t slot) {
   return pid;
 }
 
+// A worker's answers: a key set's (the newest key's name, 16 bytes) or a certificate reload's
+// (common/tls_attach.h).
 void TlsWorkers::read_acks(size_t slot) {
   const int fd = key_sockets_[slot];
-  std::array<uint8_t, 16> name;
-  while (fd >= 0 && recv(fd, name.data(), name.size(), MSG_DONTWAIT) == ssize_t(name.size()))
-    acknowledged_[slot] = name;
+  uint8_t answer[32];
+  for (;;) {
+    const ssize_t n = fd < 0 ? -1 : recv(fd, answer, sizeof answer, MSG_DONTWAIT);
+    if (n < 0) return;
+    if (n == static_cast<ssize_t>(acknowledged_[slot].size())) {
+      std::memcpy(acknowledged_[slot].data(), answer, acknowledged_[slot].size());
+    } else if (n == static_cast<ssize_t>(tls_attach::kCertificateReloadAckBytes) &&
+               std::memcmp(answer, tls_attach::kCertificateReload,
+                           sizeof tls_attach::kCertificateReload) == 0) {
+      uint32_t generation;
+      std::memcpy(&generation, answer + sizeof tls_attach::kCertificateReload, sizeof generation);
+      (answer[n - 1] == 1 ? certificates_applied_ : certificates_refused_)[slot] = generation;
+    }
+  }
 }
 
 void TlsWorkers::send_keys(size_t slot) {
   if (key_sockets_[slot] < 0) return;
   read_acks(slot);  // what the worker answered so far, so they never pile up
-  std::string message = ticket_keys::encode(keys_.keys());
+  std::string message = ticket_keys::encode(current_keys());
   // A full socket (a worker that stopped reading) loses this set only: the next one is whole.
   if (send(key_sockets_[slot], message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
     WEIR_LOG_LIMITED(log::Level::warning, "TLS worker %zu: ticket keys not sent: %s", slot,
@@ -237,9 +274,7 @@ void TlsWorkers::reap(uint64_t now_ms) {
     size_t slot = 0;
     while (slot < key_sockets_.size() && supervisor_.pid(slot) != pid) ++slot;
     if (!supervisor_.exited(pid, now_ms)) continue;  // not a worker (no other child exists)
-    close(key_sockets_[slot]);
-    key_sockets_[slot] = -1;
-    acknowledged_[slot] = {};
+    forget_slot(slot);
     if (WIFSIGNALED(status)) {
       WEIR_LOG_LIMITED(log::Level::error, "TLS worker pid %d killed by signal %d; restarting",
                        static_cast<int>(pid), WTERMSIG(status));
@@ -252,16 +287,69 @@ void TlsWorkers::reap(uint64_t now_ms) {
 
 void TlsWorkers::tick(uint64_t now_ms) {
   supervisor_.tick(now_ms);
-  if (keys_.tick(now_ms)) {
+  if (!file_keys_ && keys_->tick(now_ms)) {
     for (size_t slot = 0; slot < key_sockets_.size(); ++slot) send_keys(slot);
   }
+  if (now_ms - attach_tried_ms_ >= kAttachRetryMs) {
+    attach_tried_ms_ = now_ms;
+    for (size_t slot = 0; slot < key_sockets_.size(); ++slot) {
+      if (unattached_events_[slot] >= 0 && attach_late(slot)) {
+        log::printf(log::Level::notice, "TLS worker %zu (pid %d) attached to the dataplane", slot,
+                    static_cast<int>(supervisor_.pid(slot)));
+      }
+    }
+  }
+}
+
+void TlsWorkers::use_file_keys(std::optional<std::vector<ticket_keys::Key>> keys, uint64_t now_ms) {
+  if (!keys && !file_keys_) return;  // generated keys stay as they are
+  if (file_keys_) {
+    for (auto& key : *file_keys_) key = {};
+  }
+  file_keys_ = std::move(keys);
+  // Leaving the file: a fresh generated set, none of the file's keys kept.
+  if (!file_keys_) {
+    earlier_rotations_ += keys_->rotations();
+    keys_ = std::make_unique<TicketKeySchedule>(rotation_ms_, now_ms);
+  }
+  for (size_t slot = 0; slot < key_sockets_.size(); ++slot) send_keys(slot);
+}
+
+bool TlsWorkers::attach_late(size_t slot) {
+  if (supervisor_.pid(slot) < 0 || key_sockets_[slot] < 0) return false;
+  const Attachment attachment = attach_to_dataplane(dataplane_socket_, unattached_events_[slot]);
+  if (attachment.link < 0) return false;
+  std::vector<int> fds = {attachment.link};
+  fds.insert(fds.end(), attachment.channels.begin(), attachment.channels.end());
+  const auto* magic = reinterpret_cast<const uint8_t*>(tls_attach::kLateAttach);
+  const bool sent = tls_attach::send_with_fds(
+      key_sockets_[slot], std::span(magic, sizeof tls_attach::kLateAttach), fds, MSG_DONTWAIT);
+  // The worker holds them now (or nobody does, and the dataplane sees the link end at once).
+  for (const int fd : fds) close(fd);
+  if (!sent) {
+    WEIR_LOG_LIMITED(log::Level::warning, "TLS worker %zu: attachment not sent: %s", slot,
+                     strerror(errno));
+    return false;
+  }
+  close(unattached_events_[slot]);
+  unattached_events_[slot] = -1;
+  attached_[slot] = true;
+  return true;
 }
 
 int TlsWorkers::next_due_in(uint64_t now_ms) const {
   const int restart = supervisor_.next_due_in(now_ms);
-  const uint64_t rotate = keys_.due_ms() > now_ms ? keys_.due_ms() - now_ms : 0;
-  const int rotate_ms = static_cast<int>(std::min<uint64_t>(rotate, INT_MAX));
-  return restart < 0 ? rotate_ms : std::min(restart, rotate_ms);
+  const uint64_t rotate = file_keys_                 ? uint64_t{INT_MAX}
+                          : keys_->due_ms() > now_ms ? keys_->due_ms() - now_ms
+                                                     : 0;
+  int due = static_cast<int>(std::min<uint64_t>(rotate, INT_MAX));
+  if (restart >= 0) due = std::min(due, restart);
+  for (const int event : unattached_events_) {
+    if (event < 0) continue;
+    const uint64_t at = attach_tried_ms_ + kAttachRetryMs;
+    due = std::min(due, static_cast<int>(at > now_ms ? at - now_ms : 0));
+  }
+  return due;
 }
 
 void TlsWorkers::stop(uint64_t grace_ms) {
@@ -286,20 +374,163 @@ void TlsWorkers::stop(uint64_t grace_ms) {
   }
 }
 
+namespace {
+
+// The files a certificate reload hands over: the configuration, then every certificate, key and
+// client CA file its tls listeners name, each once.
+std::vector<std::string> reload_files(const std::string& config_path,
+                                      const config::Config& config) {
+  std::vector<std::string> paths = {config_path};
+  auto add = [&paths](const std::string& path) {
+    if (std::find(paths.begin(), paths.end(), path) == paths.end()) paths.push_back(path);
+  };
+  for (const config::Listener& listener : config.listeners) {
+    if (!listener.tls) continue;
+    for (const config::TlsCertificate& entry : listener.tls->certificates) {
+      add(entry.cert);
+      add(entry.key);
+    }
+    if (listener.tls->client_ca) add(*listener.tls->client_ca);
+  }
+  return paths;
+}
+
+}  // namespace
+
+std::vector<std::string> TlsWorkers::check_certificates(const config::Config& config) {
+  std::vector<std::string> problems;
+  if (reload_files(config_path_, config).size() > tls_attach::kMaxFds) {
+    problems.push_back(config_path_ + ": the tls listeners name more than " +
+                       std::to_string(tls_attach::kMaxFds - 1) +
+                       " certificate, key and CA files: a certificate reload hands over at most "
+                       "that many");
+    return problems;
+  }
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0)
+    return {std::string("the certificate check: pipe: ") + strerror(errno)};
+  const char* argv[] = {binary_.c_str(), "--check-config", config_path_.c_str(), nullptr};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec (weir-control has threads).
+    if (dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0) _exit(126);
+    syscall(SYS_close_range, 3U, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(binary_.c_str(), const_cast<char* const*>(argv));
+    _exit(127);
+  }
+  close(out[1]);
+  if (pid < 0) {
+    close(out[0]);
+    return {std::string("the certificate check: fork: ") + strerror(errno)};
+  }
+  // Bounded: a check that hangs (a file on a dead network mount) refuses the reload.
+  std::string text;
+  const uint64_t deadline = monotonic_ms() + kCertificateCheckTimeoutMs;
+  bool timed_out = false;
+  for (;;) {
+    const uint64_t now = monotonic_ms();
+    if (now >= deadline) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(deadline - now)) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = read(out[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (text.size() < 64 * 1024) text.append(buffer, static_cast<size_t>(n));
+  }
+  close(out[0]);
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return {"the certificate check did not finish in 10 s: the reload is refused"};
+  for (size_t start = 0; start < text.size();) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    if (end > start) problems.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && problems.empty())
+    problems.push_back("the certificate check failed (" + binary_ + " --check-config, status " +
+                       std::to_string(status) + ")");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) problems.clear();
+  return problems;
+}
+
+void TlsWorkers::reload_certificates(const config::Config& config) {
+  const std::vector<std::string> paths = reload_files(config_path_, config);
+  std::vector<int> fds;
+  std::string message(tls_attach::kCertificateReload, sizeof tls_attach::kCertificateReload);
+  const uint32_t generation = certificates_generation_ + 1;
+  message.append(reinterpret_cast<const char*>(&generation), sizeof generation);
+  for (const std::string& path : paths) {
+    // Opened, never read here: the worker reads them (a key stays out of weir-control).
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      WEIR_LOG_LIMITED(log::Level::error, "certificate reload: cannot open %s: %s", path.c_str(),
+                       strerror(errno));
+      for (const int f : fds) close(f);
+      return;
+    }
+    fds.push_back(fd);
+    message.append(path);
+    message.push_back('\0');
+  }
+  if (message.size() > tls_attach::kMaxCertificateReloadBytes || fds.size() > tls_attach::kMaxFds) {
+    WEIR_LOG_LIMITED(log::Level::error, "certificate reload: %zu files, too many to hand over",
+                     fds.size());
+    for (const int f : fds) close(f);
+    return;
+  }
+  certificates_generation_ = generation;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(message.data());
+  for (size_t slot = 0; slot < key_sockets_.size(); ++slot) {
+    if (key_sockets_[slot] < 0) continue;
+    if (!tls_attach::send_with_fds(key_sockets_[slot], std::span(bytes, message.size()), fds,
+                                   MSG_DONTWAIT))
+      WEIR_LOG_LIMITED(log::Level::error, "TLS worker %zu: certificate reload not sent: %s", slot,
+                       strerror(errno));
+  }
+  for (const int f : fds) close(f);
+  log::printf(log::Level::notice, "certificate reload %u sent to the TLS workers (%zu files)",
+              generation, paths.size());
+}
+
 nlohmann::json TlsWorkers::describe() {
   nlohmann::json pids = nlohmann::json::array();
   for (pid_t pid : supervisor_.pids()) pids.push_back(pid);
-  size_t current = 0;
+  size_t current = 0, with_current_certificates = 0, refused_certificates = 0;
   for (size_t slot = 0; slot < key_sockets_.size(); ++slot) {
     read_acks(slot);
-    if (key_sockets_[slot] >= 0 && acknowledged_[slot] == keys_.keys().front().name) ++current;
+    if (key_sockets_[slot] < 0) continue;
+    if (acknowledged_[slot] == current_keys().front().name) ++current;
+    if (certificates_applied_[slot] == certificates_generation_) ++with_current_certificates;
+    if (certificates_generation_ > 0 && certificates_refused_[slot] == certificates_generation_)
+      ++refused_certificates;
+  }
+  std::string name;
+  for (const uint8_t byte : current_keys().front().name) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    name += kHex[byte >> 4];
+    name += kHex[byte & 15];
   }
   return {{"workers", key_sockets_.size()},
           {"running", supervisor_.running()},
           {"restarts", supervisor_.restarts()},
-          {"key_rotations", keys_.rotations()},
+          {"key_rotations", key_rotations()},
+          {"ticket_keys", file_keys_ ? "file" : "generated"},
+          {"current_key_name", name},
           {"pids", pids},
-          {"with_current_key", current}};
+          {"with_current_key", current},
+          {"attached", std::count(attached_.begin(), attached_.end(), true)},
+          {"certificates_generation", certificates_generation_},
+          {"with_current_certificates", with_current_certificates},
+          {"certificates_refused", refused_certificates}};
 }
 
 }  // namespace weir::control

@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "common/service_notify.h"
 #include "common/version.h"
+#include "config/certificate_check.h"
 #include "config/config.h"
 #include "control/bird_announcer.h"
 #include "control/certificate_expiry.h"
@@ -97,7 +98,7 @@ class Daemon {
     sigemptyset(&signals);
     for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&signals, s);
     const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-    start_tls(config);
+    if (!start_tls(config)) return 1;
     // Ready for systemd once /metrics and the admin socket listen and the dataplane link has been
     // tried once (it is retried every second): a dataplane that is not there yet is not a failure.
     sync();
@@ -183,12 +184,36 @@ class Daemon {
 
   // The TLS workers (control/tls_workers.h), when the configuration has TLS. The count and the
   // rotation period are read at start; a reload does not change them (docs/tls.md).
-  void start_tls(const config::Config& config) {
-    if (!TlsWorkers::wanted(config)) return;
+  // False (logged) when tls.ticket_keys_file is unusable: weir-control does not start.
+  bool start_tls(const config::Config& config) {
+    if (!TlsWorkers::wanted(config)) return true;
+    std::optional<std::vector<ticket_keys::Key>> file_keys;
+    if (const nlohmann::json problems = read_ticket_keys_file(config, file_keys);
+        !problems.empty()) {
+      for (const auto& p : problems)
+        log::printf(log::Level::error, "%s", p.get<std::string>().c_str());
+      return false;
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     tls_ = std::make_unique<TlsWorkers>(
         tls_worker_.empty() ? TlsWorkers::default_binary() : tls_worker_, path_, config, now_ms());
+    tls_->use_file_keys(std::move(file_keys), now_ms());
     tls_->start(now_ms());
+    return true;
+  }
+
+  // tls.ticket_keys_file's keys into `keys` (nullopt when it is not set), or its problems as
+  // FILE:LINE:COL lines (config/certificate_check.h).
+  static nlohmann::json read_ticket_keys_file(const config::Config& config,
+                                              std::optional<std::vector<ticket_keys::Key>>& keys) {
+    keys.reset();
+    nlohmann::json problems = nlohmann::json::array();
+    if (!config.tls.ticket_keys_file) return problems;
+    std::vector<ticket_keys::Key> read;
+    for (const auto& d : config::ticket_keys_file_problems(config, &read))
+      problems.push_back(d.to_string());
+    if (problems.empty()) keys = std::move(read);
+    return problems;
   }
 
   static uint64_t seed() {
@@ -446,6 +471,28 @@ class Daemon {
       reply["diagnostics"] = diagnostics;
       return reply;
     }
+    // The shared ticket keys are read first: a bad file refuses the reload before anything changed.
+    std::optional<std::vector<ticket_keys::Key>> file_keys;
+    if (nlohmann::json problems = read_ticket_keys_file(*result.config, file_keys);
+        !problems.empty()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++reloads_failed_;
+      return {{"ok", false},
+              {"error", "tls.ticket_keys_file is unusable; the running keys stay"},
+              {"diagnostics", problems}};
+    }
+    // New certificates are checked before anything changes (by the worker binary: weir-control
+    // never reads a key); a bad one refuses the reload, and the workers keep the old ones.
+    if (tls_) {
+      const std::vector<std::string> problems = tls_->check_certificates(*result.config);
+      if (!problems.empty()) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++reloads_failed_;
+        return {{"ok", false},
+                {"error", "a certificate does not load; the running ones stay"},
+                {"diagnostics", problems}};
+      }
+    }
     // The dataplane reads the same file and applies its structure first (listeners, pools,
     // backends); it refuses, changing nothing, what it cannot change while running.
     std::string error;
@@ -476,6 +523,11 @@ class Daemon {
       }
     }
     if (!refusal.empty()) return {{"ok", false}, {"error", refusal}};
+    if (tls_) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tls_->use_file_keys(std::move(file_keys), now_ms());
+      tls_->reload_certificates(*result.config);
+    }
     start_health(*result.config);
     read_certificates(*result.config);
     reply["changes"] = changes;

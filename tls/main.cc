@@ -13,11 +13,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/tls_attach.h"
 #include "common/version.h"
+#include "config/certificate_check.h"
 #include "config/config.h"
+#include "tls/certificate_reload.h"
 #include "tls/privileges.h"
 #include "tls/tls_worker.h"
 
@@ -28,6 +33,7 @@ void print_usage(FILE* out) {
       out,
       "usage: weir-tls-worker --config FILE --event-fd FD [--ticket-keys FD]\n"
       "                       [--dataplane-link FD] [--channel FD[,PEER_EVENT_FD]]...\n"
+      "       weir-tls-worker --check-config FILE\n"
       "       weir-tls-worker --version\n"
       "\n"
       "  --config FILE     the Weir configuration (its tls listeners and tls section)\n"
@@ -57,21 +63,48 @@ int parse_fd(const std::string& text) {
              : -1;
 }
 
-enum class KeyRead { none, keys, closed, malformed };
+enum class KeyRead { none, keys, attach, certificates, closed, malformed };
 
 // One message from weir-control's ticket key socket, if there is one (`wait_ms`: how long to wait
-// for it; 0 does not block).
-KeyRead read_ticket_keys(int fd, int wait_ms, weir::tls::TicketKeys& keys) {
+// for it; 0 does not block): a set of ticket keys (applied here), or a late attachment to the
+// dataplane (common/tls_attach.h), whose fds (the link, then the channels) go to `attach_fds`, or a
+// certificate reload, whose message goes to `reload` and fds to `attach_fds`.
+KeyRead read_control_message(int fd, int wait_ms, weir::tls::TicketKeys& keys,
+                             std::vector<int>& attach_fds, std::vector<uint8_t>& reload) {
   pollfd p{fd, POLLIN, 0};
   if (wait_ms > 0 && poll(&p, 1, wait_ms) <= 0) return KeyRead::none;
-  uint8_t buffer[weir::ticket_keys::kMaxMessageBytes + 1];
-  const ssize_t n = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT | MSG_TRUNC);
-  if (n == 0) return KeyRead::closed;
-  if (n < 0) return errno == EAGAIN || errno == EINTR ? KeyRead::none : KeyRead::closed;
-  const auto decoded = static_cast<size_t>(n) <= weir::ticket_keys::kMaxMessageBytes
-                           ? weir::ticket_keys::decode(buffer, static_cast<size_t>(n))
+  static uint8_t buffer[weir::tls_attach::kMaxCertificateReloadBytes];
+  std::vector<int> fds;
+  errno = 0;  // a truncated message fails without one
+  const ssize_t n = weir::tls_attach::receive_with_fds(fd, buffer, fds);
+  auto close_fds = [&fds] {
+    for (const int f : fds) close(f);
+  };
+  if (n == 0) return close_fds(), KeyRead::closed;
+  if (n < 0) {
+    close_fds();
+    if (errno == EAGAIN || errno == EINTR) return KeyRead::none;
+    return errno == 0 ? KeyRead::malformed : KeyRead::closed;
+  }
+  const auto size = static_cast<size_t>(n);
+  if (size == sizeof weir::tls_attach::kLateAttach &&
+      std::memcmp(buffer, weir::tls_attach::kLateAttach, size) == 0) {
+    if (fds.size() < 2) return close_fds(), KeyRead::malformed;
+    attach_fds = std::move(fds);
+    return KeyRead::attach;
+  }
+  if (size >= sizeof weir::tls_attach::kCertificateReload &&
+      std::memcmp(buffer, weir::tls_attach::kCertificateReload,
+                  sizeof weir::tls_attach::kCertificateReload) == 0) {
+    reload.assign(buffer, buffer + size);
+    attach_fds = std::move(fds);
+    return KeyRead::certificates;
+  }
+  close_fds();  // a key set carries no fd
+  const auto decoded = size <= weir::ticket_keys::kMaxMessageBytes
+                           ? weir::ticket_keys::decode(buffer, size)
                            : std::nullopt;
-  std::memset(buffer, 0, sizeof buffer);
+  std::memset(buffer, 0, size);
   if (!decoded) return KeyRead::malformed;
   keys.replace(*decoded);
   // The acknowledgement: the newest key's name, once it encrypts this worker's tickets (what
@@ -88,6 +121,15 @@ int main(int argc, char** argv) {
   if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
     std::printf("%s\n", version_line("weir-tls-worker").c_str());
     return 0;
+  }
+  // What weir-control runs before a reload: the certificate check of --check-config
+  // (config/certificate_check.h), in a process of its own so that no key is read by weir-control.
+  if (argc == 3 && std::strcmp(argv[1], "--check-config") == 0) {
+    const config::LoadResult loaded = config::load_file(argv[2]);
+    std::vector<config::Diagnostic> problems = loaded.errors;
+    if (loaded.ok()) problems = config::check_certificates(*loaded.config, std::time(nullptr));
+    for (const auto& p : problems) std::printf("%s\n", p.to_string().c_str());
+    return problems.empty() ? 0 : 1;
   }
   std::string config_path;
   int event_fd = -1;
@@ -134,15 +176,18 @@ int main(int argc, char** argv) {
   const config::LoadResult loaded = config::load_file(config_path);
   for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
   if (!loaded.ok()) return 1;
-  tls::Contexts contexts;
+  auto contexts = std::make_shared<tls::Contexts>();
   // weir-control wrote the current keys before starting this process: they are there to read, and
   // no ticket is ever issued under a key of this worker's own.
-  if (keys_fd >= 0 && read_ticket_keys(keys_fd, 10'000, contexts.ticket_keys()) != KeyRead::keys) {
+  std::vector<int> received_fds;
+  std::vector<uint8_t> reload_message;
+  if (keys_fd >= 0 && read_control_message(keys_fd, 10'000, contexts->ticket_keys(), received_fds,
+                                           reload_message) != KeyRead::keys) {
     std::fprintf(stderr, "weir-tls-worker: no ticket keys on fd %d\n", keys_fd);
     return 1;
   }
   std::vector<std::string> errors;
-  if (!contexts.load(*loaded.config, errors)) {
+  if (!contexts->load(*loaded.config, errors)) {
     for (const auto& error : errors) std::fprintf(stderr, "weir-tls-worker: %s\n", error.c_str());
     return 1;
   }
@@ -153,7 +198,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  tls::TlsWorker worker(contexts);
+  tls::TlsWorker worker(contexts);  // the contexts: shared with the sessions opened under them
   for (const auto& [fd, peer] : channels) {
     std::string error;
     auto memory = shm::ChannelMemory::map(fd, error);
@@ -170,6 +215,47 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGINT);
   sigprocmask(SIG_BLOCK, &stop, nullptr);
   const int signals = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+  // A late attachment (weir-control found the dataplane after this worker started): the link and
+  // the channels, served from now on. One already attached keeps what it has.
+  auto attach = [&](std::vector<int>& fds) {
+    if (link_fd >= 0) {
+      std::fprintf(stderr, "weir-tls-worker: a second attachment, ignored\n");
+      for (const int f : fds) close(f);
+      fds.clear();
+      return;
+    }
+    size_t mapped = 0;
+    for (size_t i = 1; i < fds.size(); ++i) {
+      std::string error;
+      auto memory = shm::ChannelMemory::map(fds[i], error);  // owns the fd, also on failure
+      if (!memory) {
+        std::fprintf(stderr, "weir-tls-worker: late channel: %s\n", error.c_str());
+        continue;
+      }
+      worker.add_channel(std::move(*memory), -1);
+      ++mapped;
+    }
+    link_fd = fds[0];
+    fds.clear();
+    std::fprintf(stderr, "weir-tls-worker: attached to the dataplane late: %zu channel(s)\n",
+                 mapped);
+  };
+  // New contexts for new handshakes; open sessions keep theirs. Refused: the old ones stay.
+  auto reload_certificates = [&]() {
+    const tls::CertificateReload reload =
+        tls::load_certificate_reload(reload_message, received_fds, contexts->shared_ticket_keys());
+    for (const auto& error : reload.errors)
+      std::fprintf(stderr, "weir-tls-worker: certificate reload: %s\n", error.c_str());
+    if (reload.contexts) {
+      contexts = reload.contexts;
+      worker.use_contexts(contexts);
+      std::fprintf(stderr, "weir-tls-worker: certificates reloaded (generation %u)\n",
+                   reload.generation);
+    }
+    const std::string ack = tls::certificate_reload_ack(reload);
+    [[maybe_unused]] const ssize_t sent =
+        send(keys_fd, ack.data(), ack.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  };
   // The key socket is looked at when the worker sleeps, and once a second while it is busy (a
   // system call a second, not one per pass).
   uint64_t keys_checked_ms = now_ms();
@@ -177,10 +263,17 @@ int main(int argc, char** argv) {
     if (keys_fd < 0) return true;
     keys_checked_ms = now_ms();
     for (;;) {
-      switch (read_ticket_keys(keys_fd, 0, contexts.ticket_keys())) {
+      switch (
+          read_control_message(keys_fd, 0, contexts->ticket_keys(), received_fds, reload_message)) {
         case KeyRead::none:
           return true;
         case KeyRead::keys:
+          continue;
+        case KeyRead::attach:
+          attach(received_fds);
+          continue;
+        case KeyRead::certificates:
+          reload_certificates();
           continue;
         case KeyRead::malformed:
           std::fprintf(stderr, "weir-tls-worker: a malformed ticket key message, ignored\n");

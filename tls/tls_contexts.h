@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/tls_files.h"
 #include "config/config.h"
 #include "tls/ticket_keys.h"
 
@@ -36,9 +37,16 @@ struct SniChoice {
 
 class Contexts {
  public:
+  // With ticket keys of its own; or sharing `keys` with the contexts it replaces on a certificate
+  // reload (a ticket issued before the reload resumes after it).
+  Contexts() : ticket_keys_(std::make_shared<TicketKeys>()) {}
+  explicit Contexts(std::shared_ptr<TicketKeys> keys) : ticket_keys_(std::move(keys)) {}
+
   // Builds a context per certificate of every tls listener. False, with every problem in
-  // `errors`, if any certificate, key or CA file does not load.
-  bool load(const config::Config& config, std::vector<std::string>& errors);
+  // `errors`, if any certificate, key or CA file does not load. With `files`, their contents come
+  // from there (common/tls_files.h), not from the file system.
+  bool load(const config::Config& config, std::vector<std::string>& errors,
+            const tls_files::FileContents* files = nullptr);
 
   const ListenerContexts* find(std::string_view listener) const;
   const std::vector<ListenerContexts>& listeners() const { return listeners_; }
@@ -48,11 +56,12 @@ class Contexts {
 
   // Shared by every context; load() starts them with one key of this process's own. Contexts must
   // not move after load() (the contexts point at it).
-  TicketKeys& ticket_keys() { return ticket_keys_; }
+  TicketKeys& ticket_keys() { return *ticket_keys_; }
+  const std::shared_ptr<TicketKeys>& shared_ticket_keys() const { return ticket_keys_; }
 
  private:
   std::vector<ListenerContexts> listeners_;
-  TicketKeys ticket_keys_;
+  std::shared_ptr<TicketKeys> ticket_keys_;
 };
 
 }  // namespace weir::tls

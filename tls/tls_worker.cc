@@ -40,6 +40,9 @@ ResetReason classify(bool in_handshake) {
 }  // namespace
 
 struct TlsWorker::Session {
+  // The contexts it was opened under (its SSL and the SNI callback point into them): kept until
+  // the session ends, also after a certificate reload. First, so it is released last.
+  std::shared_ptr<const Contexts> contexts;
   uint64_t id = 0;
   SSL* ssl = nullptr;
   BIO* rbio = nullptr;  // ciphertext from the client (owned by ssl)
@@ -66,7 +69,10 @@ struct TlsWorker::Channel {
   bool broken = false;
 };
 
-TlsWorker::TlsWorker(const Contexts& contexts) : contexts_(contexts) {}
+TlsWorker::TlsWorker(const Contexts& contexts)
+    : contexts_(std::shared_ptr<const Contexts>(), &contexts) {}  // not owned
+
+TlsWorker::TlsWorker(std::shared_ptr<const Contexts> contexts) : contexts_(std::move(contexts)) {}
 
 TlsWorker::~TlsWorker() {
   for (auto& ch : channels_) {
@@ -184,11 +190,12 @@ void TlsWorker::open(Channel& ch, uint64_t id, std::span<const uint8_t> payload,
   }
   const auto request = tls_channel::decode_open(payload);
   if (!request) return reset_unknown(ch, id, ResetReason::bad_record);
-  const ListenerContexts* listener = contexts_.find(request->listener);
+  const ListenerContexts* listener = contexts_->find(request->listener);
   if (listener == nullptr) return reset_unknown(ch, id, ResetReason::unknown_listener);
   if (ch.sessions.size() >= kMaxSessionsPerChannel)
     return reset_unknown(ch, id, ResetReason::too_many_sessions);
   auto s = std::make_unique<Session>();
+  s->contexts = contexts_;
   s->id = id;
   s->ssl = SSL_new(listener->contexts[0].get());
   s->rbio = BIO_new(BIO_s_mem());

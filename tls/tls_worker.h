@@ -38,13 +38,19 @@ class TlsWorker {
   // Sessions per channel beyond which `open` is refused (too_many_sessions).
   static constexpr size_t kMaxSessionsPerChannel = 65'536;
 
+  // `contexts` must outlive the worker.
   explicit TlsWorker(const Contexts& contexts);
+  explicit TlsWorker(std::shared_ptr<const Contexts> contexts);
   ~TlsWorker();
   TlsWorker(const TlsWorker&) = delete;
   TlsWorker& operator=(const TlsWorker&) = delete;
 
   // Serves `memory` as side B. `wake_event` is written to wake the dataplane side (-1: it polls).
   void add_channel(shm::ChannelMemory memory, int wake_event);
+
+  // Sessions opened from now on use `contexts` (a certificate reload); each open session keeps
+  // the contexts it started with until it ends.
+  void use_contexts(std::shared_ptr<const Contexts> contexts) { contexts_ = std::move(contexts); }
 
   // One pass over every channel and the handshake deadlines; true if anything was done.
   bool poll_once(uint64_t now_ms);
@@ -76,7 +82,7 @@ class TlsWorker {
   void reset_unknown(Channel& ch, uint64_t id, tls_channel::ResetReason reason);
   void drop_channel(Channel& ch);
 
-  const Contexts& contexts_;
+  std::shared_ptr<const Contexts> contexts_;
   std::vector<std::unique_ptr<Channel>> channels_;
   Deadlines deadlines_;
   WorkerCounters counters_;

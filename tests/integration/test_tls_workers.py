@@ -36,7 +36,7 @@ def free_port() -> int:
 class Control:
     """weir-control with a tls section, its admin socket and /metrics."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, ticket_keys_file: Path = None):
         self.workdir = workdir
         self.port = free_port()
         config = yaml.safe_load((SOURCE_ROOT / "config" / "examples" / "minimal.yaml").read_text())
@@ -45,6 +45,8 @@ class Control:
                              "state_file": str(workdir / "control-state.json"),
                              "metrics": {"listen": f"127.0.0.1:{self.port}"}}
         config["tls"] = {"workers": WORKERS, "ticket_key_rotation_s": 3600}
+        if ticket_keys_file is not None:
+            config["tls"]["ticket_keys_file"] = str(ticket_keys_file)
         if os.geteuid() == 0:
             config["tls"]["user"] = "nobody"
         path = workdir / "weir.yaml"
@@ -79,18 +81,23 @@ class Control:
             self.proc.wait()
 
 
-def control_status(socket_path) -> dict:
-    """weir-control's `status` reply on its admin socket."""
+def control_request(socket_path, op: str) -> dict:
+    """weir-control's reply to `op` on its admin socket (not asserted ok)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
+        s.settimeout(30)
         s.connect(str(socket_path))
-        s.sendall(b'{"v": 1, "id": 1, "op": "status"}\n')
+        s.sendall(json.dumps({"v": 1, "id": 1, "op": op}).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)
             assert chunk, "weir-control closed the admin connection"
             data += chunk
-    reply = json.loads(data)
+    return json.loads(data)
+
+
+def control_status(socket_path) -> dict:
+    """weir-control's `status` reply on its admin socket."""
+    reply = control_request(socket_path, "status")
     assert reply["ok"], reply
     return reply
 
@@ -264,24 +271,100 @@ def test_certificate_expiry_is_exported_and_read_again_on_reload():
             try:
                 assert poll_until(expiries, 30.0, what="the first scrape") == [
                     (str(d / "site.pem"), "secure", float(site_until))]
-                # Renewed (a shorter one here, so that the value moves) and a second certificate
-                # whose file is missing: read again on reload, the missing one as 0 (the alert's
-                # critical case) and said in the log.
+                # A second certificate whose file is missing: the reload is refused before
+                # anything changes (the certificate check, docs/tls.md "Certificate reload"),
+                # the file named in the log, the value unchanged.
                 secure["tls"]["certificates"] = [
                     {"cert": str(d / "renewed.pem"), "key": str(d / "renewed.key")},
                     {"cert": str(d / "missing.pem"), "key": str(d / "renewed.key")}]
                 path.write_text(yaml.safe_dump(config))
                 proc.send_signal(signal.SIGHUP)
-                expected = sorted([(str(d / "renewed.pem"), "secure", float(renewed_until)),
-                                   (str(d / "missing.pem"), "secure", 0.0)])
+                poll_until(lambda: "a certificate does not load" in log_path.read_text(), 30.0,
+                           what="the reload refused", describe=lambda: log_path.read_text())
+                log = log_path.read_text()
+                assert f"{path}:" in log and "missing.pem" in log, log
+                assert expiries() == [(str(d / "site.pem"), "secure", float(site_until))]
+                # Renewed (a shorter one here, so that the value moves): read again on reload.
+                secure["tls"]["certificates"] = [
+                    {"cert": str(d / "renewed.pem"), "key": str(d / "renewed.key")}]
+                path.write_text(yaml.safe_dump(config))
+                proc.send_signal(signal.SIGHUP)
+                expected = [(str(d / "renewed.pem"), "secure", float(renewed_until))]
                 poll_until(lambda: expiries() == expected, 30.0, what="the reloaded certificates",
                            describe=lambda: f"{expiries()}\n{log_path.read_text()}")
-                log = log_path.read_text()
-                assert "listener secure: cannot read the certificate" in log, log
-                assert "missing.pem" in log
                 proc.send_signal(signal.SIGTERM)
                 assert proc.wait(timeout=30) == 0, log_path.read_text()
             finally:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
+
+
+# ------------------------------------------------ tls.ticket_keys_file (shared by several boxes)
+
+def key_line() -> str:
+    import base64
+
+    return base64.b64encode(os.urandom(80)).decode()
+
+
+def key_name(line: str) -> str:
+    import base64
+
+    return base64.b64decode(line)[:16].hex()
+
+
+def test_instances_sharing_a_ticket_keys_file_encrypt_with_the_same_key():
+    """Two weir-control instances (two boxes) with one ticket keys file: both workers sets encrypt
+    with its penultimate key (so each decrypts the other's tickets: tls_worker's
+    BoxesOnTwoVersionsOfTheKeyFileResumeEachOthersTickets), move together when a key is appended
+    and they reload, and refuse a broken file with KEYS_FILE:LINE, keeping their keys."""
+    with tempfile.TemporaryDirectory(prefix="weir-ticket-keys-") as name:
+        d = Path(name)
+        d.chmod(0o755)
+        keys = d / "ticket-keys"
+        lines = [key_line() for _ in range(3)]
+        keys.write_text("# shared by every box\n" + "\n".join(lines) + "\n")
+        keys.chmod(0o600)  # root only: the workers never open it, weir-control sends the keys
+        boxes = []
+        try:
+            for box in ("a", "b"):
+                (d / box).mkdir()
+                boxes.append(Control(d / box, ticket_keys_file=keys))
+
+            def on_key(expected):
+                def check():
+                    tls = [c.tls() for c in boxes]
+                    return tls if all(t and t["running"] == WORKERS and
+                                      t["with_current_key"] == WORKERS and
+                                      t["current_key_name"] == expected for t in tls) else None
+                return check
+
+            tls = poll_until(on_key(key_name(lines[1])), 30.0,
+                             what="both boxes' workers on the file's penultimate key",
+                             describe=lambda: "".join(c.log() for c in boxes))
+            assert all(t["ticket_keys"] == "file" and t["key_rotations"] == 0 for t in tls), tls
+
+            lines.append(key_line())
+            keys.write_text("\n".join(lines) + "\n")
+            with FakeDataplane(d / "a" / "dataplane.sock",
+                               lambda op: {"ok": True, **FAKE_DATAPLANE_OPS.get(op, {})}), \
+                    FakeDataplane(d / "b" / "dataplane.sock",
+                                  lambda op: {"ok": True, **FAKE_DATAPLANE_OPS.get(op, {})}):
+                for c in boxes:
+                    reply = control_request(c.workdir / "control.sock", "reload")
+                    assert reply["ok"], reply
+                poll_until(on_key(key_name(lines[2])), 30.0,
+                           what="both boxes on the new penultimate key after the reload",
+                           describe=lambda: "".join(c.log() for c in boxes))
+
+                keys.write_text("\n".join(lines) + "\nnot a key!\n")
+                for c in boxes:
+                    reply = control_request(c.workdir / "control.sock", "reload")
+                    assert not reply["ok"], reply
+                    assert reply["diagnostics"] == [
+                        f"{keys}:5:1: tls.ticket_keys_file: not a base64 ticket key"], reply
+                    assert c.tls()["current_key_name"] == key_name(lines[2])
+        finally:
+            for c in boxes:
+                c.close()

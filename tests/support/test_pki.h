@@ -5,6 +5,7 @@
 #include <ctime>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/tls_files.h"
@@ -29,6 +30,9 @@ Issued issue(const CertificateSpec& spec, const Issued* issuer);
 
 void write_pem(const std::filesystem::path& path, const std::vector<const X509*>& chain);
 void write_pem(const std::filesystem::path& path, const EVP_PKEY* key);
+
+// `bytes` in standard base64 with padding (a tls.ticket_keys_file line).
+std::string base64(std::string_view bytes);
 
 // A temporary directory removed with the object.
 class TempDir {

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "common/ticket_key_file.h"
 #include "config/certificate_check.h"
 #include "config/config.h"
 #include "tests/support/test_pki.h"
@@ -277,6 +279,105 @@ TEST(MatchSniPool, ExactWildcardFirstAndNone) {
   EXPECT_EQ(match_sni_pool(routes, "a.example.evil"), std::nullopt);
   EXPECT_EQ(match_sni_pool(routes, ""), std::nullopt);
   EXPECT_EQ(match_sni_pool({}, "a.example"), std::nullopt);
+}
+
+// ---- tls.ticket_keys_file (common/ticket_key_file.h) -----------------------------------------
+
+// After the tls section: a listener, which a configuration must have.
+constexpr const char* kPlainListener =
+    "listeners:\n  - { name: plain, address: 10.0.0.100, port: 80, protocol: tcp, pool: kv }\n";
+
+// A key line: 80 bytes whose name starts with `tag` (so tests can tell keys apart), in base64.
+std::string key_line(uint8_t tag, size_t bytes = ticket_keys::kKeyBytes) {
+  std::string raw(bytes, '\0');
+  for (size_t i = 0; i < bytes; ++i) raw[i] = static_cast<char>(tag + i);
+  return test::base64(raw);
+}
+
+TEST(TicketKeyFile, ThePenultimateOfTheLastThreeEncryptsAndAllThreeDecrypt) {
+  const std::string text = "# shared by every box\n\n" + key_line(10) + "\n" + key_line(20) +
+                           "\r\n  " + key_line(30) + "  \n" + key_line(40) + "\n";
+  const ticket_key_file::Parsed parsed = ticket_key_file::parse(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.problems[0].message;
+  ASSERT_EQ(parsed.keys.size(), 3u);
+  EXPECT_EQ(parsed.keys[0].name[0], 30) << "the penultimate encrypts";
+  EXPECT_EQ(parsed.keys[1].name[0], 40);
+  EXPECT_EQ(parsed.keys[2].name[0], 20) << "the first line is beyond the last three";
+  // The three parts of a line, in HAProxy's order: name, AES key, HMAC key.
+  EXPECT_EQ(parsed.keys[0].aes[0], 30 + 16);
+  EXPECT_EQ(parsed.keys[0].hmac[31], 30 + 79);
+}
+
+TEST(TicketKeyFile, BadLinesAreNamedByTheirLineAndNothingIsUsed) {
+  const std::string text = key_line(1) + "\nnot base64!\n" + key_line(2, 48) + "\n" + key_line(3) +
+                           "\n" + key_line(4) + "\n";
+  const ticket_key_file::Parsed parsed = ticket_key_file::parse(text);
+  EXPECT_TRUE(parsed.keys.empty());
+  ASSERT_EQ(parsed.problems.size(), 2u);
+  EXPECT_EQ(parsed.problems[0].line, 2);
+  EXPECT_EQ(parsed.problems[0].message, "not a base64 ticket key");
+  EXPECT_EQ(parsed.problems[1].line, 3);
+  EXPECT_NE(parsed.problems[1].message.find("48 bytes"), std::string::npos);
+}
+
+TEST(TicketKeyFile, FewerThanThreeKeysOrTwoOfOneNameAreRefused) {
+  const ticket_key_file::Parsed two = ticket_key_file::parse(key_line(1) + "\n" + key_line(2));
+  ASSERT_EQ(two.problems.size(), 1u);
+  EXPECT_EQ(two.problems[0].line, 0);
+  EXPECT_NE(two.problems[0].message.find("at least 3"), std::string::npos);
+  EXPECT_TRUE(two.keys.empty());
+  const ticket_key_file::Parsed same =
+      ticket_key_file::parse(key_line(1) + "\n" + key_line(2) + "\n" + key_line(1) + "\n");
+  ASSERT_EQ(same.problems.size(), 1u);
+  EXPECT_TRUE(same.keys.empty());
+  EXPECT_FALSE(ticket_key_file::parse("").ok());
+}
+
+class TicketKeysFileCheck : public ::testing::Test {
+ protected:
+  std::vector<std::string> check(const std::string& keys_path) {
+    const std::string text =
+        std::string(kHead) + "tls:\n  ticket_keys_file: " + keys_path + "\n" + kPlainListener;
+    const LoadResult result = load_string(text, "t.yaml");
+    EXPECT_TRUE(result.ok()) << ::testing::PrintToString(errors_of(result));
+    if (!result.ok()) return {"not loaded"};
+    EXPECT_EQ(result.config->tls.ticket_keys_file, keys_path);
+    std::vector<std::string> lines;
+    for (const Diagnostic& d : ticket_keys_file_problems(*result.config))
+      lines.push_back(d.to_string());
+    return lines;
+  }
+  void write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_.file(name)) << text;
+  }
+  test::TempDir dir_;
+};
+
+TEST_F(TicketKeysFileCheck, AGoodFilePassesAndABadLineIsPointedAtInTheKeysFile) {
+  write("good", key_line(1) + "\n" + key_line(2) + "\n" + key_line(3) + "\n");
+  EXPECT_EQ(check(dir_.file("good")), std::vector<std::string>{});
+  write("bad", key_line(1) + "\n" + key_line(2) + "\n%%%%\n" + key_line(3) + "\n");
+  EXPECT_EQ(check(dir_.file("bad")),
+            std::vector<std::string>{dir_.file("bad") +
+                                     ":3:1: tls.ticket_keys_file: not a base64 ticket key"});
+}
+
+TEST_F(TicketKeysFileCheck, AnUnreadableFileIsNamedAtTheConfigurationKey) {
+  const auto errors = check(dir_.file("absent"));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("t.yaml:9:21: tls.ticket_keys_file: \"" + dir_.file("absent") +
+                                "\": cannot read it: No such file or directory",
+                            0),
+            0u)
+      << errors[0];
+}
+
+TEST(TicketKeysFileConfig, ARelativePathIsRefused) {
+  const LoadResult result = load_string(
+      std::string(kHead) + "tls:\n  ticket_keys_file: keys.txt\n" + kPlainListener, "t.yaml");
+  EXPECT_EQ(errors_of(result),
+            std::vector<std::string>{
+                "t.yaml:9:21: tls.ticket_keys_file: \"keys.txt\" must be an absolute path"});
 }
 
 }  // namespace

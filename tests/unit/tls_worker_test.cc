@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "common/ticket_key_file.h"
 #include "common/ticket_key_wire.h"
 #include "config/config.h"
 #include "control/ticket_key_schedule.h"
@@ -593,6 +594,67 @@ TEST_F(TlsWorkerTest, TicketsResumeOnAnotherWorkerUntilThreeRotationsPass) {
     SSL_SESSION_free(session);
   }
   EXPECT_EQ(b.worker->counters().handshakes_resumed, 4u);
+}
+
+// tls.ticket_keys_file across boxes (common/ticket_key_file.h): box A still has the file's old
+// version, box B has reloaded after a key was appended. Each resumes the other's tickets, in TLS
+// 1.3 and 1.2: what appending a key, then reloading the boxes one by one, relies on.
+TEST_F(TlsWorkerTest, BoxesOnTwoVersionsOfTheKeyFileResumeEachOthersTickets) {
+  start();
+  Instance b;
+  start_instance(b);
+  std::string lines[4];
+  for (std::string& line : lines) {
+    const TicketKey key = TicketKeys::generate();
+    std::string raw(reinterpret_cast<const char*>(&key), sizeof key);
+    static_assert(sizeof key == ticket_keys::kKeyBytes);
+    line = test::base64(raw);
+  }
+  const auto before = ticket_key_file::parse(lines[0] + "\n" + lines[1] + "\n" + lines[2] + "\n");
+  const auto after =
+      ticket_key_file::parse(lines[0] + "\n" + lines[1] + "\n" + lines[2] + "\n" + lines[3] + "\n");
+  ASSERT_TRUE(before.ok() && after.ok());
+  a_.contexts.ticket_keys().replace(before.keys);
+  b.contexts.ticket_keys().replace(after.keys);
+  EXPECT_NE(before.keys[0].name, after.keys[0].name) << "the boxes encrypt with different keys";
+  uint64_t id = 1;
+  for (const int version : {TLS1_3_VERSION, TLS1_2_VERSION}) {
+    SCOPED_TRACE(version);
+    for (const bool a_issues : {true, false}) {
+      SCOPED_TRACE(a_issues ? "A's ticket on B" : "B's ticket on A");
+      Harness& issuer = a_issues ? *harness_ : *b.harness;
+      Harness& other = a_issues ? *b.harness : *harness_;
+      issuer.connect(id, "secure", root_.cert.get(), "site.example", version);
+      handshake_on(issuer, id);
+      ASSERT_TRUE(issuer.client(id).done);
+      SSL_SESSION* session = SSL_get1_session(issuer.client(id).ssl);
+      ASSERT_TRUE(session != nullptr && SSL_SESSION_is_resumable(session));
+      ++id;
+      other.connect(id, "secure", root_.cert.get(), "site.example", version, session);
+      handshake_on(other, id);
+      EXPECT_TRUE(other.client(id).handshake.resumed);
+      EXPECT_EQ(SSL_session_reused(other.client(id).ssl), 1);
+      ++id;
+      SSL_SESSION_free(session);
+    }
+  }
+  // A key none of A's three is refused: a ticket from a box two appends ahead gets a full
+  // handshake (the fallback, not an error).
+  const auto far =
+      ticket_key_file::parse(lines[2] + "\n" + lines[3] + "\n" +
+                             test::base64(std::string(ticket_keys::kKeyBytes, '\x42')) + "\n");
+  ASSERT_TRUE(far.ok());
+  b.contexts.ticket_keys().replace(far.keys);
+  b.harness->connect(id, "secure", root_.cert.get(), "site.example", TLS1_3_VERSION);
+  handshake_on(*b.harness, id);
+  SSL_SESSION* session = SSL_get1_session(b.harness->client(id).ssl);
+  ASSERT_TRUE(session != nullptr);
+  ++id;
+  harness_->connect(id, "secure", root_.cert.get(), "site.example", TLS1_3_VERSION, session);
+  handshake_on(*harness_, id);
+  EXPECT_TRUE(harness_->client(id).done);
+  EXPECT_FALSE(harness_->client(id).handshake.resumed);
+  SSL_SESSION_free(session);
 }
 
 // The real binary, run as an unprivileged user: when this test runs as root, the worker is
