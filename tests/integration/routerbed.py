@@ -189,12 +189,12 @@ class Router:
         self.maximum_paths = maximum_paths
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def _daemon(self, name: str, config: str) -> None:
+    def _daemon(self, name: str, config: str, *extra: str) -> None:
         conf = self.dir / f"{name}.conf"
         conf.write_text(config)
         argv = [str(FRR / name), "-f", str(conf), "-i", str(self.dir / f"{name}.pid"),
                 "-z", str(self.dir / "zserv.api"), "--vty_socket", str(self.dir), "-P", "0",
-                "--log", f"file:{self.dir / name}.log"]
+                "--log", f"file:{self.dir / name}.log", *extra]
         self.procs[name] = self.bed.popen(ROUTER_ROLE, argv, stdout=subprocess.DEVNULL,
                                           stderr=open(self.dir / f"{name}.stderr", "wb"))
 
@@ -202,14 +202,20 @@ class Router:
         self._daemon("zebra", "hostname rtr\n")
         poll_until(lambda: self._alive() and (self.dir / "zserv.api").is_socket(), 10.0,
                    what="zebra's socket", describe=self.output)
+        # BFD (300 ms x 3) with every box: bgpd registers its sessions with bfdd through zebra.
+        self._daemon("bfdd", "hostname rtr\n", "--bfdctl", str(self.dir / "bfdd.sock"))
+        poll_until(lambda: self._alive() and (self.dir / "bfdd.vty").is_socket(), 10.0,
+                   what="bfdd's vty socket", describe=self.output)
         self._daemon("bgpd", "\n".join([
             "hostname rtr",
             f"router bgp {ROUTER_AS}",
             f" bgp router-id {ROUTER_MGMT_ADDRESS}",
             " no bgp ebgp-requires-policy",
+            " bgp log-neighbor-changes",
             " neighbor boxes peer-group",
             f" neighbor boxes remote-as {BOX_AS}",
             " neighbor boxes timers 1 3",
+            " neighbor boxes bfd",
             f" bgp listen range {MGMT_PREFIX} peer-group boxes",
             " address-family ipv4 unicast",
             f"  maximum-paths {self.maximum_paths}",
@@ -237,7 +243,7 @@ class Router:
         return text
 
     def stop(self) -> None:
-        for name in ("bgpd", "zebra"):
+        for name in ("bgpd", "bfdd", "zebra"):
             if name in self.procs:
                 _stop_pid(self.procs[name])
 
@@ -286,11 +292,15 @@ class Box:
             f"router id {mgmt};",
             f'log "{self.dir / "bird.log"}" all;',
             "protocol device {}",
+            "protocol bfd {",
+            f'  interface "{MGMT_IFACE}" {{ min rx interval 300 ms; min tx interval 300 ms;'
+            " multiplier 3; };",
+            "}",
             f'include "{self.dir / "bird-routes.conf"}";',
             "protocol bgp uplink {",
             f"  local {mgmt} as {BOX_AS};",
             f"  neighbor {ROUTER_MGMT_ADDRESS} as {ROUTER_AS};",
-            "  hold time 3; keepalive time 1; connect retry time 1;",
+            "  hold time 3; keepalive time 1; connect retry time 1; bfd on;",
             "  ipv4 { import none; export where proto = \"weir_vips\";",
             f"         next hop address {BOX_ADDRESSES[self.node]}; }};",
             "}", ""])

@@ -13,9 +13,12 @@ import pytest
 from netbed import poll_until, _require_root
 from routerbed import (
     BOX_ADDRESSES,
+    BOX_MGMT_ADDRESSES,
+    MGMT_IFACE,
     VIP,
     VIP_PORT,
     Router,
+    box_role,
     RouterBed,
     start_backends,
     start_boxes,
@@ -248,3 +251,36 @@ def test_a_killed_dataplane_is_withdrawn_within_3_s_and_only_its_connections_bre
     print(f"new connections after the kill: {succeeded} of {len(results)} succeeded")
     assert succeeded == sum(after[n] - before[n] for n in "ab") and succeeded > 0, results
     assert boxes["a"].dataplane.proc.poll() is None and boxes["b"].dataplane.proc.poll() is None
+
+
+def bfd_peers(router) -> dict:
+    """The router's BFD sessions, peer address -> status ("up", "down", ...)."""
+    return {peer["peer"]: peer["status"] for peer in json.loads(router.vtysh("show bfd peers json"))}
+
+
+def test_a_box_cut_off_from_the_router_is_withdrawn_and_no_connection_breaks(cluster):
+    # The box's management link goes silent (no FIN, no RST: what a dead kernel or a cut cable
+    # looks like to the router): BFD (300 ms x 3), or else the hold time (3 s), ends the session
+    # and the router withdraws the box's route. Its dataplane still serves its sessions, and the
+    # other boxes forward their packets to it over the data link: nothing breaks.
+    bed, router, boxes = cluster
+    count = 60
+    client, held = long_lived_on_every_box(cluster, count)
+    assert held["c"] > 0, held
+    mgmt = {node: address for node, address in BOX_MGMT_ADDRESSES.items() if node in NODES}
+    poll_until(lambda: bfd_peers(router) == {address: "up" for address in mgmt.values()}, 10.0,
+               what="a BFD session up with every box",
+               describe=lambda: router.vtysh("show bfd peers"))
+    cut_at = time.monotonic()
+    bed.exec(box_role("c"), ["ip", "link", "set", MGMT_IFACE, "down"])
+    all_next_hops(bed, boxes_of("a", "b"), timeout_s=3.0, router=router)
+    print(f"route withdrawn {time.monotonic() - cut_at:.3f} s after the link was cut")
+    # BFD ended the session, not the hold time: bgpd's log says why it sent its NOTIFICATION.
+    assert any(mgmt["c"] in line and "(Cease/BFD Down)" in line
+               for line in (router.dir / "bgpd.log").read_text().splitlines()), router.output()
+    # The session is gone with the dynamic neighbour (or down, if bgpd still lists it).
+    assert bfd_peers(router).get(mgmt["c"], "gone") in ("down", "gone"), router.vtysh(
+        "show bfd peers")
+    client.wait_rounds(3)
+    outcome = client.finish()
+    assert outcome["errors"] == [None] * count, outcome
