@@ -2,7 +2,7 @@
 learns the VIP from each box over BGP and spreads clients' flows over them by ECMP.
 
     weir-<runid>-client  eth0 10.77.2.1 ── c0 10.77.2.254 ┐
-                                                           weir-<runid>-rtr  (FRR: zebra, bgpd)
+                                                weir-<runid>-rtr  (FRR: zebra, bgpd, bfdd)
              data bridge br0 ── eth0 10.77.0.254 ──────────┤  ECMP over the boxes' next hops,
              mgmt bridge br1 ── mgmt0 10.77.9.1 ───────────┘  fib_multipath_hash_policy=1
     weir-<runid>-box-N   dp0 (DPDK, net_af_packet; the box's port 10.77.0.2N) on br0
@@ -11,8 +11,8 @@ learns the VIP from each box over BGP and spreads clients' flows over them by EC
     weir-<runid>-br      br0 (data) and br1 (management), STP off
 
 Each box is a weir-dataplane (idle backoff), a weir-control with `cluster.bird` and a BIRD 2
-announcing the VIP /32 with the box's data address as next hop (hold time 3 s, keepalive 1 s). The
-router's bgpd accepts any box of 10.77.9.0/24 (`bgp listen range`), all in one AS, so a box that
+announcing the VIP /32 with the box's data address as next hop (hold time 3 s, keepalive 1 s,
+BFD 300 ms x 3). The router's bgpd accepts any box of 10.77.9.0/24 (`bgp listen range`), all in one AS, so a box that
 joins needs no router change; `maximum-paths` makes the routes one multipath route. The clients'
 packets reach a box by the router's 5-tuple hash; the owner answers the client directly through
 the router (its gateway). Every process is started with Testbed.popen and stopped by PID."""
@@ -350,8 +350,9 @@ class Box:
 
     def output(self) -> str:
         bird_log = self.dir / "bird.log"
+        bird = bird_log.read_text(errors="replace")[-3000:] if bird_log.exists() else ""
         return (self.dataplane.output() + f"--- weir-control:\n{self.log()[-3000:]}"
-                + f"--- bird:\n{bird_log.read_text(errors='replace')[-3000:] if bird_log.exists() else ''}")
+                + f"--- bird:\n{bird}")
 
     def stop(self) -> None:
         """weir-control first (it withdraws the VIPs), then the dataplane, then BIRD."""

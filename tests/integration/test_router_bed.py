@@ -268,7 +268,8 @@ def test_a_killed_dataplane_is_withdrawn_within_3_s_and_only_its_connections_bre
 
 def bfd_peers(router) -> dict:
     """The router's BFD sessions, peer address -> status ("up", "down", ...)."""
-    return {peer["peer"]: peer["status"] for peer in json.loads(router.vtysh("show bfd peers json"))}
+    peers = json.loads(router.vtysh("show bfd peers json"))
+    return {peer["peer"]: peer["status"] for peer in peers}
 
 
 def test_a_box_cut_off_from_the_router_is_withdrawn_and_no_connection_breaks(cluster):
