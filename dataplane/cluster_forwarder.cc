@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "common/maglev.h"
+#include "config/config.h"
 #include "dataplane/net/ether.h"
 #include "dataplane/net/gue.h"
 #include "dataplane/net/protocol_numbers.h"
@@ -18,6 +19,18 @@ ClusterPlan::ClusterPlan(std::span<const cluster::Peer> peers,
       table(cluster::OwnerTable::build(peers, rows)) {
   if (addresses.size() != peers.size() || self >= peers.size())
     throw std::invalid_argument("cluster plan: one address per peer, and this box among them");
+}
+
+std::shared_ptr<const ClusterPlan> cluster_plan_for(const config::Cluster& cluster,
+                                                    std::span<const cluster::PeerState> states) {
+  std::vector<cluster::Peer> peers;
+  std::vector<net::Ipv4Address> addresses;
+  for (size_t i = 0; i < cluster.peers.size(); ++i) {
+    peers.push_back({cluster.peers[i].name, states.empty() ? cluster::PeerState::live : states[i]});
+    addresses.push_back(cluster.peers[i].address);
+  }
+  return std::make_shared<const ClusterPlan>(peers, std::move(addresses),
+                                             static_cast<uint8_t>(cluster.node_index));
 }
 
 std::optional<uint8_t> ClusterPlan::peer_at(net::Ipv4Address address) const {

@@ -29,6 +29,10 @@
 #include "dataplane/net/stack.h"
 #include "dataplane/tcp/tcp_stack.h"
 
+namespace weir::config {
+struct Cluster;
+}
+
 namespace weir::dataplane {
 
 // What every worker of a box knows of the cluster: built on the main lcore when the peer set
@@ -44,6 +48,11 @@ struct ClusterPlan {
   uint8_t self;                             // this box
   cluster::OwnerTable table;
 };
+
+// The plan for `cluster` with each peer's state, by index into cluster.peers (empty: every peer
+// live, as at start).
+std::shared_ptr<const ClusterPlan> cluster_plan_for(
+    const config::Cluster& cluster, std::span<const cluster::PeerState> states = {});
 
 class ClusterForwarder final : public tcp::FlowMissHandler {
  public:

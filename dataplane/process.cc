@@ -359,18 +359,6 @@ bool DataplaneProcess::open_dataplane_ports() {
   return true;
 }
 
-// Every peer live: membership (heartbeats, drain states) is not built yet (docs/scale-out.md).
-std::shared_ptr<const ClusterPlan> cluster_plan_for(const config::Cluster& cluster) {
-  std::vector<cluster::Peer> peers;
-  std::vector<net::Ipv4Address> addresses;
-  for (const config::ClusterPeer& peer : cluster.peers) {
-    peers.push_back({peer.name, cluster::PeerState::live});
-    addresses.push_back(peer.address);
-  }
-  return std::make_shared<const ClusterPlan>(peers, std::move(addresses),
-                                             static_cast<uint8_t>(cluster.node_index));
-}
-
 // One worker per worker lcore, each with its own queue on every port, its own TCP secret share
 // of the connection limit, the services, and the first plans of every pool and listener.
 void DataplaneProcess::build_workers() {

@@ -88,10 +88,21 @@ std::string ControlRequests::handle(std::string_view line) {
     if (!failure.empty()) return error(id, failure);
   } else if (op == "box") {
     reply.update(target_.box());
+  } else if (op == "cluster_peers") {
+    if (!request.contains("peers") || !request["peers"].is_object())
+      return error(id, "cluster_peers needs \"peers\" (a map of peer name to state)");
+    std::map<std::string, std::string> states;
+    for (const auto& [name, state] : request["peers"].items()) {
+      if (!state.is_string())
+        return error(id, "the state of peer \"" + name + "\" must be a string");
+      states[name] = state.get<std::string>();
+    }
+    const std::string failure = target_.set_cluster_peers(states);
+    if (!failure.empty()) return error(id, failure);
   } else {
     return error(id, "unknown operation \"" + op +
                          "\" (known: hello, counters, listeners, pools, events, set_backend, "
-                         "apply_config, set_accepting, box)");
+                         "apply_config, set_accepting, box, cluster_peers)");
   }
   return reply.dump();
 }

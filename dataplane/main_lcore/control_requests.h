@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +42,10 @@ class ControlTarget {
   virtual std::string set_accepting(bool accepting) = 0;
   // {"accepting", "applied" (every worker has the last set_accepting), "sessions" (open)}.
   virtual nlohmann::json box() = 0;
+  // The cluster's membership (docs/scale-out.md, "Membership"): each peer's state, "live",
+  // "draining" or "gone", for every peer of `cluster.peers` by name. The owner table is rebuilt
+  // and handed to every worker. Returns an error message, or "" when handed to the workers.
+  virtual std::string set_cluster_peers(const std::map<std::string, std::string>& states) = 0;
 };
 
 class ControlRequests {

@@ -40,6 +40,7 @@ class RunningDataplane final : public ControlTarget {
   nlohmann::json apply_config(const std::string& path) override;
   std::string set_accepting(bool accepting) override;
   nlohmann::json box() override;
+  std::string set_cluster_peers(const std::map<std::string, std::string>& states) override;
 
   // Frees the messages the workers have handed back.
   void collect_done();

@@ -62,6 +62,10 @@ class FakeTarget final : public weir::dataplane::ControlTarget {
     return "";
   }
   json box() override { return {{"accepting", true}, {"applied", true}, {"sessions", 0}}; }
+  std::string set_cluster_peers(const std::map<std::string, std::string>& states) override {
+    ++calls;
+    return states.empty() ? "no state for peer \"a\"" : "";
+  }
   size_t calls = 0;
 };
 

@@ -199,9 +199,10 @@ def sweep_stale_runs() -> list[str]:
         for ns in record.get("namespaces", []):
             if ns.startswith(PREFIX + record["runid"] + "-") and _delete_netns(ns) is None:
                 swept.append(ns)
-        for suffix in ("", f"-{SECOND_DATAPLANE_ROLE}", VHOST_SWITCH_SUFFIX):
-            shutil.rmtree(DPDK_RUNTIME_DIR / f"{PREFIX}{record['runid']}{suffix}",
-                          ignore_errors=True)
+        # Every DPDK prefix of the run: its first dataplane's, "-dp2", the vhost switch's and
+        # the router bed's boxes' ("-box-a", ...) all start with it.
+        for runtime in DPDK_RUNTIME_DIR.glob(f"{PREFIX}{record['runid']}*"):
+            shutil.rmtree(runtime, ignore_errors=True)
         workdir = record.get("workdir")
         if workdir and Path(workdir).name == f"{PREFIX}{record['runid']}-netbed":
             shutil.rmtree(workdir, ignore_errors=True)

@@ -5,6 +5,8 @@ through a route of its own: a multipath route over both boxes hashed on the 5-tu
 router does it), or one next hop moved from a to b in the middle of open connections (an ECMP
 change). The owner answers the client directly."""
 
+import subprocess
+
 import pytest
 
 from netbed import (  # noqa: F401 (fixtures)
@@ -156,4 +158,87 @@ def test_a_box_without_the_cluster_resets_flows_it_does_not_hold(testbed_factory
         "reroute": ["via", ADDRESSES["dp2"]]}, timeout=120)
     assert all(first is True for first, _ in results), results
     assert all(second is not True for _, second in results), results
+    stop_boxes(boxes)
+
+
+# Opens one connection to the VIP per "open" line on stdin (answering "opened"), and on "run I"
+# makes ARGS["rounds"] request/response transactions of ARGS["size"] bytes on connection I,
+# answering "ran SECONDS" (or "error ..."); on "end" closes them all. Every read is bounded by the
+# sockets' 10 s timeout.
+TRANSACTIONS = r"""
+import socket, sys, time
+conns = []
+for line in sys.stdin:
+    words = line.split()
+    if words[0] == "open":
+        s = socket.create_connection((ARGS["vip"], ARGS["port"]), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conns.append(s)
+        print("opened", flush=True)
+    elif words[0] == "run":
+        s, data = conns[int(words[1])], b"x" * ARGS["size"]
+        try:
+            start = time.perf_counter()
+            for _ in range(ARGS["rounds"]):
+                s.sendall(data)
+                if recv_exactly(s, len(data)) != data:
+                    raise OSError("different bytes came back")
+            print("ran", time.perf_counter() - start, flush=True)
+        except OSError as error:
+            print("error", repr(error), flush=True)
+    else:
+        break
+for s in conns:
+    s.close()
+"""
+
+
+def test_the_extra_hop_is_measured_on_flows_a_forwards_to_b(testbed_factory):
+    # The cost of the extra hop (docs/scale-out.md): the client's route goes to box a only;
+    # connections whose owner is a are served directly, those whose owner is b are forwarded by a
+    # in GUE (b answers the client directly). Each connection's owner is read from the boxes'
+    # passive opens as it opens, and checked by a's forwarding counter while it runs. Printed:
+    # transactions per second of each kind, and the ratio. Asserted: only what decides the
+    # classification, never the timing.
+    from netbed import _read_line
+
+    tb = testbed_factory(second_dataplane=True)
+    boxes = start_boxes(tb)
+    tb.exec("client", ["ip", "route", "add", f"{LISTENER_ADDRESS}/32", "via", ADDRESSES["dp"]])
+    rounds, count = 500, 16
+    client = tb.python_popen("client", TRANSACTIONS, {"vip": LISTENER_ADDRESS, "port": ECHO_PORT,
+                                                      "rounds": rounds, "size": 64},
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=False)
+
+    def ask(line: str) -> str:
+        client.stdin.write(line.encode() + b"\n")
+        client.stdin.flush()
+        return _read_line(client, 60.0)
+
+    owners = []
+    for _ in range(count):
+        before = cluster_totals(boxes)
+        assert ask("open") == "opened"
+        after = cluster_totals(boxes)
+        (owner,) = [n for n in BOXES if after[n]["passive_opens"] > before[n]["passive_opens"]]
+        owners.append(owner)
+    seconds = {"a": [], "b": []}
+    # a's own connections first: a segment of a forwarded connection sent after its last
+    # transaction (the client's last ACK) would be counted in the next connection's run.
+    for i, owner in sorted(enumerate(owners), key=lambda pair: pair[1]):
+        before = cluster_totals(boxes)["a"]["forwarded_to_primary"]
+        answer = ask(f"run {i}").split()
+        assert answer[0] == "ran", answer
+        forwarded = cluster_totals(boxes)["a"]["forwarded_to_primary"] - before
+        # a forwards every client segment of b's connections, none of its own.
+        assert (forwarded >= rounds) if owner == "b" else (forwarded == 0), (owner, forwarded)
+        seconds[owner].append(float(answer[1]))
+    ask("end")
+    client.wait(10)
+    # All 16 owned by one box by chance: 2 in 65,536.
+    assert seconds["a"] and seconds["b"], owners
+    rate = {owner: rounds * len(s) / sum(s) for owner, s in seconds.items()}
+    print(f"transactions/s of 64 bytes, one at a time: direct (owner a) {rate['a']:.0f} over "
+          f"{len(seconds['a'])} connections, forwarded a -> b {rate['b']:.0f} over "
+          f"{len(seconds['b'])}; forwarded/direct {rate['b'] / rate['a']:.2f}")
     stop_boxes(boxes)

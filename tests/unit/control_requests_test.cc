@@ -34,6 +34,11 @@ class FakeTarget final : public ControlTarget {
     return "";
   }
   json box() override { return {{"accepting", true}, {"applied", true}, {"sessions", 0}}; }
+  std::string set_cluster_peers(const std::map<std::string, std::string>& states) override {
+    peer_states = states;
+    return states.count("nobody") ? "no peer named \"nobody\" in cluster.peers" : "";
+  }
+  std::map<std::string, std::string> peer_states;
   std::vector<std::vector<std::string>> calls;
 };
 
@@ -113,6 +118,26 @@ TEST(ControlRequests, ApplyConfigPassesTheTargetsVerdictOn) {
   EXPECT_EQ(good["ok"], true);
   EXPECT_TRUE(good.contains("changes"));
   EXPECT_EQ(target.calls.size(), 2u);
+}
+
+TEST(ControlRequests, ClusterPeersPassesEachPeersStateOn) {
+  FakeTarget target;
+  ControlRequests protocol(target);
+  for (const char* line :
+       {R"({"v":1,"op":"cluster_peers"})", R"({"v":1,"op":"cluster_peers","peers":["a"]})",
+        R"({"v":1,"op":"cluster_peers","peers":{"a":1}})"}) {
+    const json reply = ask(protocol, line);
+    EXPECT_EQ(reply["ok"], false) << line;
+    EXPECT_NE(reply["error"].get<std::string>().find("peer"), std::string::npos) << line;
+  }
+  EXPECT_TRUE(target.peer_states.empty()) << "a malformed request never reaches the target";
+  const json ok = ask(protocol, R"({"v":1,"id":4,"op":"cluster_peers","peers":)"
+                                R"({"a":"live","b":"gone","c":"draining"}})");
+  EXPECT_EQ(ok, (json{{"v", 1}, {"id", 4}, {"ok", true}}));
+  EXPECT_EQ(target.peer_states,
+            (std::map<std::string, std::string>{{"a", "live"}, {"b", "gone"}, {"c", "draining"}}));
+  const json refused = ask(protocol, R"({"v":1,"op":"cluster_peers","peers":{"nobody":"live"}})");
+  EXPECT_EQ(refused["error"], "no peer named \"nobody\" in cluster.peers");
 }
 
 }  // namespace

@@ -1,0 +1,300 @@
+"""Three Weir boxes behind a router (tests/integration/routerbed.py; docs/scale-out.md, "The test
+bed"): each announces the VIP over BGP from BIRD 2, FRR's bgpd makes one ECMP route of them, and
+clients behind the router reach the VIP through whichever box the router's 5-tuple hash picks.
+The router's routing table is read for what BGP did; the clients' connections for what it did to
+them."""
+
+import json
+import signal
+import time
+
+import pytest
+
+from netbed import poll_until, _require_root
+from routerbed import (
+    BOX_ADDRESSES,
+    BOX_MGMT_ADDRESSES,
+    MGMT_IFACE,
+    VIP,
+    VIP_PORT,
+    Router,
+    box_role,
+    RouterBed,
+    start_backends,
+    start_boxes,
+)
+
+NODES = ("a", "b", "c")
+
+# Opens ARGS["count"] connections to the VIP (the handshakes one after another), then echoes
+# ARGS["size"] bytes on every connection at once, round after round, until the file ARGS["stop"]
+# exists or ARGS["seconds"] pass. After each round it rewrites ARGS["progress"] with the number of
+# rounds done. A connection whose echo fails, comes back different, or has not come back within
+# 10 s of the round's start is marked with the error and left alone. At the end every healthy
+# connection is closed (FIN) and its close checked: the backend's FIN must come back. Emits the
+# rounds and, per connection, None (healthy to the end) or the error.
+LONG_LIVED = r"""
+import os, selectors, socket, time
+count, size = ARGS["count"], ARGS["size"]
+conns = []
+for i in range(count):
+    s = socket.create_connection((ARGS["vip"], ARGS["port"]), timeout=10)
+    conns.append(s)
+errors = [None] * count
+rounds = 0
+deadline = time.monotonic() + ARGS["seconds"]
+while time.monotonic() < deadline and not os.path.exists(ARGS["stop"]):
+    expected, received = {}, {}
+    selector = selectors.DefaultSelector()
+    for i, s in enumerate(conns):
+        if errors[i] is not None:
+            continue
+        data = bytes((i * 31 + rounds * 7 + k) % 251 for k in range(size))
+        try:
+            s.settimeout(10)
+            s.sendall(data)  # a few KiB: the socket's buffer takes it at once
+        except OSError as error:
+            errors[i] = repr(error)
+            continue
+        s.setblocking(False)
+        expected[i], received[i] = data, b""
+        selector.register(s, selectors.EVENT_READ, i)
+    round_end = time.monotonic() + 10
+    while expected and time.monotonic() < round_end:
+        for key, _ in selector.select(max(0.0, round_end - time.monotonic())):
+            i = key.data
+            try:
+                piece = conns[i].recv(65536)
+            except OSError as error:
+                piece, errors[i] = b"", repr(error)
+            if not piece and errors[i] is None:
+                errors[i] = "closed by the peer"
+            received[i] += piece
+            if errors[i] is not None or len(received[i]) >= size:
+                if errors[i] is None and received[i] != expected[i]:
+                    errors[i] = "different bytes came back"
+                selector.unregister(conns[i])
+                del expected[i]
+    for i in expected:
+        errors[i] = "no echo within 10 s"
+    selector.close()
+    rounds += 1
+    with open(ARGS["progress"] + ".tmp", "w") as f:
+        f.write(str(rounds))
+    os.replace(ARGS["progress"] + ".tmp", ARGS["progress"])
+for i, s in enumerate(conns):
+    if errors[i] is None:
+        try:
+            s.settimeout(10)
+            s.shutdown(socket.SHUT_WR)
+            if s.recv(1) != b"":
+                errors[i] = "data after the close"
+        except OSError as error:
+            errors[i] = "close: " + repr(error)
+    s.close()
+emit({"rounds": rounds, "errors": errors})
+"""
+
+# ARGS["count"] new connections one after another, each echoing 100 bytes; per connection None
+# or the error. Each waits at most ARGS["timeout"] seconds.
+NEW_CONNECTIONS = r"""
+import socket
+results = []
+for i in range(ARGS["count"]):
+    try:
+        with socket.create_connection((ARGS["vip"], ARGS["port"]), timeout=ARGS["timeout"]) as s:
+            data = bytes((i + k) % 251 for k in range(100))
+            s.sendall(data)
+            results.append(None if recv_exactly(s, 100) == data else "different bytes")
+    except OSError as error:
+        results.append(repr(error))
+emit(results)
+"""
+
+
+class LongLived:
+    """LONG_LIVED in the client namespace, in the background."""
+
+    def __init__(self, bed, count: int, size: int = 2000, seconds: float = 120.0):
+        self.bed = bed
+        self.stop_file = bed.workdir / "long-lived.stop"
+        self.progress = bed.workdir / "long-lived.progress"
+        self.proc = bed.python_popen("client", LONG_LIVED, {
+            "count": count, "size": size, "vip": VIP, "port": VIP_PORT, "seconds": seconds,
+            "stop": str(self.stop_file), "progress": str(self.progress)},
+            stdout=__import__("subprocess").PIPE, stderr=__import__("subprocess").PIPE)
+
+    def rounds(self) -> int:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the client exited early: {self.proc.communicate()}")
+        return int(self.progress.read_text()) if self.progress.exists() else 0
+
+    def wait_rounds(self, more: int, timeout_s: float = 60.0) -> int:
+        target = self.rounds() + more
+        return poll_until(lambda: self.rounds() >= target and self.rounds(), timeout_s,
+                          interval_s=0.05, what=f"the client to reach round {target}")
+
+    def finish(self, timeout_s: float = 60.0) -> dict:
+        self.stop_file.touch()
+        out, err = self.proc.communicate(timeout=timeout_s)
+        marker = "@@netbed-result@@"
+        assert marker in out.decode(), err.decode()
+        return json.loads(out.decode().rsplit(marker, 1)[1])
+
+
+@pytest.fixture
+def cluster():
+    _require_root()
+    with RouterBed(boxes=NODES) as bed:
+        router = Router(bed).start()
+        backends = start_backends(bed)
+        boxes = start_boxes(bed, NODES, NODES)
+        try:
+            yield bed, router, boxes
+        finally:
+            for box in boxes.values():
+                box.stop()
+            router.stop()
+            for proc in backends.values():
+                proc.kill()
+
+
+def all_next_hops(bed, expected: set, timeout_s: float = 30.0, router=None) -> None:
+    poll_until(lambda: bed.vip_next_hops() == expected, timeout_s, interval_s=0.05,
+               what=f"the router's route to {VIP} to have next hops {sorted(expected)}",
+               describe=lambda: f"now: {sorted(bed.vip_next_hops())}\n"
+                                + (router.vtysh("show ip bgp") if router else ""))
+
+
+def boxes_of(*nodes) -> set:
+    return {BOX_ADDRESSES[n] for n in nodes}
+
+
+def new_connections(bed, count: int, timeout: float = 5.0) -> list:
+    return bed.python("client", NEW_CONNECTIONS, {"count": count, "vip": VIP, "port": VIP_PORT,
+                                                  "timeout": timeout}, timeout=count * 15 + 30)
+
+
+def test_the_router_learns_the_vip_from_every_box_and_spreads_connections(cluster):
+    bed, router, boxes = cluster
+    all_next_hops(bed, boxes_of(*NODES), router=router)
+    # One multipath route, learnt from three eBGP sessions.
+    summary = json.loads(router.vtysh("show bgp ipv4 unicast summary json"))
+    assert {peer["state"] for peer in summary["peers"].values()} == {"Established"}, summary
+    assert len(summary["peers"]) == 3, summary
+    results = new_connections(bed, 30)
+    assert results == [None] * 30
+    opened = {node: box.dataplane.stats()["listeners"]["web"]["connections"]
+              for node, box in boxes.items()}
+    # Each accepted by its row's primary, once: 30 in all, and every box took some (all on two
+    # boxes by chance: about 3 in 10^5).
+    assert sum(opened.values()) == 30 and min(opened.values()) > 0, opened
+    forwarded = {node: box.dataplane.total(box.dataplane.stats(), "cluster",
+                                           "forwarded_to_primary")
+                 for node, box in boxes.items()}
+    assert sum(forwarded.values()) > 0, forwarded
+
+
+def long_lived_on_every_box(cluster, count: int):
+    """Once the router has every box as a next hop: `count` LongLived connections echoing, and
+    the sessions each box holds."""
+    bed, router, boxes = cluster
+    all_next_hops(bed, boxes_of(*NODES), router=router)
+    client = LongLived(bed, count)
+    client.wait_rounds(2)
+    return client, {node: box.active_sessions() for node, box in boxes.items()}
+
+
+def test_drain_box_withdraws_its_route_and_long_lived_connections_go_on(cluster):
+    bed, router, boxes = cluster
+    count = 60
+    client, held = long_lived_on_every_box(cluster, count)
+    assert sum(held.values()) == count and held["a"] > 0, held
+    result = boxes["a"].weirctl("drain-box")
+    assert result.returncode == 0, result.stderr
+    all_next_hops(bed, boxes_of("b", "c"), timeout_s=10.0, router=router)
+    # Traffic goes on: the flows the router moved off a reach b or c, which forward those a
+    # holds back to it; a's sessions go on, and so does every other.
+    client.wait_rounds(3)
+    assert boxes["a"].active_sessions() == held["a"]
+    # The drained box is still the primary of a third of the rows, and refuses their SYNs (drain
+    # -box: RST), until every box counts it as draining (cluster_peers, what membership will
+    # send): then the secondary is primary, a the secondary, so new connections go elsewhere and
+    # a's sessions still reach it by the second chance.
+    for box in boxes.values():
+        reply = box.dataplane.control(
+            {"op": "cluster_peers", "peers": {"a": "draining", "b": "live", "c": "live"}})
+        assert reply["ok"] is True, reply
+    assert new_connections(bed, 30) == [None] * 30
+    client.wait_rounds(3)
+    assert boxes["a"].active_sessions() == held["a"]
+    outcome = client.finish()
+    assert outcome["errors"] == [None] * count, outcome
+    # Its existing connections finish: every one of a's sessions ended by the clients' close.
+    poll_until(lambda: boxes["a"].active_sessions() == 0, 20.0,
+               what="box a's sessions to end")
+
+
+def test_a_killed_dataplane_is_withdrawn_within_3_s_and_only_its_connections_break(cluster):
+    bed, router, boxes = cluster
+    count = 60
+    client, held = long_lived_on_every_box(cluster, count)
+    assert sum(held.values()) == count and held["c"] > 0, held
+    killed_at = time.monotonic()
+    boxes["c"].dataplane.proc.send_signal(signal.SIGKILL)
+    # weir-control sees the dataplane's socket close, BIRD withdraws the route, the router
+    # removes the next hop: within BGP's hold time (3 s), the bound of the requirement.
+    all_next_hops(bed, boxes_of("a", "b"), timeout_s=3.0, router=router)
+    withdrawn_s = time.monotonic() - killed_at
+    print(f"route withdrawn {withdrawn_s:.3f} s after SIGKILL")
+    client.wait_rounds(3)
+    outcome = client.finish()
+    broken = [error for error in outcome["errors"] if error is not None]
+    # Exactly the connections c held break; those of a and b go on, whichever box they enter by.
+    assert len(broken) == held["c"], (held, outcome)
+    # New connections: those whose row's primary is c still go to c, where nothing answers, while
+    # a and b count c as live (printed: about a third fail). Once both are told c is gone
+    # (cluster_peers, what membership will send) the owner table moves c's rows to them: every
+    # new connection succeeds.
+    before = new_connections(bed, 15, timeout=2.0)
+    print(f"new connections after the kill, c still in the tables: "
+          f"{sum(result is None for result in before)} of 15 succeeded")
+    for node in "ab":
+        reply = boxes[node].dataplane.control(
+            {"op": "cluster_peers", "peers": {"a": "live", "b": "live", "c": "gone"}})
+        assert reply["ok"] is True, reply
+    assert new_connections(bed, 30, timeout=5.0) == [None] * 30
+
+
+def bfd_peers(router) -> dict:
+    """The router's BFD sessions, peer address -> status ("up", "down", ...)."""
+    peers = json.loads(router.vtysh("show bfd peers json"))
+    return {peer["peer"]: peer["status"] for peer in peers}
+
+
+def test_a_box_cut_off_from_the_router_is_withdrawn_and_no_connection_breaks(cluster):
+    # The box's management link goes silent (no FIN, no RST: what a dead kernel or a cut cable
+    # looks like to the router): BFD (300 ms x 3), or else the hold time (3 s), ends the session
+    # and the router withdraws the box's route. Its dataplane still serves its sessions, and the
+    # other boxes forward their packets to it over the data link: nothing breaks.
+    bed, router, boxes = cluster
+    count = 60
+    client, held = long_lived_on_every_box(cluster, count)
+    assert held["c"] > 0, held
+    mgmt = {node: address for node, address in BOX_MGMT_ADDRESSES.items() if node in NODES}
+    poll_until(lambda: bfd_peers(router) == {address: "up" for address in mgmt.values()}, 10.0,
+               what="a BFD session up with every box",
+               describe=lambda: router.vtysh("show bfd peers"))
+    cut_at = time.monotonic()
+    bed.exec(box_role("c"), ["ip", "link", "set", MGMT_IFACE, "down"])
+    all_next_hops(bed, boxes_of("a", "b"), timeout_s=3.0, router=router)
+    print(f"route withdrawn {time.monotonic() - cut_at:.3f} s after the link was cut")
+    # BFD ended the session, not the hold time: bgpd's log says why it sent its NOTIFICATION.
+    assert any(mgmt["c"] in line and "(Cease/BFD Down)" in line
+               for line in (router.dir / "bgpd.log").read_text().splitlines()), router.output()
+    # The session is gone with the dynamic neighbour (or down, if bgpd still lists it).
+    assert bfd_peers(router).get(mgmt["c"], "gone") in ("down", "gone"), router.vtysh(
+        "show bfd peers")
+    client.wait_rounds(3)
+    outcome = client.finish()
+    assert outcome["errors"] == [None] * count, outcome
