@@ -63,6 +63,7 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& net_stack, rte_mempo
       counters_(counters),
       secret_(secret),
       table_(settings.max_connections, secret),
+      sources_(std::min(settings.max_sources, settings.max_connections), secret),
       wheel_(4096, kTimerTickUs, now_us),
       slots_(settings.max_connections),
       ooo_store_(settings.out_of_order_segments, kOutOfOrderPerConnection),
@@ -118,6 +119,9 @@ Connection* TcpStack::allocate(const FourTuple& tuple, PortIndex port, uint64_t)
   c.port_ = port;
   c.slot_ = slot;
   c.in_table_ = true;
+  bool overflowed = false;
+  c.source_ = sources_.attach(tuple.remote_address, &overflowed);
+  if (overflowed) counters_.sources_table_full.add();
   c.rto_ = RtoEstimator(settings_.min_rto_us, settings_.max_rto_us);
   for (auto* timer : {&c.retransmit_timer_, &c.delayed_ack_timer_, &c.wait_timer_})
     timer->owner = &c;
@@ -173,6 +177,15 @@ uint32_t TcpStack::send_space(const Connection& c) const {
   return queued >= budget ? 0 : budget - queued;
 }
 
+void TcpStack::charge_to(Connection& c, net::Ipv4Address source) {
+  sources_.charge(c.source_, c.charged_bytes_, 0);
+  sources_.detach(c.source_);
+  bool overflowed = false;
+  c.source_ = sources_.attach(source.value(), &overflowed);
+  if (overflowed) counters_.sources_table_full.add();
+  sources_.charge(c.source_, 0, c.charged_bytes_);
+}
+
 bool TcpStack::send(Connection& c, rte_mbuf* data, uint64_t now_us) {
   if ((c.state_ != State::established && c.state_ != State::close_wait) || c.fin_queued_) {
     return false;
@@ -192,6 +205,7 @@ bool TcpStack::send(Connection& c, rte_mbuf* data, uint64_t now_us) {
   } else {
     c.send_queue_.push(data);
   }
+  account(c);
   output(c, now_us);
   return true;
 }
@@ -202,6 +216,7 @@ void TcpStack::keep_received(MbufQueue& queue, rte_mbuf* data) {
 
 void TcpStack::consumed(Connection& c, uint32_t bytes, uint64_t now_us) {
   c.unread_ -= std::min(bytes, c.unread_);
+  account(c);
   if (c.state_ == State::closed) return;
   if (window_update_due(c, receive_window(c))) {
     send_ack(c, now_us);

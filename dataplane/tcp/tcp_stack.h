@@ -30,6 +30,7 @@
 #include "dataplane/tcp/rto.h"
 #include "dataplane/tcp/sack_scoreboard.h"
 #include "dataplane/tcp/seq.h"
+#include "dataplane/tcp/source_table.h"
 #include "dataplane/tcp/syn_cookie.h"
 #include "dataplane/tcp/timer_wheel.h"
 
@@ -61,8 +62,10 @@ class Connection;
 // opening with the first ACK after the last one closed (window_us 0: no limit). Challenge ACKs and
 // ACKs to out-of-window segments each have one.
 struct RateLimit {
-  uint64_t window_start_us = 0;
-  uint8_t used = 0;
+  // 56 bits of microseconds last two billion years: the record is 8 bytes, not 16, and the
+  // connection's with it (kIdleConnectionBytes).
+  uint64_t window_start_us : 56 = 0;
+  uint64_t used : 8 = 0;
   // Takes one from the allowance; false when it is spent.
   bool take(uint64_t now_us, uint64_t window_us, uint8_t per_window) {
     if (now_us - window_start_us >= window_us) {
@@ -167,6 +170,9 @@ struct TcpSettings {
   // sizes socket buffers by tcp_mem the same way).
   uint64_t memory_budget_bytes = 0;
   uint64_t memory_sample_us = 100;
+  // Client addresses accounted apart (source_table.h), at most max_connections; past it new
+  // addresses share one entry (counted in sources_table_full).
+  uint32_t max_sources = 65536;
 };
 
 enum class MemoryLevel : uint8_t { normal, pressure, critical };
@@ -245,14 +251,17 @@ class Connection {
   Seq rtt_seq_;
   uint64_t rtt_start_us_ = 0;  // when the timed segment left (in the handshake: the last SYN)
   uint32_t slot_ = 0;
+  SourceTable::Index source_ = SourceTable::kOverflow;  // the client it is charged to
+  uint32_t charged_bytes_ = 0;        // what its source was last charged for it (account())
   OutOfOrderStore::Queue ooo_;        // the out-of-order segments held
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   Seq last_out_of_order_;  // the most recent out-of-order arrival (RFC 2018 4: its block first)
   uint8_t keepalive_probes_sent_ = 0;
   bool probe_outstanding_ = false;         // a tail loss probe sent; no new data acknowledged since
   LossTimer loss_timer_ = LossTimer::rto;  // (a running reordering window ends at its deadline)
-  RateLimit challenge_acks_;               // RFC 5961 7
-  RateLimit out_of_window_acks_;           // Linux's tcp_invalid_ratelimit
+  bool share_clamped_ = false;    // a zero window under pressure: its source is over its share
+  RateLimit challenge_acks_;      // RFC 5961 7
+  RateLimit out_of_window_acks_;  // Linux's tcp_invalid_ratelimit
   RtoEstimator rto_{200'000, 120'000'000};
   std::unique_ptr<CongestionControl> cc_;
   MbufQueue send_queue_;  // from SND.UNA: sent-unacknowledged, then unsent
@@ -292,6 +301,10 @@ class TcpStack final : public net::TransportHandler {
   uint32_t send_space(const Connection& c) const;
   // The application is done with `bytes` of delivered data: the receive window reopens.
   void consumed(Connection& c, uint32_t bytes, uint64_t now_us);
+  // Charges the connection (a session's backend side) to the client `source` rather than to its
+  // remote address: what a session holds counts against the client that made it.
+  void charge_to(Connection& c, net::Ipv4Address source);
+  const SourceTable& sources() const { return sources_; }
   // Half-close (RFC 9293 3.10.4): a FIN follows the queued data.
   void shutdown_write(Connection& c, uint64_t now_us);
   // RST and forget (RFC 9293 3.10.5).
@@ -409,6 +422,13 @@ class TcpStack final : public net::TransportHandler {
     return window >= offered + 2u * c.mss_ || (offered < c.mss_ && window >= c.mss_);
   }
   void sample_memory(uint64_t now_us);
+  // Brings the connection's source up to date with what it holds now (send queue and unread
+  // data); called wherever those change: after a segment, send() and consumed().
+  void account(Connection& c);
+  // Whether a SYN from `address` is taken while memory is short (counted either way).
+  bool admit_under_pressure(uint32_t address);
+  // Whether the connection's source holds at least its share: its windows stop first.
+  bool heavy(const Connection& c) const { return sources_.over_share(c.source_); }
   void prune_out_of_order();
   void reopen_clamped_windows(uint64_t now_us);
   // Arms the retransmission timer for the earliest of the RTO, a tail loss probe and a running
@@ -434,6 +454,7 @@ class TcpStack final : public net::TransportHandler {
   TcpCounters& counters_;
   Secret secret_;
   ConnectionTable table_;
+  SourceTable sources_;
   TimerWheel wheel_;
   std::vector<std::unique_ptr<Connection>> slots_;
   std::vector<uint32_t> free_slots_;
