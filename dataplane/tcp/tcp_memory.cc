@@ -23,9 +23,10 @@ uint32_t TcpStack::pressure_window(const Connection& c) const {
   // Below half the critical mark nothing more is taken at all: what remains is the RX rings'.
   if (memory_level_ == MemoryLevel::critical && free_mbufs_ < settings_.critical_free_mbufs / 2)
     return 0;
-  // The heaviest holders stop first: a connection of a source over its share that holds unread
-  // data takes no more until its application reads (Linux prunes the socket over its budget).
-  if (c.unread_ > 0 && heavy(c)) return 0;
+  // The heaviest holders stop first: a connection of a source at or over its share takes nothing
+  // more, even one holding nothing itself: one client's thousands of connections, each with a
+  // floor of four segments, held the whole pool (measured: tests/integration/test_memory.py).
+  if (heavy(c)) return 0;
   // Never past the edge already offered, except a floor for a connection whose application keeps
   // up: it holds nothing, and four segments keep it moving (Linux keeps 4 * advmss).
   const uint32_t floor = c.unread_ == 0 ? 4u * c.mss_ : 0;

@@ -347,8 +347,7 @@ void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t pay
       sweep_all_clamped_ = true;
     }
   }
-  if (memory_level_ != MemoryLevel::normal && window == 0 && !c.share_clamped_ && c.unread_ > 0 &&
-      heavy(c)) {
+  if (memory_level_ != MemoryLevel::normal && window == 0 && !c.share_clamped_ && heavy(c)) {
     c.share_clamped_ = true;  // once an episode (reopen_clamped_windows clears it)
     counters_.windows_stopped_source_share.add();
   }

@@ -172,7 +172,8 @@ uint32_t TcpStack::send_space(const Connection& c) const {
   uint32_t budget = std::min(settings_.send_buffer, memory_share(c));
   // Under pressure a send queue grows no further than four segments: data the application
   // cannot hand over stays unread, and the window of the connection it came from stays shut.
-  if (memory_level_ != MemoryLevel::normal) budget = std::min(budget, 4u * c.mss_);
+  // A source at or over its share queues nothing more at all (tcp_memory.cc).
+  if (memory_level_ != MemoryLevel::normal) budget = heavy(c) ? 0 : std::min(budget, 4u * c.mss_);
   const uint32_t queued = c.send_queue_.bytes();
   return queued >= budget ? 0 : budget - queued;
 }

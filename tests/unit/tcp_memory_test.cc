@@ -198,13 +198,15 @@ TEST_F(TcpMemory, OutOfOrderDataIsPrunedWhenPressureBeginsAndNotKeptDuringIt) {
   EXPECT_EQ(in_order[0].ack, kClientIsn + 1 + 1000);
 }
 
-// At the critical mark a connection holding unread data gets nothing more (window 0, data
-// dropped and counted); one whose application keeps up still does. A stopped connection whose
-// application then reads gets its floor of four segments; when memory recovers it is told at once
-// that its whole window is open again.
+// At the critical mark a connection of the client holding unread data gets nothing more (window 0,
+// data dropped and counted); another client's, whose application keeps up, still does. A stopped
+// connection whose application then reads (its client now holds nothing) gets its floor of four
+// segments; when memory recovers it is told at once that its whole window is open again.
 TEST_F(TcpMemory, CriticalMarkStopsOnlyConnectionsHoldingUnreadData) {
+  const Peer other{MacAddress({0x02, 0x77, 0, 0, 0, 0x03}), Ipv4Address::from_octets(10, 77, 0, 3)};
+  learn(other);
   const uint32_t holder_iss = handshake(kHolder, 41001);
-  const uint32_t discard_iss = handshake(kDiscard, 41002);
+  const uint32_t discard_iss = handshake(kDiscard, 41002, other);
   ASSERT_NE(holder_.connection, nullptr);
   send(kHolder, A, kClientIsn + 1, holder_iss + 1, std::string(1000, 'h'), ts(102), 65535, 41001);
   EXPECT_EQ(holder_.connection->unread(), 1000u);
@@ -219,9 +221,10 @@ TEST_F(TcpMemory, CriticalMarkStopsOnlyConnectionsHoldingUnreadData) {
   EXPECT_EQ(counters_.receive_memory_drops.get(), 1u);
   EXPECT_EQ(holder_.connection->unread(), 1000u);
 
-  send(kDiscard, A, kClientIsn + 1, discard_iss + 1, std::string(500, 'd'), ts(103), 65535, 41002);
-  const auto flowing = send(kDiscard, A, kClientIsn + 501, discard_iss + 1, std::string(500, 'd'),
-                            ts(103), 65535, 41002);
+  send_from(other, kDiscard, A, kClientIsn + 1, discard_iss + 1, std::string(500, 'd'), ts(103),
+            65535, 41002);
+  const auto flowing = send_from(other, kDiscard, A, kClientIsn + 501, discard_iss + 1,
+                                 std::string(500, 'd'), ts(103), 65535, 41002);
   ASSERT_EQ(flowing.size(), 1u);
   EXPECT_EQ(flowing[0].ack, kClientIsn + 1001) << "the connection that keeps up is not stopped";
   EXPECT_GT(flowing[0].window, 0u);
