@@ -262,18 +262,37 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
             "(Linux's collapse): tiny segments cost buffers by their bytes, not their number",
             "weir_tcp_segments_collapsed_total"),
     counter("memory_pressure_entered",
-            "times a worker found the free mbufs below the pressure mark: new SYNs refused, "
-            "windows no longer opened, out-of-order data pruned until they recover",
+            "times a worker found the free mbufs below the pressure mark: new SYNs of the "
+            "heaviest sources refused, windows no longer opened, out-of-order data pruned until "
+            "they recover",
             "weir_tcp_memory_pressure_entered_total"),
-    counter("syns_refused_memory", "SYNs answered with RST because of memory pressure",
+    counter("syns_refused_memory",
+            "SYNs answered with RST because free mbufs were below half the critical mark, "
+            "whatever their source",
             "weir_tcp_syns_refused_memory_total"),
+    counter("syns_refused_source_share",
+            "SYNs answered with RST under memory pressure because their source (client address) "
+            "held at least an equal share of what the worker's connections hold",
+            "weir_tcp_syns_refused_source_share_total"),
+    counter("syns_admitted_under_pressure",
+            "SYNs taken under memory pressure because their source held less than an equal share",
+            "weir_tcp_syns_admitted_under_pressure_total"),
+    counter("windows_stopped_source_share",
+            "connections given a zero window under memory pressure because their source held at "
+            "least an equal share (once per connection and episode)",
+            "weir_tcp_windows_stopped_source_share_total"),
+    counter("sources_table_full",
+            "connections whose client address found the worker's source table full: they share "
+            "one entry, judged as one source",
+            "weir_tcp_sources_table_full_total"),
     counter("out_of_order_pruned",
             "out-of-order segments freed when a worker entered memory pressure (the senders "
             "retransmit them)",
             "weir_tcp_out_of_order_pruned_total"),
     counter("receive_memory_drops",
-            "in-order segments dropped unacknowledged because free mbufs were below the critical "
-            "mark and their connection already held unread data (the sender retransmits)",
+            "in-order segments dropped unacknowledged under memory pressure: their connection's "
+            "window was stopped (its source over its share, or below half the critical mark) "
+            "(the sender retransmits)",
             "weir_tcp_receive_memory_drops_total"),
     counter("allocation_failures", "segments not sent because no mbuf was free for them",
             "weir_tcp_allocation_failures_total"),

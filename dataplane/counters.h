@@ -104,10 +104,15 @@ struct TcpCounters {
   // Memory (docs/operations.md, "Limits and defences"): the shared mbuf pool's pressure levels.
   Counter segments_collapsed;       // small segments copied into the queue's last buffer
   Counter memory_pressure_entered;  // times the worker saw free mbufs fall below the low mark
-  Counter syns_refused_memory;      // SYNs answered with RST under memory pressure
-  Counter out_of_order_pruned;      // out-of-order segments freed on entering pressure
-  Counter receive_memory_drops;     // in-order data dropped below the critical mark
-  Counter allocation_failures;      // segments not sent: no mbuf for headers or payload
+  Counter syns_refused_memory;      // SYNs answered with RST: below half the critical mark
+  // Per source (dataplane/tcp/source_table.h): who is refused and stopped under pressure.
+  Counter syns_refused_source_share;     // SYNs refused: their source held its share or more
+  Counter syns_admitted_under_pressure;  // SYNs taken under pressure: their source held less
+  Counter windows_stopped_source_share;  // connections given a zero window for their source
+  Counter sources_table_full;            // connections of sources past the table's bound
+  Counter out_of_order_pruned;           // out-of-order segments freed on entering pressure
+  Counter receive_memory_drops;          // in-order data dropped below the critical mark
+  Counter allocation_failures;           // segments not sent: no mbuf for headers or payload
 };
 
 // Software steering between workers (dataplane/steering.h).

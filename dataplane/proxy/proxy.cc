@@ -215,6 +215,10 @@ void Proxy::connect_backend(Session& s) {
       runtime.counters[slot].connect_failures.add();
       continue;
     }
+    // What the session holds on its backend side counts against its client, so that under
+    // memory pressure a client flooding through its backends is the one refused and stopped.
+    if (s.client != nullptr)
+      tcp_.charge_to(*s.backend, net::Ipv4Address(s.client->tuple().remote_address));
     s.backend_slot = slot;
     if (s.log) s.log->backend_slot = slot;
     runtime.counters[slot].assigned.add();

@@ -68,7 +68,9 @@ void TcpStack::tcp_segment(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
   }
 
   if (const auto slot = table_.find(s.tuple)) {
-    on_segment(*slots_[*slot], s, packet, now_us);
+    Connection& c = *slots_[*slot];
+    on_segment(c, s, packet, now_us);
+    account(c);
     return;
   }
   if (miss_handler_ != nullptr &&
@@ -150,10 +152,11 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
   }
   const uint16_t our_mss = static_cast<uint16_t>(
       std::max<int>(port_mss(port) - settings_.listen_mss_reserve, settings_.min_mss));
-  if (memory_level_ != MemoryLevel::normal && s.has(TcpFlag::syn) && !s.has(TcpFlag::ack)) {
-    // Memory is short: a new connection would only compete with those already made for it. A
-    // RST tells the client at once (a dropped SYN would leave it waiting for its own timeout).
-    counters_.syns_refused_memory.add();
+  if (memory_level_ != MemoryLevel::normal && s.has(TcpFlag::syn) && !s.has(TcpFlag::ack) &&
+      !admit_under_pressure(s.tuple.remote_address)) {
+    // Memory is short and this client holds at least its share of what is held (or nothing at
+    // all may be taken now): a new connection would only compete with those already made for
+    // it. A RST tells the client at once (a dropped SYN would leave it waiting for its timeout).
     send_reset(port, s.tuple, Seq(0), s.seq + s.seg_len(), true, now_us);
     rte_pktmbuf_free(packet);
     return;
@@ -199,6 +202,7 @@ void TcpStack::on_listen(Listener& listener, PortIndex port, const Segment& s, r
           return;
         }
         on_segment(*c, s, packet, now_us);
+        account(*c);
         return;
       }
       counters_.syn_cookies_rejected.add();
@@ -552,7 +556,7 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
     const uint32_t fresh = s.length > skip ? s.length - skip : 0;
     const uint32_t usable = std::min(fresh, receive_window(c));
     in_order = usable == s.length - std::min(skip, s.length);
-    if (usable < fresh && memory_level_ == MemoryLevel::critical)
+    if (usable < fresh && memory_level_ != MemoryLevel::normal)
       counters_.receive_memory_drops.add();
     if (usable > 0) {
       rte_pktmbuf_adj(packet, static_cast<uint16_t>(s.payload_offset + skip));

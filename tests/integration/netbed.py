@@ -79,6 +79,9 @@ ADDRESSES = {
 BACKEND_ROLES = ("b1", "b2", "b3")
 # A listener address (a VIP): the dataplane answers ARP and ping for it as for its port address.
 LISTENER_ADDRESS = "10.77.0.100"
+# A second address of the client host, for tests that need two clients (add_address): the
+# dataplane tells clients apart by address (its per-source accounting).
+SECOND_CLIENT_ADDRESS = "10.77.0.21"
 
 
 def _mac_for(address: str) -> str:
@@ -795,6 +798,10 @@ class Testbed:
             if match:
                 features[match.group(1)] = match.group(2) == "on"
         return features
+
+    def add_address(self, role: str, address: str) -> None:
+        """A further address on the host's eth0 (same MAC: its kernel answers ARP for both)."""
+        run(["ip", "-n", self.ns(role), "addr", "add", f"{address}/{PREFIX_LENGTH}", "dev", HOST_IFACE])
 
     def ipv4_addresses(self, role: str) -> dict[str, list[str]]:
         """{ifname: ["a.b.c.d/len", ...]} for every interface of the namespace."""

@@ -39,6 +39,14 @@ constexpr uint64_t kStart = 10'000'000;  // the fake clock starts at 10 s
 
 constexpr uint8_t F = 0x01, S = 0x02, R = 0x04, P = 0x08, A = 0x10;
 
+// A client on the harness network. The first is known to the stack from the fixture's start;
+// another becomes known by its own ARP request (TcpScriptWith::learn).
+struct Peer {
+  MacAddress mac;
+  Ipv4Address ip;
+};
+inline constexpr Peer kFirstClient{kClientMac, kClientIp};
+
 // A segment as it left the stack.
 struct Out {
   uint8_t flags = 0;
@@ -123,9 +131,12 @@ class TcpScriptWith : public ::testing::Test {
     tcp_->listen(kVip, kEcho, &echo_, 8);
     tcp_->listen(kVip, kDiscard, &discard_, 1);
     tcp_->listen(kVip, kCloser, &closer_, 8);
-    // The client's MAC, learned the way the stack learns it: from its ARP request for the VIP.
-    inject(Eth(kClientMac, MacAddress::broadcast())
-               .ARPRequest(kClientMac, kClientIp, kVip)
+    learn(kFirstClient);
+  }
+  // The client's MAC, learned the way the stack learns it: from its ARP request for the VIP.
+  void learn(const Peer& peer) {
+    inject(Eth(peer.mac, MacAddress::broadcast())
+               .ARPRequest(peer.mac, peer.ip, kVip)
                .pad_to(60)
                .build());
     port_.take_sent();
@@ -142,8 +153,14 @@ class TcpScriptWith : public ::testing::Test {
   std::vector<Out> send(uint16_t dst_port, uint8_t flags, uint32_t seq, uint32_t ack,
                         const std::string& data = "", const TcpOptions& options = {},
                         uint16_t window = 65535, uint16_t src_port = kClientPort) {
-    inject(Eth(kClientMac, kPortMac)
-               .IPv4(kClientIp, kVip)
+    return send_from(kFirstClient, dst_port, flags, seq, ack, data, options, window, src_port);
+  }
+  std::vector<Out> send_from(const Peer& peer, uint16_t dst_port, uint8_t flags, uint32_t seq,
+                             uint32_t ack, const std::string& data = "",
+                             const TcpOptions& options = {}, uint16_t window = 65535,
+                             uint16_t src_port = kClientPort) {
+    inject(Eth(peer.mac, kPortMac)
+               .IPv4(peer.ip, kVip)
                .TCP(src_port, dst_port, net::TcpFlags::from_bits(flags), seq, ack, options)
                .window(window)
                .payload(data)
@@ -163,17 +180,19 @@ class TcpScriptWith : public ::testing::Test {
   }
 
   // The three-way handshake with timestamps and window scale; returns our ISN.
-  uint32_t handshake(uint16_t port, uint16_t src_port = kClientPort) {
+  uint32_t handshake(uint16_t port, uint16_t src_port = kClientPort,
+                     const Peer& peer = kFirstClient) {
     const auto synack =
-        send(port, S, kClientIsn, 0, "",
-             TcpOptions().mss(1460).sack_permitted().timestamps(100, 0).nop().window_scale(7),
-             65535, src_port);
+        send_from(peer, port, S, kClientIsn, 0, "",
+                  TcpOptions().mss(1460).sack_permitted().timestamps(100, 0).nop().window_scale(7),
+                  65535, src_port);
     EXPECT_EQ(synack.size(), 1u);
     if (synack.empty()) return 0;
     const uint32_t iss = synack[0].seq;
     our_tsval_ = synack[0].timestamps->value;
-    const auto after = send(port, A, kClientIsn + 1, iss + 1, "",
-                            TcpOptions().nop().nop().timestamps(101, our_tsval_), 65535, src_port);
+    const auto after =
+        send_from(peer, port, A, kClientIsn + 1, iss + 1, "",
+                  TcpOptions().nop().nop().timestamps(101, our_tsval_), 65535, src_port);
     EXPECT_TRUE(after.size() <= 1u);  // the closer sends its FIN at once; the others nothing
     last_ = after;
     return iss;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dataplane/tcp/out_of_order_store.h"
+#include "dataplane/tcp/source_table.h"
 #include "dataplane/tcp/tcp_stack.h"
 #include "tests/support/tcp_script.h"
 
@@ -78,6 +79,8 @@ class TcpMemory : public TcpScriptWith<0, PressureMarks> {
   }
 
   HolderService holder_{*tcp_};
+  // The critical mark PressureMarks set, as near as the pool tells now.
+  const unsigned critical_mark_ = rte_mempool_avail_count(test::test_mbuf_pool()) - kBelowCritical;
   std::vector<rte_mbuf*> taken_;
   std::vector<Out> sampled_;  // what the stack sent when it sampled the pool
 };
@@ -131,7 +134,12 @@ TEST_F(TcpScript, OneByteSegmentsHoldBuffersByTheirBytes) {
   EXPECT_GT(counters_.segments_collapsed.get(), kSegments / 2);
 }
 
+// Under pressure a client that holds data (here all there is) is refused new connections; below
+// half the critical mark everyone is, even a client holding nothing; after pressure all are taken.
 TEST_F(TcpMemory, SynsAreRefusedUnderPressureAndAcceptedAfterIt) {
+  const uint32_t holder_iss = handshake(kHolder, 41001);
+  send(kHolder, A, kClientIsn + 1, holder_iss + 1, std::string(1000, 'h'), ts(102), 65535, 41001);
+  ASSERT_EQ(holder_.connection->unread(), 1000u);
   hold_pool_mbufs(kBelowPressure + 100);
   EXPECT_EQ(tcp_->memory_level(), MemoryLevel::pressure);
   EXPECT_EQ(counters_.memory_pressure_entered.get(), 1u);
@@ -139,8 +147,22 @@ TEST_F(TcpMemory, SynsAreRefusedUnderPressureAndAcceptedAfterIt) {
   ASSERT_EQ(refused.size(), 1u);
   EXPECT_EQ(refused[0].flags, R | A);
   EXPECT_EQ(refused[0].ack, kClientIsn + 1);
+  EXPECT_EQ(counters_.syns_refused_source_share.get(), 1u);
+  EXPECT_EQ(tcp_->connections(), 1u);
+
+  const Peer other{MacAddress({0x02, 0x77, 0, 0, 0, 0x03}), Ipv4Address::from_octets(10, 77, 0, 3)};
+  learn(other);
+  // (a margin of 20: the mark was set from the pool a few mbufs earlier)
+  const unsigned target_free = critical_mark_ / 2 - 20;
+  hold_pool_mbufs(static_cast<unsigned>(taken_.size()) +
+                  rte_mempool_avail_count(test::test_mbuf_pool()) - target_free);
+  ASSERT_EQ(tcp_->memory_level(), MemoryLevel::critical);
+  const auto starved = send_from(other, kEcho, S, kClientIsn, 0, "", TcpOptions().mss(1460));
+  ASSERT_EQ(starved.size(), 1u);
+  EXPECT_EQ(starved[0].flags, R | A) << "below half the critical mark nobody is taken";
   EXPECT_EQ(counters_.syns_refused_memory.get(), 1u);
-  EXPECT_EQ(tcp_->connections(), 0u);
+  EXPECT_EQ(counters_.syns_admitted_under_pressure.get(), 0u);
+
   // Just above the pressure mark is not yet enough (hysteresis); well above it is.
   hold_pool_mbufs(kBelowPressure - 10);
   EXPECT_EQ(tcp_->memory_level(), MemoryLevel::pressure);
@@ -149,6 +171,7 @@ TEST_F(TcpMemory, SynsAreRefusedUnderPressureAndAcceptedAfterIt) {
   const auto accepted = send(kEcho, S, kClientIsn, 0, "", TcpOptions().mss(1460));
   ASSERT_EQ(accepted.size(), 1u);
   EXPECT_EQ(accepted[0].flags, S | A);
+  EXPECT_EQ(counters_.syns_refused_source_share.get(), 1u);
   EXPECT_EQ(counters_.syns_refused_memory.get(), 1u);
   EXPECT_EQ(counters_.memory_pressure_entered.get(), 1u);
 }
@@ -175,13 +198,15 @@ TEST_F(TcpMemory, OutOfOrderDataIsPrunedWhenPressureBeginsAndNotKeptDuringIt) {
   EXPECT_EQ(in_order[0].ack, kClientIsn + 1 + 1000);
 }
 
-// At the critical mark a connection holding unread data gets nothing more (window 0, data
-// dropped and counted); one whose application keeps up still does. A stopped connection whose
-// application then reads gets its floor of four segments; when memory recovers it is told at once
-// that its whole window is open again.
+// At the critical mark a connection of the client holding unread data gets nothing more (window 0,
+// data dropped and counted); another client's, whose application keeps up, still does. A stopped
+// connection whose application then reads (its client now holds nothing) gets its floor of four
+// segments; when memory recovers it is told at once that its whole window is open again.
 TEST_F(TcpMemory, CriticalMarkStopsOnlyConnectionsHoldingUnreadData) {
+  const Peer other{MacAddress({0x02, 0x77, 0, 0, 0, 0x03}), Ipv4Address::from_octets(10, 77, 0, 3)};
+  learn(other);
   const uint32_t holder_iss = handshake(kHolder, 41001);
-  const uint32_t discard_iss = handshake(kDiscard, 41002);
+  const uint32_t discard_iss = handshake(kDiscard, 41002, other);
   ASSERT_NE(holder_.connection, nullptr);
   send(kHolder, A, kClientIsn + 1, holder_iss + 1, std::string(1000, 'h'), ts(102), 65535, 41001);
   EXPECT_EQ(holder_.connection->unread(), 1000u);
@@ -196,9 +221,10 @@ TEST_F(TcpMemory, CriticalMarkStopsOnlyConnectionsHoldingUnreadData) {
   EXPECT_EQ(counters_.receive_memory_drops.get(), 1u);
   EXPECT_EQ(holder_.connection->unread(), 1000u);
 
-  send(kDiscard, A, kClientIsn + 1, discard_iss + 1, std::string(500, 'd'), ts(103), 65535, 41002);
-  const auto flowing = send(kDiscard, A, kClientIsn + 501, discard_iss + 1, std::string(500, 'd'),
-                            ts(103), 65535, 41002);
+  send_from(other, kDiscard, A, kClientIsn + 1, discard_iss + 1, std::string(500, 'd'), ts(103),
+            65535, 41002);
+  const auto flowing = send_from(other, kDiscard, A, kClientIsn + 501, discard_iss + 1,
+                                 std::string(500, 'd'), ts(103), 65535, 41002);
   ASSERT_EQ(flowing.size(), 1u);
   EXPECT_EQ(flowing[0].ack, kClientIsn + 1001) << "the connection that keeps up is not stopped";
   EXPECT_GT(flowing[0].window, 0u);
@@ -222,8 +248,16 @@ TEST_F(TcpMemory, CriticalMarkStopsOnlyConnectionsHoldingUnreadData) {
 }
 
 // Under pressure, reading does not open a window past the edge already offered, and the window
-// shrinks as data arrives; when pressure ends it opens again at once.
+// shrinks as data arrives; when pressure ends it opens again at once. (This client holds less
+// than another: the heaviest holder's windows are stopped instead, as the flood test shows.)
 TEST_F(TcpMemory, WindowsDoNotOpenUnderPressure) {
+  const Peer heavier{MacAddress({0x02, 0x77, 0, 0, 0, 0x03}),
+                     Ipv4Address::from_octets(10, 77, 0, 3)};
+  learn(heavier);
+  const uint32_t heavier_iss = handshake(kHolder, 41009, heavier);
+  for (uint32_t k = 0; k < 30; ++k)
+    send_from(heavier, kHolder, A, kClientIsn + 1 + 1400 * k, heavier_iss + 1,
+              std::string(1400, 'x'), ts(102), 65535, 41009);
   const uint32_t iss = handshake(kHolder);
   uint32_t seq = kClientIsn + 1;
   std::vector<Out> acks;
@@ -246,6 +280,106 @@ TEST_F(TcpMemory, WindowsDoNotOpenUnderPressure) {
   ASSERT_EQ(sampled_.size(), 1u);
   EXPECT_EQ(sampled_[0].ack, seq + 2800);
   EXPECT_GT(sampled_[0].window, window_before);
+}
+
+// One client floods: it holds connections whose application never reads, until the pool falls
+// below the pressure mark. Its new connections are then refused, and its connections stop taking
+// data; another client (another address) still connects, 20 times, and is served on each.
+TEST_F(TcpMemory, OneSourceFloodingIntoPressureDoesNotStopAnother) {
+  constexpr int kFloodConnections = 24;
+  constexpr int kSegments = 90;  // 1,400 bytes each: within a 128 KiB window, an mbuf each
+  std::vector<uint32_t> flood_iss;
+  for (int i = 0; i < kFloodConnections; ++i) {
+    const uint16_t port = static_cast<uint16_t>(42000 + i);
+    flood_iss.push_back(handshake(kHolder, port));
+    for (int k = 0; k < kSegments; ++k)
+      send(kHolder, A, kClientIsn + 1 + 1400 * k, flood_iss.back() + 1, std::string(1400, 'f'),
+           ts(102), 65535, port);
+  }
+  sampled_ = advance_to(now_ + 200);
+  ASSERT_EQ(tcp_->memory_level(), MemoryLevel::pressure) << "the flood alone made the pressure";
+  EXPECT_EQ(tcp_->sources().active(), 1u);
+  EXPECT_EQ(tcp_->sources().held_bytes(), uint64_t{kFloodConnections} * kSegments * 1400);
+
+  const auto refused = send(kHolder, S, kClientIsn, 0, "", TcpOptions().mss(1460), 65535, 43000);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].flags, R | A) << "the flooder's new connection";
+  EXPECT_EQ(counters_.syns_refused_source_share.get(), 1u);
+
+  const Peer other{MacAddress({0x02, 0x77, 0, 0, 0, 0x03}), Ipv4Address::from_octets(10, 77, 0, 3)};
+  learn(other);
+  constexpr int kTransactions = 20;
+  int served = 0;
+  for (int i = 0; i < kTransactions; ++i) {
+    const uint16_t port = static_cast<uint16_t>(44000 + i);
+    const uint32_t iss = handshake(kEcho, port, other);
+    ASSERT_NE(iss, 0u) << "transaction " << i << ": no SYN-ACK";
+    const std::string request = "request " + std::to_string(i);
+    const auto answer =
+        send_from(other, kEcho, A | P, kClientIsn + 1, iss + 1, request, ts(102), 65535, port);
+    std::string echoed;
+    for (const Out& o : answer) echoed.append(o.payload.begin(), o.payload.end());
+    EXPECT_EQ(echoed, request) << "transaction " << i;
+    served += echoed == request;
+  }
+  EXPECT_EQ(served, kTransactions);
+  EXPECT_EQ(counters_.syns_admitted_under_pressure.get(), uint64_t{kTransactions});
+  EXPECT_EQ(counters_.syns_refused_source_share.get(), 1u);
+  EXPECT_EQ(counters_.syns_refused_memory.get(), 0u);
+  EXPECT_EQ(tcp_->sources().active(), 2u);
+
+  // The flooder's connections take no more: a window of 0, its data dropped and counted.
+  const uint32_t next = kClientIsn + 1 + 1400 * kSegments;
+  const auto stopped =
+      send(kHolder, A, next, flood_iss[0] + 1, std::string(1400, 'f'), ts(103), 65535, 42000);
+  ASSERT_EQ(stopped.size(), 1u);
+  EXPECT_EQ(stopped[0].ack, next) << "not acknowledged";
+  EXPECT_EQ(stopped[0].window, 0u);
+  EXPECT_EQ(counters_.receive_memory_drops.get(), 1u);
+  EXPECT_GE(counters_.windows_stopped_source_share.get(), 1u);
+  EXPECT_EQ(tcp_->memory_level(), MemoryLevel::pressure);
+}
+
+// The source table: connections and bytes by address, the equal-share rule, entries freed with
+// their last connection, and the overflow entry past the bound.
+TEST(SourceTable, AccountsBySourceAndSharesOneEntryPastItsBound) {
+  SourceTable table(2, Secret{9});
+  bool overflowed = true;
+  const auto a = table.attach(1, &overflowed);
+  EXPECT_FALSE(overflowed);
+  const auto a2 = table.attach(1, &overflowed);
+  EXPECT_EQ(a, a2) << "one entry per address";
+  const auto b = table.attach(2, &overflowed);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(table.active(), 2u);
+  EXPECT_FALSE(table.over_share(a)) << "nothing held: nobody is heavy";
+  table.charge(a, 0, 900);
+  table.charge(b, 0, 100);
+  EXPECT_TRUE(table.over_share(a));
+  EXPECT_FALSE(table.over_share(b));
+  table.charge(b, 100, 900);
+  EXPECT_TRUE(table.over_share(a)) << "equal holders are both at their share";
+  EXPECT_TRUE(table.over_share(b));
+  EXPECT_EQ(table.held_bytes(), 1800u);
+  EXPECT_EQ(table.lookup(3), SourceTable::kOverflow) << "the table is full";
+  const auto c = table.attach(3, &overflowed);
+  EXPECT_TRUE(overflowed);
+  EXPECT_EQ(c, SourceTable::kOverflow);
+  EXPECT_EQ(table.active(), 3u);
+  EXPECT_FALSE(table.over_share(c)) << "the overflow entry is judged by what it holds";
+  table.charge(b, 900, 0);
+  table.detach(b);
+  EXPECT_EQ(table.active(), 2u);
+  EXPECT_EQ(table.lookup(2), std::nullopt) << "freed with its last connection";
+  EXPECT_EQ(table.lookup(1), a);
+  table.detach(a);
+  EXPECT_EQ(table.lookup(1), a) << "one connection left";
+  EXPECT_EQ(table.entry(a).connections, 1u);
+  table.detach(c);
+  EXPECT_EQ(table.active(), 1u);
+  const auto d = table.attach(4, &overflowed);
+  EXPECT_FALSE(overflowed) << "room again";
+  EXPECT_EQ(table.entry(d).address, 4u);
 }
 
 // The out-of-order store shared when full: each row stores segments (one byte each, at the given
