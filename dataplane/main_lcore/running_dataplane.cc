@@ -431,7 +431,8 @@ std::string RunningDataplane::set_cluster_peers(const std::map<std::string, std:
     }
   }
   if (states.size() != cluster.peers.size()) {
-    for (const auto& [name, state] : states) {
+    for (const auto& entry : states) {
+      const std::string& name = entry.first;  // a structured binding: clang refuses its capture
       if (std::none_of(cluster.peers.begin(), cluster.peers.end(),
                        [&](const config::ClusterPeer& p) { return p.name == name; }))
         return "no peer named \"" + name + "\" in cluster.peers";
