@@ -28,13 +28,17 @@ class MacAddress {
   }
 
   // Reads/writes the six octets at `p` (in transmission order); the caller guarantees the room.
+  // Through a local array: a loop between `p` and octets_ themselves, which the compiler cannot
+  // prove apart, was copied byte by byte (some 40 instructions a frame on the ACK path,
+  // callgrind); between a local and `p` the six bytes merge into two moves.
   static MacAddress load(const uint8_t* p) {
-    MacAddress mac;
-    for (size_t i = 0; i < kSize; ++i) mac.octets_[i] = p[i];
-    return mac;
+    std::array<uint8_t, kSize> octets;
+    for (size_t i = 0; i < kSize; ++i) octets[i] = p[i];
+    return MacAddress(octets);
   }
   void store(uint8_t* p) const {
-    for (size_t i = 0; i < kSize; ++i) p[i] = octets_[i];
+    const std::array<uint8_t, kSize> octets = octets_;
+    for (size_t i = 0; i < kSize; ++i) p[i] = octets[i];
   }
 
   constexpr const std::array<uint8_t, kSize>& octets() const { return octets_; }

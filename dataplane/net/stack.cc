@@ -35,6 +35,15 @@ Stack::Stack(const StackConfig& config, rte_mempool* pool, TxBuffers& tx,
     backend_sources_.back().insert(backend_sources_.back().end(), port.source_addresses.begin(),
                                    port.source_addresses.end());
   }
+  collect_owned_addresses();
+}
+
+void Stack::collect_owned_addresses() {
+  owned_addresses_.clear();
+  for (const std::vector<Ipv4Address>& sources : backend_sources_)
+    owned_addresses_.insert(owned_addresses_.end(), sources.begin(), sources.end());
+  owned_addresses_.insert(owned_addresses_.end(), config_.listener_addresses.begin(),
+                          config_.listener_addresses.end());
 }
 
 std::optional<PortIndex> Stack::route(Ipv4Address destination) const {
@@ -59,9 +68,8 @@ bool Stack::is_port_address(Ipv4Address address) const {
 }
 
 bool Stack::owns(Ipv4Address address) const {
-  if (is_port_address(address)) return true;
-  for (const Ipv4Address& listener : config_.listener_addresses) {
-    if (listener == address) return true;
+  for (const Ipv4Address& owned : owned_addresses_) {
+    if (owned == address) return true;
   }
   return false;
 }

@@ -94,6 +94,7 @@ class Stack final : private NeighbourTable::Sink {
   // A reload's listener addresses (control message, between bursts).
   void set_listener_addresses(std::vector<Ipv4Address> addresses) {
     config_.listener_addresses = std::move(addresses);
+    collect_owned_addresses();
   }
   // The port that reaches `destination`: one whose subnet holds it, else the first with a gateway.
   std::optional<PortIndex> route(Ipv4Address destination) const;
@@ -129,6 +130,10 @@ class Stack final : private NeighbourTable::Sink {
   TransportHandler* transport_ = nullptr;
   uint64_t next_expiry_us_ = 0;
   std::vector<std::vector<Ipv4Address>> backend_sources_;  // by port
+  // Every address owns() answers for (ports', their source addresses, listeners'), flat: it is
+  // asked for every received packet.
+  std::vector<Ipv4Address> owned_addresses_;
+  void collect_owned_addresses();
 };
 
 }  // namespace weir::net

@@ -276,7 +276,7 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
     return;
   }
   // RFC 9293 3.10.7.4, first: the acceptability test.
-  const uint32_t window = receive_window(c);
+  uint32_t window = receive_window(c);
   const uint32_t len = s.seg_len();
   bool acceptable;
   if (len == 0) {
@@ -338,14 +338,15 @@ void TcpStack::on_segment(Connection& c, const Segment& s, rte_mbuf* packet, uin
       rte_pktmbuf_free(packet);
       return;
     }
+    window = receive_window(c);  // established() set the edge
   }
   if (!process_ack(c, s, now_us) || c.state_ == State::closed) {
     rte_pktmbuf_free(packet);
     return;
   }
   // Seventh and eighth: data and FIN.
-  process_data(c, s, packet, now_us);
-  if (c.state_ != State::closed) output(c, now_us);
+  process_data(c, s, packet, now_us, window);
+  if (c.state_ != State::closed && output_pending(c)) output(c, now_us);
 }
 
 bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
@@ -525,7 +526,9 @@ void TcpStack::release_scoreboard(Connection& c) {
   c.scoreboard_ = UINT16_MAX;
 }
 
-void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us) {
+void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us,
+                            uint32_t window) {
+  if (memory_level_ != MemoryLevel::normal) window = receive_window(c);
   const bool receiving = c.state_ == State::established || c.state_ == State::fin_wait_1 ||
                          c.state_ == State::fin_wait_2;
   bool in_order = true;
@@ -533,7 +536,6 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
     if (s.seq > c.rcv_.nxt) {
       // Kept for later if there is room (the FIN, if any, is not: the peer sends it again); an
       // immediate duplicate ACK either way, so that the sender's dupacks count (RFC 5681 4.2).
-      const uint32_t window = receive_window(c);
       const uint32_t offset = static_cast<uint32_t>(s.seq - c.rcv_.nxt);
       // Under memory pressure nothing is kept out of order (what was is pruned).
       const uint32_t keep = offset < window && memory_level_ == MemoryLevel::normal
@@ -554,7 +556,7 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
     }
     const uint32_t skip = static_cast<uint32_t>(c.rcv_.nxt - s.seq);
     const uint32_t fresh = s.length > skip ? s.length - skip : 0;
-    const uint32_t usable = std::min(fresh, receive_window(c));
+    const uint32_t usable = std::min(fresh, window);
     in_order = usable == s.length - std::min(skip, s.length);
     if (usable < fresh && memory_level_ != MemoryLevel::normal)
       counters_.receive_memory_drops.add();
@@ -568,7 +570,9 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
       // counts what it consumed at once (and a window update of its own is not needed).
       ConnectionHandler* handler = c.handler_;
       if (handler != nullptr) {
+        c.delivering_ = true;
         handler->on_data(c, packet);
+        c.delivering_ = false;
       } else {
         rte_pktmbuf_free(packet);
       }
@@ -585,6 +589,8 @@ void TcpStack::process_data(Connection& c, const Segment& s, rte_mbuf* packet, u
         // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full segment (unless a
         // window update from the application already did).
         send_ack(c, now_us);
+      } else if (window_update_due(c, receive_window(c))) {
+        send_ack(c, now_us);  // the application consumed enough to reopen the window
       } else if (c.rcv_.unacked_segments > 0 && !c.delayed_ack_timer_.armed()) {
         wheel_.arm(c.delayed_ack_timer_, now_us + settings_.delayed_ack_us);
       }

@@ -219,6 +219,9 @@ void TcpStack::consumed(Connection& c, uint32_t bytes, uint64_t now_us) {
   c.unread_ -= std::min(bytes, c.unread_);
   account(c);
   if (c.state_ == State::closed) return;
+  // Consumed while process_data hands it a segment: the ACK decision after the handler returns
+  // covers the window update.
+  if (c.delivering_) return;
   if (window_update_due(c, receive_window(c))) {
     send_ack(c, now_us);
   }

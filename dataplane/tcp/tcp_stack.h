@@ -270,10 +270,10 @@ class Connection : private ConnectionTimers {
   uint32_t ts_recent_ = 0;
   Seq rtt_seq_;
   uint32_t slot_ = 0;
-  RateLimit challenge_acks_;          // RFC 5961 7
-  RateLimit out_of_window_acks_;      // Linux's tcp_invalid_ratelimit
+  RateLimit challenge_acks_;                            // RFC 5961 7
+  RateLimit out_of_window_acks_;                        // Linux's tcp_invalid_ratelimit
   SourceTable::Index source_ = SourceTable::kOverflow;  // the client it is charged to
-  uint32_t charged_bytes_ = 0;  // what its source was last charged for it (account())
+  uint32_t charged_bytes_ = 0;        // what its source was last charged for it (account())
   OutOfOrderStore::Queue ooo_;        // the out-of-order segments held
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   uint16_t mss_ = 536;
@@ -295,6 +295,9 @@ class Connection : private ConnectionTimers {
   bool window_clamped_ : 1 = false;  // advertised a window under memory pressure: reopen after it
   bool probe_outstanding_ : 1 = false;  // a tail loss probe sent; no new data acknowledged since
   bool share_clamped_ : 1 = false;  // a zero window under pressure: its source is over its share
+  // process_data is handing it an in-order segment: consumed() leaves the window update to
+  // process_data's ACK decision after the handler returns (one window computed, not two).
+  bool delivering_ : 1 = false;
 };
 // Two records and the session's are the memory of an idle proxied session (at most 1 KiB, the
 // many_connections suite): a field added here is added 200,000 times at 100,000 sessions.
@@ -414,7 +417,15 @@ class TcpStack final : public net::TransportHandler {
   void negotiate(Connection& c, const Segment& s);
   bool process_ack(Connection& c, const Segment& s, uint64_t now_us);
   uint32_t retransmit_length(const Connection& c) const;
-  void process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us);
+  // `window`: receive_window(c) as the acceptability test found it (nothing before the data
+  // changes it in normal memory; under pressure it is computed again).
+  void process_data(Connection& c, const Segment& s, rte_mbuf* packet, uint64_t now_us,
+                    uint32_t window);
+  // Whether output() may have anything to do: unsent data, a FIN, or loss recovery.
+  static bool output_pending(const Connection& c) {
+    return c.in_recovery_ || c.fin_queued_ ||
+           c.send_queue_.bytes() > static_cast<uint32_t>(c.snd_.nxt - c.snd_.una);
+  }
   void established(Connection& c, uint64_t now_us);
 
   void output(Connection& c, uint64_t now_us);
