@@ -19,12 +19,13 @@ the router (its gateway). Every process is started with Testbed.popen and stoppe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 
 from netbed import (
@@ -436,3 +437,26 @@ def set_peers_everywhere(boxes: Iterable[Box], states: dict[str, str]) -> None:
         box.set_peers(states)
     for box in boxes:
         box.wait_peers_applied(states)
+
+
+@contextlib.contextmanager
+def running_bed(namespaces: Sequence[str], nodes: Sequence[str], peers: Sequence[str],
+                backend_mode: str = "echo", customize: Optional[Callable[[dict], None]] = None,
+                announcing: Optional[Iterable[str]] = None
+                ) -> Iterator[tuple[RouterBed, Router, dict[str, Box]]]:
+    """A router bed with boxes' namespaces for `namespaces`, the router, the backends and the
+    boxes `nodes` started (start_boxes); everything stopped by PID at the end."""
+    with RouterBed(boxes=namespaces) as bed:
+        router = Router(bed).start()
+        backends = start_backends(bed, mode=backend_mode)
+        boxes: dict[str, Box] = {}
+        try:
+            boxes.update(start_boxes(bed, nodes, peers, customize=customize,
+                                     announcing=announcing))
+            yield bed, router, boxes
+        finally:
+            for box in boxes.values():
+                box.stop()
+            router.stop()
+            for proc in backends.values():
+                proc.kill()

@@ -39,8 +39,9 @@ def greeted(port, bind_port=None, timeout=20):
     return s, name, owner
 """
 
-# Opens ARGS["count"] connections (one handshake after another) and then, round after round,
-# echoes ARGS["size"] bytes on every open connection at once, a round at most every
+# Opens ARGS["count"] connections (one handshake after another; with ARGS["greeted"], each
+# reading the backend's greeting: the owner and backend of each are known) and then, round
+# after round, echoes ARGS["size"] bytes on every open connection at once, a round at most every
 # ARGS["period"] seconds, until the file ARGS["stop"] exists or ARGS["seconds"] pass. A
 # connection whose echo fails, comes back different or late (20 s after the round's start) is
 # marked with the error and left alone. When the file ARGS["close"] appears (a JSON list of
@@ -53,7 +54,11 @@ LONG_LIVED = _GREETED + r"""
 count, size = ARGS["count"], ARGS["size"]
 conns, owners, backends = [], [], []
 for i in range(count):
-    s, name, owner = greeted(ARGS["port"])
+    if ARGS["greeted"]:
+        s, name, owner = greeted(ARGS["port"])
+    else:
+        s = socket.create_connection((ARGS["vip"], ARGS["port"]), timeout=20)
+        name = owner = None
     conns.append(s)
     owners.append(owner)
     backends.append(name)
@@ -192,7 +197,7 @@ class LongLived:
     """LONG_LIVED in `processes` client processes side by side, `count` connections in all."""
 
     def __init__(self, bed, count: int, processes: int = 4, size: int = 100,
-                 period_s: float = 0.5, seconds: float = 400.0):
+                 period_s: float = 0.5, seconds: float = 400.0, greeted: bool = True):
         self.bed = bed
         self.stop_file = bed.workdir / "long-lived.stop"
         self.close_file = bed.workdir / "long-lived.close"
@@ -204,7 +209,7 @@ class LongLived:
             self.progress_files.append(progress)
             self.procs.append(bed.python_popen("client", LONG_LIVED, {
                 "count": share + (index < extra), "size": size, "vip": VIP, "port": VIP_PORT,
-                "client": None, "seconds": seconds, "period": period_s,
+                "client": None, "greeted": greeted, "seconds": seconds, "period": period_s,
                 "stop": str(self.stop_file), "close": str(self.close_file),
                 "progress": str(progress)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 

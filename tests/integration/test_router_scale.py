@@ -22,14 +22,12 @@ from routerbed import (
     CLIENT_ADDRESS,
     VIP,
     Box,
-    Router,
-    RouterBed,
+    running_bed,
     set_peers_everywhere,
-    start_backends,
-    start_boxes,
 )
 from scale_clients import LongLived, new_connections, same_tuples
 from test_router_bed import all_next_hops, boxes_of
+from test_framed import EXCHANGE_CLIENT, HEADER_SIZE, RECORDING_BACKEND
 from test_tools import frame
 
 LONG_LIVED_COUNT = 1000
@@ -51,19 +49,9 @@ def four_box_bed():
     """Boxes a, b and c running, configured with the peers a-d, told d is gone; d's namespace
     ready for it to join."""
     _require_root()
-    with RouterBed(boxes=("a", "b", "c", "d")) as bed:
-        router = Router(bed).start()
-        backends = start_backends(bed, mode="whois_echo")
-        boxes = start_boxes(bed, "abc", "abcd")
-        try:
-            set_peers_everywhere(boxes.values(), states(live="abc", gone="d"))
-            yield bed, router, boxes
-        finally:
-            for box in boxes.values():
-                box.stop()
-            router.stop()
-            for proc in backends.values():
-                proc.kill()
+    with running_bed("abcd", "abc", "abcd", backend_mode="whois_echo") as (bed, router, boxes):
+        set_peers_everywhere(boxes.values(), states(live="abc", gone="d"))
+        yield bed, router, boxes
 
 
 def test_a_box_joins_and_one_is_drained_and_removed_under_1000_long_lived_connections(
@@ -155,46 +143,6 @@ def test_a_box_joins_and_one_is_drained_and_removed_under_1000_long_lived_connec
 
 FRAMED_PORT = 81
 RECORDER_PORT = 8001
-HEADER_SIZE = 16
-
-# In b1: takes ARGS["connections"] connections one after another and on each, for every answer
-# of ARGS["answers"] (hex), reads one frame and sends the answer; appends the frames each
-# connection brought (hex) to ARGS["out"], one JSON list a line.
-RECORDING_BACKEND = r"""
-import socket, struct
-server = socket.socket()
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind((ARGS["address"], ARGS["port"]))
-server.listen(8)
-print("ready", flush=True)
-for _ in range(ARGS["connections"]):
-    conn, _ = server.accept()
-    conn.settimeout(30)
-    received = []
-    for answer in ARGS["answers"]:
-        head = recv_exactly(conn, 16)
-        received.append((head + recv_exactly(conn, struct.unpack(">I", head[4:8])[0] + 4)).hex())
-        conn.sendall(bytes.fromhex(answer))
-    with open(ARGS["out"], "a") as out:
-        out.write(json.dumps(received) + "\n")
-    conn.close()
-"""
-
-# In the client: one connection to the framed listener, each of ARGS["frames"] (hex) sent in
-# turn and one answer frame read after each.
-EXCHANGE_CLIENT = r"""
-import socket, struct
-s = socket.create_connection((ARGS["vip"], ARGS["port"]), timeout=30)
-answers = []
-for request in ARGS["frames"]:
-    s.sendall(bytes.fromhex(request))
-    head = recv_exactly(s, 16)
-    answers.append((head + recv_exactly(s, struct.unpack(">I", head[4:8])[0] + 4)).hex())
-s.close()
-emit(answers)
-"""
-
-
 def with_framed_listener(config: dict) -> None:
     """A framed listener on the VIP (stamping hops, counting and forwarding corrupt frames) in
     front of one recording backend."""
@@ -210,19 +158,10 @@ def entry_through_a():
     """Boxes a, b and c with a framed listener besides the web one; only a announces the VIP,
     so every client flow enters the cluster through a."""
     _require_root()
-    with RouterBed(boxes=("a", "b", "c")) as bed:
-        router = Router(bed).start()
-        backends = start_backends(bed, mode="whois_echo")
-        boxes = start_boxes(bed, "abc", "abc", customize=with_framed_listener, announcing="a")
-        try:
-            all_next_hops(bed, boxes_of("a"), router=router)
-            yield bed, boxes
-        finally:
-            for box in boxes.values():
-                box.stop()
-            router.stop()
-            for proc in backends.values():
-                proc.kill()
+    with running_bed("abc", "abc", "abc", backend_mode="whois_echo",
+                     customize=with_framed_listener, announcing="a") as (bed, router, boxes):
+        all_next_hops(bed, boxes_of("a"), router=router)
+        yield bed, boxes
 
 
 def forwarded_by(box: Box) -> int:
@@ -262,7 +201,7 @@ def test_a_corrupt_frame_of_a_forwarded_flow_is_caught_by_its_owner(entry_throug
             forwarded = forwarded_by(boxes["a"])
             events_before = len(boxes[owner].dataplane.control({"op": "events"})["events"])
             at_client = bed.python("client", EXCHANGE_CLIENT, {
-                "vip": VIP, "port": FRAMED_PORT, "frames": [clean.hex(), bytes(damaged).hex()]})
+                "address": VIP, "port": FRAMED_PORT, "frames": [clean.hex(), bytes(damaged).hex()]})
             at_backend = json.loads(poll_until(
                 lambda n=2 if owner == "c" else 1: out.exists()
                 and len(out.read_text().splitlines()) >= n and out.read_text().splitlines()[n - 1],
