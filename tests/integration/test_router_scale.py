@@ -81,6 +81,13 @@ def test_a_box_joins_and_one_is_drained_and_removed_under_1000_long_lived_connec
         d.start_control()
         d.wait_announcing()
         all_next_hops(bed, boxes_of("a", "b", "c", "d"), timeout_s=30.0, router=router)
+        # Its BGP session is up beside the others', and every box computes owners over four
+        # live peers, d over the states it started with.
+        summary = json.loads(router.vtysh("show bgp ipv4 unicast summary json"))
+        assert [peer["state"] for peer in summary["peers"].values()] == ["Established"] * 4
+        for box in boxes.values():
+            cluster = box.dataplane.control({"op": "box"})["cluster"]
+            assert cluster == {"peers": states(live="abcd"), "applied": True}, (box.node, cluster)
         print(f"d joined (route in the router's ECMP group) {time.monotonic() - joined_at:.1f} s"
               " after its start")
         # A quarter of the flows now enter through d, which holds none of them: it forwards
