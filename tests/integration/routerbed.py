@@ -365,7 +365,13 @@ class Box:
 
     def set_peers(self, states: dict[str, str]) -> None:
         """The peers' states this box computes its owner table over (the dataplane's
-        cluster_peers: what an operator, or membership, sends every box)."""
+        cluster_peers: what an operator, or membership, sends every box): through `weirctl
+        cluster-peers` where the box runs weir-control (which keeps them for a dataplane that
+        restarts), else to the dataplane directly."""
+        if self.control is not None and self.control.poll() is None:
+            result = self.weirctl("cluster-peers", *(f"{n}={s}" for n, s in states.items()))
+            assert result.returncode == 0, (self.role, states, result.stderr)
+            return
         reply = self.dataplane.control({"op": "cluster_peers", "peers": states})
         assert reply["ok"] is True, (self.role, states, reply)
 

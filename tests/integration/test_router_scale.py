@@ -144,6 +144,14 @@ def test_a_box_joins_and_one_is_drained_and_removed_under_1000_long_lived_connec
     assert owner_names(outcome["owners"]) == Counter(held)
     print(f"rounds per client process: {outcome['rounds']}; "
           f"test took {time.monotonic() - started:.0f} s after the bed was up")
+    # The states went through weirctl cluster-peers: b's weir-control keeps them and sends them
+    # to b's dataplane when it restarts (which would otherwise count every peer live, a too).
+    b = boxes["b"]
+    assert b.dataplane.stop() == 0, b.output()
+    b.dataplane.start()
+    b.dataplane.wait_ready(timeout_s=60.0)
+    b.wait_peers_applied(states(live="bcd", gone="a"), timeout_s=15.0)
+    assert "sent the cluster peers' states to the dataplane" in b.log()
 
 
 # --- the owner decides: framed verification and backend choice, whichever box a flow enters by
