@@ -3,8 +3,9 @@
 1,000 long-lived connections exchange data, then new flows spread over four boxes; a box is
 drained and removed with the connections still open; a corrupt frame of a forwarded flow is
 caught by its owner, stamped with the owner's node_id; the same client 4-tuple gets the same
-backend whichever box owns it. The live peer set is what every box's dataplane is told by
-`cluster_peers` (the operator's step, docs/scale-out.md, "Membership")."""
+backend whichever box owns it. The live peer set is what every box is told by `weirctl
+cluster-peers` (the operator's step, docs/scale-out.md, "Membership"; the dataplane's
+`cluster_peers` directly on boxes that run no weir-control)."""
 
 import json
 import os
@@ -70,7 +71,7 @@ def test_a_box_joins_and_one_is_drained_and_removed_under_1000_long_lived_connec
         assert sum(held.values()) == LONG_LIVED_COUNT, held
 
         # --- d joins: its dataplane up with every peer live; every other box told d is live
-        # (cluster_peers); then its weir-control announces the VIP, its BGP route joins the
+        # (weirctl cluster-peers); then its weir-control announces the VIP, its BGP route joins the
         # router's ECMP group.
         joined_at = time.monotonic()
         d = Box(bed, "d", "abcd")
