@@ -424,6 +424,19 @@ class Daemon {
         controller_.box_unsent();
       }
     }
+    // A dataplane that (re)starts computes owners over every peer live: the operator's last
+    // states (weirctl cluster-peers) go to it before the next announcement.
+    if (everything && !cluster_peers_.is_null()) {
+      const auto reply =
+          dataplane_.call({{"op", "cluster_peers"}, {"peers", cluster_peers_}}, error);
+      if (!reply || !reply->value("ok", false)) {
+        WEIR_LOG_LIMITED(log::Level::error, "the dataplane refused the cluster peers' states: %s",
+                         reply ? reply->value("error", "").c_str() : error.c_str());
+        dataplane_connected_ = false;  // everything again on the next sync
+        return;
+      }
+      log::printf(log::Level::notice, "sent the cluster peers' states to the dataplane");
+    }
   }
 
   // Passive health (control/passive_health.h): one look at the dataplane's per-backend counters,
@@ -705,6 +718,14 @@ class Daemon {
       sync();
       if (!dataplane_connected_) return fail("recorded, but the dataplane is not reachable");
       if (!unsaved.empty()) return fail(unsaved);
+    } else if (op == "cluster_peers") {
+      if (!request.contains("peers") || !request["peers"].is_object())
+        return fail("cluster_peers needs \"peers\" (a map of peer name to state)");
+      const auto sent =
+          dataplane_.call({{"op", "cluster_peers"}, {"peers", request["peers"]}}, error);
+      if (!sent || !sent->value("ok", false))
+        return fail("the dataplane refused: " + (sent ? sent->value("error", "") : error));
+      cluster_peers_ = request["peers"];  // sent again to a dataplane that restarts
     } else if (op == "box") {
       const auto box = dataplane_.call({{"op", "box"}}, error);
       if (!box || !box->value("ok", false))
@@ -753,6 +774,7 @@ class Daemon {
   std::mutex mutex_;  // health_, controller_, passive_ and the counters below, against /metrics
   bool dirty_ = true;
   bool dataplane_connected_ = false;
+  nlohmann::json cluster_peers_;  // the last weirctl cluster-peers; null before the first
   int64_t dataplane_pid_ = 0;
   int dataplane_workers_ = 0;
   std::string dataplane_version_;  // from its hello; empty until the first

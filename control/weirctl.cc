@@ -83,6 +83,9 @@ void print_usage(FILE* out) {
       "                            sessions go on. --wait: return once none is left (exit 3 if\n"
       "                            S seconds pass first)\n"
       "  undrain-box               the listeners accept connections again\n"
+      "  cluster-peers NAME=STATE...\n"
+      "                            every peer of cluster.peers live, draining or gone: the\n"
+      "                            dataplane's owner table, kept and sent again after its restart\n"
       "  reload                    reload the configuration file; print what changed\n"
       "  check-config FILE         validate FILE locally (no daemon needed); print every error\n"
       "                            as FILE:LINE:COLUMN: path: message\n"
@@ -459,6 +462,17 @@ int run(const Options& options) {
     request["op"] = command == "drain-box" ? "drain_box" : "undrain_box";
     done = command == "drain-box" ? "box drained: every listener refuses new connections"
                                   : "box undrained: the listeners accept connections";
+  } else if (command == "cluster-peers") {
+    if (args.size() < 2) throw UsageError("cluster-peers needs NAME=STATE for every peer");
+    request["op"] = "cluster_peers";
+    request["peers"] = json::object();
+    for (size_t i = 1; i < args.size(); ++i) {
+      const size_t eq = args[i].find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw UsageError("cluster-peers takes NAME=STATE, not \"" + args[i] + "\"");
+      request["peers"][args[i].substr(0, eq)] = args[i].substr(eq + 1);
+    }
+    done = "cluster peers' states sent to the dataplane";
   } else if (command == "weight") {
     expect_arguments(args, 2, 2);
     const Target target = parse_target(args[1]);

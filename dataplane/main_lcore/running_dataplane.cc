@@ -363,6 +363,7 @@ void RunningDataplane::collect_done() {
     while (WorkerMessage* m = worker->take_done()) {
       if (m->kind == WorkerMessage::Kind::stop_listening) ++stops_returned_;
       if (m->kind == WorkerMessage::Kind::set_accepting) ++accepting_returned_;
+      if (m->kind == WorkerMessage::Kind::cluster_plan) ++cluster_returned_;
       if (m->kind == WorkerMessage::Kind::pool && m->pool < plans_returned_.size())
         ++plans_returned_[m->pool];
       if (m->kind == WorkerMessage::Kind::reset_sessions) {
@@ -408,9 +409,18 @@ std::string RunningDataplane::set_accepting(bool accepting) {
 
 nlohmann::json RunningDataplane::box() {
   collect_done();
-  return {{"accepting", accepting_ && !shutting_down_},
-          {"applied", accepting_posted_ == accepting_returned_},
-          {"sessions", open_sessions()}};
+  nlohmann::json reply = {{"accepting", accepting_ && !shutting_down_},
+                          {"applied", accepting_posted_ == accepting_returned_},
+                          {"sessions", open_sessions()}};
+  if (config_->cluster) {
+    nlohmann::json peers = nlohmann::json::object();
+    for (const config::ClusterPeer& peer : config_->cluster->peers) {
+      const auto it = cluster_states_.find(peer.name);
+      peers[peer.name] = it == cluster_states_.end() ? "live" : it->second;
+    }
+    reply["cluster"] = {{"peers", peers}, {"applied", cluster_posted_ == cluster_returned_}};
+  }
+  return reply;
 }
 
 std::string RunningDataplane::set_cluster_peers(const std::map<std::string, std::string>& states) {
@@ -443,7 +453,8 @@ std::string RunningDataplane::set_cluster_peers(const std::map<std::string, std:
   auto* m = new WorkerMessage;
   m->kind = WorkerMessage::Kind::cluster_plan;
   m->cluster_plan = cluster_plan_for(cluster, peer_states);
-  post_all(m);
+  cluster_posted_ += post_all(m);
+  cluster_states_ = states;
   return "";
 }
 

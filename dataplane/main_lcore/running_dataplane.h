@@ -4,6 +4,7 @@
 // Everything here runs on the main lcore; the workers only ever see immutable plans.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,10 @@ class RunningDataplane final : public ControlTarget {
   std::vector<uint64_t> plans_posted_, plans_returned_;
   bool accepting_ = true;  // the box is not drained
   uint64_t accepting_posted_ = 0, accepting_returned_ = 0;
+  // The peers' states of the last cluster_peers (empty: every peer live, as at start), and its
+  // owner-table messages posted and handed back: equal, every worker forwards by it.
+  std::map<std::string, std::string> cluster_states_;
+  uint64_t cluster_posted_ = 0, cluster_returned_ = 0;
   // The echo and discard listeners of the configuration in force (drain-box, stop_listening).
   std::vector<ServiceListener> services() const;
   PoolStates& states_;

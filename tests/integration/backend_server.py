@@ -8,6 +8,8 @@ Modes, per connection:
   name   send NAME and close (placement tests count the names)
   rst    read one line, then close with RST (SO_LINGER 0)
   echo   send back what arrives, as it arrives; close after EOF (a half-close crosses back)
+  whois_echo  send NAME, a space, the address the connection came from (the proxy's: in a
+         cluster, the box that holds the session) and a newline, then as echo
   flood  send --flood-bytes as fast as the connection takes them; STATUS.progress holds the bytes
          sent and, of those, the ones not yet acknowledged (see flood())
   hold   send "+", then read until the connection ends; the record says how: "eof" or "reset"
@@ -90,7 +92,9 @@ def serve(conn, args, lock):
                 total += len(chunk)
             conn.sendall(f"{digest.hexdigest()} {total}\n".encode())
             record.update(bytes=total)
-        elif args.mode == "echo":
+        elif args.mode in ("echo", "whois_echo"):
+            if args.mode == "whois_echo":
+                conn.sendall(f"{args.name} {conn.getpeername()[0]}\n".encode())
             total = 0
             while True:
                 chunk = conn.recv(1 << 18)
@@ -139,7 +143,7 @@ def main():
     parser.add_argument("--listen", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--mode", required=True,
-                        choices=["sha", "echo", "name", "rst", "flood", "hold", "named_hold",
+                        choices=["sha", "echo", "whois_echo", "name", "rst", "flood", "hold", "named_hold",
                                  "proxy"])
     parser.add_argument("--status")
     parser.add_argument("--flood-bytes", type=int, default=64 << 20)

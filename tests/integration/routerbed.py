@@ -19,12 +19,13 @@ the router (its gateway). Every process is started with Testbed.popen and stoppe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 
 from netbed import (
@@ -58,6 +59,8 @@ ROUTER_AS, BOX_AS = 65000, 65001
 BOX_NAMES = ("a", "b", "c", "d")
 BOX_ADDRESSES = {name: f"10.77.0.{21 + i}" for i, name in enumerate(BOX_NAMES)}
 BOX_MGMT_ADDRESSES = {name: f"10.77.9.{21 + i}" for i, name in enumerate(BOX_NAMES)}
+# Each box's node_id (what framed listeners stamp into the hops of the frames they forward).
+BOX_NODE_IDS = {name: 21 + i for i, name in enumerate(BOX_NAMES)}
 FRR = Path("/usr/lib/frr")
 BIRD = "bird"
 BUILD_CONTROL = "control/weir-control"
@@ -257,11 +260,13 @@ class Box:
     """One Weir box: BIRD 2, weir-dataplane and weir-control in the box's namespace."""
 
     def __init__(self, bed: RouterBed, node: str, peers: Sequence[str],
-                 backends: Sequence[str] = BACKEND_ROLES):
+                 backends: Sequence[str] = BACKEND_ROLES,
+                 customize: Optional[Callable[[dict], None]] = None):
         self.bed, self.node, self.role = bed, node, box_role(node)
         self.dir = bed.workdir / self.role
         self.dir.mkdir()
         config = bed.dataplane_config()
+        config["node_id"] = BOX_NODE_IDS[node]
         dataplane = config["dataplane"]
         dataplane["control_socket"] = str(self.dir / "dataplane.sock")
         eal = dataplane["eal"]
@@ -281,6 +286,8 @@ class Box:
             "bird": {"socket": str(self.dir / "bird.ctl"),
                      "routes_file": str(self.dir / "bird-routes.conf")},
         }
+        if customize is not None:
+            customize(config)
         self.dataplane = BoxDataplane(bed, config, name=f"{self.role}-dataplane", role=self.role)
         self.bird: Optional[subprocess.Popen] = None
         self.control: Optional[subprocess.Popen] = None
@@ -336,6 +343,10 @@ class Box:
             self.role, [str(control), "--config", str(self.dataplane.config_path)],
             stdout=subprocess.DEVNULL, stderr=open(self.control_log, "ab"))
 
+    def wait_announcing(self, timeout_s: float = 30.0) -> None:
+        poll_until(lambda: "announcing 1 VIP(s) through BIRD" in self.log(), timeout_s,
+                   what=f"{self.role}'s weir-control to announce the VIP", describe=self.output)
+
     def log(self) -> str:
         return self.control_log.read_text(errors="replace") if self.control_log.exists() else ""
 
@@ -345,8 +356,32 @@ class Box:
         return run([str(exe), "--socket", str(self.dir / "control.sock"), *args],
                    timeout=timeout)
 
-    def active_sessions(self) -> int:
-        return self.dataplane.stats()["listeners"]["web"]["active"]
+    def active_sessions(self, listener: str = "web") -> int:
+        return self.dataplane.stats()["listeners"][listener]["active"]
+
+    def accepted(self, listener: str = "web") -> int:
+        """The connections the box's listener has accepted (it owned their rows' SYNs)."""
+        return self.dataplane.stats()["listeners"][listener]["connections"]
+
+    def set_peers(self, states: dict[str, str]) -> None:
+        """The peers' states this box computes its owner table over (the dataplane's
+        cluster_peers: what an operator, or membership, sends every box): through `weirctl
+        cluster-peers` where the box runs weir-control (which keeps them for a dataplane that
+        restarts), else to the dataplane directly."""
+        if self.control is not None and self.control.poll() is None:
+            result = self.weirctl("cluster-peers", *(f"{n}={s}" for n, s in states.items()))
+            assert result.returncode == 0, (self.role, states, result.stderr)
+            return
+        reply = self.dataplane.control({"op": "cluster_peers", "peers": states})
+        assert reply["ok"] is True, (self.role, states, reply)
+
+    def wait_peers_applied(self, states: dict[str, str], timeout_s: float = 10.0) -> None:
+        """Until every worker of the box forwards by the owner table of `states` (`box`)."""
+        def applied() -> bool:
+            cluster = self.dataplane.control({"op": "box"})["cluster"]
+            return cluster["applied"] and cluster["peers"] == states
+        poll_until(applied, timeout_s, interval_s=0.02,
+                   what=f"{self.role}'s workers to apply the peer states {states}")
 
     def output(self) -> str:
         bird_log = self.dir / "bird.log"
@@ -381,16 +416,53 @@ def start_backends(bed: RouterBed, mode: str = "echo") -> dict[str, subprocess.P
     return procs
 
 
-def start_boxes(bed: RouterBed, nodes: Sequence[str], peers: Sequence[str]) -> dict[str, Box]:
+def start_boxes(bed: RouterBed, nodes: Sequence[str], peers: Sequence[str],
+                customize: Optional[Callable[[dict], None]] = None,
+                announcing: Optional[Iterable[str]] = None) -> dict[str, Box]:
     """The boxes, started side by side: BIRD and the dataplane, then weir-control once each
-    dataplane answers ARP."""
-    boxes = {node: Box(bed, node, peers) for node in nodes}
+    dataplane answers ARP (only on the boxes of `announcing`, when given: the others do not
+    announce the VIP, so the router sends them nothing)."""
+    boxes = {node: Box(bed, node, peers, customize=customize) for node in nodes}
+    announcing = set(nodes if announcing is None else announcing)
     for box in boxes.values():
         box.start()
     for box in boxes.values():
         box.dataplane.wait_ready(timeout_s=60.0)
-        box.start_control()
+        if box.node in announcing:
+            box.start_control()
     for box in boxes.values():
-        poll_until(lambda b=box: "announcing 1 VIP(s) through BIRD" in b.log(), 30.0,
-                   what=f"{box.role}'s weir-control to announce the VIP", describe=box.output)
+        if box.node in announcing:
+            box.wait_announcing()
     return boxes
+
+
+def set_peers_everywhere(boxes: Iterable[Box], states: dict[str, str]) -> None:
+    """`states` to every box of `boxes`, then until every one's workers have applied them."""
+    boxes = list(boxes)
+    for box in boxes:
+        box.set_peers(states)
+    for box in boxes:
+        box.wait_peers_applied(states)
+
+
+@contextlib.contextmanager
+def running_bed(namespaces: Sequence[str], nodes: Sequence[str], peers: Sequence[str],
+                backend_mode: str = "echo", customize: Optional[Callable[[dict], None]] = None,
+                announcing: Optional[Iterable[str]] = None
+                ) -> Iterator[tuple[RouterBed, Router, dict[str, Box]]]:
+    """A router bed with boxes' namespaces for `namespaces`, the router, the backends and the
+    boxes `nodes` started (start_boxes); everything stopped by PID at the end."""
+    with RouterBed(boxes=namespaces) as bed:
+        router = Router(bed).start()
+        backends = start_backends(bed, mode=backend_mode)
+        boxes: dict[str, Box] = {}
+        try:
+            boxes.update(start_boxes(bed, nodes, peers, customize=customize,
+                                     announcing=announcing))
+            yield bed, router, boxes
+        finally:
+            for box in boxes.values():
+                box.stop()
+            router.stop()
+            for proc in backends.values():
+                proc.kill()

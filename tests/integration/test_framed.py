@@ -82,24 +82,27 @@ def bed(testbed_factory):
     return testbed_factory()
 
 
-# In a backend namespace: takes one connection and, for each of ARGS["answers"] (hex), reads one
-# frame, keeps it, and sends that answer; then writes the frames it read (hex) to ARGS["out"].
+# In a backend namespace: takes ARGS.get("connections", 1) connections one after another and on
+# each, for each of ARGS["answers"] (hex), reads one frame, keeps it, and sends that answer; then
+# appends the frames that connection brought (hex) to ARGS["out"], one JSON list a line.
 RECORDING_BACKEND = r"""
 import socket, struct
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind((ARGS["address"], ARGS["port"]))
-server.listen(1)
+server.listen(8)
 print("ready", flush=True)
-conn, _ = server.accept()
-received = []
-for answer in ARGS["answers"]:
-    head = recv_exactly(conn, 16)
-    received.append((head + recv_exactly(conn, struct.unpack(">I", head[4:8])[0] + 4)).hex())
-    conn.sendall(bytes.fromhex(answer))
-with open(ARGS["out"], "w") as out:
-    json.dump(received, out)
-conn.close()
+for _ in range(ARGS.get("connections", 1)):
+    conn, _ = server.accept()
+    conn.settimeout(30)
+    received = []
+    for answer in ARGS["answers"]:
+        head = recv_exactly(conn, 16)
+        received.append((head + recv_exactly(conn, struct.unpack(">I", head[4:8])[0] + 4)).hex())
+        conn.sendall(bytes.fromhex(answer))
+    with open(ARGS["out"], "a") as out:
+        out.write(json.dumps(received) + "\n")
+    conn.close()
 """
 
 # In the client namespace: sends each of ARGS["frames"] (hex) in turn and reads one answer frame.
@@ -111,6 +114,7 @@ for request in ARGS["frames"]:
     s.sendall(bytes.fromhex(request))
     head = recv_exactly(s, 16)
     answers.append((head + recv_exactly(s, struct.unpack(">I", head[4:8])[0] + 4)).hex())
+s.close()
 emit(answers)
 """
 

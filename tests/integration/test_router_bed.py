@@ -11,89 +11,18 @@ import time
 import pytest
 
 from netbed import poll_until, _require_root
+from scale_clients import LongLived
 from routerbed import (
     BOX_ADDRESSES,
     BOX_MGMT_ADDRESSES,
     MGMT_IFACE,
     VIP,
     VIP_PORT,
-    Router,
     box_role,
-    RouterBed,
-    start_backends,
-    start_boxes,
+    running_bed,
 )
 
 NODES = ("a", "b", "c")
-
-# Opens ARGS["count"] connections to the VIP (the handshakes one after another), then echoes
-# ARGS["size"] bytes on every connection at once, round after round, until the file ARGS["stop"]
-# exists or ARGS["seconds"] pass. After each round it rewrites ARGS["progress"] with the number of
-# rounds done. A connection whose echo fails, comes back different, or has not come back within
-# 10 s of the round's start is marked with the error and left alone. At the end every healthy
-# connection is closed (FIN) and its close checked: the backend's FIN must come back. Emits the
-# rounds and, per connection, None (healthy to the end) or the error.
-LONG_LIVED = r"""
-import os, selectors, socket, time
-count, size = ARGS["count"], ARGS["size"]
-conns = []
-for i in range(count):
-    s = socket.create_connection((ARGS["vip"], ARGS["port"]), timeout=10)
-    conns.append(s)
-errors = [None] * count
-rounds = 0
-deadline = time.monotonic() + ARGS["seconds"]
-while time.monotonic() < deadline and not os.path.exists(ARGS["stop"]):
-    expected, received = {}, {}
-    selector = selectors.DefaultSelector()
-    for i, s in enumerate(conns):
-        if errors[i] is not None:
-            continue
-        data = bytes((i * 31 + rounds * 7 + k) % 251 for k in range(size))
-        try:
-            s.settimeout(10)
-            s.sendall(data)  # a few KiB: the socket's buffer takes it at once
-        except OSError as error:
-            errors[i] = repr(error)
-            continue
-        s.setblocking(False)
-        expected[i], received[i] = data, b""
-        selector.register(s, selectors.EVENT_READ, i)
-    round_end = time.monotonic() + 10
-    while expected and time.monotonic() < round_end:
-        for key, _ in selector.select(max(0.0, round_end - time.monotonic())):
-            i = key.data
-            try:
-                piece = conns[i].recv(65536)
-            except OSError as error:
-                piece, errors[i] = b"", repr(error)
-            if not piece and errors[i] is None:
-                errors[i] = "closed by the peer"
-            received[i] += piece
-            if errors[i] is not None or len(received[i]) >= size:
-                if errors[i] is None and received[i] != expected[i]:
-                    errors[i] = "different bytes came back"
-                selector.unregister(conns[i])
-                del expected[i]
-    for i in expected:
-        errors[i] = "no echo within 10 s"
-    selector.close()
-    rounds += 1
-    with open(ARGS["progress"] + ".tmp", "w") as f:
-        f.write(str(rounds))
-    os.replace(ARGS["progress"] + ".tmp", ARGS["progress"])
-for i, s in enumerate(conns):
-    if errors[i] is None:
-        try:
-            s.settimeout(10)
-            s.shutdown(socket.SHUT_WR)
-            if s.recv(1) != b"":
-                errors[i] = "data after the close"
-        except OSError as error:
-            errors[i] = "close: " + repr(error)
-    s.close()
-emit({"rounds": rounds, "errors": errors})
-"""
 
 # ARGS["count"] new connections one after another, each echoing 100 bytes; per connection None
 # or the error. Each waits at most ARGS["timeout"] seconds.
@@ -112,51 +41,11 @@ emit(results)
 """
 
 
-class LongLived:
-    """LONG_LIVED in the client namespace, in the background."""
-
-    def __init__(self, bed, count: int, size: int = 2000, seconds: float = 120.0):
-        self.bed = bed
-        self.stop_file = bed.workdir / "long-lived.stop"
-        self.progress = bed.workdir / "long-lived.progress"
-        self.proc = bed.python_popen("client", LONG_LIVED, {
-            "count": count, "size": size, "vip": VIP, "port": VIP_PORT, "seconds": seconds,
-            "stop": str(self.stop_file), "progress": str(self.progress)},
-            stdout=__import__("subprocess").PIPE, stderr=__import__("subprocess").PIPE)
-
-    def rounds(self) -> int:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the client exited early: {self.proc.communicate()}")
-        return int(self.progress.read_text()) if self.progress.exists() else 0
-
-    def wait_rounds(self, more: int, timeout_s: float = 60.0) -> int:
-        target = self.rounds() + more
-        return poll_until(lambda: self.rounds() >= target and self.rounds(), timeout_s,
-                          interval_s=0.05, what=f"the client to reach round {target}")
-
-    def finish(self, timeout_s: float = 60.0) -> dict:
-        self.stop_file.touch()
-        out, err = self.proc.communicate(timeout=timeout_s)
-        marker = "@@netbed-result@@"
-        assert marker in out.decode(), err.decode()
-        return json.loads(out.decode().rsplit(marker, 1)[1])
-
-
 @pytest.fixture
 def cluster():
     _require_root()
-    with RouterBed(boxes=NODES) as bed:
-        router = Router(bed).start()
-        backends = start_backends(bed)
-        boxes = start_boxes(bed, NODES, NODES)
-        try:
-            yield bed, router, boxes
-        finally:
-            for box in boxes.values():
-                box.stop()
-            router.stop()
-            for proc in backends.values():
-                proc.kill()
+    with running_bed(NODES, NODES, NODES) as running:
+        yield running
 
 
 def all_next_hops(bed, expected: set, timeout_s: float = 30.0, router=None) -> None:
@@ -200,7 +89,8 @@ def long_lived_on_every_box(cluster, count: int):
     the sessions each box holds."""
     bed, router, boxes = cluster
     all_next_hops(bed, boxes_of(*NODES), router=router)
-    client = LongLived(bed, count)
+    client = LongLived(bed, count, processes=1, size=2000, period_s=0.0, seconds=120.0,
+                       greeted=False)
     client.wait_rounds(2)
     return client, {node: box.active_sessions() for node, box in boxes.items()}
 

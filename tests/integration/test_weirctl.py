@@ -370,6 +370,15 @@ def test_box_requests(exe, control, args, op, printed):
     assert only_request(control) == {"op": op}
 
 
+def test_cluster_peers_sends_every_peer_state(exe, control):
+    control.replies["cluster_peers"] = {}
+    result = ctl(exe, control, "cluster-peers", "a=live", "b=draining", "c=gone")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "cluster peers' states sent to the dataplane\n"
+    assert only_request(control) == {"op": "cluster_peers",
+                                     "peers": {"a": "live", "b": "draining", "c": "gone"}}
+
+
 def waited_pool(state: str, sessions: int, applied: bool = True) -> dict:
     return {"pools": [{"name": "app", "plan_applied": applied, "backends": [
         {"name": "b1", "state": state, "sessions": sessions, "drain_resets": 0}]}]}
@@ -647,6 +656,9 @@ def test_check_config_missing_file(exe, short_dir):
     ["drain", "--wait", "--timeout", "soon", "app/b1"],
     ["status", "--wait"],
     ["drain-box", "extra"],
+    ["cluster-peers"],
+    ["cluster-peers", "a"],
+    ["cluster-peers", "=live"],
     ["--bogus", "status"],
     ["--socket"],
     ["--socket", "/tmp/a.sock", "--config", "/tmp/weir.yaml", "status"],
@@ -668,6 +680,7 @@ def test_help(exe, args):
     for command in ["status", "listeners", "backends [POOL]",
                     "drain [--wait [--timeout S]] POOL/BACKEND\n", "undrain POOL/BACKEND",
                     "down POOL/BACKEND", "up POOL/BACKEND", "weight POOL/BACKEND N",
-                    "drain-box [--wait [--timeout S]]\n", "undrain-box", "reload",
+                    "drain-box [--wait [--timeout S]]\n", "undrain-box",
+                    "cluster-peers NAME=STATE...\n", "reload",
                     "check-config FILE", "stats", "help"]:
         assert f"  {command}" + ("" if command.endswith("\n") else " ") in result.stdout, command
