@@ -188,37 +188,47 @@ class TlsBench(Bench):
         return figures
 
     def profile_weir(self, out: Path) -> dict:
-        """A full-handshake run on Weir with perf sampling its TLS worker and dataplane."""
+        """Weir under perf (`-e cpu-clock`, its TLS worker and its dataplane sampled apart) for a
+        full-handshake run and a 16-session bulk run: CPU per transaction or per GB by process,
+        and the top symbols (perf-{case}-{process}.txt in `out`)."""
         seconds = max(5, self.args.seconds)
+        target = TARGETS["weir tls"]
+        cases = {
+            "full": ["tls-transactions", "--connect", target, "--clients", str(CLIENTS),
+                     "--seconds", str(seconds), "--sni", SNI],
+            "bulk16": ["tls-bulk", "--connect", target, "--connections", "16", "--seconds",
+                       str(seconds), "--sni", SNI],
+        }
         report: dict = {}
         with self.load_balancer("weir tls") as pids:
-            worker = self.tls_worker_pids
-            targets = {"tls_worker": worker, "dataplane": [self.dataplane_pid(pids)]}
-            records = {}
-            for name, tpids in targets.items():
-                data = out / f"perf-{name}.data"
-                records[name] = (data, subprocess.Popen(
-                    ["perf", "record", "-e", "cpu-clock", "-F", "999", "-o", str(data), "-p",
-                     ",".join(map(str, tpids)), "--", "sleep", str(seconds + 2)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            time.sleep(0.5)
-            tx = self.client(["tls-transactions", "--connect", TARGETS["weir tls"], "--clients",
-                              str(CLIENTS), "--seconds", str(seconds), "--sni", SNI],
-                             seconds + 90)
-            report["transactions"] = tx["transactions"]
-            for name, (data, proc) in records.items():
-                proc.wait(seconds + 30)
-                text = subprocess.run(
-                    ["perf", "report", "-i", str(data), "--stdio", "--sort", "dso,symbol",
-                     "--percent-limit", "1"], capture_output=True, text=True).stdout
-                (out / f"perf-{name}.txt").write_text(text)
-                report[name] = [line.strip() for line in text.splitlines()
-                                if re.match(r"\s+\d+\.\d+%", line)][:25]
+            processes = {"tls_worker": self.tls_worker_pids, "dataplane": [pids[0]]}
+            for case, argv in cases.items():
+                records = {}
+                for name, tpids in processes.items():
+                    data = out / f"perf-{case}-{name}.data"
+                    records[name] = (data, subprocess.Popen(
+                        ["perf", "record", "-e", "cpu-clock", "-F", "999", "-o", str(data),
+                         "-p", ",".join(map(str, tpids)), "--", "sleep", str(seconds + 1)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                time.sleep(0.5)
+                result = self.client(argv, seconds + 90)
+                work = (result["transactions"] if case == "full"
+                        else result["echoed_bytes"] / 1e9)
+                entry = {"work": work, "unit": "transaction" if case == "full" else "GB"}
+                for name, (data, proc) in records.items():
+                    proc.wait(seconds + 30)
+                    text = subprocess.run(
+                        ["perf", "report", "-i", str(data), "--stdio", "--sort", "dso,symbol",
+                         "--percent-limit", "0.5"], capture_output=True, text=True).stdout
+                    (out / f"perf-{case}-{name}.txt").write_text(text)
+                    count = re.search(r"Event count \(approx\.\): (\d+)", text)
+                    cpu_s = int(count.group(1)) / 1e9 if count else 0.0  # cpu-clock: ns
+                    entry[name] = {
+                        "cpu_s": cpu_s, "cpu_per_unit": cpu_s / max(1e-9, work),
+                        "top": [" ".join(line.split()) for line in text.splitlines()
+                                if re.match(r"\s+\d+\.\d+%", line)][:25]}
+                report[case] = entry
         return report
-
-    @staticmethod
-    def dataplane_pid(pids: list[int]) -> int:
-        return pids[0]
 
 
 def _comm(pid: int) -> str:
