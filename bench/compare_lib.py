@@ -100,7 +100,9 @@ def socket_slab_bytes() -> int:
     return total
 
 
-def haproxy_config(threads: int) -> str:
+def haproxy_config(threads: int, bind: str = f"{ADDRESSES['ctl']}:80") -> str:
+    """HAProxy in mode tcp over b1-b3; `bind` is the bind line's arguments (bench/compare_tls
+    adds `ssl crt FILE`)."""
     servers = "\n".join(f"    server {r} {ADDRESSES[r]}:{BACKEND_PORT}" for r in BACKEND_ROLES)
     return f"""global
     nbthread {threads}
@@ -111,7 +113,7 @@ defaults
     timeout client 60s
     timeout server 60s
 listen lb
-    bind {ADDRESSES['ctl']}:80
+    bind {bind}
     balance roundrobin
 {servers}
 """

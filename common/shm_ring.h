@@ -188,6 +188,15 @@ class RingWriter {
   bool has_room(uint64_t bytes) { return room_for(bytes); }
   // Bytes free, as last seen.
   uint64_t free_bytes() const { return capacity_ - (head_ - tail_cache_); }
+  // Where the last committed record ends: a byte count that never wraps, comparable with
+  // consumed().
+  uint64_t position() const { return head_; }
+  // The consumer's tail, reread (and checked) now: every record that ends at or before it has been
+  // consumed.
+  uint64_t consumed() {
+    room_for(capacity_ + 1);  // never true: always rereads the tail
+    return tail_cache_;
+  }
   uint64_t full_count() const { return full_; }
   uint64_t wakeups() const { return waker_.wakeups(); }
   bool broken() const { return broken_; }

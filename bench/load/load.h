@@ -31,6 +31,9 @@ struct Options {
   size_t bytes = 4096;       // size of one request frame (header and trailer included)
   size_t window = 4;         // bulk: frames in flight per connection
   double rate = 2000;        // latency: requests a second, over all connections
+  bool resume = false;       // tls-transactions: offer the previous session's ticket
+  std::string sni;           // tls-*: server_name to send (none when empty)
+  std::string tls_version;   // tls-*: "1.2" or "1.3" only; empty: the library's default
 };
 
 // `count` request frames of `bytes` bytes each, all distinct (stream id and payload differ), so
@@ -57,5 +60,8 @@ int run_transactions(const Options& options);
 int run_bulk(const Options& options);
 int run_latency(const Options& options);
 int run_hold(const Options& options);
+// tls_transactions.cc: forked blocking OpenSSL clients.
+int run_tls_transactions(const Options& options);
+int run_tls_bulk(const Options& options);
 
 }  // namespace weir::bench

@@ -92,6 +92,11 @@ void print_usage(FILE* out) {
       "               [--bytes 64]   one frame each 1/rate s (open loop), time to its echo\n"
       "  hold         --connect ADDR:PORT [--connections 1000] [--bytes 64]\n"
       "               open, one echo each, print a line, hold them until stdin closes\n"
+      "  tls-transactions --connect ADDR:PORT [--clients 32] [--seconds 5 | --count N]\n"
+      "               [--bytes 4096] [--resume] [--sni NAME] [--tls-version 1.2|1.3]\n"
+      "               forked OpenSSL clients: connect, handshake, one frame each way, close\n"
+      "  tls-bulk     --connect ADDR:PORT [--connections 1] [--seconds 5] [--bytes 131072]\n"
+      "               [--sni NAME] [--tls-version 1.2|1.3]   forked, one session each\n"
       "Prints one JSON object; exit 1 when a transaction failed or an answer differed.\n",
       out);
 }
@@ -101,13 +106,16 @@ int run(int argc, char** argv) {
   const std::string_view mode = argv[1];
   bench::Options options;
   if (mode == "bulk") options.bytes = 65536;
+  if (mode == "tls-bulk") options.bytes = 131072;
+  if (mode == "tls-transactions") options.clients = 32;
   if (mode == "latency" || mode == "hold") options.bytes = 64;
   if (mode == "latency") options.connections = 4;
   if (mode == "hold") options.connections = 1000;
   bool have_endpoint = false;
-  tools::ArgumentReader reader(argc - 1, argv + 1,
-                               {"--listen", "--connect", "--clients", "--connections", "--seconds",
-                                "--count", "--bytes", "--window", "--rate"});
+  tools::ArgumentReader reader(
+      argc - 1, argv + 1,
+      {"--listen", "--connect", "--clients", "--connections", "--seconds", "--count", "--bytes",
+       "--window", "--rate", "--sni", "--tls-version"});
   std::string_view name, value;
   while (reader.next(name, value)) {
     if (name == "--listen" || name == "--connect") {
@@ -132,6 +140,14 @@ int run(int argc, char** argv) {
       options.window = tools::whole_number<size_t>(name, value, 1, 1024);
     } else if (name == "--rate") {
       options.rate = tools::whole_number<int>(name, value, 1, 1000000);
+    } else if (name == "--resume" && value.empty()) {
+      options.resume = true;
+    } else if (name == "--sni") {
+      options.sni = value;
+    } else if (name == "--tls-version") {
+      if (value != "1.2" && value != "1.3")
+        throw tools::UsageError("--tls-version: 1.2 or 1.3, got '" + std::string(value) + "'");
+      options.tls_version = value;
     } else {
       throw tools::UsageError("unknown argument '" + reader.current() + "'");
     }
@@ -143,6 +159,8 @@ int run(int argc, char** argv) {
   if (mode == "bulk") return bench::run_bulk(options);
   if (mode == "latency") return bench::run_latency(options);
   if (mode == "hold") return bench::run_hold(options);
+  if (mode == "tls-transactions") return bench::run_tls_transactions(options);
+  if (mode == "tls-bulk") return bench::run_tls_bulk(options);
   throw tools::UsageError("unknown mode '" + std::string(mode) + "'");
 }
 

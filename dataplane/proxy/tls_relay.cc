@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 
 namespace weir::proxy {
 
@@ -29,7 +30,20 @@ struct TlsRelay::Slot {
   bool client_ended = false;   // ciphertext_end seen from the worker
   bool backend_ended = false;  // plaintext_end seen from the worker
   bool waiting = false;        // on its channel's waiting list
+  uint64_t in_ring = 0;        // payload bytes of its records the worker has not consumed yet
 };
+
+namespace {
+
+// A data record in a ring toward a worker, not yet consumed: its session and where it ends.
+struct InFlight {
+  uint64_t end;  // RingWriter::position() after it
+  uint32_t slot;
+  uint32_t generation;
+  uint32_t bytes;
+};
+
+}  // namespace
 
 struct TlsRelay::Channel {
   Channel(shm::ChannelMemory m, int worker_event)
@@ -38,11 +52,15 @@ struct TlsRelay::Channel {
         in(memory.reader(shm::Side::a, kMaxRecordPayload, worker_event)),
         // Room enough for one whole record and the padding before it, in the smallest rings too.
         room_to_resume(std::min<uint64_t>(memory.ring_capacity() / 2,
-                                          2 * shm::record_space(kMaxRecordPayload))) {}
+                                          2 * shm::record_space(kMaxRecordPayload))),
+        credit(std::max<uint64_t>(memory.ring_capacity() / kSessionCreditShare,
+                                  2 * uint64_t{kMaxRecordPayload})) {}
   shm::ChannelMemory memory;
   shm::RingWriter out;
   shm::RingReader in;
   uint64_t room_to_resume;
+  uint64_t credit;                 // a session's bytes in the ring at most
+  std::deque<InFlight> in_flight;  // oldest first
   bool live = true;
   size_t sessions = 0;
   std::vector<uint32_t> waiting;  // slots told tls_writable once the ring has room
@@ -136,15 +154,25 @@ size_t TlsRelay::write_records(SessionId id, Kind kind, std::span<const uint8_t>
   Slot* slot = find(id);
   if (slot == nullptr) return 0;
   Channel& channel = *channels_[slot->channel];
+  const auto index = static_cast<uint32_t>(id);
   size_t taken = 0;
   while (taken < bytes.size()) {
-    const auto chunk =
-        bytes.subspan(taken, std::min<size_t>(bytes.size() - taken, kMaxRecordPayload));
-    if (!channel.out.try_write(id, kind_of(kind), chunk)) {
-      counters_.ring_full.add();
-      wait_for_room(*slot, static_cast<uint32_t>(id));
+    const uint64_t credit_left = channel.credit - std::min(channel.credit, slot->in_ring);
+    if (credit_left == 0) {
+      counters_.credit_waits.add();
+      wait_for_room(*slot, index);
       break;
     }
+    const auto chunk = bytes.subspan(
+        taken, std::min<size_t>({bytes.size() - taken, kMaxRecordPayload, credit_left}));
+    if (!channel.out.try_write(id, kind_of(kind), chunk)) {
+      counters_.ring_full.add();
+      wait_for_room(*slot, index);
+      break;
+    }
+    channel.in_flight.push_back(InFlight{channel.out.position(), index, slot->generation,
+                                         static_cast<uint32_t>(chunk.size())});
+    slot->in_ring += chunk.size();
     taken += chunk.size();
   }
   bytes_counter.add(taken);
@@ -214,19 +242,42 @@ bool TlsRelay::poll() {
       drop(channel);
       continue;
     }
-    if (!channel.waiting.empty() && channel.out.has_room(channel.room_to_resume)) {
-      std::vector<uint32_t> waiting;
-      waiting.swap(channel.waiting);
-      for (const uint32_t i : waiting) {
-        Slot& slot = slots_[i];
-        if (!slot.live || !slot.waiting) continue;
-        slot.waiting = false;
-        handler_.tls_writable(slot.token);  // may write, and wait again
-      }
+    take_back_credit(channel);
+    if (channel.out.broken()) {
+      drop(channel);
+      continue;
     }
+    tell_waiting(channel);
     channel.out.publish();
   }
   return read;
+}
+
+void TlsRelay::take_back_credit(Channel& channel) {
+  if (channel.in_flight.empty()) return;
+  const uint64_t consumed = channel.out.consumed();
+  while (!channel.in_flight.empty() && channel.in_flight.front().end <= consumed) {
+    const InFlight& record = channel.in_flight.front();
+    Slot& slot = slots_[record.slot];
+    if (slot.live && slot.generation == record.generation) slot.in_ring -= record.bytes;
+    channel.in_flight.pop_front();
+  }
+}
+
+void TlsRelay::tell_waiting(Channel& channel) {
+  if (channel.waiting.empty() || !channel.out.has_room(channel.room_to_resume)) return;
+  std::vector<uint32_t> waiting;
+  waiting.swap(channel.waiting);
+  for (const uint32_t i : waiting) {
+    Slot& slot = slots_[i];
+    if (!slot.live || !slot.waiting) continue;
+    if (slot.in_ring > channel.credit / 2) {  // still short of credit: half of it back first
+      channel.waiting.push_back(i);
+      continue;
+    }
+    slot.waiting = false;
+    handler_.tls_writable(slot.token);  // may write, and wait again
+  }
 }
 
 void TlsRelay::dispatch(size_t channel, const shm::Record& record) {
@@ -322,6 +373,7 @@ void TlsRelay::drop(Channel& channel) {
   channel.live = false;
   channel.waiting.clear();
   channel.unsent_resets.clear();
+  channel.in_flight.clear();
   counters_.channels_dropped.add();
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     Slot& slot = slots_[i];

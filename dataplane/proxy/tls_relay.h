@@ -17,6 +17,14 @@
 // its own session only; a broken ring (an impossible index or header) resets every session of its
 // channel, and the channel is dropped.
 //
+// Credits: a session may have at most a quarter of its channel's ring (kSessionCreditShare) in
+// records the worker has not consumed yet, so that one session, however fast its client sends,
+// cannot fill the ring and stall every other session of the channel behind it. What a session
+// has in the ring is known without a word from the worker: the ring is FIFO, so a record is
+// consumed once the reader's tail (reread once per poll while records are in flight) has passed
+// its end. A session out of credit keeps its bytes, as with a full ring, and hears tls_writable
+// once half its credit is back.
+//
 // Batching: records are written with plain stores and published once per poll() per channel;
 // the dataplane never announces a sleep (it polls), so the worker never writes an eventfd toward
 // it, and the dataplane writes one only when the worker sleeps.
@@ -56,6 +64,7 @@ struct TlsRelayCounters {
   dataplane::Counter sessions_opened;
   dataplane::Counter no_channel;        // a session refused: no live channel, table or ring full
   dataplane::Counter ring_full;         // a write toward a worker that found its ring full
+  dataplane::Counter credit_waits;      // a write stopped by its session's credit (ring not full)
   dataplane::Counter stale_records;     // records for a session already ended here (dropped)
   dataplane::Counter channels_dropped;  // detached or broken
   std::array<dataplane::Counter, static_cast<size_t>(TlsRecordFault::count_)> faults;
@@ -88,6 +97,9 @@ class TlsRelayHandler {
 
 class TlsRelay {
  public:
+  // A session's credit: this share of its channel's ring (at least two records' worth).
+  static constexpr uint64_t kSessionCreditShare = 4;  // a quarter
+
   using SessionId = uint64_t;  // generation << 32 | slot; 0 is never issued
 
   // `max_sessions`: the slot table's size (the worker's TCP capacity bounds it: one per session).
@@ -140,6 +152,8 @@ class TlsRelay {
                        dataplane::Counter& bytes_counter);
   bool write_empty(SessionId id, tls_channel::Kind kind);
   void wait_for_room(Slot& slot, uint32_t index);
+  void take_back_credit(Channel& channel);
+  void tell_waiting(Channel& channel);
   void dispatch(size_t channel, const shm::Record& record);
   void refuse(Slot& slot, uint32_t index, TlsRecordFault fault);
   // Frees the slot; `tell_worker` queues a `reset` record for it.

@@ -7,7 +7,8 @@ Modes, per connection:
          (the answer after the client's half-close shows half-close crossing the proxy)
   name   send NAME and close (placement tests count the names)
   rst    read one line, then close with RST (SO_LINGER 0)
-  echo   send back what arrives, as it arrives; close after EOF (a half-close crosses back)
+  echo   send back what arrives, as it arrives; close after EOF (a half-close crosses back);
+         the record has the byte count and the SHA-256 of what arrived
   whois_echo  send NAME, a space, the address the connection came from (the proxy's: in a
          cluster, the box that holds the session) and a newline, then as echo
   flood  send --flood-bytes as fast as the connection takes them; STATUS.progress holds the bytes
@@ -95,14 +96,15 @@ def serve(conn, args, lock):
         elif args.mode in ("echo", "whois_echo"):
             if args.mode == "whois_echo":
                 conn.sendall(f"{args.name} {conn.getpeername()[0]}\n".encode())
-            total = 0
+            digest, total = hashlib.sha256(), 0
             while True:
                 chunk = conn.recv(1 << 18)
                 if not chunk:
                     break
                 conn.sendall(chunk)
+                digest.update(chunk)
                 total += len(chunk)
-            record.update(bytes=total)
+            record.update(bytes=total, sha256=digest.hexdigest())
         elif args.mode == "name":
             conn.sendall(args.name.encode())
         elif args.mode == "rst":

@@ -6,6 +6,7 @@ as a failure, never counted as a transaction. No timing is checked."""
 import json
 import os
 import socket
+import ssl
 import subprocess
 import threading
 from pathlib import Path
@@ -168,3 +169,99 @@ def test_a_refused_connection_is_a_failure():
     assert code == 1
     assert result["transactions"] == 0 and result["failures"] == 4
     assert set(result["failure_reasons"]) <= {"ECONNREFUSED", "connect ECONNREFUSED"}
+
+
+# --- tls-transactions and tls-bulk (bench/compare_tls's client)
+
+
+class TlsEcho:
+    """A TLS 1.3/1.2 echo server on a free loopback port, a thread per connection; `corrupt`
+    flips one byte of each answer. Counts handshakes and resumed ones."""
+
+    def __init__(self, tmp_path, corrupt: bool = False):
+        cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert),
+             "-days", "1", "-subj", "/CN=site.example"], check=True, capture_output=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.corrupt = corrupt
+        self.handshakes = self.resumed = 0
+        self.names: set = set()
+        self.lock = threading.Lock()
+        self.ctx.sni_callback = self._sni
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.target = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _sni(self, _sock, name, _ctx):
+        with self.lock:
+            self.names.add(name)
+
+    def _accept(self):
+        self.listener.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        self.listener.close()
+
+    def _serve(self, conn):
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True) as s:
+                with self.lock:
+                    self.handshakes += 1
+                    self.resumed += s.session_reused
+                while True:
+                    data = s.recv(1 << 16)
+                    if not data:
+                        break
+                    if self.corrupt:
+                        data = bytes([data[0] ^ 1]) + data[1:]
+                    s.sendall(data)
+        except (OSError, ssl.SSLError):
+            pass  # the client's close without waiting for close_notify
+
+
+@pytest.fixture
+def tls_echo(tmp_path):
+    server = TlsEcho(tmp_path)
+    yield server
+    server.stop.set()
+
+
+def test_tls_transactions_full_and_resumed_handshakes(tls_echo):
+    code, full = run_load("tls-transactions", "--connect", tls_echo.target, "--clients", "3",
+                          "--count", "12", "--sni", "site.example")
+    assert code == 0, full
+    assert (full["transactions"], full["failures"], full["resumed"]) == (12, 0, 0), full
+    assert full["bytes_received"] == 12 * 4096
+    code, resumed = run_load("tls-transactions", "--connect", tls_echo.target, "--clients",
+                             "3", "--count", "12", "--resume")
+    assert code == 0, resumed
+    # Each process's first handshake is full, each later one offers its previous ticket.
+    assert (resumed["transactions"], resumed["resumed"]) == (12, 9), resumed
+    assert tls_echo.handshakes == 24 and tls_echo.resumed == 9
+    assert tls_echo.names == {"site.example", None}  # the first run sent it, the second none
+
+
+def test_tls_bulk_streams_and_checks_the_echo(tls_echo):
+    code, bulk = run_load("tls-bulk", "--connect", tls_echo.target, "--connections", "2",
+                          "--seconds", "1", "--tls-version", "1.2")
+    assert code == 0, bulk
+    assert bulk["failures"] == 0 and bulk["echoed_bytes"] >= 2 * 131072, bulk
+
+
+def test_tls_transactions_count_a_changed_byte_as_a_mismatch(tmp_path):
+    server = TlsEcho(tmp_path, corrupt=True)
+    try:
+        code, result = run_load("tls-transactions", "--connect", server.target, "--clients",
+                                "2", "--count", "4")
+    finally:
+        server.stop.set()
+    assert code == 1
+    assert (result["transactions"], result["mismatches"], result["failures"]) == (0, 4, 4)

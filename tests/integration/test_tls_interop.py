@@ -1,19 +1,27 @@
-"""`tls` listeners against other TLS implementations and a scanner (issue 14, docs/tls.md,
+"""`tls` listeners against other TLS implementations and scanners (issue 14, docs/tls.md,
 "Interop"): GnuTLS's gnutls-cli does TLS 1.3 and 1.2 with the listener (the certificate chain and
 name verified, a line echoed through the backend), a listener with `min_version: "1.3"` refuses
 GnuTLS's TLS 1.2, and sslscan finds no SSLv3, TLS 1.0 or 1.1, no suite but ECDHE with a 128-bit
-or stronger AEAD, no renegotiation, no compression and no Heartbleed. Both clients run in the
-client namespace of the test bed; assertions are on their parsed output."""
+or stronger AEAD, no renegotiation, no compression and no Heartbleed. openssl s_client and
+gnutls-cli each echo 10 MB through the listener in TLS 1.3 and 1.2, the SHA-256 equal at the
+backend (client to backend) and back at the client (backend to client). testssl.sh finds no
+protocol, cipher or vulnerability rated worse than OK. Every client runs in the client namespace
+of the test bed; assertions are on their parsed output."""
 
+import contextlib
+import hashlib
+import json
+import os
 import select
 import shutil
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from netbed import LISTENER_ADDRESS, testbed_factory  # noqa: F401 (fixture)
+from netbed import LISTENER_ADDRESS, poll_until, testbed_factory  # noqa: F401 (fixture)
 from test_tls import TLS_PORT, Plane
 
 STRICT_PORT = 7444  # a second listener on the same certificate, min_version "1.3"
@@ -136,3 +144,134 @@ def test_sslscan_finds_only_tls12_and_13_with_strong_ciphers(plane):
     assert compression is None or compression.get("supported") == "0", xml
     for heartbleed in test.iter("heartbleed"):
         assert heartbleed.get("vulnerable") == "0", heartbleed.attrib
+
+
+# --- 10 MB each way with two client implementations
+
+ECHO_BYTES = 10 * 1000 * 1000
+
+
+def stream_echo(plane, argv: list[str], size: int = ECHO_BYTES, timeout_s: float = 240.0):
+    """Runs a command-line TLS client in the client namespace, writes `size` random bytes to its
+    stdin (a thread) while reading its stdout (the echo) to the last byte; then closes its stdin,
+    so it sends close_notify and ends. (sent SHA-256, echoed SHA-256, echoed byte count, exit
+    code); the client is killed if it has not finished within timeout_s."""
+    data = os.urandom(size)
+    proc = plane.tb.popen("client", argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL)
+
+    def feed():
+        try:
+            for at in range(0, size, 65536):
+                proc.stdin.write(data[at:at + 65536])
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the client ended early: the count below says so
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    echoed, received = hashlib.sha256(), 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while received < size and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if ready:
+                chunk = proc.stdout.read1(1 << 20)
+                if not chunk:
+                    break
+                echoed.update(chunk)
+                received += len(chunk)
+        writer.join(max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(BrokenPipeError, OSError):
+            proc.stdin.close()
+        code = proc.wait(max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    return hashlib.sha256(data).hexdigest(), echoed.hexdigest(), received, code
+
+
+def openssl_argv(plane, version: str) -> list[str]:
+    # -brief: the handshake's summary on stderr only, stdout is the echo; -nocommands: a "Q" or
+    # "R" at the start of a read from stdin is data, not a command.
+    return ["openssl", "s_client", "-brief", "-nocommands", f"-tls1_{version[-1]}",
+            "-CAfile", str(plane.tb.workdir / "site.pem"), "-verify_return_error",
+            "-verify_hostname", "site.example", "-servername", "site.example",
+            "-connect", f"{LISTENER_ADDRESS}:{TLS_PORT}"]
+
+
+def gnutls_argv(plane, version: str) -> list[str]:
+    # --logfile: its informational lines go there, stdout is the echo alone.
+    return ["gnutls-cli", "--logfile", str(plane.tb.workdir / f"gnutls-{version}.log"),
+            "--x509cafile", str(plane.tb.workdir / "site.pem"),
+            "--sni-hostname", "site.example", "--verify-hostname", "site.example",
+            "--priority", f"NORMAL:-VERS-ALL:+VERS-TLS{version}", "--port", str(TLS_PORT),
+            LISTENER_ADDRESS]
+
+
+@pytest.mark.parametrize("client", ["openssl", "gnutls"])
+@pytest.mark.parametrize("version", ["1.3", "1.2"])
+def test_ten_megabytes_each_way_with_two_implementations(plane, client, version):
+    argv = (openssl_argv if client == "openssl" else gnutls_argv)(plane, version)
+    sent, echoed, received, code = stream_echo(plane, argv)
+    assert received == ECHO_BYTES and echoed == sent, (client, version, received)
+    assert code == 0, (client, version, code)
+    # Client to backend: the backend's digest of what reached it (recorded once the connection
+    # ended, after the client's close_notify and Weir's FIN).
+    poll_until(lambda: plane.backends.records("b1"), 20.0, what="the backend's record")
+    (record,) = plane.backends.records("b1")
+    assert record["bytes"] == ECHO_BYTES and record["sha256"] == sent, record
+    stats = plane.dp.stats()["listeners"]["secure"]
+    assert stats["tls_resets"] == 0, stats
+    assert stats[f"tls_handshakes_tls{version.replace('.', '')}"] >= 1, stats
+    if client == "gnutls":
+        log = (plane.tb.workdir / f"gnutls-{version}.log").read_text()
+        assert f"(TLS{version}-X.509)" in log and "The certificate is trusted" in log, log
+
+
+# --- testssl.sh
+
+# testssl.sh's severities, best first (its JSON "severity"); worse than OK fails the test. WARN is
+# a check testssl could not run, FATAL a scan that stopped: neither is a pass.
+TESTSSL_FINE = ("DEBUG", "INFO", "OK")
+# Warnings about the scanner's own OpenSSL, not about the server: Debian's openssl has no GOST
+# engine ("No engine or GOST support via engine with your /usr/bin/openssl").
+TESTSSL_ABOUT_ITSELF = ("engine_problem",)
+# -p protocols, -s cipher categories, -f forward secrecy, -U every vulnerability check, -E every
+# cipher by protocol, -P the server's preferences. Not -S (the certificate: the test's own,
+# self-signed and valid for two days, would be rated by what a test CA is, not by Weir) and not -h
+# (HTTP headers: the backend is an echo).
+TESTSSL_CHECKS = ("-p", "-s", "-f", "-U", "-E", "-P")
+
+
+@pytest.mark.skipif(shutil.which("testssl") is None,
+                    reason="testssl.sh (Debian testssl.sh: scripts/deps) is needed")
+def test_testssl_rates_nothing_worse_than_ok(plane):
+    report = plane.tb.workdir / "testssl.json"
+    report.unlink(missing_ok=True)
+    # Offline: --ip instead of resolving the name (which stays the SNI), no DNS at all, no
+    # phone-out (the default), a batch run that stops instead of asking.
+    result = plane.tb.exec("client", [
+        "testssl", "--quiet", "--warnings", "batch", "--color", "0", "--nodns", "none",
+        "--ip", LISTENER_ADDRESS, "--connect-timeout", "10", "--openssl-timeout", "10",
+        "--jsonfile", str(report), *TESTSSL_CHECKS, f"site.example:{TLS_PORT}"],
+        check=False, timeout=900)
+    assert report.exists(), result.stdout + result.stderr
+    findings = json.loads(report.read_text())
+    (plane.tb.workdir / "testssl.out").write_text(result.stdout)
+    ids = {f["id"] for f in findings}
+    # Each family of checks ran (a scan that stopped early would rate nothing).
+    for expected in ("TLS1_3", "TLS1_2", "SSLv3", "TLS1", "TLS1_1", "PFS", "heartbleed",
+                     "ROBOT", "secure_renego", "secure_client_renego", "LUCKY13", "SWEET32",
+                     "cipherlist_NULL", "cipher_order", "cipher-tls1_3_x1301"):
+        assert expected in ids, (expected, sorted(ids))
+    worse = [f for f in findings if f["severity"] not in TESTSSL_FINE
+             and f["id"] not in TESTSSL_ABOUT_ITSELF]
+    assert not worse, json.dumps(worse, indent=1)
+    by_id = {f["id"]: f["finding"] for f in findings}
+    assert by_id["TLS1_3"].startswith("offered") and by_id["TLS1_2"].startswith("offered"), by_id
+    assert by_id["SSLv3"].startswith("not offered") and by_id["TLS1_1"].startswith("not offered")

@@ -314,11 +314,14 @@ TEST(TlsRelayBackpressure, AFullRingTakesPartAndTellsTheSessionWhenThereIsRoom) 
   ScriptedWorker worker(memory);
   relay.attach_channel(0, std::move(memory), -1);
   const auto a = relay.open(1, open_request());
-  ASSERT_TRUE(a);
+  const auto b = relay.open(2, open_request());
+  ASSERT_TRUE(a && b);
+  // b first takes its credit (about half this small ring), then a what is left.
+  EXPECT_GT(relay.from_client(*b, bytes_of(100'000, 8)), 0u);
   const auto big = bytes_of(200'000, 9);
   const size_t first = relay.from_client(*a, big);
   EXPECT_GT(first, 0u);
-  EXPECT_LT(first, 64u * 1024);  // the ring took what fits, no more
+  EXPECT_LT(first, 32u * 1024);  // the ring took what fits, no more
   EXPECT_GE(relay.counters().ring_full.get(), 1u);
   // A FIN behind the parked bytes waits too.
   EXPECT_FALSE(relay.client_end(*a));
@@ -330,6 +333,7 @@ TEST(TlsRelayBackpressure, AFullRingTakesPartAndTellsTheSessionWhenThereIsRoom) 
   auto take_ciphertext = [&]() {
     bool ended = false;
     for (const SeenRecord& r : worker.take()) {
+      if (r.session != *a) continue;
       if (r.kind == static_cast<uint16_t>(Kind::ciphertext))
         received.insert(received.end(), r.payload.begin(), r.payload.end());
       ended = r.kind == static_cast<uint16_t>(Kind::ciphertext_end);
@@ -362,11 +366,16 @@ TEST(TlsRelayBackpressure, AFullRingRefusesNewSessionsAndKeepsResetsForLater) {
   ScriptedWorker worker(memory);
   relay.attach_channel(0, std::move(memory), -1);
   const auto a = relay.open(1, open_request("secure-tls"));
-  ASSERT_TRUE(a);
-  while (relay.from_client(*a, bytes_of(kMaxRecordPayload, 1)) > 0) {
+  const auto b = relay.open(3, open_request());
+  ASSERT_TRUE(a && b);
+  // Each session up to its credit (half this small ring): the two fill it.
+  for (const auto id : {*a, *b}) {
+    while (relay.from_client(id, bytes_of(kMaxRecordPayload, 1)) > 0) {
+    }
+    while (relay.from_client(id, bytes_of(16, 1)) > 0) {  // the last scraps of room
+    }
   }
-  while (relay.from_client(*a, bytes_of(16, 1)) > 0) {  // the last scraps of room
-  }
+  EXPECT_GE(relay.counters().ring_full.get(), 1u);
   EXPECT_FALSE(relay.open(2, open_request()).has_value());
   EXPECT_EQ(relay.counters().no_channel.get(), 1u);
   relay.close(*a);  // no room for its reset now: kept, sent once there is
@@ -379,7 +388,61 @@ TEST(TlsRelayBackpressure, AFullRingRefusesNewSessionsAndKeepsResetsForLater) {
   for (const SeenRecord& r : worker.take())
     reset_seen = reset_seen || (r.kind == static_cast<uint16_t>(Kind::reset) && r.session == *a);
   EXPECT_TRUE(reset_seen);
-  EXPECT_EQ(relay.sessions(), 0u);
+  EXPECT_EQ(relay.sessions(), 1u);  // b
+}
+
+TEST(TlsRelayCredit, OneSessionOutOfCreditLeavesTheRingToAnotherOnTheSameChannel) {
+  RecordingHandler handler;
+  TlsRelay relay(handler, 8);
+  shm::ChannelMemory memory = new_channel(tls_channel::kDefaultRingBytes);
+  ScriptedWorker worker(memory);
+  relay.attach_channel(0, std::move(memory), -1);
+  const auto a = relay.open(1, open_request());
+  const auto b = relay.open(2, open_request());
+  ASSERT_TRUE(a && b);
+  // a's client sends 2 MiB while the worker reads nothing (stalled): a gets its credit, a
+  // quarter of the ring, and waits; the ring is not full.
+  const auto flood = bytes_of(2 << 20, 5);
+  size_t offered = relay.from_client(*a, flood);
+  const uint64_t credit = tls_channel::kDefaultRingBytes / TlsRelay::kSessionCreditShare;
+  EXPECT_EQ(offered, credit);
+  EXPECT_EQ(relay.counters().credit_waits.get(), 1u);
+  EXPECT_EQ(relay.counters().ring_full.get(), 0u);
+  // b, on the same channel, still moves: all of its 64 KiB and its FIN are taken.
+  const auto small = bytes_of(64 << 10, 6);
+  EXPECT_EQ(relay.from_client(*b, small), small.size());
+  EXPECT_TRUE(relay.client_end(*b));
+  relay.poll();
+  EXPECT_EQ(handler.logs[1].writable, 0) << "nothing consumed: no credit back";
+  std::map<uint64_t, std::vector<uint8_t>> received;
+  bool b_ended = false;
+  auto take = [&] {
+    for (const SeenRecord& r : worker.take()) {
+      if (r.kind == static_cast<uint16_t>(Kind::ciphertext))
+        received[r.session].insert(received[r.session].end(), r.payload.begin(), r.payload.end());
+      b_ended =
+          b_ended || (r.session == *b && r.kind == static_cast<uint16_t>(Kind::ciphertext_end));
+    }
+  };
+  // The worker drains; each poll gives a its credit back and tells it.
+  for (int rounds = 0; offered < flood.size() && rounds < 100; ++rounds) {
+    take();
+    const int before = handler.logs[1].writable;
+    relay.poll();
+    ASSERT_EQ(handler.logs[1].writable, before + 1) << "credit back, and the session is told";
+    const size_t more = relay.from_client(*a, std::span(flood).subspan(offered));
+    EXPECT_LE(more, credit);
+    offered += more;
+    relay.poll();
+  }
+  take();
+  EXPECT_EQ(offered, flood.size());
+  EXPECT_EQ(received[*a], flood);
+  EXPECT_EQ(received[*b], small);
+  EXPECT_TRUE(b_ended);
+  EXPECT_EQ(relay.counters().ring_full.get(), 0u);
+  EXPECT_FALSE(handler.logs[1].reset.has_value());
+  EXPECT_FALSE(handler.logs[2].reset.has_value());
 }
 
 TEST_F(TlsRelayTest, ABrokenRingDropsItsChannelAndOnlyItsSessions) {
