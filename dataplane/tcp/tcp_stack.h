@@ -270,10 +270,10 @@ class Connection : private ConnectionTimers {
   uint32_t ts_recent_ = 0;
   Seq rtt_seq_;
   uint32_t slot_ = 0;
-  RateLimit challenge_acks_;          // RFC 5961 7
-  RateLimit out_of_window_acks_;      // Linux's tcp_invalid_ratelimit
+  RateLimit challenge_acks_;                            // RFC 5961 7
+  RateLimit out_of_window_acks_;                        // Linux's tcp_invalid_ratelimit
   SourceTable::Index source_ = SourceTable::kOverflow;  // the client it is charged to
-  uint32_t charged_bytes_ = 0;  // what its source was last charged for it (account())
+  uint32_t charged_bytes_ = 0;        // what its source was last charged for it (account())
   OutOfOrderStore::Queue ooo_;        // the out-of-order segments held
   uint16_t scoreboard_ = UINT16_MAX;  // the SACK scoreboard in use, if any
   uint16_t mss_ = 536;
@@ -295,6 +295,7 @@ class Connection : private ConnectionTimers {
   bool window_clamped_ : 1 = false;  // advertised a window under memory pressure: reopen after it
   bool probe_outstanding_ : 1 = false;  // a tail loss probe sent; no new data acknowledged since
   bool share_clamped_ : 1 = false;  // a zero window under pressure: its source is over its share
+  bool loss_timer_deferred_ : 1 = false;  // put off once after the worker's absence; until re-armed
 };
 // Two records and the session's are the memory of an idle proxied session (at most 1 KiB, the
 // many_connections suite): a field added here is added 200,000 times at 100,000 sessions.
@@ -341,6 +342,16 @@ class TcpStack final : public net::TransportHandler {
 
   // Runs due timers and frees closed connections. Call every poll.
   void tick(uint64_t now_us);
+  // The worker was away from `since_us` until `now_us` (not scheduled on a busy machine, or held
+  // up): what arrived meanwhile waits unread in its receive ring. Until it has listened for
+  // kCatchUpUs, a loss timer that comes due is put off once (the ACKs that would have stopped it
+  // may be in the ring), and an RTT sample leaves the absence out (the ACK may have waited
+  // through it). Call before the first tick of the poll that ends the absence.
+  void worker_was_away(uint64_t since_us, uint64_t now_us) {
+    away_since_us_ = since_us;
+    back_at_us_ = now_us;
+  }
+  static constexpr uint64_t kCatchUpUs = 1'000;
 
   size_t connections() const { return table_.size(); }
   void set_miss_handler(FlowMissHandler* handler) { miss_handler_ = handler; }
@@ -433,6 +444,9 @@ class TcpStack final : public net::TransportHandler {
   void send_challenge_ack(Connection& c, uint64_t now_us);
   // The RTT sample (or the RFC 6298 5.7 fallback) when a handshake completes.
   void handshake_rtt(Connection& c, const Segment& s, uint64_t now_us);
+  // An RTT measured now, less any absence of the worker's it spans (worker_was_away).
+  uint64_t path_rtt(uint64_t measured_us, uint64_t now_us) const;
+  bool defer_after_absence(Connection& c, uint64_t now_us);
   // The ACK RFC 9293 3.10.7.4 sends for a segment that is not acceptable (or fails PAWS).
   void send_out_of_window_ack(Connection& c, const Segment& s, uint64_t now_us);
   uint32_t receive_window(const Connection& c) const;
@@ -532,6 +546,8 @@ class TcpStack final : public net::TransportHandler {
   bool sweep_all_clamped_ = false;
   uint16_t ip_id_ = 0;
   uint64_t last_now_us_ = 0;
+  uint64_t away_since_us_ = 0;  // the worker's last absence (worker_was_away)
+  uint64_t back_at_us_ = 0;
 };
 
 }  // namespace weir::tcp
