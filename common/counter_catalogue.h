@@ -201,6 +201,11 @@ inline constexpr auto kTcpCounters = std::to_array<Entry>({
             "round trip and a reordering window after the oldest retransmission left, which was "
             "still missing (RFC 8985's rule in time form); those holes go again",
             "weir_tcp_lost_retransmissions_total"),
+    counter("loss_timers_deferred",
+            "retransmission, probe or reordering timers that came due just after the worker was "
+            "away (not scheduled on a busy machine) and were put off once until it had read its "
+            "receive ring for a millisecond, where the ACKs that stop them may wait",
+            "weir_tcp_loss_timers_deferred_total"),
     unexported("sack_scoreboards_exhausted",
                "ACKs whose SACK blocks were ignored because the worker had no scoreboard free "
                "(that connection recovers by NewReno)"),

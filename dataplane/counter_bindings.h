@@ -101,6 +101,7 @@ inline constexpr auto kTcpBindings = std::to_array<CounterBinding<TcpCounters>>(
     {"tail_loss_probes", &TcpCounters::tail_loss_probes},
     {"losses_marked_by_time", &TcpCounters::losses_marked_by_time},
     {"lost_retransmissions", &TcpCounters::lost_retransmissions},
+    {"loss_timers_deferred", &TcpCounters::loss_timers_deferred},
     {"sack_scoreboards_exhausted", &TcpCounters::sack_scoreboards_exhausted},
     {"syn_cookies_sent", &TcpCounters::syn_cookies_sent},
     {"syn_cookies_accepted", &TcpCounters::syn_cookies_accepted},

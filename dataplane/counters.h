@@ -79,6 +79,7 @@ struct TcpCounters {
   Counter tail_loss_probes;       // RFC 8985 7: the last segment again after ~2 SRTT of silence
   Counter losses_marked_by_time;  // holes below SACKed data declared lost after a reordering window
   Counter lost_retransmissions;   // repairs lost again, found from later SACKs, not the RTO
+  Counter loss_timers_deferred;   // due right after the worker was away: put off to read the ring
   Counter sack_scoreboards_exhausted;  // SACK information ignored: no scoreboard free
   Counter syn_cookies_sent;
   Counter syn_cookies_accepted;

@@ -1,5 +1,7 @@
 #include "dataplane/worker.h"
 
+#include <algorithm>
+
 #include "dataplane/steering.h"
 
 #include <rte_cycles.h>
@@ -11,6 +13,10 @@
 
 namespace weir::dataplane {
 namespace {
+
+// A gap between polls longer than this (or than four idle sleeps) is an absence: the worker was
+// not scheduled, not asleep by choice.
+constexpr uint64_t kMinAbsenceUs = 5'000;
 
 uint64_t monotonic_us() {
   timespec ts{};
@@ -35,6 +41,7 @@ Worker::Worker(const WorkerSettings& settings, std::unique_ptr<PacketIo> io,
       proxy_(tcp_, net_stack_, mbuf_pool, settings.pools, settings.proxied, settings.flow_ownership,
              settings.tcp.time_wait_us),
       backoff_(settings.idle_mode, settings.max_sleep_us),
+      absence_us_(std::max<uint64_t>(kMinAbsenceUs, 4 * uint64_t{settings.max_sleep_us})),
       mbuf_pool_(mbuf_pool) {
   net_stack_.set_transport(&tcp_);
   set_cluster_plan(settings.cluster);
@@ -224,7 +231,11 @@ bool Worker::poll_once(uint64_t now_us) {
   bool found_work = false;
   // Timers due by now fire before this poll's packets are seen: a TIME-WAIT past its deadline is
   // gone before a SYN could need its 4-tuple (a source port rests exactly long enough for that),
-  // however long the worker slept. The second tick below reclaims what this burst closed.
+  // however long the worker slept. The second tick below reclaims what this burst closed. After a
+  // stall (the worker not scheduled on a busy machine) loss timers wait for the ring's ACKs.
+  if (last_poll_us_ != 0 && now_us - last_poll_us_ > absence_us_)
+    tcp_.worker_was_away(last_poll_us_, now_us);
+  last_poll_us_ = now_us;
   tcp_.tick(now_us);
   for (PortIndex port = 0; port < io_->port_count(); ++port) {
     const uint16_t received = io_->receive(port, burst.data(), kBurstSize);

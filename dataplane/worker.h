@@ -166,6 +166,11 @@ class alignas(64) Worker {
   ClusterCounters cluster_counters_{};
   ClusterForwarder cluster_{net_stack_, cluster_counters_};
   IdleBackoff backoff_;
+  // When the last poll began, and the gap between polls past which the worker counts as having
+  // been away (a stall, not an idle sleep): TCP's loss timers then wait until it has read what
+  // arrived meanwhile.
+  uint64_t last_poll_us_ = 0;
+  uint64_t absence_us_;
   void receive(PortIndex port, rte_mbuf* packet, uint64_t now_us);
   // A stripped GUE packet's inner frame: handled here or by the worker that owns its flow.
   void receive_inner(PortIndex port, rte_mbuf* frame, uint8_t hops, uint64_t now_us);

@@ -373,9 +373,9 @@ bool TcpStack::process_ack(Connection& c, const Segment& s, uint64_t now_us) {
     // when it was not retransmitted (Karn).
     if (c.ts_ok_ && s.timestamps && s.timestamps->echo_reply != 0) {
       const uint32_t rtt_ms = timestamp_now(now_us) - s.timestamps->echo_reply;
-      c.rto_.sample(std::max<uint64_t>(uint64_t{rtt_ms} * 1000, 1));
+      c.rto_.sample(path_rtt(std::max<uint64_t>(uint64_t{rtt_ms} * 1000, 1), now_us));
     } else if (c.timing_rtt_ && s.ack > c.rtt_seq_) {
-      c.rto_.sample(now_us - c.rtt_start_us_);
+      c.rto_.sample(path_rtt(now_us - c.rtt_start_us_, now_us));
       c.timing_rtt_ = false;
     }
     c.snd_.una = s.ack;
@@ -464,7 +464,7 @@ void TcpStack::handshake_rtt(Connection& c, const Segment& s, uint64_t now_us) {
     const uint64_t rtt_us =
         std::max<uint64_t>(uint64_t{timestamp_now(now_us) - s.timestamps->echo_reply} * 1000, 1);
     if (rtt_us < RtoEstimator::kInitialRtoUs) {
-      c.rto_.sample(rtt_us);
+      c.rto_.sample(path_rtt(rtt_us, now_us));
       return;
     }
   }

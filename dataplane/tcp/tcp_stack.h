@@ -298,6 +298,7 @@ class Connection : private ConnectionTimers {
   // process_data is handing it an in-order segment: consumed() leaves the window update to
   // process_data's ACK decision after the handler returns (one window computed, not two).
   bool delivering_ : 1 = false;
+  bool loss_timer_deferred_ : 1 = false;  // put off once after the worker's absence; until re-armed
 };
 // Two records and the session's are the memory of an idle proxied session (at most 1 KiB, the
 // many_connections suite): a field added here is added 200,000 times at 100,000 sessions.
@@ -344,6 +345,16 @@ class TcpStack final : public net::TransportHandler {
 
   // Runs due timers and frees closed connections. Call every poll.
   void tick(uint64_t now_us);
+  // The worker was away from `since_us` until `now_us` (not scheduled on a busy machine, or held
+  // up): what arrived meanwhile waits unread in its receive ring. Until it has listened for
+  // kCatchUpUs, a loss timer that comes due is put off once (the ACKs that would have stopped it
+  // may be in the ring), and an RTT sample leaves the absence out (the ACK may have waited
+  // through it). Call before the first tick of the poll that ends the absence.
+  void worker_was_away(uint64_t since_us, uint64_t now_us) {
+    away_since_us_ = since_us;
+    back_at_us_ = now_us;
+  }
+  static constexpr uint64_t kCatchUpUs = 1'000;
 
   size_t connections() const { return table_.size(); }
   void set_miss_handler(FlowMissHandler* handler) { miss_handler_ = handler; }
@@ -444,6 +455,9 @@ class TcpStack final : public net::TransportHandler {
   void send_challenge_ack(Connection& c, uint64_t now_us);
   // The RTT sample (or the RFC 6298 5.7 fallback) when a handshake completes.
   void handshake_rtt(Connection& c, const Segment& s, uint64_t now_us);
+  // An RTT measured now, less any absence of the worker's it spans (worker_was_away).
+  uint64_t path_rtt(uint64_t measured_us, uint64_t now_us) const;
+  bool defer_after_absence(Connection& c, uint64_t now_us);
   // The ACK RFC 9293 3.10.7.4 sends for a segment that is not acceptable (or fails PAWS).
   void send_out_of_window_ack(Connection& c, const Segment& s, uint64_t now_us);
   uint32_t receive_window(const Connection& c) const;
@@ -543,6 +557,8 @@ class TcpStack final : public net::TransportHandler {
   bool sweep_all_clamped_ = false;
   uint16_t ip_id_ = 0;
   uint64_t last_now_us_ = 0;
+  uint64_t away_since_us_ = 0;  // the worker's last absence (worker_was_away)
+  uint64_t back_at_us_ = 0;
 };
 
 }  // namespace weir::tcp

@@ -47,6 +47,7 @@ void TcpStack::on_timer(Timer& timer, uint64_t now_us) {
       }
       return;
     case Connection::kRetransmit:
+      if (defer_after_absence(c, now_us)) return;
       break;
   }
   if (c.state_ == State::syn_sent || c.state_ == State::syn_received) {
@@ -153,7 +154,31 @@ void TcpStack::fin_wait2_expired(Connection& c, uint64_t now_us) {
   close(c, CloseReason::timeout);
 }
 
+// A loss timer that comes due in the first tick after the worker was away judged a silence it did
+// not listen to: the ACKs may be waiting in the receive ring, read after this tick. Such timers
+// fired by the dozen after each stall of the worker on a busy machine: every connection with data
+// in flight backed off, collapsed its window and went back to SND.UNA, and the inflated timeouts
+// then made the next real loss cost seconds. It waits until the worker has listened for
+// kCatchUpUs, once: a peer that is really silent times out a millisecond later.
+bool TcpStack::defer_after_absence(Connection& c, uint64_t now_us) {
+  if (c.loss_timer_deferred_ || back_at_us_ == 0 || now_us >= back_at_us_ + kCatchUpUs)
+    return false;
+  c.loss_timer_deferred_ = true;
+  counters_.loss_timers_deferred.add();
+  wheel_.arm(c.retransmit_timer_, back_at_us_ + kCatchUpUs);
+  return true;
+}
+
+uint64_t TcpStack::path_rtt(uint64_t measured_us, uint64_t now_us) const {
+  if (back_at_us_ == 0 || now_us >= back_at_us_ + kCatchUpUs) return measured_us;
+  // The ACK came after the worker left (it would have been read before), so the round trip was at
+  // least the time from sending to leaving: the measurement less the absence.
+  const uint64_t away = now_us - away_since_us_;
+  return measured_us > away ? measured_us - away : 1;
+}
+
 void TcpStack::arm_retransmit(Connection& c, uint64_t now_us) {
+  c.loss_timer_deferred_ = false;
   uint64_t deadline = now_us + c.rto_.rto_us();
   Connection::LossTimer kind = Connection::LossTimer::rto;
   if (const uint64_t probe = probe_timeout(c); probe != 0 && now_us + probe < deadline) {
@@ -222,6 +247,7 @@ void TcpStack::watch_reordering(Connection& c, uint64_t now_us) {
   const uint64_t deadline = now_us + std::max(c.rto_.srtt_us() / 4, wheel_.tick_us());
   if (!c.retransmit_timer_.armed() ||
       deadline < c.retransmit_timer_.deadline_tick() * wheel_.tick_us()) {
+    c.loss_timer_deferred_ = false;
     wheel_.arm(c.retransmit_timer_, deadline);
     c.loss_timer_ = Connection::LossTimer::reorder;
   }
