@@ -11,6 +11,7 @@
 //   workers[].loop, .steering, .l3, .tcp         kLoopCounters, kSteeringCounters, kL3Counters,
 //                                                kTcpCounters
 //   workers[].cluster                            kClusterCounters
+//   workers[].tls                                kTlsRelayCounters (the worker's TLS relay)
 //   workers[].tcp_connections, .tcp_capacity     kWorkerGauges
 //   process                                      kProcessMetrics (the dataplane's process)
 //   workers[].ports.PORT                         kPortCounters
@@ -153,6 +154,109 @@ inline constexpr auto kClusterCounters = std::to_array<Entry>({
      "packets that could not be forwarded: no port reaches the peer, the encapsulated packet "
      "exceeds the port's MTU, or no headroom for the outer headers",
      "weir_cluster_dropped_total", Kind::counter, "reason", "forward_failed", kClusterDroppedHelp},
+});
+
+// The TLS relay of each dataplane worker (dataplane/proxy/tls_relay.h): the sessions it holds on
+// the TLS workers' channels. What a listener also counts (handshakes, a full ring, no worker) is
+// exported per listener; the rest per worker here. Worker resets by the worker's ResetReason
+// (common/tls_channel.h), refused records by cause.
+inline constexpr std::string_view kTlsRelayRefusedHelp =
+    "Records from a TLS worker the dataplane's relay refused (the session is reset), by cause";
+inline constexpr std::string_view kTlsRelayWorkerResetsHelp =
+    "Sessions a TLS worker ended, by the worker's reason (the relay resets both connections)";
+inline constexpr std::string_view kTlsRelayCiphertextHelp =
+    "TLS ciphertext bytes through the relay's channels: to_worker from clients, from_worker for "
+    "clients";
+inline constexpr std::string_view kTlsRelayPlaintextHelp =
+    "Plaintext bytes through the TLS relay's channels: to_worker from backends, from_worker for "
+    "backends";
+constexpr Entry tls_refused(std::string_view name, std::string_view help, std::string_view cause) {
+  return {name,
+          help,
+          "weir_tls_relay_refused_records_total",
+          Kind::counter,
+          "cause",
+          cause,
+          kTlsRelayRefusedHelp};
+}
+constexpr Entry tls_reset(std::string_view name, std::string_view help, std::string_view reason) {
+  return {name,
+          help,
+          "weir_tls_relay_worker_resets_total",
+          Kind::counter,
+          "reason",
+          reason,
+          kTlsRelayWorkerResetsHelp};
+}
+inline constexpr auto kTlsRelayCounters = std::to_array<Entry>({
+    counter("sessions_opened", "sessions opened on a TLS worker's channel (an `open` record)",
+            "weir_tls_relay_sessions_total"),
+    unexported("no_channel",
+               "sessions refused: no live channel, the slot table or the ring full (the "
+               "listener's `tls_no_worker`)"),
+    unexported("ring_full",
+               "writes toward a TLS worker that found its ring full (the listener's "
+               "`tls_ring_full`)"),
+    counter("credit_waits",
+            "writes stopped by their session's credit (a quarter of the ring unconsumed) while "
+            "the ring had room; the session waits, the channel's others move",
+            "weir_tls_relay_credit_waits_total"),
+    counter("stale_records",
+            "records from a TLS worker for a session already ended here (crossed a `reset`): "
+            "dropped",
+            "weir_tls_relay_stale_records_total"),
+    counter("channels_dropped",
+            "channels to a TLS worker dropped (the worker gone or its ring broken); their "
+            "sessions are reset",
+            "weir_tls_relay_channels_dropped_total"),
+    tls_refused("refused_foreign_session",
+                "records for a session id the relay never gave that "
+                "channel",
+                "foreign_session"),
+    tls_refused("refused_bad_kind", "records of a kind a worker never sends", "bad_kind"),
+    tls_refused("refused_bad_length",
+                "records whose payload length or content its kind does "
+                "not allow",
+                "bad_length"),
+    tls_refused("refused_out_of_order",
+                "records the session's state does not allow (plaintext "
+                "before the handshake)",
+                "out_of_order"),
+    tls_reset("worker_reset_not_tls", "the client's first bytes were not a TLS handshake",
+              "not_tls"),
+    tls_reset("worker_reset_handshake_failed", "the handshake failed (alert sent)",
+              "handshake_failed"),
+    tls_reset("worker_reset_record_overflow", "a record longer than TLS allows", "record_overflow"),
+    tls_reset("worker_reset_protocol_error", "a TLS error after the handshake", "protocol_error"),
+    tls_reset("worker_reset_truncated",
+              "the client's stream ended inside a record or before the handshake", "truncated"),
+    tls_reset("worker_reset_handshake_timeout", "`handshake_timeout_ms` passed",
+              "handshake_timeout"),
+    tls_reset("worker_reset_unknown_listener", "`open` named a listener the worker does not serve",
+              "unknown_listener"),
+    tls_reset("worker_reset_bad_record", "a record the channel's protocol does not allow",
+              "bad_record"),
+    tls_reset("worker_reset_output_full",
+              "the ring back to the dataplane could not take the "
+              "output",
+              "output_full"),
+    tls_reset("worker_reset_too_many_sessions", "the worker's session table was full",
+              "too_many_sessions"),
+    unexported("handshakes_tls12", "TLS 1.2 handshakes done (the listener's)"),
+    unexported("handshakes_tls13", "TLS 1.3 handshakes done (the listener's)"),
+    unexported("handshakes_resumed", "resumed handshakes (the listener's)"),
+    {"ciphertext_bytes_to_worker", "ciphertext bytes from clients written toward the TLS workers",
+     "weir_tls_relay_ciphertext_bytes_total", Kind::counter, "way", "to_worker",
+     kTlsRelayCiphertextHelp},
+    {"plaintext_bytes_to_worker", "plaintext bytes from backends written toward the TLS workers",
+     "weir_tls_relay_plaintext_bytes_total", Kind::counter, "way", "to_worker",
+     kTlsRelayPlaintextHelp},
+    {"ciphertext_bytes_from_worker", "ciphertext bytes from the TLS workers for clients",
+     "weir_tls_relay_ciphertext_bytes_total", Kind::counter, "way", "from_worker",
+     kTlsRelayCiphertextHelp},
+    {"plaintext_bytes_from_worker", "plaintext bytes from the TLS workers for backends",
+     "weir_tls_relay_plaintext_bytes_total", Kind::counter, "way", "from_worker",
+     kTlsRelayPlaintextHelp},
 });
 
 inline constexpr auto kL3Counters = std::to_array<Entry>({

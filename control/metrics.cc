@@ -143,6 +143,7 @@ void dataplane_counters(Families& out, const nlohmann::json& counters) {
     const Labels worker_labels{{"worker", id}};
     export_table(out, counters::kTcpCounters, object_member(worker, "tcp"), worker_labels);
     export_table(out, counters::kClusterCounters, object_member(worker, "cluster"), worker_labels);
+    export_table(out, counters::kTlsRelayCounters, object_member(worker, "tls"), worker_labels);
     export_table(out, counters::kWorkerGauges, worker, worker_labels);
     export_table(out, counters::kLoopCounters, object_member(worker, "loop"), worker_labels, {},
                  &counters);

@@ -198,6 +198,60 @@ inline constexpr auto kListenerBindings = std::to_array<CounterBinding<ListenerC
     {"tls_ring_full", &ListenerCounters::tls_ring_full},
 });
 
+// The TLS relay's counters (kTlsRelayCounters): scalars, and its two arrays by index (the
+// refused records by TlsRecordFault, the worker's resets by ResetReason).
+using proxy::TlsRelayCounters;
+struct TlsRelayBinding {
+  std::string_view name;
+  const Counter& (*counter)(const TlsRelayCounters&);
+};
+template <Counter TlsRelayCounters::*member>
+const Counter& tls_scalar(const TlsRelayCounters& c) {
+  return c.*member;
+}
+template <proxy::TlsRecordFault fault>
+const Counter& tls_fault(const TlsRelayCounters& c) {
+  return c.faults[static_cast<size_t>(fault)];
+}
+template <tls_channel::ResetReason reason>
+const Counter& tls_worker_reset(const TlsRelayCounters& c) {
+  return c.worker_resets[static_cast<size_t>(reason)];
+}
+
+inline constexpr auto kTlsRelayBindings = std::to_array<TlsRelayBinding>({
+    {"sessions_opened", &tls_scalar<&TlsRelayCounters::sessions_opened>},
+    {"no_channel", &tls_scalar<&TlsRelayCounters::no_channel>},
+    {"ring_full", &tls_scalar<&TlsRelayCounters::ring_full>},
+    {"credit_waits", &tls_scalar<&TlsRelayCounters::credit_waits>},
+    {"stale_records", &tls_scalar<&TlsRelayCounters::stale_records>},
+    {"channels_dropped", &tls_scalar<&TlsRelayCounters::channels_dropped>},
+    {"refused_foreign_session", &tls_fault<proxy::TlsRecordFault::foreign_session>},
+    {"refused_bad_kind", &tls_fault<proxy::TlsRecordFault::bad_kind>},
+    {"refused_bad_length", &tls_fault<proxy::TlsRecordFault::bad_length>},
+    {"refused_out_of_order", &tls_fault<proxy::TlsRecordFault::out_of_order>},
+    {"worker_reset_not_tls", &tls_worker_reset<tls_channel::ResetReason::not_tls>},
+    {"worker_reset_handshake_failed",
+     &tls_worker_reset<tls_channel::ResetReason::handshake_failed>},
+    {"worker_reset_record_overflow", &tls_worker_reset<tls_channel::ResetReason::record_overflow>},
+    {"worker_reset_protocol_error", &tls_worker_reset<tls_channel::ResetReason::protocol_error>},
+    {"worker_reset_truncated", &tls_worker_reset<tls_channel::ResetReason::truncated>},
+    {"worker_reset_handshake_timeout",
+     &tls_worker_reset<tls_channel::ResetReason::handshake_timeout>},
+    {"worker_reset_unknown_listener",
+     &tls_worker_reset<tls_channel::ResetReason::unknown_listener>},
+    {"worker_reset_bad_record", &tls_worker_reset<tls_channel::ResetReason::bad_record>},
+    {"worker_reset_output_full", &tls_worker_reset<tls_channel::ResetReason::output_full>},
+    {"worker_reset_too_many_sessions",
+     &tls_worker_reset<tls_channel::ResetReason::too_many_sessions>},
+    {"handshakes_tls12", &tls_scalar<&TlsRelayCounters::handshakes_tls12>},
+    {"handshakes_tls13", &tls_scalar<&TlsRelayCounters::handshakes_tls13>},
+    {"handshakes_resumed", &tls_scalar<&TlsRelayCounters::handshakes_resumed>},
+    {"ciphertext_bytes_to_worker", &tls_scalar<&TlsRelayCounters::ciphertext_to_worker>},
+    {"plaintext_bytes_to_worker", &tls_scalar<&TlsRelayCounters::plaintext_to_worker>},
+    {"ciphertext_bytes_from_worker", &tls_scalar<&TlsRelayCounters::ciphertext_from_worker>},
+    {"plaintext_bytes_from_worker", &tls_scalar<&TlsRelayCounters::plaintext_from_worker>},
+});
+
 // The counters kept per direction, indexed by proxy::Direction.
 using DirectionCounters = std::array<Counter, 2>;
 
@@ -259,6 +313,7 @@ static_assert(counters::names_match(counters::kBackendCounters, kBackendBindings
 static_assert(counters::names_match(counters::kBackendDirectionCounters,
                                     kBackendDirectionBindings));
 static_assert(counters::names_match(counters::kDeviceCounters, kDeviceBindings));
+static_assert(counters::names_match(counters::kTlsRelayCounters, kTlsRelayBindings));
 static_assert(sizeof(DeviceCounters) == kDeviceBindings.size() * sizeof(uint64_t));
 static_assert(reasons_in_enum_order());
 static_assert(counters::kDirections.size() == 2 && proxy::kToBackend == 0 && proxy::kToClient == 1);
@@ -275,6 +330,11 @@ static_assert(sizeof(proxy::BackendCounters) ==
                   distinct_members(kBackendDirectionBindings) * sizeof(DirectionCounters));
 static_assert(sizeof(PortCounters) ==
               (distinct_members(kPortBindings) + kDropReasonBindings.size()) * sizeof(Counter));
+// Every fault bound, every reason but the unused index 0, and each scalar: a member added to the
+// relay's counters without an entry fails here (the bindings read distinct counters: a unit test).
+static_assert(static_cast<size_t>(proxy::TlsRecordFault::count_) == 4 &&
+              tls_channel::kResetReasons == 11);
+static_assert(sizeof(TlsRelayCounters) == (kTlsRelayBindings.size() + 1) * sizeof(Counter));
 static_assert(sizeof(ListenerCounters) ==
               distinct_members(kListenerBindings) * sizeof(Counter) +
                   distinct_members(kListenerDirectionBindings) * sizeof(DirectionCounters));

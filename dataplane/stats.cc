@@ -47,6 +47,11 @@ json worker_json(const config::Config& config, const Worker& worker) {
            {"l3", object_of(worker.l3_counters(), kL3Bindings)},
            {"tcp", object_of(worker.tcp_counters(), kTcpBindings)},
            {"cluster", object_of(worker.cluster_counters(), kClusterBindings)}};
+  json tls = json::object();
+  for (const TlsRelayBinding& binding : kTlsRelayBindings) {
+    tls[binding.name] = binding.counter(worker.proxy().tls_counters()).get();
+  }
+  out["tls"] = std::move(tls);
   for (const WorkerGaugeBinding& gauge : kWorkerGaugeBindings) {
     out[gauge.name] = (worker.*gauge.read)();
   }

@@ -107,6 +107,7 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
       {"steering", [] { return json_table("counter", c::kSteeringCounters); }},
       {"tcp", [] { return json_table("counter", c::kTcpCounters); }},
       {"cluster", [] { return json_table("counter", c::kClusterCounters); }},
+      {"tls-relay", [] { return json_table("counter", c::kTlsRelayCounters); }},
       {"listener",
        [] {
          std::string out = json_table("counter", c::kListenerCounters);
@@ -129,6 +130,10 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
       {"prometheus-cluster",
        [] {
          return prometheus_table({{c::kClusterCounters, c::kWorkerLabels}});
+       }},
+      {"prometheus-tls-relay",
+       [] {
+         return prometheus_table({{c::kTlsRelayCounters, c::kWorkerLabels}});
        }},
       {"devices", [] { return json_table("counter", c::kDeviceCounters); }},
       {"process", [] { return json_table("value", c::kProcessMetrics); }},

@@ -162,12 +162,25 @@ def test_sni_pools_route_each_name_to_its_pool_and_any_other_to_the_listeners(sn
     assert metric(text, "weir_listener_tls_records_total", listener="secure",
                   direction="to_backend", way="from_worker") == 0
     assert metric(text, "weir_listener_tls_ring_full_total", listener="secure") == 0
+    # The relay's own counters, per dataplane worker (summed): a session per client, no record
+    # refused, no worker reset; ciphertext both ways, no plaintext for a backend.
+    assert metric(text, "weir_tls_relay_sessions_total") == len(names)
+    assert metric(text, "weir_tls_relay_worker_resets_total") == 0
+    assert metric(text, "weir_tls_relay_refused_records_total") == 0
+    assert metric(text, "weir_tls_relay_channels_dropped_total") == 0
+    assert metric(text, "weir_tls_relay_ciphertext_bytes_total", way="to_worker") > 0
+    assert metric(text, "weir_tls_relay_ciphertext_bytes_total", way="from_worker") > 0
+    assert metric(text, "weir_tls_relay_plaintext_bytes_total", way="from_worker") == 0
 
     # Garbage instead of a ClientHello: the worker refuses it, and the handshake counts as failed.
     plane.tb.python("client", GARBAGE_CLIENT, {"address": LISTENER_ADDRESS, "port": TLS_PORT})
     wait_for_counts(plane, "secure", {"tls_handshakes_failed": 1, "tls_resets": 1})
-    assert metric(scrape(plane), "weir_listener_tls_handshake_failures_total",
-                  listener="secure") == 1
+    text = scrape(plane)
+    assert metric(text, "weir_listener_tls_handshake_failures_total", listener="secure") == 1
+    # ... the relay counts it by the worker's reason (before the listener's reset).
+    assert metric(text, "weir_tls_relay_worker_resets_total", reason="not_tls") == 1
+    assert metric(text, "weir_tls_relay_worker_resets_total") == 1
+    assert metric(text, "weir_tls_relay_sessions_total") == len(names) + 1
 
 
 # ---- inner: framed --------------------------------------------------------------------------------

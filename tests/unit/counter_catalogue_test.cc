@@ -35,6 +35,7 @@ std::vector<Table> real_tables() {
       {"l3", kL3Counters, kWorkerLabels},
       {"tcp", kTcpCounters, kWorkerLabels},
       {"cluster", kClusterCounters, kWorkerLabels},
+      {"tls relay", kTlsRelayCounters, kWorkerLabels},
       {"worker gauges", kWorkerGauges, kWorkerLabels},
       {"port", kPortCounters, kPortLabels},
       {"drops", kDropReasons, kPortLabels},
@@ -58,7 +59,7 @@ std::vector<std::string> names(std::span<const Entry> entries, std::string_view 
 
 std::vector<JsonObject> real_objects() {
   JsonObject worker{"workers[]", names(kWorkerGauges)};
-  for (const char* key : {"id", "loop", "steering", "l3", "tcp", "cluster", "ports"}) {
+  for (const char* key : {"id", "loop", "steering", "l3", "tcp", "cluster", "tls", "ports"}) {
     worker.keys.push_back(key);
   }
   JsonObject port{"workers[].ports.PORT", names(kPortCounters)};
@@ -75,6 +76,7 @@ std::vector<JsonObject> real_objects() {
       {"l3", names(kL3Counters)},
       {"tcp", names(kTcpCounters)},
       {"cluster", names(kClusterCounters)},
+      {"tls", names(kTlsRelayCounters)},
       {"drops", names(kDropReasons)},
       {"devices.PORT", names(kDeviceCounters)},
       {"process", names(kProcessMetrics)},

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <random>
+#include <set>
 
 #include "dataplane/counter_bindings.h"
 #include "dataplane/flow_owner.h"
@@ -168,6 +169,36 @@ TEST(CounterBindings, ValueLessSubtrahend) {
       value_of(CounterBinding<ThreeCounters>{"a_less_b", &ThreeCounters::a, &ThreeCounters::b},
                counters),
       3u);
+}
+
+// The TLS relay's arrays are bound by index: each binding reads its own counter (the size check
+// of counter_bindings.h cannot see two bindings of one counter), the faults and the worker's
+// reasons in enum order, each exported under its family's label.
+TEST(CounterBindings, TlsRelayBindingsReadEachCounterOnceFaultsAndReasonsInOrder) {
+  TlsRelayCounters relay;
+  std::set<const Counter*> seen;
+  for (const TlsRelayBinding& binding : kTlsRelayBindings) {
+    EXPECT_TRUE(seen.insert(&binding.counter(relay)).second) << binding.name;
+  }
+  EXPECT_FALSE(seen.contains(&relay.worker_resets[0])) << "index 0 is no reason";
+  for (size_t f = 0; f < relay.faults.size(); ++f) relay.faults[f].add(100 + f);
+  for (size_t r = 1; r < relay.worker_resets.size(); ++r) relay.worker_resets[r].add(200 + r);
+  size_t faults = 0, resets = 0;
+  for (size_t i = 0; i < kTlsRelayBindings.size(); ++i) {
+    const counters::Entry& entry = counters::kTlsRelayCounters[i];
+    const uint64_t value = kTlsRelayBindings[i].counter(relay).get();
+    if (entry.label == "cause") {
+      EXPECT_EQ(value, 100 + faults++) << entry.name;
+      EXPECT_TRUE(entry.name.ends_with(entry.label_value)) << entry.name;
+    } else if (entry.label == "reason") {
+      EXPECT_EQ(value, 200 + ++resets) << entry.name;
+      EXPECT_TRUE(entry.name.ends_with(entry.label_value)) << entry.name;
+    } else {
+      EXPECT_EQ(value, 0u) << entry.name;
+    }
+  }
+  EXPECT_EQ(faults, relay.faults.size());
+  EXPECT_EQ(resets, relay.worker_resets.size() - 1);
 }
 
 }  // namespace
