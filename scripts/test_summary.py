@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Sums the test runs of scripts/test into the closing line "N passed, N failed, N skipped".
 
-Usage: test_summary.py [--failed-steps N] --expected tests/expected_suites.txt BUILD:DIR...
+Usage: test_summary.py [--failed-steps N] --expected tests/expected_suites.txt BUILD:DIR[:LOGBASE]...
 
-Each BUILD:DIR names a build tag of the expected list (release, asan) and the build directory whose
-meson-logs/testlog.json records the run. The counts are of test cases: a suite that wrote a report
+Each BUILD:DIR names a build tag of the expected list (release, deploy, asan) and the build
+directory whose meson-logs/LOGBASE.json records the run: testlog.json unless LOGBASE is given. A
+second `meson test` on the same build directory (scripts/test runs the deploy suite beside the
+release suites) writes its own log with `--logbase`, since both would write testlog.json. The counts are of test cases: a suite that wrote a report
 (pytest --junitxml, gtest --gtest_output=xml) counts each case in it; a suite without one (the fuzz
 corpus replays) counts as one case with meson's result.
 
@@ -183,7 +185,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--failed-steps", type=int, default=0)
     parser.add_argument("--expected", type=Path, required=True)
-    parser.add_argument("builds", nargs="+", metavar="BUILD:DIR")
+    parser.add_argument("builds", nargs="+", metavar="BUILD:DIR[:LOGBASE]")
     args = parser.parse_args()
 
     expected = read_expected(args.expected)
@@ -192,9 +194,10 @@ def main() -> int:
         tally.failures.append(f"{args.failed_steps} build step(s) failed")
     for spec in args.builds:
         build, _, build_dir = spec.partition(":")
+        build_dir, _, logbase = build_dir.partition(":")
         if build not in expected:
             raise SystemExit(f"{spec}: no test in {args.expected} lists build {build!r}")
-        log = Path(build_dir) / "meson-logs" / "testlog.json"
+        log = Path(build_dir) / "meson-logs" / f"{logbase or 'testlog'}.json"
         ran = count_log(build, log, tally) if log.is_file() else set()
         check_expected(build, build_dir, expected[build], ran, tally)
 

@@ -1,16 +1,17 @@
 """The Debian package and the Ansible roles (ansible/), on freshly made bookworm roots.
 
 One .deb serves every test: $WEIR_DEB when set (a package built already), else scripts/package
-builds it once here (a clone of the committed tree; some eight minutes on two busy cores), while
-mmdebstrap makes the root for the roles. Then scripts/package-install-check installs the package
-into a root of its own with apt, in the background, while: ansible-lint and --syntax-check pass on
-ansible/; ansible/site.yml, with the example inventory's lb1 and mon1 pointed at the fresh root
+builds it once here (a clone of the committed tree), started in the background before the first
+test, together with mmdebstrap making one bookworm root as a tarball: every root of the suite is
+a fresh copy of it. While they run: ansible-lint and --syntax-check pass on ansible/, and the weir
+role's reload-or-restart decision is checked for one change of each kind. Then
+scripts/package-install-check installs the package with apt into a copy of the root of its own,
+in the background, while ansible/site.yml, with the example inventory's lb1 and mon1 pointed at the fresh root
 through Ansible's chroot connection (community.general.chroot), fails clearly without an IOMMU,
 applies, applies again with changed=0, and shows nothing to change under --check --diff;
 python3-testinfra checks what it left; a configuration that does not validate is refused with the
-file on the box unchanged; the weir role's reload-or-restart decision is checked for one change of
-each kind; and the root's binaries, started chrooted with the units' command lines in the
-namespace test bed, carry traffic.
+file on the box unchanged; and the root's binaries, started chrooted with the units' command lines
+in the namespace test bed, carry traffic.
 
 There is no systemd as PID 1 in a chroot: the roles see ansible_facts.is_chroot and change files
 only (ansible/README.md, "On a real host"), so their handlers (start, reload, drained restart) do
@@ -50,40 +51,109 @@ def run(argv, timeout, cwd=None, env=None):
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def fresh_root():
-    """mmdebstrap making the root the roles are applied to (a bookworm root as a new box has it:
-    systemd, and python3 for Ansible's modules), started first, so that it runs while the package
-    builds; the root fixture waits for it."""
-    path = Path(tempfile.mkdtemp(prefix="weir-ansible-root."))
-    log = path.with_suffix(".log")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(["mmdebstrap", "--quiet", "--variant=apt",
-                                 "--include=systemd,python3", "bookworm", str(path)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield path, proc, log
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
+class Background:
+    """A command started in the background with its output in a log; wait() asserts it
+    succeeded. Stopped if still running when the suite ends."""
+
+    def __init__(self, argv, log: Path, cwd=None):
+        self.argv, self.log = argv, log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout):
+        code = self.proc.wait(timeout)
+        assert code == 0, f"{self.argv} exited with {code}:\n" + \
+            self.log.read_text(errors="replace")[-6000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+
+WORK_PREFIX = "weir-deploy."
+
+
+def sweep_stale_work_dirs():
+    """Removes the work directories of runs that were killed (meson test's SIGKILL, half a second
+    after its SIGTERM, leaves no time for the fixtures' cleanup): those whose owner process is
+    gone, with any mount left in their roots."""
+    for path in Path(tempfile.gettempdir()).glob(WORK_PREFIX + "*"):
+        try:
+            pid = int((path / "owner").read_text())
+        except (OSError, ValueError):
+            continue
+        if Path(f"/proc/{pid}").exists():
+            continue
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(f"{path}/")), reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False, timeout=30)
         shutil.rmtree(path, ignore_errors=True)
-        log.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
-def deb(fresh_root):
+def work_dir():
+    """The suite's temporary files: the bookworm tarball, the package, the roots, the logs."""
+    sweep_stale_work_dirs()
+    path = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
+    (path / "owner").write_text(str(os.getpid()))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bookworm_base(work_dir):
+    """mmdebstrap making a bookworm root as a new box has it (systemd, python3 for Ansible's
+    modules, man-db for the man pages), once, as a tarball: each root is a copy of it."""
+    tarball = work_dir / "bookworm.tar"
+    made = Background(["mmdebstrap", "--quiet", "--variant=apt",
+                       "--include=systemd,python3,man-db", "bookworm", str(tarball)],
+                      work_dir / "mmdebstrap.log")
+    try:
+        yield made, tarball
+    finally:
+        made.stop()
+
+
+@pytest.fixture(scope="module")
+def package_build(work_dir):
+    """scripts/package into work_dir/deb, in the background (None with $WEIR_DEB)."""
+    if os.environ.get("WEIR_DEB"):
+        yield None
+        return
+    build = Background([str(SOURCE_ROOT / "scripts" / "package"), str(work_dir / "deb")],
+                       work_dir / "package.log", cwd=SOURCE_ROOT)
+    try:
+        yield build
+    finally:
+        build.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def started_first(bookworm_base, package_build):
+    """The root and the package are made while the tests that need neither run."""
+
+
+@pytest.fixture(scope="module")
+def deb(package_build, work_dir):
     given = os.environ.get("WEIR_DEB")
     if given:
-        yield Path(given).resolve()
-        return
-    with tempfile.TemporaryDirectory(prefix="weir-deb-") as out:
-        result = run([str(SOURCE_ROOT / "scripts" / "package"), out], timeout=1800,
-                     cwd=SOURCE_ROOT)
-        assert result.returncode == 0, result.stdout + result.stderr
-        debs = list(Path(out).glob("weir_*_amd64.deb"))
-        assert len(debs) == 1, debs
-        yield debs[0]
+        return Path(given).resolve()
+    package_build.wait(1800)
+    debs = list((work_dir / "deb").glob("weir_*_amd64.deb"))
+    assert len(debs) == 1, debs
+    return debs[0]
+
+
+@pytest.fixture(scope="module")
+def base_tarball(bookworm_base):
+    made, tarball = bookworm_base
+    made.wait(900)
+    return tarball
 
 
 def deb_version(deb: Path) -> str:
@@ -100,30 +170,97 @@ def test_syntax_check():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def inventory_config(box: str) -> dict:
+    """/etc/weir/weir.yaml as the example inventory gives it for box."""
+    group = yaml.safe_load((EXAMPLE_INVENTORY.parent / "group_vars" / "weir.yml").read_text())
+    own = yaml.safe_load((EXAMPLE_INVENTORY.parent / "host_vars" / f"{box}.yml").read_text())
+    return {"node_id": own["weir_node_id"], "dataplane": own["weir_dataplane"],
+            "tcp": group["weir_tcp"], "listeners": group["weir_listeners"],
+            "pools": group["weir_pools"], "control": own["weir_control"]}
+
+
+def edited(section: str, edit) -> dict:
+    """An extra-vars dict changing one section of lb1's configuration by edit(copy)."""
+    config = inventory_config("lb1")
+    names = {"node_id": "weir_node_id", "dataplane": "weir_dataplane", "tcp": "weir_tcp",
+             "listeners": "weir_listeners", "pools": "weir_pools", "control": "weir_control"}
+    value = edit(config[section])
+    return {names[section]: value}
+
+
+def setting(path: list, value):
+    """An edit setting the item at path (keys and indexes) of a section to value."""
+
+    def edit(section):
+        section = copy.deepcopy(section)
+        target = section
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        return section
+    return edit
+
+
+# (what changes, extra vars, (restart the dataplane, restart weir-control)); neither: a reload.
+DECISIONS = [
+    ("nothing", {}, (False, False)),
+    ("a backend's weight", edited("pools", setting([0, "backends", 0, "weight"], 3)),
+     (False, False)),
+    ("a backend removed", edited("pools", setting([0, "backends"], [
+        {"name": "web1", "address": "198.51.100.11", "port": 8080}])), (False, False)),
+    ("a listener's port", edited("listeners", setting([0, "port"], 8080)), (False, False)),
+    ("the health checks", edited("pools", setting([0, "health", "fall"], 5)), (False, False)),
+    ("a port's address", edited("dataplane", setting(["ports", 0, "address"], "192.0.2.21/24")),
+     (True, False)),
+    ("the EAL arguments", edited("dataplane", setting(["eal", 1], "2-5")), (True, False)),
+    ("node_id", edited("node_id", lambda _: 9), (True, False)),
+    ("the tcp section removed", {"weir_tcp": {}}, (True, False)),
+    ("the metrics address", edited("control", setting(["metrics", "listen"], "10.10.0.11:9500")),
+     (False, True)),
+]
+
+
+@pytest.mark.parametrize("what,extra,expected", DECISIONS, ids=[d[0] for d in DECISIONS])
+def test_a_change_gets_a_reload_or_the_restart_it_needs(tmp_path, what, extra, expected):
+    """The weir role's decision (roles/weir/tasks/decide.yml), which its handlers act on: run on
+    the controller against lb1's current file, with one section changed in the inventory."""
+    on_box = tmp_path / "weir.yaml"
+    on_box.write_text(yaml.safe_dump(inventory_config("lb1"), sort_keys=False))
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"))
+    result = run(["ansible-playbook", "-i", str(EXAMPLE_INVENTORY), "--limit", "lb1",
+                  "-e", "ansible_connection=local",
+                  "-e", "ansible_python_interpreter=/usr/bin/python3",
+                  "-e", f"weir_config_path={on_box}", "-e", json.dumps(extra),
+                  str(SOURCE_ROOT / "tests" / "ansible" / "decide.yml")], timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    decision = json.loads(re.search(r'"DECISION (.*)"', result.stdout)[1].replace('\\"', '"'))
+    assert (decision["dataplane"], decision["control"]) == expected, what
+
+
 @pytest.fixture(scope="module")
-def root(fresh_root):
-    path, proc, log = fresh_root
-    assert proc.wait(900) == 0, log.read_text(errors="replace")
+def root(base_tarball, work_dir):
+    """The root the roles are applied to: a fresh copy of the bookworm root."""
+    path = work_dir / "ansible-root"
+    path.mkdir()
+    subprocess.run(["tar", "-C", str(path), "-xf", str(base_tarball)], check=True, timeout=300)
     return path
 
 
 @pytest.fixture(scope="module")
-def install_check(deb):
+def install_check(deb, base_tarball, work_dir):
     """scripts/package-install-check on the package, in the background while the roles are
-    tested (it makes a root of its own); test_package_installs_on_a_fresh_root waits for it."""
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen([str(SOURCE_ROOT / "scripts" / "package-install-check"), str(deb)],
-                                stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc, out
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(60)
+    tested (into a copy of the bookworm root of its own); test_package_installs_on_a_fresh_root
+    waits for it."""
+    check = Background([str(SOURCE_ROOT / "scripts" / "package-install-check"),
+                        "--base", str(base_tarball), str(deb)], work_dir / "install-check.log")
+    try:
+        yield check
+    finally:
+        check.stop()
 
 
 @pytest.fixture(scope="module")
-def play(root, deb, install_check, tmp_path_factory):
+def play(deb, root, install_check, tmp_path_factory):
     """Runs site.yml for lb1 and mon1 of the example inventory, both in the root."""
     overrides = tmp_path_factory.mktemp("inventory") / "chroot.yml"
     box = {"ansible_connection": "community.general.chroot", "ansible_host": str(root)}
@@ -198,15 +335,6 @@ def test_the_package_is_installed(host, root, deb):
         assert host.file(str(root / binary)).mode == 0o755
 
 
-def inventory_config(box: str) -> dict:
-    """/etc/weir/weir.yaml as the example inventory gives it for box."""
-    group = yaml.safe_load((EXAMPLE_INVENTORY.parent / "group_vars" / "weir.yml").read_text())
-    own = yaml.safe_load((EXAMPLE_INVENTORY.parent / "host_vars" / f"{box}.yml").read_text())
-    return {"node_id": own["weir_node_id"], "dataplane": own["weir_dataplane"],
-            "tcp": group["weir_tcp"], "listeners": group["weir_listeners"],
-            "pools": group["weir_pools"], "control": own["weir_control"]}
-
-
 def test_the_configuration_is_the_inventorys_and_valid(host, root):
     config = host.file(str(root / "etc/weir/weir.yaml"))
     assert (config.user, config.group, config.mode) == ("root", "root", 0o644)
@@ -224,8 +352,7 @@ def test_the_units_are_enabled_and_verify(host, root):
         assert host.file(str(root / link.linked_to.lstrip("/"))).is_file, unit
     dropin = host.file(str(root / "etc/systemd/system/weir-dataplane.service.d/cpus.conf"))
     assert "CPUAffinity=1-4" in dropin.content_string and dropin.mode == 0o644
-    # systemd-analyze reads /proc; --man=no because the root has no man-db
-    # (scripts/package-install-check opens the man pages).
+    # systemd-analyze reads /proc; --man=no: scripts/package-install-check opens the man pages.
     subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True, timeout=30)
     try:
         verified = in_root(root, "systemd-analyze", "verify", "--man=no",
@@ -282,64 +409,6 @@ def test_an_invalid_configuration_is_refused_and_the_box_keeps_its_file(play, ro
     assert recap["lb1"]["failed"] == 1, recap
     assert "pools[0].backends[0].port: 70000 is out of range" in result.stdout, result.stdout
     assert (root / "etc/weir/weir.yaml").read_bytes() == before
-
-
-def edited(section: str, edit) -> dict:
-    """An extra-vars dict changing one section of lb1's configuration by edit(copy)."""
-    config = inventory_config("lb1")
-    names = {"node_id": "weir_node_id", "dataplane": "weir_dataplane", "tcp": "weir_tcp",
-             "listeners": "weir_listeners", "pools": "weir_pools", "control": "weir_control"}
-    value = edit(config[section])
-    return {names[section]: value}
-
-
-def setting(path: list, value):
-    """An edit setting the item at path (keys and indexes) of a section to value."""
-
-    def edit(section):
-        section = copy.deepcopy(section)
-        target = section
-        for key in path[:-1]:
-            target = target[key]
-        target[path[-1]] = value
-        return section
-    return edit
-
-
-# (what changes, extra vars, (restart the dataplane, restart weir-control)); neither: a reload.
-DECISIONS = [
-    ("nothing", {}, (False, False)),
-    ("a backend's weight", edited("pools", setting([0, "backends", 0, "weight"], 3)),
-     (False, False)),
-    ("a backend removed", edited("pools", setting([0, "backends"], [
-        {"name": "web1", "address": "198.51.100.11", "port": 8080}])), (False, False)),
-    ("a listener's port", edited("listeners", setting([0, "port"], 8080)), (False, False)),
-    ("the health checks", edited("pools", setting([0, "health", "fall"], 5)), (False, False)),
-    ("a port's address", edited("dataplane", setting(["ports", 0, "address"], "192.0.2.21/24")),
-     (True, False)),
-    ("the EAL arguments", edited("dataplane", setting(["eal", 1], "2-5")), (True, False)),
-    ("node_id", edited("node_id", lambda _: 9), (True, False)),
-    ("the tcp section removed", {"weir_tcp": {}}, (True, False)),
-    ("the metrics address", edited("control", setting(["metrics", "listen"], "10.10.0.11:9500")),
-     (False, True)),
-]
-
-
-@pytest.mark.parametrize("what,extra,expected", DECISIONS, ids=[d[0] for d in DECISIONS])
-def test_a_change_gets_a_reload_or_the_restart_it_needs(tmp_path, what, extra, expected):
-    """The weir role's decision (roles/weir/tasks/decide.yml), which its handlers act on: run on
-    the controller against lb1's current file, with one section changed in the inventory."""
-    on_box = tmp_path / "weir.yaml"
-    on_box.write_text(yaml.safe_dump(inventory_config("lb1"), sort_keys=False))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_ROLES_PATH=str(ANSIBLE_DIR / "roles"))
-    result = run(["ansible-playbook", "-i", str(EXAMPLE_INVENTORY), "--limit", "lb1",
-                  "-e", "ansible_connection=local",
-                  "-e", "ansible_python_interpreter=/usr/bin/python3",
-                  "-e", f"weir_config_path={on_box}", "-e", json.dumps(extra),
-                  str(SOURCE_ROOT / "tests" / "ansible" / "decide.yml")], timeout=120, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    decision = json.loads(re.search(r'"DECISION (.*)"', result.stdout)[1].replace('\\"', '"'))
-    assert (decision["dataplane"], decision["control"]) == expected, what
 
 
 def exec_start(root: Path, unit: str) -> list[str]:
@@ -418,7 +487,4 @@ emit({"sent": len(data), "echoed_equal": got == data})
 
 
 def test_package_installs_on_a_fresh_root(install_check):
-    proc, out = install_check
-    code = proc.wait(900)
-    out.seek(0)
-    assert code == 0, out.read().decode(errors="replace")
+    install_check.wait(900)

@@ -1,7 +1,8 @@
 """scripts/test_summary.py on real meson runs: a small meson project whose tests are pytest files
 run the way tests/integration/meson.build runs the suites (-rs, --junitxml, tests/conftest.py).
 Skips are counted and listed with their reasons, and fail under CI; a listed suite missing from
-the build, an unlisted one, a failing case and a failed build step all fail."""
+the build, an unlisted one, a failing case and a failed build step all fail; a second meson test
+run on the same build with its own log base (scripts/test's deploy suite) is counted from that log."""
 
 import json
 import os
@@ -24,13 +25,16 @@ SKIPS_ONE = (
 FAILS = "def test_fails():\n    assert 1 + 1 == 3, 'arithmetic broke'\n"
 
 
-# The meson suite of each test: two suites, so that meson logs names as "project:suite / name".
-MESON_SUITE = {"passes": "unit"}
+# The meson suite of each test: two suites, so that meson logs names as "project:suite / name";
+# "deploy" is run apart, as scripts/test runs the deploy suite.
+MESON_SUITE = {"passes": "unit", "deployed": "deploy", "deploy_fails": "deploy"}
+# The build tag each test is listed under (release unless named here).
+BUILD_TAG = {"deployed": "deploy", "deploy_fails": "deploy"}
 
 
-def meson_project(root: Path, tests: dict) -> Path:
-    """Writes, configures and runs (meson test) a project with one pytest file per test
-    (name -> source); returns its build directory."""
+def meson_project(root: Path, tests: dict, runs=((),)) -> Path:
+    """Writes, configures and runs a project with one pytest file per test (name -> source), one
+    `meson test` per entry of runs (its extra arguments); returns its build directory."""
     root.mkdir()
     shutil.copy(CONFTEST, root / "conftest.py")
     lines = [
@@ -48,21 +52,23 @@ def meson_project(root: Path, tests: dict) -> Path:
     (root / "meson.build").write_text("\n".join(lines) + "\n")
     build = root / "build"
     subprocess.run(["meson", "setup", str(build), str(root)], check=True, capture_output=True)
-    subprocess.run(["meson", "test", "-C", str(build)], check=False, capture_output=True)
+    for extra in runs:
+        subprocess.run(["meson", "test", "-C", str(build), *extra], check=False,
+                       capture_output=True)
     return build
 
 
-def summary(tmp_path: Path, build: Path, listed, ci: bool, failed_steps: int = 0):
+def summary(tmp_path: Path, build: Path, listed, ci: bool, failed_steps: int = 0, specs=None):
     expected = tmp_path / "expected.txt"
-    expected.write_text(
-        "".join(f"{name} {MESON_SUITE.get(name, 'integration')} release\n" for name in listed)
-    )
+    expected.write_text("".join(
+        f"{name} {MESON_SUITE.get(name, 'integration')} {BUILD_TAG.get(name, 'release')}\n"
+        for name in listed))
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     if ci:
         env["CI"] = "true"
     result = subprocess.run(
         [sys.executable, str(SUMMARY), "--failed-steps", str(failed_steps),
-         "--expected", str(expected), f"release:{build}"],
+         "--expected", str(expected), *(specs or [f"release:{build}"])],
         capture_output=True, text=True, env=env, check=False,
     )
     return result.returncode, result.stdout.splitlines()
@@ -128,3 +134,33 @@ def test_a_failed_build_step_fails(tmp_path, skipping_build):
     assert status == 1, lines
     assert "FAILED 1 build step(s) failed" in lines
     assert lines[-1] == "2 passed, 1 failed, 2 skipped"
+
+
+# scripts/test's two runs on one build: the release suites, and the deploy suite beside them.
+APART = [("--no-suite", "deploy"), ("--suite", "deploy", "--logbase", "deploylog")]
+
+
+def test_a_second_run_with_its_own_log_base_is_counted_from_it(tmp_path):
+    build = meson_project(tmp_path / "project", {"passes": PASSES, "deployed": SKIPS_ONE},
+                          runs=APART)
+    specs = [f"release:{build}", f"deploy:{build}:deploylog"]
+    status, lines = summary(tmp_path, build, ["passes", "deployed"], ci=True, specs=specs)
+    assert status == 1, lines  # the deploy run's skip, read from deploylog.json, fails under CI
+    assert "SKIPPED deploy/deployed::test_deployed.test_needs_a_gadget: no gadget here" in lines
+    assert lines[-1] == "2 passed, 0 failed, 1 skipped"
+    # Read from testlog.json instead, the deploy suite did not run (the release run left it out).
+    status, lines = summary(tmp_path, build, ["passes", "deployed"], ci=False,
+                            specs=[f"release:{build}", f"deploy:{build}"])
+    assert status == 1, lines
+    assert "FAILED deploy/deployed: expected but did not run" in lines
+
+
+def test_a_failure_in_the_second_run_fails(tmp_path):
+    build = meson_project(tmp_path / "project", {"passes": PASSES, "deploy_fails": FAILS},
+                          runs=APART)
+    specs = [f"release:{build}", f"deploy:{build}:deploylog"]
+    status, lines = summary(tmp_path, build, ["passes", "deploy_fails"], ci=False, specs=specs)
+    assert status == 1, lines
+    assert any(line.startswith("FAILED deploy/deploy_fails::test_deploy_fails.test_fails: ")
+               for line in lines), lines
+    assert lines[-1] == "1 passed, 1 failed, 0 skipped"
