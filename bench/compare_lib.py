@@ -47,6 +47,17 @@ TARGETS = {
 SOCKET_SLABS = ("TCP", "sock_inode_cache")
 
 
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL after 20 s; reaped either way."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait(5)
+
+
 def machine_busy_seconds() -> float:
     """Busy time of all CPUs since boot: user + nice + system + irq + softirq (not idle, iowait,
     steal; guest time is already inside user)."""
@@ -263,12 +274,7 @@ class Bench:
                                 lambda: log_path.read_text(errors="replace"))
             yield proc.pid
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            stop_process(proc)
 
     # --- figures
 

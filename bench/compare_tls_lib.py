@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 from compare_lib import (  # noqa: E402
     BACKEND_PORT,
@@ -19,6 +17,7 @@ from compare_lib import (  # noqa: E402
     haproxy_config,
     machine_busy_seconds,
     process_tree,
+    stop_process,
     weir_config,
 )
 from netbed import ADDRESSES, BACKEND_ROLES, LISTENER_ADDRESS, DataplaneProcess, poll_until
@@ -77,16 +76,6 @@ def weir_tls_config(tb, cert: Path, key: Path) -> dict:
     return config
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 class TlsBench(Bench):
     def __enter__(self) -> "TlsBench":
         super().__enter__()
@@ -123,7 +112,7 @@ class TlsBench(Bench):
                     yield [dp.proc.pid, *tree]
                 finally:
                     self.dataplane = None
-                    _stop(control)
+                    stop_process(control)
                 dp.stop()
             return
         if path == "haproxy tls":
@@ -141,7 +130,7 @@ class TlsBench(Bench):
             self.wait_accepting(TARGETS[path], lambda: log_path.read_text(errors="replace"))
             yield process_tree(proc.pid)
         finally:
-            _stop(proc)
+            stop_process(proc)
 
     def accounted_pids(self, pids: list[int], argv: list[str], timeout: float) -> dict:
         busy0, (u0, s0) = machine_busy_seconds(), cpu_times(pids)
