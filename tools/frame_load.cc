@@ -35,6 +35,8 @@
 #include "common/frame.h"
 #include "common/wire/byte_order.h"
 #include "tools/command_line.h"
+#include "tools/frame_load_options.h"
+#include "tools/latency_histogram.h"
 #include "tools/socket_util.h"
 
 namespace {
@@ -43,12 +45,17 @@ namespace frame = weir::frame;
 using Clock = std::chrono::steady_clock;
 using weir::tools::Endpoint;
 using weir::tools::Fd;
+using weir::tools::LatencyHistogram;
 using weir::tools::parse_endpoint;
 using weir::tools::parse_number;
 using weir::tools::PortZero;
 using weir::tools::throw_errno;
 using weir::tools::UsageError;
 using weir::tools::whole_number;
+using weir::tools::frame_load::Options;
+using weir::tools::frame_load::parse_options;
+using weir::tools::frame_load::print_usage;
+using weir::tools::frame_load::SizeWeight;
 
 constexpr const char* kProgram = "weir-frame-load";
 // Unsent bytes queued on one connection before the generator waits for the socket to drain.
@@ -59,198 +66,6 @@ constexpr int kMaxEvents = 64;
 constexpr auto kReconnectBackoff = std::chrono::milliseconds(10);
 // --reconnect: resets logged on stderr; later ones are only counted.
 constexpr uint64_t kResetsLogged = 10;
-
-// ---- Options ------------------------------------------------------------------------------------
-
-struct SizeWeight {
-  uint32_t size = 0;  // payload bytes
-  double weight = 1;
-};
-
-struct Options {
-  Endpoint connect;
-  uint32_t connections = 1;
-  double rate = 0;  // frames per second over all connections; 0 = closed loop
-  uint32_t depth = 1;
-  std::vector<SizeWeight> sizes{{64, 1}};
-  double duration_s = 5;
-  uint64_t frames = 0;  // when set, the run is bounded by frames instead of duration
-  uint64_t corrupt_every = 0;
-  bool ping = false;
-  bool reconnect = false;
-  bool json = false;
-  uint64_t seed = 1;
-  double timeout_s = 5;
-};
-
-void print_usage(FILE* out) {
-  std::fprintf(
-      out,
-      "usage: %s --connect ADDR:PORT [--connections N] [--rate FRAMES_PER_S] [--depth D]\n"
-      "       [--sizes SPEC] [--duration SECONDS | --frames COUNT] [--corrupt-every N]\n"
-      "       [--ping] [--reconnect] [--seed S] [--timeout SECONDS] [--json]\n"
-      "\n"
-      "Sends Weir frames to an echo (weir-frame-echo) and verifies every answer byte for byte.\n"
-      "\n"
-      "  --connect ADDR:PORT  where to connect (IPv6 as [ADDR]:PORT)\n"
-      "  --connections N      TCP connections (default 1); frame stream = connection index\n"
-      "  --rate R             frames per second over all connections, spread evenly;\n"
-      "                       0 = closed loop (default)\n"
-      "  --depth D            closed loop: frames outstanding per connection (default 1)\n"
-      "  --sizes SPEC         payload sizes: SIZE or SIZE:WEIGHT,... (default 64),\n"
-      "                       e.g. 64:0.5,1024:0.4,65536:0.1\n"
-      "  --duration SECONDS   stop sending after SECONDS (default 5)\n"
-      "  --frames COUNT       stop after COUNT frames instead\n"
-      "  --corrupt-every N    flip one bit of every Nth frame after its CRC is computed (in the\n"
-      "                       payload, or the hop field of an empty frame); no answer expected\n"
-      "  --ping               send PINGs and expect PONGs\n"
-      "  --reconnect          replace a connection that fails during the run (reset, closed by\n"
-      "                       the peer...) at once, same stream; its unanswered frames are\n"
-      "                       counted as lost_to_reset, and resets do not fail the run\n"
-      "  --seed S             seed of the payload generator (default 1)\n"
-      "  --timeout SECONDS    give up after SECONDS with nothing sent or received while\n"
-      "                       answers are due, on connecting and on reconnecting (default 5)\n"
-      "  --json               print the summary as one JSON object\n"
-      "  --help               this text\n"
-      "  --version            the version and source revision\n"
-      "\n"
-      "Exit 0 if every expected answer arrived (or, with --reconnect, was lost to a reset) and\n"
-      "matched with no connection error, 1 if not, 2 for bad arguments.\n",
-      kProgram);
-}
-
-double seconds_or_rate(std::string_view name, std::string_view value, bool zero_allowed) {
-  double out = 0;
-  if (!parse_number(value, out) || !std::isfinite(out) || out < 0 || (!zero_allowed && out == 0)) {
-    throw UsageError(std::string(name) + ": expected a " + (zero_allowed ? "" : "positive ") +
-                     "number, got '" + std::string(value) + "'");
-  }
-  return out;
-}
-
-// "64" or "64:0.5,1024:0.4,65536:0.1".
-std::vector<SizeWeight> parse_sizes(std::string_view spec) {
-  std::vector<SizeWeight> sizes;
-  const auto bad = [&](std::string_view item, const std::string& why) {
-    return UsageError("--sizes: '" + std::string(item) + "': " + why + " (in '" +
-                      std::string(spec) + "')");
-  };
-  std::string_view rest = spec;
-  for (;;) {
-    const size_t comma = rest.find(',');
-    const std::string_view item = rest.substr(0, comma);
-    const size_t colon = item.find(':');
-    SizeWeight entry;
-    if (!parse_number(item.substr(0, colon), entry.size) || entry.size > frame::kHardMaxPayload) {
-      throw bad(item,
-                "expected a payload size from 0 to " + std::to_string(frame::kHardMaxPayload));
-    }
-    if (colon != std::string_view::npos && (!parse_number(item.substr(colon + 1), entry.weight) ||
-                                            !std::isfinite(entry.weight) || entry.weight <= 0)) {
-      throw bad(item, "expected a positive weight after ':'");
-    }
-    sizes.push_back(entry);
-    if (comma == std::string_view::npos) return sizes;
-    rest = rest.substr(comma + 1);
-  }
-}
-
-Options parse_options(int argc, char** argv) {
-  Options options;
-  bool have_connect = false, have_duration = false, have_frames = false;
-  weir::tools::ArgumentReader arguments(
-      argc, argv,
-      {"--connect", "--connections", "--rate", "--depth", "--sizes", "--duration", "--frames",
-       "--corrupt-every", "--seed", "--timeout"});
-  std::string_view name, value;
-  while (arguments.next(name, value)) {
-    if (name == "--connect") {
-      if (!parse_endpoint(value, options.connect, PortZero::refused)) {
-        throw UsageError(
-            "--connect: expected ADDR:PORT with a numeric address and a port from "
-            "1 to 65535, got '" +
-            std::string(value) + "'");
-      }
-      have_connect = true;
-    } else if (name == "--connections") {
-      options.connections = whole_number<uint32_t>(name, value, 1, 10000);
-    } else if (name == "--rate") {
-      options.rate = seconds_or_rate(name, value, true);
-    } else if (name == "--depth") {
-      options.depth = whole_number<uint32_t>(name, value, 1, 1u << 20);
-    } else if (name == "--sizes") {
-      options.sizes = parse_sizes(value);
-    } else if (name == "--duration") {
-      options.duration_s = seconds_or_rate(name, value, false);
-      have_duration = true;
-    } else if (name == "--frames") {
-      options.frames = whole_number<uint64_t>(name, value, 1, UINT64_MAX);
-      have_frames = true;
-    } else if (name == "--corrupt-every") {
-      options.corrupt_every = whole_number<uint64_t>(name, value, 1, UINT64_MAX);
-    } else if (name == "--seed") {
-      options.seed = whole_number<uint64_t>(name, value, 0, UINT64_MAX);
-    } else if (name == "--timeout") {
-      options.timeout_s = seconds_or_rate(name, value, false);
-    } else if (name == "--ping" && value.empty()) {
-      options.ping = true;
-    } else if (name == "--json" && value.empty()) {
-      options.json = true;
-    } else if (name == "--reconnect" && value.empty()) {
-      options.reconnect = true;
-    } else {
-      throw UsageError("unknown argument '" + arguments.current() + "'");
-    }
-  }
-  if (!have_connect) throw UsageError("--connect: required");
-  if (have_duration && have_frames) throw UsageError("--duration, --frames: give one, not both");
-  return options;
-}
-
-// ---- Latency histogram --------------------------------------------------------------------------
-
-// Log-linear buckets (as in HdrHistogram): exact below 128 ns, then 64 buckets per power of two,
-// so any reported value is within 1/64 of the true one. Fixed size, whatever the run length.
-class LatencyHistogram {
- public:
-  void record(uint64_t ns) {
-    ++counts_[index(ns)];
-    ++total_;
-    max_ = std::max(max_, ns);
-  }
-
-  // The value at quantile q (0..1] in nanoseconds: the top of its bucket, at most the maximum.
-  uint64_t quantile(double q) const {
-    if (total_ == 0) return 0;
-    const auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total_)));
-    uint64_t seen = 0;
-    for (size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= std::max<uint64_t>(rank, 1)) return std::min(bucket_top(i), max_);
-    }
-    return max_;
-  }
-
- private:
-  static constexpr unsigned kSubBits = 7;
-  static constexpr uint64_t kHalf = uint64_t{1} << (kSubBits - 1);
-
-  static size_t index(uint64_t v) {
-    const uint64_t bits = static_cast<uint64_t>(std::bit_width(v));
-    const uint64_t shift = bits > kSubBits ? bits - kSubBits : 0;
-    return static_cast<size_t>(shift * kHalf + (v >> shift));
-  }
-  static uint64_t bucket_top(size_t i) {
-    if (i < 2 * kHalf) return i;
-    const uint64_t shift = i / kHalf - 1;
-    const uint64_t mantissa = i % kHalf + kHalf;
-    return ((mantissa + 1) << shift) - 1;
-  }
-
-  std::array<uint64_t, (64 - kSubBits + 2) * kHalf> counts_{};
-  uint64_t total_ = 0;
-  uint64_t max_ = 0;
-};
 
 // ---- The run ------------------------------------------------------------------------------------
 
