@@ -24,8 +24,11 @@ def greeted(port, bind_port=None, timeout=20):
     if bind_port is not None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((ARGS["client"], bind_port))
+    global PHASE
     try:
+        PHASE = "connect"
         s.connect((ARGS["vip"], port))
+        PHASE = f"greeting from {s.getsockname()[0]}:{s.getsockname()[1]}"
         line = b""
         while not line.endswith(b"\n"):
             piece = s.recv(100)
@@ -141,12 +144,13 @@ emit({"rounds": rounds, "errors": errors, "owners": owners, "backends": backends
 # ARGS["count"] new connections one after another, each echoing 100 bytes and closed; per
 # connection [error, owner, backend] (error None when it worked).
 NEW_CONNECTIONS = _GREETED + r"""
-results = []
+results, slowest = [], 0.0
 for i in range(ARGS["count"]):
+    started = time.monotonic()
     try:
         s, name, owner = greeted(ARGS["port"], timeout=ARGS["timeout"])
     except (OSError, EOFError) as error:
-        results.append([repr(error), None, None])
+        results.append([f"{PHASE}: {error!r}", None, None])
         continue
     with s:
         try:
@@ -155,8 +159,9 @@ for i in range(ARGS["count"]):
             results.append([None if recv_exactly(s, 100) == data else "different bytes",
                             owner, name])
         except (OSError, EOFError) as error:
-            results.append([repr(error), owner, name])
-emit(results)
+            results.append([f"echo from {s.getsockname()[1]}: {error!r}", owner, name])
+    slowest = max(slowest, time.monotonic() - started)
+emit({"results": results, "slowest": slowest})
 """
 
 # For each of ARGS["ports"]: a connection from that client port (the same 4-tuple each time),
@@ -264,8 +269,11 @@ class LongLived:
                 proc.wait(10)
 
 
-def new_connections(bed, count: int, processes: int = 1, timeout: float = 10.0) -> list:
-    """NEW_CONNECTIONS, `count` in all over `processes` client processes side by side."""
+def new_connections(bed, count: int, processes: int = 1, timeout: float = 20.0) -> list:
+    """NEW_CONNECTIONS, `count` in all over `processes` client processes side by side; each
+    step of a connection (handshake, greeting, echo) waits at most `timeout` s, as long as
+    LONG_LIVED waits for an echo before it calls the connection broken. The slowest connection's
+    time is printed: a slow one is seen in the log, a stalled one fails."""
     share, extra = divmod(count, processes)
     procs = [bed.python_popen("client", NEW_CONNECTIONS, {
         "count": share + (index < extra), "vip": VIP, "port": VIP_PORT, "client": None,
@@ -273,8 +281,12 @@ def new_connections(bed, count: int, processes: int = 1, timeout: float = 10.0) 
         for index in range(processes)]
     results: list = []
     try:
+        slowest = 0.0
         for proc in procs:
-            results += _result(proc, count * timeout + 60)
+            outcome = _result(proc, count * timeout + 60)
+            results += outcome["results"]
+            slowest = max(slowest, outcome["slowest"])
+        print(f"{count} new connections: the slowest took {slowest:.2f} s")
     finally:
         for proc in procs:
             if proc.poll() is None:

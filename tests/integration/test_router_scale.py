@@ -45,6 +45,24 @@ def owner_names(addresses) -> Counter:
     return Counter(by_address.get(address, address) for address in addresses)
 
 
+def failures(results: list, boxes: dict) -> list:
+    """The failed connections of `results`; when there are any, each box's counters that tell a
+    dropped or refused packet from a lost one are printed beside them."""
+    failed = [(error, owner, name) for error, owner, name in results if error is not None]
+    if failed:
+        for node, box in boxes.items():
+            stats = box.dataplane.stats()
+            notable = {f"{section}.{key}": value
+                       for worker in stats["workers"] for section, counters in worker.items()
+                       if isinstance(counters, dict)
+                       for key, value in counters.items()
+                       if isinstance(value, int) and value and any(
+                           word in key for word in ("drop", "refus", "fail", "reset", "rto",
+                                                    "retrans", "cookie", "full", "hop"))}
+            print(f"box {node}: {notable}")
+    return failed
+
+
 @pytest.fixture
 def four_box_bed():
     """Boxes a, b and c running, configured with the peers a-d, told d is gone; d's namespace
@@ -103,7 +121,7 @@ def test_a_box_joins_and_one_is_drained_and_removed_under_1000_long_lived_connec
         # --- new flows after the join: each accepted by its row's primary, a quarter per box.
         before = {node: box.accepted() for node, box in boxes.items()}
         results = new_connections(bed, NEW_FLOWS, processes=4)
-        assert [error for error, _, _ in results if error is not None] == []
+        assert failures(results, boxes) == []
         accepted = {node: box.accepted() - before[node] for node, box in boxes.items()}
         print(f"{NEW_FLOWS} new flows over four boxes: {accepted}")
         assert sum(accepted.values()) == NEW_FLOWS, accepted
@@ -127,7 +145,7 @@ def test_a_box_joins_and_one_is_drained_and_removed_under_1000_long_lived_connec
         client.wait_rounds(3)
         assert boxes["a"].active_sessions() == held["a"]
         more = new_connections(bed, 40)
-        assert [error for error, _, _ in more if error is not None] == []
+        assert failures(more, boxes) == []
         assert "a" not in owner_names(owner for _, owner, _ in more), more
         # Its sessions end (here the clients close those a holds; the others go on), and once a
         # holds none it is removed: every box is told it is gone.
