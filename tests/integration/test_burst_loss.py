@@ -70,12 +70,14 @@ def run(i):
                 left -= len(piece)
             s.shutdown(socket.SHUT_WR)
         sender = threading.Thread(target=send)
-        longest, longest_at, got = 0.0, 0.0, 0
+        longest, longest_at, got, first_byte = 0.0, 0.0, 0, None
         last = time.monotonic()
         sender.start()
         while True:
             chunk = s.recv(1 << 18)
             now = time.monotonic()
+            if first_byte is None:
+                first_byte = now - last
             if now - last > longest:
                 longest, longest_at = now - last, time.time() - (now - last)
             last = now
@@ -87,7 +89,7 @@ def run(i):
         s.close()
         results[i] = {"intact": got == size and echo_digest.digest() == sent_digest.digest(),
                       "bytes": got, "longest_idle": longest, "idle_from": longest_at,
-                      "port": port}
+                      "port": port, "first_byte": first_byte}
     except Exception as error:
         results[i] = {"error": repr(error)}
 threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
@@ -154,7 +156,8 @@ def test_32_transfers_cross_burst_loss_intact_without_stalls(bed):
             worst = max(result["results"], key=lambda r: r.get("longest_idle", 0.0))
             print(f"run {run}: {CONNECTIONS} x {SIZE >> 20} MiB echoed in "
                   f"{result['seconds']:.1f} s, longest idle {run_longest:.2f} s "
-                  f"(client port {worst.get('port')}, from {worst.get('idle_from', 0.0):.3f})")
+                  f"(client port {worst.get('port')}, from {worst.get('idle_from', 0.0):.3f}, "
+                  f"first echo byte after {worst.get('first_byte') or 0.0:.2f} s)")
             for i, r in enumerate(result["results"]):
                 if "error" in r or not r["intact"] or r["longest_idle"] > IDLE_BOUND_S:
                     failures.append((run, i, r))
@@ -172,7 +175,8 @@ def test_32_transfers_cross_burst_loss_intact_without_stalls(bed):
               f"{DataplaneProcess.total(tcp, 'tcp', 'tail_loss_probes')}, marked by time "
               f"{DataplaneProcess.total(tcp, 'tcp', 'losses_marked_by_time')}, lost repairs "
               f"{DataplaneProcess.total(tcp, 'tcp', 'lost_retransmissions')}, put off after a stall "
-              f"{DataplaneProcess.total(tcp, 'tcp', 'loss_timers_deferred')}")
+              f"{DataplaneProcess.total(tcp, 'tcp', 'loss_timers_deferred')}, memory pressure "
+              f"entered {DataplaneProcess.total(tcp, 'tcp', 'memory_pressure_entered')}")
         assert all(d >= LOST_IN_A_ROW for d in dropped), dropped  # every hook lost runs
         # The repairs came from the probe and the reordering window, not only from timeouts.
         assert DataplaneProcess.total(tcp, "tcp", "tail_loss_probes") > 0, tcp
