@@ -27,6 +27,8 @@
 //                                                kBackendDirectionGauges once per direction, named
 //                                                like the listener's (a gauge absent: no series)
 // and in weir-control's own state: certificates[]  kCertificateGauges
+//                                   tls.worker_counters[]  kTlsWorkerCounters (one per worker slot)
+//                                   tls                  kTlsCertificateRefusals
 #pragma once
 
 #include <array>
@@ -700,6 +702,14 @@ inline constexpr auto kProcessMetrics = std::to_array<Entry>({
     gauge("start_time_seconds", "when the process started (Unix time, in seconds)",
           "process_start_time_seconds"),
 });
+
+}  // namespace weir::counters
+
+// ---- the TLS workers' (their counter blocks), and weir-control's certificate refusals -----------
+
+#include "common/counter_catalogue_tls.h"  // IWYU pragma: export
+
+namespace weir::counters {
 
 // ---- compile-time checks for the dataplane's bindings -----------------------------------------
 

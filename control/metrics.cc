@@ -281,6 +281,12 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
     out.counter("weir_tls_ticket_key_rotations_total",
                 "Session ticket keys rotated (a new key made and sent to every worker)", {},
                 number(tls, "key_rotations"));
+    export_table(out, counters::kTlsCertificateRefusals, tls, {});
+    for (const auto& worker : array_member(tls, "worker_counters")) {
+      const nlohmann::json& slot = member(worker, "tls_worker");
+      export_table(out, counters::kTlsWorkerCounters, worker,
+                   {{"tls_worker", slot.is_number_unsigned() ? slot.dump() : "0"}});
+    }
   }
   for (const auto& socket : control.value("sockets", nlohmann::json::array())) {
     if (socket.is_object())

@@ -26,7 +26,9 @@ class MetricsCollector final : public prometheus::Collectable {
   //         "passive": [{"pool","backend","down","mark_downs",...}], "box_drained",
   //         "reloads_ok", "reloads_failed", "last_reload_success_unix", "version", "revision",
   //         "dataplane_version", "dataplane_revision" (empty before the dataplane's first hello),
-  //         "tls": {"workers_running", "restarts", "key_rotations"} or null (no TLS configured),
+  //         "tls": {"workers_running", "restarts", "key_rotations", "certificates_refused_start",
+  //                 "certificates_refused_reload", "worker_counters": [{"tls_worker", the
+  //                 catalogue's kTlsWorkerCounters}]} or null (no TLS configured),
   //         "certificates": [{"listener", "certificate", "not_after_unix"}]
   //         (control/certificate_expiry.h)}.
   // Collect() adds weir-control's own "process" (common/process_stats.h) to it.

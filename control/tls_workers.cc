@@ -35,8 +35,9 @@ constexpr uint64_t kCertificateCheckTimeoutMs = 10'000;
 // The fds a worker gets, at fixed numbers: its channels from kChildFirstChannelFd on.
 constexpr int kChildKeysFd = 3;
 constexpr int kChildEventFd = 4;
-constexpr int kChildLinkFd = 5;
-constexpr int kChildFirstChannelFd = 6;
+constexpr int kChildCountersFd = 5;
+constexpr int kChildLinkFd = 6;
+constexpr int kChildFirstChannelFd = 7;
 
 // A new worker's channels from the dataplane (common/tls_attach.h): the connection, which the
 // worker keeps, and one memfd per dataplane worker. Nothing when no dataplane answers: the worker
@@ -123,13 +124,20 @@ TlsWorkers::TlsWorkers(std::string binary, std::string config_path, const config
       unattached_events_(config.tls.workers, -1),
       attached_(config.tls.workers, false),
       certificates_applied_(config.tls.workers, 0),
-      certificates_refused_(config.tls.workers, 0) {}
+      certificates_refused_(config.tls.workers, 0),
+      counter_blocks_(config.tls.workers),
+      ended_counters_(config.tls.workers) {}
 
 TlsWorkers::~TlsWorkers() {
   for (size_t slot = 0; slot < key_sockets_.size(); ++slot) forget_slot(slot);
 }
 
 void TlsWorkers::forget_slot(size_t slot) {
+  if (counter_blocks_[slot]) {
+    for (size_t i = 0; i < ended_counters_[slot].size(); ++i)
+      ended_counters_[slot][i] += counter_blocks_[slot]->load(i);
+    counter_blocks_[slot].reset();
+  }
   if (key_sockets_[slot] >= 0) close(key_sockets_[slot]);
   if (unattached_events_[slot] >= 0) close(unattached_events_[slot]);
   key_sockets_[slot] = -1;
@@ -155,6 +163,16 @@ pid_t TlsWorkers::spawn(size_t slot) {
     close(pair[1]);
     return -1;
   }
+  std::string error;
+  counter_blocks_[slot] = tls_counters::BlockMemory::create(error);
+  if (!counter_blocks_[slot]) {  // tried again after back-off, as a worker that ended at once
+    WEIR_LOG_LIMITED(log::Level::error, "TLS worker %zu: no counter block: %s", slot,
+                     error.c_str());
+    close(pair[0]);
+    close(pair[1]);
+    close(event);
+    return -1;
+  }
   key_sockets_[slot] = pair[0];
   // The current keys are in the socket before the worker starts: it reads them first.
   send_keys(slot);
@@ -171,7 +189,9 @@ pid_t TlsWorkers::spawn(size_t slot) {
                                    std::to_string(kChildEventFd),
                                    "--ticket-keys",
                                    std::to_string(kChildKeysFd)};
-  std::vector<int> child_fds = {pair[1], event};  // to kChildKeysFd, kChildEventFd, then on
+  // To kChildKeysFd, kChildEventFd, kChildCountersFd, then on.
+  std::vector<int> child_fds = {pair[1], event, counter_blocks_[slot]->fd()};
+  args.insert(args.end(), {"--counters", std::to_string(kChildCountersFd)});
   if (attachment.link >= 0) {
     args.insert(args.end(), {"--dataplane-link", std::to_string(kChildLinkFd)});
     child_fds.push_back(attachment.link);
@@ -449,7 +469,11 @@ std::vector<std::string> TlsWorkers::check_certificates(const config::Config& co
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (timed_out) return {"the certificate check did not finish in 10 s: the reload is refused"};
+  if (timed_out) {
+    ++certificate_check_refusals_;
+    log::printf(log::Level::error, "certificate refused: the check did not finish in 10 s");
+    return {"the certificate check did not finish in 10 s: the reload is refused"};
+  }
   for (size_t start = 0; start < text.size();) {
     const size_t end = std::min(text.find('\n', start), text.size());
     if (end > start) problems.push_back(text.substr(start, end - start));
@@ -459,6 +483,9 @@ std::vector<std::string> TlsWorkers::check_certificates(const config::Config& co
     problems.push_back("the certificate check failed (" + binary_ + " --check-config, status " +
                        std::to_string(status) + ")");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) problems.clear();
+  if (!problems.empty()) ++certificate_check_refusals_;
+  for (const std::string& problem : problems)  // each names the file and says why
+    log::printf(log::Level::error, "certificate refused: %s", problem.c_str());
   return problems;
 }
 
@@ -499,6 +526,34 @@ void TlsWorkers::reload_certificates(const config::Config& config) {
   for (const int f : fds) close(f);
   log::printf(log::Level::notice, "certificate reload %u sent to the TLS workers (%zu files)",
               generation, paths.size());
+}
+
+uint64_t TlsWorkers::slot_counter(size_t slot, size_t index) const {
+  return ended_counters_[slot][index] +
+         (counter_blocks_[slot] ? counter_blocks_[slot]->load(index) : 0);
+}
+
+nlohmann::json TlsWorkers::worker_counters() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t slot = 0; slot < counter_blocks_.size(); ++slot) {
+    nlohmann::json values = {{"tls_worker", slot}};
+    for (size_t i = 0; i < counters::kTlsWorkerCounters.size(); ++i)
+      values[std::string(counters::kTlsWorkerCounters[i].name)] = slot_counter(slot, i);
+    out.push_back(std::move(values));
+  }
+  return out;
+}
+
+nlohmann::json TlsWorkers::certificate_refusals() const {
+  nlohmann::json out = {{"certificates_refused_start", 0},
+                        {"certificates_refused_reload", certificate_check_refusals_.load()}};
+  for (size_t i = 0; i < counters::kTlsWorkerCounters.size(); ++i) {
+    const std::string name(counters::kTlsWorkerCounters[i].name);
+    if (!out.contains(name)) continue;
+    for (size_t slot = 0; slot < counter_blocks_.size(); ++slot)
+      out[name] = out[name].get<uint64_t>() + slot_counter(slot, i);
+  }
+  return out;
 }
 
 nlohmann::json TlsWorkers::describe() {

@@ -17,12 +17,15 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/counter_catalogue.h"
+#include "common/tls_counter_block.h"
 #include "config/config.h"
 #include "control/ticket_key_schedule.h"
 #include "control/tls_supervisor.h"
@@ -66,6 +69,15 @@ class TlsWorkers {
   // keep theirs.
   void reload_certificates(const config::Config& config);
 
+  // Each worker slot's counters (the catalogue's kTlsWorkerCounters,
+  // common/counter_catalogue_tls.h) as a JSON object of them plus "tls_worker" (the slot): those of
+  // the slot's ended workers (folded in when a worker is reaped) plus the running one's counter
+  // block, so that no value ever goes down across a restart.
+  nlohmann::json worker_counters() const;
+  // Certificate loads refused (kTlsCertificateRefusals): {"certificates_refused_start",
+  // "certificates_refused_reload"}.
+  nlohmann::json certificate_refusals() const;
+
   size_t running() const { return supervisor_.running(); }
   uint64_t restarts() const { return supervisor_.restarts(); }
   uint64_t key_rotations() const { return earlier_rotations_ + keys_->rotations(); }
@@ -83,7 +95,9 @@ class TlsWorkers {
   // A running worker that started without a dataplane: its channels, fetched now and sent on its
   // key socket (common/tls_attach.h, kLateAttach). True once it has them.
   bool attach_late(size_t slot);
+  // Also folds the slot's counter block into its ended workers' totals, and drops it.
   void forget_slot(size_t slot);
+  uint64_t slot_counter(size_t slot, size_t index) const;
   void read_acks(size_t slot);
 
   std::string binary_;
@@ -108,6 +122,12 @@ class TlsWorkers {
   std::vector<uint32_t> certificates_applied_;  // per slot, the newest generation it applied
   std::vector<uint32_t> certificates_refused_;  // per slot, the newest generation it refused
   uint64_t attach_tried_ms_ = 0;                // late attachments are tried once a second
+  // Per slot, the running worker's counter block (none between its end and the next start), and
+  // the totals of the slot's ended workers.
+  std::vector<std::optional<tls_counters::BlockMemory>> counter_blocks_;
+  std::vector<std::array<uint64_t, counters::kTlsWorkerCounters.size()>> ended_counters_;
+  // Reloads refused by check_certificates (called without the daemon's lock).
+  std::atomic<uint64_t> certificate_check_refusals_ = 0;
 };
 
 }  // namespace weir::control

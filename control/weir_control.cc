@@ -593,9 +593,11 @@ class Daemon {
     }
     nlohmann::json tls = nullptr;
     if (tls_) {
-      tls = {{"workers_running", tls_->running()},
-             {"restarts", tls_->restarts()},
-             {"key_rotations", tls_->key_rotations()}};
+      tls = tls_->certificate_refusals();
+      tls["workers_running"] = tls_->running();
+      tls["restarts"] = tls_->restarts();
+      tls["key_rotations"] = tls_->key_rotations();
+      tls["worker_counters"] = tls_->worker_counters();
     }
     return {{"health", health},
             {"tls", tls},

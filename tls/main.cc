@@ -15,10 +15,12 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/tls_attach.h"
+#include "common/tls_counter_block.h"
 #include "common/version.h"
 #include "config/certificate_check.h"
 #include "config/config.h"
@@ -31,7 +33,7 @@ namespace {
 void print_usage(FILE* out) {
   std::fprintf(
       out,
-      "usage: weir-tls-worker --config FILE --event-fd FD [--ticket-keys FD]\n"
+      "usage: weir-tls-worker --config FILE --event-fd FD [--ticket-keys FD] [--counters FD]\n"
       "                       [--dataplane-link FD] [--channel FD[,PEER_EVENT_FD]]...\n"
       "       weir-tls-worker --check-config FILE\n"
       "       weir-tls-worker --version\n"
@@ -42,6 +44,8 @@ void print_usage(FILE* out) {
       "                    ticket keys on (common/ticket_key_wire.h); its end means\n"
       "                    weir-control is gone, and the worker stops. Omitted: a key of\n"
       "                    its own, never rotated\n"
+      "  --counters FD     an inherited counter block memfd (common/tls_counter_block.h)\n"
+      "                    this worker's counters are published to for weir-control\n"
       "  --dataplane-link FD  the inherited connection to the dataplane the channels came\n"
       "                    from (common/tls_attach.h); its end means the dataplane is\n"
       "                    gone, and the worker stops (weir-control starts a new one)\n"
@@ -135,6 +139,7 @@ int main(int argc, char** argv) {
   int event_fd = -1;
   int keys_fd = -1;
   int link_fd = -1;
+  int counters_fd = -1;
   std::vector<std::pair<int, int>> channels;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string option = argv[i], value = argv[i + 1];
@@ -146,6 +151,12 @@ int main(int argc, char** argv) {
       keys_fd = parse_fd(value);
       if (keys_fd < 0) {
         std::fprintf(stderr, "weir-tls-worker: bad --ticket-keys \"%s\"\n", value.c_str());
+        return 2;
+      }
+    } else if (option == "--counters") {
+      counters_fd = parse_fd(value);
+      if (counters_fd < 0) {
+        std::fprintf(stderr, "weir-tls-worker: bad --counters \"%s\"\n", value.c_str());
         return 2;
       }
     } else if (option == "--dataplane-link") {
@@ -173,6 +184,17 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The counter block first: a start refused for its certificates is counted in it.
+  std::optional<tls_counters::BlockMemory> counter_block;
+  if (counters_fd >= 0) {
+    std::string error;
+    counter_block = tls_counters::BlockMemory::map(counters_fd, error);
+    if (!counter_block) {
+      std::fprintf(stderr, "weir-tls-worker: counter block fd %d: %s\n", counters_fd,
+                   error.c_str());
+      return 1;
+    }
+  }
   const config::LoadResult loaded = config::load_file(config_path);
   for (const auto& error : loaded.errors) std::fprintf(stderr, "%s\n", error.to_string().c_str());
   if (!loaded.ok()) return 1;
@@ -188,7 +210,13 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> errors;
   if (!contexts->load(*loaded.config, errors)) {
-    for (const auto& error : errors) std::fprintf(stderr, "weir-tls-worker: %s\n", error.c_str());
+    for (const auto& error : errors)
+      std::fprintf(stderr, "weir-tls-worker: certificate refused: %s\n", error.c_str());
+    if (counter_block) {
+      tls::WorkerCounters refused;
+      refused.certificates_refused_start = 1;
+      tls::publish(refused, *counter_block);
+    }
     return 1;
   }
   // The keys are in memory: nothing after this point runs as root.
@@ -199,6 +227,7 @@ int main(int argc, char** argv) {
   }
 
   tls::TlsWorker worker(contexts);  // the contexts: shared with the sessions opened under them
+  if (counter_block) worker.publish_to(&*counter_block);
   for (const auto& [fd, peer] : channels) {
     std::string error;
     auto memory = shm::ChannelMemory::map(fd, error);
@@ -245,8 +274,11 @@ int main(int argc, char** argv) {
     const tls::CertificateReload reload =
         tls::load_certificate_reload(reload_message, received_fds, contexts->shared_ticket_keys());
     for (const auto& error : reload.errors)
-      std::fprintf(stderr, "weir-tls-worker: certificate reload: %s\n", error.c_str());
-    if (reload.contexts) {
+      std::fprintf(stderr, "weir-tls-worker: certificate reload refused: %s\n", error.c_str());
+    if (!reload.contexts) {
+      ++worker.counters().certificates_refused_reload;
+      worker.publish_counters();
+    } else {
       contexts = reload.contexts;
       worker.use_contexts(contexts);
       std::fprintf(stderr, "weir-tls-worker: certificates reloaded (generation %u)\n",

@@ -18,6 +18,13 @@ int keys_index() {
   return index;
 }
 
+// Fetched once: EVP_aes_256_cbc() would make OpenSSL 3 fetch it by name on every ticket (its name
+// table lookups and locks showed in the worker's profile, docs/benchmarks.md).
+const EVP_CIPHER* ticket_cipher() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  return cipher;
+}
+
 bool init_mac(EVP_MAC_CTX* mac, const TicketKey& key) {
   char digest[] = "SHA256";
   const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
@@ -68,7 +75,7 @@ int TicketKeys::callback(SSL* ssl, unsigned char* key_name, unsigned char* iv,
     const TicketKey& key = self->keys_.front();
     if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1) return -1;
     std::memcpy(key_name, key.name.data(), key.name.size());
-    if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1 ||
+    if (EVP_EncryptInit_ex(cipher, ticket_cipher(), nullptr, key.aes.data(), iv) != 1 ||
         !init_mac(mac, key))
       return -1;
     return 1;
@@ -77,7 +84,7 @@ int TicketKeys::callback(SSL* ssl, unsigned char* key_name, unsigned char* iv,
     const TicketKey& key = self->keys_[i];
     if (std::memcmp(key_name, key.name.data(), key.name.size()) != 0) continue;
     if (!init_mac(mac, key) ||
-        EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1)
+        EVP_DecryptInit_ex(cipher, ticket_cipher(), nullptr, key.aes.data(), iv) != 1)
       return -1;
     return i == 0 ? 1 : 2;
   }

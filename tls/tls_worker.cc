@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "tls/worker_counter_bindings.h"
+
 namespace weir::tls {
 
 using tls_channel::Kind;
@@ -37,7 +39,38 @@ ResetReason classify(bool in_handshake) {
   return in_handshake ? ResetReason::handshake_failed : ResetReason::protocol_error;
 }
 
+// The ex-data slot of a session's SSL holding its worker's WorkerCounters*.
+int counters_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// OpenSSL's info callback: counts each alert sent or received, by type.
+void count_alert(const SSL* ssl, int where, int value) {
+  if ((where & SSL_CB_ALERT) == 0) return;
+  auto* counters = static_cast<WorkerCounters*>(SSL_get_ex_data(ssl, counters_index()));
+  if (counters == nullptr) return;
+  const size_t type = alert_index(static_cast<uint8_t>(value & 0xff));  // the description
+  ++((where & SSL_CB_READ) != 0 ? counters->alerts_received : counters->alerts_sent)[type];
+}
+
 }  // namespace
+
+size_t alert_index(uint8_t code) {
+  for (size_t i = 0; i < counters::kTlsAlertTypes.size(); ++i) {
+    if (counters::kTlsAlertTypes[i].code == code) return i;
+  }
+  return counters::kTlsAlertTypes.size();  // other
+}
+
+void publish(const WorkerCounters& counters, tls_counters::BlockMemory& block) {
+  for (size_t i = 0; i < kWorkerCounterBindings.size(); ++i)
+    block.store(i, kWorkerCounterBindings[i].value(counters));
+}
+
+void TlsWorker::publish_counters() {
+  if (block_ != nullptr) publish(counters_, *block_);
+}
 
 struct TlsWorker::Session {
   // The contexts it was opened under (its SSL and the SNI callback point into them): kept until
@@ -114,6 +147,7 @@ bool TlsWorker::poll_once(uint64_t now_ms) {
       work = true;
     }
     ch.in.release();
+    if (work) publish_counters();  // before the dataplane sees what they count
     ch.out.publish();
     if (ch.in.broken() || ch.out.broken()) drop_channel(ch);
   }
@@ -121,6 +155,7 @@ bool TlsWorker::poll_once(uint64_t now_ms) {
     const auto [ch, id] = deadlines_.begin()->second;
     Session& s = *ch->sessions.at(id);
     fail(*ch, s, ResetReason::handshake_timeout, false);
+    publish_counters();
     ch->out.publish();
     work = true;
   }
@@ -205,6 +240,8 @@ void TlsWorker::open(Channel& ch, uint64_t id, std::span<const uint8_t> payload,
   SSL_set_bio(s->ssl, s->rbio, s->wbio);
   SSL_set_accept_state(s->ssl);
   SSL_set_ex_data(s->ssl, Contexts::sni_choice_index(), &s->choice);
+  SSL_set_ex_data(s->ssl, counters_index(), &counters_);
+  SSL_set_info_callback(s->ssl, count_alert);
   s->deadline = deadlines_.emplace(now_ms + listener->handshake_timeout_ms, std::pair(&ch, id));
   s->has_deadline = true;
   ++counters_.sessions_opened;

@@ -14,12 +14,20 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/counter_catalogue.h"
 #include "common/shm_channel.h"
 #include "common/tls_channel.h"
+#include "common/tls_counter_block.h"
 #include "tls/tls_contexts.h"
 
 namespace weir::tls {
 
+// Alerts by type: the catalogue's kTlsAlertTypes, then every other type.
+inline constexpr size_t kAlertTypes = counters::kTlsAlertTypes.size() + 1;
+size_t alert_index(uint8_t code);
+
+// What one worker counts; published to its counter block (common/tls_counter_block.h) through
+// tls/worker_counter_bindings.h, in the catalogue's kTlsWorkerCounters.
 struct WorkerCounters {
   uint64_t sessions_opened = 0;
   uint64_t handshakes_tls12 = 0;
@@ -30,8 +38,15 @@ struct WorkerCounters {
   uint64_t plaintext_in = 0, plaintext_out = 0;
   uint64_t input_deferred = 0;  // passes that left inbound records for lack of outbound room
   uint64_t channels_broken = 0;
+  std::array<uint64_t, kAlertTypes> alerts_sent{};  // by alert_index
+  std::array<uint64_t, kAlertTypes> alerts_received{};
+  uint64_t certificates_refused_start = 0;  // counted by main.cc
+  uint64_t certificates_refused_reload = 0;
   uint64_t reset(tls_channel::ResetReason r) const { return resets[static_cast<size_t>(r)]; }
 };
+
+// Stores `counters` in `block` (its values in the catalogue's order).
+void publish(const WorkerCounters& counters, tls_counters::BlockMemory& block);
 
 class TlsWorker {
  public:
@@ -61,6 +76,15 @@ class TlsWorker {
   int next_deadline_in(uint64_t now_ms) const;
 
   const WorkerCounters& counters() const { return counters_; }
+  WorkerCounters& counters() { return counters_; }
+  // From now on the counters are published to `block` (weir-control's; must outlive the worker)
+  // before each pass hands its records to the dataplane, so that they are there to read once the
+  // dataplane (and the client) sees the outcome.
+  void publish_to(tls_counters::BlockMemory* block) {
+    block_ = block;
+    publish_counters();
+  }
+  void publish_counters();
   size_t sessions() const;
 
  private:
@@ -86,6 +110,7 @@ class TlsWorker {
   std::vector<std::unique_ptr<Channel>> channels_;
   Deadlines deadlines_;
   WorkerCounters counters_;
+  tls_counters::BlockMemory* block_ = nullptr;
 };
 
 }  // namespace weir::tls

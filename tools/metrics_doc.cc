@@ -108,6 +108,7 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
       {"tcp", [] { return json_table("counter", c::kTcpCounters); }},
       {"cluster", [] { return json_table("counter", c::kClusterCounters); }},
       {"tls-relay", [] { return json_table("counter", c::kTlsRelayCounters); }},
+      {"tls-worker", [] { return json_table("counter", c::kTlsWorkerCounters); }},
       {"listener",
        [] {
          std::string out = json_table("counter", c::kListenerCounters);
@@ -134,6 +135,11 @@ std::map<std::string, std::function<std::string()>, std::less<>> tables() {
       {"prometheus-tls-relay",
        [] {
          return prometheus_table({{c::kTlsRelayCounters, c::kWorkerLabels}});
+       }},
+      {"prometheus-tls-worker",
+       [] {
+         return prometheus_table(
+             {{c::kTlsWorkerCounters, c::kTlsWorkerLabels}, {c::kTlsCertificateRefusals, {}}});
        }},
       {"devices", [] { return json_table("counter", c::kDeviceCounters); }},
       {"process", [] { return json_table("value", c::kProcessMetrics); }},

@@ -36,6 +36,8 @@ std::vector<Table> real_tables() {
       {"tcp", kTcpCounters, kWorkerLabels},
       {"cluster", kClusterCounters, kWorkerLabels},
       {"tls relay", kTlsRelayCounters, kWorkerLabels},
+      {"tls worker", kTlsWorkerCounters, kTlsWorkerLabels},
+      {"tls certificate refusals", kTlsCertificateRefusals, {}},
       {"worker gauges", kWorkerGauges, kWorkerLabels},
       {"port", kPortCounters, kPortLabels},
       {"drops", kDropReasons, kPortLabels},
@@ -77,6 +79,12 @@ std::vector<JsonObject> real_objects() {
       {"tcp", names(kTcpCounters)},
       {"cluster", names(kClusterCounters)},
       {"tls", names(kTlsRelayCounters)},
+      {"tls.worker_counters[]",
+       [] {
+         std::vector<std::string> keys = names(kTlsWorkerCounters);
+         keys.push_back("tls_worker");
+         return keys;
+       }()},
       {"drops", names(kDropReasons)},
       {"devices.PORT", names(kDeviceCounters)},
       {"process", names(kProcessMetrics)},
