@@ -110,16 +110,17 @@ def test_drain_box_withdraws_its_route_and_long_lived_connections_go_on(cluster)
     client.wait_rounds(3)
     assert boxes["a"].active_sessions() == held["a"]
     # The drained box is still the primary of a third of the rows, and refuses their SYNs (drain
-    # -box: RST), until every box counts it as draining (cluster_peers, what membership will
-    # send): then the secondary is primary, a the secondary, so new connections go elsewhere and
-    # a's sessions still reach it by the second chance.
+    # -box: RST), until every box counts it as draining. No operator step: its heartbeats now say
+    # `draining`, and every weir-control sends that to its dataplane (a's own from its drain):
+    # then the secondary is primary, a the secondary, so new connections go elsewhere and a's
+    # sessions still reach it by the second chance; a stays draining, never gone, while it runs.
     for box in boxes.values():
-        reply = box.dataplane.control(
-            {"op": "cluster_peers", "peers": {"a": "draining", "b": "live", "c": "live"}})
-        assert reply["ok"] is True, reply
+        box.wait_peers_applied({"a": "draining", "b": "live", "c": "live"}, timeout_s=15.0)
     assert new_connections(bed, 30) == [None] * 30
     client.wait_rounds(3)
     assert boxes["a"].active_sessions() == held["a"]
+    for node in "bc":  # still heard, still draining: its sessions keep their second chance
+        assert boxes[node].dataplane.control({"op": "box"})["cluster"]["peers"]["a"] == "draining"
     outcome = client.finish()
     assert outcome["errors"] == [None] * count, outcome
     # Its existing connections finish: every one of a's sessions ended by the clients' close.
