@@ -156,6 +156,15 @@ inline constexpr auto kClusterCounters = std::to_array<Entry>({
      "packets that could not be forwarded: no port reaches the peer, the encapsulated packet "
      "exceeds the port's MTU, or no headroom for the outer headers",
      "weir_cluster_dropped_total", Kind::counter, "reason", "forward_failed", kClusterDroppedHelp},
+    counter("heartbeats_sent",
+            "heartbeats sent to the other peers, one each per cluster.heartbeat.interval_ms",
+            "weir_cluster_heartbeats_sent_total"),
+    counter("heartbeats_received", "well-formed heartbeats received from a cluster peer",
+            "weir_cluster_heartbeats_received_total"),
+    counter("heartbeats_malformed",
+            "GUE control messages that are not a well-formed heartbeat: dropped (also counted "
+            "in weir_cluster_dropped_total{reason=\"malformed\"})",
+            "weir_cluster_heartbeats_malformed_total"),
 });
 
 // The TLS relay of each dataplane worker (dataplane/proxy/tls_relay.h): the sessions it holds on

@@ -93,6 +93,19 @@ ClusterBird read_bird(Diagnostics& d, const YAML::Node& node, MapReader& cluster
   return bird;
 }
 
+// `cluster.heartbeat`: how often, and how many missed make a peer gone. The interval's floor keeps
+// the heartbeats' cost negligible beside the traffic; its ceiling and the count's keep a dead box's
+// detection within a minute.
+ClusterHeartbeat read_heartbeat(Diagnostics& d, const YAML::Node& node, MapReader& cluster) {
+  ClusterHeartbeat heartbeat;
+  MapReader map(d, node, cluster.path_of("heartbeat"));
+  if (!map.is_map()) return heartbeat;
+  read_uint_field(map, "interval_ms", heartbeat.interval_ms, 50, 10'000);
+  read_uint_field(map, "missed", heartbeat.missed, 2, 20);
+  map.finish();
+  return heartbeat;
+}
+
 }  // namespace
 
 void read_cluster_section(Diagnostics& d, const YAML::Node& node, Config& config) {
@@ -109,6 +122,8 @@ void read_cluster_section(Diagnostics& d, const YAML::Node& node, Config& config
     at.push_back(read_peer(d, n, path, cluster.peers));
   });
   if (const auto bird_node = map.take("bird")) cluster.bird = read_bird(d, *bird_node, map);
+  if (const auto heartbeat_node = map.take("heartbeat"))
+    cluster.heartbeat = read_heartbeat(d, *heartbeat_node, map);
   map.finish();
   const bool all_peers_read =
       std::all_of(at.begin(), at.end(), [](const PeerAt& p) { return p.valid; });

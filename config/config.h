@@ -315,8 +315,16 @@ struct ClusterBird {
   std::string routes_file = "/run/weir/bird-routes.conf";
 };
 
+// Heartbeats between the boxes (docs/scale-out.md, "Membership"): each dataplane sends one to every
+// peer every interval_ms; weir-control counts a peer silent for `missed` intervals gone.
+struct ClusterHeartbeat {
+  uint32_t interval_ms = 300;
+  uint32_t missed = 3;
+};
+
 struct Cluster {
   std::string node;  // this box: one of peers
+  ClusterHeartbeat heartbeat;
   std::vector<ClusterPeer> peers;
   size_t node_index = 0;            // peers[node_index].name == node
   std::optional<ClusterBird> bird;  // absent: weir-control announces nothing

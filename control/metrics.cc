@@ -295,6 +295,19 @@ std::vector<MetricFamily> MetricsCollector::build(const nlohmann::json* counters
   out.gauge("weir_box_drained",
             "1 while the box is drained (weirctl drain-box): its listeners refuse new connections",
             {}, control.value("box_drained", false) ? 1 : 0);
+  // The cluster's membership as weir-control sets it (control/cluster_membership.h).
+  if (const nlohmann::json& cluster = member(control, "cluster"); cluster.is_object()) {
+    out.counter("weir_cluster_peers_lost_total",
+                "Peers whose heartbeats stopped (silent for cluster.heartbeat.missed intervals)",
+                {}, number(cluster, "peers_lost"));
+    for (const auto& [peer, state] : member(cluster, "states").items()) {
+      for (const char* s : {"live", "draining", "gone"}) {
+        out.gauge("weir_cluster_peer_state",
+                  "1 for the state weir-control gives the peer in this box's owner table",
+                  {{"peer", peer}, {"state", s}}, state == s ? 1 : 0);
+      }
+    }
+  }
   out.counter("weir_config_reloads_total", "Configuration reloads, by result",
               {{"result", "success"}}, number(control, "reloads_ok"));
   out.counter("weir_config_reloads_total", "Configuration reloads, by result",

@@ -35,6 +35,7 @@
 #include "config/config.h"
 #include "control/bird_announcer.h"
 #include "control/certificate_expiry.h"
+#include "control/cluster_membership.h"
 #include "control/controller.h"
 #include "control/dataplane_channel.h"
 #include "control/health.h"
@@ -70,6 +71,7 @@ class Daemon {
     start_health(*config);
     read_certificates(*config);
     restore_state();
+    membership_.configure(*config, now_ms());
   }
 
   int run() {
@@ -146,6 +148,7 @@ class Daemon {
         sync();
         last_sync_us = now;
       }
+      if (dataplane_connected_ && membership_.due(now_ms())) follow_membership(false);
       announce(false);
     }
     // Withdrawn before anything else stops, so that routers send no new flows here.
@@ -424,19 +427,24 @@ class Daemon {
         controller_.box_unsent();
       }
     }
-    // A dataplane that (re)starts computes owners over every peer live: the operator's last
-    // states (weirctl cluster-peers) go to it before the next announcement.
-    if (everything && !cluster_peers_.is_null()) {
-      const auto reply =
-          dataplane_.call({{"op", "cluster_peers"}, {"peers", cluster_peers_}}, error);
-      if (!reply || !reply->value("ok", false)) {
-        WEIR_LOG_LIMITED(log::Level::error, "the dataplane refused the cluster peers' states: %s",
-                         reply ? reply->value("error", "").c_str() : error.c_str());
-        dataplane_connected_ = false;  // everything again on the next sync
-        return;
-      }
-      log::printf(log::Level::notice, "sent the cluster peers' states to the dataplane");
+    // A dataplane that (re)starts computes owners over every peer live, and has heard nobody
+    // yet: the operator's overrides (weirctl cluster-peers) go to it at once, before the next
+    // announcement; the heartbeats' verdicts once it has had time to hear the peers.
+    if (everything) {
+      membership_.dataplane_restarted(now_ms());
+      follow_membership(true);
     }
+  }
+
+  // Heartbeats and overrides to the dataplane's owner table (control/cluster_membership.h).
+  void follow_membership(bool again) {
+    if (const std::string error = membership_.step(dataplane_, box_drained(), again, now_ms());
+        !error.empty())
+      WEIR_LOG_LIMITED(log::Level::error, "cluster membership: %s", error.c_str());
+  }
+  bool box_drained() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return controller_.box_drained();
   }
 
   // Passive health (control/passive_health.h): one look at the dataplane's per-backend counters,
@@ -543,6 +551,7 @@ class Daemon {
     }
     start_health(*result.config);
     read_certificates(*result.config);
+    membership_.configure(*result.config, now_ms());
     reply["changes"] = changes;
     return reply;
   }
@@ -604,6 +613,7 @@ class Daemon {
             {"certificates", certificates_},
             {"passive", passive_.describe()},
             {"box_drained", controller_.box_drained()},
+            {"cluster", membership_.describe()},
             {"reloads_ok", reloads_ok_},
             {"reloads_failed", reloads_failed_},
             {"last_reload_success_unix", last_reload_success_},
@@ -637,6 +647,7 @@ class Daemon {
       reply["health"] = {{"checks", health_ ? health_->size() : 0}};
       reply["passive"] = passive_.describe();
       reply["box"] = {{"drained", controller_.box_drained()}};
+      reply["cluster"] = membership_.describe();
       reply["tls"] = tls_ ? tls_->describe() : nlohmann::json(nullptr);
       reply["state_file"] = {
           {"path", controller_.config().control.state_file},
@@ -721,13 +732,11 @@ class Daemon {
       if (!dataplane_connected_) return fail("recorded, but the dataplane is not reachable");
       if (!unsaved.empty()) return fail(unsaved);
     } else if (op == "cluster_peers") {
-      if (!request.contains("peers") || !request["peers"].is_object())
-        return fail("cluster_peers needs \"peers\" (a map of peer name to state)");
-      const auto sent =
-          dataplane_.call({{"op", "cluster_peers"}, {"peers", request["peers"]}}, error);
-      if (!sent || !sent->value("ok", false))
-        return fail("the dataplane refused: " + (sent ? sent->value("error", "") : error));
-      cluster_peers_ = request["peers"];  // sent again to a dataplane that restarts
+      // Kept, and sent again to a dataplane that restarts.
+      error = membership_.override_states(request.value("peers", nlohmann::json()), dataplane_,
+                                          box_drained(), now_ms());
+      if (!error.empty()) return fail(error);
+      reply["cluster"] = membership_.describe();
     } else if (op == "box") {
       const auto box = dataplane_.call({{"op", "box"}}, error);
       if (!box || !box->value("ok", false))
@@ -776,7 +785,7 @@ class Daemon {
   std::mutex mutex_;  // health_, controller_, passive_ and the counters below, against /metrics
   bool dirty_ = true;
   bool dataplane_connected_ = false;
-  nlohmann::json cluster_peers_;  // the last weirctl cluster-peers; null before the first
+  ClusterMembership membership_;  // the heartbeats' verdicts and weirctl cluster-peers
   int64_t dataplane_pid_ = 0;
   int dataplane_workers_ = 0;
   std::string dataplane_version_;  // from its hello; empty until the first

@@ -84,8 +84,9 @@ void print_usage(FILE* out) {
       "                            S seconds pass first)\n"
       "  undrain-box               the listeners accept connections again\n"
       "  cluster-peers NAME=STATE...\n"
-      "                            every peer of cluster.peers live, draining or gone: the\n"
-      "                            dataplane's owner table, kept and sent again after its restart\n"
+      "                            peers of cluster.peers set live, draining or gone over\n"
+      "                            what the heartbeats say, or auto (the heartbeats decide again):\n"
+      "                            kept, and sent again after the dataplane's restart\n"
       "  reload                    reload the configuration file; print what changed\n"
       "  check-config FILE         validate FILE locally (no daemon needed); print every error\n"
       "                            as FILE:LINE:COLUMN: path: message\n"
@@ -463,7 +464,7 @@ int run(const Options& options) {
     done = command == "drain-box" ? "box drained: every listener refuses new connections"
                                   : "box undrained: the listeners accept connections";
   } else if (command == "cluster-peers") {
-    if (args.size() < 2) throw UsageError("cluster-peers needs NAME=STATE for every peer");
+    if (args.size() < 2) throw UsageError("cluster-peers needs NAME=STATE for at least one peer");
     request["op"] = "cluster_peers";
     request["peers"] = json::object();
     for (size_t i = 1; i < args.size(); ++i) {

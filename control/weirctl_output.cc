@@ -162,6 +162,19 @@ void print_status(const json& reply) {
     table.add({"box", field(box, "drained") == true
                           ? "drained (weirctl drain-box): listeners refuse new connections"
                           : "accepting"});
+  // The peers' states this box computes its owner table over (docs/scale-out.md, "Membership"),
+  // an operator's override marked with *.
+  if (const json& cluster = field(reply, "cluster"); cluster.is_object()) {
+    std::string peers;
+    const json& overrides = field(cluster, "overrides");
+    for (const auto& [name, state] : field(cluster, "states").items()) {
+      peers += (peers.empty() ? "" : " ") + name + "=" + text(state) +
+               (overrides.is_object() && overrides.contains(name) ? "*" : "");
+    }
+    table.add({"cluster", peers + ", " + std::to_string(count(cluster, "peers_lost")) +
+                              " peers lost" +
+                              (overrides.empty() ? "" : " (* weirctl cluster-peers)")});
+  }
   if (const json& error = field(field(reply, "state_file"), "error"); error.is_string())
     table.add({"state", text(field(field(reply, "state_file"), "path")) + ": " + text(error)});
   table.print(false);

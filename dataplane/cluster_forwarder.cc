@@ -29,8 +29,10 @@ std::shared_ptr<const ClusterPlan> cluster_plan_for(const config::Cluster& clust
     peers.push_back({cluster.peers[i].name, states.empty() ? cluster::PeerState::live : states[i]});
     addresses.push_back(cluster.peers[i].address);
   }
-  return std::make_shared<const ClusterPlan>(peers, std::move(addresses),
-                                             static_cast<uint8_t>(cluster.node_index));
+  auto plan = std::make_shared<ClusterPlan>(peers, std::move(addresses),
+                                            static_cast<uint8_t>(cluster.node_index));
+  plan->heartbeat_interval_us = uint64_t{cluster.heartbeat.interval_ms} * 1000;
+  return plan;
 }
 
 std::optional<uint8_t> ClusterPlan::peer_at(net::Ipv4Address address) const {
@@ -41,7 +43,8 @@ std::optional<uint8_t> ClusterPlan::peer_at(net::Ipv4Address address) const {
   return std::nullopt;
 }
 
-ClusterForwarder::Arrival ClusterForwarder::strip(PortIndex port, rte_mbuf* frame, uint8_t& hops) {
+ClusterForwarder::Arrival ClusterForwarder::strip(PortIndex port, rte_mbuf* frame, uint8_t& hops,
+                                                  uint64_t now_us) {
   constexpr size_t kEther = net::EthernetView::kSize;
   if (plan_ == nullptr || rte_pktmbuf_data_len(frame) < kEther + net::gue::kOverhead)
     return Arrival::not_gue;
@@ -62,14 +65,27 @@ ClusterForwarder::Arrival ClusterForwarder::strip(PortIndex port, rte_mbuf* fram
       return Arrival::not_gue;
     case net::gue::ParseResult::Kind::malformed:
       counters_.malformed_drops.add();
+      if (parsed.why == net::gue::Malformed::heartbeat ||
+          parsed.why == net::gue::Malformed::gue_control)
+        counters_.heartbeats_malformed.add();
       rte_pktmbuf_free(frame);
       return Arrival::dropped;
     case net::gue::ParseResult::Kind::gue:
+    case net::gue::ParseResult::Kind::heartbeat:
       break;
   }
   const std::optional<uint8_t> from = plan_->peer_at(parsed.packet.source);
   if (!from || *from == plan_->self) {
     counters_.unknown_peer_drops.add();
+    rte_pktmbuf_free(frame);
+    return Arrival::dropped;
+  }
+  if (parsed.kind == net::gue::ParseResult::Kind::heartbeat) {
+    HeardHeartbeats::Peer& peer = heard_.peers[*from];
+    peer.state.store(static_cast<uint8_t>(parsed.packet.state), std::memory_order_relaxed);
+    peer.sequence.store(parsed.packet.sequence, std::memory_order_relaxed);
+    peer.at_us.store(now_us, std::memory_order_relaxed);
+    counters_.heartbeats_received.add();
     rte_pktmbuf_free(frame);
     return Arrival::dropped;
   }
@@ -142,6 +158,38 @@ void ClusterForwarder::forward(rte_mbuf* packet, uint8_t to, uint64_t flow_hash,
                   static_cast<uint16_t>(inner_length));
   (second_chance ? counters_.forwarded_to_secondary : counters_.forwarded_to_primary).add();
   stack_.send_ipv4(*port, packet, now_us);
+}
+
+void ClusterForwarder::send_heartbeats_if_due(rte_mempool* pool, net::gue::HeartbeatState state,
+                                              uint64_t now_us) {
+  if (plan_ == nullptr || now_us < next_heartbeat_us_) return;
+  next_heartbeat_us_ = now_us + plan_->heartbeat_interval_us;
+  const uint32_t sequence = heartbeat_sequence_++;
+  for (size_t to = 0; to < plan_->addresses.size(); ++to) {
+    if (to == plan_->self) continue;
+    const net::Ipv4Address destination = plan_->addresses[to];
+    const std::optional<PortIndex> port = stack_.route(destination);
+    rte_mbuf* packet = port ? rte_pktmbuf_alloc(pool) : nullptr;
+    uint8_t* data = packet != nullptr
+                        ? reinterpret_cast<uint8_t*>(rte_pktmbuf_append(
+                              packet, static_cast<uint16_t>(net::gue::kHeartbeatSize)))
+                        : nullptr;
+    if (data == nullptr) {
+      if (packet != nullptr) rte_pktmbuf_free(packet);
+      counters_.forward_failures.add();
+      continue;
+    }
+    net::gue::Header header;
+    header.source = plan_->addresses[plan_->self];
+    header.destination = destination;
+    // A fixed source port per sender: a peer's heartbeats all reach the same queue.
+    header.source_port = net::gue::source_port_for(plan_->self);
+    net::gue::write_heartbeat(
+        std::span<uint8_t, net::gue::kHeartbeatSize>(data, net::gue::kHeartbeatSize), header, state,
+        sequence);
+    counters_.heartbeats_sent.add();
+    stack_.send_ipv4(*port, packet, now_us);
+  }
 }
 
 }  // namespace weir::dataplane

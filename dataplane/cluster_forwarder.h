@@ -18,6 +18,8 @@
 
 #include <rte_mbuf.h>
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,6 +28,7 @@
 
 #include "common/owner_table.h"
 #include "dataplane/counters.h"
+#include "dataplane/net/gue.h"
 #include "dataplane/net/stack.h"
 #include "dataplane/tcp/tcp_stack.h"
 
@@ -47,6 +50,20 @@ struct ClusterPlan {
   std::vector<net::Ipv4Address> addresses;  // by peer index: the order the table was built in
   uint8_t self;                             // this box
   cluster::OwnerTable table;
+  uint64_t heartbeat_interval_us = 300'000;  // cluster.heartbeat.interval_ms
+};
+
+// The last heartbeat a worker received from each peer (by index into cluster.peers). Written only
+// by its worker, read by the main lcore (the `box` operation), which takes the latest over the
+// workers: relaxed atomics, a heartbeat's fields may be read from two different heartbeats, each
+// of which is a whole value.
+struct HeardHeartbeats {
+  struct Peer {
+    std::atomic<uint64_t> at_us{0};  // monotonic_us() when received; 0: never
+    std::atomic<uint32_t> sequence{0};
+    std::atomic<uint8_t> state{0};  // net::gue::HeartbeatState
+  };
+  std::array<Peer, cluster::kMaxPeers> peers;
 };
 
 // The plan for `cluster` with each peer's state, by index into cluster.peers (empty: every peer
@@ -69,11 +86,16 @@ class ClusterForwarder final : public tcp::FlowMissHandler {
 
   enum class Arrival : uint8_t {
     not_gue,  // not a GUE packet to this box: `frame` is untouched
-    dropped,  // a GUE packet refused (counted); `frame` is freed
+    dropped,  // a GUE packet refused (counted), or a heartbeat taken note of; `frame` is freed
     inner,    // stripped: `frame` is now the Ethernet header and the inner packet; `hops` set
   };
   // Looks at a received Ethernet frame.
-  Arrival strip(PortIndex port, rte_mbuf* frame, uint8_t& hops);
+  Arrival strip(PortIndex port, rte_mbuf* frame, uint8_t& hops, uint64_t now_us);
+
+  // One worker of the box sends the heartbeats: to every other peer, whatever its state (a gone
+  // box may come back), each plan.heartbeat_interval_us, with this box's state.
+  void send_heartbeats_if_due(rte_mempool* pool, net::gue::HeartbeatState state, uint64_t now_us);
+  const HeardHeartbeats& heard() const { return heard_; }
 
   // How often the packet being received was forwarded already (0 unless it came in GUE): set
   // around each net::Stack::receive() by the worker, read when the packet is diverted.
@@ -91,6 +113,9 @@ class ClusterForwarder final : public tcp::FlowMissHandler {
   ClusterCounters& counters_;
   std::shared_ptr<const ClusterPlan> plan_;
   uint8_t arrival_hops_ = 0;
+  HeardHeartbeats heard_;
+  uint64_t next_heartbeat_us_ = 0;
+  uint32_t heartbeat_sequence_ = 0;
 };
 
 }  // namespace weir::dataplane

@@ -76,6 +76,9 @@ inline constexpr auto kClusterBindings = std::to_array<CounterBinding<ClusterCou
     {"malformed_drops", &ClusterCounters::malformed_drops},
     {"unknown_peer_drops", &ClusterCounters::unknown_peer_drops},
     {"forward_failures", &ClusterCounters::forward_failures},
+    {"heartbeats_sent", &ClusterCounters::heartbeats_sent},
+    {"heartbeats_received", &ClusterCounters::heartbeats_received},
+    {"heartbeats_malformed", &ClusterCounters::heartbeats_malformed},
 });
 
 inline constexpr auto kL3Bindings = std::to_array<CounterBinding<L3Counters>>({

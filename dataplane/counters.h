@@ -134,6 +134,9 @@ struct ClusterCounters {
   Counter malformed_drops;         // GUE packets refused (net::gue::Malformed)
   Counter unknown_peer_drops;      // GUE packets whose outer source is no cluster peer
   Counter forward_failures;        // not forwarded: no route to the peer, too big, no headroom
+  Counter heartbeats_sent;         // one per peer per interval (docs/scale-out.md, "Membership")
+  Counter heartbeats_received;     // well-formed, from a peer
+  Counter heartbeats_malformed;    // GUE control messages refused (also in malformed_drops)
 };
 
 struct WorkerLoopCounters {

@@ -99,7 +99,7 @@ void Worker::receive_inner(PortIndex port, rte_mbuf* frame, uint8_t hops, uint64
 void Worker::receive(PortIndex port, rte_mbuf* packet, uint64_t now_us) {
   if (cluster_.enabled()) {
     uint8_t hops = 0;
-    switch (cluster_.strip(port, packet, hops)) {
+    switch (cluster_.strip(port, packet, hops, now_us)) {
       case ClusterForwarder::Arrival::not_gue:
         break;
       case ClusterForwarder::Arrival::dropped:
@@ -269,6 +269,12 @@ bool Worker::poll_once(uint64_t now_us) {
     }
   }
   apply_messages();
+  if (settings_.id == 0 && cluster_.enabled()) {
+    cluster_.send_heartbeats_if_due(
+        mbuf_pool_,
+        proxy_.accepting() ? net::gue::HeartbeatState::live : net::gue::HeartbeatState::draining,
+        now_us);
+  }
   net_stack_.tick(now_us);
   tcp_.tick(now_us);
   proxy_.tick(now_us);

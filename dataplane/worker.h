@@ -112,6 +112,8 @@ class alignas(64) Worker {
   // For tests: what this worker's L2/L3 stack has learned.
   const net::NeighbourTable& neighbours() const { return net_stack_.neighbours(); }
   const SteeringCounters& steering_counters() const { return steering_counters_; }
+  // Main lcore: the heartbeats this worker received (relaxed atomics).
+  const HeardHeartbeats& heard_heartbeats() const { return cluster_.heard(); }
 
   // Polls until `stop` becomes true. Runs on the worker's lcore.
   void run(const std::atomic<bool>& stop);

@@ -7,6 +7,7 @@
 #include <array>
 
 #include "common/channel/envelope.h"
+#include "common/log.h"
 #include "common/version.h"
 #include "dataplane/counter_bindings.h"
 #include "dataplane/main_lcore/session_log.h"
@@ -418,9 +419,39 @@ nlohmann::json RunningDataplane::box() {
       const auto it = cluster_states_.find(peer.name);
       peers[peer.name] = it == cluster_states_.end() ? "live" : it->second;
     }
-    reply["cluster"] = {{"peers", peers}, {"applied", cluster_posted_ == cluster_returned_}};
+    reply["cluster"] = {{"peers", peers},
+                        {"applied", cluster_posted_ == cluster_returned_},
+                        {"heard", heard_heartbeats()}};
   }
   return reply;
+}
+
+// Each peer's last heartbeat, the latest any worker received: {name: {ms_ago, state, sequence}};
+// a peer never heard from is left out (weir-control decides what silence means).
+nlohmann::json RunningDataplane::heard_heartbeats() const {
+  nlohmann::json heard = nlohmann::json::object();
+  const uint64_t now = log::monotonic_us();
+  const auto& peers = config_->cluster->peers;
+  for (size_t p = 0; p < peers.size() && p < cluster::kMaxPeers; ++p) {
+    uint64_t at = 0;
+    uint32_t sequence = 0;
+    uint8_t state = 0;
+    for (const auto& worker : workers_) {
+      const HeardHeartbeats::Peer& peer = worker->heard_heartbeats().peers[p];
+      const uint64_t t = peer.at_us.load(std::memory_order_relaxed);
+      if (t <= at) continue;
+      at = t;
+      sequence = peer.sequence.load(std::memory_order_relaxed);
+      state = peer.state.load(std::memory_order_relaxed);
+    }
+    if (at == 0) continue;
+    heard[peers[p].name] = {
+        {"ms_ago", now > at ? (now - at) / 1000 : 0},
+        {"state",
+         state == static_cast<uint8_t>(net::gue::HeartbeatState::draining) ? "draining" : "live"},
+        {"sequence", sequence}};
+  }
+  return heard;
 }
 
 std::string RunningDataplane::set_cluster_peers(const std::map<std::string, std::string>& states) {

@@ -78,6 +78,7 @@ class RunningDataplane final : public ControlTarget {
   // By pool: plan messages posted to the workers and handed back applied. Equal: every worker
   // places new sessions by the pool's latest plan (a drained backend takes no more).
   std::vector<uint64_t> plans_posted_, plans_returned_;
+  nlohmann::json heard_heartbeats() const;
   bool accepting_ = true;  // the box is not drained
   uint64_t accepting_posted_ = 0, accepting_returned_ = 0;
   // The peers' states of the last cluster_peers (empty: every peer live, as at start), and its

@@ -40,6 +40,8 @@ const char* name_of(Malformed reason) {
       return "gue_version";
     case Malformed::gue_control:
       return "gue_control";
+    case Malformed::heartbeat:
+      return "heartbeat";
     case Malformed::gue_header_length:
       return "gue_header_length";
     case Malformed::inner_protocol:
@@ -82,6 +84,20 @@ void write(std::span<uint8_t, kOverhead> out, const Header& header, uint16_t inn
   // gue[6..7]: reserved, 0.
 }
 
+void write_heartbeat(std::span<uint8_t, kHeartbeatSize> out, const Header& header,
+                     HeartbeatState state, uint32_t sequence) {
+  write(out.first<kOverhead>(), header, static_cast<uint16_t>(kHeartbeatBodySize));
+  uint8_t* gue = out.data() + kGueOffset;
+  gue[0] = kFirstByte | 0x20;  // C: a control message
+  gue[1] = kCtypeHeartbeat;
+  gue[5] = 0;  // no hops: a heartbeat is never forwarded
+  uint8_t* body = out.data() + kOverhead;
+  std::memset(body, 0, kHeartbeatBodySize);
+  body[0] = 1;
+  body[1] = static_cast<uint8_t>(state);
+  wire::store_be32(body + 4, sequence);
+}
+
 ParseResult parse(std::span<const uint8_t> packet) {
   // First only what says whether this is for the GUE port at all.
   if (packet.size() < kOuterIpv4Size) return {};
@@ -107,7 +123,23 @@ ParseResult parse(std::span<const uint8_t> packet) {
   if (datagram.size() < kUdpSize + kGueSize) return refuse(Malformed::gue_truncated);
   const uint8_t* gue = datagram.data() + kUdpSize;
   if ((gue[0] >> 6) != 0) return refuse(Malformed::gue_version);
-  if ((gue[0] & 0x20) != 0) return refuse(Malformed::gue_control);
+  if ((gue[0] & 0x20) != 0) {
+    if (gue[1] != kCtypeHeartbeat) return refuse(Malformed::gue_control);
+    const uint8_t* body = gue + kGueSize;
+    if ((gue[0] & 0x1f) != 1 || wire::load_be16(gue + 2) != 0 || gue[4] != kPrivateType ||
+        gue[5] != 0 || gue[6] != 0 || gue[7] != 0 ||
+        datagram.size() != kUdpSize + kGueSize + kHeartbeatBodySize || body[0] != 1 ||
+        body[1] > static_cast<uint8_t>(HeartbeatState::draining) || body[2] != 0 || body[3] != 0)
+      return refuse(Malformed::heartbeat);
+    ParseResult result;
+    result.kind = ParseResult::Kind::heartbeat;
+    result.packet.source = ip->source();
+    result.packet.destination = ip->destination();
+    result.packet.source_port = wire::load_be16(udp);
+    result.packet.state = static_cast<HeartbeatState>(body[1]);
+    result.packet.sequence = wire::load_be32(body + 4);
+    return result;
+  }
   if ((gue[0] & 0x1f) != 1 || wire::load_be16(gue + 2) != 0)
     return refuse(Malformed::gue_header_length);
   if (gue[1] != kProtoIpv4) return refuse(Malformed::inner_protocol);

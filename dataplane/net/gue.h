@@ -35,6 +35,18 @@ inline constexpr uint8_t kPrivateType = 0x57;  // 'W': a Weir hop header
 // A packet is forwarded at most twice: to the primary, then to the secondary (second chance).
 inline constexpr uint8_t kMaxHops = 2;
 
+// A heartbeat (docs/scale-out.md, "Membership"): every box's dataplane sends one to every other
+// box every cluster.heartbeat.interval_ms, from and to the cluster addresses, on the same link and
+// UDP port as forwarded packets, so a box whose dataplane is dead falls silent even when its
+// kernel lives. A GUE control message: the same outer headers, then the GUE header with C 1,
+// Hlen 1, ctype kCtypeHeartbeat, flags 0, private data kPrivateType and three zero bytes, then
+// kHeartbeatBodySize bytes: version 1, the sender's state (HeartbeatState), two zero bytes, a
+// sequence number (big-endian, counting from 0 at the dataplane's start).
+inline constexpr uint8_t kCtypeHeartbeat = 0x48;  // 'H'
+inline constexpr size_t kHeartbeatBodySize = 8;
+inline constexpr size_t kHeartbeatSize = kOverhead + kHeartbeatBodySize;
+enum class HeartbeatState : uint8_t { live = 0, draining = 1 };
+
 struct Header {
   Ipv4Address source;       // the sending box's cluster address
   Ipv4Address destination;  // the receiving box's
@@ -54,6 +66,10 @@ inline uint16_t source_port_for(uint64_t flow_hash) {
 // (at most 65535 - kOverhead; the caller checks it against the link's MTU first).
 void write(std::span<uint8_t, kOverhead> out, const Header& header, uint16_t inner_length);
 
+// Writes a whole heartbeat packet, from the outer IPv4 header (`header.hops` is not used).
+void write_heartbeat(std::span<uint8_t, kHeartbeatSize> out, const Header& header,
+                     HeartbeatState state, uint32_t sequence);
+
 // Why an encapsulated packet was refused. Each is counted as malformed by the dataplane; tests
 // read the reason.
 enum class Malformed : uint8_t {
@@ -65,7 +81,8 @@ enum class Malformed : uint8_t {
   udp_checksum,       // a non-zero UDP checksum that is wrong
   gue_truncated,      // no room for the GUE header and its private data
   gue_version,        // not variant 0 (variant 1 is direct IP, never sent by Weir)
-  gue_control,        // a control message (C bit): none is defined between Weir boxes
+  gue_control,        // a control message (C bit) of a type other than kCtypeHeartbeat
+  heartbeat,          // a heartbeat with a bad length, header, version, state or reserved bytes
   gue_header_length,  // Hlen other than one word, or flags set: not a Weir hop header
   inner_protocol,     // Proto/ctype other than IPv4
   private_type,       // private data that is not a Weir hop header
@@ -80,8 +97,10 @@ struct Parsed {
   Ipv4Address destination;  // the outer destination
   uint16_t source_port = 0;
   uint8_t hops = 0;
-  size_t inner_offset = 0;  // from the outer IPv4 header: always kOverhead
-  size_t inner_length = 0;  // the inner IPv4 packet's total length
+  size_t inner_offset = 0;                      // from the outer IPv4 header: always kOverhead
+  size_t inner_length = 0;                      // the inner IPv4 packet's total length
+  HeartbeatState state = HeartbeatState::live;  // heartbeats only
+  uint32_t sequence = 0;                        // heartbeats only
 };
 
 struct ParseResult {
@@ -89,6 +108,7 @@ struct ParseResult {
     not_gue,    // not UDP to kPort (or too short to tell): the ordinary IPv4 path's to judge
     malformed,  // addressed to the GUE port but refused: `why`
     gue,        // `packet` describes it
+    heartbeat,  // a well-formed heartbeat: `packet`'s addresses, state and sequence
   };
   Kind kind = Kind::not_gue;
   Malformed why = Malformed::outer_ip_options;

@@ -7,6 +7,7 @@ them."""
 import json
 import signal
 import time
+from collections import Counter
 
 import pytest
 
@@ -14,6 +15,7 @@ from netbed import poll_until, _require_root
 from scale_clients import LongLived
 from routerbed import (
     BOX_ADDRESSES,
+    Box,
     BOX_MGMT_ADDRESSES,
     MGMT_IFACE,
     VIP,
@@ -108,16 +110,17 @@ def test_drain_box_withdraws_its_route_and_long_lived_connections_go_on(cluster)
     client.wait_rounds(3)
     assert boxes["a"].active_sessions() == held["a"]
     # The drained box is still the primary of a third of the rows, and refuses their SYNs (drain
-    # -box: RST), until every box counts it as draining (cluster_peers, what membership will
-    # send): then the secondary is primary, a the secondary, so new connections go elsewhere and
-    # a's sessions still reach it by the second chance.
+    # -box: RST), until every box counts it as draining. No operator step: its heartbeats now say
+    # `draining`, and every weir-control sends that to its dataplane (a's own from its drain):
+    # then the secondary is primary, a the secondary, so new connections go elsewhere and a's
+    # sessions still reach it by the second chance; a stays draining, never gone, while it runs.
     for box in boxes.values():
-        reply = box.dataplane.control(
-            {"op": "cluster_peers", "peers": {"a": "draining", "b": "live", "c": "live"}})
-        assert reply["ok"] is True, reply
+        box.wait_peers_applied({"a": "draining", "b": "live", "c": "live"}, timeout_s=15.0)
     assert new_connections(bed, 30) == [None] * 30
     client.wait_rounds(3)
     assert boxes["a"].active_sessions() == held["a"]
+    for node in "bc":  # still heard, still draining: its sessions keep their second chance
+        assert boxes[node].dataplane.control({"op": "box"})["cluster"]["peers"]["a"] == "draining"
     outcome = client.finish()
     assert outcome["errors"] == [None] * count, outcome
     # Its existing connections finish: every one of a's sessions ended by the clients' close.
@@ -137,23 +140,23 @@ def test_a_killed_dataplane_is_withdrawn_within_3_s_and_only_its_connections_bre
     all_next_hops(bed, boxes_of("a", "b"), timeout_s=3.0, router=router)
     withdrawn_s = time.monotonic() - killed_at
     print(f"route withdrawn {withdrawn_s:.3f} s after SIGKILL")
+    # No operator step: c's kernel lives but its dataplane is dead, so its heartbeats (sent by
+    # the dataplane, through the data link) stop; after cluster.heartbeat's 3 x 300 ms of
+    # silence a's and b's weir-controls count c gone and send it to their dataplanes, and the
+    # owner table moves c's rows to a and b, while the long-lived connections go on (before
+    # membership, about a third of new connections went to c and failed until the operator
+    # stepped in).
+    gone = {"a": "live", "b": "live", "c": "gone"}
+    for node in "ab":
+        boxes[node].wait_peers_applied(gone, timeout_s=15.0)
+    print(f"c counted gone by a and b {time.monotonic() - killed_at:.2f} s after SIGKILL")
     client.wait_rounds(3)
     outcome = client.finish()
     broken = [error for error in outcome["errors"] if error is not None]
     # Exactly the connections c held break; those of a and b go on, whichever box they enter by.
     assert len(broken) == held["c"], (held, outcome)
-    # New connections: those whose row's primary is c still go to c, where nothing answers, while
-    # a and b count c as live (printed: about a third fail). Once both are told c is gone
-    # (cluster_peers, what membership will send) the owner table moves c's rows to them: every
-    # new connection succeeds.
-    before = new_connections(bed, 15, timeout=2.0)
-    print(f"new connections after the kill, c still in the tables: "
-          f"{sum(result is None for result in before)} of 15 succeeded")
-    for node in "ab":
-        reply = boxes[node].dataplane.control(
-            {"op": "cluster_peers", "peers": {"a": "live", "b": "live", "c": "gone"}})
-        assert reply["ok"] is True, reply
-    assert new_connections(bed, 30, timeout=5.0) == [None] * 30
+    results = new_connections(bed, 200, timeout=5.0)
+    assert [r for r in results if r is not None] == [], Counter(results)
 
 
 def bfd_peers(router) -> dict:
@@ -186,5 +189,76 @@ def test_a_box_cut_off_from_the_router_is_withdrawn_and_no_connection_breaks(clu
     assert bfd_peers(router).get(mgmt["c"], "gone") in ("down", "gone"), router.vtysh(
         "show bfd peers")
     client.wait_rounds(3)
+    # The heartbeats go through the data link, not the management one: a and b still hear c,
+    # and keep it live in their owner tables (gone, c's sessions would break).
+    for node in "ab":
+        assert boxes[node].dataplane.control({"op": "box"})["cluster"]["peers"]["c"] == "live"
     outcome = client.finish()
     assert outcome["errors"] == [None] * count, outcome
+
+
+# From the client's namespace, UDP datagrams to ARGS["box"]'s GUE port: first ARGS["bad"] GUE
+# control messages that are no well-formed heartbeat (other types, bad versions, states, lengths,
+# random bytes behind a control header), then one well-formed heartbeat from this non-peer.
+BAD_HEARTBEATS = r"""
+import random, socket
+rng = random.Random(17)
+good = bytes([0x21, 0x48, 0, 0, 0x57, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1])
+bad = [bytes([0x21, t]) + good[2:] for t in (0, 1, 4, 0x47, 0x49, 255)]
+bad += [good[:i] + bytes([good[i] ^ 0xff]) + good[i + 1:] for i in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]
+bad += [good[:8], good[:15], good + b"x", good + bytes(100)]
+while len(bad) < ARGS["bad"]:
+    bad.append(bytes([0x21]) + rng.randbytes(rng.randrange(7, 64)))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for payload in bad[:ARGS["bad"]] + [good]:
+    s.sendto(payload, (ARGS["box"], 19523))
+emit(len(bad[:ARGS["bad"]]))
+"""
+
+
+def cluster_counter(box, name: str) -> int:
+    return box.dataplane.total(box.dataplane.stats(), "cluster", name)
+
+
+def test_a_box_that_joins_is_live_everywhere_without_the_operator():
+    _require_root()
+    with running_bed("abcd", "abc", "abcd") as (bed, router, boxes):
+        # d is in every box's cluster.peers but never heard: once the heartbeats have had time,
+        # each weir-control counts it gone (and a, b and c live) on its own.
+        without_d = {"a": "live", "b": "live", "c": "live", "d": "gone"}
+        for box in boxes.values():
+            box.wait_peers_applied(without_d, timeout_s=15.0)
+        # Bad heartbeats crash nothing and count nothing as heard; a still hears b and c.
+        a = boxes["a"]
+        before = {name: cluster_counter(a, name) for name in (
+            "heartbeats_malformed", "unknown_peer_drops", "heartbeats_received")}
+        sent = bed.python("client", BAD_HEARTBEATS, {"box": BOX_ADDRESSES["a"], "bad": 40})
+        poll_until(lambda: cluster_counter(a, "heartbeats_malformed")
+                   - before["heartbeats_malformed"] == sent
+                   and cluster_counter(a, "unknown_peer_drops")
+                   - before["unknown_peer_drops"] == 1, 10.0,
+                   what="box a to count the bad heartbeats",
+                   describe=lambda: f"{a.dataplane.stats()['workers']}")
+        poll_until(lambda: cluster_counter(a, "heartbeats_received")
+                   > before["heartbeats_received"], 5.0, what="box a to hear its peers again")
+        a.wait_peers_applied(without_d, timeout_s=5.0)
+        assert a.dataplane.proc.poll() is None and a.control.poll() is None
+
+        # d joins: BIRD, dataplane, weir-control; nobody is told anything.
+        joined_at = time.monotonic()
+        d = Box(bed, "d", "abcd")
+        boxes["d"] = d
+        d.start()
+        d.dataplane.wait_ready(timeout_s=60.0)
+        d.start_control()
+        d.wait_announcing()
+        everyone = {n: "live" for n in "abcd"}
+        for box in boxes.values():
+            box.wait_peers_applied(everyone, timeout_s=15.0)
+        print(f"d live in every box's table {time.monotonic() - joined_at:.1f} s after its start")
+        all_next_hops(bed, boxes_of("a", "b", "c", "d"), router=router)
+        # d owns a quarter of the rows now: it accepts some of 40 new connections (none: (3/4)^40,
+        # about 1e-5), and every one succeeds.
+        accepted = d.accepted()
+        assert new_connections(bed, 40) == [None] * 40
+        assert d.accepted() > accepted

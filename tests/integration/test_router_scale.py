@@ -4,7 +4,8 @@
 drained and removed with the connections still open; a corrupt frame of a forwarded flow is
 caught by its owner, stamped with the owner's node_id; the same client 4-tuple gets the same
 backend whichever box owns it. The live peer set is what every box is told by `weirctl
-cluster-peers` (the operator's step, docs/scale-out.md, "Membership"; the dataplane's
+cluster-peers` (the operator's override of the heartbeats, docs/scale-out.md, "Membership": this
+file keeps the operator's path tested, test_router_bed.py the heartbeats'; the dataplane's
 `cluster_peers` directly on boxes that run no weir-control)."""
 
 import json
@@ -106,7 +107,8 @@ def test_a_box_joins_and_one_is_drained_and_removed_under_1000_long_lived_connec
         assert [peer["state"] for peer in summary["peers"].values()] == ["Established"] * 4
         for box in boxes.values():
             cluster = box.dataplane.control({"op": "box"})["cluster"]
-            assert cluster == {"peers": states(live="abcd"), "applied": True}, (box.node, cluster)
+            assert (cluster["peers"], cluster["applied"]) == (states(live="abcd"), True), \
+                (box.node, cluster)
         print(f"d joined (route in the router's ECMP group) {time.monotonic() - joined_at:.1f} s"
               " after its start")
         # A quarter of the flows now enter through d, which holds none of them: it forwards

@@ -33,6 +33,8 @@ STATUS = {
                 {"pool": "app", "backend": "b2", "down": True, "errors_in_row": 0,
                  "mark_downs": 2}],
     "box": {"drained": True},
+    "cluster": {"states": {"a": "live", "b": "gone", "c": "draining"}, "overrides": {"c": "draining"},
+                "peers_lost": 1},
     "state_file": {"path": "/var/lib/weir/control-state.json", "error": "not valid JSON"},
 }
 
@@ -242,6 +244,7 @@ def test_status(exe, control):
         "health     4 checks\n"
         "passive    2 backends observed, down: app/b2\n"
         "box        drained (weirctl drain-box): listeners refuse new connections\n"
+        "cluster    a=live b=gone c=draining*, 1 peers lost (* weirctl cluster-peers)\n"
         "state      /var/lib/weir/control-state.json: not valid JSON\n"
     )
     assert only_request(control) == {"op": "status"}

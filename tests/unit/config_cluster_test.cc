@@ -66,6 +66,18 @@ TEST(ConfigCluster, BirdIsOptionalWithDefaultPaths) {
   EXPECT_EQ(result.config->cluster->bird->socket, "/run/b.ctl");
 }
 
+TEST(ConfigCluster, HeartbeatsHaveDefaultsAndMayBeTuned) {
+  LoadResult result = load_string(kHead + kCluster, "t.yaml");
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result.config->cluster->heartbeat.interval_ms, 300u);
+  EXPECT_EQ(result.config->cluster->heartbeat.missed, 3u);
+  result =
+      load_string(kHead + kCluster + "  heartbeat: { interval_ms: 100, missed: 5 }\n", "t.yaml");
+  ASSERT_TRUE(result.ok()) << (result.errors.empty() ? "" : result.errors[0].to_string());
+  EXPECT_EQ(result.config->cluster->heartbeat.interval_ms, 100u);
+  EXPECT_EQ(result.config->cluster->heartbeat.missed, 5u);
+}
+
 TEST(ConfigCluster, TheNodeMayBeAnyPeerAndItsAddressASourceAddress) {
   const LoadResult result = load_string(cluster("b",
                                                 "    - { name: a, address: 10.77.1.3 }\n"
@@ -107,11 +119,21 @@ INSTANTIATE_TEST_SUITE_P(
              {"t.yaml:9:10: cluster.peers: the list is empty; at least one entry is needed"}},
         Case{"unknown_keys",
              kHead + kCluster + "  colour: blue\n",
-             {"t.yaml:13:3: cluster.colour: unknown key; allowed here: node, peers, bird"}},
+             {"t.yaml:13:3: cluster.colour: unknown key; allowed here: node, peers, bird, "
+              "heartbeat"}},
         Case{"bird_paths_relative",
              kHead + kCluster + "  bird: { socket: bird.ctl, routes_file: r.conf }\n",
              {"t.yaml:13:19: cluster.bird.socket: \"bird.ctl\" must be an absolute path",
               "t.yaml:13:42: cluster.bird.routes_file: \"r.conf\" must be an absolute path"}},
+        Case{"heartbeat_out_of_range",
+             kHead + kCluster + "  heartbeat: { interval_ms: 10, missed: 1 }\n",
+             {"t.yaml:13:29: cluster.heartbeat.interval_ms: 10 is out of range; allowed: [50, "
+              "10000]",
+              "t.yaml:13:41: cluster.heartbeat.missed: 1 is out of range; allowed: [2, 20]"}},
+        Case{"heartbeat_unknown_key",
+             kHead + kCluster + "  heartbeat: { timeout_ms: 900 }\n",
+             {"t.yaml:13:16: cluster.heartbeat.timeout_ms: unknown key; allowed here: "
+              "interval_ms, missed"}},
         Case{"bird_unknown_key",
              kHead + kCluster + "  bird: { asn: 65001 }\n",
              {"t.yaml:13:11: cluster.bird.asn: unknown key; allowed here: socket, routes_file"}},

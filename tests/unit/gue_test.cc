@@ -271,3 +271,106 @@ TEST(GueSourcePort, SpreadsFlowHashesOverTheDynamicRange) {
 
 }  // namespace
 }  // namespace weir::net::gue
+
+namespace weir::net::gue {
+namespace {
+
+// A heartbeat from box A to box B, assembled by hand: UDP (checksum 0), GUE (C 1, Hlen 1, ctype
+// 'H', flags 0), private data ('W', three zeros), body (version 1, state, two zeros, sequence).
+Bytes reference_heartbeat(uint8_t state, uint32_t sequence) {
+  const Bytes payload = {static_cast<uint8_t>(kSourcePort >> 8),
+                         static_cast<uint8_t>(kSourcePort),
+                         0x4c,
+                         0x43,
+                         0,
+                         24,
+                         0,
+                         0,
+                         0x21,
+                         0x48,
+                         0,
+                         0,
+                         0x57,
+                         0,
+                         0,
+                         0,
+                         1,
+                         state,
+                         0,
+                         0,
+                         static_cast<uint8_t>(sequence >> 24),
+                         static_cast<uint8_t>(sequence >> 16),
+                         static_cast<uint8_t>(sequence >> 8),
+                         static_cast<uint8_t>(sequence)};
+  const Bytes frame =
+      test::Eth(kMacA, kMacB).IPv4(kBoxA, kBoxB).ip_protocol(17).payload(payload).build();
+  return Bytes(frame.begin() + 14, frame.end());
+}
+
+Bytes written_heartbeat(HeartbeatState state, uint32_t sequence) {
+  Bytes out(kHeartbeatSize);
+  write_heartbeat(std::span<uint8_t, kHeartbeatSize>(out.data(), kHeartbeatSize),
+                  Header{kBoxA, kBoxB, kSourcePort, 1, 64}, state, sequence);
+  return out;
+}
+
+TEST(GueHeartbeat, WriteMatchesTheIndependentlyAssembledPacketAndParsesBack) {
+  for (const auto& [state, sequence] :
+       {std::pair{HeartbeatState::live, 0u}, std::pair{HeartbeatState::draining, 0x01020304u}}) {
+    const Bytes packet = written_heartbeat(state, sequence);
+    EXPECT_EQ(packet, reference_heartbeat(static_cast<uint8_t>(state), sequence));
+    const ParseResult r = parse(packet);
+    ASSERT_EQ(r.kind, ParseResult::Kind::heartbeat) << name_of(r.why);
+    EXPECT_EQ(r.packet.source, kBoxA);
+    EXPECT_EQ(r.packet.destination, kBoxB);
+    EXPECT_EQ(r.packet.state, state);
+    EXPECT_EQ(r.packet.sequence, sequence);
+  }
+}
+
+// A heartbeat one byte longer or shorter (IPv4 and UDP lengths kept consistent).
+Bytes resized_heartbeat(size_t body) {
+  Bytes p = written_heartbeat(HeartbeatState::live, 7);
+  p.resize(kOverhead + body, 0);
+  p[2] = 0;
+  p[3] = static_cast<uint8_t>(p.size());
+  fix_ip_checksum(p);
+  p[24] = 0;
+  p[25] = static_cast<uint8_t>(p.size() - 20);
+  return p;
+}
+
+TEST(GueHeartbeat, RefusesEachMalformationAndNeverTakesATruncationForAHeartbeat) {
+  const std::vector<MalformedCase> cases = {
+      {"another control type", [](Bytes& p) { p[29] = 0x01; }, Malformed::gue_control},
+      {"Hlen 2", [](Bytes& p) { p[28] = 0x22; }, Malformed::heartbeat},
+      {"a flag set", [](Bytes& p) { p[31] = 0x80; }, Malformed::heartbeat},
+      {"foreign private data", [](Bytes& p) { p[32] = 0x00; }, Malformed::heartbeat},
+      {"hops set", [](Bytes& p) { p[33] = 1; }, Malformed::heartbeat},
+      {"private data reserved", [](Bytes& p) { p[35] = 1; }, Malformed::heartbeat},
+      {"body version 2", [](Bytes& p) { p[36] = 2; }, Malformed::heartbeat},
+      {"state 2", [](Bytes& p) { p[37] = 2; }, Malformed::heartbeat},
+      {"state 255", [](Bytes& p) { p[37] = 255; }, Malformed::heartbeat},
+      {"body reserved", [](Bytes& p) { p[38] = 1; }, Malformed::heartbeat},
+      {"a byte more", [](Bytes& p) { p = resized_heartbeat(kHeartbeatBodySize + 1); },
+       Malformed::heartbeat},
+      {"a byte less", [](Bytes& p) { p = resized_heartbeat(kHeartbeatBodySize - 1); },
+       Malformed::heartbeat},
+      {"no body", [](Bytes& p) { p = resized_heartbeat(0); }, Malformed::heartbeat},
+  };
+  for (const MalformedCase& c : cases) {
+    Bytes packet = written_heartbeat(HeartbeatState::live, 7);
+    c.mutate(packet);
+    const ParseResult r = parse(packet);
+    EXPECT_EQ(r.kind, ParseResult::Kind::malformed) << c.name;
+    EXPECT_EQ(r.why, c.expected) << c.name << ": got " << name_of(r.why);
+  }
+  const Bytes packet = written_heartbeat(HeartbeatState::draining, 9);
+  for (size_t length = 0; length < packet.size(); ++length) {
+    const Bytes prefix(packet.begin(), packet.begin() + static_cast<std::ptrdiff_t>(length));
+    EXPECT_NE(parse(prefix).kind, ParseResult::Kind::heartbeat) << length;
+  }
+}
+
+}  // namespace
+}  // namespace weir::net::gue
