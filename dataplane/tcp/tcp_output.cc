@@ -37,15 +37,14 @@ static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTup
     rte_pktmbuf_free(m);
     return nullptr;
   }
-  std::memset(data, 0, 20 + net::TcpView::kMinSize);
+  // The fixed fields in one copy: version 4, IHL 5, DF, TTL 64, protocol TCP; the TCP header's
+  // words after the ports zero until set.
+  static constexpr std::array<uint8_t, 20 + net::TcpView::kMinSize> kFixed = {
+      0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, net::kIpProtocolTcp};
+  std::memcpy(data, kFixed.data(), kFixed.size());
   auto ip = net::Ipv4View::parse({data, headers});
-  ip->set_version(4);
-  ip->set_ihl(5);
   ip->set_total_length(static_cast<uint16_t>(headers + payload));
   ip->set_identification(ip_id++);
-  ip->set_dont_fragment(true);
-  ip->set_ttl(64);
-  ip->set_protocol(net::kIpProtocolTcp);
   ip->set_source(net::Ipv4Address(tuple.local_address));
   ip->set_destination(net::Ipv4Address(tuple.remote_address));
   if (!offload.ipv4) ip->update_checksum();
@@ -315,7 +314,8 @@ std::optional<uint16_t> chain_payload(rte_mbuf* m, rte_mempool* pool, const Mbuf
 
 void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t payload,
                             uint64_t now_us) {
-  std::array<uint8_t, net::TcpView::kMaxSize - net::TcpView::kMinSize> options{};
+  // Not zeroed: only the first options_length bytes are written and read.
+  std::array<uint8_t, net::TcpView::kMaxSize - net::TcpView::kMinSize> options;
   size_t options_length = 0;
   if (c.ts_ok_)
     options_length = put_timestamps(options.data(), timestamp_now(now_us), c.ts_recent_);
