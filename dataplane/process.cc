@@ -157,6 +157,8 @@ net::StackConfig stack_config_for(const config::Config& config,
     sp.source_addresses = port.source_addresses;
     sp.rx_ipv4_checksum_offload = ports[i].capabilities.rx_ipv4_checksum;
     sp.rx_l4_checksum_offload = ports[i].capabilities.rx_l4_checksum;
+    sp.tx_checksum_offload = {.ipv4 = ports[i].capabilities.tx_ipv4_checksum,
+                              .tcp = ports[i].capabilities.tx_tcp_checksum};
     stack.ports.push_back(sp);
   }
   for (const config::Listener& listener : config.listeners) {

@@ -27,6 +27,16 @@ using dataplane::PortCounters;
 using dataplane::PortIndex;
 using dataplane::TxBuffers;
 
+// What a port's device computes on transmit (negotiated at port setup, port.cc). A packet asks
+// for it with ol_flags (RTE_MBUF_F_TX_IPV4 with RTE_MBUF_F_TX_IP_CKSUM and/or
+// RTE_MBUF_F_TX_TCP_CKSUM) and l2_len/l3_len, its IPv4 checksum field zero and its TCP checksum
+// field holding the IPv4 pseudo-header's sum (DPDK's rte_ipv4_phdr_cksum). net_af_packet and
+// net_af_xdp offer neither: their packets are checksummed in software.
+struct TxChecksumOffload {
+  bool ipv4 = false;
+  bool tcp = false;
+};
+
 struct StackPort {
   MacAddress mac{};
   Ipv4Address address{};
@@ -40,6 +50,7 @@ struct StackPort {
   // UNKNOWN verified in software); without the offload every packet is verified in software.
   bool rx_ipv4_checksum_offload = false;
   bool rx_l4_checksum_offload = false;
+  TxChecksumOffload tx_checksum_offload{};
 };
 
 struct StackConfig {
@@ -104,6 +115,9 @@ class Stack final : private NeighbourTable::Sink {
     return backend_sources_[port];
   }
   uint16_t port_mtu(PortIndex port) const { return config_.ports[port].mtu; }
+  TxChecksumOffload tx_checksum_offload(PortIndex port) const {
+    return config_.ports[port].tx_checksum_offload;
+  }
   const NeighbourTable& neighbours() const { return neighbours_; }
 
  private:

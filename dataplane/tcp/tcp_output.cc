@@ -19,32 +19,35 @@ using net::TcpFlag;
 using net::TcpFlags;
 using net::TcpOptionKind;
 
-// Builds IPv4 + TCP in a fresh mbuf (data starting at the IPv4 header, room for Ethernet before
-// it) and hands it to the IP layer. `payload` copies the data in.
+// Builds IPv4 + TCP headers in a fresh mbuf (data starting at the IPv4 header, room for Ethernet
+// before it) for a segment of `payload` more bytes, which the caller chains behind them. The IPv4
+// checksum is complete; the TCP checksum covers the pseudo-header and the headers (the caller adds
+// the payload's sum), or, where the device computes them (`offload`), the fields hold what it
+// expects (stack.h, TxChecksumOffload) and ol_flags ask for it.
 static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTuple& tuple, Seq seq,
                                Seq ack, TcpFlags flags, uint16_t window,
-                               std::span<const uint8_t> options) {
+                               std::span<const uint8_t> options, uint32_t payload,
+                               net::TxChecksumOffload offload) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);
   if (m == nullptr) return nullptr;
   const uint32_t tcp_length = net::TcpView::kMinSize + static_cast<uint32_t>(options.size());
-  const uint32_t total = 20 + tcp_length;
-  auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(total)));
+  const uint32_t headers = 20 + tcp_length;
+  auto* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, static_cast<uint16_t>(headers)));
   if (data == nullptr) {
     rte_pktmbuf_free(m);
     return nullptr;
   }
-  std::memset(data, 0, 20 + net::TcpView::kMinSize);
-  auto ip = net::Ipv4View::parse({data, total});
-  ip->set_version(4);
-  ip->set_ihl(5);
-  ip->set_total_length(static_cast<uint16_t>(total));
+  // The fixed fields in one copy: version 4, IHL 5, DF, TTL 64, protocol TCP; the TCP header's
+  // words after the ports zero until set.
+  static constexpr std::array<uint8_t, 20 + net::TcpView::kMinSize> kFixed = {
+      0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, net::kIpProtocolTcp};
+  std::memcpy(data, kFixed.data(), kFixed.size());
+  auto ip = net::Ipv4View::parse({data, headers});
+  ip->set_total_length(static_cast<uint16_t>(headers + payload));
   ip->set_identification(ip_id++);
-  ip->set_dont_fragment(true);
-  ip->set_ttl(64);
-  ip->set_protocol(net::kIpProtocolTcp);
   ip->set_source(net::Ipv4Address(tuple.local_address));
   ip->set_destination(net::Ipv4Address(tuple.remote_address));
-  ip->update_checksum();
+  if (!offload.ipv4) ip->update_checksum();
   uint8_t* tcp_bytes = data + 20;
   auto tcp = net::TcpView::parse({tcp_bytes, tcp_length});
   tcp->set_source_port(tuple.local_port);
@@ -56,8 +59,22 @@ static rte_mbuf* build_segment(rte_mempool* pool, uint16_t& ip_id, const FourTup
   tcp->set_window(window);
   // Not memcpy: options is often empty, and memcpy from an empty span's null data() is undefined.
   std::ranges::copy(options, tcp_bytes + net::TcpView::kMinSize);
-  tcp->update_checksum(net::Ipv4Address(tuple.local_address),
-                       net::Ipv4Address(tuple.remote_address));
+  const uint16_t pseudo_header = net::ipv4_pseudo_header_sum(
+      net::Ipv4Address(tuple.local_address), net::Ipv4Address(tuple.remote_address),
+      net::kIpProtocolTcp, static_cast<uint16_t>(tcp_length + payload));
+  if (offload.tcp) {
+    tcp->set_checksum(pseudo_header);
+  } else {
+    tcp->set_checksum(
+        static_cast<uint16_t>(~net::ones_complement_sum({tcp_bytes, tcp_length}, pseudo_header)));
+  }
+  if (offload.ipv4 || offload.tcp) {
+    m->ol_flags |= RTE_MBUF_F_TX_IPV4 | (offload.ipv4 ? RTE_MBUF_F_TX_IP_CKSUM : 0) |
+                   (offload.tcp ? RTE_MBUF_F_TX_TCP_CKSUM : 0);
+    m->l2_len = 14;  // Stack::send_ipv4 puts the Ethernet header in front
+    m->l3_len = 20;
+    m->l4_len = tcp_length;
+  }
   return m;
 }
 
@@ -259,10 +276,11 @@ namespace {
 
 // Appends `payload` bytes of `queue` from `offset` to `m` without copying them: each piece is an
 // indirect mbuf attached to the queued segment's buffer (its reference count keeps the data until
-// both the ACK and the device are done with it). Returns the payload's ones'-complement sum,
-// pieces that start at an odd position byte-swapped (RFC 1071 2(B)); nullopt when out of mbufs.
+// both the ACK and the device are done with it). Returns the payload's ones'-complement sum
+// (when `sum_it`; 0 otherwise), pieces that start at an odd position byte-swapped (RFC 1071
+// 2(B)); nullopt when out of mbufs.
 std::optional<uint16_t> chain_payload(rte_mbuf* m, rte_mempool* pool, const MbufQueue& queue,
-                                      uint32_t offset, uint32_t payload) {
+                                      uint32_t offset, uint32_t payload, bool sum_it) {
   uint16_t sum = 0;
   uint32_t position = 0;
   rte_mbuf* last = m;
@@ -282,6 +300,7 @@ std::optional<uint16_t> chain_payload(rte_mbuf* m, rte_mempool* pool, const Mbuf
     last = piece;
     m->nb_segs = static_cast<uint16_t>(m->nb_segs + 1);
     m->pkt_len += n;
+    if (!sum_it) return;
     uint16_t part = net::ones_complement_sum({rte_pktmbuf_mtod(piece, const uint8_t*), n});
     if (position % 2 == 1) part = static_cast<uint16_t>(part << 8 | part >> 8);
     sum = net::ones_complement_add(sum, part);
@@ -295,7 +314,8 @@ std::optional<uint16_t> chain_payload(rte_mbuf* m, rte_mempool* pool, const Mbuf
 
 void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t payload,
                             uint64_t now_us) {
-  std::array<uint8_t, net::TcpView::kMaxSize - net::TcpView::kMinSize> options{};
+  // Not zeroed: only the first options_length bytes are written and read.
+  std::array<uint8_t, net::TcpView::kMaxSize - net::TcpView::kMinSize> options;
   size_t options_length = 0;
   if (c.ts_ok_)
     options_length = put_timestamps(options.data(), timestamp_now(now_us), c.ts_recent_);
@@ -308,35 +328,31 @@ void TcpStack::send_segment(Connection& c, Seq seq, TcpFlags flags, uint32_t pay
   }
   const uint32_t window = receive_window(c);
   const uint32_t offset = static_cast<uint32_t>(seq - c.snd_.una);
+  const net::TxChecksumOffload offload = net_stack_.tx_checksum_offload(c.port_);
   // Headers only; the payload follows as indirect mbufs over the send queue (zero copy).
   rte_mbuf* m =
       build_segment(pool_, ip_id_, c.tuple_, seq, c.rcv_.nxt, flags,
                     static_cast<uint16_t>(std::min<uint32_t>(window >> c.rcv_.wnd_scale, 0xffff)),
-                    std::span<const uint8_t>(options.data(), options_length));
+                    std::span<const uint8_t>(options.data(), options_length), payload, offload);
   if (m == nullptr) {
     counters_.allocation_failures.add();
     return;
   }
   if (payload > 0) {
-    const auto payload_sum = chain_payload(m, pool_, c.send_queue_, offset, payload);
+    const auto payload_sum = chain_payload(m, pool_, c.send_queue_, offset, payload, !offload.tcp);
     if (!payload_sum) {
       counters_.allocation_failures.add();
       rte_pktmbuf_free(m);
       return;
     }
-    // The headers were checksummed for a segment without data: lengths and checksums are
-    // brought up to date, the TCP checksum by adding the payload's sum and the length change.
-    uint8_t* ip = rte_pktmbuf_mtod(m, uint8_t*);
-    auto ip_view = net::Ipv4View::parse({ip, 20});
-    const uint16_t header_total = ip_view->total_length();
-    ip_view->set_total_length(static_cast<uint16_t>(header_total + payload));
-    ip_view->update_checksum();
-    const uint16_t tcp_header = static_cast<uint16_t>(header_total - 20);
-    auto tcp = net::TcpView::parse({ip + 20, tcp_header});
-    uint16_t sum = static_cast<uint16_t>(~tcp->checksum());               // pseudo-header + header
-    sum = net::ones_complement_add(sum, static_cast<uint16_t>(payload));  // the length grows
-    sum = net::ones_complement_add(sum, *payload_sum);
-    tcp->set_checksum(static_cast<uint16_t>(~sum));
+    if (!offload.tcp) {
+      // The headers' checksum covers the pseudo-header (with the payload's length) and the
+      // headers: the payload's sum is added.
+      auto tcp = net::TcpView::parse(
+          {rte_pktmbuf_mtod_offset(m, uint8_t*, 20), rte_pktmbuf_data_len(m) - 20u});
+      const uint16_t sum = static_cast<uint16_t>(~tcp->checksum());
+      tcp->set_checksum(static_cast<uint16_t>(~net::ones_complement_add(sum, *payload_sum)));
+    }
   }
   c.rcv_.edge = c.rcv_.nxt + window;
   if (memory_level_ != MemoryLevel::normal && !c.window_clamped_) {
@@ -380,7 +396,8 @@ void TcpStack::send_syn(Connection& c, uint64_t now_us) {
   const uint16_t window =
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
   rte_mbuf* m = build_segment(pool_, ip_id_, c.tuple_, c.snd_.iss, Seq(0), TcpFlag::syn, window,
-                              std::span<const uint8_t>(options.data(), n));
+                              std::span<const uint8_t>(options.data(), n), 0,
+                              net_stack_.tx_checksum_offload(c.port_));
   if (m == nullptr) {
     counters_.allocation_failures.add();
     return;
@@ -425,7 +442,8 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
   const uint16_t window =
       static_cast<uint16_t>(std::min<uint32_t>(settings_.receive_buffer, 0xffff));
   rte_mbuf* m = build_segment(pool_, ip_id_, s.tuple, iss, s.seq + 1u, TcpFlag::syn | TcpFlag::ack,
-                              window, std::span<const uint8_t>(options.data(), n));
+                              window, std::span<const uint8_t>(options.data(), n), 0,
+                              net_stack_.tx_checksum_offload(port));
   if (m == nullptr) {
     counters_.allocation_failures.add();
     return;
@@ -441,7 +459,8 @@ void TcpStack::send_syn_ack_for(PortIndex port, const Segment& s, Seq iss, uint1
 void TcpStack::send_reset(PortIndex port, const FourTuple& tuple, Seq seq, Seq ack, bool with_ack,
                           uint64_t now_us) {
   const TcpFlags flags = with_ack ? TcpFlag::rst | TcpFlag::ack : TcpFlags(TcpFlag::rst);
-  rte_mbuf* m = build_segment(pool_, ip_id_, tuple, seq, with_ack ? ack : Seq(0), flags, 0, {});
+  rte_mbuf* m = build_segment(pool_, ip_id_, tuple, seq, with_ack ? ack : Seq(0), flags, 0, {}, 0,
+                              net_stack_.tx_checksum_offload(port));
   if (m == nullptr) {
     counters_.allocation_failures.add();
     return;

@@ -1,9 +1,12 @@
 // An in-memory PacketIo: tests push frames into a port's RX queue and read what the code under
 // test transmitted, with no DPDK port. Bounded like a real ring: transmit takes at most
 // `tx_capacity` packets per port until the test drains them. set_tx_limits() makes it a device
-// with a segment limit that punishes a chain beyond it as real ones do (packet_io.h, TxLimits).
+// with a segment limit that punishes a chain beyond it as real ones do (packet_io.h, TxLimits);
+// set_tx_checksum_offload() one that computes IPv4 and TCP checksums (net/stack.h,
+// TxChecksumOffload).
 #pragma once
 
+#include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -54,6 +57,13 @@ class MemoryIo final : public dataplane::PacketIo {
         }
         m = first_segment_only(m);  // one that does not chain: net_af_xdp
       }
+      if ((m->ol_flags & (RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_L4_MASK)) != 0) {
+        if (tx_checksum_offload_) {
+          complete_checksums(m);
+        } else {
+          ++tx_violations_;  // a device without the offload sends the fields as they are
+        }
+      }
       tx_[port].push_back(m);
       ++taken;
     }
@@ -77,6 +87,14 @@ class MemoryIo final : public dataplane::PacketIo {
   // Chains offered to transmit() beyond the limit: 0 unless the code under test ignored it.
   uint64_t tx_violations() const { return tx_violations_; }
   bool tx_stopped() const { return tx_stopped_; }
+
+  // The device computes the checksums a packet asks for (RTE_MBUF_F_TX_IP_CKSUM,
+  // RTE_MBUF_F_TX_TCP_CKSUM), as a NIC does; without it such a request is a violation.
+  void set_tx_checksum_offload(bool on) { tx_checksum_offload_ = on; }
+  // Packets whose checksums it computed, and those among them whose fields were not what a NIC
+  // expects (the IPv4 field zero, the TCP field the pseudo-header's sum, l2_len/l3_len right).
+  uint64_t tx_checksums_completed() const { return tx_checksums_completed_; }
+  uint64_t tx_checksum_errors() const { return tx_checksum_errors_; }
 
   // How many packets a port's TX holds until drained: 0 makes the next transmit refuse everything
   // (a full ring).
@@ -121,7 +139,36 @@ class MemoryIo final : public dataplane::PacketIo {
     return m;
   }
 
+  // What the NIC does: the IPv4 header checksum, and the TCP checksum over the segment starting
+  // from the pseudo-header sum the packet carries in the field.
+  void complete_checksums(rte_mbuf* m) {
+    ++tx_checksums_completed_;
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, m->l2_len);
+    if (m->l2_len != 14 || m->l3_len != rte_ipv4_hdr_len(ip) ||
+        (m->ol_flags & RTE_MBUF_F_TX_IPV4) == 0) {
+      ++tx_checksum_errors_;
+      return;
+    }
+    if ((m->ol_flags & RTE_MBUF_F_TX_IP_CKSUM) != 0) {
+      if (ip->hdr_checksum != 0) ++tx_checksum_errors_;
+      ip->hdr_checksum = 0;
+      ip->hdr_checksum = rte_ipv4_cksum(ip);
+    }
+    if ((m->ol_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_TCP_CKSUM) {
+      const uint32_t l4_offset = m->l2_len + m->l3_len;
+      auto* field = rte_pktmbuf_mtod_offset(m, uint16_t*, l4_offset + 16);
+      if (*field != rte_ipv4_phdr_cksum(ip, m->ol_flags)) ++tx_checksum_errors_;
+      uint16_t sum = 0;
+      const uint32_t l4_length = rte_be_to_cpu_16(ip->total_length) - m->l3_len;
+      if (rte_raw_cksum_mbuf(m, l4_offset, l4_length, &sum) != 0) ++tx_checksum_errors_;
+      *field = static_cast<uint16_t>(~sum);
+    }
+  }
+
   rte_mempool* pool_;
+  bool tx_checksum_offload_ = false;
+  uint64_t tx_checksums_completed_ = 0;
+  uint64_t tx_checksum_errors_ = 0;
   dataplane::TxLimits limits_{};
   uint64_t tx_violations_ = 0;
   bool tx_stopped_ = false;
